@@ -1,0 +1,30 @@
+//! ferroflow-core: tensors, dtypes, devices, ops and fast CPU kernels.
+//!
+//! The [`Tensor`] is an immutable, reference-counted n-dimensional array; every op is a
+//! method returning [`Result`], with errors that name the op and the offending shapes.
+#![warn(missing_docs)]
+
+mod dispatch;
+pub mod dtype;
+mod elementwise;
+pub mod error;
+pub mod device;
+pub mod layout;
+pub mod math;
+pub mod npy;
+pub mod ops;
+mod parallel;
+pub mod random;
+pub mod shape;
+pub mod storage;
+pub mod tensor;
+mod creation;
+
+pub use device::Device;
+pub use dtype::{DType, Element, Float, Numeric};
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use ops::binary::BinaryOp;
+pub use ops::compare::CmpOp;
+pub use ops::unary::UnaryOp;
+pub use tensor::{Tensor, TensorId};

@@ -1,0 +1,132 @@
+//! Random tensors with TensorFlow's seeding rules.
+//!
+//! As with `tf.random.set_seed`: when a global seed is set, every random op without its own
+//! seed draws a fresh, deterministic op seed from a counter, so a program that sets the
+//! global seed repeats exactly. An op seed alone is deterministic too. With neither, the
+//! stream is seeded from the clock.
+
+use crate::{DType, Error, Result, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use std::sync::Mutex;
+
+/// TF's default graph-level seed, used when only an op seed is given.
+const DEFAULT_GLOBAL_SEED: u64 = 87_654_321;
+
+struct SeedState {
+    global: Option<u64>,
+    counter: u64,
+}
+
+static STATE: Mutex<SeedState> = Mutex::new(SeedState { global: None, counter: 0 });
+
+/// Sets the global seed (`tf.random.set_seed`) and restarts the op-seed counter.
+pub fn set_seed(seed: u64) {
+    let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    s.global = Some(seed);
+    s.counter = 0;
+}
+
+/// Mixes two seeds into one stream key (SplitMix64 finaliser).
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The generator for one random op, following the seeding rules above.
+pub fn op_rng(op_seed: Option<u64>) -> ChaCha8Rng {
+    let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let key = match (s.global, op_seed) {
+        (Some(g), Some(o)) => mix(g, o),
+        (None, Some(o)) => mix(DEFAULT_GLOBAL_SEED, o),
+        (Some(g), None) => {
+            s.counter += 1;
+            mix(g, s.counter.wrapping_add(1 << 40))
+        }
+        (None, None) => {
+            s.counter += 1;
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            mix(nanos, s.counter)
+        }
+    };
+    ChaCha8Rng::seed_from_u64(key)
+}
+
+fn float_dtype(op: &'static str, dtype: DType) -> Result<()> {
+    if dtype.is_float() {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedDType { op, dtype })
+    }
+}
+
+/// Samples from a normal distribution (`tf.random.normal`).
+pub fn normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+    float_dtype("random_normal", dtype)?;
+    let mut rng = op_rng(seed);
+    let n = crate::shape::numel(shape);
+    let v: Vec<f64> = (0..n)
+        .map(|_| { let z: f64 = StandardNormal.sample(&mut rng); mean + stddev * z })
+        .collect();
+    Tensor::from_vec(v, shape)?.cast(dtype)
+}
+
+/// Samples uniformly from `[minval, maxval)` (`tf.random.uniform`); integer dtypes draw
+/// integers in that range.
+pub fn uniform(shape: &[usize], minval: f64, maxval: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+    if maxval <= minval || !minval.is_finite() || !maxval.is_finite() {
+        return Err(Error::invalid("random_uniform", format!("need minval < maxval, got [{minval}, {maxval})")));
+    }
+    let mut rng = op_rng(seed);
+    let n = crate::shape::numel(shape);
+    let v: Vec<f64> = if dtype.is_int() {
+        let (lo, hi) = (minval.ceil() as i64, maxval.ceil() as i64);
+        (0..n).map(|_| rng.random_range(lo..hi) as f64).collect()
+    } else {
+        float_dtype("random_uniform", dtype)?;
+        (0..n).map(|_| minval + (maxval - minval) * rng.random::<f64>()).collect()
+    };
+    Tensor::from_vec(v, shape)?.cast(dtype)
+}
+
+/// Normal samples redrawn until within two standard deviations (`tf.random.truncated_normal`).
+pub fn truncated_normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+    float_dtype("truncated_normal", dtype)?;
+    let mut rng = op_rng(seed);
+    let n = crate::shape::numel(shape);
+    let v: Vec<f64> = (0..n)
+        .map(|_| loop {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            if z.abs() <= 2.0 {
+                break mean + stddev * z;
+            }
+        })
+        .collect();
+    Tensor::from_vec(v, shape)?.cast(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_make_streams_repeat() {
+        let a = normal(&[100], 0.0, 1.0, DType::F32, Some(7)).unwrap().to_vec::<f32>().unwrap();
+        let b = normal(&[100], 0.0, 1.0, DType::F32, Some(7)).unwrap().to_vec::<f32>().unwrap();
+        assert_eq!(a, b);
+        let m = a.iter().map(|&x| x as f64).sum::<f64>() / 100.0;
+        assert!(m.abs() < 0.4);
+        let t = truncated_normal(&[1000], 1.0, 0.5, DType::F64, Some(3)).unwrap().to_vec::<f64>().unwrap();
+        assert!(t.iter().all(|&x| (0.0..=2.0).contains(&x)));
+        let u = uniform(&[1000], -2.0, 3.0, DType::I32, Some(1)).unwrap().to_vec::<i32>().unwrap();
+        assert!(u.iter().all(|&x| (-2..3).contains(&x)));
+        assert!(uniform(&[1], 1.0, 1.0, DType::F32, None).is_err());
+        assert!(normal(&[1], 0.0, 1.0, DType::I32, None).is_err());
+    }
+}

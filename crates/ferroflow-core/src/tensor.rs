@@ -1,0 +1,300 @@
+//! The [`Tensor`] handle: shared storage plus a layout.
+
+use crate::dispatch::with_any;
+use crate::layout::{collapse, for_each_run, Layout};
+use crate::shape::numel;
+use crate::storage::{CpuStorage, Storage};
+use crate::{DType, Device, Element, Error, Result};
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A unique identifier of a tensor value (used by tapes and graphs to track values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(u64);
+
+impl TensorId {
+    fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+struct TensorInner {
+    id: TensorId,
+    storage: Arc<Storage>,
+    layout: Layout,
+    dtype: DType,
+}
+
+/// An immutable n-dimensional array.
+///
+/// Cloning is cheap (a reference count). Views such as [`Tensor::transpose`],
+/// [`Tensor::broadcast_to`] or [`Tensor::slice`] share the buffer and only change the layout.
+///
+/// ```
+/// use ferroflow_core::Tensor;
+/// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+/// let b = a.add(&Tensor::scalar(1.0f32))?;
+/// assert_eq!(b.to_vec::<f32>()?, vec![2.0, 3.0, 4.0, 5.0]);
+/// # Ok::<(), ferroflow_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorInner>);
+
+impl Tensor {
+    pub(crate) fn from_parts(storage: Arc<Storage>, layout: Layout) -> Tensor {
+        let dtype = storage.cpu().dtype();
+        Tensor(Arc::new(TensorInner {
+            id: TensorId::fresh(),
+            storage,
+            layout,
+            dtype,
+        }))
+    }
+
+    /// A tensor that owns `storage`, laid out row-major as `shape` (sizes must agree).
+    pub(crate) fn from_storage(storage: CpuStorage, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(storage.len(), numel(shape));
+        Tensor::from_parts(Arc::new(Storage::Cpu(storage)), Layout::contiguous(shape))
+    }
+
+    /// A view of the same buffer with another layout.
+    pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor::from_parts(self.0.storage.clone(), layout)
+    }
+
+    /// Builds a tensor from row-major data; `data.len()` must equal the product of `shape`.
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+        if data.len() != numel(shape) {
+            return Err(Error::invalid(
+                "from_vec",
+                format!("{} values cannot have shape {shape:?} ({} elements)", data.len(), numel(shape)),
+            ));
+        }
+        Ok(Tensor::from_storage(T::into_storage(data), shape))
+    }
+
+    /// Builds a tensor by copying a slice.
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_vec(data.to_vec(), shape)
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar<T: Element>(value: T) -> Tensor {
+        Tensor::from_storage(T::into_storage(vec![value]), &[])
+    }
+
+    /// The identity of this tensor value.
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        self.0.layout.shape()
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// The device holding the buffer.
+    pub fn device(&self) -> Device {
+        self.0.storage.device()
+    }
+
+    /// The layout (shape, strides, offset) of this view.
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// True when this view is row-major without gaps.
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+
+    /// True when both handles view the same buffer.
+    pub fn shares_storage_with(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
+    pub(crate) fn cpu_storage(&self) -> &CpuStorage {
+        self.0.storage.cpu()
+    }
+
+    /// The whole typed buffer (apply [`Tensor::layout`] to read it).
+    pub(crate) fn buffer<T: Element>(&self) -> Result<&[T]> {
+        T::slice(self.cpu_storage()).ok_or(Error::DTypeMismatch {
+            op: "buffer",
+            lhs: self.dtype(),
+            rhs: T::DTYPE,
+        })
+    }
+
+    /// The elements in row-major order: borrowed when contiguous, gathered otherwise.
+    pub(crate) fn contiguous_data<T: Element>(&self) -> Result<Cow<'_, [T]>> {
+        let buf = self.buffer::<T>()?;
+        let layout = self.layout();
+        if layout.is_contiguous() {
+            let start = layout.offset();
+            return Ok(Cow::Borrowed(&buf[start..start + layout.numel()]));
+        }
+        Ok(Cow::Owned(gather_strided(buf, layout)))
+    }
+
+    /// A contiguous tensor with the same values (this tensor itself when already contiguous
+    /// and starting at offset 0).
+    pub fn contiguous(&self) -> Tensor {
+        if self.is_contiguous() && self.layout().offset() == 0 && self.cpu_storage().len() == self.numel() {
+            return self.clone();
+        }
+        let storage = with_any!(self.dtype(), T => {
+            let data = self.contiguous_data::<T>().map(|c| c.into_owned()).unwrap_or_default();
+            T::into_storage(data)
+        });
+        Tensor::from_storage(storage, self.shape())
+    }
+
+    /// Copies the elements out in row-major order; `T` must match the dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                lhs: self.dtype(),
+                rhs: T::DTYPE,
+            });
+        }
+        Ok(self.contiguous_data::<T>()?.into_owned())
+    }
+
+    /// Copies the elements out as f64, whatever the dtype.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        with_any!(self.dtype(), T => {
+            self.contiguous_data::<T>()
+                .map(|d| d.iter().map(|v| v.to_f64()).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// The single value of a one-element tensor.
+    pub fn to_scalar<T: Element>(&self) -> Result<T> {
+        if self.numel() != 1 {
+            return Err(Error::invalid(
+                "to_scalar",
+                format!("tensor of shape {:?} has {} elements, not 1", self.shape(), self.numel()),
+            ));
+        }
+        Ok(self.to_vec::<T>()?[0])
+    }
+}
+
+/// Copies the elements of a strided view into a new row-major vector.
+pub(crate) fn gather_strided<T: Copy>(buf: &[T], layout: &Layout) -> Vec<T> {
+    let (shape, [strides]) = collapse(layout.shape(), [layout.strides()]);
+    let n = layout.numel();
+    let mut out = Vec::with_capacity(n);
+    let inner = strides.last().copied().unwrap_or(1);
+    for_each_run(&shape, &[strides.clone()], [layout.offset()], 0, n, |[o], _, len| {
+        if inner == 1 {
+            out.extend_from_slice(&buf[o..o + len]);
+        } else {
+            out.extend((0..len).map(|i| buf[o + i * inner]));
+        }
+    });
+    out
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for Tensor {
+    /// Prints like TensorFlow: `tf.Tensor([[1. 2.] [3. 4.]], shape=(2, 2), dtype=float32)`,
+    /// eliding the middle of long dimensions.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: Vec<String> = with_any!(self.dtype(), T => {
+            self.contiguous_data::<T>()
+                .map(|d| d.iter().map(|v| format_value(v.to_f64(), self.dtype())).collect())
+                .unwrap_or_default()
+        });
+        write!(f, "Tensor(")?;
+        write_nested(f, self.shape(), &values, 0)?;
+        let dims: Vec<String> = self.shape().iter().map(|d| d.to_string()).collect();
+        let comma = if dims.len() == 1 { "," } else { "" };
+        write!(f, ", shape=({}{comma}), dtype={})", dims.join(", "), self.dtype())
+    }
+}
+
+fn format_value(v: f64, dtype: DType) -> String {
+    match dtype {
+        DType::Bool => (if v != 0.0 { "True" } else { "False" }).to_string(),
+        d if d.is_float() => {
+            if v.fract() == 0.0 && v.abs() < 1e16 {
+                format!("{v:.0}.")
+            } else {
+                format!("{v:.6}").trim_end_matches('0').to_string()
+            }
+        }
+        _ => format!("{v}"),
+    }
+}
+
+fn write_nested(f: &mut std::fmt::Formatter<'_>, shape: &[usize], values: &[String], start: usize) -> std::fmt::Result {
+    const EDGE: usize = 3;
+    let Some((&n, rest)) = shape.split_first() else {
+        return write!(f, "{}", values.get(start).map(String::as_str).unwrap_or(""));
+    };
+    let step = numel(rest);
+    write!(f, "[")?;
+    for i in 0..n {
+        if n > 2 * EDGE + 1 && i == EDGE {
+            write!(f, "... ")?;
+        }
+        if n > 2 * EDGE + 1 && i >= EDGE && i < n - EDGE {
+            continue;
+        }
+        write_nested(f, rest, values, start + i * step)?;
+        if i + 1 < n {
+            write!(f, " ")?;
+        }
+    }
+    write!(f, "]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn construction_checks_sizes() {
+        let t = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], &[2, 3]).unwrap();
+        assert_eq!(t.shape(), &[2, 3]);
+        assert_eq!(t.dtype(), DType::I32);
+        let e = Tensor::from_vec(vec![1.0f32; 5], &[2, 3]).unwrap_err();
+        assert!(e.to_string().contains("from_vec"), "{e}");
+        assert!(t.to_vec::<f32>().is_err());
+        assert_eq!(Tensor::scalar(3.5f64).to_scalar::<f64>().unwrap(), 3.5);
+    }
+
+    #[test]
+    fn display_like_tensorflow() {
+        let t = Tensor::from_vec(vec![1.0f32, 2.5, 3.0, 4.0], &[2, 2]).unwrap();
+        assert_eq!(t.to_string(), "Tensor([[1. 2.5] [3. 4.]], shape=(2, 2), dtype=float32)");
+        let v = Tensor::from_vec(vec![true, false], &[2]).unwrap();
+        assert_eq!(v.to_string(), "Tensor([True False], shape=(2,), dtype=bool)");
+    }
+}
