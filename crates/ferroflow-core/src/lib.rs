@@ -26,5 +26,6 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub use ops::binary::BinaryOp;
 pub use ops::compare::CmpOp;
+pub use ops::reduce::{Axes, ReduceOp};
 pub use ops::unary::UnaryOp;
 pub use tensor::{Tensor, TensorId};

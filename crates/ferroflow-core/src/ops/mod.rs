@@ -6,5 +6,6 @@
 pub mod binary;
 pub mod cast;
 pub mod compare;
+pub mod reduce;
 pub mod reshape;
 pub mod unary;
