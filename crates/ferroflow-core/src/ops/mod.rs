@@ -6,6 +6,12 @@
 pub mod binary;
 pub mod cast;
 pub mod compare;
+pub mod gather;
+pub mod join;
+pub mod matmul;
 pub mod reduce;
+pub mod remap;
 pub mod reshape;
+pub mod slice;
+pub mod sort;
 pub mod unary;

@@ -1,0 +1,222 @@
+//! Matrix products: `matmul` with batch broadcasting and transposes, via the `gemm` crate.
+
+use crate::dispatch::with_numeric;
+use crate::layout::for_each_run;
+use crate::ops::binary::same_dtype;
+use crate::parallel::num_threads;
+use crate::shape::{broadcast_shapes, numel};
+use crate::{DType, Error, Numeric, Result, Tensor};
+use rayon::prelude::*;
+
+/// Flops (m·n·k) above which one product is split across threads.
+const PAR_GEMM_WORK: usize = 48 * 48 * 48;
+
+/// One strided matrix operand: buffer, offset, row stride and column stride (elements).
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// `dst[m×n] (row-major, row stride dst_rs) = lhs[m×k] · rhs[k×n]`, plus `dst` when `accumulate`.
+///
+/// f32, f64 and f16 run on `gemm`'s SIMD micro-kernels; integer types use a plain loop.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_into<T: Numeric>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: usize,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accumulate: bool,
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    debug_assert!(dst.len() >= (m - 1) * dst_rs + n);
+    if k > 0 {
+        debug_assert!(lhs.data.len() > lhs.offset + (m - 1) * lhs.rs + (k - 1) * lhs.cs);
+        debug_assert!(rhs.data.len() > rhs.offset + (k - 1) * rhs.rs + (n - 1) * rhs.cs);
+    }
+    if matches!(T::DTYPE, DType::F32 | DType::F64) && k > 0 {
+        let par = if threads > 1 && m * n * k >= PAR_GEMM_WORK {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: the operands' extents were validated by the callers from tensor layouts
+        // (checked by the debug assertions above); `T` is f32 or f64, which gemm supports.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                dst_rs as isize,
+                accumulate,
+                lhs.data.as_ptr().add(lhs.offset),
+                lhs.cs as isize,
+                lhs.rs as isize,
+                rhs.data.as_ptr().add(rhs.offset),
+                rhs.cs as isize,
+                rhs.rs as isize,
+                T::ONE,
+                T::ONE,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+        return;
+    }
+    for i in 0..m {
+        let row = &mut dst[i * dst_rs..i * dst_rs + n];
+        if !accumulate {
+            row.fill(T::ZERO);
+        }
+        for p in 0..k {
+            let a = lhs.data[lhs.offset + i * lhs.rs + p * lhs.cs];
+            let base = rhs.offset + p * rhs.rs;
+            for (j, d) in row.iter_mut().enumerate() {
+                *d = *d + a * rhs.data[base + j * rhs.cs];
+            }
+        }
+    }
+}
+
+impl Tensor {
+    /// Matrix product of the last two dimensions with broadcast batch dimensions
+    /// (`tf.linalg.matmul`). Both operands need rank >= 2.
+    ///
+    /// # Shapes
+    /// `[..., m, k] x [..., k, n] -> [..., m, n]`
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        self.matmul_t(other, false, false)
+    }
+
+    /// [`Tensor::matmul`] with either operand transposed (free: only strides change).
+    pub fn matmul_t(&self, other: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+        let dt = same_dtype("matmul", self, other)?;
+        if dt.compute_dtype() != dt || dt == DType::Bool {
+            if dt == DType::Bool {
+                return Err(Error::UnsupportedDType { op: "matmul", dtype: dt });
+            }
+            let c = dt.compute_dtype();
+            return self.cast(c)?.matmul_t(&other.cast(c)?, transpose_a, transpose_b)?.cast(dt);
+        }
+        if self.rank() < 2 || other.rank() < 2 {
+            return Err(Error::shapes("matmul", "operands need rank >= 2", self.shape(), other.shape()));
+        }
+        let a = if transpose_a { self.t()? } else { self.clone() };
+        let b = if transpose_b { other.t()? } else { other.clone() };
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+        let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+        if k != k2 {
+            return Err(Error::shapes("matmul", "inner dimensions differ", a.shape(), b.shape()));
+        }
+        let batch = broadcast_shapes("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2])
+            .map_err(|_| Error::shapes("matmul", "batch dimensions cannot be broadcast", a.shape(), b.shape()))?;
+        with_numeric!(dt, "matmul", T => batched::<T>(&a, &b, &batch, m, k, n))
+    }
+}
+
+fn batched<T: Numeric>(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, k: usize, n: usize) -> Result<Tensor> {
+    let (ra, rb) = (a.rank(), b.rank());
+    let nb = numel(batch);
+    let mut full_a = batch.to_vec();
+    full_a.extend_from_slice(&a.shape()[ra - 2..]);
+    let mut full_b = batch.to_vec();
+    full_b.extend_from_slice(&b.shape()[rb - 2..]);
+    let sa = a.layout().broadcast_strides("matmul", &full_a)?;
+    let sb = b.layout().broadcast_strides("matmul", &full_b)?;
+    let nd = batch.len();
+    // Offsets of every batch item in each operand.
+    let mut offsets = Vec::with_capacity(nb);
+    let bstrides = [sa[..nd].to_vec(), sb[..nd].to_vec()];
+    if nd == 0 {
+        offsets.push([a.layout().offset(), b.layout().offset()]);
+    } else {
+        let last = nd - 1;
+        for_each_run(batch, &bstrides, [a.layout().offset(), b.layout().offset()], 0, nb, |[oa, ob], _, len| {
+            for i in 0..len {
+                offsets.push([oa + i * bstrides[0][last], ob + i * bstrides[1][last]]);
+            }
+        });
+    }
+    let (abuf, bbuf) = (a.buffer::<T>()?, b.buffer::<T>()?);
+    let mut out = vec![T::ZERO; nb * m * n];
+    let item = |dst: &mut [T], [oa, ob]: [usize; 2], threads: usize| {
+        let lhs = MatRef { data: abuf, offset: oa, rs: sa[nd], cs: sa[nd + 1] };
+        let rhs = MatRef { data: bbuf, offset: ob, rs: sb[nd], cs: sb[nd + 1] };
+        gemm_into(m, n, k, dst, n, lhs, rhs, false, threads);
+    };
+    let per = m * n * k;
+    if nb > 1 && per < PAR_GEMM_WORK * 8 && nb * per >= PAR_GEMM_WORK && m * n > 0 {
+        out.par_chunks_mut(m * n).zip(offsets.par_iter()).for_each(|(d, &o)| item(d, o, 1));
+    } else if m * n > 0 {
+        for (d, &o) in out.chunks_mut(m * n).zip(&offsets) {
+            item(d, o, num_threads());
+        }
+    }
+    let mut shape = batch.to_vec();
+    shape.extend_from_slice(&[m, n]);
+    Tensor::from_vec(out, &shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_naive_product_for_all_layouts() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 33, 65), (64, 64, 64)] {
+            let av: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+            let bv: Vec<f64> = (0..k * n).map(|i| ((i * 3) % 13) as f64 - 6.0).collect();
+            let expect = naive(&av, &bv, m, k, n);
+            let a = Tensor::from_vec(av.clone(), &[m, k]).unwrap();
+            let b = Tensor::from_vec(bv.clone(), &[k, n]).unwrap();
+            assert_eq!(a.matmul(&b).unwrap().to_vec::<f64>().unwrap(), expect);
+            let at = a.t().unwrap().contiguous();
+            let bt = b.t().unwrap().contiguous();
+            assert_eq!(at.matmul_t(&bt, true, true).unwrap().to_vec::<f64>().unwrap(), expect);
+            let ai = a.cast(DType::I64).unwrap();
+            let bi = b.cast(DType::I64).unwrap();
+            let ci = ai.matmul(&bi).unwrap().to_vec::<i64>().unwrap();
+            assert_eq!(ci.iter().map(|&v| v as f64).collect::<Vec<_>>(), expect);
+            let af = a.cast(DType::F32).unwrap();
+            let bf = b.cast(DType::F32).unwrap();
+            let cf = af.matmul(&bf).unwrap().to_vec::<f32>().unwrap();
+            assert!(cf.iter().zip(&expect).all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
+        }
+    }
+
+    #[test]
+    fn batches_broadcast() {
+        let a = Tensor::from_vec((0..12).map(|v| v as f32).collect(), &[2, 2, 3]).unwrap();
+        let b = Tensor::from_vec((0..6).map(|v| v as f32).collect(), &[3, 2]).unwrap();
+        let c = a.matmul(&b).unwrap();
+        assert_eq!(c.shape(), &[2, 2, 2]);
+        assert_eq!(c.to_vec::<f32>().unwrap(), vec![10., 13., 28., 40., 46., 67., 64., 94.]);
+        let e = Tensor::zeros(&[64, 784], DType::F32).unwrap().matmul(&Tensor::zeros(&[785, 128], DType::F32).unwrap());
+        assert_eq!(e.unwrap_err().to_string(), "matmul: inner dimensions differ: [64, 784] x [785, 128]");
+        assert!(a.matmul(&Tensor::zeros(&[3], DType::F32).unwrap()).is_err());
+    }
+}
