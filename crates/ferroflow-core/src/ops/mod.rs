@@ -6,9 +6,12 @@
 pub mod binary;
 pub mod cast;
 pub mod compare;
+pub mod conv;
+pub mod conv_transpose;
 pub mod gather;
 pub mod join;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod remap;
 pub mod reshape;

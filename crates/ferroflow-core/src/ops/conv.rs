@@ -1,0 +1,263 @@
+//! Convolutions in NHWC with HWIO filters (TensorFlow's layouts): conv1d, conv2d with
+//! strides, SAME/VALID padding, dilation and groups, and depthwise conv2d.
+//!
+//! Each image is lowered to a patch matrix (im2col) that one gemm multiplies by the filter;
+//! images run in parallel, each with a single-threaded gemm on a cache-sized buffer.
+
+use crate::ops::binary::same_dtype;
+use crate::ops::matmul::{gemm_into, MatRef};
+use crate::parallel::num_threads;
+use crate::{DType, Error, Result, Tensor};
+use rayon::prelude::*;
+
+/// How a convolution or pooling window treats the border.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// No padding: windows stay inside the input.
+    Valid,
+    /// Zero padding so that `out = ceil(in / stride)`; the extra goes after (TF's rule).
+    Same,
+}
+
+/// Output size and leading pad of one spatial axis.
+pub(crate) fn conv_output(
+    op: &'static str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    padding: Padding,
+) -> Result<(usize, usize)> {
+    if stride == 0 || dilation == 0 || kernel == 0 {
+        return Err(Error::invalid(op, format!("kernel {kernel}, stride {stride} and dilation {dilation} must be positive")));
+    }
+    let eff = (kernel - 1) * dilation + 1;
+    match padding {
+        Padding::Valid => {
+            if input < eff {
+                return Err(Error::invalid(op, format!("input size {input} is smaller than the (dilated) window {eff} with VALID padding")));
+            }
+            Ok(((input - eff) / stride + 1, 0))
+        }
+        Padding::Same => {
+            let out = input.div_ceil(stride);
+            let total = ((out.saturating_sub(1)) * stride + eff).saturating_sub(input);
+            Ok((out, total / 2))
+        }
+    }
+}
+
+/// Geometry of a 2-D convolution, shared by the forward and transposed kernels.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conv2dGeom {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub cout: usize,
+    pub groups: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub stride: (usize, usize),
+    pub dilation: (usize, usize),
+    pub pad: (usize, usize),
+}
+
+impl Conv2dGeom {
+    /// Input channels per group (the filter's third dimension).
+    pub fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+
+    /// Writes the patch matrix of image `img` and group `g` into `cols`
+    /// (`[oh*ow, kh*kw*cin_g]`, zeros where a tap falls into the padding).
+    pub fn im2col(&self, x: &[f32], img: usize, g: usize, cols: &mut [f32]) {
+        let cg = self.cin_g();
+        let row_len = self.kh * self.kw * cg;
+        let base = img * self.h * self.w * self.cin + g * cg;
+        for oy in 0..self.oh {
+            for ox in 0..self.ow {
+                let row = &mut cols[(oy * self.ow + ox) * row_len..][..row_len];
+                for i in 0..self.kh {
+                    let y = (oy * self.stride.0 + i * self.dilation.0) as isize - self.pad.0 as isize;
+                    for j in 0..self.kw {
+                        let xx = (ox * self.stride.1 + j * self.dilation.1) as isize - self.pad.1 as isize;
+                        let dst = &mut row[(i * self.kw + j) * cg..][..cg];
+                        if y < 0 || y >= self.h as isize || xx < 0 || xx >= self.w as isize {
+                            dst.fill(0.0);
+                        } else {
+                            let src = base + (y as usize * self.w + xx as usize) * self.cin;
+                            dst.copy_from_slice(&x[src..src + cg]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Tensor {
+    /// 2-D convolution (`tf.nn.conv2d` / `keras.layers.Conv2D` without bias).
+    ///
+    /// # Shapes
+    /// input `[n, h, w, cin]`, filter `[kh, kw, cin / groups, cout]` -> `[n, oh, ow, cout]`;
+    /// `groups` is inferred from `cin / filter[2]`.
+    pub fn conv2d(&self, filter: &Tensor, strides: (usize, usize), padding: Padding, dilations: (usize, usize)) -> Result<Tensor> {
+        let op = "conv2d";
+        let dt = same_dtype(op, self, filter)?;
+        if dt != DType::F32 {
+            if !dt.is_float() {
+                return Err(Error::UnsupportedDType { op, dtype: dt });
+            }
+            return self.cast(DType::F32)?.conv2d(&filter.cast(DType::F32)?, strides, padding, dilations)?.cast(dt);
+        }
+        if self.rank() != 4 || filter.rank() != 4 {
+            return Err(Error::shapes(op, "needs a rank-4 input and filter", self.shape(), filter.shape()));
+        }
+        let (s, f) = (self.shape(), filter.shape());
+        if f[2] == 0 || s[3] % f[2] != 0 || f[3] % (s[3] / f[2]).max(1) != 0 {
+            return Err(Error::shapes(op, "input channels must be a multiple of the filter's input channels, and output channels of the group count", s, f));
+        }
+        let groups = s[3] / f[2];
+        let (oh, pt) = conv_output(op, s[1], f[0], strides.0, dilations.0, padding)?;
+        let (ow, pl) = conv_output(op, s[2], f[1], strides.1, dilations.1, padding)?;
+        let g = Conv2dGeom {
+            n: s[0], h: s[1], w: s[2], cin: s[3], kh: f[0], kw: f[1], cout: f[3], groups,
+            oh, ow, stride: strides, dilation: dilations, pad: (pt, pl),
+        };
+        let x = self.contiguous_data::<f32>()?;
+        let wt = filter.contiguous_data::<f32>()?;
+        let out = conv2d_forward(&g, &x, &wt);
+        Tensor::from_vec(out, &[g.n, oh, ow, g.cout])
+    }
+
+    /// 1-D convolution over `[n, w, cin]` with a `[kw, cin / groups, cout]` filter.
+    pub fn conv1d(&self, filter: &Tensor, stride: usize, padding: Padding, dilation: usize) -> Result<Tensor> {
+        if self.rank() != 3 || filter.rank() != 3 {
+            return Err(Error::shapes("conv1d", "needs a rank-3 input and filter", self.shape(), filter.shape()));
+        }
+        let y = self.expand_dims(1)?.conv2d(&filter.expand_dims(0)?, (1, stride), padding, (1, dilation))?;
+        y.squeeze(&[1])
+    }
+
+    /// Depthwise 2-D convolution (`tf.nn.depthwise_conv2d`): each input channel is
+    /// convolved with its own `multiplier` filters.
+    ///
+    /// # Shapes
+    /// input `[n, h, w, c]`, filter `[kh, kw, c, multiplier]` -> `[n, oh, ow, c * multiplier]`
+    pub fn depthwise_conv2d(&self, filter: &Tensor, strides: (usize, usize), padding: Padding, dilations: (usize, usize)) -> Result<Tensor> {
+        if self.rank() != 4 || filter.rank() != 4 || filter.shape()[2] != self.shape()[3] {
+            return Err(Error::shapes("depthwise_conv2d", "filter must be [kh, kw, channels, multiplier]", self.shape(), filter.shape()));
+        }
+        let f = filter.shape();
+        // Channel c, multiplier m is output channel c * mult + m: a grouped conv with one
+        // input channel per group.
+        let grouped = filter.reshape_to(&[f[0], f[1], 1, f[2] * f[3]])?;
+        self.conv2d(&grouped, strides, padding, dilations)
+    }
+}
+
+/// Runs the forward convolution for f32 data in NHWC / HWIO layout.
+pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
+    let rows = g.oh * g.ow;
+    let row_len = g.kh * g.kw * g.cin_g();
+    let cout_g = g.cout / g.groups;
+    let per_image = rows * g.cout;
+    let mut out = vec![0.0f32; g.n * per_image];
+    {
+        let image = |img: usize, dst: &mut [f32], threads: usize| {
+            let mut cols = vec![0.0f32; rows * row_len];
+            for grp in 0..g.groups {
+                g.im2col(x, img, grp, &mut cols);
+                let lhs = MatRef { data: &cols, offset: 0, rs: row_len, cs: 1 };
+                let rhs = MatRef { data: wt, offset: grp * cout_g, rs: g.cout, cs: 1 };
+                gemm_into(rows, cout_g, row_len, &mut dst[grp * cout_g..], g.cout, lhs, rhs, false, threads);
+            }
+        };
+        if g.n >= num_threads() && num_threads() > 1 && per_image > 0 {
+            out.par_chunks_mut(per_image).enumerate().for_each(|(i, d)| image(i, d, 1));
+        } else if per_image > 0 {
+            for (i, d) in out.chunks_mut(per_image).enumerate() {
+                image(i, d, num_threads());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution by definition, for checking the im2col path.
+    fn naive(x: &Tensor, f: &Tensor, s: (usize, usize), p: Padding, d: (usize, usize)) -> Vec<f32> {
+        let (xs, fs) = (x.shape().to_vec(), f.shape().to_vec());
+        let (xv, fv) = (x.to_vec::<f32>().unwrap(), f.to_vec::<f32>().unwrap());
+        let (oh, pt) = conv_output("t", xs[1], fs[0], s.0, d.0, p).unwrap();
+        let (ow, pl) = conv_output("t", xs[2], fs[1], s.1, d.1, p).unwrap();
+        let groups = xs[3] / fs[2];
+        let (cg, og) = (fs[2], fs[3] / groups);
+        let mut out = vec![0.0; xs[0] * oh * ow * fs[3]];
+        for n in 0..xs[0] {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..fs[3] {
+                        let grp = o / og;
+                        let mut acc = 0.0;
+                        for i in 0..fs[0] {
+                            for j in 0..fs[1] {
+                                let y = (oy * s.0 + i * d.0) as isize - pt as isize;
+                                let xx = (ox * s.1 + j * d.1) as isize - pl as isize;
+                                if y < 0 || xx < 0 || y >= xs[1] as isize || xx >= xs[2] as isize {
+                                    continue;
+                                }
+                                for c in 0..cg {
+                                    let xi = ((n * xs[1] + y as usize) * xs[2] + xx as usize) * xs[3] + grp * cg + c;
+                                    acc += xv[xi] * fv[((i * fs[1] + j) * cg + c) * fs[3] + o];
+                                }
+                            }
+                        }
+                        out[((n * oh + oy) * ow + ox) * fs[3] + o] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_direct_convolution() {
+        let cases = [
+            ([2, 7, 6, 4], [3, 3, 4, 5], (1, 1), Padding::Same, (1, 1)),
+            ([1, 8, 9, 3], [3, 2, 3, 2], (2, 3), Padding::Valid, (1, 1)),
+            ([2, 9, 9, 4], [3, 3, 2, 6], (2, 2), Padding::Same, (1, 1)),
+            ([1, 10, 10, 2], [3, 3, 2, 2], (1, 1), Padding::Same, (2, 2)),
+        ];
+        for (xs, fs, s, p, d) in cases {
+            let x = crate::random::normal(&xs, 0.0, 1.0, DType::F32, Some(1)).unwrap();
+            let f = crate::random::normal(&fs, 0.0, 1.0, DType::F32, Some(2)).unwrap();
+            let got = x.conv2d(&f, s, p, d).unwrap().to_vec::<f32>().unwrap();
+            let want = naive(&x, &f, s, p, d);
+            assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4), "{xs:?} {fs:?}");
+        }
+        let x = Tensor::zeros(&[1, 4, 4, 3], DType::F32).unwrap();
+        let f = Tensor::zeros(&[3, 3, 2, 4], DType::F32).unwrap();
+        assert!(x.conv2d(&f, (1, 1), Padding::Same, (1, 1)).is_err());
+        let big = Tensor::zeros(&[5, 5, 3, 1], DType::F32).unwrap();
+        assert!(x.conv2d(&big, (1, 1), Padding::Valid, (1, 1)).unwrap_err().to_string().contains("smaller than"));
+    }
+
+    #[test]
+    fn depthwise_and_1d() {
+        let x = Tensor::from_vec((0..8).map(|v| v as f32).collect(), &[1, 2, 2, 2]).unwrap();
+        let f = Tensor::ones(&[1, 1, 2, 2], DType::F32).unwrap().mul(&Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap()).unwrap();
+        let y = x.depthwise_conv2d(&f, (1, 1), Padding::Valid, (1, 1)).unwrap();
+        assert_eq!(y.shape(), &[1, 2, 2, 4]);
+        assert_eq!(y.to_vec::<f32>().unwrap()[..4], [0., 0., 3., 4.]);
+        let s = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[1, 4, 1]).unwrap();
+        let k = Tensor::from_vec(vec![1.0f32, -1.0], &[2, 1, 1]).unwrap();
+        assert_eq!(s.conv1d(&k, 1, Padding::Valid, 1).unwrap().to_vec::<f32>().unwrap(), vec![-1., -1., -1.]);
+    }
+}
