@@ -33,13 +33,20 @@ pub(crate) fn par_chunks<T: Send>(out: &mut [T], cost: usize, f: impl Fn(usize, 
         .for_each(|(i, c)| f(i * chunk, c));
 }
 
-/// Runs `n` independent tasks, in parallel when `work` (elements touched) is large.
-pub(crate) fn par_for(n: usize, work: usize, f: impl Fn(usize) + Sync + Send) {
-    if n <= 1 || num_threads() <= 1 || work < PAR_MIN_ELEMS * 2 {
-        (0..n).for_each(f);
-    } else {
-        (0..n).into_par_iter().for_each(f);
+/// Like [`par_chunks`], but every chunk holds whole rows of `row` elements.
+pub(crate) fn par_rows<T: Send>(out: &mut [T], row: usize, cost: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let len = out.len();
+    let threads = num_threads();
+    if row == 0 || threads <= 1 || len.saturating_mul(cost.max(1)) < PAR_MIN_ELEMS * 2 {
+        f(0, out);
+        return;
     }
+    let rows = len / row;
+    let tasks = (len * cost.max(1) / PAR_MIN_ELEMS).clamp(2, threads * 4).min(rows.max(1));
+    let chunk = rows.div_ceil(tasks) * row;
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, c)| f(i * chunk, c));
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
