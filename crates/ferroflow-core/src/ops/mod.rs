@@ -9,6 +9,7 @@ pub mod compare;
 pub mod conv;
 pub mod conv_transpose;
 pub mod dropout;
+pub mod einsum;
 pub mod gather;
 pub mod join;
 pub mod matmul;
