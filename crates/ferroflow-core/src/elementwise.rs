@@ -11,7 +11,7 @@ use std::mem::MaybeUninit;
 
 /// Allocates `n` elements, lets `fill` write every one of them, and returns the vector.
 pub(crate) fn fill_vec<T: Send>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
+    let mut v = crate::alloc::with_capacity(n);
     fill(&mut v.spare_capacity_mut()[..n]);
     // SAFETY: every caller's `fill` writes all `n` slots (each kernel covers its whole range).
     unsafe { v.set_len(n) };

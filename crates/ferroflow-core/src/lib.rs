@@ -18,6 +18,7 @@ pub mod random;
 pub mod shape;
 pub mod storage;
 pub mod tensor;
+mod alloc;
 mod creation;
 
 pub use device::Device;

@@ -1,6 +1,6 @@
 //! Dropout: zero a random fraction of elements while training, scaling the rest.
 
-use crate::{DType, Error, Result, Tensor};
+use crate::{Error, Result, Tensor};
 
 impl Tensor {
     /// Drops each element with probability `rate` and scales survivors by `1 / (1 - rate)`
@@ -26,6 +26,7 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DType;
 
     #[test]
     fn keeps_expectation() {
