@@ -8,7 +8,9 @@ impl Tensor {
     /// A tensor of `shape` filled with `value` converted to `dtype`.
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = numel(shape);
-        Ok(with_any!(dtype, T => Tensor::from_storage(T::into_storage(vec![T::from_f64(value); n]), shape)))
+        Ok(
+            with_any!(dtype, T => Tensor::from_storage(T::into_storage(vec![T::from_f64(value); n]), shape)),
+        )
     }
 
     /// A tensor of zeros.
@@ -43,7 +45,10 @@ impl Tensor {
     /// Values from `start` up to (not including) `limit` in steps of `delta` (`tf.range`).
     pub fn arange(start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor> {
         if delta == 0.0 || !delta.is_finite() || !start.is_finite() || !limit.is_finite() {
-            return Err(Error::invalid("range", format!("invalid range {start}..{limit} step {delta}")));
+            return Err(Error::invalid(
+                "range",
+                format!("invalid range {start}..{limit} step {delta}"),
+            ));
         }
         let n = ((limit - start) / delta).ceil().max(0.0) as usize;
         let v: Vec<f64> = (0..n).map(|i| start + i as f64 * delta).collect();
@@ -57,7 +62,15 @@ impl Tensor {
             1 => vec![start],
             _ => {
                 let step = (stop - start) / (num - 1) as f64;
-                (0..num).map(|i| if i == num - 1 { stop } else { start + i as f64 * step }).collect()
+                (0..num)
+                    .map(|i| {
+                        if i == num - 1 {
+                            stop
+                        } else {
+                            start + i as f64 * step
+                        }
+                    })
+                    .collect()
             }
         };
         Tensor::from_vec(v, &[num])?.cast(dtype)
@@ -70,12 +83,33 @@ mod tests {
 
     #[test]
     fn constructors() {
-        assert_eq!(Tensor::eye(2, 3, DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![1, 0, 0, 0, 1, 0]);
-        assert_eq!(Tensor::arange(0.0, 5.0, 2.0, DType::I64).unwrap().to_vec::<i64>().unwrap(), vec![0, 2, 4]);
-        assert_eq!(Tensor::arange(3.0, 0.0, -1.0, DType::F32).unwrap().to_vec::<f32>().unwrap(), vec![3.0, 2.0, 1.0]);
+        assert_eq!(
+            Tensor::eye(2, 3, DType::I32)
+                .unwrap()
+                .to_vec::<i32>()
+                .unwrap(),
+            vec![1, 0, 0, 0, 1, 0]
+        );
+        assert_eq!(
+            Tensor::arange(0.0, 5.0, 2.0, DType::I64)
+                .unwrap()
+                .to_vec::<i64>()
+                .unwrap(),
+            vec![0, 2, 4]
+        );
+        assert_eq!(
+            Tensor::arange(3.0, 0.0, -1.0, DType::F32)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![3.0, 2.0, 1.0]
+        );
         assert!(Tensor::arange(0.0, 1.0, 0.0, DType::F32).is_err());
         assert_eq!(
-            Tensor::linspace(0.0, 1.0, 5, DType::F64).unwrap().to_vec::<f64>().unwrap(),
+            Tensor::linspace(0.0, 1.0, 5, DType::F64)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
             vec![0.0, 0.25, 0.5, 0.75, 1.0]
         );
         let f = Tensor::full(&[2, 2], 7.0, DType::U8).unwrap();

@@ -94,10 +94,7 @@ pub trait Element: Copy + Send + Sync + PartialOrd + Default + Debug + 'static {
 
 /// Element types with arithmetic (all but bool and the half floats).
 pub trait Numeric:
-    Element
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
+    Element + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
 {
     /// Additive identity.
     const ZERO: Self;
@@ -174,7 +171,11 @@ macro_rules! numeric_float {
             #[inline(always)]
             fn floor_mod(self, rhs: Self) -> Option<Self> {
                 let r = self % rhs;
-                Some(if r != 0.0 && ((r < 0.0) != (rhs < 0.0)) { r + rhs } else { r })
+                Some(if r != 0.0 && ((r < 0.0) != (rhs < 0.0)) {
+                    r + rhs
+                } else {
+                    r
+                })
             }
             #[inline(always)]
             fn neg(self) -> Self {
@@ -186,11 +187,19 @@ macro_rules! numeric_float {
             }
             #[inline(always)]
             fn max_of(self, rhs: Self) -> Self {
-                if self.is_nan() || self > rhs { self } else { rhs }
+                if self.is_nan() || self > rhs {
+                    self
+                } else {
+                    rhs
+                }
             }
             #[inline(always)]
             fn min_of(self, rhs: Self) -> Self {
-                if self.is_nan() || self < rhs { self } else { rhs }
+                if self.is_nan() || self < rhs {
+                    self
+                } else {
+                    rhs
+                }
             }
             #[inline(always)]
             fn pow(self, rhs: Self) -> Self {
@@ -212,7 +221,11 @@ macro_rules! numeric_int {
             #[inline(always)]
             fn checked_div(self, rhs: Self) -> Option<Self> {
                 // Truncating division like TensorFlow's integer `Div`.
-                if rhs == 0 { None } else { Some(self.wrapping_div(rhs)) }
+                if rhs == 0 {
+                    None
+                } else {
+                    Some(self.wrapping_div(rhs))
+                }
             }
             #[inline(always)]
             fn floor_mod(self, rhs: Self) -> Option<Self> {
@@ -231,22 +244,44 @@ macro_rules! numeric_int {
             #[inline(always)]
             #[allow(unused_comparisons)]
             fn abs(self) -> Self {
-                if self < 0 { (0 as $t).wrapping_sub(self) } else { self }
+                if self < 0 {
+                    (0 as $t).wrapping_sub(self)
+                } else {
+                    self
+                }
             }
             #[inline(always)]
             fn max_of(self, rhs: Self) -> Self {
-                if self > rhs { self } else { rhs }
+                if self > rhs {
+                    self
+                } else {
+                    rhs
+                }
             }
             #[inline(always)]
             fn min_of(self, rhs: Self) -> Self {
-                if self < rhs { self } else { rhs }
+                if self < rhs {
+                    self
+                } else {
+                    rhs
+                }
             }
             #[inline(always)]
             #[allow(unused_comparisons)]
             fn pow(self, rhs: Self) -> Self {
                 if rhs < 0 {
                     // Integer power with a negative exponent: 1/x^n truncates to 0 unless |x| = 1.
-                    return match self as i64 { 1 => 1, -1 => if (rhs as i64) % 2 == 0 { 1 } else { self }, _ => 0 };
+                    return match self as i64 {
+                        1 => 1,
+                        -1 => {
+                            if (rhs as i64) % 2 == 0 {
+                                1
+                            } else {
+                                self
+                            }
+                        }
+                        _ => 0,
+                    };
                 }
                 self.wrapping_pow(rhs as u32)
             }

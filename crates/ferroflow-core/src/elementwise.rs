@@ -54,10 +54,16 @@ pub(crate) fn zip<A: Element, B: Element, O: Element>(
 
     // Same shape, both contiguous: a straight zip.
     if a.shape() == b.shape() && al.is_contiguous() && bl.is_contiguous() {
-        let (sa, sb) = (&abuf[al.offset()..al.offset() + n], &bbuf[bl.offset()..bl.offset() + n]);
+        let (sa, sb) = (
+            &abuf[al.offset()..al.offset() + n],
+            &bbuf[bl.offset()..bl.offset() + n],
+        );
         let out = fill_vec(n, |out| {
             par_chunks(out, cost, |start, chunk| {
-                let (x, y) = (&sa[start..start + chunk.len()], &sb[start..start + chunk.len()]);
+                let (x, y) = (
+                    &sa[start..start + chunk.len()],
+                    &sb[start..start + chunk.len()],
+                );
                 with_best_isa(|| {
                     for ((d, &p), &q) in chunk.iter_mut().zip(x).zip(y) {
                         d.write(f(p, q));
@@ -160,14 +166,29 @@ pub(crate) fn zip3<A: Element, B: Element, C: Element, O: Element>(
         csc.last().copied().unwrap_or(0),
     ];
     let strides = [csa, csb, csc];
-    let base = [a.layout().offset(), b.layout().offset(), c.layout().offset()];
+    let base = [
+        a.layout().offset(),
+        b.layout().offset(),
+        c.layout().offset(),
+    ];
     let out = fill_vec(n, |out| {
         par_chunks(out, 2, |start, chunk| {
-            for_each_run(&cshape, &strides, base, start, start + chunk.len(), |[oa, ob, oc], pos, len| {
-                for (i, d) in chunk[pos - start..pos - start + len].iter_mut().enumerate() {
-                    d.write(f(abuf[oa + i * inner[0]], bbuf[ob + i * inner[1]], cbuf[oc + i * inner[2]]));
-                }
-            })
+            for_each_run(
+                &cshape,
+                &strides,
+                base,
+                start,
+                start + chunk.len(),
+                |[oa, ob, oc], pos, len| {
+                    for (i, d) in chunk[pos - start..pos - start + len].iter_mut().enumerate() {
+                        d.write(f(
+                            abuf[oa + i * inner[0]],
+                            bbuf[ob + i * inner[1]],
+                            cbuf[oc + i * inner[2]],
+                        ));
+                    }
+                },
+            )
         })
     });
     Tensor::from_vec(out, &shape)

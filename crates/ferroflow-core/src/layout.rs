@@ -70,7 +70,12 @@ impl Layout {
     /// Strides that read this layout as if broadcast to `target` (0 on stretched dims).
     pub fn broadcast_strides(&self, op: &'static str, target: &[usize]) -> Result<Vec<usize>> {
         if target.len() < self.shape.len() {
-            return Err(Error::shapes(op, "cannot broadcast to a lower rank", &self.shape, target));
+            return Err(Error::shapes(
+                op,
+                "cannot broadcast to a lower rank",
+                &self.shape,
+                target,
+            ));
         }
         let lead = target.len() - self.shape.len();
         let mut out = vec![0; target.len()];
@@ -81,7 +86,12 @@ impl Layout {
             } else if d == 1 {
                 0
             } else {
-                return Err(Error::shapes(op, "shapes cannot be broadcast", &self.shape, target));
+                return Err(Error::shapes(
+                    op,
+                    "shapes cannot be broadcast",
+                    &self.shape,
+                    target,
+                ));
             };
         }
         Ok(out)
@@ -167,7 +177,11 @@ pub(crate) fn for_each_run<const N: usize>(
     }
     let mut offs = base;
     for (k, off) in offs.iter_mut().enumerate() {
-        *off += idx.iter().zip(&strides[k]).map(|(i, s)| i * s).sum::<usize>();
+        *off += idx
+            .iter()
+            .zip(&strides[k])
+            .map(|(i, s)| i * s)
+            .sum::<usize>();
     }
     let mut pos = start;
     while pos < end {
@@ -217,7 +231,9 @@ mod tests {
         });
         assert_eq!(seen, vec![0, 3, 1, 4, 2, 5]);
         let mut part = vec![];
-        for_each_run(&shape, &strides, [0], 1, 4, |[o], p, len| part.push((o, p, len)));
+        for_each_run(&shape, &strides, [0], 1, 4, |[o], p, len| {
+            part.push((o, p, len))
+        });
         assert_eq!(part, vec![(3, 1, 1), (1, 2, 2)]);
     }
 

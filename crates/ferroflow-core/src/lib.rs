@@ -4,11 +4,13 @@
 //! method returning [`Result`], with errors that name the op and the offending shapes.
 #![warn(missing_docs)]
 
+mod alloc;
+mod creation;
+pub mod device;
 mod dispatch;
 pub mod dtype;
 mod elementwise;
 pub mod error;
-pub mod device;
 pub mod layout;
 pub mod math;
 pub mod npy;
@@ -18,8 +20,6 @@ pub mod random;
 pub mod shape;
 pub mod storage;
 pub mod tensor;
-mod alloc;
-mod creation;
 
 pub use device::Device;
 pub use dtype::{DType, Element, Float, Numeric};

@@ -34,7 +34,12 @@ pub(crate) fn par_chunks<T: Send>(out: &mut [T], cost: usize, f: impl Fn(usize, 
 }
 
 /// Like [`par_chunks`], but every chunk holds whole rows of `row` elements.
-pub(crate) fn par_rows<T: Send>(out: &mut [T], row: usize, cost: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn par_rows<T: Send>(
+    out: &mut [T],
+    row: usize,
+    cost: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     let len = out.len();
     let threads = num_threads();
     if row == 0 || threads <= 1 || len.saturating_mul(cost.max(1)) < PAR_MIN_ELEMS * 2 {
@@ -42,7 +47,9 @@ pub(crate) fn par_rows<T: Send>(out: &mut [T], row: usize, cost: usize, f: impl 
         return;
     }
     let rows = len / row;
-    let tasks = (len * cost.max(1) / PAR_MIN_ELEMS).clamp(2, threads * 4).min(rows.max(1));
+    let tasks = (len * cost.max(1) / PAR_MIN_ELEMS)
+        .clamp(2, threads * 4)
+        .min(rows.max(1));
     let chunk = rows.div_ceil(tasks) * row;
     out.par_chunks_mut(chunk)
         .enumerate()

@@ -19,7 +19,10 @@ struct SeedState {
     counter: u64,
 }
 
-static STATE: Mutex<SeedState> = Mutex::new(SeedState { global: None, counter: 0 });
+static STATE: Mutex<SeedState> = Mutex::new(SeedState {
+    global: None,
+    counter: 0,
+});
 
 /// Sets the global seed (`tf.random.set_seed`) and restarts the op-seed counter.
 pub fn set_seed(seed: u64) {
@@ -67,21 +70,39 @@ fn float_dtype(op: &'static str, dtype: DType) -> Result<()> {
 }
 
 /// Samples from a normal distribution (`tf.random.normal`).
-pub fn normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+pub fn normal(
+    shape: &[usize],
+    mean: f64,
+    stddev: f64,
+    dtype: DType,
+    seed: Option<u64>,
+) -> Result<Tensor> {
     float_dtype("random_normal", dtype)?;
     let mut rng = op_rng(seed);
     let n = crate::shape::numel(shape);
     let v: Vec<f64> = (0..n)
-        .map(|_| { let z: f64 = StandardNormal.sample(&mut rng); mean + stddev * z })
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            mean + stddev * z
+        })
         .collect();
     Tensor::from_vec(v, shape)?.cast(dtype)
 }
 
 /// Samples uniformly from `[minval, maxval)` (`tf.random.uniform`); integer dtypes draw
 /// integers in that range.
-pub fn uniform(shape: &[usize], minval: f64, maxval: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+pub fn uniform(
+    shape: &[usize],
+    minval: f64,
+    maxval: f64,
+    dtype: DType,
+    seed: Option<u64>,
+) -> Result<Tensor> {
     if maxval <= minval || !minval.is_finite() || !maxval.is_finite() {
-        return Err(Error::invalid("random_uniform", format!("need minval < maxval, got [{minval}, {maxval})")));
+        return Err(Error::invalid(
+            "random_uniform",
+            format!("need minval < maxval, got [{minval}, {maxval})"),
+        ));
     }
     let mut rng = op_rng(seed);
     let n = crate::shape::numel(shape);
@@ -90,13 +111,21 @@ pub fn uniform(shape: &[usize], minval: f64, maxval: f64, dtype: DType, seed: Op
         (0..n).map(|_| rng.random_range(lo..hi) as f64).collect()
     } else {
         float_dtype("random_uniform", dtype)?;
-        (0..n).map(|_| minval + (maxval - minval) * rng.random::<f64>()).collect()
+        (0..n)
+            .map(|_| minval + (maxval - minval) * rng.random::<f64>())
+            .collect()
     };
     Tensor::from_vec(v, shape)?.cast(dtype)
 }
 
 /// Normal samples redrawn until within two standard deviations (`tf.random.truncated_normal`).
-pub fn truncated_normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+pub fn truncated_normal(
+    shape: &[usize],
+    mean: f64,
+    stddev: f64,
+    dtype: DType,
+    seed: Option<u64>,
+) -> Result<Tensor> {
     float_dtype("truncated_normal", dtype)?;
     let mut rng = op_rng(seed);
     let n = crate::shape::numel(shape);
@@ -117,14 +146,26 @@ mod tests {
 
     #[test]
     fn seeds_make_streams_repeat() {
-        let a = normal(&[100], 0.0, 1.0, DType::F32, Some(7)).unwrap().to_vec::<f32>().unwrap();
-        let b = normal(&[100], 0.0, 1.0, DType::F32, Some(7)).unwrap().to_vec::<f32>().unwrap();
+        let a = normal(&[100], 0.0, 1.0, DType::F32, Some(7))
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let b = normal(&[100], 0.0, 1.0, DType::F32, Some(7))
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         assert_eq!(a, b);
         let m = a.iter().map(|&x| x as f64).sum::<f64>() / 100.0;
         assert!(m.abs() < 0.4);
-        let t = truncated_normal(&[1000], 1.0, 0.5, DType::F64, Some(3)).unwrap().to_vec::<f64>().unwrap();
+        let t = truncated_normal(&[1000], 1.0, 0.5, DType::F64, Some(3))
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap();
         assert!(t.iter().all(|&x| (0.0..=2.0).contains(&x)));
-        let u = uniform(&[1000], -2.0, 3.0, DType::I32, Some(1)).unwrap().to_vec::<i32>().unwrap();
+        let u = uniform(&[1000], -2.0, 3.0, DType::I32, Some(1))
+            .unwrap()
+            .to_vec::<i32>()
+            .unwrap();
         assert!(u.iter().all(|&x| (-2..3).contains(&x)));
         assert!(uniform(&[1], 1.0, 1.0, DType::F32, None).is_err());
         assert!(normal(&[1], 0.0, 1.0, DType::I32, None).is_err());

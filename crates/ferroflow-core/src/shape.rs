@@ -25,8 +25,16 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -46,7 +54,11 @@ pub fn normalize_axis(op: &'static str, axis: isize, rank: usize) -> Result<usiz
             format!("axis {axis} is out of range for a tensor of rank {rank}"),
         ));
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }
 
 /// Normalises a list of axes, sorted ascending; a repeated axis is an error.
@@ -68,11 +80,17 @@ mod tests {
 
     #[test]
     fn broadcasting_follows_numpy() {
-        assert_eq!(broadcast_shapes("t", &[3, 1, 5], &[4, 1]).unwrap(), vec![3, 4, 5]);
+        assert_eq!(
+            broadcast_shapes("t", &[3, 1, 5], &[4, 1]).unwrap(),
+            vec![3, 4, 5]
+        );
         assert_eq!(broadcast_shapes("t", &[], &[2, 2]).unwrap(), vec![2, 2]);
         assert_eq!(broadcast_shapes("t", &[0, 1], &[1, 3]).unwrap(), vec![0, 3]);
         let e = broadcast_shapes("add", &[2, 3], &[4, 3]).unwrap_err();
-        assert_eq!(e.to_string(), "add: shapes cannot be broadcast: [2, 3] x [4, 3]");
+        assert_eq!(
+            e.to_string(),
+            "add: shapes cannot be broadcast: [2, 3] x [4, 3]"
+        );
     }
 
     #[test]

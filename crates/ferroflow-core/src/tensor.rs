@@ -69,7 +69,11 @@ impl Tensor {
         if data.len() != numel(shape) {
             return Err(Error::invalid(
                 "from_vec",
-                format!("{} values cannot have shape {shape:?} ({} elements)", data.len(), numel(shape)),
+                format!(
+                    "{} values cannot have shape {shape:?} ({} elements)",
+                    data.len(),
+                    numel(shape)
+                ),
             ));
         }
         Ok(Tensor::from_storage(T::into_storage(data), shape))
@@ -157,7 +161,10 @@ impl Tensor {
     /// A contiguous tensor with the same values (this tensor itself when already contiguous
     /// and starting at offset 0).
     pub fn contiguous(&self) -> Tensor {
-        if self.is_contiguous() && self.layout().offset() == 0 && self.cpu_storage().len() == self.numel() {
+        if self.is_contiguous()
+            && self.layout().offset() == 0
+            && self.cpu_storage().len() == self.numel()
+        {
             return self.clone();
         }
         let storage = with_any!(self.dtype(), T => {
@@ -193,7 +200,11 @@ impl Tensor {
         if self.numel() != 1 {
             return Err(Error::invalid(
                 "to_scalar",
-                format!("tensor of shape {:?} has {} elements, not 1", self.shape(), self.numel()),
+                format!(
+                    "tensor of shape {:?} has {} elements, not 1",
+                    self.shape(),
+                    self.numel()
+                ),
             ));
         }
         Ok(self.to_vec::<T>()?[0])
@@ -206,13 +217,20 @@ pub(crate) fn gather_strided<T: Copy>(buf: &[T], layout: &Layout) -> Vec<T> {
     let n = layout.numel();
     let mut out = Vec::with_capacity(n);
     let inner = strides.last().copied().unwrap_or(1);
-    for_each_run(&shape, &[strides.clone()], [layout.offset()], 0, n, |[o], _, len| {
-        if inner == 1 {
-            out.extend_from_slice(&buf[o..o + len]);
-        } else {
-            out.extend((0..len).map(|i| buf[o + i * inner]));
-        }
-    });
+    for_each_run(
+        &shape,
+        std::array::from_ref(&strides),
+        [layout.offset()],
+        0,
+        n,
+        |[o], _, len| {
+            if inner == 1 {
+                out.extend_from_slice(&buf[o..o + len]);
+            } else {
+                out.extend((0..len).map(|i| buf[o + i * inner]));
+            }
+        },
+    );
     out
 }
 
@@ -235,7 +253,12 @@ impl std::fmt::Display for Tensor {
         write_nested(f, self.shape(), &values, 0)?;
         let dims: Vec<String> = self.shape().iter().map(|d| d.to_string()).collect();
         let comma = if dims.len() == 1 { "," } else { "" };
-        write!(f, ", shape=({}{comma}), dtype={})", dims.join(", "), self.dtype())
+        write!(
+            f,
+            ", shape=({}{comma}), dtype={})",
+            dims.join(", "),
+            self.dtype()
+        )
     }
 }
 
@@ -253,7 +276,12 @@ fn format_value(v: f64, dtype: DType) -> String {
     }
 }
 
-fn write_nested(f: &mut std::fmt::Formatter<'_>, shape: &[usize], values: &[String], start: usize) -> std::fmt::Result {
+fn write_nested(
+    f: &mut std::fmt::Formatter<'_>,
+    shape: &[usize],
+    values: &[String],
+    start: usize,
+) -> std::fmt::Result {
     const EDGE: usize = 3;
     let Some((&n, rest)) = shape.split_first() else {
         return write!(f, "{}", values.get(start).map(String::as_str).unwrap_or(""));
@@ -293,8 +321,14 @@ mod tests {
     #[test]
     fn display_like_tensorflow() {
         let t = Tensor::from_vec(vec![1.0f32, 2.5, 3.0, 4.0], &[2, 2]).unwrap();
-        assert_eq!(t.to_string(), "Tensor([[1. 2.5] [3. 4.]], shape=(2, 2), dtype=float32)");
+        assert_eq!(
+            t.to_string(),
+            "Tensor([[1. 2.5] [3. 4.]], shape=(2, 2), dtype=float32)"
+        );
         let v = Tensor::from_vec(vec![true, false], &[2]).unwrap();
-        assert_eq!(v.to_string(), "Tensor([True False], shape=(2,), dtype=bool)");
+        assert_eq!(
+            v.to_string(),
+            "Tensor([True False], shape=(2,), dtype=bool)"
+        );
     }
 }

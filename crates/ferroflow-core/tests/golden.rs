@@ -8,8 +8,18 @@ use ferroflow_core::{Axes, DType, Result, Tensor};
 use serde_json::Value;
 
 fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f64> = v["data"].as_array().unwrap().iter().map(|d| d.as_f64().unwrap()).collect();
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f64> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap())
+        .collect();
     let dtype = match v["dtype"].as_str().unwrap() {
         "f32" => DType::F32,
         "f64" => DType::F64,
@@ -22,7 +32,11 @@ fn tensor(v: &Value) -> Tensor {
 }
 
 fn ints(v: &Value) -> Vec<isize> {
-    v.as_array().unwrap().iter().map(|d| d.as_i64().unwrap() as isize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_i64().unwrap() as isize)
+        .collect()
 }
 
 fn pair(v: &Value) -> (usize, usize) {
@@ -31,7 +45,11 @@ fn pair(v: &Value) -> (usize, usize) {
 }
 
 fn padding(v: &Value) -> Padding {
-    if v.as_str() == Some("SAME") { Padding::Same } else { Padding::Valid }
+    if v.as_str() == Some("SAME") {
+        Padding::Same
+    } else {
+        Padding::Valid
+    }
 }
 
 fn parse_spec(s: &str) -> Vec<SliceArg> {
@@ -51,16 +69,36 @@ fn run(op: &str, a: &Value, x: &[Tensor]) -> Result<Vec<Tensor>> {
     let axes = || Axes::from(ints(&a["axes"]));
     let keep = || a["keepdims"].as_bool().unwrap();
     let one = match op {
-        "neg" | "abs" | "square" | "sign" | "relu" | "relu6" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "reciprocal" | "tanh"
-        | "sigmoid" | "gelu" | "gelu_tanh" | "silu" | "softplus" | "selu" | "sin" | "cos" | "erf" | "floor" | "ceil" | "round" => {
+        "neg" | "abs" | "square" | "sign" | "relu" | "relu6" | "exp" | "log" | "log1p" | "sqrt"
+        | "rsqrt" | "reciprocal" | "tanh" | "sigmoid" | "gelu" | "gelu_tanh" | "silu"
+        | "softplus" | "selu" | "sin" | "cos" | "erf" | "floor" | "ceil" | "round" => {
             let t = &x[0];
             match op {
-                "neg" => t.neg(), "abs" => t.abs(), "square" => t.square(), "sign" => t.sign(), "relu" => t.relu(),
-                "relu6" => t.relu6(), "exp" => t.exp(), "log" => t.log(), "log1p" => t.log1p(), "sqrt" => t.sqrt(),
-                "rsqrt" => t.rsqrt(), "reciprocal" => t.reciprocal(), "tanh" => t.tanh(), "sigmoid" => t.sigmoid(),
-                "gelu" => t.gelu(), "gelu_tanh" => t.gelu_tanh(), "silu" => t.silu(), "softplus" => t.softplus(),
-                "selu" => t.selu(), "sin" => t.sin(), "cos" => t.cos(), "erf" => t.erf(), "floor" => t.floor(),
-                "ceil" => t.ceil(), _ => t.round(),
+                "neg" => t.neg(),
+                "abs" => t.abs(),
+                "square" => t.square(),
+                "sign" => t.sign(),
+                "relu" => t.relu(),
+                "relu6" => t.relu6(),
+                "exp" => t.exp(),
+                "log" => t.log(),
+                "log1p" => t.log1p(),
+                "sqrt" => t.sqrt(),
+                "rsqrt" => t.rsqrt(),
+                "reciprocal" => t.reciprocal(),
+                "tanh" => t.tanh(),
+                "sigmoid" => t.sigmoid(),
+                "gelu" => t.gelu(),
+                "gelu_tanh" => t.gelu_tanh(),
+                "silu" => t.silu(),
+                "softplus" => t.softplus(),
+                "selu" => t.selu(),
+                "sin" => t.sin(),
+                "cos" => t.cos(),
+                "erf" => t.erf(),
+                "floor" => t.floor(),
+                "ceil" => t.ceil(),
+                _ => t.round(),
             }
         }
         "elu" => x[0].elu(a["alpha"].as_f64().unwrap()),
@@ -92,16 +130,26 @@ fn run(op: &str, a: &Value, x: &[Tensor]) -> Result<Vec<Tensor>> {
         "logsumexp" => x[0].logsumexp(axes(), keep()),
         "argmax" => x[0].argmax(axis()),
         "argmin" => x[0].argmin(axis()),
-        "matmul" => x[0].matmul_t(&x[1], a["ta"].as_bool().unwrap(), a["tb"].as_bool().unwrap()),
+        "matmul" => x[0].matmul_t(
+            &x[1],
+            a["ta"].as_bool().unwrap(),
+            a["tb"].as_bool().unwrap(),
+        ),
         "einsum" => Tensor::einsum(a["equation"].as_str().unwrap(), x),
         "tensordot" => x[0].tensordot(&x[1], &ints(&a["axes_a"]), &ints(&a["axes_b"])),
         "softmax" => x[0].softmax(axis()),
         "log_softmax" => x[0].log_softmax(axis()),
-        "transpose" => x[0].transpose(&ints(&a["perm"]).iter().map(|&p| p as usize).collect::<Vec<_>>()),
+        "transpose" => x[0].transpose(
+            &ints(&a["perm"])
+                .iter()
+                .map(|&p| p as usize)
+                .collect::<Vec<_>>(),
+        ),
         "concat" => Tensor::concat(x, axis()),
         "stack" => Tensor::stack(x, axis()),
         "pad" => {
-            let p: Vec<(usize, usize)> = a["paddings"].as_array().unwrap().iter().map(pair).collect();
+            let p: Vec<(usize, usize)> =
+                a["paddings"].as_array().unwrap().iter().map(pair).collect();
             let mode = match a["mode"].as_str().unwrap() {
                 "constant" => PadMode::Constant(a["value"].as_f64().unwrap()),
                 "reflect" => PadMode::Reflect,
@@ -109,26 +157,88 @@ fn run(op: &str, a: &Value, x: &[Tensor]) -> Result<Vec<Tensor>> {
             };
             x[0].pad(&p, mode)
         }
-        "tile" => x[0].tile(&ints(&a["multiples"]).iter().map(|&m| m as usize).collect::<Vec<_>>()),
+        "tile" => x[0].tile(
+            &ints(&a["multiples"])
+                .iter()
+                .map(|&m| m as usize)
+                .collect::<Vec<_>>(),
+        ),
         "strided_slice" => x[0].strided_slice(&parse_spec(a["spec"].as_str().unwrap())),
         "gather" => x[0].gather(&x[1], axis()),
         "gather_nd" => x[0].gather_nd(&x[1]),
-        "scatter_nd" => Tensor::scatter_nd(&x[0], &x[1], &ints(&a["shape"]).iter().map(|&d| d as usize).collect::<Vec<_>>()),
+        "scatter_nd" => Tensor::scatter_nd(
+            &x[0],
+            &x[1],
+            &ints(&a["shape"])
+                .iter()
+                .map(|&d| d as usize)
+                .collect::<Vec<_>>(),
+        ),
         "one_hot" => x[0].one_hot(a["depth"].as_u64().unwrap() as usize, 1.0, 0.0, DType::F32),
-        "top_k" => return x[0].top_k(a["k"].as_u64().unwrap() as usize).map(|(v, i)| vec![v, i]),
+        "top_k" => {
+            return x[0]
+                .top_k(a["k"].as_u64().unwrap() as usize)
+                .map(|(v, i)| vec![v, i])
+        }
         "sort" => x[0].sort(axis(), a["descending"].as_bool().unwrap()),
         "argsort" => x[0].argsort(axis(), a["descending"].as_bool().unwrap()),
-        "cumsum" => x[0].cumsum(axis(), a["exclusive"].as_bool().unwrap(), a["reverse"].as_bool().unwrap()),
-        "conv2d" => x[0].conv2d(&x[1], pair(&a["strides"]), padding(&a["padding"]), pair(&a["dilations"])),
-        "depthwise_conv2d" => x[0].depthwise_conv2d(&x[1], pair(&a["strides"]), padding(&a["padding"]), (1, 1)),
-        "conv1d" => x[0].conv1d(&x[1], a["stride"].as_u64().unwrap() as usize, padding(&a["padding"]), 1),
-        "conv2d_transpose" => x[0].conv2d_transpose(&x[1], pair(&a["output_hw"]), pair(&a["strides"]), padding(&a["padding"]), (1, 1)),
-        "max_pool2d" => x[0].max_pool2d(pair(&a["ksize"]), pair(&a["strides"]), padding(&a["padding"])),
-        "avg_pool2d" => x[0].avg_pool2d(pair(&a["ksize"]), pair(&a["strides"]), padding(&a["padding"])),
-        "max_pool1d" => x[0].max_pool1d(a["ksize"].as_u64().unwrap() as usize, a["strides"].as_u64().unwrap() as usize, padding(&a["padding"])),
-        "avg_pool1d" => x[0].avg_pool1d(a["ksize"].as_u64().unwrap() as usize, a["strides"].as_u64().unwrap() as usize, padding(&a["padding"])),
-        "batch_norm" => x[0].batch_norm(&x[1], &x[2], Some(&x[3]), Some(&x[4]), a["epsilon"].as_f64().unwrap()),
-        "layer_norm" => x[0].layer_norm(Some(&x[1]), Some(&x[2]), 1, a["epsilon"].as_f64().unwrap()),
+        "cumsum" => x[0].cumsum(
+            axis(),
+            a["exclusive"].as_bool().unwrap(),
+            a["reverse"].as_bool().unwrap(),
+        ),
+        "conv2d" => x[0].conv2d(
+            &x[1],
+            pair(&a["strides"]),
+            padding(&a["padding"]),
+            pair(&a["dilations"]),
+        ),
+        "depthwise_conv2d" => {
+            x[0].depthwise_conv2d(&x[1], pair(&a["strides"]), padding(&a["padding"]), (1, 1))
+        }
+        "conv1d" => x[0].conv1d(
+            &x[1],
+            a["stride"].as_u64().unwrap() as usize,
+            padding(&a["padding"]),
+            1,
+        ),
+        "conv2d_transpose" => x[0].conv2d_transpose(
+            &x[1],
+            pair(&a["output_hw"]),
+            pair(&a["strides"]),
+            padding(&a["padding"]),
+            (1, 1),
+        ),
+        "max_pool2d" => x[0].max_pool2d(
+            pair(&a["ksize"]),
+            pair(&a["strides"]),
+            padding(&a["padding"]),
+        ),
+        "avg_pool2d" => x[0].avg_pool2d(
+            pair(&a["ksize"]),
+            pair(&a["strides"]),
+            padding(&a["padding"]),
+        ),
+        "max_pool1d" => x[0].max_pool1d(
+            a["ksize"].as_u64().unwrap() as usize,
+            a["strides"].as_u64().unwrap() as usize,
+            padding(&a["padding"]),
+        ),
+        "avg_pool1d" => x[0].avg_pool1d(
+            a["ksize"].as_u64().unwrap() as usize,
+            a["strides"].as_u64().unwrap() as usize,
+            padding(&a["padding"]),
+        ),
+        "batch_norm" => x[0].batch_norm(
+            &x[1],
+            &x[2],
+            Some(&x[3]),
+            Some(&x[4]),
+            a["epsilon"].as_f64().unwrap(),
+        ),
+        "layer_norm" => {
+            x[0].layer_norm(Some(&x[1]), Some(&x[2]), 1, a["epsilon"].as_f64().unwrap())
+        }
         other => panic!("golden op {other} has no runner"),
     };
     one.map(|t| vec![t])
@@ -154,17 +264,31 @@ fn ops_match_tensorflow_golden_values() {
         for (got, want) in outs.iter().zip(c["outputs"].as_array().unwrap()) {
             let want_t = tensor(want);
             if got.shape() != want_t.shape() || got.dtype() != want_t.dtype() {
-                failures.push(format!("case {n} {op}: got {:?} {} want {:?} {}", got.shape(), got.dtype(), want_t.shape(), want_t.dtype()));
+                failures.push(format!(
+                    "case {n} {op}: got {:?} {} want {:?} {}",
+                    got.shape(),
+                    got.dtype(),
+                    want_t.shape(),
+                    want_t.dtype()
+                ));
                 continue;
             }
             for (i, (g, w)) in got.to_f64_vec().iter().zip(want_t.to_f64_vec()).enumerate() {
                 let ok = (g - w).abs() <= 1e-5 * w.abs() + 1e-6 || (g.is_nan() && w.is_nan());
                 if !ok {
-                    failures.push(format!("case {n} {op} {}: element {i}: got {g} want {w}", c["attrs"]));
+                    failures.push(format!(
+                        "case {n} {op} {}: element {i}: got {g} want {w}",
+                        c["attrs"]
+                    ));
                     break;
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -22,21 +22,39 @@ fn ravel(idx: &[usize], shape: &[usize]) -> usize {
 /// Naive broadcast read of `data` (shape `s`) at output index `idx`.
 fn bread(data: &[f32], s: &[usize], idx: &[usize]) -> f32 {
     let lead = idx.len() - s.len();
-    let own: Vec<usize> = s.iter().enumerate().map(|(k, &d)| if d == 1 { 0 } else { idx[lead + k] }).collect();
+    let own: Vec<usize> = s
+        .iter()
+        .enumerate()
+        .map(|(k, &d)| if d == 1 { 0 } else { idx[lead + k] })
+        .collect();
     data[ravel(&own, s)]
 }
 
 /// Two shapes that broadcast: each dim of the shorter one is the other's size or 1.
 fn broadcastable() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
-    prop::collection::vec(1usize..5, 0..5).prop_flat_map(|out| {
-        let n = out.len();
-        (Just(out), 0..=n, prop::collection::vec(any::<bool>(), n), prop::collection::vec(any::<bool>(), n))
-    })
-    .prop_map(|(out, drop, ones_a, ones_b)| {
-        let a: Vec<usize> = out.iter().zip(&ones_a).map(|(&d, &o)| if o { 1 } else { d }).collect();
-        let b: Vec<usize> = out[drop..].iter().zip(&ones_b[drop..]).map(|(&d, &o)| if o { 1 } else { d }).collect();
-        (a, b)
-    })
+    prop::collection::vec(1usize..5, 0..5)
+        .prop_flat_map(|out| {
+            let n = out.len();
+            (
+                Just(out),
+                0..=n,
+                prop::collection::vec(any::<bool>(), n),
+                prop::collection::vec(any::<bool>(), n),
+            )
+        })
+        .prop_map(|(out, drop, ones_a, ones_b)| {
+            let a: Vec<usize> = out
+                .iter()
+                .zip(&ones_a)
+                .map(|(&d, &o)| if o { 1 } else { d })
+                .collect();
+            let b: Vec<usize> = out[drop..]
+                .iter()
+                .zip(&ones_b[drop..])
+                .map(|(&d, &o)| if o { 1 } else { d })
+                .collect();
+            (a, b)
+        })
 }
 
 fn values(n: usize) -> impl Strategy<Value = Vec<f32>> {

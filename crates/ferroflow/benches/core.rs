@@ -11,7 +11,9 @@ fn matmul(c: &mut Criterion) {
         let a = ff::random::normal(&[m, k], 0.0, 1.0, ff::DType::F32, Some(1)).unwrap();
         let b = ff::random::normal(&[k, n], 0.0, 1.0, ff::DType::F32, Some(2)).unwrap();
         g.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        g.bench_function(format!("{m}x{k}x{n}"), |bch| bch.iter(|| black_box(a.matmul(&b).unwrap())));
+        g.bench_function(format!("{m}x{k}x{n}"), |bch| {
+            bch.iter(|| black_box(a.matmul(&b).unwrap()))
+        });
     }
     g.finish();
 }
@@ -26,7 +28,9 @@ fn elementwise(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((8 * n) as u64));
     g.bench_function("exp_2^22", |b| b.iter(|| black_box(x.exp().unwrap())));
     g.throughput(Throughput::Bytes((4 * n) as u64));
-    g.bench_function("sum_2^22", |b| b.iter(|| black_box(x.sum(ff::Axes::All, false).unwrap())));
+    g.bench_function("sum_2^22", |b| {
+        b.iter(|| black_box(x.sum(ff::Axes::All, false).unwrap()))
+    });
     let s = ff::Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
     g.throughput(Throughput::Elements(1));
     g.bench_function("tiny_add", |b| b.iter(|| black_box(s.add(&s).unwrap())));

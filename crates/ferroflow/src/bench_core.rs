@@ -42,8 +42,15 @@ pub fn run(json: bool, reps: usize) -> ff::Result<()> {
     rows.push(("sum_2^24", 4.0 * n as f64 / t / 1e9, "GB/s"));
     let img = ff::random::normal(&[32, 32, 32, 64], 0.0, 1.0, f32t, Some(5))?;
     let ker = ff::random::normal(&[3, 3, 64, 64], 0.0, 0.1, f32t, Some(6))?;
-    let t = best_of(reps, || img.conv2d(&ker, (1, 1), ff::ops::conv::Padding::Same, (1, 1)).map(|_| ()))?;
-    rows.push(("conv2d_32x32x64_3x3x64_b32", 2.0 * (32 * 32 * 32 * 64 * 64 * 9) as f64 / t / 1e9, "GFLOP/s"));
+    let t = best_of(reps, || {
+        img.conv2d(&ker, (1, 1), ff::ops::conv::Padding::Same, (1, 1))
+            .map(|_| ())
+    })?;
+    rows.push((
+        "conv2d_32x32x64_3x3x64_b32",
+        2.0 * (32 * 32 * 32 * 64 * 64 * 9) as f64 / t / 1e9,
+        "GFLOP/s",
+    ));
     let a = ff::Tensor::from_vec(vec![1.0f32], &[1])?;
     let b = ff::Tensor::from_vec(vec![2.0f32], &[1])?;
     let iters = 200_000;

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use ferroflow as ff;
 
 #[derive(Parser)]
-#[command(name = "ferroflow", version, about = "A TensorFlow-class deep-learning framework in Rust")]
+#[command(
+    name = "ferroflow",
+    version,
+    about = "A TensorFlow-class deep-learning framework in Rust"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,10 @@ fn main() {
         Command::Demo { seed, save } => demo(seed, &save),
         Command::Bench { suite, json, reps } => match suite.as_str() {
             "core" => bench_core::run(json, reps),
-            other => Err(ff::Error::invalid("bench", format!("unknown suite '{other}' (available: core)"))),
+            other => Err(ff::Error::invalid(
+                "bench",
+                format!("unknown suite '{other}' (available: core)"),
+            )),
         },
     };
     if let Err(e) = result {

@@ -49,9 +49,14 @@ impl BinaryOp {
     fn run<T: Numeric>(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let n = self.name();
         let is_float = T::DTYPE.is_float();
-        if !is_float && matches!(self, BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::FloorMod) {
+        if !is_float
+            && matches!(
+                self,
+                BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::FloorMod
+            )
+        {
             let divisor = b.contiguous_data::<T>()?;
-            if divisor.iter().any(|&v| v == T::ZERO) {
+            if divisor.contains(&T::ZERO) {
                 return Err(Error::invalid(n, "integer division by zero"));
             }
         }
@@ -70,7 +75,11 @@ impl BinaryOp {
                     let q = x.checked_div(y).unwrap_or(T::ZERO);
                     let r = x - q * y;
                     let adjust = r != T::ZERO && ((r < T::ZERO) != (y < T::ZERO));
-                    if adjust { q - T::ONE } else { q }
+                    if adjust {
+                        q - T::ONE
+                    } else {
+                        q
+                    }
                 }
             }),
             BinaryOp::FloorMod => zip(n, a, b, 2, |x: T, y: T| x.floor_mod(y).unwrap_or(T::ZERO)),
@@ -82,7 +91,11 @@ impl BinaryOp {
 /// Checks that two operands share a dtype (TF never promotes implicitly).
 pub(crate) fn same_dtype(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
     if a.dtype() != b.dtype() {
-        return Err(Error::DTypeMismatch { op, lhs: a.dtype(), rhs: b.dtype() });
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: a.dtype(),
+            rhs: b.dtype(),
+        });
     }
     Ok(a.dtype())
 }
@@ -168,18 +181,34 @@ mod tests {
             "add: shapes cannot be broadcast: [2, 3] x [2]"
         );
         let d = Tensor::from_vec(vec![1i32, 2], &[2]).unwrap();
-        assert_eq!(c.mul(&d).unwrap_err().to_string(), "mul: dtypes differ: float32 vs int32");
+        assert_eq!(
+            c.mul(&d).unwrap_err().to_string(),
+            "mul: dtypes differ: float32 vs int32"
+        );
     }
 
     #[test]
     fn integer_division_rules() {
         let a = Tensor::from_vec(vec![7i32, -7, 7, -7], &[4]).unwrap();
         let b = Tensor::from_vec(vec![2i32, 2, -2, -2], &[4]).unwrap();
-        assert_eq!(a.div(&b).unwrap().to_vec::<i32>().unwrap(), vec![3, -3, -3, 3]);
-        assert_eq!(a.floor_div(&b).unwrap().to_vec::<i32>().unwrap(), vec![3, -4, -4, 3]);
-        assert_eq!(a.floor_mod(&b).unwrap().to_vec::<i32>().unwrap(), vec![1, 1, -1, -1]);
+        assert_eq!(
+            a.div(&b).unwrap().to_vec::<i32>().unwrap(),
+            vec![3, -3, -3, 3]
+        );
+        assert_eq!(
+            a.floor_div(&b).unwrap().to_vec::<i32>().unwrap(),
+            vec![3, -4, -4, 3]
+        );
+        assert_eq!(
+            a.floor_mod(&b).unwrap().to_vec::<i32>().unwrap(),
+            vec![1, 1, -1, -1]
+        );
         let z = Tensor::from_vec(vec![0i32], &[1]).unwrap();
-        assert!(a.div(&z).unwrap_err().to_string().contains("division by zero"));
+        assert!(a
+            .div(&z)
+            .unwrap_err()
+            .to_string()
+            .contains("division by zero"));
         let p = Tensor::from_vec(vec![2i64, 3], &[2]).unwrap();
         assert_eq!(p.pow(&p).unwrap().to_vec::<i64>().unwrap(), vec![4, 27]);
     }

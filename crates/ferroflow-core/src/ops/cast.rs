@@ -20,7 +20,10 @@ impl Tensor {
 
     /// Runs `f` in the dtype arithmetic happens in: f16/bf16 inputs are widened to f32 and
     /// float results narrowed back; other dtypes pass straight through.
-    pub(crate) fn in_compute_dtype(&self, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    pub(crate) fn in_compute_dtype(
+        &self,
+        f: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let dt = self.dtype();
         if dt.compute_dtype() == dt {
             return f(self);
@@ -41,14 +44,26 @@ mod tests {
     #[test]
     fn casts_like_tensorflow() {
         let t = Tensor::from_vec(vec![-1.7f32, 0.0, 2.9, f32::NAN], &[4]).unwrap();
-        assert_eq!(t.cast(DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![-1, 0, 2, 0]);
+        assert_eq!(
+            t.cast(DType::I32).unwrap().to_vec::<i32>().unwrap(),
+            vec![-1, 0, 2, 0]
+        );
         assert_eq!(
             t.cast(DType::Bool).unwrap().to_vec::<bool>().unwrap(),
             vec![true, false, true, true]
         );
-        let h = t.cast(DType::F16).unwrap().cast(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        let h = t
+            .cast(DType::F16)
+            .unwrap()
+            .cast(DType::F32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         assert!((h[0] + 1.7).abs() < 1e-3);
-        let u = Tensor::from_vec(vec![true, false], &[2]).unwrap().cast(DType::F64).unwrap();
+        let u = Tensor::from_vec(vec![true, false], &[2])
+            .unwrap()
+            .cast(DType::F64)
+            .unwrap();
         assert_eq!(u.to_vec::<f64>().unwrap(), vec![1.0, 0.0]);
     }
 }

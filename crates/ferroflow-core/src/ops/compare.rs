@@ -80,10 +80,18 @@ impl Tensor {
         self.compare(CmpOp::GreaterEqual, other)
     }
 
-    fn logical(&self, op: &'static str, other: &Tensor, f: impl Fn(bool, bool) -> bool + Sync) -> Result<Tensor> {
+    fn logical(
+        &self,
+        op: &'static str,
+        other: &Tensor,
+        f: impl Fn(bool, bool) -> bool + Sync,
+    ) -> Result<Tensor> {
         for t in [self, other] {
             if t.dtype() != DType::Bool {
-                return Err(Error::UnsupportedDType { op, dtype: t.dtype() });
+                return Err(Error::UnsupportedDType {
+                    op,
+                    dtype: t.dtype(),
+                });
             }
         }
         zip(op, self, other, 1, f)
@@ -104,7 +112,10 @@ impl Tensor {
     /// Elementwise logical not of a bool tensor.
     pub fn logical_not(&self) -> Result<Tensor> {
         if self.dtype() != DType::Bool {
-            return Err(Error::UnsupportedDType { op: "logical_not", dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: "logical_not",
+                dtype: self.dtype(),
+            });
         }
         map(self, 1, |a: bool| !a)
     }
@@ -113,7 +124,10 @@ impl Tensor {
     /// broadcast together.
     pub fn where_(cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         if cond.dtype() != DType::Bool {
-            return Err(Error::UnsupportedDType { op: "where", dtype: cond.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: "where",
+                dtype: cond.dtype(),
+            });
         }
         let dt = same_dtype("where", x, y)?;
         with_any!(dt, T => zip3("where", cond, x, y, |c: bool, a: T, b: T| if c { a } else { b }))
@@ -151,7 +165,10 @@ mod tests {
         assert_eq!(m.to_vec::<bool>().unwrap(), vec![false, true, true]);
         let w = Tensor::where_(&m, &a, &b).unwrap();
         assert_eq!(w.to_vec::<f32>().unwrap(), vec![3.0, 5.0, 3.0]);
-        assert_eq!(a.clip_scalar(2.0, 4.0).unwrap().to_vec::<f32>().unwrap(), vec![2.0, 4.0, 3.0]);
+        assert_eq!(
+            a.clip_scalar(2.0, 4.0).unwrap().to_vec::<f32>().unwrap(),
+            vec![2.0, 4.0, 3.0]
+        );
         let n = m.logical_not().unwrap().logical_or(&m).unwrap();
         assert_eq!(n.to_vec::<bool>().unwrap(), vec![true; 3]);
         assert!(a.logical_not().is_err());

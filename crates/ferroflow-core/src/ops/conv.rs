@@ -29,7 +29,10 @@ pub(crate) fn conv_output(
     padding: Padding,
 ) -> Result<(usize, usize)> {
     if stride == 0 || dilation == 0 || kernel == 0 {
-        return Err(Error::invalid(op, format!("kernel {kernel}, stride {stride} and dilation {dilation} must be positive")));
+        return Err(Error::invalid(
+            op,
+            format!("kernel {kernel}, stride {stride} and dilation {dilation} must be positive"),
+        ));
     }
     let eff = (kernel - 1) * dilation + 1;
     match padding {
@@ -81,9 +84,11 @@ impl Conv2dGeom {
             for ox in 0..self.ow {
                 let row = &mut cols[(oy * self.ow + ox) * row_len..][..row_len];
                 for i in 0..self.kh {
-                    let y = (oy * self.stride.0 + i * self.dilation.0) as isize - self.pad.0 as isize;
+                    let y =
+                        (oy * self.stride.0 + i * self.dilation.0) as isize - self.pad.0 as isize;
                     for j in 0..self.kw {
-                        let xx = (ox * self.stride.1 + j * self.dilation.1) as isize - self.pad.1 as isize;
+                        let xx = (ox * self.stride.1 + j * self.dilation.1) as isize
+                            - self.pad.1 as isize;
                         let dst = &mut row[(i * self.kw + j) * cg..][..cg];
                         if y < 0 || y >= self.h as isize || xx < 0 || xx >= self.w as isize {
                             dst.fill(0.0);
@@ -104,17 +109,31 @@ impl Tensor {
     /// # Shapes
     /// input `[n, h, w, cin]`, filter `[kh, kw, cin / groups, cout]` -> `[n, oh, ow, cout]`;
     /// `groups` is inferred from `cin / filter[2]`.
-    pub fn conv2d(&self, filter: &Tensor, strides: (usize, usize), padding: Padding, dilations: (usize, usize)) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        filter: &Tensor,
+        strides: (usize, usize),
+        padding: Padding,
+        dilations: (usize, usize),
+    ) -> Result<Tensor> {
         let op = "conv2d";
         let dt = same_dtype(op, self, filter)?;
         if dt != DType::F32 {
             if !dt.is_float() {
                 return Err(Error::UnsupportedDType { op, dtype: dt });
             }
-            return self.cast(DType::F32)?.conv2d(&filter.cast(DType::F32)?, strides, padding, dilations)?.cast(dt);
+            return self
+                .cast(DType::F32)?
+                .conv2d(&filter.cast(DType::F32)?, strides, padding, dilations)?
+                .cast(dt);
         }
         if self.rank() != 4 || filter.rank() != 4 {
-            return Err(Error::shapes(op, "needs a rank-4 input and filter", self.shape(), filter.shape()));
+            return Err(Error::shapes(
+                op,
+                "needs a rank-4 input and filter",
+                self.shape(),
+                filter.shape(),
+            ));
         }
         let (s, f) = (self.shape(), filter.shape());
         if f[2] == 0 || s[3] % f[2] != 0 || f[3] % (s[3] / f[2]).max(1) != 0 {
@@ -124,8 +143,19 @@ impl Tensor {
         let (oh, pt) = conv_output(op, s[1], f[0], strides.0, dilations.0, padding)?;
         let (ow, pl) = conv_output(op, s[2], f[1], strides.1, dilations.1, padding)?;
         let g = Conv2dGeom {
-            n: s[0], h: s[1], w: s[2], cin: s[3], kh: f[0], kw: f[1], cout: f[3], groups,
-            oh, ow, stride: strides, dilation: dilations, pad: (pt, pl),
+            n: s[0],
+            h: s[1],
+            w: s[2],
+            cin: s[3],
+            kh: f[0],
+            kw: f[1],
+            cout: f[3],
+            groups,
+            oh,
+            ow,
+            stride: strides,
+            dilation: dilations,
+            pad: (pt, pl),
         };
         let x = self.contiguous_data::<f32>()?;
         let wt = filter.contiguous_data::<f32>()?;
@@ -134,11 +164,27 @@ impl Tensor {
     }
 
     /// 1-D convolution over `[n, w, cin]` with a `[kw, cin / groups, cout]` filter.
-    pub fn conv1d(&self, filter: &Tensor, stride: usize, padding: Padding, dilation: usize) -> Result<Tensor> {
+    pub fn conv1d(
+        &self,
+        filter: &Tensor,
+        stride: usize,
+        padding: Padding,
+        dilation: usize,
+    ) -> Result<Tensor> {
         if self.rank() != 3 || filter.rank() != 3 {
-            return Err(Error::shapes("conv1d", "needs a rank-3 input and filter", self.shape(), filter.shape()));
+            return Err(Error::shapes(
+                "conv1d",
+                "needs a rank-3 input and filter",
+                self.shape(),
+                filter.shape(),
+            ));
         }
-        let y = self.expand_dims(1)?.conv2d(&filter.expand_dims(0)?, (1, stride), padding, (1, dilation))?;
+        let y = self.expand_dims(1)?.conv2d(
+            &filter.expand_dims(0)?,
+            (1, stride),
+            padding,
+            (1, dilation),
+        )?;
         y.squeeze(&[1])
     }
 
@@ -147,9 +193,20 @@ impl Tensor {
     ///
     /// # Shapes
     /// input `[n, h, w, c]`, filter `[kh, kw, c, multiplier]` -> `[n, oh, ow, c * multiplier]`
-    pub fn depthwise_conv2d(&self, filter: &Tensor, strides: (usize, usize), padding: Padding, dilations: (usize, usize)) -> Result<Tensor> {
+    pub fn depthwise_conv2d(
+        &self,
+        filter: &Tensor,
+        strides: (usize, usize),
+        padding: Padding,
+        dilations: (usize, usize),
+    ) -> Result<Tensor> {
         if self.rank() != 4 || filter.rank() != 4 || filter.shape()[2] != self.shape()[3] {
-            return Err(Error::shapes("depthwise_conv2d", "filter must be [kh, kw, channels, multiplier]", self.shape(), filter.shape()));
+            return Err(Error::shapes(
+                "depthwise_conv2d",
+                "filter must be [kh, kw, channels, multiplier]",
+                self.shape(),
+                filter.shape(),
+            ));
         }
         let f = filter.shape();
         // Channel c, multiplier m is output channel c * mult + m: a grouped conv with one
@@ -171,13 +228,35 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
             let mut cols = vec![0.0f32; rows * row_len];
             for grp in 0..g.groups {
                 g.im2col(x, img, grp, &mut cols);
-                let lhs = MatRef { data: &cols, offset: 0, rs: row_len, cs: 1 };
-                let rhs = MatRef { data: wt, offset: grp * cout_g, rs: g.cout, cs: 1 };
-                gemm_into(rows, cout_g, row_len, &mut dst[grp * cout_g..], g.cout, lhs, rhs, false, threads);
+                let lhs = MatRef {
+                    data: &cols,
+                    offset: 0,
+                    rs: row_len,
+                    cs: 1,
+                };
+                let rhs = MatRef {
+                    data: wt,
+                    offset: grp * cout_g,
+                    rs: g.cout,
+                    cs: 1,
+                };
+                gemm_into(
+                    rows,
+                    cout_g,
+                    row_len,
+                    &mut dst[grp * cout_g..],
+                    g.cout,
+                    lhs,
+                    rhs,
+                    false,
+                    threads,
+                );
             }
         };
         if g.n >= num_threads() && num_threads() > 1 && per_image > 0 {
-            out.par_chunks_mut(per_image).enumerate().for_each(|(i, d)| image(i, d, 1));
+            out.par_chunks_mut(per_image)
+                .enumerate()
+                .for_each(|(i, d)| image(i, d, 1));
         } else if per_image > 0 {
             for (i, d) in out.chunks_mut(per_image).enumerate() {
                 image(i, d, num_threads());
@@ -214,7 +293,10 @@ mod tests {
                                     continue;
                                 }
                                 for c in 0..cg {
-                                    let xi = ((n * xs[1] + y as usize) * xs[2] + xx as usize) * xs[3] + grp * cg + c;
+                                    let xi = ((n * xs[1] + y as usize) * xs[2] + xx as usize)
+                                        * xs[3]
+                                        + grp * cg
+                                        + c;
                                     acc += xv[xi] * fv[((i * fs[1] + j) * cg + c) * fs[3] + o];
                                 }
                             }
@@ -240,24 +322,42 @@ mod tests {
             let f = crate::random::normal(&fs, 0.0, 1.0, DType::F32, Some(2)).unwrap();
             let got = x.conv2d(&f, s, p, d).unwrap().to_vec::<f32>().unwrap();
             let want = naive(&x, &f, s, p, d);
-            assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4), "{xs:?} {fs:?}");
+            assert!(
+                got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4),
+                "{xs:?} {fs:?}"
+            );
         }
         let x = Tensor::zeros(&[1, 4, 4, 3], DType::F32).unwrap();
         let f = Tensor::zeros(&[3, 3, 2, 4], DType::F32).unwrap();
         assert!(x.conv2d(&f, (1, 1), Padding::Same, (1, 1)).is_err());
         let big = Tensor::zeros(&[5, 5, 3, 1], DType::F32).unwrap();
-        assert!(x.conv2d(&big, (1, 1), Padding::Valid, (1, 1)).unwrap_err().to_string().contains("smaller than"));
+        assert!(x
+            .conv2d(&big, (1, 1), Padding::Valid, (1, 1))
+            .unwrap_err()
+            .to_string()
+            .contains("smaller than"));
     }
 
     #[test]
     fn depthwise_and_1d() {
         let x = Tensor::from_vec((0..8).map(|v| v as f32).collect(), &[1, 2, 2, 2]).unwrap();
-        let f = Tensor::ones(&[1, 1, 2, 2], DType::F32).unwrap().mul(&Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap()).unwrap();
-        let y = x.depthwise_conv2d(&f, (1, 1), Padding::Valid, (1, 1)).unwrap();
+        let f = Tensor::ones(&[1, 1, 2, 2], DType::F32)
+            .unwrap()
+            .mul(&Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap())
+            .unwrap();
+        let y = x
+            .depthwise_conv2d(&f, (1, 1), Padding::Valid, (1, 1))
+            .unwrap();
         assert_eq!(y.shape(), &[1, 2, 2, 4]);
         assert_eq!(y.to_vec::<f32>().unwrap()[..4], [0., 0., 3., 4.]);
         let s = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[1, 4, 1]).unwrap();
         let k = Tensor::from_vec(vec![1.0f32, -1.0], &[2, 1, 1]).unwrap();
-        assert_eq!(s.conv1d(&k, 1, Padding::Valid, 1).unwrap().to_vec::<f32>().unwrap(), vec![-1., -1., -1.]);
+        assert_eq!(
+            s.conv1d(&k, 1, Padding::Valid, 1)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![-1., -1., -1.]
+        );
     }
 }

@@ -29,10 +29,17 @@ impl Tensor {
                 return Err(Error::UnsupportedDType { op, dtype: dt });
             }
             let (x, f) = (self.cast(DType::F32)?, filter.cast(DType::F32)?);
-            return x.conv2d_transpose(&f, output_hw, strides, padding, dilations)?.cast(dt);
+            return x
+                .conv2d_transpose(&f, output_hw, strides, padding, dilations)?
+                .cast(dt);
         }
         if self.rank() != 4 || filter.rank() != 4 || filter.shape()[3] != self.shape()[3] {
-            return Err(Error::shapes(op, "needs input [n, h, w, cin] and filter [kh, kw, cout, cin]", self.shape(), filter.shape()));
+            return Err(Error::shapes(
+                op,
+                "needs input [n, h, w, cin] and filter [kh, kw, cout, cin]",
+                self.shape(),
+                filter.shape(),
+            ));
         }
         let (s, f) = (self.shape(), filter.shape());
         // The forward conv maps the output size back to the input size.
@@ -41,26 +48,55 @@ impl Tensor {
         if (fh, fw) != (s[1], s[2]) {
             return Err(Error::invalid(
                 op,
-                format!("output size {output_hw:?} maps to {:?} under conv2d, not the input's {:?}", (fh, fw), (s[1], s[2])),
+                format!(
+                    "output size {output_hw:?} maps to {:?} under conv2d, not the input's {:?}",
+                    (fh, fw),
+                    (s[1], s[2])
+                ),
             ));
         }
         let g = Conv2dGeom {
-            n: s[0], h: output_hw.0, w: output_hw.1, cin: f[2], kh: f[0], kw: f[1], cout: s[3], groups: 1,
-            oh: s[1], ow: s[2], stride: strides, dilation: dilations, pad: (pt, pl),
+            n: s[0],
+            h: output_hw.0,
+            w: output_hw.1,
+            cin: f[2],
+            kh: f[0],
+            kw: f[1],
+            cout: s[3],
+            groups: 1,
+            oh: s[1],
+            ow: s[2],
+            stride: strides,
+            dilation: dilations,
+            pad: (pt, pl),
         };
         let x = self.contiguous_data::<f32>()?;
         let wt = filter.contiguous_data::<f32>()?;
         let (rows, row_len) = (g.oh * g.ow, g.kh * g.kw * g.cin);
         let per_image = g.h * g.w * g.cin;
         let mut out = vec![0.0f32; g.n * per_image];
-        out.par_chunks_mut(per_image.max(1)).enumerate().for_each(|(img, dst)| {
-            // cols[r, (i, j, o)] = Σ_c x[r, c] · filter[i, j, o, c]
-            let mut cols = vec![0.0f32; rows * row_len];
-            let lhs = MatRef { data: &x, offset: img * rows * g.cout, rs: g.cout, cs: 1 };
-            let rhs = MatRef { data: &wt, offset: 0, rs: 1, cs: g.cout };
-            gemm_into(rows, row_len, g.cout, &mut cols, row_len, lhs, rhs, false, 1);
-            col2im(&g, &cols, dst);
-        });
+        out.par_chunks_mut(per_image.max(1))
+            .enumerate()
+            .for_each(|(img, dst)| {
+                // cols[r, (i, j, o)] = Σ_c x[r, c] · filter[i, j, o, c]
+                let mut cols = vec![0.0f32; rows * row_len];
+                let lhs = MatRef {
+                    data: &x,
+                    offset: img * rows * g.cout,
+                    rs: g.cout,
+                    cs: 1,
+                };
+                let rhs = MatRef {
+                    data: &wt,
+                    offset: 0,
+                    rs: 1,
+                    cs: g.cout,
+                };
+                gemm_into(
+                    rows, row_len, g.cout, &mut cols, row_len, lhs, rhs, false, 1,
+                );
+                col2im(&g, &cols, dst);
+            });
         Tensor::from_vec(out, &[g.n, g.h, g.w, g.cin])
     }
 }
@@ -98,7 +134,11 @@ mod tests {
     /// <conv2d(x), y> == <x, conv2d_transpose(y)> for every x, y: the adjoint identity.
     #[test]
     fn is_the_adjoint_of_conv2d() {
-        for (pad, s) in [(Padding::Same, (2, 2)), (Padding::Valid, (1, 2)), (Padding::Same, (1, 1))] {
+        for (pad, s) in [
+            (Padding::Same, (2, 2)),
+            (Padding::Valid, (1, 2)),
+            (Padding::Same, (1, 1)),
+        ] {
             let x = crate::random::normal(&[2, 7, 8, 3], 0.0, 1.0, DType::F32, Some(4)).unwrap();
             let f = crate::random::normal(&[3, 2, 3, 5], 0.0, 1.0, DType::F32, Some(5)).unwrap();
             let y = x.conv2d(&f, s, pad, (1, 1)).unwrap();
@@ -106,12 +146,27 @@ mod tests {
             // conv2d_transpose takes the filter as [kh, kw, out=3, in=5].
             let back = r.conv2d_transpose(&f, (7, 8), s, pad, (1, 1)).unwrap();
             assert_eq!(back.shape(), x.shape());
-            let lhs: f64 = y.to_f64_vec().iter().zip(r.to_f64_vec()).map(|(a, b)| a * b).sum();
-            let rhs: f64 = x.to_f64_vec().iter().zip(back.to_f64_vec()).map(|(a, b)| a * b).sum();
-            assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+            let lhs: f64 = y
+                .to_f64_vec()
+                .iter()
+                .zip(r.to_f64_vec())
+                .map(|(a, b)| a * b)
+                .sum();
+            let rhs: f64 = x
+                .to_f64_vec()
+                .iter()
+                .zip(back.to_f64_vec())
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
         }
         let r = Tensor::zeros(&[1, 3, 3, 5], DType::F32).unwrap();
         let f = Tensor::zeros(&[3, 3, 2, 5], DType::F32).unwrap();
-        assert!(r.conv2d_transpose(&f, (9, 9), (1, 1), Padding::Same, (1, 1)).is_err());
+        assert!(r
+            .conv2d_transpose(&f, (9, 9), (1, 1), Padding::Same, (1, 1))
+            .is_err());
     }
 }

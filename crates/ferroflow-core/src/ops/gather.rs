@@ -8,14 +8,19 @@ use crate::{DType, Element, Error, Result, Tensor};
 /// Reads an integer index tensor as i64 values.
 fn index_values(op: &'static str, indices: &Tensor) -> Result<Vec<i64>> {
     match indices.dtype() {
-        DType::I32 | DType::I64 | DType::U8 | DType::I8 => Ok(indices.to_f64_vec().into_iter().map(|v| v as i64).collect()),
+        DType::I32 | DType::I64 | DType::U8 | DType::I8 => {
+            Ok(indices.to_f64_vec().into_iter().map(|v| v as i64).collect())
+        }
         d => Err(Error::UnsupportedDType { op, dtype: d }),
     }
 }
 
 fn check_index(op: &'static str, i: i64, dim: usize, axis: usize) -> Result<usize> {
     if i < 0 || i as usize >= dim {
-        return Err(Error::invalid(op, format!("index {i} is out of range [0, {dim}) on axis {axis}")));
+        return Err(Error::invalid(
+            op,
+            format!("index {i} is out of range [0, {dim}) on axis {axis}"),
+        ));
     }
     Ok(i as usize)
 }
@@ -29,7 +34,10 @@ impl Tensor {
         let a = normalize_axis("gather", axis, self.rank())?;
         let idx = index_values("gather", indices)?;
         let dim = self.shape()[a];
-        let idx: Vec<usize> = idx.iter().map(|&i| check_index("gather", i, dim, a)).collect::<Result<_>>()?;
+        let idx: Vec<usize> = idx
+            .iter()
+            .map(|&i| check_index("gather", i, dim, a))
+            .collect::<Result<_>>()?;
         let outer = numel(&self.shape()[..a]);
         let inner = numel(&self.shape()[a + 1..]);
         let mut shape = self.shape()[..a].to_vec();
@@ -69,7 +77,12 @@ impl Tensor {
 
     /// Scatters `updates` into zeros of `shape`, summing duplicates (`tf.scatter_nd`).
     pub fn scatter_nd(indices: &Tensor, updates: &Tensor, shape: &[usize]) -> Result<Tensor> {
-        Tensor::zeros(shape, updates.dtype())?.tensor_scatter_nd("scatter_nd", indices, updates, true)
+        Tensor::zeros(shape, updates.dtype())?.tensor_scatter_nd(
+            "scatter_nd",
+            indices,
+            updates,
+            true,
+        )
     }
 
     /// Copy of `self` with `updates` written at `indices` (`tf.tensor_scatter_nd_update`).
@@ -82,21 +95,39 @@ impl Tensor {
         self.tensor_scatter_nd("tensor_scatter_nd_add", indices, updates, true)
     }
 
-    fn tensor_scatter_nd(&self, op: &'static str, indices: &Tensor, updates: &Tensor, add: bool) -> Result<Tensor> {
+    fn tensor_scatter_nd(
+        &self,
+        op: &'static str,
+        indices: &Tensor,
+        updates: &Tensor,
+        add: bool,
+    ) -> Result<Tensor> {
         if updates.dtype() != self.dtype() {
-            return Err(Error::DTypeMismatch { op, lhs: self.dtype(), rhs: updates.dtype() });
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: self.dtype(),
+                rhs: updates.dtype(),
+            });
         }
         let (offsets, depth) = nd_offsets(op, self.shape(), indices)?;
         let inner = numel(&self.shape()[depth..]);
         let mut expect = indices.shape()[..indices.rank() - 1].to_vec();
         expect.extend_from_slice(&self.shape()[depth..]);
         if updates.shape() != expect.as_slice() {
-            return Err(Error::shapes(op, "updates must have shape indices[:-1] + tensor[depth:]", updates.shape(), &expect));
+            return Err(Error::shapes(
+                op,
+                "updates must have shape indices[:-1] + tensor[depth:]",
+                updates.shape(),
+                &expect,
+            ));
         }
         let dt = self.dtype();
         if add && dt.compute_dtype() != dt {
             let c = dt.compute_dtype();
-            return self.cast(c)?.tensor_scatter_nd(op, indices, &updates.cast(c)?, add)?.cast(dt);
+            return self
+                .cast(c)?
+                .tensor_scatter_nd(op, indices, &updates.cast(c)?, add)?
+                .cast(dt);
         }
         if add {
             with_numeric!(dt, op, T => scatter::<T>(self, updates, &offsets, inner, |a, b| a + b))
@@ -107,7 +138,13 @@ impl Tensor {
 
     /// One-hot encoding along a new last axis (`tf.one_hot`, axis = -1); indices outside
     /// `[0, depth)` give rows of `off_value`.
-    pub fn one_hot(&self, depth: usize, on_value: f64, off_value: f64, dtype: DType) -> Result<Tensor> {
+    pub fn one_hot(
+        &self,
+        depth: usize,
+        on_value: f64,
+        off_value: f64,
+        dtype: DType,
+    ) -> Result<Tensor> {
         let idx = index_values("one_hot", self)?;
         let mut out = vec![off_value; idx.len() * depth];
         for (row, &i) in idx.iter().enumerate() {
@@ -121,7 +158,13 @@ impl Tensor {
     }
 }
 
-fn scatter<T: Element>(base: &Tensor, updates: &Tensor, offsets: &[usize], inner: usize, f: impl Fn(T, T) -> T) -> Result<Tensor> {
+fn scatter<T: Element>(
+    base: &Tensor,
+    updates: &Tensor,
+    offsets: &[usize],
+    inner: usize,
+    f: impl Fn(T, T) -> T,
+) -> Result<Tensor> {
     let mut out = base.contiguous_data::<T>()?.into_owned();
     let upd = updates.contiguous_data::<T>()?;
     for (k, &o) in offsets.iter().enumerate() {
@@ -140,7 +183,12 @@ fn nd_offsets(op: &'static str, shape: &[usize], indices: &Tensor) -> Result<(Ve
         .last()
         .ok_or_else(|| Error::invalid(op, "indices need rank >= 1"))?;
     if depth > shape.len() {
-        return Err(Error::shapes(op, "index depth exceeds the rank of params", indices.shape(), shape));
+        return Err(Error::shapes(
+            op,
+            "index depth exceeds the rank of params",
+            indices.shape(),
+            shape,
+        ));
     }
     let idx = index_values(op, indices)?;
     let mut offsets = Vec::with_capacity(idx.len() / depth.max(1));
@@ -166,12 +214,27 @@ mod tests {
     fn gather_family() {
         let p = Tensor::from_vec((0..6).map(|v| v as f32).collect(), &[3, 2]).unwrap();
         let i = Tensor::from_vec(vec![2i32, 0, 2], &[3]).unwrap();
-        assert_eq!(p.gather(&i, 0).unwrap().to_vec::<f32>().unwrap(), vec![4., 5., 0., 1., 4., 5.]);
-        assert_eq!(p.gather(&Tensor::scalar(1i64), 1).unwrap().to_vec::<f32>().unwrap(), vec![1., 3., 5.]);
+        assert_eq!(
+            p.gather(&i, 0).unwrap().to_vec::<f32>().unwrap(),
+            vec![4., 5., 0., 1., 4., 5.]
+        );
+        assert_eq!(
+            p.gather(&Tensor::scalar(1i64), 1)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![1., 3., 5.]
+        );
         let bad = Tensor::from_vec(vec![3i32], &[1]).unwrap();
-        assert_eq!(p.gather(&bad, 0).unwrap_err().to_string(), "gather: index 3 is out of range [0, 3) on axis 0");
+        assert_eq!(
+            p.gather(&bad, 0).unwrap_err().to_string(),
+            "gather: index 3 is out of range [0, 3) on axis 0"
+        );
         let nd = Tensor::from_vec(vec![1i32, 1, 2, 0], &[2, 2]).unwrap();
-        assert_eq!(p.gather_nd(&nd).unwrap().to_vec::<f32>().unwrap(), vec![3., 4.]);
+        assert_eq!(
+            p.gather_nd(&nd).unwrap().to_vec::<f32>().unwrap(),
+            vec![3., 4.]
+        );
         let s = Tensor::scatter_nd(
             &Tensor::from_vec(vec![1i32, 1], &[2, 1]).unwrap(),
             &Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap(),
@@ -179,9 +242,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.to_vec::<f32>().unwrap(), vec![0., 0., 4., 6., 0., 0.]);
-        let u = p.tensor_scatter_nd_update(&Tensor::from_vec(vec![0i32, 1], &[1, 2]).unwrap(), &Tensor::from_vec(vec![9.0f32], &[1]).unwrap()).unwrap();
+        let u = p
+            .tensor_scatter_nd_update(
+                &Tensor::from_vec(vec![0i32, 1], &[1, 2]).unwrap(),
+                &Tensor::from_vec(vec![9.0f32], &[1]).unwrap(),
+            )
+            .unwrap();
         assert_eq!(u.to_vec::<f32>().unwrap()[..2], [0., 9.]);
-        let oh = Tensor::from_vec(vec![0i64, 2, 5], &[3]).unwrap().one_hot(3, 1.0, 0.0, DType::F32).unwrap();
-        assert_eq!(oh.to_vec::<f32>().unwrap(), vec![1., 0., 0., 0., 0., 1., 0., 0., 0.]);
+        let oh = Tensor::from_vec(vec![0i64, 2, 5], &[3])
+            .unwrap()
+            .one_hot(3, 1.0, 0.0, DType::F32)
+            .unwrap();
+        assert_eq!(
+            oh.to_vec::<f32>().unwrap(),
+            vec![1., 0., 0., 0., 0., 1., 0., 0., 0.]
+        );
     }
 }

@@ -7,16 +7,31 @@ use crate::{Error, Result, Tensor};
 impl Tensor {
     /// Joins tensors along an existing `axis` (`tf.concat`); other dimensions must agree.
     pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
         let a = normalize_axis("concat", axis, first.rank())?;
         for t in tensors {
             if t.dtype() != first.dtype() {
-                return Err(Error::DTypeMismatch { op: "concat", lhs: first.dtype(), rhs: t.dtype() });
+                return Err(Error::DTypeMismatch {
+                    op: "concat",
+                    lhs: first.dtype(),
+                    rhs: t.dtype(),
+                });
             }
             let same = t.rank() == first.rank()
-                && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (x, y))| i == a || x == y);
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(i, (x, y))| i == a || x == y);
             if !same {
-                return Err(Error::shapes("concat", "shapes differ outside the concat axis", first.shape(), t.shape()));
+                return Err(Error::shapes(
+                    "concat",
+                    "shapes differ outside the concat axis",
+                    first.shape(),
+                    t.shape(),
+                ));
             }
         }
         let mut shape = first.shape().to_vec();
@@ -38,13 +53,23 @@ impl Tensor {
 
     /// Stacks same-shaped tensors along a new `axis` (`tf.stack`).
     pub fn stack(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or_else(|| Error::invalid("stack", "needs at least one tensor"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("stack", "needs at least one tensor"))?;
         for t in tensors {
             if t.shape() != first.shape() {
-                return Err(Error::shapes("stack", "shapes differ", first.shape(), t.shape()));
+                return Err(Error::shapes(
+                    "stack",
+                    "shapes differ",
+                    first.shape(),
+                    t.shape(),
+                ));
             }
         }
-        let expanded: Vec<Tensor> = tensors.iter().map(|t| t.expand_dims(axis)).collect::<Result<_>>()?;
+        let expanded: Vec<Tensor> = tensors
+            .iter()
+            .map(|t| t.expand_dims(axis))
+            .collect::<Result<_>>()?;
         Tensor::concat(&expanded, axis)
     }
 
@@ -55,13 +80,27 @@ impl Tensor {
         let dim = self.shape()[a] as isize;
         let known: isize = sizes.iter().filter(|&&s| s >= 0).sum();
         let unknown = sizes.iter().filter(|&&s| s == -1).count();
-        if sizes.iter().any(|&s| s < -1) || unknown > 1 || (unknown == 0 && known != dim) || known > dim {
-            return Err(Error::invalid("split", format!("sizes {sizes:?} do not add up to dimension {a} of {:?}", self.shape())));
+        if sizes.iter().any(|&s| s < -1)
+            || unknown > 1
+            || (unknown == 0 && known != dim)
+            || known > dim
+        {
+            return Err(Error::invalid(
+                "split",
+                format!(
+                    "sizes {sizes:?} do not add up to dimension {a} of {:?}",
+                    self.shape()
+                ),
+            ));
         }
         let mut begin = vec![0usize; self.rank()];
         let mut out = Vec::with_capacity(sizes.len());
         for &s in sizes {
-            let s = if s == -1 { (dim - known) as usize } else { s as usize };
+            let s = if s == -1 {
+                (dim - known) as usize
+            } else {
+                s as usize
+            };
             let mut size: Vec<isize> = self.shape().iter().map(|&d| d as isize).collect();
             size[a] = s as isize;
             out.push(self.slice(&begin, &size)?);
@@ -74,7 +113,13 @@ impl Tensor {
     pub fn split_even(&self, num: usize, axis: isize) -> Result<Vec<Tensor>> {
         let a = normalize_axis("split", axis, self.rank())?;
         if num == 0 || self.shape()[a] % num != 0 {
-            return Err(Error::invalid("split", format!("dimension {a} of {:?} does not split into {num} equal parts", self.shape())));
+            return Err(Error::invalid(
+                "split",
+                format!(
+                    "dimension {a} of {:?} does not split into {num} equal parts",
+                    self.shape()
+                ),
+            ));
         }
         self.split(&vec![(self.shape()[a] / num) as isize; num], axis)
     }
@@ -99,7 +144,9 @@ mod tests {
         let c = Tensor::concat(&[a.clone(), b.clone()], 1).unwrap();
         assert_eq!(c.to_vec::<i32>().unwrap(), vec![1, 2, 5, 3, 4, 6]);
         assert_eq!(
-            Tensor::concat(&[a.clone(), b.clone()], 0).unwrap_err().to_string(),
+            Tensor::concat(&[a.clone(), b.clone()], 0)
+                .unwrap_err()
+                .to_string(),
             "concat: shapes differ outside the concat axis: [2, 2] x [2, 1]"
         );
         let s = Tensor::stack(&[a.clone(), a.clone()], 1).unwrap();

@@ -106,29 +106,63 @@ impl Tensor {
         let dt = same_dtype("matmul", self, other)?;
         if dt.compute_dtype() != dt || dt == DType::Bool {
             if dt == DType::Bool {
-                return Err(Error::UnsupportedDType { op: "matmul", dtype: dt });
+                return Err(Error::UnsupportedDType {
+                    op: "matmul",
+                    dtype: dt,
+                });
             }
             let c = dt.compute_dtype();
-            return self.cast(c)?.matmul_t(&other.cast(c)?, transpose_a, transpose_b)?.cast(dt);
+            return self
+                .cast(c)?
+                .matmul_t(&other.cast(c)?, transpose_a, transpose_b)?
+                .cast(dt);
         }
         if self.rank() < 2 || other.rank() < 2 {
-            return Err(Error::shapes("matmul", "operands need rank >= 2", self.shape(), other.shape()));
+            return Err(Error::shapes(
+                "matmul",
+                "operands need rank >= 2",
+                self.shape(),
+                other.shape(),
+            ));
         }
         let a = if transpose_a { self.t()? } else { self.clone() };
-        let b = if transpose_b { other.t()? } else { other.clone() };
+        let b = if transpose_b {
+            other.t()?
+        } else {
+            other.clone()
+        };
         let (ra, rb) = (a.rank(), b.rank());
         let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
         let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
         if k != k2 {
-            return Err(Error::shapes("matmul", "inner dimensions differ", a.shape(), b.shape()));
+            return Err(Error::shapes(
+                "matmul",
+                "inner dimensions differ",
+                a.shape(),
+                b.shape(),
+            ));
         }
         let batch = broadcast_shapes("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2])
-            .map_err(|_| Error::shapes("matmul", "batch dimensions cannot be broadcast", a.shape(), b.shape()))?;
+            .map_err(|_| {
+                Error::shapes(
+                    "matmul",
+                    "batch dimensions cannot be broadcast",
+                    a.shape(),
+                    b.shape(),
+                )
+            })?;
         with_numeric!(dt, "matmul", T => batched::<T>(&a, &b, &batch, m, k, n))
     }
 }
 
-fn batched<T: Numeric>(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, k: usize, n: usize) -> Result<Tensor> {
+fn batched<T: Numeric>(
+    a: &Tensor,
+    b: &Tensor,
+    batch: &[usize],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<Tensor> {
     let (ra, rb) = (a.rank(), b.rank());
     let nb = numel(batch);
     let mut full_a = batch.to_vec();
@@ -145,22 +179,41 @@ fn batched<T: Numeric>(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, k: usi
         offsets.push([a.layout().offset(), b.layout().offset()]);
     } else {
         let last = nd - 1;
-        for_each_run(batch, &bstrides, [a.layout().offset(), b.layout().offset()], 0, nb, |[oa, ob], _, len| {
-            for i in 0..len {
-                offsets.push([oa + i * bstrides[0][last], ob + i * bstrides[1][last]]);
-            }
-        });
+        for_each_run(
+            batch,
+            &bstrides,
+            [a.layout().offset(), b.layout().offset()],
+            0,
+            nb,
+            |[oa, ob], _, len| {
+                for i in 0..len {
+                    offsets.push([oa + i * bstrides[0][last], ob + i * bstrides[1][last]]);
+                }
+            },
+        );
     }
     let (abuf, bbuf) = (a.buffer::<T>()?, b.buffer::<T>()?);
     let mut out = vec![T::ZERO; nb * m * n];
     let item = |dst: &mut [T], [oa, ob]: [usize; 2], threads: usize| {
-        let lhs = MatRef { data: abuf, offset: oa, rs: sa[nd], cs: sa[nd + 1] };
-        let rhs = MatRef { data: bbuf, offset: ob, rs: sb[nd], cs: sb[nd + 1] };
+        let lhs = MatRef {
+            data: abuf,
+            offset: oa,
+            rs: sa[nd],
+            cs: sa[nd + 1],
+        };
+        let rhs = MatRef {
+            data: bbuf,
+            offset: ob,
+            rs: sb[nd],
+            cs: sb[nd + 1],
+        };
         gemm_into(m, n, k, dst, n, lhs, rhs, false, threads);
     };
     let per = m * n * k;
     if nb > 1 && per < PAR_GEMM_WORK * 8 && nb * per >= PAR_GEMM_WORK && m * n > 0 {
-        out.par_chunks_mut(m * n).zip(offsets.par_iter()).for_each(|(d, &o)| item(d, o, 1));
+        out.par_chunks_mut(m * n)
+            .zip(offsets.par_iter())
+            .for_each(|(d, &o)| item(d, o, 1));
     } else if m * n > 0 {
         for (d, &o) in out.chunks_mut(m * n).zip(&offsets) {
             item(d, o, num_threads());
@@ -196,7 +249,13 @@ mod tests {
             assert_eq!(a.matmul(&b).unwrap().to_vec::<f64>().unwrap(), expect);
             let at = a.t().unwrap().contiguous();
             let bt = b.t().unwrap().contiguous();
-            assert_eq!(at.matmul_t(&bt, true, true).unwrap().to_vec::<f64>().unwrap(), expect);
+            assert_eq!(
+                at.matmul_t(&bt, true, true)
+                    .unwrap()
+                    .to_vec::<f64>()
+                    .unwrap(),
+                expect
+            );
             let ai = a.cast(DType::I64).unwrap();
             let bi = b.cast(DType::I64).unwrap();
             let ci = ai.matmul(&bi).unwrap().to_vec::<i64>().unwrap();
@@ -204,7 +263,10 @@ mod tests {
             let af = a.cast(DType::F32).unwrap();
             let bf = b.cast(DType::F32).unwrap();
             let cf = af.matmul(&bf).unwrap().to_vec::<f32>().unwrap();
-            assert!(cf.iter().zip(&expect).all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
+            assert!(cf
+                .iter()
+                .zip(&expect)
+                .all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
         }
     }
 
@@ -214,9 +276,17 @@ mod tests {
         let b = Tensor::from_vec((0..6).map(|v| v as f32).collect(), &[3, 2]).unwrap();
         let c = a.matmul(&b).unwrap();
         assert_eq!(c.shape(), &[2, 2, 2]);
-        assert_eq!(c.to_vec::<f32>().unwrap(), vec![10., 13., 28., 40., 46., 67., 64., 94.]);
-        let e = Tensor::zeros(&[64, 784], DType::F32).unwrap().matmul(&Tensor::zeros(&[785, 128], DType::F32).unwrap());
-        assert_eq!(e.unwrap_err().to_string(), "matmul: inner dimensions differ: [64, 784] x [785, 128]");
+        assert_eq!(
+            c.to_vec::<f32>().unwrap(),
+            vec![10., 13., 28., 40., 46., 67., 64., 94.]
+        );
+        let e = Tensor::zeros(&[64, 784], DType::F32)
+            .unwrap()
+            .matmul(&Tensor::zeros(&[785, 128], DType::F32).unwrap());
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "matmul: inner dimensions differ: [64, 784] x [785, 128]"
+        );
         assert!(a.matmul(&Tensor::zeros(&[3], DType::F32).unwrap()).is_err());
     }
 }

@@ -7,7 +7,10 @@ impl Tensor {
     /// Mean and population variance over `axes` (`tf.nn.moments`).
     pub fn moments(&self, axes: impl Into<Axes>, keepdims: bool) -> Result<(Tensor, Tensor)> {
         let axes = axes.into();
-        Ok((self.mean(axes.clone(), keepdims)?, self.variance(axes, keepdims)?))
+        Ok((
+            self.mean(axes.clone(), keepdims)?,
+            self.variance(axes, keepdims)?,
+        ))
     }
 
     /// `(x - mean) / sqrt(variance + epsilon) * scale + offset` (`tf.nn.batch_normalization`);
@@ -34,11 +37,25 @@ impl Tensor {
 
     /// Layer normalisation over the trailing `num_axes` axes with per-feature `gamma`/`beta`
     /// (`keras.layers.LayerNormalization` with `axis=-1` when `num_axes` is 1).
-    pub fn layer_norm(&self, gamma: Option<&Tensor>, beta: Option<&Tensor>, num_axes: usize, epsilon: f64) -> Result<Tensor> {
+    pub fn layer_norm(
+        &self,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        num_axes: usize,
+        epsilon: f64,
+    ) -> Result<Tensor> {
         if num_axes == 0 || num_axes > self.rank() {
-            return Err(Error::invalid("layer_norm", format!("cannot normalise {num_axes} trailing axes of {:?}", self.shape())));
+            return Err(Error::invalid(
+                "layer_norm",
+                format!(
+                    "cannot normalise {num_axes} trailing axes of {:?}",
+                    self.shape()
+                ),
+            ));
         }
-        let axes: Vec<isize> = (self.rank() - num_axes..self.rank()).map(|a| a as isize).collect();
+        let axes: Vec<isize> = (self.rank() - num_axes..self.rank())
+            .map(|a| a as isize)
+            .collect();
         let (mean, var) = self.moments(axes, true)?;
         self.batch_norm(&mean, &var, beta, gamma, epsilon)
     }
@@ -52,7 +69,11 @@ mod tests {
     #[test]
     fn normalises() {
         let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 6.0, 8.0], &[2, 3]).unwrap();
-        let y = x.layer_norm(None, None, 1, 0.0).unwrap().to_vec::<f32>().unwrap();
+        let y = x
+            .layer_norm(None, None, 1, 0.0)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         let k = (1.5f32).sqrt();
         assert!((y[0] + k).abs() < 1e-5 && (y[1]).abs() < 1e-6 && (y[5] - k).abs() < 1e-5);
         let (m, v) = x.moments(0, false).unwrap();
@@ -60,7 +81,11 @@ mod tests {
         assert_eq!(v.to_vec::<f32>().unwrap(), vec![2.25, 4.0, 6.25]);
         let g = Tensor::full(&[3], 2.0, DType::F32).unwrap();
         let b = Tensor::full(&[3], 1.0, DType::F32).unwrap();
-        let bn = x.batch_norm(&m, &v, Some(&b), Some(&g), 0.0).unwrap().to_vec::<f32>().unwrap();
+        let bn = x
+            .batch_norm(&m, &v, Some(&b), Some(&g), 0.0)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         assert!((bn[0] + 1.0).abs() < 1e-6 && (bn[3] - 3.0).abs() < 1e-6);
         assert!(x.layer_norm(None, None, 3, 1e-3).is_err());
     }

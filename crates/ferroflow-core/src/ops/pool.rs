@@ -12,12 +12,22 @@ enum PoolKind {
 
 impl Tensor {
     /// 2-D max pooling (`tf.nn.max_pool2d`) over `[n, h, w, c]`.
-    pub fn max_pool2d(&self, ksize: (usize, usize), strides: (usize, usize), padding: Padding) -> Result<Tensor> {
+    pub fn max_pool2d(
+        &self,
+        ksize: (usize, usize),
+        strides: (usize, usize),
+        padding: Padding,
+    ) -> Result<Tensor> {
         self.pool2d("max_pool2d", PoolKind::Max, ksize, strides, padding)
     }
 
     /// 2-D average pooling (`tf.nn.avg_pool2d`); SAME padding averages only real elements.
-    pub fn avg_pool2d(&self, ksize: (usize, usize), strides: (usize, usize), padding: Padding) -> Result<Tensor> {
+    pub fn avg_pool2d(
+        &self,
+        ksize: (usize, usize),
+        strides: (usize, usize),
+        padding: Padding,
+    ) -> Result<Tensor> {
         self.pool2d("avg_pool2d", PoolKind::Avg, ksize, strides, padding)
     }
 
@@ -33,31 +43,61 @@ impl Tensor {
 
     /// Mean over the spatial axes of `[n, ..., c]` (GlobalAveragePooling1D/2D).
     pub fn global_avg_pool(&self) -> Result<Tensor> {
-        self.global_axes("global_avg_pool").and_then(|a| self.mean(a, false))
+        self.global_axes("global_avg_pool")
+            .and_then(|a| self.mean(a, false))
     }
 
     /// Max over the spatial axes of `[n, ..., c]` (GlobalMaxPooling1D/2D).
     pub fn global_max_pool(&self) -> Result<Tensor> {
-        self.global_axes("global_max_pool").and_then(|a| self.max(a, false))
+        self.global_axes("global_max_pool")
+            .and_then(|a| self.max(a, false))
     }
 
     fn global_axes(&self, op: &'static str) -> Result<Vec<isize>> {
         if self.rank() < 3 {
-            return Err(Error::invalid(op, format!("needs [batch, spatial..., channels], got {:?}", self.shape())));
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "needs [batch, spatial..., channels], got {:?}",
+                    self.shape()
+                ),
+            ));
         }
         Ok((1..self.rank() as isize - 1).collect())
     }
 
-    fn pool1d(&self, op: &'static str, kind: PoolKind, k: usize, s: usize, p: Padding) -> Result<Tensor> {
+    fn pool1d(
+        &self,
+        op: &'static str,
+        kind: PoolKind,
+        k: usize,
+        s: usize,
+        p: Padding,
+    ) -> Result<Tensor> {
         if self.rank() != 3 {
-            return Err(Error::invalid(op, format!("needs [n, w, c], got {:?}", self.shape())));
+            return Err(Error::invalid(
+                op,
+                format!("needs [n, w, c], got {:?}", self.shape()),
+            ));
         }
-        self.expand_dims(1)?.pool2d(op, kind, (1, k), (1, s), p)?.squeeze(&[1])
+        self.expand_dims(1)?
+            .pool2d(op, kind, (1, k), (1, s), p)?
+            .squeeze(&[1])
     }
 
-    fn pool2d(&self, op: &'static str, kind: PoolKind, k: (usize, usize), s: (usize, usize), p: Padding) -> Result<Tensor> {
+    fn pool2d(
+        &self,
+        op: &'static str,
+        kind: PoolKind,
+        k: (usize, usize),
+        s: (usize, usize),
+        p: Padding,
+    ) -> Result<Tensor> {
         if self.rank() != 4 {
-            return Err(Error::invalid(op, format!("needs [n, h, w, c], got {:?}", self.shape())));
+            return Err(Error::invalid(
+                op,
+                format!("needs [n, h, w, c], got {:?}", self.shape()),
+            ));
         }
         match self.dtype() {
             DType::F32 => {}
@@ -70,30 +110,38 @@ impl Tensor {
         let (ow, pl) = conv_output(op, w, k.1, s.1, 1, p)?;
         let x = self.contiguous_data::<f32>()?;
         let mut out = vec![0.0f32; n * oh * ow * c];
-        out.par_chunks_mut((ow * c).max(1)).enumerate().for_each(|(row, dst)| {
-            let (img, oy) = (row / oh.max(1), row % oh.max(1));
-            let y0 = (oy * s.0) as isize - pt as isize;
-            for ox in 0..ow {
-                let x0 = (ox * s.1) as isize - pl as isize;
-                let d = &mut dst[ox * c..(ox + 1) * c];
-                d.fill(if kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 });
-                let mut count = 0usize;
-                for yy in y0.max(0)..(y0 + k.0 as isize).min(h as isize) {
-                    for xx in x0.max(0)..(x0 + k.1 as isize).min(w as isize) {
-                        count += 1;
-                        let src = &x[((img * h + yy as usize) * w + xx as usize) * c..][..c];
-                        match kind {
-                            PoolKind::Max => d.iter_mut().zip(src).for_each(|(a, &v)| *a = if v > *a || v.is_nan() { v } else { *a }),
-                            PoolKind::Avg => d.iter_mut().zip(src).for_each(|(a, &v)| *a += v),
+        out.par_chunks_mut((ow * c).max(1))
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (img, oy) = (row / oh.max(1), row % oh.max(1));
+                let y0 = (oy * s.0) as isize - pt as isize;
+                for ox in 0..ow {
+                    let x0 = (ox * s.1) as isize - pl as isize;
+                    let d = &mut dst[ox * c..(ox + 1) * c];
+                    d.fill(if kind == PoolKind::Max {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    });
+                    let mut count = 0usize;
+                    for yy in y0.max(0)..(y0 + k.0 as isize).min(h as isize) {
+                        for xx in x0.max(0)..(x0 + k.1 as isize).min(w as isize) {
+                            count += 1;
+                            let src = &x[((img * h + yy as usize) * w + xx as usize) * c..][..c];
+                            match kind {
+                                PoolKind::Max => d.iter_mut().zip(src).for_each(|(a, &v)| {
+                                    *a = if v > *a || v.is_nan() { v } else { *a }
+                                }),
+                                PoolKind::Avg => d.iter_mut().zip(src).for_each(|(a, &v)| *a += v),
+                            }
                         }
                     }
+                    if kind == PoolKind::Avg {
+                        let inv = 1.0 / count.max(1) as f32;
+                        d.iter_mut().for_each(|a| *a *= inv);
+                    }
                 }
-                if kind == PoolKind::Avg {
-                    let inv = 1.0 / count.max(1) as f32;
-                    d.iter_mut().for_each(|a| *a *= inv);
-                }
-            }
-        });
+            });
         Tensor::from_vec(out, &[n, oh, ow, c])
     }
 }
@@ -114,7 +162,13 @@ mod tests {
         let g = x.global_avg_pool().unwrap();
         assert_eq!(g.to_vec::<f32>().unwrap(), vec![7.5]);
         let s = Tensor::from_vec(vec![1.0f32, 3.0, 2.0, 5.0], &[1, 4, 1]).unwrap();
-        assert_eq!(s.max_pool1d(2, 1, Padding::Valid).unwrap().to_vec::<f32>().unwrap(), vec![3., 3., 5.]);
+        assert_eq!(
+            s.max_pool1d(2, 1, Padding::Valid)
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![3., 3., 5.]
+        );
         assert!(s.max_pool2d((2, 2), (1, 1), Padding::Valid).is_err());
     }
 }

@@ -111,13 +111,18 @@ fn plan(op: &'static str, x: &Tensor, axes: &Axes, keepdims: bool) -> Result<Pla
         .collect();
     // Axes of size 1 can count as reduced or kept; ignore them when checking adjacency.
     let big: Vec<usize> = axes.iter().copied().filter(|&a| shape[a] != 1).collect();
-    let adjacent = big.windows(2).all(|w| (w[0] + 1..w[1]).all(|i| shape[i] == 1));
+    let adjacent = big
+        .windows(2)
+        .all(|w| (w[0] + 1..w[1]).all(|i| shape[i] == 1));
     let (source, split) = if adjacent {
         let first = big.first().copied().unwrap_or(rank);
         let last = big.last().map(|&l| l + 1).unwrap_or(rank);
         (x.contiguous(), (first, last))
     } else {
-        let perm: Vec<usize> = (0..rank).filter(|i| !axes.contains(i)).chain(axes.iter().copied()).collect();
+        let perm: Vec<usize> = (0..rank)
+            .filter(|i| !axes.contains(i))
+            .chain(axes.iter().copied())
+            .collect();
         let kept = rank - axes.len();
         (x.transpose(&perm)?.contiguous(), (kept, rank))
     };
@@ -191,7 +196,9 @@ fn reduce_typed<T: Numeric>(op: ReduceOp, p: &Plan) -> Result<Vec<T>> {
                 if op == ReduceOp::Sum && T::DTYPE.is_float() {
                     T::from_f64(parts.iter().map(|v| v.to_f64()).sum())
                 } else {
-                    parts.into_iter().fold(op.identity(), |a, b| op.combine(a, b))
+                    parts
+                        .into_iter()
+                        .fold(op.identity(), |a, b| op.combine(a, b))
                 }
             })
             .collect());
@@ -313,7 +320,12 @@ impl Tensor {
         // An infinite max would give inf - inf; shift by 0 there instead (as TF does).
         let finite = m.abs()?.less(&m.scalar_like(f64::INFINITY)?)?;
         let shift = Tensor::where_(&finite, &m, &m.zeros_like()?)?;
-        let s = self.sub(&shift)?.exp()?.sum(axes.clone(), true)?.log()?.add(&shift)?;
+        let s = self
+            .sub(&shift)?
+            .exp()?
+            .sum(axes.clone(), true)?
+            .log()?
+            .add(&shift)?;
         if keepdims {
             Ok(s)
         } else {
@@ -335,10 +347,18 @@ impl Tensor {
         self.arg_reduce("argmin", axis, |a, b| a < b)
     }
 
-    fn arg_reduce(&self, op: &'static str, axis: isize, better: fn(f64, f64) -> bool) -> Result<Tensor> {
+    fn arg_reduce(
+        &self,
+        op: &'static str,
+        axis: isize,
+        better: fn(f64, f64) -> bool,
+    ) -> Result<Tensor> {
         let a = normalize_axis(op, axis, self.rank())?;
         if self.shape()[a] == 0 {
-            return Err(Error::invalid(op, format!("axis {a} of {:?} is empty", self.shape())));
+            return Err(Error::invalid(
+                op,
+                format!("axis {a} of {:?} is empty", self.shape()),
+            ));
         }
         let x = self.in_compute_dtype(|t| Ok(t.clone()))?;
         let p = plan(op, &x, &Axes::These(vec![a as isize]), false)?;
@@ -374,20 +394,29 @@ mod tests {
     #[test]
     fn reduces_over_axes() {
         let x = t((0..24).map(|v| v as f32).collect(), &[2, 3, 4]);
-        assert_eq!(x.sum(Axes::All, false).unwrap().to_vec::<f32>().unwrap(), vec![276.0]);
+        assert_eq!(
+            x.sum(Axes::All, false).unwrap().to_vec::<f32>().unwrap(),
+            vec![276.0]
+        );
         let s = x.sum([0, 2], false).unwrap();
         assert_eq!(s.to_vec::<f32>().unwrap(), vec![60.0, 92.0, 124.0]);
         let k = x.sum(1, true).unwrap();
         assert_eq!(k.shape(), &[2, 1, 4]);
         assert_eq!(k.to_vec::<f32>().unwrap()[..4], [12.0, 15.0, 18.0, 21.0]);
-        assert_eq!(x.max(-1, false).unwrap().to_vec::<f32>().unwrap(), vec![3.0, 7.0, 11.0, 15.0, 19.0, 23.0]);
+        assert_eq!(
+            x.max(-1, false).unwrap().to_vec::<f32>().unwrap(),
+            vec![3.0, 7.0, 11.0, 15.0, 19.0, 23.0]
+        );
         assert_eq!(x.argmax(1).unwrap().to_vec::<i64>().unwrap(), vec![2; 8]);
         assert_eq!(x.argmin(0).unwrap().to_vec::<i64>().unwrap(), vec![0; 12]);
         let m = x.mean(0, false).unwrap().to_vec::<f32>().unwrap();
         assert_eq!(m[0], 6.0);
         assert!(x.sum(3, false).is_err());
         let e = t(vec![], &[0, 3]);
-        assert_eq!(e.sum(0, false).unwrap().to_vec::<f32>().unwrap(), vec![0.0; 3]);
+        assert_eq!(
+            e.sum(0, false).unwrap().to_vec::<f32>().unwrap(),
+            vec![0.0; 3]
+        );
         assert!(e.max(0, false).is_err());
     }
 
@@ -399,8 +428,14 @@ mod tests {
         let exact = 0.1f32 as f64 * n as f64;
         assert!((s as f64 - exact).abs() / exact < 1e-6, "{s}");
         let b = Tensor::from_vec(vec![true, false, false, false], &[2, 2]).unwrap();
-        assert_eq!(b.any(1, false).unwrap().to_vec::<bool>().unwrap(), vec![true, false]);
-        assert_eq!(b.all(Axes::All, false).unwrap().to_vec::<bool>().unwrap(), vec![false]);
+        assert_eq!(
+            b.any(1, false).unwrap().to_vec::<bool>().unwrap(),
+            vec![true, false]
+        );
+        assert_eq!(
+            b.all(Axes::All, false).unwrap().to_vec::<bool>().unwrap(),
+            vec![false]
+        );
     }
 
     #[test]

@@ -66,7 +66,14 @@ impl Tensor {
     /// SYMMETRIC).
     pub fn pad(&self, paddings: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
         if paddings.len() != self.rank() {
-            return Err(Error::invalid("pad", format!("{} paddings for a tensor of shape {:?}", paddings.len(), self.shape())));
+            return Err(Error::invalid(
+                "pad",
+                format!(
+                    "{} paddings for a tensor of shape {:?}",
+                    paddings.len(),
+                    self.shape()
+                ),
+            ));
         }
         let mut maps = Vec::with_capacity(self.rank());
         for (axis, (&(b, a), &d)) in paddings.iter().zip(self.shape()).enumerate() {
@@ -76,7 +83,12 @@ impl Tensor {
                 PadMode::Symmetric => d,
             };
             if b > limit || a > limit {
-                return Err(Error::invalid("pad", format!("padding ({b}, {a}) too large for axis {axis} of size {d} in {mode:?} mode")));
+                return Err(Error::invalid(
+                    "pad",
+                    format!(
+                        "padding ({b}, {a}) too large for axis {axis} of size {d} in {mode:?} mode"
+                    ),
+                ));
             }
             let map = (0..b + d + a)
                 .map(|o| {
@@ -84,21 +96,47 @@ impl Tensor {
                     let d = d as isize;
                     match mode {
                         PadMode::Constant(_) => (0..d).contains(&i).then_some(i as usize),
-                        PadMode::Reflect => Some((if i < 0 { -i } else if i >= d { 2 * d - 2 - i } else { i }) as usize),
-                        PadMode::Symmetric => Some((if i < 0 { -i - 1 } else if i >= d { 2 * d - 1 - i } else { i }) as usize),
+                        PadMode::Reflect => Some(
+                            (if i < 0 {
+                                -i
+                            } else if i >= d {
+                                2 * d - 2 - i
+                            } else {
+                                i
+                            }) as usize,
+                        ),
+                        PadMode::Symmetric => Some(
+                            (if i < 0 {
+                                -i - 1
+                            } else if i >= d {
+                                2 * d - 1 - i
+                            } else {
+                                i
+                            }) as usize,
+                        ),
                     }
                 })
                 .collect();
             maps.push(map);
         }
-        let fill = if let PadMode::Constant(v) = mode { v } else { 0.0 };
+        let fill = if let PadMode::Constant(v) = mode {
+            v
+        } else {
+            0.0
+        };
         self.remap_axes(maps, fill)
     }
 
     /// Repeats the tensor `multiples[i]` times along each axis (`tf.tile`).
     pub fn tile(&self, multiples: &[usize]) -> Result<Tensor> {
         if multiples.len() != self.rank() {
-            return Err(Error::invalid("tile", format!("multiples {multiples:?} must have one entry per axis of {:?}", self.shape())));
+            return Err(Error::invalid(
+                "tile",
+                format!(
+                    "multiples {multiples:?} must have one entry per axis of {:?}",
+                    self.shape()
+                ),
+            ));
         }
         let maps = self
             .shape()
@@ -119,13 +157,19 @@ mod tests {
         let x = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], &[2, 3]).unwrap();
         let c = x.pad(&[(1, 0), (0, 2)], PadMode::Constant(9.0)).unwrap();
         assert_eq!(c.shape(), &[3, 5]);
-        assert_eq!(c.to_vec::<i32>().unwrap(), vec![9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 4, 5, 6, 9, 9]);
+        assert_eq!(
+            c.to_vec::<i32>().unwrap(),
+            vec![9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 4, 5, 6, 9, 9]
+        );
         let r = x.pad(&[(0, 0), (2, 2)], PadMode::Reflect).unwrap();
         assert_eq!(r.to_vec::<i32>().unwrap()[..7], [3, 2, 1, 2, 3, 2, 1]);
         let s = x.pad(&[(0, 0), (2, 2)], PadMode::Symmetric).unwrap();
         assert_eq!(s.to_vec::<i32>().unwrap()[..7], [2, 1, 1, 2, 3, 3, 2]);
         assert!(x.pad(&[(0, 0), (3, 0)], PadMode::Reflect).is_err());
         let t = x.tile(&[2, 1]).unwrap();
-        assert_eq!(t.to_vec::<i32>().unwrap(), vec![1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            t.to_vec::<i32>().unwrap(),
+            vec![1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]
+        );
     }
 }

@@ -19,7 +19,12 @@ impl Tensor {
                     out.push(1);
                 }
                 d if d >= 0 => out.push(d as usize),
-                _ => return Err(Error::invalid("reshape", format!("invalid target shape {shape:?}"))),
+                _ => {
+                    return Err(Error::invalid(
+                        "reshape",
+                        format!("invalid target shape {shape:?}"),
+                    ))
+                }
             }
         }
         let known = numel(&out);
@@ -27,7 +32,10 @@ impl Tensor {
             if known == 0 || n % known != 0 {
                 return Err(Error::invalid(
                     "reshape",
-                    format!("cannot reshape {:?} ({n} elements) into {shape:?}", self.shape()),
+                    format!(
+                        "cannot reshape {:?} ({n} elements) into {shape:?}",
+                        self.shape()
+                    ),
                 ));
             }
             out[i] = n / known;
@@ -35,7 +43,10 @@ impl Tensor {
         if numel(&out) != n {
             return Err(Error::invalid(
                 "reshape",
-                format!("cannot reshape {:?} ({n} elements) into {shape:?}", self.shape()),
+                format!(
+                    "cannot reshape {:?} ({n} elements) into {shape:?}",
+                    self.shape()
+                ),
             ));
         }
         self.reshape_to(&out)
@@ -44,10 +55,23 @@ impl Tensor {
     /// [`Tensor::reshape`] with a fully known shape.
     pub fn reshape_to(&self, shape: &[usize]) -> Result<Tensor> {
         if numel(shape) != self.numel() {
-            return Err(Error::shapes("reshape", "element counts differ", self.shape(), shape));
+            return Err(Error::shapes(
+                "reshape",
+                "element counts differ",
+                self.shape(),
+                shape,
+            ));
         }
-        let src = if self.is_contiguous() { self.clone() } else { self.contiguous() };
-        let layout = Layout::new(shape.to_vec(), crate::shape::contiguous_strides(shape), src.layout().offset());
+        let src = if self.is_contiguous() {
+            self.clone()
+        } else {
+            self.contiguous()
+        };
+        let layout = Layout::new(
+            shape.to_vec(),
+            crate::shape::contiguous_strides(shape),
+            src.layout().offset(),
+        );
         Ok(src.with_layout(layout))
     }
 
@@ -55,10 +79,17 @@ impl Tensor {
     pub fn transpose(&self, perm: &[usize]) -> Result<Tensor> {
         let r = self.rank();
         let mut seen = vec![false; r];
-        if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != r
+            || perm
+                .iter()
+                .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+        {
             return Err(Error::invalid(
                 "transpose",
-                format!("{perm:?} is not a permutation of the {r} dimensions of {:?}", self.shape()),
+                format!(
+                    "{perm:?} is not a permutation of the {r} dimensions of {:?}",
+                    self.shape()
+                ),
             ));
         }
         Ok(self.with_layout(self.layout().permute(perm)))
@@ -68,7 +99,10 @@ impl Tensor {
     pub fn t(&self) -> Result<Tensor> {
         let r = self.rank();
         if r < 2 {
-            return Err(Error::invalid("t", format!("needs rank >= 2, got {:?}", self.shape())));
+            return Err(Error::invalid(
+                "t",
+                format!("needs rank >= 2, got {:?}", self.shape()),
+            ));
         }
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(r - 1, r - 2);
@@ -80,7 +114,11 @@ impl Tensor {
         let a = normalize_axis("expand_dims", axis, self.rank() + 1)?;
         let mut shape = self.shape().to_vec();
         let mut strides = self.layout().strides().to_vec();
-        let stride = if a < strides.len() { strides[a] * shape[a] } else { 1 };
+        let stride = if a < strides.len() {
+            strides[a] * shape[a]
+        } else {
+            1
+        };
         shape.insert(a, 1);
         strides.insert(a, stride);
         Ok(self.with_layout(Layout::new(shape, strides, self.layout().offset())))
@@ -93,11 +131,21 @@ impl Tensor {
             if self.shape()[a] != 1 {
                 return Err(Error::invalid(
                     "squeeze",
-                    format!("cannot squeeze axis {a} of size {} in {:?}", self.shape()[a], self.shape()),
+                    format!(
+                        "cannot squeeze axis {a} of size {} in {:?}",
+                        self.shape()[a],
+                        self.shape()
+                    ),
                 ));
             }
         }
-        let keep = |i: usize| if axes.is_empty() { self.shape()[i] != 1 } else { !axes.contains(&i) };
+        let keep = |i: usize| {
+            if axes.is_empty() {
+                self.shape()[i] != 1
+            } else {
+                !axes.contains(&i)
+            }
+        };
         let (shape, strides) = (0..self.rank())
             .filter(|&i| keep(i))
             .map(|i| (self.shape()[i], self.layout().strides()[i]))
@@ -113,7 +161,10 @@ impl Tensor {
     /// Collapses all dimensions after the first (`keras.layers.Flatten`).
     pub fn flatten_from(&self, axis: usize) -> Result<Tensor> {
         if axis > self.rank() {
-            return Err(Error::invalid("flatten", format!("axis {axis} beyond rank of {:?}", self.shape())));
+            return Err(Error::invalid(
+                "flatten",
+                format!("axis {axis} beyond rank of {:?}", self.shape()),
+            ));
         }
         let mut shape = self.shape()[..axis].to_vec();
         shape.push(numel(&self.shape()[axis..]));
@@ -130,16 +181,28 @@ mod tests {
         let x = Tensor::from_vec((0..6).map(|v| v as f32).collect(), &[2, 3]).unwrap();
         let t = x.transpose(&[1, 0]).unwrap();
         assert!(t.shares_storage_with(&x));
-        assert_eq!(t.to_vec::<f32>().unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(
+            t.to_vec::<f32>().unwrap(),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
         let r = x.reshape(&[3, -1]).unwrap();
         assert!(r.shares_storage_with(&x));
         assert_eq!(r.shape(), &[3, 2]);
         let rt = t.reshape(&[6]).unwrap();
-        assert_eq!(rt.to_vec::<f32>().unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(
+            rt.to_vec::<f32>().unwrap(),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
         assert_eq!(x.expand_dims(1).unwrap().shape(), &[2, 1, 3]);
-        assert_eq!(x.expand_dims(-1).unwrap().squeeze(&[]).unwrap().shape(), &[2, 3]);
+        assert_eq!(
+            x.expand_dims(-1).unwrap().squeeze(&[]).unwrap().shape(),
+            &[2, 3]
+        );
         assert!(x.squeeze(&[0]).is_err());
-        let b = Tensor::from_vec(vec![1i32, 2], &[2, 1]).unwrap().broadcast_to(&[2, 3]).unwrap();
+        let b = Tensor::from_vec(vec![1i32, 2], &[2, 1])
+            .unwrap()
+            .broadcast_to(&[2, 3])
+            .unwrap();
         assert_eq!(b.to_vec::<i32>().unwrap(), vec![1, 1, 1, 2, 2, 2]);
         assert!(x.reshape(&[4, -1]).is_err());
         assert!(x.transpose(&[0, 0]).is_err());

@@ -26,14 +26,27 @@ impl Tensor {
     pub fn slice(&self, begin: &[usize], size: &[isize]) -> Result<Tensor> {
         let shape = self.shape();
         if begin.len() != self.rank() || size.len() != self.rank() {
-            return Err(Error::invalid("slice", format!("begin {begin:?} and size {size:?} must have rank {} entries", self.rank())));
+            return Err(Error::invalid(
+                "slice",
+                format!(
+                    "begin {begin:?} and size {size:?} must have rank {} entries",
+                    self.rank()
+                ),
+            ));
         }
         let mut out = Vec::with_capacity(self.rank());
         let mut offset = self.layout().offset();
         for i in 0..self.rank() {
-            let s = if size[i] == -1 { shape[i].saturating_sub(begin[i]) } else { size[i].max(0) as usize };
+            let s = if size[i] == -1 {
+                shape[i].saturating_sub(begin[i])
+            } else {
+                size[i].max(0) as usize
+            };
             if size[i] < -1 || begin[i] + s > shape[i] {
-                return Err(Error::invalid("slice", format!("begin {begin:?} size {size:?} is out of bounds for {shape:?}")));
+                return Err(Error::invalid(
+                    "slice",
+                    format!("begin {begin:?} size {size:?} is out of bounds for {shape:?}"),
+                ));
             }
             offset += begin[i] * self.layout().strides()[i];
             out.push(s);
@@ -44,9 +57,15 @@ impl Tensor {
     /// NumPy/TF indexing (`x[1:, ::2, 3]`): a view for positive steps, a copy for negative.
     pub fn strided_slice(&self, args: &[SliceArg]) -> Result<Tensor> {
         let ellipses = args.iter().filter(|a| **a == SliceArg::Ellipsis).count();
-        let consuming = args.iter().filter(|a| matches!(a, SliceArg::Index(_) | SliceArg::Range(..))).count();
+        let consuming = args
+            .iter()
+            .filter(|a| matches!(a, SliceArg::Index(_) | SliceArg::Range(..)))
+            .count();
         if ellipses > 1 || consuming > self.rank() {
-            return Err(Error::invalid("strided_slice", format!("{args:?} does not fit a tensor of shape {:?}", self.shape())));
+            return Err(Error::invalid(
+                "strided_slice",
+                format!("{args:?} does not fit a tensor of shape {:?}", self.shape()),
+            ));
         }
         let mut expanded = Vec::with_capacity(self.rank() + args.len());
         for a in args {
@@ -56,7 +75,16 @@ impl Tensor {
                 expanded.push(*a);
             }
         }
-        expanded.extend(std::iter::repeat_n(ALL, self.rank() - consuming - if ellipses == 1 { self.rank() - consuming } else { 0 }));
+        expanded.extend(std::iter::repeat_n(
+            ALL,
+            self.rank()
+                - consuming
+                - if ellipses == 1 {
+                    self.rank() - consuming
+                } else {
+                    0
+                },
+        ));
         let (mut shape, mut strides) = (Vec::new(), Vec::new());
         let mut offset = self.layout().offset() as isize;
         let mut reversed = Vec::new();
@@ -72,7 +100,13 @@ impl Tensor {
                     let d = self.shape()[axis] as isize;
                     let j = if i < 0 { i + d } else { i };
                     if j < 0 || j >= d {
-                        return Err(Error::invalid("strided_slice", format!("index {i} is out of bounds for axis {axis} of {:?}", self.shape())));
+                        return Err(Error::invalid(
+                            "strided_slice",
+                            format!(
+                                "index {i} is out of bounds for axis {axis} of {:?}",
+                                self.shape()
+                            ),
+                        ));
                     }
                     offset += j * self.layout().strides()[axis] as isize;
                     axis += 1;
@@ -82,7 +116,9 @@ impl Tensor {
                         return Err(Error::invalid("strided_slice", "step cannot be 0"));
                     }
                     let d = self.shape()[axis] as isize;
-                    let clampi = |v: isize, lo: isize, hi: isize| (if v < 0 { v + d } else { v }).clamp(lo, hi);
+                    let clampi = |v: isize, lo: isize, hi: isize| {
+                        (if v < 0 { v + d } else { v }).clamp(lo, hi)
+                    };
                     let (first, count) = if step > 0 {
                         let b = start.map_or(0, |s| clampi(s, 0, d));
                         let e = stop.map_or(d, |s| clampi(s, 0, d));
@@ -90,7 +126,14 @@ impl Tensor {
                     } else {
                         let b = start.map_or(d - 1, |s| clampi(s, -1, d - 1));
                         let e = stop.map_or(-1, |s| clampi(s, -1, d - 1));
-                        (b, if b > e { (b - e + (-step) - 1) / (-step) } else { 0 })
+                        (
+                            b,
+                            if b > e {
+                                (b - e + (-step) - 1) / (-step)
+                            } else {
+                                0
+                            },
+                        )
                     };
                     let s = self.layout().strides()[axis] as isize;
                     if count > 0 {
@@ -121,7 +164,11 @@ impl Tensor {
         let maps = (0..self.rank())
             .map(|i| {
                 let d = self.shape()[i];
-                if axes.contains(&i) { (0..d).rev().map(Some).collect() } else { (0..d).map(Some).collect() }
+                if axes.contains(&i) {
+                    (0..d).rev().map(Some).collect()
+                } else {
+                    (0..d).map(Some).collect()
+                }
             })
             .collect();
         self.remap_axes(maps, 0.0)
@@ -134,21 +181,35 @@ mod tests {
 
     #[test]
     fn numpy_style_indexing() {
-        let x = Tensor::from_vec((0..12).map(|v| v as i32).collect(), &[3, 4]).unwrap();
+        let x = Tensor::from_vec((0..12).collect::<Vec<i32>>(), &[3, 4]).unwrap();
         let s = x.slice(&[1, 1], &[2, -1]).unwrap();
         assert_eq!(s.to_vec::<i32>().unwrap(), vec![5, 6, 7, 9, 10, 11]);
         assert!(x.slice(&[2, 0], &[2, 1]).is_err());
-        let r = x.strided_slice(&[SliceArg::Range(None, None, -1), SliceArg::Index(-1)]).unwrap();
+        let r = x
+            .strided_slice(&[SliceArg::Range(None, None, -1), SliceArg::Index(-1)])
+            .unwrap();
         assert_eq!(r.to_vec::<i32>().unwrap(), vec![11, 7, 3]);
-        let e = x.strided_slice(&[SliceArg::Ellipsis, SliceArg::Range(Some(1), None, 2)]).unwrap();
+        let e = x
+            .strided_slice(&[SliceArg::Ellipsis, SliceArg::Range(Some(1), None, 2)])
+            .unwrap();
         assert_eq!(e.shape(), &[3, 2]);
         assert_eq!(e.to_vec::<i32>().unwrap(), vec![1, 3, 5, 7, 9, 11]);
-        let n = x.strided_slice(&[SliceArg::NewAxis, SliceArg::Index(0)]).unwrap();
+        let n = x
+            .strided_slice(&[SliceArg::NewAxis, SliceArg::Index(0)])
+            .unwrap();
         assert_eq!(n.shape(), &[1, 4]);
-        let b = x.strided_slice(&[SliceArg::Range(Some(2), Some(0), -1), SliceArg::Range(Some(-2), None, 1)]).unwrap();
+        let b = x
+            .strided_slice(&[
+                SliceArg::Range(Some(2), Some(0), -1),
+                SliceArg::Range(Some(-2), None, 1),
+            ])
+            .unwrap();
         assert_eq!(b.to_vec::<i32>().unwrap(), vec![10, 11, 6, 7]);
         assert!(x.strided_slice(&[SliceArg::Index(3)]).is_err());
         assert!(x.strided_slice(&[SliceArg::Range(None, None, 0)]).is_err());
-        assert_eq!(x.reverse(&[1]).unwrap().to_vec::<i32>().unwrap()[..4], [3, 2, 1, 0]);
+        assert_eq!(
+            x.reverse(&[1]).unwrap().to_vec::<i32>().unwrap()[..4],
+            [3, 2, 1, 0]
+        );
     }
 }

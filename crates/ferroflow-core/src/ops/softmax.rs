@@ -20,14 +20,21 @@ impl Tensor {
 
     fn softmax_impl(&self, op: &'static str, axis: isize, log: bool) -> Result<Tensor> {
         if !self.dtype().is_float() {
-            return Err(Error::UnsupportedDType { op, dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: self.dtype(),
+            });
         }
         let a = normalize_axis(op, axis, self.rank())?;
         let last = self.rank() - 1;
         if a != last {
             let mut perm: Vec<usize> = (0..self.rank()).collect();
             perm.swap(a, last);
-            return self.transpose(&perm)?.softmax_impl(op, -1, log)?.transpose(&perm).map(|t| t.contiguous());
+            return self
+                .transpose(&perm)?
+                .softmax_impl(op, -1, log)?
+                .transpose(&perm)
+                .map(|t| t.contiguous());
         }
         self.in_compute_dtype(|x| with_float!(x.dtype(), op, T => softmax_rows::<T>(x, log)))
     }
@@ -55,7 +62,11 @@ fn softmax_rows<T: Float>(x: &Tensor, log: bool) -> Result<Tensor> {
 #[inline(always)]
 fn row<T: Float>(src: &[T], dst: &mut [std::mem::MaybeUninit<T>], log: bool) {
     let m = src.iter().fold(T::MIN_VALUE, |a, &b| a.max_of(b));
-    let m = if m == T::MIN_VALUE || m == T::MAX_VALUE { T::ZERO } else { m };
+    let m = if m == T::MIN_VALUE || m == T::MAX_VALUE {
+        T::ZERO
+    } else {
+        m
+    };
     let mut sum = T::ZERO;
     for &v in src {
         sum = sum + (v - m).exp();
@@ -91,7 +102,13 @@ mod tests {
         assert!(Tensor::zeros(&[2], DType::I32).unwrap().softmax(0).is_err());
         // Large inputs exercise the threaded row split.
         let big = crate::random::normal(&[300, 1001], 0.0, 3.0, DType::F32, Some(1)).unwrap();
-        let sums = big.softmax(-1).unwrap().sum(-1, false).unwrap().to_vec::<f32>().unwrap();
+        let sums = big
+            .softmax(-1)
+            .unwrap()
+            .sum(-1, false)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
         assert!(sums.iter().all(|&v| (v - 1.0).abs() < 1e-5));
     }
 }

@@ -27,15 +27,24 @@ impl Tensor {
     /// The `k` largest values along the last axis and their int32 indices, largest first;
     /// ties keep the lower index first (`tf.math.top_k`).
     pub fn top_k(&self, k: usize) -> Result<(Tensor, Tensor)> {
-        let last = self.rank().checked_sub(1).ok_or_else(|| Error::invalid("top_k", "input must have rank >= 1"))?;
+        let last = self
+            .rank()
+            .checked_sub(1)
+            .ok_or_else(|| Error::invalid("top_k", "input must have rank >= 1"))?;
         if k > self.shape()[last] {
-            return Err(Error::invalid("top_k", format!("k = {k} exceeds the last dimension of {:?}", self.shape())));
+            return Err(Error::invalid(
+                "top_k",
+                format!("k = {k} exceeds the last dimension of {:?}", self.shape()),
+            ));
         }
         let (v, i) = self.sort_impl(-1, true)?;
         let mut size: Vec<isize> = self.shape().iter().map(|&d| d as isize).collect();
         size[last] = k as isize;
         let begin = vec![0; self.rank()];
-        Ok((v.slice(&begin, &size)?.contiguous(), i.slice(&begin, &size)?.contiguous()))
+        Ok((
+            v.slice(&begin, &size)?.contiguous(),
+            i.slice(&begin, &size)?.contiguous(),
+        ))
     }
 
     fn sort_impl(&self, axis: isize, descending: bool) -> Result<(Tensor, Tensor)> {
@@ -67,7 +76,10 @@ impl Tensor {
             }
             (Tensor::from_vec(values, moved.shape())?, Tensor::from_vec(order, moved.shape())?)
         });
-        Ok((values.transpose(&inverse)?.contiguous(), order.transpose(&inverse)?.contiguous()))
+        Ok((
+            values.transpose(&inverse)?.contiguous(),
+            order.transpose(&inverse)?.contiguous(),
+        ))
     }
 
     /// Cumulative sum along `axis` (`tf.math.cumsum` with `exclusive` and `reverse`).
@@ -75,7 +87,10 @@ impl Tensor {
         let a = normalize_axis("cumsum", axis, self.rank())?;
         let dt = self.dtype();
         if dt == DType::Bool {
-            return Err(Error::UnsupportedDType { op: "cumsum", dtype: dt });
+            return Err(Error::UnsupportedDType {
+                op: "cumsum",
+                dtype: dt,
+            });
         }
         self.in_compute_dtype(|x| {
             with_numeric!(x.dtype(), "cumsum", T => cumsum_typed::<T>(x, a, exclusive, reverse))
@@ -83,9 +98,18 @@ impl Tensor {
     }
 }
 
-fn cumsum_typed<T: Numeric>(x: &Tensor, a: usize, exclusive: bool, reverse: bool) -> Result<Tensor> {
+fn cumsum_typed<T: Numeric>(
+    x: &Tensor,
+    a: usize,
+    exclusive: bool,
+    reverse: bool,
+) -> Result<Tensor> {
     let data = x.contiguous_data::<T>()?;
-    let (outer, len, inner) = (numel(&x.shape()[..a]), x.shape()[a], numel(&x.shape()[a + 1..]));
+    let (outer, len, inner) = (
+        numel(&x.shape()[..a]),
+        x.shape()[a],
+        numel(&x.shape()[a + 1..]),
+    );
     let mut out = vec![T::ZERO; data.len()];
     for o in 0..outer {
         let mut acc = vec![T::ZERO; inner];
@@ -114,23 +138,44 @@ mod tests {
     #[test]
     fn sorting_and_top_k() {
         let x = Tensor::from_vec(vec![3.0f32, 1.0, 2.0, 1.0, 9.0, 0.0], &[2, 3]).unwrap();
-        assert_eq!(x.sort(-1, false).unwrap().to_vec::<f32>().unwrap(), vec![1., 2., 3., 0., 1., 9.]);
-        assert_eq!(x.argsort(0, true).unwrap().to_vec::<i32>().unwrap(), vec![0, 1, 0, 1, 0, 1]);
+        assert_eq!(
+            x.sort(-1, false).unwrap().to_vec::<f32>().unwrap(),
+            vec![1., 2., 3., 0., 1., 9.]
+        );
+        assert_eq!(
+            x.argsort(0, true).unwrap().to_vec::<i32>().unwrap(),
+            vec![0, 1, 0, 1, 0, 1]
+        );
         let (v, i) = x.top_k(2).unwrap();
         assert_eq!(v.to_vec::<f32>().unwrap(), vec![3., 2., 9., 1.]);
         assert_eq!(i.to_vec::<i32>().unwrap(), vec![0, 2, 1, 0]);
         assert!(x.top_k(4).is_err());
         let t = Tensor::from_vec(vec![1.0f32, f32::NAN, 0.0], &[3]).unwrap();
-        assert_eq!(t.argsort(0, false).unwrap().to_vec::<i32>().unwrap(), vec![2, 0, 1]);
+        assert_eq!(
+            t.argsort(0, false).unwrap().to_vec::<i32>().unwrap(),
+            vec![2, 0, 1]
+        );
     }
 
     #[test]
     fn cumsum_variants() {
         let x = Tensor::from_vec(vec![1i32, 2, 3, 4], &[4]).unwrap();
-        assert_eq!(x.cumsum(0, false, false).unwrap().to_vec::<i32>().unwrap(), vec![1, 3, 6, 10]);
-        assert_eq!(x.cumsum(0, true, false).unwrap().to_vec::<i32>().unwrap(), vec![0, 1, 3, 6]);
-        assert_eq!(x.cumsum(0, false, true).unwrap().to_vec::<i32>().unwrap(), vec![10, 9, 7, 4]);
+        assert_eq!(
+            x.cumsum(0, false, false).unwrap().to_vec::<i32>().unwrap(),
+            vec![1, 3, 6, 10]
+        );
+        assert_eq!(
+            x.cumsum(0, true, false).unwrap().to_vec::<i32>().unwrap(),
+            vec![0, 1, 3, 6]
+        );
+        assert_eq!(
+            x.cumsum(0, false, true).unwrap().to_vec::<i32>().unwrap(),
+            vec![10, 9, 7, 4]
+        );
         let m = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
-        assert_eq!(m.cumsum(0, false, false).unwrap().to_vec::<f32>().unwrap(), vec![1., 2., 4., 6.]);
+        assert_eq!(
+            m.cumsum(0, false, false).unwrap().to_vec::<f32>().unwrap(),
+            vec![1., 2., 4., 6.]
+        );
     }
 }

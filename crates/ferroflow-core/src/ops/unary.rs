@@ -104,7 +104,11 @@ impl UnaryOp {
     fn cost(self) -> usize {
         match self {
             UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Relu | UnaryOp::Relu6 => 1,
-            UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::LeakyRelu(_) => 1,
+            UnaryOp::Sign
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::LeakyRelu(_) => 1,
             UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Reciprocal => 2,
             _ => 8,
         }
@@ -122,12 +126,26 @@ impl UnaryOp {
             UnaryOp::Abs => map(x, c, |v: T| Numeric::abs(v)),
             UnaryOp::Square => map(x, c, |v: T| v * v),
             UnaryOp::Sign => map(x, c, move |v: T| {
-                if v > zero { one } else if v < zero { -one } else { v }
+                if v > zero {
+                    one
+                } else if v < zero {
+                    -one
+                } else {
+                    v
+                }
             }),
             UnaryOp::Relu => map(x, c, move |v: T| if v > zero { v } else { zero }),
             UnaryOp::Relu6 => {
                 let six = T::of(6.0);
-                map(x, c, move |v: T| if v > six { six } else if v > zero { v } else { zero })
+                map(x, c, move |v: T| {
+                    if v > six {
+                        six
+                    } else if v > zero {
+                        v
+                    } else {
+                        zero
+                    }
+                })
             }
             UnaryOp::Exp => map(x, c, |v: T| v.exp()),
             UnaryOp::Log => map(x, c, |v: T| v.ln()),
@@ -143,7 +161,9 @@ impl UnaryOp {
             }
             UnaryOp::GeluTanh => {
                 let (k, a) = (T::of((2.0 / std::f64::consts::PI).sqrt()), T::of(0.044715));
-                map(x, c, move |v: T| half * v * (one + (k * (v + a * v * v * v)).tanh()))
+                map(x, c, move |v: T| {
+                    half * v * (one + (k * (v + a * v * v * v)).tanh())
+                })
             }
             UnaryOp::Silu => map(x, c, |v: T| v * v.sigmoid()),
             UnaryOp::Softplus => map(x, c, move |v: T| {
@@ -151,10 +171,16 @@ impl UnaryOp {
                 let m = if v > zero { v } else { zero };
                 m + (-Numeric::abs(v)).exp().ln_1p()
             }),
-            UnaryOp::Elu(_) => map(x, c, move |v: T| if v > zero { v } else { p * (v.exp() - one) }),
+            UnaryOp::Elu(_) => map(
+                x,
+                c,
+                move |v: T| if v > zero { v } else { p * (v.exp() - one) },
+            ),
             UnaryOp::Selu => {
                 let (a, s) = (T::of(SELU_ALPHA), T::of(SELU_SCALE));
-                map(x, c, move |v: T| s * if v > zero { v } else { a * (v.exp() - one) })
+                map(x, c, move |v: T| {
+                    s * if v > zero { v } else { a * (v.exp() - one) }
+                })
             }
             UnaryOp::LeakyRelu(_) => map(x, c, move |v: T| if v > zero { v } else { p * v }),
             UnaryOp::Sin => map(x, c, |v: T| v.sin()),
@@ -173,11 +199,20 @@ impl UnaryOp {
             UnaryOp::Abs => map(x, c, |v: T| v.abs()),
             UnaryOp::Square => map(x, c, |v: T| v * v),
             UnaryOp::Sign => map(x, c, |v: T| {
-                if v > T::ZERO { T::ONE } else if v < T::ZERO { T::ONE.neg() } else { T::ZERO }
+                if v > T::ZERO {
+                    T::ONE
+                } else if v < T::ZERO {
+                    T::ONE.neg()
+                } else {
+                    T::ZERO
+                }
             }),
             UnaryOp::Relu => map(x, c, |v: T| if v > T::ZERO { v } else { T::ZERO }),
             UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round => Ok(x.clone()),
-            _ => Err(Error::UnsupportedDType { op: self.name(), dtype: x.dtype() }),
+            _ => Err(Error::UnsupportedDType {
+                op: self.name(),
+                dtype: x.dtype(),
+            }),
         }
     }
 }
@@ -189,7 +224,10 @@ impl Tensor {
             if x.dtype().is_float() {
                 with_float!(x.dtype(), op.name(), T => op.run_float::<T>(x))
             } else if x.dtype() == DType::Bool {
-                Err(Error::UnsupportedDType { op: op.name(), dtype: DType::Bool })
+                Err(Error::UnsupportedDType {
+                    op: op.name(),
+                    dtype: DType::Bool,
+                })
             } else {
                 with_numeric!(x.dtype(), op.name(), T => op.run_int::<T>(x))
             }
@@ -282,8 +320,14 @@ mod tests {
     #[test]
     fn float_and_int_rules() {
         let x = Tensor::from_vec(vec![-2.0f32, -0.5, 0.0, 3.0, 7.0], &[5]).unwrap();
-        assert_eq!(x.relu6().unwrap().to_vec::<f32>().unwrap(), vec![0.0, 0.0, 0.0, 3.0, 6.0]);
-        assert_eq!(x.sign().unwrap().to_vec::<f32>().unwrap(), vec![-1.0, -1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(
+            x.relu6().unwrap().to_vec::<f32>().unwrap(),
+            vec![0.0, 0.0, 0.0, 3.0, 6.0]
+        );
+        assert_eq!(
+            x.sign().unwrap().to_vec::<f32>().unwrap(),
+            vec![-1.0, -1.0, 0.0, 1.0, 1.0]
+        );
         let l = x.leaky_relu(0.2).unwrap().to_vec::<f32>().unwrap();
         assert!((l[0] + 0.4).abs() < 1e-7);
         let i = Tensor::from_vec(vec![-3i64, 0, 4], &[3]).unwrap();
@@ -291,10 +335,16 @@ mod tests {
         assert_eq!(i.neg().unwrap().to_vec::<i64>().unwrap(), vec![3, 0, -4]);
         let e = i.exp().unwrap_err().to_string();
         assert_eq!(e, "exp: unsupported dtype int64");
-        let h = Tensor::from_vec(vec![half::f16::from_f32(1.0)], &[1]).unwrap().exp().unwrap();
+        let h = Tensor::from_vec(vec![half::f16::from_f32(1.0)], &[1])
+            .unwrap()
+            .exp()
+            .unwrap();
         assert_eq!(h.dtype(), DType::F16);
         assert!((h.to_f64_vec()[0] - std::f64::consts::E).abs() < 2e-3);
-        let r = Tensor::from_vec(vec![0.5f64, 1.5, 2.5, -0.5], &[4]).unwrap().round().unwrap();
+        let r = Tensor::from_vec(vec![0.5f64, 1.5, 2.5, -0.5], &[4])
+            .unwrap()
+            .round()
+            .unwrap();
         assert_eq!(r.to_vec::<f64>().unwrap(), vec![0.0, 2.0, 2.0, -0.0]);
     }
 
@@ -303,6 +353,9 @@ mod tests {
         let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
         let t = x.transpose(&[1, 0]).unwrap().neg().unwrap();
         assert_eq!(t.shape(), &[3, 2]);
-        assert_eq!(t.to_vec::<f32>().unwrap(), vec![-1.0, -4.0, -2.0, -5.0, -3.0, -6.0]);
+        assert_eq!(
+            t.to_vec::<f32>().unwrap(),
+            vec![-1.0, -4.0, -2.0, -5.0, -3.0, -6.0]
+        );
     }
 }
