@@ -104,13 +104,8 @@ impl Tensor {
     /// [`Tensor::matmul`] with either operand transposed (free: only strides change).
     pub fn matmul_t(&self, other: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
         let dt = same_dtype("matmul", self, other)?;
-        if dt.compute_dtype() != dt || dt == DType::Bool {
-            if dt == DType::Bool {
-                return Err(Error::UnsupportedDType {
-                    op: "matmul",
-                    dtype: dt,
-                });
-            }
+        // Bool falls through to `with_numeric!`, which rejects it.
+        if dt.compute_dtype() != dt {
             let c = dt.compute_dtype();
             return self
                 .cast(c)?

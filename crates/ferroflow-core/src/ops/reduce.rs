@@ -297,7 +297,6 @@ impl Tensor {
         let axes = axes.into();
         let s = self.sum(axes.clone(), keepdims)?;
         let count = self.numel() / s.numel().max(1);
-        let count = if self.numel() == 0 { 0 } else { count };
         s.div(&s.scalar_like(count as f64)?)
     }
 
