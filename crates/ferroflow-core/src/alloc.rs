@@ -1,19 +1,153 @@
-//! Output-buffer allocation for kernels.
+//! Output-buffer allocation for kernels: a bounded cache of large buffers.
 //!
-//! Large fresh buffers are backed by transparent huge pages where the kernel offers them
-//! (as NumPy does): first-touch page faults otherwise cost as much as a bandwidth-bound op.
+//! A bandwidth-bound op on a fresh multi-megabyte output pays first-touch page faults that
+//! cost as much as the op itself. Like PyTorch's caching allocator, large buffers released
+//! by dropped tensors are kept in size-keyed bins and handed to the next kernel asking for
+//! that size, already mapped. The cache is bounded (`FERROFLOW_POOL_MB`, default 1024 MiB;
+//! 0 disables it) so a training loop's resident memory stays flat. Fresh large buffers ask
+//! for transparent huge pages where the kernel offers them (as NumPy does).
 
-/// Bytes above which a buffer asks for huge pages.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Bytes from which a buffer is cached when released (smaller ones go straight to malloc).
+const POOL_MIN_BYTES: usize = 256 << 10;
+/// Pooled capacities are rounded up to this many bytes so nearby sizes share a bin.
+const POOL_GRANULE: usize = 4096;
+/// Most buffers kept per size bin.
+const MAX_PER_BIN: usize = 8;
+/// Bytes above which a fresh buffer asks for huge pages.
 const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
 
-/// An empty vector with room for `n` elements, backed by huge pages when large.
+/// A released allocation: start address, as an integer so the pool is `Send`.
+struct RawBuf(usize);
+
+/// (capacity in bytes, alignment) of a bin.
+type BinKey = (usize, usize);
+
+struct Pool {
+    bins: Mutex<HashMap<BinKey, Vec<RawBuf>>>,
+    cached_bytes: AtomicUsize,
+    limit_bytes: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let mb = std::env::var("FERROFLOW_POOL_MB")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(1024);
+        Pool {
+            bins: Mutex::new(HashMap::new()),
+            cached_bytes: AtomicUsize::new(0),
+            limit_bytes: mb << 20,
+        }
+    })
+}
+
+/// Bytes currently held by the buffer cache (for tests and memory reports).
+pub fn cached_bytes() -> usize {
+    pool().cached_bytes.load(Ordering::Relaxed)
+}
+
+/// Frees every cached buffer.
+pub fn clear_cache() {
+    let p = pool();
+    let drained: Vec<(BinKey, Vec<RawBuf>)> = match p.bins.lock() {
+        Ok(mut bins) => bins.drain().collect(),
+        Err(_) => return,
+    };
+    for ((bytes, align), bufs) in drained {
+        for b in bufs {
+            p.cached_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            // SAFETY: every pooled buffer came from the global allocator with this exact
+            // size and alignment (see `recycle`), and is owned by nobody else.
+            unsafe {
+                std::alloc::dealloc(
+                    b.0 as *mut u8,
+                    std::alloc::Layout::from_size_align_unchecked(bytes, align),
+                )
+            };
+        }
+    }
+}
+
+/// An empty vector with room for at least `n` elements, reusing a cached buffer when one
+/// of the right size is free, else a fresh allocation (backed by huge pages when large).
 pub(crate) fn with_capacity<T>(n: usize) -> Vec<T> {
-    let v: Vec<T> = Vec::with_capacity(n);
-    let bytes = n * std::mem::size_of::<T>();
-    if bytes >= HUGE_PAGE_THRESHOLD {
-        advise_huge_pages(v.as_ptr() as usize, bytes);
+    let size = std::mem::size_of::<T>();
+    let bytes = n * size;
+    if bytes < POOL_MIN_BYTES || size == 0 || POOL_GRANULE % size != 0 {
+        return Vec::with_capacity(n);
+    }
+    let rounded = bytes.next_multiple_of(POOL_GRANULE);
+    let key = (rounded, std::mem::align_of::<T>());
+    let p = pool();
+    let hit = p
+        .bins
+        .lock()
+        .ok()
+        .and_then(|mut bins| bins.get_mut(&key).and_then(|v| v.pop()));
+    if let Some(b) = hit {
+        p.cached_bytes.fetch_sub(rounded, Ordering::Relaxed);
+        // SAFETY: the buffer was allocated by the global allocator as a `[T]` of
+        // `rounded / size` elements with `T`'s alignment (the bin key), and its ownership
+        // moved to the pool when released; length 0 means no element is assumed live.
+        return unsafe { Vec::from_raw_parts(b.0 as *mut T, 0, rounded / size) };
+    }
+    let v: Vec<T> = Vec::with_capacity(rounded / size);
+    if rounded >= HUGE_PAGE_THRESHOLD {
+        advise_huge_pages(v.as_ptr() as usize, rounded);
     }
     v
+}
+
+/// A vector of `n` copies of `T::default()`, on a cached buffer when one is free.
+pub(crate) fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
+    let mut v = with_capacity(n);
+    v.resize(n, T::default());
+    v
+}
+
+/// A kernel's temporary buffer that returns to the cache when dropped.
+pub(crate) struct Scratch<T: Copy>(pub Vec<T>);
+
+impl<T: Copy + Default> Scratch<T> {
+    /// `n` default-valued elements.
+    pub(crate) fn zeroed(n: usize) -> Self {
+        Scratch(zeroed(n))
+    }
+}
+
+impl<T: Copy> Drop for Scratch<T> {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.0));
+    }
+}
+
+/// Takes ownership of a released buffer: caches it when large and the cache has room,
+/// frees it otherwise. Only plain-data element types reach here (no destructors to run).
+pub(crate) fn recycle<T: Copy>(v: Vec<T>) {
+    let size = std::mem::size_of::<T>();
+    let bytes = v.capacity() * size;
+    if bytes < POOL_MIN_BYTES || bytes % POOL_GRANULE != 0 {
+        return;
+    }
+    let p = pool();
+    if p.cached_bytes.load(Ordering::Relaxed) + bytes > p.limit_bytes {
+        return;
+    }
+    let key = (bytes, std::mem::align_of::<T>());
+    let Ok(mut bins) = p.bins.lock() else { return };
+    let bin = bins.entry(key).or_default();
+    if bin.len() >= MAX_PER_BIN {
+        return;
+    }
+    let mut v = std::mem::ManuallyDrop::new(v);
+    bin.push(RawBuf(v.as_mut_ptr() as usize));
+    p.cached_bytes.fetch_add(bytes, Ordering::Relaxed);
 }
 
 #[cfg(target_os = "linux")]
@@ -32,3 +166,26 @@ fn advise_huge_pages(addr: usize, bytes: usize) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages(_addr: usize, _bytes: usize) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn released_buffers_are_reused_and_bounded() {
+        let n = 1 << 20; // 4 MiB of f32
+        let mut a: Vec<f32> = with_capacity(n);
+        a.resize(n, 1.0);
+        let ptr = a.as_ptr() as usize;
+        recycle(a);
+        let b: Vec<f32> = with_capacity(n - 3);
+        assert!(b.capacity() >= n - 3);
+        // Another test may have taken it in between; when not, it is the same buffer.
+        if b.as_ptr() as usize != ptr {
+            eprintln!("pooled buffer taken by a concurrent test");
+        }
+        recycle(b);
+        let small: Vec<f32> = with_capacity(10);
+        assert!(small.capacity() >= 10);
+    }
+}

@@ -4,7 +4,7 @@
 //! method returning [`Result`], with errors that name the op and the offending shapes.
 #![warn(missing_docs)]
 
-mod alloc;
+pub mod alloc;
 mod creation;
 pub mod device;
 mod dispatch;

@@ -92,6 +92,15 @@ pub enum Storage {
     Cpu(CpuStorage),
 }
 
+impl Drop for Storage {
+    /// Hands large CPU buffers back to the allocation cache for the next kernel.
+    fn drop(&mut self) {
+        match self {
+            Storage::Cpu(s) => map_storage!(s, v => crate::alloc::recycle(std::mem::take(v))),
+        }
+    }
+}
+
 impl Storage {
     /// The device holding the buffer.
     pub fn device(&self) -> Device {

@@ -4,6 +4,7 @@
 //! Each image is lowered to a patch matrix (im2col) that one gemm multiplies by the filter;
 //! images run in parallel, each with a single-threaded gemm on a cache-sized buffer.
 
+use crate::alloc::Scratch;
 use crate::ops::binary::same_dtype;
 use crate::ops::matmul::{gemm_into, MatRef};
 use crate::parallel::num_threads;
@@ -222,14 +223,15 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
     let row_len = g.kh * g.kw * g.cin_g();
     let cout_g = g.cout / g.groups;
     let per_image = rows * g.cout;
-    let mut out = vec![0.0f32; g.n * per_image];
+    let mut out = crate::alloc::zeroed::<f32>(g.n * per_image);
     {
-        let image = |img: usize, dst: &mut [f32], threads: usize| {
-            let mut cols = vec![0.0f32; rows * row_len];
+        let scratch = || Scratch::<f32>::zeroed(rows * row_len);
+        let image = |img: usize, dst: &mut [f32], cols: &mut Scratch<f32>, threads: usize| {
+            let cols = &mut cols.0;
             for grp in 0..g.groups {
-                g.im2col(x, img, grp, &mut cols);
+                g.im2col(x, img, grp, cols);
                 let lhs = MatRef {
-                    data: &cols,
+                    data: cols,
                     offset: 0,
                     rs: row_len,
                     cs: 1,
@@ -256,10 +258,11 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
         if g.n >= num_threads() && num_threads() > 1 && per_image > 0 {
             out.par_chunks_mut(per_image)
                 .enumerate()
-                .for_each(|(i, d)| image(i, d, 1));
+                .for_each_init(scratch, |cols, (i, d)| image(i, d, cols, 1));
         } else if per_image > 0 {
+            let mut cols = scratch();
             for (i, d) in out.chunks_mut(per_image).enumerate() {
-                image(i, d, num_threads());
+                image(i, d, &mut cols, num_threads());
             }
         }
     }

@@ -74,29 +74,30 @@ impl Tensor {
         let wt = filter.contiguous_data::<f32>()?;
         let (rows, row_len) = (g.oh * g.ow, g.kh * g.kw * g.cin);
         let per_image = g.h * g.w * g.cin;
-        let mut out = vec![0.0f32; g.n * per_image];
+        let mut out = crate::alloc::zeroed::<f32>(g.n * per_image);
         out.par_chunks_mut(per_image.max(1))
             .enumerate()
-            .for_each(|(img, dst)| {
-                // cols[r, (i, j, o)] = Σ_c x[r, c] · filter[i, j, o, c]
-                let mut cols = vec![0.0f32; rows * row_len];
-                let lhs = MatRef {
-                    data: &x,
-                    offset: img * rows * g.cout,
-                    rs: g.cout,
-                    cs: 1,
-                };
-                let rhs = MatRef {
-                    data: &wt,
-                    offset: 0,
-                    rs: 1,
-                    cs: g.cout,
-                };
-                gemm_into(
-                    rows, row_len, g.cout, &mut cols, row_len, lhs, rhs, false, 1,
-                );
-                col2im(&g, &cols, dst);
-            });
+            .for_each_init(
+                || crate::alloc::Scratch::<f32>::zeroed(rows * row_len),
+                |cols, (img, dst)| {
+                    // cols[r, (i, j, o)] = Σ_c x[r, c] · filter[i, j, o, c]
+                    let cols = &mut cols.0;
+                    let lhs = MatRef {
+                        data: &x,
+                        offset: img * rows * g.cout,
+                        rs: g.cout,
+                        cs: 1,
+                    };
+                    let rhs = MatRef {
+                        data: &wt,
+                        offset: 0,
+                        rs: 1,
+                        cs: g.cout,
+                    };
+                    gemm_into(rows, row_len, g.cout, cols, row_len, lhs, rhs, false, 1);
+                    col2im(&g, cols, dst);
+                },
+            );
         Tensor::from_vec(out, &[g.n, g.h, g.w, g.cin])
     }
 }

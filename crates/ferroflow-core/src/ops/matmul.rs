@@ -188,7 +188,7 @@ fn batched<T: Numeric>(
         );
     }
     let (abuf, bbuf) = (a.buffer::<T>()?, b.buffer::<T>()?);
-    let mut out = vec![T::ZERO; nb * m * n];
+    let mut out = crate::alloc::zeroed(nb * m * n);
     let item = |dst: &mut [T], [oa, ob]: [usize; 2], threads: usize| {
         let lhs = MatRef {
             data: abuf,

@@ -109,7 +109,7 @@ impl Tensor {
         let (oh, pt) = conv_output(op, h, k.0, s.0, 1, p)?;
         let (ow, pl) = conv_output(op, w, k.1, s.1, 1, p)?;
         let x = self.contiguous_data::<f32>()?;
-        let mut out = vec![0.0f32; n * oh * ow * c];
+        let mut out = crate::alloc::zeroed::<f32>(n * oh * ow * c);
         out.par_chunks_mut((ow * c).max(1))
             .enumerate()
             .for_each(|(row, dst)| {

@@ -110,7 +110,7 @@ fn cumsum_typed<T: Numeric>(
         x.shape()[a],
         numel(&x.shape()[a + 1..]),
     );
-    let mut out = vec![T::ZERO; data.len()];
+    let mut out = crate::alloc::zeroed(data.len());
     for o in 0..outer {
         let mut acc = vec![T::ZERO; inner];
         for step in 0..len {
