@@ -33,6 +33,11 @@ impl Tensor {
         Tensor::ones(self.shape(), self.dtype())
     }
 
+    /// `value` everywhere, with the shape and dtype of `self`.
+    pub fn full_like(&self, value: f64) -> Result<Tensor> {
+        Tensor::full(self.shape(), value, self.dtype())
+    }
+
     /// An `n x m` matrix with ones on the diagonal (`tf.eye`).
     pub fn eye(n: usize, m: usize, dtype: DType) -> Result<Tensor> {
         let mut v = vec![0.0; n * m];

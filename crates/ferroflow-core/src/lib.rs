@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod autodiff;
 mod creation;
 pub mod device;
 mod dispatch;
@@ -21,6 +22,9 @@ pub mod shape;
 pub mod storage;
 pub mod tensor;
 
+pub use autodiff::{
+    custom_gradient, Gradient, GradientTape, IndexedSlices, UnconnectedGradients, Variable,
+};
 pub use device::Device;
 pub use dtype::{DType, Element, Float, Numeric};
 pub use error::{Error, Result};

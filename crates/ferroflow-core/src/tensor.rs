@@ -171,7 +171,11 @@ impl Tensor {
             let data = self.contiguous_data::<T>().map(|c| c.into_owned()).unwrap_or_default();
             T::into_storage(data)
         });
-        Tensor::from_storage(storage, self.shape())
+        let out = Tensor::from_storage(storage, self.shape());
+        if let Some(r) = crate::autodiff::record::Recorder::new(&[self]) {
+            r.finish(&out, |g, _| Ok(vec![Some(g.clone())]));
+        }
+        out
     }
 
     /// Copies the elements out in row-major order; `T` must match the dtype.

@@ -1,5 +1,6 @@
 //! Elementwise binary arithmetic with NumPy/TF broadcasting: one table row per op.
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::with_numeric;
 use crate::elementwise::zip;
 use crate::{DType, Error, Numeric, Result, Tensor};
@@ -108,7 +109,14 @@ impl Tensor {
             let c = dt.compute_dtype();
             return self.cast(c)?.binary(op, &other.cast(c)?)?.cast(dt);
         }
-        with_numeric!(dt, op.name(), T => op.run::<T>(self, other))
+        let out = with_numeric!(dt, op.name(), T => op.run::<T>(self, other))?;
+        if let Some(r) = Recorder::new(&[self, other]) {
+            if op.is_differentiable() {
+                let (a, b, y) = (self.clone(), other.clone(), out.clone());
+                r.finish(&out, move |g, needs| op.gradient(&a, &b, &y, g, needs));
+            }
+        }
+        Ok(out)
     }
 
     /// A scalar of this tensor's dtype holding `value`.

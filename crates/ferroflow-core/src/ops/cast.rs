@@ -1,5 +1,6 @@
 //! `cast`: convert elements to another dtype (`tf.cast`).
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::with_any;
 use crate::elementwise::map;
 use crate::{DType, Element, Result, Tensor};
@@ -13,9 +14,14 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        with_any!(self.dtype(), A => {
+        let out = with_any!(self.dtype(), A => {
             with_any!(dtype, B => map::<A, B>(self, 1, |v| B::from_f64(v.to_f64())))
-        })
+        })?;
+        if let Some(r) = Recorder::new(&[self]) {
+            let from = self.dtype();
+            r.finish(&out, move |g, _| Ok(vec![Some(g.cast(from)?)]));
+        }
+        Ok(out)
     }
 
     /// Runs `f` in the dtype arithmetic happens in: f16/bf16 inputs are widened to f32 and

@@ -1,5 +1,6 @@
 //! Comparisons, logical ops, `where` (select) and `clip_by_value`.
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::{with_any, with_numeric};
 use crate::elementwise::{map, zip, zip3};
 use crate::ops::binary::same_dtype;
@@ -130,7 +131,21 @@ impl Tensor {
             });
         }
         let dt = same_dtype("where", x, y)?;
-        with_any!(dt, T => zip3("where", cond, x, y, |c: bool, a: T, b: T| if c { a } else { b }))
+        let out = with_any!(dt, T => zip3("where", cond, x, y, |c: bool, a: T, b: T| if c { a } else { b }))?;
+        if let Some(r) = Recorder::new(&[x, y]) {
+            let (c, xs, ys) = (cond.clone(), x.shape().to_vec(), y.shape().to_vec());
+            r.finish(&out, move |g, needs| {
+                let zero = g.zeros_like()?;
+                let gx = needs[0]
+                    .then(|| Tensor::where_(&c, g, &zero)?.sum_to_shape(&xs))
+                    .transpose()?;
+                let gy = needs[1]
+                    .then(|| Tensor::where_(&c, &zero, g)?.sum_to_shape(&ys))
+                    .transpose()?;
+                Ok(vec![gx, gy])
+            });
+        }
+        Ok(out)
     }
 
     /// `tf.clip_by_value`: clamps into `[lo, hi]` (tensors broadcast with `self`).
@@ -141,10 +156,34 @@ impl Tensor {
             let c = dt.compute_dtype();
             return self.cast(c)?.clip(&lo.cast(c)?, &hi.cast(c)?)?.cast(dt);
         }
-        with_numeric!(dt, "clip", T => zip3("clip", self, lo, hi, |v: T, l: T, h: T| {
+        let out = with_numeric!(dt, "clip", T => zip3("clip", self, lo, hi, |v: T, l: T, h: T| {
             let v = if v < l { l } else { v };
             if v > h { h } else { v }
-        }))
+        }))?;
+        if let Some(r) = Recorder::new(&[self, lo, hi]) {
+            // As TF's ClipByValue: x gets the gradient where lo <= x <= hi, the bounds where
+            // x falls below / above them.
+            let (x, l, h) = (self.clone(), lo.clone(), hi.clone());
+            r.finish(&out, move |g, needs| {
+                let zero = g.zeros_like()?;
+                let below = x.less(&l)?;
+                let above = x.greater(&h)?;
+                let gx = needs[0]
+                    .then(|| {
+                        let outside = below.logical_or(&above)?;
+                        Tensor::where_(&outside, &zero, g)?.sum_to_shape(x.shape())
+                    })
+                    .transpose()?;
+                let gl = needs[1]
+                    .then(|| Tensor::where_(&below, g, &zero)?.sum_to_shape(l.shape()))
+                    .transpose()?;
+                let gh = needs[2]
+                    .then(|| Tensor::where_(&above, g, &zero)?.sum_to_shape(h.shape()))
+                    .transpose()?;
+                Ok(vec![gx, gl, gh])
+            });
+        }
+        Ok(out)
     }
 
     /// [`Tensor::clip`] with Rust numbers as bounds.

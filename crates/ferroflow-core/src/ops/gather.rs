@@ -1,9 +1,11 @@
 //! Indexed reads and writes: gather, gather_nd, scatter_nd, tensor_scatter_nd_{update,add},
 //! one_hot. Out-of-range indices are errors (as on TF's CPU), never out-of-bounds reads.
 
+use crate::autodiff::record::Recorder;
+use crate::autodiff::{Gradient, IndexedSlices};
 use crate::dispatch::{with_any, with_numeric};
 use crate::shape::{normalize_axis, numel};
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{DType, Element, Error, Numeric, Result, Tensor};
 
 /// Reads an integer index tensor as i64 values.
 fn index_values(op: &'static str, indices: &Tensor) -> Result<Vec<i64>> {
@@ -43,7 +45,7 @@ impl Tensor {
         let mut shape = self.shape()[..a].to_vec();
         shape.extend_from_slice(indices.shape());
         shape.extend_from_slice(&self.shape()[a + 1..]);
-        with_any!(self.dtype(), T => {
+        let out = with_any!(self.dtype(), T => {
             let src = self.contiguous_data::<T>()?;
             let mut out = Vec::with_capacity(numel(&shape));
             for o in 0..outer {
@@ -53,7 +55,61 @@ impl Tensor {
                 }
             }
             Tensor::from_vec(out, &shape)
-        })
+        })?;
+        if let Some(r) = Recorder::new(&[self]) {
+            let (indices, from) = (indices.clone(), self.shape().to_vec());
+            if a == 0 {
+                // Rows of a table: the gradient stays sparse (`tf.IndexedSlices`).
+                r.finish_sparse(&out, move |g, _| {
+                    let mut rows = vec![-1isize];
+                    rows.extend(from[1..].iter().map(|&d| d as isize));
+                    Ok(vec![Some(Gradient::Sparse(IndexedSlices {
+                        indices: indices.reshape(&[-1])?,
+                        values: g.reshape(&rows)?,
+                        dense_shape: from.clone(),
+                    }))])
+                });
+            } else {
+                r.finish(&out, move |g, _| {
+                    Ok(vec![Some(g.gather_transpose(&indices, a, &from)?)])
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The adjoint of [`Tensor::gather`] along `axis`: adds each gathered slice of `self`
+    /// back into its source position in zeros of shape `from` (an unsorted segment sum).
+    pub(crate) fn gather_transpose(
+        &self,
+        indices: &Tensor,
+        axis: usize,
+        from: &[usize],
+    ) -> Result<Tensor> {
+        let idx = index_values("gather", indices)?;
+        let dim = from[axis];
+        let outer = numel(&from[..axis]);
+        let inner = numel(&from[axis + 1..]);
+        let out = with_numeric!(self.dtype(), "gather_transpose", T => {
+            let src = self.contiguous_data::<T>()?;
+            let mut acc = vec![T::ZERO; numel(from)];
+            for o in 0..outer {
+                for (j, &i) in idx.iter().enumerate() {
+                    let i = check_index("gather", i, dim, axis)?;
+                    let s = &src[(o * idx.len() + j) * inner..][..inner];
+                    let d = &mut acc[(o * dim + i) * inner..][..inner];
+                    d.iter_mut().zip(s).for_each(|(d, &v)| *d = *d + v);
+                }
+            }
+            Tensor::from_vec(acc, from)?
+        });
+        if let Some(r) = Recorder::new(&[self]) {
+            let indices = indices.clone();
+            r.finish(&out, move |g, _| {
+                Ok(vec![Some(g.gather(&indices, axis as isize)?)])
+            });
+        }
+        Ok(out)
     }
 
     /// Gathers slices addressed by the last axis of `indices` (`tf.gather_nd`).
@@ -65,14 +121,21 @@ impl Tensor {
         let inner = numel(&self.shape()[depth..]);
         let mut shape = indices.shape()[..indices.rank() - 1].to_vec();
         shape.extend_from_slice(&self.shape()[depth..]);
-        with_any!(self.dtype(), T => {
+        let out = with_any!(self.dtype(), T => {
             let src = self.contiguous_data::<T>()?;
             let mut out = Vec::with_capacity(offsets.len() * inner);
             for &o in &offsets {
                 out.extend_from_slice(&src[o * inner..(o + 1) * inner]);
             }
             Tensor::from_vec(out, &shape)
-        })
+        })?;
+        if let Some(r) = Recorder::new(&[self]) {
+            let (indices, from) = (indices.clone(), self.shape().to_vec());
+            r.finish(&out, move |g, _| {
+                Ok(vec![Some(Tensor::scatter_nd(&indices, g, &from)?)])
+            });
+        }
+        Ok(out)
     }
 
     /// Scatters `updates` into zeros of `shape`, summing duplicates (`tf.scatter_nd`).
@@ -129,11 +192,28 @@ impl Tensor {
                 .tensor_scatter_nd(op, indices, &updates.cast(c)?, add)?
                 .cast(dt);
         }
-        if add {
+        let out = if add {
             with_numeric!(dt, op, T => scatter::<T>(self, updates, &offsets, inner, |a, b| a + b))
         } else {
             with_any!(dt, T => scatter::<T>(self, updates, &offsets, inner, |_, b| b))
+        }?;
+        if let Some(r) = Recorder::new(&[self, updates]) {
+            let (indices, upd) = (indices.clone(), updates.clone());
+            r.finish(&out, move |g, needs| {
+                let gx = needs[0]
+                    .then(|| {
+                        if add {
+                            Ok(g.clone())
+                        } else {
+                            g.tensor_scatter_nd_update(&indices, &upd.zeros_like()?)
+                        }
+                    })
+                    .transpose()?;
+                let gu = needs[1].then(|| g.gather_nd(&indices)).transpose()?;
+                Ok(vec![gx, gu])
+            });
         }
+        Ok(out)
     }
 
     /// One-hot encoding along a new last axis (`tf.one_hot`, axis = -1); indices outside

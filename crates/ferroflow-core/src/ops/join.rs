@@ -1,5 +1,6 @@
 //! Joining and splitting along an axis: concat, stack, split, unstack.
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::with_any;
 use crate::shape::{normalize_axis, numel};
 use crate::{Error, Result, Tensor};
@@ -38,7 +39,7 @@ impl Tensor {
         shape[a] = tensors.iter().map(|t| t.shape()[a]).sum();
         let outer = numel(&shape[..a]);
         let inner = numel(&shape[a + 1..]);
-        with_any!(first.dtype(), T => {
+        let out = with_any!(first.dtype(), T => {
             let parts: Vec<_> = tensors.iter().map(|t| t.contiguous_data::<T>()).collect::<Result<_>>()?;
             let mut out: Vec<T> = Vec::with_capacity(numel(&shape));
             for o in 0..outer {
@@ -48,7 +49,23 @@ impl Tensor {
                 }
             }
             Tensor::from_vec(out, &shape)
-        })
+        })?;
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        if let Some(r) = Recorder::new(&refs) {
+            let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[a]).collect();
+            r.finish(&out, move |g, needs| {
+                let mut begin = vec![0usize; g.rank()];
+                let mut grads = Vec::with_capacity(sizes.len());
+                for (&s, &need) in sizes.iter().zip(needs) {
+                    let mut size: Vec<isize> = g.shape().iter().map(|&d| d as isize).collect();
+                    size[a] = s as isize;
+                    grads.push(need.then(|| g.slice(&begin, &size)).transpose()?);
+                    begin[a] += s;
+                }
+                Ok(grads)
+            });
+        }
+        Ok(out)
     }
 
     /// Stacks same-shaped tensors along a new `axis` (`tf.stack`).

@@ -4,6 +4,7 @@
 //! natural receiver). The list below is the registry of families.
 
 pub mod binary;
+mod binary_grad;
 pub mod cast;
 pub mod compare;
 pub mod conv;
@@ -16,9 +17,11 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+mod reduce_grad;
 pub mod remap;
 pub mod reshape;
 pub mod slice;
 pub mod softmax;
 pub mod sort;
 pub mod unary;
+mod unary_grad;

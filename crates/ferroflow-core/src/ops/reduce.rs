@@ -5,8 +5,10 @@
 //! SIMD accumulators, columns (inner > 1) accumulate whole rows at a time. Axes that are
 //! not adjacent are first moved to the end.
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::with_numeric;
 use crate::elementwise::fill_vec;
+use crate::ops::reduce_grad::reduce_gradient;
 use crate::parallel::{num_threads, par_chunks, with_best_isa, PAR_MIN_ELEMS};
 use crate::shape::{normalize_axes, normalize_axis, numel};
 use crate::{DType, Element, Error, Numeric, Result, Tensor};
@@ -245,11 +247,18 @@ impl Tensor {
             return as_int.reduce(op, axes, keepdims)?.cast(DType::Bool);
         }
         self.in_compute_dtype(|x| {
-            let p = plan(op.name(), x, &axes.into(), keepdims)?;
+            let axes: Axes = axes.into();
+            let p = plan(op.name(), x, &axes, keepdims)?;
             if p.reduced == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) && numel(&p.out_shape) > 0 {
                 return Err(Error::invalid(op.name(), format!("cannot reduce an empty axis of {:?}", x.shape())));
             }
-            with_numeric!(x.dtype(), op.name(), T => Tensor::from_vec(reduce_typed::<T>(op, &p)?, &p.out_shape))
+            let out = with_numeric!(x.dtype(), op.name(), T => Tensor::from_vec(reduce_typed::<T>(op, &p)?, &p.out_shape))?;
+            if let Some(r) = Recorder::new(&[x]) {
+                let kept = plan(op.name(), x, &axes, true)?.out_shape;
+                let (xc, yc) = (x.clone(), out.clone());
+                r.finish(&out, move |g, _| Ok(vec![Some(reduce_gradient(op, &xc, &yc, &kept, g)?)]));
+            }
+            Ok(out)
         })
     }
 
@@ -318,7 +327,7 @@ impl Tensor {
         let m = self.max(axes.clone(), true)?;
         // An infinite max would give inf - inf; shift by 0 there instead (as TF does).
         let finite = m.abs()?.less(&m.scalar_like(f64::INFINITY)?)?;
-        let shift = Tensor::where_(&finite, &m, &m.zeros_like()?)?;
+        let shift = Tensor::where_(&finite, &m, &m.zeros_like()?)?.stop_gradient();
         let s = self
             .sub(&shift)?
             .exp()?
@@ -334,6 +343,44 @@ impl Tensor {
             };
             s.squeeze(&a)
         }
+    }
+
+    /// Sums a broadcast result back to `shape` (the gradient of broadcasting): leading
+    /// extra axes and axes where `shape` has size 1 are summed away.
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let r = self.rank();
+        if shape.len() > r {
+            return Err(Error::shapes(
+                "sum_to_shape",
+                "target has more axes than the tensor",
+                self.shape(),
+                shape,
+            ));
+        }
+        let lead = r - shape.len();
+        let mut axes: Vec<isize> = (0..lead as isize).collect();
+        for (i, &d) in shape.iter().enumerate() {
+            let s = self.shape()[lead + i];
+            if d == 1 && s != 1 {
+                axes.push((lead + i) as isize);
+            } else if d != s {
+                return Err(Error::shapes(
+                    "sum_to_shape",
+                    "shapes are not broadcast-compatible",
+                    self.shape(),
+                    shape,
+                ));
+            }
+        }
+        let s = if axes.is_empty() {
+            self.clone()
+        } else {
+            self.sum(axes, true)?
+        };
+        s.reshape_to(shape)
     }
 
     /// Index of the largest value along `axis` (`tf.argmax`; first on ties), as int64.

@@ -1,8 +1,9 @@
 //! Ops that pick each output element from a source position per axis: pad and tile
 //! (and `reverse`), all built on one per-axis index-map gather.
 
-use crate::dispatch::with_any;
-use crate::{Element, Error, Result, Tensor};
+use crate::autodiff::record::Recorder;
+use crate::dispatch::{with_any, with_float};
+use crate::{Element, Error, Numeric, Result, Tensor};
 
 /// How [`Tensor::pad`] fills the border.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -19,6 +20,67 @@ impl Tensor {
     /// Builds the output whose element at index `(i0, i1, ...)` is the source element at
     /// `(maps[0][i0], maps[1][i1], ...)`, or `fill` where any map entry is `None`.
     pub(crate) fn remap_axes(&self, maps: Vec<Vec<Option<usize>>>, fill: f64) -> Result<Tensor> {
+        let out = self.remap_axes_kernel(&maps, fill)?;
+        if let Some(r) = Recorder::new(&[self]) {
+            let from = self.shape().to_vec();
+            r.finish(&out, move |g, _| {
+                Ok(vec![Some(g.remap_axes_transpose(&maps, &from)?)])
+            });
+        }
+        Ok(out)
+    }
+
+    /// The adjoint of [`Tensor::remap_axes`]: adds each element of `self` (shaped like the
+    /// remapped output) into the source position it was taken from, in a zero tensor of
+    /// shape `from`. Filled positions contribute nothing.
+    pub(crate) fn remap_axes_transpose(
+        &self,
+        maps: &[Vec<Option<usize>>],
+        from: &[usize],
+    ) -> Result<Tensor> {
+        let g = self.contiguous();
+        let out = with_float!(self.dtype(), "remap_axes_transpose", T => {
+            let src = g.contiguous_data::<T>()?;
+            let strides = crate::shape::contiguous_strides(from);
+            let mut acc = vec![T::ZERO; crate::shape::numel(from)];
+            let rank = maps.len();
+            if rank == 0 {
+                acc[0] = src[0];
+            } else if !src.is_empty() {
+                let last = rank - 1;
+                let row = maps[last].len();
+                let mut idx = vec![0usize; rank];
+                for chunk in src.chunks(row.max(1)) {
+                    let base: Option<usize> = (0..last)
+                        .try_fold(0, |a, d| maps[d][idx[d]].map(|i| a + i * strides[d]));
+                    if let Some(b) = base {
+                        for (v, m) in chunk.iter().zip(&maps[last]) {
+                            if let Some(i) = m {
+                                acc[b + i * strides[last]] += *v;
+                            }
+                        }
+                    }
+                    for d in (0..last).rev() {
+                        idx[d] += 1;
+                        if idx[d] < maps[d].len() {
+                            break;
+                        }
+                        idx[d] = 0;
+                    }
+                }
+            }
+            Tensor::from_vec(acc, from)?
+        });
+        if let Some(r) = Recorder::new(&[self]) {
+            let maps = maps.to_vec();
+            r.finish(&out, move |g, _| {
+                Ok(vec![Some(g.remap_axes(maps.clone(), 0.0)?)])
+            });
+        }
+        Ok(out)
+    }
+
+    fn remap_axes_kernel(&self, maps: &[Vec<Option<usize>>], fill: f64) -> Result<Tensor> {
         let shape: Vec<usize> = maps.iter().map(Vec::len).collect();
         let strides = self.layout().strides();
         // Pre-multiply each map by the axis stride so the inner loop only adds offsets.

@@ -1,5 +1,6 @@
 //! Shape-changing views: reshape, transpose, expand_dims, squeeze, broadcast_to.
 
+use crate::autodiff::record::Recorder;
 use crate::layout::Layout;
 use crate::shape::{normalize_axes, normalize_axis, numel};
 use crate::{Error, Result, Tensor};
@@ -72,7 +73,7 @@ impl Tensor {
             crate::shape::contiguous_strides(shape),
             src.layout().offset(),
         );
-        Ok(src.with_layout(layout))
+        Ok(reshaped(&src, src.with_layout(layout)))
     }
 
     /// Reorders dimensions (`tf.transpose(x, perm)`); a view.
@@ -92,7 +93,15 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.with_layout(self.layout().permute(perm)))
+        let out = self.with_layout(self.layout().permute(perm));
+        if let Some(r) = Recorder::new(&[self]) {
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            r.finish(&out, move |g, _| Ok(vec![Some(g.transpose(&inverse)?)]));
+        }
+        Ok(out)
     }
 
     /// Swaps the last two dimensions (matrix transpose of each batch item).
@@ -121,7 +130,10 @@ impl Tensor {
         };
         shape.insert(a, 1);
         strides.insert(a, stride);
-        Ok(self.with_layout(Layout::new(shape, strides, self.layout().offset())))
+        Ok(reshaped(
+            self,
+            self.with_layout(Layout::new(shape, strides, self.layout().offset())),
+        ))
     }
 
     /// Removes dimensions of size 1: all of them when `axes` is empty (`tf.squeeze`).
@@ -150,12 +162,20 @@ impl Tensor {
             .filter(|&i| keep(i))
             .map(|i| (self.shape()[i], self.layout().strides()[i]))
             .unzip();
-        Ok(self.with_layout(Layout::new(shape, strides, self.layout().offset())))
+        Ok(reshaped(
+            self,
+            self.with_layout(Layout::new(shape, strides, self.layout().offset())),
+        ))
     }
 
     /// Broadcasts to `shape` (`tf.broadcast_to`); a view with zero strides.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
-        Ok(self.with_layout(self.layout().broadcast_to("broadcast_to", shape)?))
+        let out = self.with_layout(self.layout().broadcast_to("broadcast_to", shape)?);
+        if let Some(r) = Recorder::new(&[self]) {
+            let from = self.shape().to_vec();
+            r.finish(&out, move |g, _| Ok(vec![Some(g.sum_to_shape(&from)?)]));
+        }
+        Ok(out)
     }
 
     /// Collapses all dimensions after the first (`keras.layers.Flatten`).
@@ -170,6 +190,15 @@ impl Tensor {
         shape.push(numel(&self.shape()[axis..]));
         self.reshape_to(&shape)
     }
+}
+
+/// Records `out`, a view of `src` with another shape but the same element order.
+fn reshaped(src: &Tensor, out: Tensor) -> Tensor {
+    if let Some(r) = Recorder::new(&[src]) {
+        let from = src.shape().to_vec();
+        r.finish(&out, move |g, _| Ok(vec![Some(g.reshape_to(&from)?)]));
+    }
+    out
 }
 
 #[cfg(test)]

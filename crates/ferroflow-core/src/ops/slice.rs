@@ -1,6 +1,8 @@
 //! Slicing: `slice` (begin/size), `strided_slice` (NumPy-style indexing) and `reverse`.
 
+use crate::autodiff::record::Recorder;
 use crate::layout::Layout;
+use crate::ops::remap::PadMode;
 use crate::shape::normalize_axes;
 use crate::{Error, Result, Tensor};
 
@@ -51,7 +53,20 @@ impl Tensor {
             offset += begin[i] * self.layout().strides()[i];
             out.push(s);
         }
-        Ok(self.with_layout(Layout::new(out, self.layout().strides().to_vec(), offset)))
+        let view = self.with_layout(Layout::new(
+            out.clone(),
+            self.layout().strides().to_vec(),
+            offset,
+        ));
+        if let Some(r) = Recorder::new(&[self]) {
+            let pads: Vec<(usize, usize)> = (0..self.rank())
+                .map(|i| (begin[i], shape[i] - begin[i] - out[i]))
+                .collect();
+            r.finish(&view, move |g, _| {
+                Ok(vec![Some(g.pad(&pads, PadMode::Constant(0.0))?)])
+            });
+        }
+        Ok(view)
     }
 
     /// NumPy/TF indexing (`x[1:, ::2, 3]`): a view for positive steps, a copy for negative.
@@ -89,6 +104,8 @@ impl Tensor {
         let mut offset = self.layout().offset() as isize;
         let mut reversed = Vec::new();
         let mut axis = 0;
+        // Per input axis, the positions the view picks (for the gradient's scatter).
+        let mut maps: Vec<Vec<Option<usize>>> = Vec::with_capacity(self.rank());
         for a in expanded {
             match a {
                 SliceArg::NewAxis => {
@@ -109,6 +126,7 @@ impl Tensor {
                         ));
                     }
                     offset += j * self.layout().strides()[axis] as isize;
+                    maps.push(vec![Some(j as usize)]);
                     axis += 1;
                 }
                 SliceArg::Range(start, stop, step) => {
@@ -144,6 +162,16 @@ impl Tensor {
                         offset += (count - 1) * step * s;
                         reversed.push(shape.len());
                     }
+                    let start = if step < 0 {
+                        first + (count - 1) * step
+                    } else {
+                        first
+                    };
+                    maps.push(
+                        (0..count)
+                            .map(|k| Some((start + k * step.abs()) as usize))
+                            .collect(),
+                    );
                     shape.push(count as usize);
                     strides.push((s * step.abs()) as usize);
                     axis += 1;
@@ -151,6 +179,15 @@ impl Tensor {
             }
         }
         let view = self.with_layout(Layout::new(shape, strides, offset as usize));
+        if let Some(r) = Recorder::new(&[self]) {
+            let from = self.shape().to_vec();
+            let picked: Vec<usize> = maps.iter().map(Vec::len).collect();
+            r.finish(&view, move |g, _| {
+                Ok(vec![Some(
+                    g.reshape_to(&picked)?.remap_axes_transpose(&maps, &from)?,
+                )])
+            });
+        }
         if reversed.is_empty() {
             Ok(view)
         } else {

@@ -1,5 +1,6 @@
 //! Elementwise unary ops: one table row per op (float rule, and integer rule where TF has one).
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::{with_float, with_numeric};
 use crate::elementwise::map;
 use crate::{DType, Error, Float, Numeric, Result, Tensor};
@@ -63,8 +64,8 @@ pub enum UnaryOp {
     Round,
 }
 
-const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
-const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+pub(crate) const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+pub(crate) const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
 impl UnaryOp {
     /// The op's name as it appears in errors and graph dumps.
@@ -222,7 +223,14 @@ impl Tensor {
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         self.in_compute_dtype(|x| {
             if x.dtype().is_float() {
-                with_float!(x.dtype(), op.name(), T => op.run_float::<T>(x))
+                let y = with_float!(x.dtype(), op.name(), T => op.run_float::<T>(x))?;
+                if let Some(r) = Recorder::new(&[x]) {
+                    if op.is_differentiable() {
+                        let (x, y2) = (x.clone(), y.clone());
+                        r.finish(&y, move |g, _| Ok(vec![Some(op.gradient(&x, &y2, g)?)]));
+                    }
+                }
+                Ok(y)
             } else if x.dtype() == DType::Bool {
                 Err(Error::UnsupportedDType {
                     op: op.name(),
