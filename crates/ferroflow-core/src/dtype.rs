@@ -94,7 +94,13 @@ pub trait Element: Copy + Send + Sync + PartialOrd + Default + Debug + 'static {
 
 /// Element types with arithmetic (all but bool and the half floats).
 pub trait Numeric:
-    Element + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
+    Element
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
 {
     /// Additive identity.
     const ZERO: Self;

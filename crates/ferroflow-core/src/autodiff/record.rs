@@ -116,9 +116,12 @@ pub(crate) fn notify_variable_read(v: &Variable, value: &Tensor) {
     });
 }
 
+/// A tape's state as the thread's tape stack holds it.
+pub(crate) type SharedTape = Rc<RefCell<TapeState>>;
+
 /// The tapes an op's application must be recorded on.
 pub(crate) struct Recorder {
-    tapes: Vec<(Rc<RefCell<TapeState>>, Vec<Option<TensorId>>)>,
+    tapes: Vec<(SharedTape, Vec<Option<TensorId>>)>,
 }
 
 impl Recorder {

@@ -1,11 +1,12 @@
 //! Transposed 2-D convolution (`tf.nn.conv2d_transpose`): the gradient of conv2d with
 //! respect to its input, computed as one gemm per image followed by col2im.
 
+use crate::autodiff::record::Recorder;
 use crate::ops::binary::same_dtype;
+use crate::ops::conv::conv2d_forward;
 use crate::ops::conv::{conv_output, Conv2dGeom, Padding};
-use crate::ops::matmul::{gemm_into, MatRef};
+use crate::ops::conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
 use crate::{DType, Error, Result, Tensor};
-use rayon::prelude::*;
 
 impl Tensor {
     /// Transposed convolution.
@@ -72,59 +73,31 @@ impl Tensor {
         };
         let x = self.contiguous_data::<f32>()?;
         let wt = filter.contiguous_data::<f32>()?;
-        let (rows, row_len) = (g.oh * g.ow, g.kh * g.kw * g.cin);
-        let per_image = g.h * g.w * g.cin;
-        let mut out = crate::alloc::zeroed::<f32>(g.n * per_image);
-        out.par_chunks_mut(per_image.max(1))
-            .enumerate()
-            .for_each_init(
-                || crate::alloc::Scratch::<f32>::zeroed(rows * row_len),
-                |cols, (img, dst)| {
-                    // cols[r, (i, j, o)] = Σ_c x[r, c] · filter[i, j, o, c]
-                    let cols = &mut cols.0;
-                    let lhs = MatRef {
-                        data: &x,
-                        offset: img * rows * g.cout,
-                        rs: g.cout,
-                        cs: 1,
-                    };
-                    let rhs = MatRef {
-                        data: &wt,
-                        offset: 0,
-                        rs: 1,
-                        cs: g.cout,
-                    };
-                    gemm_into(rows, row_len, g.cout, cols, row_len, lhs, rhs, false, 1);
-                    col2im(&g, cols, dst);
-                },
-            );
-        Tensor::from_vec(out, &[g.n, g.h, g.w, g.cin])
-    }
-}
-
-/// Adds each patch row back into the image positions its taps came from.
-fn col2im(g: &Conv2dGeom, cols: &[f32], img: &mut [f32]) {
-    let row_len = g.kh * g.kw * g.cin;
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let row = &cols[(oy * g.ow + ox) * row_len..][..row_len];
-            for i in 0..g.kh {
-                let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
-                if y < 0 || y >= g.h as isize {
-                    continue;
-                }
-                for j in 0..g.kw {
-                    let x = (ox * g.stride.1 + j * g.dilation.1) as isize - g.pad.1 as isize;
-                    if x < 0 || x >= g.w as isize {
-                        continue;
-                    }
-                    let dst = &mut img[(y as usize * g.w + x as usize) * g.cin..][..g.cin];
-                    for (d, &v) in dst.iter_mut().zip(&row[(i * g.kw + j) * g.cin..][..g.cin]) {
-                        *d += v;
-                    }
-                }
-            }
+        // The transposed convolution is the input gradient of the matching conv2d.
+        let out = Tensor::from_vec(conv2d_backprop_input(&g, &x, &wt), &[g.n, g.h, g.w, g.cin])?;
+        if let Some(r) = Recorder::new(&[self, filter]) {
+            let (xt, ft) = (self.clone(), filter.clone());
+            r.finish(&out, move |dy, needs| {
+                let d = dy.contiguous_data::<f32>()?.into_owned();
+                let gx = if needs[0] {
+                    let wt = ft.contiguous_data::<f32>()?;
+                    Some(Tensor::from_vec(conv2d_forward(&g, &d, &wt), xt.shape())?)
+                } else {
+                    None
+                };
+                let gw = if needs[1] {
+                    let x = xt.contiguous_data::<f32>()?;
+                    Some(Tensor::from_vec(
+                        conv2d_backprop_filter(&g, &d, &x),
+                        ft.shape(),
+                    )?)
+                } else {
+                    None
+                };
+                Ok(vec![gx, gw])
+            });
         }
+        Ok(out)
     }
 }
 

@@ -98,7 +98,7 @@ impl Tensor {
                     let i = check_index("gather", i, dim, axis)?;
                     let s = &src[(o * idx.len() + j) * inner..][..inner];
                     let d = &mut acc[(o * dim + i) * inner..][..inner];
-                    d.iter_mut().zip(s).for_each(|(d, &v)| *d = *d + v);
+                    d.iter_mut().zip(s).for_each(|(d, &v)| *d += v);
                 }
             }
             Tensor::from_vec(acc, from)?

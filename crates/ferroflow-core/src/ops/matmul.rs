@@ -1,5 +1,6 @@
 //! Matrix products: `matmul` with batch broadcasting and transposes, via the `gemm` crate.
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::with_numeric;
 use crate::layout::for_each_run;
 use crate::ops::binary::same_dtype;
@@ -85,7 +86,7 @@ pub(crate) fn gemm_into<T: Numeric>(
             let a = lhs.data[lhs.offset + i * lhs.rs + p * lhs.cs];
             let base = rhs.offset + p * rhs.rs;
             for (j, d) in row.iter_mut().enumerate() {
-                *d = *d + a * rhs.data[base + j * rhs.cs];
+                *d += a * rhs.data[base + j * rhs.cs];
             }
         }
     }
@@ -146,7 +147,20 @@ impl Tensor {
                     b.shape(),
                 )
             })?;
-        with_numeric!(dt, "matmul", T => batched::<T>(&a, &b, &batch, m, k, n))
+        let out = with_numeric!(dt, "matmul", T => batched::<T>(&a, &b, &batch, m, k, n))?;
+        if let Some(r) = Recorder::new(&[&a, &b]) {
+            let (a, b) = (a.clone(), b.clone());
+            r.finish(&out, move |g, needs| {
+                let ga = needs[0]
+                    .then(|| g.matmul_t(&b, false, true)?.sum_to_shape(a.shape()))
+                    .transpose()?;
+                let gb = needs[1]
+                    .then(|| a.matmul_t(g, true, false)?.sum_to_shape(b.shape()))
+                    .transpose()?;
+                Ok(vec![ga, gb])
+            });
+        }
+        Ok(out)
     }
 }
 

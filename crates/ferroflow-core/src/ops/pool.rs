@@ -1,11 +1,13 @@
 //! Pooling in NHWC: max and average pooling 1-D/2-D, and global pooling.
 
+use crate::autodiff::record::Recorder;
 use crate::ops::conv::{conv_output, Padding};
+use crate::ops::pool_grad::{pool2d_backward, PoolGeom};
 use crate::{DType, Error, Result, Tensor};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum PoolKind {
+pub(crate) enum PoolKind {
     Max,
     Avg,
 }
@@ -142,7 +144,30 @@ impl Tensor {
                     }
                 }
             });
-        Tensor::from_vec(out, &[n, oh, ow, c])
+        let out = Tensor::from_vec(out, &[n, oh, ow, c])?;
+        if let Some(r) = Recorder::new(&[self]) {
+            let xt = self.clone();
+            let geom = PoolGeom {
+                n,
+                h,
+                w,
+                c,
+                oh,
+                ow,
+                k,
+                s,
+                pad: (pt, pl),
+            };
+            r.finish(&out, move |dy, _| {
+                let x = xt.contiguous_data::<f32>()?;
+                let d = dy.contiguous_data::<f32>()?;
+                Ok(vec![Some(Tensor::from_vec(
+                    pool2d_backward(kind, &geom, &x, &d),
+                    xt.shape(),
+                )?)])
+            });
+        }
+        Ok(out)
     }
 }
 

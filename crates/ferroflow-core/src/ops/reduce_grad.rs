@@ -52,12 +52,12 @@ fn product_of_others(x: &Tensor, kept: &[usize]) -> Result<Tensor> {
                 let mut acc = T::ONE;
                 for (d, &v) in dst.iter_mut().zip(row) {
                     *d = acc;
-                    acc = acc * v;
+                    acc *= v;
                 }
                 let mut acc = T::ONE;
                 for (d, &v) in dst.iter_mut().zip(row).rev() {
-                    *d = *d * acc;
-                    acc = acc * v;
+                    *d *= acc;
+                    acc *= v;
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Fused softmax and log-softmax along an axis: one pass for the max, one for the sum of
 //! exponentials, one to normalise, per row, with no temporaries.
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::with_float;
 use crate::elementwise::fill_vec;
 use crate::parallel::{par_rows, with_best_isa};
@@ -36,7 +37,23 @@ impl Tensor {
                 .transpose(&perm)
                 .map(|t| t.contiguous());
         }
-        self.in_compute_dtype(|x| with_float!(x.dtype(), op, T => softmax_rows::<T>(x, log)))
+        self.in_compute_dtype(|x| {
+            let y = with_float!(x.dtype(), op, T => softmax_rows::<T>(x, log))?;
+            if let Some(r) = Recorder::new(&[x]) {
+                let yc = y.clone();
+                r.finish(&y, move |g, _| {
+                    let gx = if log {
+                        // g - softmax · Σg
+                        g.sub(&yc.exp()?.mul(&g.sum(-1, true)?)?)?
+                    } else {
+                        // y · (g - Σ g·y)
+                        yc.mul(&g.sub(&g.mul(&yc)?.sum(-1, true)?)?)?
+                    };
+                    Ok(vec![Some(gx)])
+                });
+            }
+            Ok(y)
+        })
     }
 }
 
@@ -69,7 +86,7 @@ fn row<T: Float>(src: &[T], dst: &mut [std::mem::MaybeUninit<T>], log: bool) {
     };
     let mut sum = T::ZERO;
     for &v in src {
-        sum = sum + (v - m).exp();
+        sum += (v - m).exp();
     }
     if log {
         let lse = m + sum.ln();

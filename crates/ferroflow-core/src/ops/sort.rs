@@ -1,5 +1,6 @@
 //! Ordering ops: sort, argsort, top_k, and cumulative sums.
 
+use crate::autodiff::record::Recorder;
 use crate::dispatch::{with_any, with_numeric};
 use crate::shape::{normalize_axis, numel};
 use crate::{DType, Element, Error, Numeric, Result, Tensor};
@@ -21,7 +22,12 @@ impl Tensor {
 
     /// Sorted values along `axis` (`tf.sort`).
     pub fn sort(&self, axis: isize, descending: bool) -> Result<Tensor> {
-        self.sort_impl(axis, descending).map(|(v, _)| v)
+        let (values, order) = self.sort_impl(axis, descending)?;
+        if self.dtype().is_float() && Recorder::new(&[self]).is_some() {
+            // Recorded as a take along the axis, whose gradient scatters back.
+            return self.take_along_axis(&order, axis);
+        }
+        Ok(values)
     }
 
     /// The `k` largest values along the last axis and their int32 indices, largest first;
@@ -37,7 +43,8 @@ impl Tensor {
                 format!("k = {k} exceeds the last dimension of {:?}", self.shape()),
             ));
         }
-        let (v, i) = self.sort_impl(-1, true)?;
+        let i = self.argsort(-1, true)?;
+        let v = self.sort(-1, true)?;
         let mut size: Vec<isize> = self.shape().iter().map(|&d| d as isize).collect();
         size[last] = k as isize;
         let begin = vec![0; self.rank()];
@@ -93,7 +100,11 @@ impl Tensor {
             });
         }
         self.in_compute_dtype(|x| {
-            with_numeric!(x.dtype(), "cumsum", T => cumsum_typed::<T>(x, a, exclusive, reverse))
+            let y = with_numeric!(x.dtype(), "cumsum", T => cumsum_typed::<T>(x, a, exclusive, reverse))?;
+            if let Some(r) = Recorder::new(&[x]) {
+                r.finish(&y, move |g, _| Ok(vec![Some(g.cumsum(a as isize, exclusive, !reverse)?)]));
+            }
+            Ok(y)
         })
     }
 }
@@ -120,9 +131,9 @@ fn cumsum_typed<T: Numeric>(
                 let v = data[base + j];
                 if exclusive {
                     out[base + j] = acc[j];
-                    acc[j] = acc[j] + v;
+                    acc[j] += v;
                 } else {
-                    acc[j] = acc[j] + v;
+                    acc[j] += v;
                     out[base + j] = acc[j];
                 }
             }

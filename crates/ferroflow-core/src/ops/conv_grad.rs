@@ -1,0 +1,161 @@
+//! Gradients of 2-D convolution: the input gradient (patch-gradient gemm + col2im) and
+//! the filter gradient (patch-matrix-transposed gemm, summed over images).
+
+use crate::alloc::Scratch;
+use crate::ops::conv::Conv2dGeom;
+use crate::ops::matmul::{gemm_into, MatRef};
+use crate::parallel::num_threads;
+use rayon::prelude::*;
+
+impl Conv2dGeom {
+    /// Adds patch rows `cols` (`[oh*ow, kh*kw*cin_g]`) of group `grp` back into the image
+    /// positions their taps came from (`img` is one `[h, w, cin]` image).
+    pub(crate) fn col2im(&self, cols: &[f32], grp: usize, img: &mut [f32]) {
+        let cg = self.cin_g();
+        let row_len = self.kh * self.kw * cg;
+        for oy in 0..self.oh {
+            for ox in 0..self.ow {
+                let row = &cols[(oy * self.ow + ox) * row_len..][..row_len];
+                for i in 0..self.kh {
+                    let y =
+                        (oy * self.stride.0 + i * self.dilation.0) as isize - self.pad.0 as isize;
+                    if y < 0 || y >= self.h as isize {
+                        continue;
+                    }
+                    for j in 0..self.kw {
+                        let x = (ox * self.stride.1 + j * self.dilation.1) as isize
+                            - self.pad.1 as isize;
+                        if x < 0 || x >= self.w as isize {
+                            continue;
+                        }
+                        let at = (y as usize * self.w + x as usize) * self.cin + grp * cg;
+                        let src = &row[(i * self.kw + j) * cg..][..cg];
+                        for (d, &v) in img[at..at + cg].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dL/dx of a convolution: `dy` is `[n, oh, ow, cout]`, `wt` the `[kh, kw, cin_g, cout]`
+/// filter; returns `[n, h, w, cin]`.
+pub(crate) fn conv2d_backprop_input(g: &Conv2dGeom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
+    let rows = g.oh * g.ow;
+    let cg = g.cin_g();
+    let row_len = g.kh * g.kw * cg;
+    let cout_g = g.cout / g.groups;
+    let per_image = g.h * g.w * g.cin;
+    let mut dx = crate::alloc::zeroed::<f32>(g.n * per_image);
+    if per_image == 0 {
+        return dx;
+    }
+    let image = |img: usize, dst: &mut [f32], cols: &mut Scratch<f32>, threads: usize| {
+        for grp in 0..g.groups {
+            // cols[r, t] = Σ_o dy[r, o] · w[t, o]
+            let lhs = MatRef {
+                data: dy,
+                offset: img * rows * g.cout + grp * cout_g,
+                rs: g.cout,
+                cs: 1,
+            };
+            let rhs = MatRef {
+                data: wt,
+                offset: grp * cout_g,
+                rs: 1,
+                cs: g.cout,
+            };
+            gemm_into(
+                rows,
+                row_len,
+                cout_g,
+                &mut cols.0,
+                row_len,
+                lhs,
+                rhs,
+                false,
+                threads,
+            );
+            g.col2im(&cols.0, grp, dst);
+        }
+    };
+    let scratch = || Scratch::<f32>::zeroed(rows * row_len);
+    if g.n >= num_threads() && num_threads() > 1 {
+        dx.par_chunks_mut(per_image)
+            .enumerate()
+            .for_each_init(scratch, |cols, (i, d)| image(i, d, cols, 1));
+    } else {
+        let mut cols = scratch();
+        for (i, d) in dx.chunks_mut(per_image).enumerate() {
+            image(i, d, &mut cols, num_threads());
+        }
+    }
+    dx
+}
+
+/// dL/dw of a convolution: `x` is `[n, h, w, cin]`, `dy` `[n, oh, ow, cout]`; returns the
+/// `[kh, kw, cin_g, cout]` filter gradient.
+pub(crate) fn conv2d_backprop_filter(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let rows = g.oh * g.ow;
+    let cg = g.cin_g();
+    let row_len = g.kh * g.kw * cg;
+    let cout_g = g.cout / g.groups;
+    let size = row_len * g.cout;
+    // dw_g[t, o] += Σ_r cols[r, t] · dy[r, o], per image, into per-worker accumulators.
+    let image = |img: usize, acc: &mut [f32], cols: &mut [f32], threads: usize| {
+        for grp in 0..g.groups {
+            g.im2col(x, img, grp, cols);
+            let lhs = MatRef {
+                data: cols,
+                offset: 0,
+                rs: 1,
+                cs: row_len,
+            };
+            let rhs = MatRef {
+                data: dy,
+                offset: img * rows * g.cout + grp * cout_g,
+                rs: g.cout,
+                cs: 1,
+            };
+            gemm_into(
+                row_len,
+                cout_g,
+                rows,
+                &mut acc[grp * cout_g..],
+                g.cout,
+                lhs,
+                rhs,
+                true,
+                threads,
+            );
+        }
+    };
+    if g.n >= num_threads() && num_threads() > 1 {
+        (0..g.n)
+            .into_par_iter()
+            .fold(
+                || (vec![0.0f32; size], Scratch::<f32>::zeroed(rows * row_len)),
+                |(mut acc, mut cols), img| {
+                    image(img, &mut acc, &mut cols.0, 1);
+                    (acc, cols)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(
+                || vec![0.0f32; size],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            )
+    } else {
+        let mut acc = vec![0.0f32; size];
+        let mut cols = Scratch::<f32>::zeroed(rows * row_len);
+        for img in 0..g.n {
+            image(img, &mut acc, &mut cols.0, num_threads());
+        }
+        acc
+    }
+}
