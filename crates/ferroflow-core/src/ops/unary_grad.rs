@@ -84,11 +84,12 @@ impl UnaryOp {
                 g.mul(&d)
             }
             UnaryOp::Selu => {
-                let pos = x.greater(&c(0.0)?)?;
+                // TF's SeluGrad picks the negative branch only where the output is < 0.
+                let neg = y.less(&c(0.0)?)?;
                 let d = Tensor::where_(
-                    &pos,
-                    &x.full_like(SELU_SCALE)?,
+                    &neg,
                     &y.add_scalar(SELU_SCALE * SELU_ALPHA)?,
+                    &x.full_like(SELU_SCALE)?,
                 )?;
                 g.mul(&d)
             }
