@@ -4,3 +4,8 @@
 #![warn(missing_docs)]
 
 pub use ferroflow_core::*;
+
+/// Keras-style building blocks: optimisers and learning-rate schedules.
+pub mod keras {
+    pub use ferroflow_keras::*;
+}

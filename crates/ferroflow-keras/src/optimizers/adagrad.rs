@@ -1,0 +1,70 @@
+//! Adagrad (`keras.optimizers.Adagrad`).
+
+use super::optimizer::UpdateRule;
+use ferroflow_core::{IndexedSlices, Result, Tensor};
+
+/// Adagrad: `acc += g²; var -= lr·g/√(acc + ε)`. Keras defaults: lr 0.001, initial
+/// accumulator 0.1, ε 1e-7. Sparse gradients touch only their rows.
+#[derive(Clone, Debug)]
+pub struct Adagrad {
+    /// Starting value of the accumulator.
+    pub initial_accumulator_value: f64,
+    /// Added inside the square root.
+    pub epsilon: f64,
+}
+
+impl Default for Adagrad {
+    fn default() -> Self {
+        Adagrad {
+            initial_accumulator_value: 0.1,
+            epsilon: 1e-7,
+        }
+    }
+}
+
+impl UpdateRule for Adagrad {
+    fn name(&self) -> &'static str {
+        "Adagrad"
+    }
+
+    fn slot_names(&self) -> Vec<&'static str> {
+        vec!["accumulator"]
+    }
+
+    fn init_slot(&self, _: usize, value: &Tensor) -> Result<Tensor> {
+        value.full_like(self.initial_accumulator_value)
+    }
+
+    fn update(
+        &self,
+        var: &Tensor,
+        g: &Tensor,
+        slots: &mut [Tensor],
+        lr: &Tensor,
+        _: u64,
+    ) -> Result<Tensor> {
+        let acc = slots[0].add(&g.square()?)?;
+        slots[0] = acc.clone();
+        var.sub(&lr.mul(g)?.div(&acc.add_scalar(self.epsilon)?.sqrt()?)?)
+    }
+
+    fn update_sparse(
+        &self,
+        var: &Tensor,
+        g: &IndexedSlices,
+        slots: &mut [Tensor],
+        lr: &Tensor,
+        _: u64,
+    ) -> Option<Result<Tensor>> {
+        Some((|| {
+            let idx = g.indices.reshape(&[-1, 1])?;
+            let acc = slots[0].tensor_scatter_nd_add(&idx, &g.values.square()?)?;
+            let rows = acc.gather_nd(&idx)?;
+            slots[0] = acc;
+            let delta = lr
+                .mul(&g.values)?
+                .div(&rows.add_scalar(self.epsilon)?.sqrt()?)?;
+            var.tensor_scatter_nd_add(&idx, &delta.neg()?)
+        })())
+    }
+}

@@ -1,0 +1,18 @@
+//! Optimisers (`keras.optimizers`): one update rule per file, shared clipping, weight
+//! decay, schedules and slot bookkeeping in [`Optimizer`].
+
+mod adagrad;
+mod adam;
+mod clipping;
+mod named;
+mod optimizer;
+mod rmsprop;
+pub mod schedules;
+mod sgd;
+mod sparse;
+
+pub use adagrad::Adagrad;
+pub use adam::Adam;
+pub use optimizer::{LearningRate, Optimizer, OptimizerOptions, UpdateRule};
+pub use rmsprop::RMSprop;
+pub use sgd::Sgd;
