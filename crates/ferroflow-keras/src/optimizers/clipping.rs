@@ -18,6 +18,10 @@ pub(crate) fn clip_by_global_norm(grads: &[Tensor], clip: f64) -> Result<Vec<Ten
         total += g.square()?.sum(Axes::All, false)?.to_f64_vec()[0];
     }
     let norm = total.sqrt();
-    let scale = clip * (1.0 / norm).min(1.0 / clip) + (norm - norm);
+    let scale = if norm.is_finite() {
+        clip * (1.0 / norm).min(1.0 / clip)
+    } else {
+        f64::NAN
+    };
     grads.iter().map(|g| g.mul_scalar(scale)).collect()
 }
