@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Runs one workload suite in ferroflow and in the reference frameworks, in the same run.
 
-    python3 tools/bench_compare.py core
+    python3 tools/bench_compare.py core    # tensor kernels vs NumPy and TensorFlow
+    python3 tools/bench_compare.py train   # MLP train step vs TensorFlow (and PyTorch)
+
+PyTorch joins the `train` comparison when it is importable (it is large to install, so the
+script does not install it; `pip install torch` into .venv-bench to include it).
 
 Prints `RATIO <name> <value>` lines, where value = reference_time / ferroflow_time (above 1
 means ferroflow is faster), then the raw figures. References run in a venv that this script
@@ -16,7 +20,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core",)
+SUITES = ("core", "train")
+# Figures where smaller is better (times); the rest are rates.
+LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms"}
 
 
 def ensure_references():
@@ -44,11 +50,76 @@ def best_of(f, reps):
     return best
 
 
-def ferroflow_core(reps):
+def ferroflow_suite(suite, reps):
     subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "ferroflow"], cwd=ROOT)
     exe = os.path.join(ROOT, "target", "release", "ferroflow")
-    out = subprocess.check_output([exe, "bench", "core", "--json", "--reps", str(reps)], cwd=ROOT)
+    out = subprocess.check_output([exe, "bench", suite, "--json", "--reps", str(reps)], cwd=ROOT)
     return json.loads(out)
+
+
+def reference_train(reps):
+    """One forward/backward/Adam step of an MLP 784-256-128-10, batch 128, in ms."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    labels = (np.arange(128) * 7) % 10
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    sizes = [784, 256, 128, 10]
+    init = [((rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / (a + b))).astype(np.float32), np.zeros(b, np.float32))
+            for a, b in zip(sizes, sizes[1:])]
+    steps = 20
+    res = {}
+
+    tvars = [tf.Variable(a) for pair in init for a in pair]
+    opt = tf.keras.optimizers.Adam(1e-3)
+    xt, yt = tf.constant(x), tf.constant(onehot)
+
+    @tf.function
+    def tf_step():
+        with tf.GradientTape() as tape:
+            h = xt
+            for i in range(3):
+                h = tf.matmul(h, tvars[2 * i]) + tvars[2 * i + 1]
+                if i < 2:
+                    h = tf.nn.relu(h)
+            loss = -tf.reduce_mean(tf.reduce_sum(yt * tf.nn.log_softmax(h), axis=-1))
+        grads = tape.gradient(loss, tvars)
+        opt.apply_gradients(zip(grads, tvars))
+        return loss
+
+    def run_tf():
+        for _ in range(steps):
+            tf_step()
+        tvars[0].numpy()
+
+    res["tensorflow"] = {"mlp_train_step_ms": best_of(run_tf, reps) / steps * 1e3}
+    try:
+        import torch
+    except ImportError:
+        print("(PyTorch is not installed in this venv; its column is skipped)", file=sys.stderr)
+        return res
+    torch.set_num_threads(os.cpu_count() or 1)
+    params = [torch.tensor(a, requires_grad=True) for pair in init for a in pair]
+    topt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
+    xp, yp = torch.tensor(x), torch.tensor(onehot)
+
+    def run_torch():
+        for _ in range(steps):
+            topt.zero_grad()
+            h = xp
+            for i in range(3):
+                h = h @ params[2 * i] + params[2 * i + 1]
+                if i < 2:
+                    h = torch.relu(h)
+            loss = -(yp * torch.log_softmax(h, -1)).sum(-1).mean()
+            loss.backward()
+            topt.step()
+
+    res["pytorch"] = {"mlp_train_step_ms": best_of(run_torch, reps) / steps * 1e3}
+    return res
 
 
 def reference_core(reps):
@@ -94,21 +165,21 @@ def main():
         sys.exit(f"unknown suite '{suite}' (available: {', '.join(SUITES)})")
     ensure_references()
     reps = int(os.environ.get("BENCH_REPS", "7"))
-    ff = ferroflow_core(reps)
-    refs = reference_core(reps)
-    lower_is_better = {"tiny_add"}
+    ff = ferroflow_suite(suite, reps)
+    refs = reference_core(reps) if suite == "core" else reference_train(reps)
     for ref, figures in refs.items():
         for name, value in figures.items():
             if name not in ff:
                 continue
-            ratio = value / ff[name] if name in lower_is_better else ff[name] / value
+            ratio = value / ff[name] if name in LOWER_IS_BETTER else ff[name] / value
             print(f"RATIO {name}_vs_{ref} {ratio:.3f}")
     print()
-    units = {"tiny_add": "ns"}
-    print(f"{'workload':<30} {'ferroflow':>12} {'numpy':>12} {'tensorflow':>12}  unit")
+    units = {"tiny_add": "ns", "mlp_train_step_ms": "ms"}
+    names = list(refs)
+    print(f"{'workload':<30} {'ferroflow':>12} " + " ".join(f"{r:>12}" for r in names) + "  unit")
     for name, value in ff.items():
         unit = units.get(name, "GFLOP/s" if "matmul" in name or "conv" in name else "GB/s")
-        cols = [refs[r].get(name) for r in ("numpy", "tensorflow")]
+        cols = [refs[r].get(name) for r in names]
         cells = " ".join(f"{c:>12.2f}" if c is not None else f"{'-':>12}" for c in cols)
         print(f"{name:<30} {value:>12.2f} {cells}  {unit}")
 

@@ -147,6 +147,12 @@ impl Tensor {
         })
     }
 
+    /// The elements in row-major order without copying when the tensor is contiguous
+    /// (`T` must match the dtype). For fused kernels outside this crate.
+    pub fn data<T: Element>(&self) -> Result<Cow<'_, [T]>> {
+        self.contiguous_data()
+    }
+
     /// The elements in row-major order: borrowed when contiguous, gathered otherwise.
     pub(crate) fn contiguous_data<T: Element>(&self) -> Result<Cow<'_, [T]>> {
         let buf = self.buffer::<T>()?;

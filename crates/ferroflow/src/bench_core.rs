@@ -5,7 +5,7 @@ use ferroflow as ff;
 use std::time::Instant;
 
 /// Best wall time in seconds of `reps` calls of `f` (after one warm-up call).
-fn best_of(reps: usize, mut f: impl FnMut() -> ff::Result<()>) -> ff::Result<f64> {
+pub(crate) fn best_of(reps: usize, mut f: impl FnMut() -> ff::Result<()>) -> ff::Result<f64> {
     f()?;
     let mut best = f64::INFINITY;
     for _ in 0..reps.max(1) {
@@ -61,6 +61,12 @@ pub fn run(json: bool, reps: usize) -> ff::Result<()> {
         Ok(())
     })?;
     rows.push(("tiny_add", t / iters as f64 * 1e9, "ns"));
+    report(&rows, json);
+    Ok(())
+}
+
+/// Prints `name value unit` rows, or one JSON object of `name: value`.
+pub(crate) fn report(rows: &[(&str, f64, &str)], json: bool) {
     if json {
         let obj: serde_json::Map<String, serde_json::Value> = rows
             .iter()
@@ -72,5 +78,4 @@ pub fn run(json: bool, reps: usize) -> ff::Result<()> {
             println!("{k:<30} {v:>10.2} {u}");
         }
     }
-    Ok(())
 }

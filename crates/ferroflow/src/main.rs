@@ -1,6 +1,7 @@
 //! The `ferroflow` command-line tool.
 
 mod bench_core;
+mod bench_train;
 
 use clap::{Parser, Subcommand};
 use ferroflow as ff;
@@ -29,7 +30,7 @@ enum Command {
     },
     /// Runs a benchmark suite and prints its figures.
     Bench {
-        /// The suite: `core`.
+        /// The suite: `core` or `train`.
         suite: String,
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -46,9 +47,10 @@ fn main() {
         Command::Demo { seed, save } => demo(seed, &save),
         Command::Bench { suite, json, reps } => match suite.as_str() {
             "core" => bench_core::run(json, reps),
+            "train" => bench_train::run(json, reps),
             other => Err(ff::Error::invalid(
                 "bench",
-                format!("unknown suite '{other}' (available: core)"),
+                format!("unknown suite '{other}' (available: core, train)"),
             )),
         },
     };

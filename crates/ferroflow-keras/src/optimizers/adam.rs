@@ -46,6 +46,57 @@ impl Adam {
     }
 }
 
+impl Adam {
+    /// The same arithmetic as the composed update, in one pass over the four buffers.
+    fn update_fused_f32(
+        &self,
+        var: &Tensor,
+        g: &Tensor,
+        slots: &mut [Tensor],
+        lr: &Tensor,
+        step: u64,
+    ) -> Result<Tensor> {
+        let alpha = lr.to_scalar::<f32>()? * self.bias_correction(DType::F32, step) as f32;
+        let (b1, b2, eps) = (
+            (1.0 - self.beta_1) as f32,
+            (1.0 - self.beta_2) as f32,
+            self.epsilon as f32,
+        );
+        let (w, gd) = (var.data::<f32>()?, g.data::<f32>()?);
+        let (m0, v0) = (slots[0].data::<f32>()?, slots[1].data::<f32>()?);
+        let n = w.len();
+        let (mut m, mut v, mut out) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let kernel = |start: usize, m: &mut [f32], v: &mut [f32], out: &mut [f32]| {
+            let r = start..start + m.len();
+            let (w, gd, m0, v0) = (&w[r.clone()], &gd[r.clone()], &m0[r.clone()], &v0[r]);
+            for i in 0..m.len() {
+                let gi = gd[i];
+                let mi = m0[i] + (gi - m0[i]) * b1;
+                let vi = v0[i] + (gi * gi - v0[i]) * b2;
+                m[i] = mi;
+                v[i] = vi;
+                out[i] = w[i] - (mi * alpha) / (vi.sqrt() + eps);
+            }
+        };
+        const CHUNK: usize = 1 << 15;
+        if n > 2 * CHUNK {
+            use rayon::prelude::*;
+            m.par_chunks_mut(CHUNK)
+                .zip(v.par_chunks_mut(CHUNK))
+                .zip(out.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(c, ((m, v), o))| kernel(c * CHUNK, m, v, o));
+        } else {
+            kernel(0, &mut m, &mut v, &mut out);
+        }
+        let shape = var.shape().to_vec();
+        drop((m0, v0));
+        slots[0] = Tensor::from_vec(m, &shape)?;
+        slots[1] = Tensor::from_vec(v, &shape)?;
+        Tensor::from_vec(out, &shape)
+    }
+}
+
 impl UpdateRule for Adam {
     fn name(&self) -> &'static str {
         "Adam"
@@ -67,6 +118,9 @@ impl UpdateRule for Adam {
         lr: &Tensor,
         step: u64,
     ) -> Result<Tensor> {
+        if var.dtype() == DType::F32 && !self.amsgrad {
+            return self.update_fused_f32(var, g, slots, lr, step);
+        }
         let alpha = lr.mul_scalar(self.bias_correction(var.dtype(), step))?;
         let m = slots[0].add(&g.sub(&slots[0])?.mul_scalar(1.0 - self.beta_1)?)?;
         let v = slots[1].add(&g.square()?.sub(&slots[1])?.mul_scalar(1.0 - self.beta_2)?)?;
