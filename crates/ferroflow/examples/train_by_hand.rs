@@ -17,7 +17,7 @@ fn main() -> ff::Result<()> {
             .square()?
             .mean(ff::Axes::All, false)?;
         let grads = tape.gradient(&l, &[&w])?;
-        opt.apply_gradients(&grads, &[w.clone()])?;
+        opt.apply_gradients(&grads, &[&w])?;
         loss = Some(l);
     }
     println!("final loss {}, weights {}", loss.unwrap(), w.value());

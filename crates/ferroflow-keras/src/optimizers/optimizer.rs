@@ -10,6 +10,7 @@ use super::schedules::LearningRateSchedule;
 use super::sparse::dedupe;
 use ferroflow_core::autodiff::{pause_recording, VariableId};
 use ferroflow_core::{Error, Gradient, IndexedSlices, Result, Tensor, Variable};
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -165,7 +166,11 @@ impl Optimizer {
     ///
     /// Variables whose gradient is `None` are skipped. Shapes are checked for every pair
     /// before any variable changes, so a bad call changes nothing.
-    pub fn apply_gradients(&mut self, grads: &[Option<Gradient>], vars: &[Variable]) -> Result<()> {
+    pub fn apply_gradients<V: Borrow<Variable>>(
+        &mut self,
+        grads: &[Option<Gradient>],
+        vars: &[V],
+    ) -> Result<()> {
         if grads.len() != vars.len() {
             return Err(Error::invalid(
                 "apply_gradients",
@@ -175,6 +180,7 @@ impl Optimizer {
         let _no_tape = pause_recording();
         let mut pairs: Vec<(Gradient, &Variable)> = Vec::new();
         for (g, v) in grads.iter().zip(vars) {
+            let v: &Variable = v.borrow();
             let Some(g) = g else { continue };
             if g.shape() != v.shape() {
                 return Err(Error::invalid(
