@@ -5,9 +5,8 @@
 //! images run in parallel, each with a single-threaded gemm on a cache-sized buffer.
 
 use crate::alloc::Scratch;
-use crate::autodiff::record::Recorder;
 use crate::ops::binary::same_dtype;
-use crate::ops::conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
+use crate::ops::conv_grad::{conv2d_backprop_filter, conv2d_backprop_input, record_conv};
 use crate::ops::matmul::{gemm_into, MatRef};
 use crate::parallel::num_threads;
 use crate::{DType, Error, Result, Tensor};
@@ -163,31 +162,15 @@ impl Tensor {
         let x = self.contiguous_data::<f32>()?;
         let wt = filter.contiguous_data::<f32>()?;
         let out = Tensor::from_vec(conv2d_forward(&g, &x, &wt), &[g.n, oh, ow, g.cout])?;
-        if let Some(r) = Recorder::new(&[self, filter]) {
-            let (xt, ft) = (self.clone(), filter.clone());
-            r.finish(&out, move |dy, needs| {
-                let d = dy.cast(DType::F32)?.contiguous_data::<f32>()?.into_owned();
-                let gx = if needs[0] {
-                    let wt = ft.contiguous_data::<f32>()?;
-                    Some(Tensor::from_vec(
-                        conv2d_backprop_input(&g, &d, &wt),
-                        xt.shape(),
-                    )?)
-                } else {
-                    None
-                };
-                let gw = if needs[1] {
-                    let x = xt.contiguous_data::<f32>()?;
-                    Some(Tensor::from_vec(
-                        conv2d_backprop_filter(&g, &x, &d),
-                        ft.shape(),
-                    )?)
-                } else {
-                    None
-                };
-                Ok(vec![gx, gw])
-            });
-        }
+        // dx = conv2d_backprop_input(dy, w), dw = conv2d_backprop_filter(x, dy).
+        record_conv(
+            self,
+            filter,
+            &out,
+            g,
+            conv2d_backprop_input,
+            conv2d_backprop_filter,
+        );
         Ok(out)
     }
 

@@ -2,9 +2,11 @@
 //! the filter gradient (patch-matrix-transposed gemm, summed over images).
 
 use crate::alloc::Scratch;
+use crate::autodiff::record::Recorder;
 use crate::ops::conv::Conv2dGeom;
 use crate::ops::matmul::{gemm_into, MatRef};
 use crate::parallel::num_threads;
+use crate::{Result, Tensor};
 use rayon::prelude::*;
 
 impl Conv2dGeom {
@@ -38,6 +40,39 @@ impl Conv2dGeom {
             }
         }
     }
+}
+
+/// A kernel taking the geometry and two f32 buffers to one f32 buffer.
+type ConvKernel = fn(&Conv2dGeom, &[f32], &[f32]) -> Vec<f32>;
+
+/// Records `out = op(x, w)` for a convolution-like op (f32, geometry `g`) whose input
+/// gradient is `input_grad(g, dy, w)` and filter gradient `filter_grad(g, x, dy)`.
+pub(crate) fn record_conv(
+    x: &Tensor,
+    w: &Tensor,
+    out: &Tensor,
+    g: Conv2dGeom,
+    input_grad: ConvKernel,
+    filter_grad: ConvKernel,
+) {
+    let Some(r) = Recorder::new(&[x, w]) else {
+        return;
+    };
+    let (xt, wt) = (x.clone(), w.clone());
+    r.finish(out, move |dy, needs| {
+        let d = dy.contiguous_data::<f32>()?;
+        let grad = |need: bool, like: &Tensor, f: &dyn Fn() -> Result<Vec<f32>>| {
+            need.then(|| Tensor::from_vec(f()?, like.shape()))
+                .transpose()
+        };
+        let gx = grad(needs[0], &xt, &|| {
+            Ok(input_grad(&g, &d, &wt.contiguous_data::<f32>()?))
+        })?;
+        let gw = grad(needs[1], &wt, &|| {
+            Ok(filter_grad(&g, &xt.contiguous_data::<f32>()?, &d))
+        })?;
+        Ok(vec![gx, gw])
+    });
 }
 
 /// dL/dx of a convolution: `dy` is `[n, oh, ow, cout]`, `wt` the `[kh, kw, cin_g, cout]`

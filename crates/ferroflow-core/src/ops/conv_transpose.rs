@@ -1,11 +1,10 @@
 //! Transposed 2-D convolution (`tf.nn.conv2d_transpose`): the gradient of conv2d with
 //! respect to its input, computed as one gemm per image followed by col2im.
 
-use crate::autodiff::record::Recorder;
 use crate::ops::binary::same_dtype;
 use crate::ops::conv::conv2d_forward;
 use crate::ops::conv::{conv_output, Conv2dGeom, Padding};
-use crate::ops::conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
+use crate::ops::conv_grad::{conv2d_backprop_filter, conv2d_backprop_input, record_conv};
 use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
@@ -75,28 +74,10 @@ impl Tensor {
         let wt = filter.contiguous_data::<f32>()?;
         // The transposed convolution is the input gradient of the matching conv2d.
         let out = Tensor::from_vec(conv2d_backprop_input(&g, &x, &wt), &[g.n, g.h, g.w, g.cin])?;
-        if let Some(r) = Recorder::new(&[self, filter]) {
-            let (xt, ft) = (self.clone(), filter.clone());
-            r.finish(&out, move |dy, needs| {
-                let d = dy.contiguous_data::<f32>()?.into_owned();
-                let gx = if needs[0] {
-                    let wt = ft.contiguous_data::<f32>()?;
-                    Some(Tensor::from_vec(conv2d_forward(&g, &d, &wt), xt.shape())?)
-                } else {
-                    None
-                };
-                let gw = if needs[1] {
-                    let x = xt.contiguous_data::<f32>()?;
-                    Some(Tensor::from_vec(
-                        conv2d_backprop_filter(&g, &d, &x),
-                        ft.shape(),
-                    )?)
-                } else {
-                    None
-                };
-                Ok(vec![gx, gw])
-            });
-        }
+        // dx = conv2d(dy, w), dw = conv2d_backprop_filter with dy as the conv's input.
+        record_conv(self, filter, &out, g, conv2d_forward, |g, x, dy| {
+            conv2d_backprop_filter(g, dy, x)
+        });
         Ok(out)
     }
 }

@@ -91,6 +91,8 @@ impl ReduceOp {
 /// The reduction plan: output shape and the `[outer, reduced, inner]` view of the input.
 struct Plan {
     out_shape: Vec<usize>,
+    /// The output shape with reduced axes kept as size 1 (what gradients broadcast from).
+    kept_shape: Vec<usize>,
     source: Tensor,
     outer: usize,
     reduced: usize,
@@ -104,13 +106,17 @@ fn plan(op: &'static str, x: &Tensor, axes: &Axes, keepdims: bool) -> Result<Pla
         Axes::These(a) => normalize_axes(op, a, rank)?,
     };
     let shape = x.shape();
-    let out_shape: Vec<usize> = (0..rank)
-        .filter_map(|i| match (axes.contains(&i), keepdims) {
-            (false, _) => Some(shape[i]),
-            (true, true) => Some(1),
-            (true, false) => None,
-        })
+    let kept_shape: Vec<usize> = (0..rank)
+        .map(|i| if axes.contains(&i) { 1 } else { shape[i] })
         .collect();
+    let out_shape: Vec<usize> = if keepdims {
+        kept_shape.clone()
+    } else {
+        (0..rank)
+            .filter(|i| !axes.contains(i))
+            .map(|i| shape[i])
+            .collect()
+    };
     // Axes of size 1 can count as reduced or kept; ignore them when checking adjacency.
     let big: Vec<usize> = axes.iter().copied().filter(|&a| shape[a] != 1).collect();
     let adjacent = big
@@ -134,6 +140,7 @@ fn plan(op: &'static str, x: &Tensor, axes: &Axes, keepdims: bool) -> Result<Pla
         reduced: numel(&s[split.0..split.1]),
         inner: numel(&s[split.1..]),
         out_shape,
+        kept_shape,
         source,
     })
 }
@@ -254,7 +261,7 @@ impl Tensor {
             }
             let out = with_numeric!(x.dtype(), op.name(), T => Tensor::from_vec(reduce_typed::<T>(op, &p)?, &p.out_shape))?;
             if let Some(r) = Recorder::new(&[x]) {
-                let kept = plan(op.name(), x, &axes, true)?.out_shape;
+                let kept = p.kept_shape.clone();
                 let (xc, yc) = (x.clone(), out.clone());
                 r.finish(&out, move |g, _| Ok(vec![Some(reduce_gradient(op, &xc, &yc, &kept, g)?)]));
             }

@@ -38,9 +38,8 @@ impl Tensor {
         maps: &[Vec<Option<usize>>],
         from: &[usize],
     ) -> Result<Tensor> {
-        let g = self.contiguous();
         let out = with_float!(self.dtype(), "remap_axes_transpose", T => {
-            let src = g.contiguous_data::<T>()?;
+            let src = self.contiguous_data::<T>()?;
             let strides = crate::shape::contiguous_strides(from);
             let mut acc = vec![T::ZERO; crate::shape::numel(from)];
             let rank = maps.len();

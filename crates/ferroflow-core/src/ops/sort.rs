@@ -22,12 +22,7 @@ impl Tensor {
 
     /// Sorted values along `axis` (`tf.sort`).
     pub fn sort(&self, axis: isize, descending: bool) -> Result<Tensor> {
-        let (values, order) = self.sort_impl(axis, descending)?;
-        if self.dtype().is_float() && Recorder::new(&[self]).is_some() {
-            // Recorded as a take along the axis, whose gradient scatters back.
-            return self.take_along_axis(&order, axis);
-        }
-        Ok(values)
+        self.sorted(axis, descending).map(|(v, _)| v)
     }
 
     /// The `k` largest values along the last axis and their int32 indices, largest first;
@@ -43,8 +38,7 @@ impl Tensor {
                 format!("k = {k} exceeds the last dimension of {:?}", self.shape()),
             ));
         }
-        let i = self.argsort(-1, true)?;
-        let v = self.sort(-1, true)?;
+        let (v, i) = self.sorted(-1, true)?;
         let mut size: Vec<isize> = self.shape().iter().map(|&d| d as isize).collect();
         size[last] = k as isize;
         let begin = vec![0; self.rank()];
@@ -52,6 +46,16 @@ impl Tensor {
             v.slice(&begin, &size)?.contiguous(),
             i.slice(&begin, &size)?.contiguous(),
         ))
+    }
+
+    /// Sorted values and their order; when a tape records, the values are taken along
+    /// the axis by the order so that their gradient scatters back.
+    fn sorted(&self, axis: isize, descending: bool) -> Result<(Tensor, Tensor)> {
+        let (values, order) = self.sort_impl(axis, descending)?;
+        if self.dtype().is_float() && Recorder::new(&[self]).is_some() {
+            return Ok((self.take_along_axis(&order, axis)?, order));
+        }
+        Ok((values, order))
     }
 
     fn sort_impl(&self, axis: isize, descending: bool) -> Result<(Tensor, Tensor)> {
