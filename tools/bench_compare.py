@@ -63,13 +63,7 @@ def reference_train(reps):
     import numpy as np
     import tensorflow as tf
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((128, 784)).astype(np.float32)
-    labels = (np.arange(128) * 7) % 10
-    onehot = np.eye(10, dtype=np.float32)[labels]
-    sizes = [784, 256, 128, 10]
-    init = [((rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / (a + b))).astype(np.float32), np.zeros(b, np.float32))
-            for a, b in zip(sizes, sizes[1:])]
+    x, onehot, init = train_problem()
     steps = 20
     res = {}
 
@@ -96,11 +90,38 @@ def reference_train(reps):
         tvars[0].numpy()
 
     res["tensorflow"] = {"mlp_train_step_ms": best_of(run_tf, reps) / steps * 1e3}
+    # PyTorch and TensorFlow cannot share a process (their bundled LLVMs clash), so the
+    # PyTorch column runs in a child process of the same interpreter.
+    try:
+        out = subprocess.check_output([sys.executable, os.path.abspath(__file__), "_torch_train", str(reps)])
+        res["pytorch"] = json.loads(out)
+    except subprocess.CalledProcessError:
+        print("(PyTorch is not installed in this venv; its column is skipped)", file=sys.stderr)
+    return res
+
+
+def train_problem():
+    """The MLP training problem every framework runs: data and initial weights."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    labels = (np.arange(128) * 7) % 10
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    sizes = [784, 256, 128, 10]
+    init = [((rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / (a + b))).astype(np.float32), np.zeros(b, np.float32))
+            for a, b in zip(sizes, sizes[1:])]
+    return x, onehot, init
+
+
+def torch_train(reps):
+    """The PyTorch column of the train suite (run in a child process)."""
     try:
         import torch
     except ImportError:
-        print("(PyTorch is not installed in this venv; its column is skipped)", file=sys.stderr)
-        return res
+        sys.exit(1)
+    x, onehot, init = train_problem()
+    steps = 20
     torch.set_num_threads(os.cpu_count() or 1)
     params = [torch.tensor(a, requires_grad=True) for pair in init for a in pair]
     topt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
@@ -118,8 +139,7 @@ def reference_train(reps):
             loss.backward()
             topt.step()
 
-    res["pytorch"] = {"mlp_train_step_ms": best_of(run_torch, reps) / steps * 1e3}
-    return res
+    print(json.dumps({"mlp_train_step_ms": best_of(run_torch, reps) / steps * 1e3}))
 
 
 def reference_core(reps):
@@ -161,6 +181,9 @@ def reference_core(reps):
 
 def main():
     suite = sys.argv[1] if len(sys.argv) > 1 else "core"
+    if suite == "_torch_train":
+        torch_train(int(sys.argv[2]))
+        return
     if suite not in SUITES:
         sys.exit(f"unknown suite '{suite}' (available: {', '.join(SUITES)})")
     ensure_references()

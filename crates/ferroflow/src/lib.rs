@@ -5,7 +5,7 @@
 
 pub use ferroflow_core::*;
 
-/// Keras-style building blocks: optimisers and learning-rate schedules.
+/// Keras-style API: layers, models, training, losses, metrics, callbacks, optimisers, saving.
 pub mod keras {
     pub use ferroflow_keras::*;
 }

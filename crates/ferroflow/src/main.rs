@@ -2,6 +2,8 @@
 
 mod bench_core;
 mod bench_train;
+mod demo;
+mod predict;
 
 use clap::{Parser, Subcommand};
 use ferroflow as ff;
@@ -19,14 +21,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the main demo (today: a tour of the tensor API; a trained model once Keras lands).
+    /// Trains a digits classifier Keras-style, evaluates it on held-out data and saves it.
     Demo {
-        /// Seed for all randomness.
+        /// `mlp` or `cnn`.
+        #[arg(long, default_value = "mlp")]
+        model: String,
+        /// Seed for all randomness (data split, initial weights, shuffling, dropout).
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Where to write the demo's output array (.npy).
-        #[arg(long, default_value = "demo_output.npy")]
-        save: std::path::PathBuf,
+        /// Number of epochs (default: 40 for the MLP, 20 for the CNN; early stopping may end sooner).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Directory to save the trained model to (default: digits_<model>).
+        #[arg(long)]
+        save: Option<std::path::PathBuf>,
+    },
+    /// Runs a saved model on inputs from .npy files and writes its outputs as .npy.
+    Predict {
+        /// A model directory saved by ferroflow.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// One .npy per model input, in the model's input order.
+        #[arg(long, required = true)]
+        input: Vec<std::path::PathBuf>,
+        /// Output .npy (further outputs go to NAME_1.npy, NAME_2.npy...).
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Batch size.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+    },
+    /// Prints the Keras-style summary of a saved model.
+    Summary {
+        /// A model directory saved by ferroflow.
+        #[arg(long)]
+        model: std::path::PathBuf,
     },
     /// Runs a benchmark suite and prints its figures.
     Bench {
@@ -44,7 +73,26 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { seed, save } => demo(seed, &save),
+        Command::Demo {
+            model,
+            seed,
+            epochs,
+            save,
+        } => demo::run(&demo::DemoArgs {
+            model,
+            seed,
+            epochs,
+            save,
+        }),
+        Command::Predict {
+            model,
+            input,
+            output,
+            batch_size,
+        } => predict::run(&model, &input, &output, batch_size),
+        Command::Summary { model } => {
+            ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
+        }
         Command::Bench { suite, json, reps } => match suite.as_str() {
             "core" => bench_core::run(json, reps),
             "train" => bench_train::run(json, reps),
@@ -58,27 +106,4 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
-}
-
-/// A tour of the tensor API: a small conv net forward pass on random images.
-fn demo(seed: u64, save: &std::path::Path) -> ff::Result<()> {
-    ff::random::set_seed(seed);
-    let images = ff::random::uniform(&[8, 28, 28, 1], 0.0, 1.0, ff::DType::F32, None)?;
-    let k1 = ff::random::truncated_normal(&[3, 3, 1, 16], 0.0, 0.3, ff::DType::F32, None)?;
-    let k2 = ff::random::truncated_normal(&[3, 3, 16, 32], 0.0, 0.1, ff::DType::F32, None)?;
-    let w = ff::random::truncated_normal(&[32, 10], 0.0, 0.2, ff::DType::F32, None)?;
-    let padding = ff::ops::conv::Padding::Same;
-    let h = images.conv2d(&k1, (1, 1), padding, (1, 1))?.relu()?;
-    let h = h.max_pool2d((2, 2), (2, 2), ff::ops::conv::Padding::Valid)?;
-    let h = h.conv2d(&k2, (2, 2), padding, (1, 1))?.gelu()?;
-    let features = h.global_avg_pool()?;
-    let probs = features.matmul(&w)?.softmax(-1)?;
-    let classes = probs.argmax(-1)?;
-    println!("input            {:?}", images.shape());
-    println!("conv+pool+conv   {:?}", h.shape());
-    println!("probabilities    {probs}");
-    println!("predicted class  {classes}");
-    ff::npy::write_npy(save, &probs)?;
-    println!("saved probabilities to {}", save.display());
-    Ok(())
 }

@@ -79,6 +79,10 @@ pub trait UpdateRule: Send {
     fn name(&self) -> &'static str;
     /// Names of the per-variable slots this rule keeps (momentum, velocity...).
     fn slot_names(&self) -> Vec<&'static str>;
+    /// The rule's own hyper-parameters in Keras's config keys (`beta_1`, `momentum`...).
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
     /// The initial value of slot `i` for a variable holding `value`.
     fn init_slot(&self, _i: usize, value: &Tensor) -> Result<Tensor> {
         value.zeros_like()
@@ -131,6 +135,133 @@ impl Optimizer {
             iterations: 0,
             slots: HashMap::new(),
         })
+    }
+
+    /// Replaces the learning rate (or schedule) with a constant (what Keras callbacks do
+    /// when they assign `optimizer.learning_rate`).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.options.learning_rate = LearningRate::Constant(lr);
+    }
+
+    /// Sets the iteration count (restoring a saved optimiser).
+    pub fn set_iterations(&mut self, n: u64) {
+        self.iterations = n;
+    }
+
+    /// The names of the per-variable slots of the rule.
+    pub fn slot_names(&self) -> Vec<&'static str> {
+        self.rule.slot_names()
+    }
+
+    /// Restores the slots of `v` (in [`Optimizer::slot_names`] order), checking shapes.
+    pub fn set_slots(&mut self, v: &Variable, slots: Vec<Tensor>) -> Result<()> {
+        let names = self.rule.slot_names();
+        if slots.len() != names.len() || slots.iter().any(|s| s.shape() != v.shape()) {
+            return Err(Error::invalid(
+                self.rule.name(),
+                format!(
+                    "slots for variable '{}' of shape {:?} do not match ({} given, {} expected)",
+                    v.name(),
+                    v.shape(),
+                    slots.len(),
+                    names.len()
+                ),
+            ));
+        }
+        self.slots.insert(v.id(), slots);
+        Ok(())
+    }
+
+    /// Keras's `optimizer.get_config()`.
+    pub fn get_config(&self) -> serde_json::Value {
+        use serde_json::Value;
+        let o = &self.options;
+        let opt = |x: Option<f64>| x.map_or(Value::Null, Value::from);
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "name".into(),
+            Value::from(self.rule.name().to_ascii_lowercase()),
+        );
+        let lr = match &o.learning_rate {
+            LearningRate::Constant(v) => Value::from(*v),
+            LearningRate::Schedule(_) => Value::from(self.learning_rate()),
+        };
+        m.insert("learning_rate".into(), lr);
+        m.insert("weight_decay".into(), opt(o.weight_decay));
+        m.insert("clipnorm".into(), opt(o.clipnorm));
+        m.insert("global_clipnorm".into(), opt(o.global_clipnorm));
+        m.insert("clipvalue".into(), opt(o.clipvalue));
+        for (k, v) in self.rule.config() {
+            m.insert(k, v);
+        }
+        Value::Object(m)
+    }
+
+    /// Rebuilds an optimiser from its Keras class name and config.
+    pub fn from_config(class: &str, cfg: &serde_json::Value) -> Result<Optimizer> {
+        let f = |k: &str, d: f64| cfg.get(k).and_then(serde_json::Value::as_f64).unwrap_or(d);
+        let fo = |k: &str| cfg.get(k).and_then(serde_json::Value::as_f64);
+        let b = |k: &str| {
+            cfg.get(k)
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+        };
+        let lr = f(
+            "learning_rate",
+            if class.eq_ignore_ascii_case("sgd") {
+                0.01
+            } else {
+                0.001
+            },
+        );
+        let mut o = OptimizerOptions::new(lr);
+        o.weight_decay = fo("weight_decay");
+        o.clipnorm = fo("clipnorm");
+        o.global_clipnorm = fo("global_clipnorm");
+        o.clipvalue = fo("clipvalue");
+        match class.to_ascii_lowercase().as_str() {
+            "sgd" => Optimizer::new(
+                super::Sgd {
+                    momentum: f("momentum", 0.0),
+                    nesterov: b("nesterov"),
+                },
+                o,
+            ),
+            "adam" | "adamw" => {
+                if class.eq_ignore_ascii_case("adamw") && o.weight_decay.is_none() {
+                    o.weight_decay = Some(0.004);
+                }
+                Optimizer::new(
+                    super::Adam {
+                        beta_1: f("beta_1", 0.9),
+                        beta_2: f("beta_2", 0.999),
+                        epsilon: f("epsilon", 1e-7),
+                        amsgrad: b("amsgrad"),
+                    },
+                    o,
+                )
+            }
+            "rmsprop" => Optimizer::new(
+                super::RMSprop {
+                    rho: f("rho", 0.9),
+                    momentum: f("momentum", 0.0),
+                    epsilon: f("epsilon", 1e-7),
+                    centered: b("centered"),
+                },
+                o,
+            ),
+            "adagrad" => Optimizer::new(
+                super::Adagrad {
+                    initial_accumulator_value: f("initial_accumulator_value", 0.1),
+                    epsilon: f("epsilon", 1e-7),
+                },
+                o,
+            ),
+            other => Err(Error::invalid(
+                "optimizers::deserialize",
+                format!("unknown optimizer '{other}'"),
+            )),
+        }
     }
 
     /// The Keras class name of the rule.

@@ -1,0 +1,3 @@
+//! Small datasets shipped inside ferroflow (`keras.datasets` style).
+
+pub mod digits;

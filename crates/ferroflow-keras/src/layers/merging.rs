@@ -1,0 +1,449 @@
+//! Merge layers: `Concatenate`, `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`,
+//! `Minimum`, `Dot`.
+
+use crate::config::{ConfigReader, Map};
+use crate::layer::{format_dims, CallContext, Dims, Layer, LayerBase, TensorSpec};
+use ferroflow_core::{BinaryOp, Error, Result, Tensor};
+use serde_json::Value;
+
+fn base_from(class: &str, r: &ConfigReader) -> LayerBase {
+    let b = LayerBase::new(class, r.name().as_deref());
+    b.set_trainable(r.trainable());
+    b
+}
+
+fn need_at_least(class: &'static str, name: &str, n: usize, min: usize) -> Result<()> {
+    if n < min {
+        return Err(Error::invalid(
+            class,
+            format!("layer '{name}' needs at least {min} inputs, got {n}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Broadcast of two static shapes (Keras allows equal shapes or 1s).
+fn broadcast_dims(class: &'static str, name: &str, a: &Dims, b: &Dims) -> Result<Dims> {
+    if a.len() != b.len() {
+        return Err(Error::invalid(
+            class,
+            format!(
+                "layer '{name}': inputs of different ranks {} and {}",
+                format_dims(a),
+                format_dims(b)
+            ),
+        ));
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| match (x, y) {
+            (Some(1), d) | (d, Some(1)) => Ok(*d),
+            (Some(p), Some(q)) if p == q => Ok(Some(*p)),
+            (None, d) | (d, None) => Ok(*d),
+            _ => Err(Error::invalid(
+                class,
+                format!(
+                    "layer '{name}': inputs of incompatible shapes {} and {}",
+                    format_dims(a),
+                    format_dims(b)
+                ),
+            )),
+        })
+        .collect()
+}
+
+/// The elementwise merges share one implementation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Merge {
+    Add,
+    Subtract,
+    Multiply,
+    Average,
+    Maximum,
+    Minimum,
+}
+
+macro_rules! elementwise_merge {
+    ($ty:ident, $class:literal, $kind:expr, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $ty {
+            base: LayerBase,
+        }
+
+        impl $ty {
+            /// A merge layer.
+            pub fn new() -> Self {
+                $ty {
+                    base: LayerBase::new($class, None),
+                }
+            }
+
+            /// Rebuilds from a Keras config.
+            pub fn from_config(config: &Value) -> Result<Self> {
+                let r = ConfigReader::new($class, config)?;
+                r.finish()?;
+                Ok($ty {
+                    base: base_from($class, &r),
+                })
+            }
+        }
+
+        impl Default for $ty {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        super::layer_boilerplate!($ty, $class);
+
+        impl Layer for $ty {
+            super::layer_identity!($class);
+
+            fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
+                merge_call($class, self.base.name(), $kind, inputs)
+            }
+
+            fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
+                merge_spec($class, self.base.name(), $kind, inputs)
+            }
+
+            fn number_of_inputs(&self) -> Option<usize> {
+                if $kind == Merge::Subtract {
+                    Some(2)
+                } else {
+                    None
+                }
+            }
+
+            fn config(&self) -> Map {
+                Map::new()
+            }
+        }
+    };
+}
+
+elementwise_merge!(
+    Add,
+    "Add",
+    Merge::Add,
+    "Sums its inputs (`keras.layers.Add`)."
+);
+elementwise_merge!(
+    Subtract,
+    "Subtract",
+    Merge::Subtract,
+    "Subtracts the second input from the first (`keras.layers.Subtract`)."
+);
+elementwise_merge!(
+    Multiply,
+    "Multiply",
+    Merge::Multiply,
+    "Multiplies its inputs elementwise (`keras.layers.Multiply`)."
+);
+elementwise_merge!(
+    Average,
+    "Average",
+    Merge::Average,
+    "Averages its inputs (`keras.layers.Average`)."
+);
+elementwise_merge!(
+    Maximum,
+    "Maximum",
+    Merge::Maximum,
+    "Elementwise maximum of its inputs (`keras.layers.Maximum`)."
+);
+elementwise_merge!(
+    Minimum,
+    "Minimum",
+    Merge::Minimum,
+    "Elementwise minimum of its inputs (`keras.layers.Minimum`)."
+);
+
+fn merge_call(
+    class: &'static str,
+    name: &str,
+    kind: Merge,
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>> {
+    let min = if kind == Merge::Subtract { 2 } else { 1 };
+    need_at_least(
+        class,
+        name,
+        inputs.len(),
+        min.max(if kind == Merge::Add { 1 } else { 2 }),
+    )?;
+    if kind == Merge::Subtract && inputs.len() != 2 {
+        return Err(Error::invalid(
+            class,
+            format!(
+                "layer '{name}' needs exactly 2 inputs, got {}",
+                inputs.len()
+            ),
+        ));
+    }
+    let op = match kind {
+        Merge::Add | Merge::Average => BinaryOp::Add,
+        Merge::Subtract => BinaryOp::Sub,
+        Merge::Multiply => BinaryOp::Mul,
+        Merge::Maximum => BinaryOp::Maximum,
+        Merge::Minimum => BinaryOp::Minimum,
+    };
+    let mut acc = inputs[0].clone();
+    for x in &inputs[1..] {
+        acc = acc
+            .binary(op, x)
+            .map_err(|e| Error::invalid(class, format!("layer '{name}': {e}")))?;
+    }
+    if kind == Merge::Average {
+        acc = acc.mul_scalar(1.0 / inputs.len() as f64)?;
+    }
+    Ok(vec![acc])
+}
+
+fn merge_spec(
+    class: &'static str,
+    name: &str,
+    kind: Merge,
+    inputs: &[TensorSpec],
+) -> Result<Vec<TensorSpec>> {
+    need_at_least(
+        class,
+        name,
+        inputs.len(),
+        if kind == Merge::Add { 1 } else { 2 },
+    )?;
+    let mut shape = inputs[0].shape.clone();
+    for s in &inputs[1..] {
+        shape = broadcast_dims(class, name, &shape, &s.shape)?;
+    }
+    Ok(vec![TensorSpec::new(shape, inputs[0].dtype)])
+}
+
+/// Concatenates inputs along an axis (`keras.layers.Concatenate`).
+pub struct Concatenate {
+    base: LayerBase,
+    axis: i64,
+}
+
+impl Concatenate {
+    /// Concatenation along `axis` (Keras's default is -1).
+    pub fn new(axis: i64) -> Self {
+        Concatenate {
+            base: LayerBase::new("Concatenate", None),
+            axis,
+        }
+    }
+
+    /// Rebuilds from a Keras config.
+    pub fn from_config(config: &Value) -> Result<Self> {
+        let r = ConfigReader::new("Concatenate", config)?;
+        let mut l = Concatenate::new(r.i64_or("axis", -1)?);
+        l.base = base_from("Concatenate", &r);
+        r.finish()?;
+        Ok(l)
+    }
+}
+
+impl Default for Concatenate {
+    fn default() -> Self {
+        Self::new(-1)
+    }
+}
+
+super::layer_boilerplate!(Concatenate, "Concatenate");
+
+impl Layer for Concatenate {
+    super::layer_identity!("Concatenate");
+
+    fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
+        need_at_least("Concatenate", self.base.name(), inputs.len(), 1)?;
+        Tensor::concat(inputs, self.axis as isize)
+            .map(|t| vec![t])
+            .map_err(|e| {
+                Error::invalid("Concatenate", format!("layer '{}': {e}", self.base.name()))
+            })
+    }
+
+    fn number_of_inputs(&self) -> Option<usize> {
+        None
+    }
+
+    fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
+        need_at_least("Concatenate", self.base.name(), inputs.len(), 1)?;
+        let rank = inputs[0].shape.len();
+        let axis = if self.axis < 0 {
+            self.axis + rank as i64
+        } else {
+            self.axis
+        };
+        if axis < 0 || axis as usize >= rank {
+            return Err(Error::invalid(
+                "Concatenate",
+                format!(
+                    "layer '{}': axis {} out of range for rank {rank}",
+                    self.base.name(),
+                    self.axis
+                ),
+            ));
+        }
+        let axis = axis as usize;
+        let mut shape = inputs[0].shape.clone();
+        for s in &inputs[1..] {
+            let ok = s.shape.len() == rank
+                && s.shape
+                    .iter()
+                    .zip(&shape)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a.is_none() || b.is_none() || a == b);
+            if !ok {
+                return Err(Error::invalid(
+                    "Concatenate",
+                    format!(
+                        "layer '{}': shapes {} and {} differ outside axis {}",
+                        self.base.name(),
+                        format_dims(&inputs[0].shape),
+                        format_dims(&s.shape),
+                        self.axis
+                    ),
+                ));
+            }
+            shape[axis] = match (shape[axis], s.shape[axis]) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+            for (i, d) in shape.iter_mut().enumerate() {
+                if i != axis && d.is_none() {
+                    *d = s.shape[i];
+                }
+            }
+        }
+        Ok(vec![TensorSpec::new(shape, inputs[0].dtype)])
+    }
+
+    fn config(&self) -> Map {
+        let mut m = Map::new();
+        m.insert("axis".into(), Value::from(self.axis));
+        m
+    }
+}
+
+/// Dot product of two inputs along axes (`keras.layers.Dot`), optionally L2-normalised
+/// (cosine proximity).
+pub struct Dot {
+    base: LayerBase,
+    axes: (i64, i64),
+    normalize: bool,
+}
+
+impl Dot {
+    /// Contracts `axes.0` of the first input with `axes.1` of the second.
+    pub fn new(axes: (i64, i64), normalize: bool) -> Self {
+        Dot {
+            base: LayerBase::new("Dot", None),
+            axes,
+            normalize,
+        }
+    }
+
+    /// Rebuilds from a Keras config.
+    pub fn from_config(config: &Value) -> Result<Self> {
+        let r = ConfigReader::new("Dot", config)?;
+        let axes = r
+            .i64_list("axes")?
+            .ok_or_else(|| Error::invalid("Dot", "option 'axes': missing"))?;
+        let axes = match axes.as_slice() {
+            [a] => (*a, *a),
+            [a, b] => (*a, *b),
+            _ => return Err(Error::invalid("Dot", "option 'axes': one or two ints")),
+        };
+        let mut l = Dot::new(axes, r.bool_or("normalize", false)?);
+        l.base = base_from("Dot", &r);
+        r.finish()?;
+        Ok(l)
+    }
+
+    fn axis(a: i64, rank: usize) -> usize {
+        if a < 0 {
+            (a + rank as i64).max(0) as usize
+        } else {
+            a as usize
+        }
+    }
+}
+
+super::layer_boilerplate!(Dot, "Dot");
+
+impl Layer for Dot {
+    super::layer_identity!("Dot");
+
+    fn number_of_inputs(&self) -> Option<usize> {
+        Some(2)
+    }
+
+    fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
+        crate::layer::expect_inputs(self, inputs, 2)?;
+        let (mut a, mut b) = (inputs[0].clone(), inputs[1].clone());
+        let ax = Dot::axis(self.axes.0, a.rank());
+        let bx = Dot::axis(self.axes.1, b.rank());
+        if self.normalize {
+            let l2 = |t: &Tensor, axis: usize| -> Result<Tensor> {
+                let n = t
+                    .square()?
+                    .sum(axis as isize, true)?
+                    .maximum(&t.scalar_like(1e-12)?)?;
+                t.mul(&n.rsqrt()?)
+            };
+            a = l2(&a, ax)?;
+            b = l2(&b, bx)?;
+        }
+        // Batched contraction: move the axis last in `a` and second-last in `b`, batch
+        // dimension first, then one batched matmul.
+        let move_last = |t: &Tensor, axis: usize| -> Result<Tensor> {
+            let mut perm: Vec<usize> = (0..t.rank()).filter(|&i| i != axis).collect();
+            perm.push(axis);
+            t.transpose(&perm)
+        };
+        let a2 = move_last(&a, ax)?;
+        let b2 = move_last(&b, bx)?;
+        let n = a2.shape()[0];
+        let (ka, kb) = (a2.shape()[a2.rank() - 1], b2.shape()[b2.rank() - 1]);
+        if ka != kb {
+            return Err(Error::invalid(
+                "Dot",
+                format!(
+                    "layer '{}': contracted dims differ: {:?} axis {} vs {:?} axis {}",
+                    self.base.name(),
+                    a.shape(),
+                    self.axes.0,
+                    b.shape(),
+                    self.axes.1
+                ),
+            ));
+        }
+        let ra: Vec<usize> = a2.shape()[1..a2.rank() - 1].to_vec();
+        let rb: Vec<usize> = b2.shape()[1..b2.rank() - 1].to_vec();
+        let ma: usize = ra.iter().product();
+        let mb: usize = rb.iter().product();
+        let a3 = a2.contiguous().reshape_to(&[n, ma, ka])?;
+        let b3 = b2.contiguous().reshape_to(&[n, mb, kb])?;
+        let y = a3.matmul_t(&b3, false, true)?;
+        let mut shape = vec![n];
+        shape.extend(ra);
+        shape.extend(rb);
+        if shape.len() == 1 {
+            shape.push(1);
+        }
+        Ok(vec![y.reshape_to(&shape)?])
+    }
+
+    fn config(&self) -> Map {
+        let mut m = Map::new();
+        if self.axes.0 == self.axes.1 {
+            m.insert("axes".into(), Value::from(self.axes.0));
+        } else {
+            m.insert("axes".into(), serde_json::json!([self.axes.0, self.axes.1]));
+        }
+        m.insert("normalize".into(), Value::from(self.normalize));
+        m
+    }
+}

@@ -1,0 +1,355 @@
+//! [`Model`]: the trainable, savable handle around a network (Sequential, Functional or
+//! subclassed), holding the compile state (optimizer, losses, metrics).
+
+use super::functional::Functional;
+use super::network::{summary_string, Network};
+use super::sequential::{IntoLayerRef, Sequential};
+use super::subclass::Subclassed;
+use super::symbolic::KerasTensor;
+use crate::layer::{Layer, LayerExt, LayerRef, TensorSpec, Weight};
+use crate::losses::{self, Loss};
+use crate::optimizers::Optimizer;
+use ferroflow_core::autodiff::pause_recording;
+use ferroflow_core::{Error, Result, Tensor, Variable};
+use std::sync::Arc;
+
+/// What `compile` keeps.
+pub struct Compiled {
+    /// The optimiser (its slots and iteration count persist across `fit` calls).
+    pub optimizer: Optimizer,
+    /// One loss per output (a single loss is applied to every output).
+    pub losses: Vec<Arc<dyn Loss>>,
+    /// Weights of the per-output losses.
+    pub loss_weights: Option<Vec<f64>>,
+    /// Metric names as given to `compile`.
+    pub metrics: Vec<String>,
+}
+
+/// An optimiser as `compile` accepts it: a Keras name or a configured [`Optimizer`].
+pub enum OptimizerArg {
+    /// `"adam"`, `"sgd"`...
+    Name(String),
+    /// A configured optimiser.
+    Value(Optimizer),
+}
+
+impl From<&str> for OptimizerArg {
+    fn from(s: &str) -> Self {
+        OptimizerArg::Name(s.to_string())
+    }
+}
+
+impl From<Optimizer> for OptimizerArg {
+    fn from(o: Optimizer) -> Self {
+        OptimizerArg::Value(o)
+    }
+}
+
+/// Losses as `compile` accepts them: names, loss objects, one per output or one for all.
+pub struct LossArg(pub Vec<Arc<dyn Loss>>, Option<String>);
+
+impl From<&str> for LossArg {
+    fn from(s: &str) -> Self {
+        match losses::get(s) {
+            Ok(l) => LossArg(vec![l], None),
+            Err(e) => LossArg(Vec::new(), Some(e.to_string())),
+        }
+    }
+}
+
+impl<L: Loss + 'static> From<L> for LossArg {
+    fn from(l: L) -> Self {
+        LossArg(vec![Arc::new(l)], None)
+    }
+}
+
+impl From<Vec<Arc<dyn Loss>>> for LossArg {
+    fn from(v: Vec<Arc<dyn Loss>>) -> Self {
+        LossArg(v, None)
+    }
+}
+
+impl From<&[&str]> for LossArg {
+    fn from(v: &[&str]) -> Self {
+        let mut out = Vec::new();
+        for s in v {
+            match losses::get(s) {
+                Ok(l) => out.push(l),
+                Err(e) => return LossArg(Vec::new(), Some(e.to_string())),
+            }
+        }
+        LossArg(out, None)
+    }
+}
+
+/// A Keras model.
+pub struct Model {
+    pub(crate) net: Arc<dyn Network>,
+    pub(crate) compiled: Option<Compiled>,
+    /// Set (by a callback) to end `fit` after the current epoch.
+    pub stop_training: bool,
+}
+
+/// Builds a Sequential [`Model`] from layers: `sequential![Input::new(&[64]), Dense::new(10)]`.
+#[macro_export]
+macro_rules! sequential {
+    ($($layer:expr),* $(,)?) => {{
+        let model = $crate::models::Model::sequential(None);
+        (|| -> ferroflow_core::Result<$crate::models::Model> {
+            $( model.add($layer)?; )*
+            Ok(model)
+        })()
+    }};
+}
+
+impl Model {
+    /// A functional model from `Input` tensors to output tensors (`keras.Model(inputs, outputs)`).
+    pub fn new(inputs: &[KerasTensor], outputs: &[KerasTensor]) -> Result<Model> {
+        Ok(Self::from_network(Arc::new(Functional::new(
+            inputs, outputs, None,
+        )?)))
+    }
+
+    /// A named functional model.
+    pub fn named(inputs: &[KerasTensor], outputs: &[KerasTensor], name: &str) -> Result<Model> {
+        Ok(Self::from_network(Arc::new(Functional::new(
+            inputs,
+            outputs,
+            Some(name),
+        )?)))
+    }
+
+    /// An empty Sequential model; add layers with [`Model::add`].
+    pub fn sequential(name: Option<&str>) -> Model {
+        Self::from_network(Arc::new(Sequential::new(name)))
+    }
+
+    /// A model around a user-defined layer (subclass-style model).
+    pub fn from_layer(layer: impl Layer + 'static) -> Model {
+        Self::from_network(Arc::new(Subclassed::new(layer)))
+    }
+
+    /// A model around any network.
+    pub fn from_network(net: Arc<dyn Network>) -> Model {
+        Model {
+            net,
+            compiled: None,
+            stop_training: false,
+        }
+    }
+
+    /// Appends a layer to a Sequential model.
+    pub fn add(&self, layer: impl IntoLayerRef) -> Result<()> {
+        let seq = self
+            .as_sequential()
+            .ok_or_else(|| Error::invalid("Model", "add() works on Sequential models only"))?;
+        seq.add(layer)
+    }
+
+    fn as_sequential(&self) -> Option<&Sequential> {
+        let any: &dyn std::any::Any = self.net.as_any();
+        any.downcast_ref::<Sequential>()
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Arc<dyn Network> {
+        &self.net
+    }
+
+    /// The model as a layer, to nest it in another model (shares weights).
+    pub fn as_layer(&self) -> LayerRef {
+        self.net.clone()
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        self.net.name()
+    }
+
+    /// The top-level layers.
+    pub fn layers(&self) -> Vec<LayerRef> {
+        self.net.sublayers()
+    }
+
+    /// A top-level layer by name.
+    pub fn get_layer(&self, name: &str) -> Result<LayerRef> {
+        self.layers()
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "Model",
+                    format!("no layer named '{name}' in model '{}'", self.name()),
+                )
+            })
+    }
+
+    /// The summary table, as Keras prints it.
+    pub fn summary(&self) -> String {
+        summary_string(self.net.as_ref())
+    }
+
+    /// Builds a model whose input shape is not known yet (`model.build(input_shape)`).
+    pub fn build(&self, input: TensorSpec) -> Result<()> {
+        self.net.ensure_built(&[input])
+    }
+
+    /// The input specs, when known.
+    pub fn input_specs(&self) -> Option<Vec<TensorSpec>> {
+        self.net.input_specs()
+    }
+
+    /// Runs the model on tensors (`model(x, training=...)`).
+    pub fn call(&self, inputs: &[Tensor], training: bool) -> Result<Vec<Tensor>> {
+        self.net.forward(inputs, training)
+    }
+
+    /// All weights: trainable first, in layer order (Keras's `model.weights` order differs
+    /// only for layers mixing both kinds).
+    pub fn weights(&self) -> Vec<Weight> {
+        self.net.weights()
+    }
+
+    /// The variables the optimiser updates.
+    pub fn trainable_variables(&self) -> Vec<Variable> {
+        self.net.trainable_variables()
+    }
+
+    /// The variables it does not.
+    pub fn non_trainable_variables(&self) -> Vec<Variable> {
+        self.net.non_trainable_variables()
+    }
+
+    /// Number of scalars in all weights.
+    pub fn count_params(&self) -> usize {
+        self.net.count_params()
+    }
+
+    /// Copies of all weight values (`get_weights()`).
+    pub fn get_weights(&self) -> Vec<Tensor> {
+        self.weights()
+            .iter()
+            .map(|w| w.variable.read_untracked())
+            .collect()
+    }
+
+    /// Sets all weights (`set_weights()`); every shape is checked before any changes.
+    pub fn set_weights(&self, values: &[Tensor]) -> Result<()> {
+        let weights = self.weights();
+        if values.len() != weights.len() {
+            return Err(Error::invalid(
+                "set_weights",
+                format!(
+                    "model '{}' has {} weights, got {} values",
+                    self.name(),
+                    weights.len(),
+                    values.len()
+                ),
+            ));
+        }
+        for (w, v) in weights.iter().zip(values) {
+            if w.variable.shape() != v.shape() {
+                return Err(Error::invalid(
+                    "set_weights",
+                    format!(
+                        "weight '{}' has shape {:?}, got {:?}",
+                        w.variable.name(),
+                        w.variable.shape(),
+                        v.shape()
+                    ),
+                ));
+            }
+        }
+        let _pause = pause_recording();
+        for (w, v) in weights.iter().zip(values) {
+            let v = if v.dtype() == w.variable.dtype() {
+                v.clone()
+            } else {
+                v.cast(w.variable.dtype())?
+            };
+            w.variable.assign(&v)?;
+        }
+        Ok(())
+    }
+
+    /// Configures training (`model.compile(optimizer, loss, metrics)`).
+    pub fn compile(
+        &mut self,
+        optimizer: impl Into<OptimizerArg>,
+        loss: impl Into<LossArg>,
+        metrics: &[&str],
+    ) -> Result<()> {
+        let optimizer = match optimizer.into() {
+            OptimizerArg::Name(n) => Optimizer::from_name(&n)?,
+            OptimizerArg::Value(o) => o,
+        };
+        let LossArg(losses, err) = loss.into();
+        if let Some(e) = err {
+            return Err(Error::invalid("compile", e));
+        }
+        if losses.is_empty() {
+            return Err(Error::invalid("compile", "a loss is required"));
+        }
+        for m in metrics {
+            crate::metrics::get(m)?;
+        }
+        self.compiled = Some(Compiled {
+            optimizer,
+            losses,
+            loss_weights: None,
+            metrics: metrics.iter().map(|s| s.to_string()).collect(),
+        });
+        Ok(())
+    }
+
+    /// Weights the per-output losses (`loss_weights=`).
+    pub fn set_loss_weights(&mut self, weights: Vec<f64>) -> Result<()> {
+        let c = self
+            .compiled
+            .as_mut()
+            .ok_or_else(|| Error::invalid("Model", "compile the model first"))?;
+        c.loss_weights = Some(weights);
+        Ok(())
+    }
+
+    /// The optimiser, once compiled.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.compiled.as_ref().map(|c| &c.optimizer)
+    }
+
+    /// The optimiser, mutably (callbacks change the learning rate through it).
+    pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
+        self.compiled.as_mut().map(|c| &mut c.optimizer)
+    }
+
+    /// Predictions for `x` in batches (`model.predict(x, batch_size)`), one tensor per output.
+    pub fn predict(
+        &self,
+        x: impl Into<crate::training::data::Arrays>,
+        batch_size: usize,
+    ) -> Result<Vec<Tensor>> {
+        let x = &x.into().0[..];
+        let n = crate::training::data::num_samples(x)?;
+        let bs = batch_size.max(1);
+        let _pause = pause_recording();
+        let mut parts: Vec<Vec<Tensor>> = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let end = (start + bs).min(n);
+            let xb = crate::training::data::slice_rows(x, start, end)?;
+            let out = self.call(&xb, false)?;
+            if parts.is_empty() {
+                parts = vec![Vec::new(); out.len()];
+            }
+            for (p, o) in parts.iter_mut().zip(out) {
+                p.push(o);
+            }
+            start = end;
+        }
+        if parts.is_empty() {
+            let out = self.call(x, false)?;
+            return Ok(out);
+        }
+        parts.iter().map(|p| Tensor::concat(p, 0)).collect()
+    }
+}

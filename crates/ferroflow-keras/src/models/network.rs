@@ -1,0 +1,144 @@
+//! The [`Network`] trait shared by Sequential, Functional and subclassed models, and the
+//! Keras-style `summary()` table.
+
+use crate::layer::{Layer, LayerExt, TensorSpec};
+
+/// One row of a model summary.
+pub struct SummaryRow {
+    /// Layer name.
+    pub name: String,
+    /// Layer class.
+    pub class: String,
+    /// Output shape(s), formatted like Keras.
+    pub output_shape: String,
+    /// Parameter count.
+    pub params: usize,
+    /// "Connected to" column (functional models only).
+    pub connected: Option<String>,
+}
+
+/// A layer made of layers: what [`crate::models::Model`] trains, saves and summarises.
+pub trait Network: Layer {
+    /// The network as `Any`, to reach the concrete type (`Model::add` on Sequential).
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The specs of the model's inputs, when known.
+    fn input_specs(&self) -> Option<Vec<TensorSpec>>;
+    /// Input names (InputLayer names), in order.
+    fn input_names(&self) -> Vec<String>;
+    /// Output names (the producing layers' names), in order.
+    fn output_names(&self) -> Vec<String>;
+    /// The rows of `summary()`.
+    fn summary_rows(&self) -> Vec<SummaryRow>;
+}
+
+/// Keras's byte-size format: `116.00 B`, `1.17 MB`.
+fn readable_size(bytes: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.2} {}", units[i])
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let cur = lines.last_mut().expect("one line");
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    lines
+}
+
+/// Renders the summary table of `net` as Keras 3 prints it.
+pub fn summary_string<N: Network + ?Sized>(net: &N) -> String {
+    let rows = net.summary_rows();
+    let functional = rows.iter().any(|r| r.connected.is_some());
+    let widths: Vec<usize> = if functional {
+        vec![21, 19, 12, 19]
+    } else {
+        vec![33, 24, 15]
+    };
+    let mut headers = vec!["Layer (type)", "Output Shape", "Param #"];
+    if functional {
+        headers.push("Connected to");
+    }
+    let line = |l: &str, m: &str, r: &str, fill: &str| {
+        let parts: Vec<String> = widths.iter().map(|&w| fill.repeat(w)).collect();
+        format!("{l}{}{r}\n", parts.join(m))
+    };
+    let cells = |vals: &[String], heavy: bool| -> String {
+        let wrapped: Vec<Vec<String>> = vals
+            .iter()
+            .zip(&widths)
+            .map(|(v, &w)| wrap(v, w - 2))
+            .collect();
+        let height = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+        let bar = if heavy { "┃" } else { "│" };
+        let mut out = String::new();
+        for h in 0..height {
+            out.push_str(bar);
+            for (i, (col, &w)) in wrapped.iter().zip(&widths).enumerate() {
+                let text = col.get(h).cloned().unwrap_or_default();
+                let pad = (w - 1).saturating_sub(text.chars().count());
+                if i == 2 {
+                    out.push_str(&format!("{}{text} ", " ".repeat(pad)));
+                } else {
+                    out.push_str(&format!(" {text}{}", " ".repeat(pad)));
+                }
+                out.push_str(bar);
+            }
+            out.push('\n');
+        }
+        out
+    };
+    let mut s = format!("Model: \"{}\"\n", net.name());
+    s.push_str(&line("┏", "┳", "┓", "━"));
+    s.push_str(&cells(
+        &headers.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        true,
+    ));
+    s.push_str(&line("┡", "╇", "┩", "━"));
+    for (i, r) in rows.iter().enumerate() {
+        let mut vals = vec![
+            format!("{} ({})", r.name, r.class),
+            r.output_shape.clone(),
+            r.params.to_string(),
+        ];
+        if functional {
+            vals.push(r.connected.clone().unwrap_or_else(|| "-".into()));
+        }
+        s.push_str(&cells(&vals, false));
+        if i + 1 < rows.len() {
+            s.push_str(&line("├", "┼", "┤", "─"));
+        }
+    }
+    s.push_str(&line("└", "┴", "┘", "─"));
+    let total = net.count_params();
+    let trainable: usize = net
+        .trainable_variables()
+        .iter()
+        .map(|v| v.shape().iter().product::<usize>())
+        .sum();
+    let bytes = |n: usize| readable_size(n as f64 * 4.0);
+    s.push_str(&format!(" Total params: {total} ({})\n", bytes(total)));
+    s.push_str(&format!(
+        " Trainable params: {trainable} ({})\n",
+        bytes(trainable)
+    ));
+    s.push_str(&format!(
+        " Non-trainable params: {} ({})\n",
+        total - trainable,
+        bytes(total - trainable)
+    ));
+    s
+}

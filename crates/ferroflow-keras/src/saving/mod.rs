@@ -1,0 +1,267 @@
+//! ferroflow's native model format: a directory holding
+//! - `config.json`: the model in Keras 3's `serialize_keras_object` shape, plus
+//!   `compile_config` (optimizer, loss, metrics);
+//! - `model.weights.safetensors`: every weight, keyed by its path (`dense/kernel`);
+//! - `optimizer.safetensors`: the optimiser's slots and iteration count, so training
+//!   resumes exactly.
+//!
+//! Loading validates the config, every weight name, shape and dtype before any value is
+//! assigned: a corrupt or mismatched file is an error and leaves the model untouched.
+
+pub mod tensor_file;
+
+use crate::layer::{LayerExt, Weight};
+use crate::layers::registry;
+use crate::losses;
+use crate::models::serialize::layer_json;
+use crate::models::{Model, Network};
+use crate::optimizers::Optimizer;
+use ferroflow_core::autodiff::pause_recording;
+use ferroflow_core::{Error, Result, Tensor};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+const CONFIG: &str = "config.json";
+const WEIGHTS: &str = "model.weights.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+fn format_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Format {
+        path: path.display().to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// Unique keys for the weights, in order (`dense/kernel`; a repeat gets `#1`...).
+fn weight_keys(weights: &[Weight]) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    weights
+        .iter()
+        .map(|w| {
+            let name = w.variable.name().to_string();
+            let n = seen.entry(name.clone()).or_insert(0);
+            let key = if *n == 0 { name } else { format!("{name}#{n}") };
+            *n += 1;
+            key
+        })
+        .collect()
+}
+
+/// Checks `values` against the model's weights; returns them in weight order.
+fn match_weights(
+    path: &Path,
+    weights: &[Weight],
+    values: Vec<(String, Tensor)>,
+) -> Result<Vec<Tensor>> {
+    let keys = weight_keys(weights);
+    let mut by_name: HashMap<String, Tensor> = values.into_iter().collect();
+    let mut out = Vec::with_capacity(weights.len());
+    for (w, k) in weights.iter().zip(&keys) {
+        let t = by_name
+            .remove(k)
+            .ok_or_else(|| format_err(path, format!("missing weight '{k}'")))?;
+        if t.shape() != w.variable.shape() || t.dtype() != w.variable.dtype() {
+            return Err(format_err(
+                path,
+                format!(
+                    "weight '{k}' is {:?} {} in the file but {:?} {} in the model",
+                    t.shape(),
+                    t.dtype(),
+                    w.variable.shape(),
+                    w.variable.dtype()
+                ),
+            ));
+        }
+        out.push(t);
+    }
+    if let Some(extra) = by_name.keys().next() {
+        return Err(format_err(
+            path,
+            format!("the file has weight '{extra}', which the model does not"),
+        ));
+    }
+    Ok(out)
+}
+
+fn assign_all(weights: &[Weight], values: &[Tensor]) -> Result<()> {
+    let _pause = pause_recording();
+    for (w, v) in weights.iter().zip(values) {
+        w.variable.assign(v)?;
+    }
+    Ok(())
+}
+
+impl Model {
+    /// Saves the weights alone to a safetensors file (`save_weights`).
+    pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let weights = self.weights();
+        let tensors: Vec<(String, Tensor)> = weight_keys(&weights)
+            .into_iter()
+            .zip(&weights)
+            .map(|(k, w)| (k, w.variable.read_untracked()))
+            .collect();
+        let meta = HashMap::from([("format".to_string(), "ferroflow-weights".to_string())]);
+        tensor_file::write(path, &tensors, meta)
+    }
+
+    /// Loads weights saved by [`Model::save_weights`] (`load_weights`); names and shapes
+    /// must match, and nothing changes unless all do.
+    pub fn load_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let (values, _) = tensor_file::read(path)?;
+        let weights = self.weights();
+        let ordered = match_weights(path, &weights, values)?;
+        assign_all(&weights, &ordered)
+    }
+
+    /// Saves the whole model (config, weights, optimiser state) to directory `dir`.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let mut config = layer_json(self.net.as_ref());
+        if let Some(c) = &self.compiled {
+            let loss: Vec<Value> = c
+                .losses
+                .iter()
+                .map(|l| losses::to_json(l.as_ref()))
+                .collect();
+            let compile = json!({
+                "optimizer": {"module": "keras.optimizers", "class_name": c.optimizer.name(),
+                              "config": c.optimizer.get_config(), "registered_name": null},
+                "loss": if loss.len() == 1 { loss[0].clone() } else { Value::Array(loss) },
+                "loss_weights": c.loss_weights,
+                "metrics": c.metrics,
+            });
+            if let Value::Object(m) = &mut config {
+                m.insert("compile_config".into(), compile);
+            }
+        }
+        check_serializable(&config)?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let text =
+            serde_json::to_string_pretty(&config).map_err(|e| format_err(dir, e.to_string()))?;
+        std::fs::write(dir.join(CONFIG), text).map_err(io(dir))?;
+        self.save_weights(dir.join(WEIGHTS))?;
+        if let Some(c) = &self.compiled {
+            let weights = self.net.trainable_variables();
+            let mut tensors = Vec::new();
+            for v in &weights {
+                for (slot, t) in c.optimizer.slots_of(v) {
+                    tensors.push((format!("{}/{slot}", v.name()), t));
+                }
+            }
+            let meta = HashMap::from([
+                (
+                    "iterations".to_string(),
+                    c.optimizer.iterations().to_string(),
+                ),
+                (
+                    "learning_rate".to_string(),
+                    c.optimizer.learning_rate().to_string(),
+                ),
+            ]);
+            tensor_file::write(&dir.join(OPTIMIZER), &tensors, meta)?;
+        }
+        Ok(())
+    }
+}
+
+/// Lambda layers have no config; refuse to write a model that could not be loaded.
+fn check_serializable(v: &Value) -> Result<()> {
+    match v {
+        Value::Object(m) => {
+            if m.get("class_name").and_then(Value::as_str) == Some("Lambda") {
+                return Err(Error::invalid("save", "a model with a Lambda layer cannot be saved (its code has no config); save_weights works"));
+            }
+            m.values().try_for_each(check_serializable)
+        }
+        Value::Array(a) => a.iter().try_for_each(check_serializable),
+        _ => Ok(()),
+    }
+}
+
+/// Loads a model saved by [`Model::save`] (`keras.models.load_model`), compiled when it
+/// was saved compiled, with its optimiser state.
+pub fn load_model(dir: impl AsRef<Path>) -> Result<Model> {
+    let dir = dir.as_ref();
+    let cfg_path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
+    let config: Value =
+        serde_json::from_str(&text).map_err(|e| format_err(&cfg_path, e.to_string()))?;
+    let class = config
+        .get("class_name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let net: Arc<dyn Network> = match class {
+        "Sequential" => Arc::new(crate::models::serialize::sequential_from_config(
+            &config["config"],
+        )?),
+        "Functional" | "Model" => Arc::new(crate::models::serialize::functional_from_config(
+            &config["config"],
+        )?),
+        other => {
+            // Validate the class name through the registry for a clear error.
+            registry::from_config(other, &config["config"])?;
+            return Err(format_err(
+                &cfg_path,
+                format!("'{other}' is a layer, not a model"),
+            ));
+        }
+    };
+    let mut model = Model::from_network(net);
+    model.load_weights(dir.join(WEIGHTS))?;
+    if let Some(cc) = config.get("compile_config").filter(|c| !c.is_null()) {
+        let opt = &cc["optimizer"];
+        let mut optimizer =
+            Optimizer::from_config(opt["class_name"].as_str().unwrap_or("adam"), &opt["config"])?;
+        let loss: Vec<Arc<dyn losses::Loss>> = match &cc["loss"] {
+            Value::Array(a) => a.iter().map(losses::from_json).collect::<Result<_>>()?,
+            v => vec![losses::from_json(v)?],
+        };
+        let metrics: Vec<String> = cc["metrics"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let opt_path = dir.join(OPTIMIZER);
+        if opt_path.exists() {
+            let (slots, meta) = tensor_file::read(&opt_path)?;
+            let mut by_name: HashMap<String, Tensor> = slots.into_iter().collect();
+            for v in model.trainable_variables() {
+                let names = optimizer.slot_names();
+                let found: Option<Vec<Tensor>> = names
+                    .iter()
+                    .map(|s| by_name.remove(&format!("{}/{s}", v.name())))
+                    .collect();
+                if let Some(found) = found {
+                    optimizer.set_slots(&v, found)?;
+                }
+            }
+            if let Some(it) = meta.get("iterations").and_then(|s| s.parse().ok()) {
+                optimizer.set_iterations(it);
+            }
+        }
+        let metric_refs: Vec<&str> = metrics.iter().map(String::as_str).collect();
+        model.compile(optimizer, losses_arg(loss), &metric_refs)?;
+        if let Some(w) = cc["loss_weights"].as_array() {
+            model.set_loss_weights(w.iter().filter_map(Value::as_f64).collect())?;
+        }
+    }
+    Ok(model)
+}
+
+fn losses_arg(l: Vec<Arc<dyn losses::Loss>>) -> crate::models::model::LossArg {
+    l.into()
+}

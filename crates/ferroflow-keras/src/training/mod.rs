@@ -1,0 +1,11 @@
+//! Training: `fit`, `evaluate`, `train_on_batch`, `test_on_batch`, the progress bar and
+//! the [`History`] that `fit` returns.
+
+pub mod data;
+pub mod fit;
+pub mod history;
+pub mod progress;
+pub mod step;
+
+pub use fit::{FitOptions, Verbose};
+pub use history::{History, Logs};

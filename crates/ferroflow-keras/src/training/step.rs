@@ -1,0 +1,241 @@
+//! One training or test step: forward, loss (with regularisation), gradients, update,
+//! constraints, metric updates.
+
+use super::history::Logs;
+use crate::layer::{CallContext, LayerExt};
+use crate::metrics::{self, Mean, Metric};
+use crate::models::model::Compiled;
+use crate::models::Model;
+use ferroflow_core::autodiff::pause_recording;
+use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
+
+/// The running loss and metrics of an epoch.
+pub struct EpochState {
+    loss: Mean,
+    output_losses: Vec<Mean>,
+    metrics: Vec<(usize, Box<dyn Metric>)>,
+    prefix: &'static str,
+}
+
+impl EpochState {
+    /// Fresh trackers for a compiled model with `outputs` outputs; `prefix` is `""` or `"val_"`.
+    pub fn new(compiled: &Compiled, output_names: &[String], prefix: &'static str) -> Result<Self> {
+        let outputs = output_names.len().max(1);
+        let mut ms = Vec::new();
+        for o in 0..outputs {
+            for name in &compiled.metrics {
+                ms.push((o, metrics::get(name)?));
+            }
+        }
+        Ok(EpochState {
+            loss: Mean::new("loss"),
+            output_losses: (0..if outputs > 1 { outputs } else { 0 })
+                .map(|_| Mean::new(""))
+                .collect(),
+            metrics: ms,
+            prefix,
+        })
+    }
+
+    /// Clears every tracker.
+    pub fn reset(&mut self) {
+        self.loss.reset_state();
+        self.output_losses.iter_mut().for_each(|m| m.reset_state());
+        self.metrics.iter_mut().for_each(|(_, m)| m.reset_state());
+    }
+
+    /// The logs so far.
+    pub fn logs(&self, output_names: &[String]) -> Logs {
+        let mut logs = Logs::new();
+        logs.insert(format!("{}loss", self.prefix), self.loss.result());
+        for (i, m) in self.output_losses.iter().enumerate() {
+            logs.insert(
+                format!("{}{}_loss", self.prefix, output_names[i]),
+                m.result(),
+            );
+        }
+        let multi = output_names.len() > 1;
+        for (o, m) in &self.metrics {
+            let key = if multi {
+                format!("{}{}_{}", self.prefix, output_names[*o], m.name())
+            } else {
+                format!("{}{}", self.prefix, m.name())
+            };
+            logs.insert(key, m.result());
+        }
+        logs
+    }
+}
+
+fn weights_vec(sw: Option<&Tensor>) -> Option<Vec<f64>> {
+    sw.map(Tensor::to_f64_vec)
+}
+
+impl Model {
+    pub(crate) fn compiled_ref(&self) -> Result<&Compiled> {
+        self.compiled.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "Model",
+                format!(
+                    "model '{}' must be compiled before training or evaluation",
+                    self.name()
+                ),
+            )
+        })
+    }
+
+    /// The total loss and the per-output losses (before weighting).
+    fn losses(
+        &self,
+        y: &[Tensor],
+        outs: &[Tensor],
+        sw: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let c = self.compiled_ref()?;
+        if y.len() != outs.len() {
+            return Err(Error::invalid(
+                "fit",
+                format!(
+                    "model '{}' has {} output(s) but {} target array(s) were given",
+                    self.name(),
+                    outs.len(),
+                    y.len()
+                ),
+            ));
+        }
+        if c.losses.len() != 1 && c.losses.len() != outs.len() {
+            return Err(Error::invalid(
+                "compile",
+                format!("{} losses for {} outputs", c.losses.len(), outs.len()),
+            ));
+        }
+        let mut total: Option<Tensor> = None;
+        let mut parts = Vec::new();
+        for (i, (yt, yp)) in y.iter().zip(outs).enumerate() {
+            let loss = &c.losses[if c.losses.len() == 1 { 0 } else { i }];
+            let l = loss.compute(yt, yp, sw)?;
+            let weighted = match c.loss_weights.as_ref().and_then(|w| w.get(i)) {
+                Some(&w) => l.mul_scalar(w)?,
+                None => l.clone(),
+            };
+            total = Some(match total {
+                Some(t) => t.add(&weighted)?,
+                None => weighted,
+            });
+            parts.push(l);
+        }
+        let mut total = total.ok_or_else(|| Error::invalid("fit", "model has no outputs"))?;
+        if let Some(r) = self.net.regularization_loss()? {
+            total = total.add(&r)?;
+        }
+        Ok((total, parts))
+    }
+
+    fn update_state(
+        state: &mut EpochState,
+        y: &[Tensor],
+        outs: &[Tensor],
+        total: &Tensor,
+        parts: &[Tensor],
+        sw: Option<&Tensor>,
+    ) -> Result<()> {
+        let n = outs
+            .first()
+            .and_then(|o| o.shape().first().copied())
+            .unwrap_or(1) as f64;
+        state.loss.add(total.to_f64_vec()[0], n);
+        for (m, p) in state.output_losses.iter_mut().zip(parts) {
+            m.add(p.to_f64_vec()[0], n);
+        }
+        let w = weights_vec(sw);
+        for (o, m) in state.metrics.iter_mut() {
+            m.update_state(&y[*o], &outs[*o], w.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// One optimisation step on a batch; updates `state`.
+    pub(crate) fn train_step(
+        &mut self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        vars: &[Variable],
+        state: &mut EpochState,
+    ) -> Result<()> {
+        let tape = GradientTape::with_options(false, false);
+        for v in vars {
+            tape.watch_variable(v);
+        }
+        let outs = self.net.call(x, CallContext { training: true })?;
+        let (total, parts) = self.losses(y, &outs, sw)?;
+        let grads = tape.gradient(&total, vars)?;
+        drop(tape);
+        let compiled = self.compiled.as_mut().expect("checked by losses");
+        compiled.optimizer.apply_gradients(&grads, vars)?;
+        let _pause = pause_recording();
+        for w in self.net.weights() {
+            if let Some(c) = &w.constraint {
+                let v = w.variable.read_untracked();
+                w.variable.assign(&c.apply(&v)?)?;
+            }
+        }
+        Self::update_state(state, y, &outs, &total, &parts, sw)
+    }
+
+    /// One evaluation step on a batch; updates `state`.
+    pub(crate) fn test_step(
+        &self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        state: &mut EpochState,
+    ) -> Result<()> {
+        let _pause = pause_recording();
+        let outs = self.net.call(x, CallContext { training: false })?;
+        let (total, parts) = self.losses(y, &outs, sw)?;
+        Self::update_state(state, y, &outs, &total, &parts, sw)
+    }
+
+    /// The names of the outputs, for log keys.
+    pub(crate) fn output_names(&self) -> Vec<String> {
+        self.net.output_names()
+    }
+
+    /// One training step on one batch (`train_on_batch`); returns the batch's logs.
+    pub fn train_on_batch(
+        &mut self,
+        x: impl Into<super::data::Arrays>,
+        y: impl Into<super::data::Arrays>,
+    ) -> Result<Logs> {
+        let (x, y) = (&x.into().0[..], &y.into().0[..]);
+        let names = self.output_names();
+        let mut state = EpochState::new(self.compiled_ref()?, &names, "")?;
+        let vars = self.trainable_variables_for(x)?;
+        self.train_step(x, y, None, &vars, &mut state)?;
+        Ok(state.logs(&names))
+    }
+
+    /// Loss and metrics on one batch without training (`test_on_batch`).
+    pub fn test_on_batch(
+        &self,
+        x: impl Into<super::data::Arrays>,
+        y: impl Into<super::data::Arrays>,
+    ) -> Result<Logs> {
+        let (x, y) = (&x.into().0[..], &y.into().0[..]);
+        let names = self.output_names();
+        let mut state = EpochState::new(self.compiled_ref()?, &names, "")?;
+        self.test_step(x, y, None, &mut state)?;
+        Ok(state.logs(&names))
+    }
+
+    /// The trainable variables, building the model on `x` first if needed.
+    pub(crate) fn trainable_variables_for(&self, x: &[Tensor]) -> Result<Vec<Variable>> {
+        if self.net.base().built_specs().is_none() {
+            let _pause = pause_recording();
+            let probe = super::data::slice_rows(x, 0, 1.min(super::data::num_samples(x)?))?;
+            self.net.forward(&probe, false)?;
+        }
+        Ok(self.net.trainable_variables())
+    }
+}

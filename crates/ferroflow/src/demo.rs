@@ -1,0 +1,121 @@
+//! `ferroflow demo`: trains a digits classifier (MLP or CNN) Keras-style, evaluates it on a
+//! held-out split and saves it.
+
+use ferroflow as ff;
+use ff::keras::callbacks::EarlyStopping;
+use ff::keras::datasets::digits;
+use ff::keras::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Rescaling, Reshape};
+use ff::keras::{FitOptions, Input, Model, SymbolicCall};
+use ff::ops::conv::Padding;
+use std::path::{Path, PathBuf};
+
+/// The demo's settings.
+pub struct DemoArgs {
+    /// `mlp` or `cnn`.
+    pub model: String,
+    /// Seed for all randomness.
+    pub seed: u64,
+    /// Epochs to train (the default depends on the model).
+    pub epochs: Option<usize>,
+    /// Where to save the trained model.
+    pub save: Option<PathBuf>,
+}
+
+/// Pixels 0-16 in, class probabilities out: Rescaling is part of the model.
+fn mlp() -> ff::Result<Model> {
+    let inputs = Input::new(&[64]);
+    let x = Rescaling::new(1.0 / 16.0, 0.0).apply(&inputs)?;
+    let x = Dense::new(128).activation("relu").apply(&x)?;
+    let x = Dropout::new(0.2)?.apply(&x)?;
+    let x = Dense::new(64).activation("relu").apply(&x)?;
+    let outputs = Dense::new(10).activation("softmax").apply(&x)?;
+    Model::named(&[inputs], &[outputs], "digits_mlp")
+}
+
+fn cnn() -> ff::Result<Model> {
+    let model = Model::sequential(Some("digits_cnn"));
+    model.add(Input::new(&[64]))?;
+    model.add(Rescaling::new(1.0 / 16.0, 0.0))?;
+    model.add(Reshape::new(&[8, 8, 1])?)?;
+    model.add(
+        Conv2D::new(32, &[3])
+            .padding(Padding::Same)
+            .activation("relu"),
+    )?;
+    model.add(
+        Conv2D::new(64, &[3])
+            .padding(Padding::Same)
+            .activation("relu"),
+    )?;
+    model.add(MaxPooling2D::new(&[2]))?;
+    model.add(Flatten::new())?;
+    model.add(Dropout::new(0.25)?)?;
+    model.add(Dense::new(128).activation("relu"))?;
+    model.add(Dense::new(10).activation("softmax"))?;
+    Ok(model)
+}
+
+/// Runs the demo.
+pub fn run(args: &DemoArgs) -> ff::Result<()> {
+    ff::random::set_seed(args.seed);
+    let ((x_train, y_train), (x_test, y_test)) = digits::load_split(0.2, args.seed)?;
+    let (mut model, epochs) = match args.model.as_str() {
+        "mlp" => (mlp()?, args.epochs.unwrap_or(40)),
+        "cnn" => (cnn()?, args.epochs.unwrap_or(20)),
+        other => {
+            return Err(ff::Error::invalid(
+                "demo",
+                format!("unknown model '{other}' (mlp, cnn)"),
+            ))
+        }
+    };
+    println!(
+        "digits: {} training and {} held-out images of 8x8 pixels (0-16), 10 classes",
+        y_train.shape()[0],
+        y_test.shape()[0]
+    );
+    print!("{}", model.summary());
+    model.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])?;
+    let start = std::time::Instant::now();
+    let early = EarlyStopping::new("val_loss", 8).restore_best_weights(true);
+    let history = model.fit(
+        &x_train,
+        &y_train,
+        FitOptions::new()
+            .epochs(epochs)
+            .batch_size(32)
+            .validation_split(0.1)
+            .callback(early),
+    )?;
+    let secs = start.elapsed().as_secs_f64();
+    println!("trained {} epochs in {secs:.1} s", history.epoch.len());
+    let logs = model.evaluate(&x_test, &y_test, 256)?;
+    let save = args
+        .save
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("digits_{}", args.model)));
+    model.save(&save)?;
+    write_samples(&save, &x_test, &y_test)?;
+    println!(
+        "saved the model to {} (predict with: ferroflow predict --model {} --input {} --output predictions.npy)",
+        save.display(),
+        save.display(),
+        save.join("sample_inputs.npy").display()
+    );
+    println!("test loss: {:.4}", logs["loss"]);
+    println!("val_accuracy: {:.3}", logs["accuracy"]);
+    Ok(())
+}
+
+/// A few held-out images and labels next to the model, to try `ferroflow predict` on.
+fn write_samples(dir: &Path, x: &ff::Tensor, y: &ff::Tensor) -> ff::Result<()> {
+    let n = x.shape()[0].min(16);
+    ff::npy::write_npy(
+        dir.join("sample_inputs.npy"),
+        &x.slice(&[0, 0], &[n as isize, -1])?.contiguous(),
+    )?;
+    ff::npy::write_npy(
+        dir.join("sample_labels.npy"),
+        &y.slice(&[0], &[n as isize])?.contiguous(),
+    )
+}
