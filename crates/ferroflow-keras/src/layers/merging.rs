@@ -332,6 +332,8 @@ impl Layer for Concatenate {
 pub struct Dot {
     base: LayerBase,
     axes: (i64, i64),
+    /// Whether the config writes `axes` as a pair (Keras keeps the form it was given).
+    pair: bool,
     normalize: bool,
 }
 
@@ -341,6 +343,7 @@ impl Dot {
         Dot {
             base: LayerBase::new("Dot", None),
             axes,
+            pair: axes.0 != axes.1,
             normalize,
         }
     }
@@ -356,7 +359,9 @@ impl Dot {
             [a, b] => (*a, *b),
             _ => return Err(Error::invalid("Dot", "option 'axes': one or two ints")),
         };
+        let pair = matches!(r.raw("axes"), Some(Value::Array(a)) if a.len() == 2);
         let mut l = Dot::new(axes, r.bool_or("normalize", false)?);
+        l.pair = pair;
         l.base = base_from("Dot", &r);
         r.finish()?;
         Ok(l)
@@ -438,7 +443,7 @@ impl Layer for Dot {
 
     fn config(&self) -> Map {
         let mut m = Map::new();
-        if self.axes.0 == self.axes.1 {
+        if !self.pair {
             m.insert("axes".into(), Value::from(self.axes.0));
         } else {
             m.insert("axes".into(), serde_json::json!([self.axes.0, self.axes.1]));

@@ -278,6 +278,8 @@ impl Layer for BatchNormalization {
 pub struct LayerNormalization {
     base: LayerBase,
     axes: Vec<i64>,
+    /// Whether the config was given `axis` as a list (Keras keeps lists as lists).
+    axis_list: bool,
     epsilon: f64,
     center: bool,
     scale: bool,
@@ -294,6 +296,7 @@ impl LayerNormalization {
         LayerNormalization {
             base: LayerBase::new("LayerNormalization", None),
             axes: vec![-1],
+            axis_list: false,
             epsilon: 1e-3,
             center: true,
             scale: true,
@@ -317,6 +320,7 @@ impl LayerNormalization {
         let mut l = LayerNormalization::new();
         l.base = LayerBase::new("LayerNormalization", r.name().as_deref());
         l.base.set_trainable(r.trainable());
+        l.axis_list = matches!(r.raw("axis"), Some(Value::Array(_)));
         l.axes = r.i64_list("axis")?.unwrap_or(vec![-1]);
         l.epsilon = r.f64_or("epsilon", 1e-3)?;
         l.center = r.bool_or("center", true)?;
@@ -439,7 +443,8 @@ impl Layer for LayerNormalization {
 
     fn config(&self) -> Map {
         let mut m = Map::new();
-        if self.axes.len() == 1 {
+        // Keras turns `axis` into a list when the layer is built.
+        if self.axes.len() == 1 && !self.axis_list && self.base.built_specs().is_none() {
             m.insert("axis".into(), Value::from(self.axes[0]));
         } else {
             m.insert("axis".into(), Value::from(self.axes.clone()));

@@ -1,0 +1,66 @@
+//! Helpers shared by the ferroflow-keras tests: reading JSON fixtures into tensors and
+//! comparing tensors.
+
+#![allow(dead_code)]
+
+use ferroflow_core::{DType, Tensor};
+use serde_json::Value;
+
+/// A tensor from `{"shape": [...], "dtype": "...", "data": [...]}`.
+pub fn tensor(v: &Value) -> Tensor {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f64> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let dtype = match v["dtype"].as_str().unwrap() {
+        "float32" => DType::F32,
+        "float64" => DType::F64,
+        "int32" => DType::I32,
+        "int64" => DType::I64,
+        other => panic!("fixture dtype {other}"),
+    };
+    Tensor::from_vec(data, &shape).unwrap().cast(dtype).unwrap()
+}
+
+/// Asserts `|a - b| <= atol + rtol·|b|` elementwise, with shapes equal.
+pub fn assert_close(what: &str, a: &Tensor, b: &Tensor, rtol: f64, atol: f64) {
+    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
+    let (x, y) = (a.to_f64_vec(), b.to_f64_vec());
+    for (i, (p, q)) in x.iter().zip(&y).enumerate() {
+        assert!(
+            (p - q).abs() <= atol + rtol * q.abs(),
+            "{what}: element {i}: got {p}, expected {q}"
+        );
+    }
+}
+
+/// JSON equality where numbers compare as f64 (Keras writes `2` where ferroflow writes `2.0`).
+pub fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-7 * y.abs().max(1.0)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Reads a fixture file from `tests/fixtures`.
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
