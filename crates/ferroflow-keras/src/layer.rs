@@ -543,3 +543,9 @@ pub fn expect_inputs(layer: &dyn Layer, inputs: &[Tensor], n: usize) -> Result<(
     }
     Ok(())
 }
+
+impl std::fmt::Debug for dyn Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} name={}>", self.class_name(), self.base().name())
+    }
+}

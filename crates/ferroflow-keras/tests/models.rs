@@ -1,0 +1,140 @@
+//! Sequential, functional and subclassed models: building, shared and nested layers,
+//! summaries, configs, and error handling.
+
+use ferroflow_core::{random, DType, Result, Tensor};
+use ferroflow_keras::layers::{Concatenate, Dense, Embedding, GlobalAveragePooling1D};
+use ferroflow_keras::models::serialize::{functional_from_config, layer_json};
+use ferroflow_keras::{layer_ref, CallContext, Input, Layer, LayerExt, LayerRef, Model, SymbolicCall};
+use ferroflow_keras::layer::LayerBase;
+
+fn close(a: &Tensor, b: &Tensor) {
+    assert_eq!(a.shape(), b.shape());
+    for (x, y) in a.to_f64_vec().iter().zip(b.to_f64_vec()) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn functional_multi_input_shared_and_nested() {
+    random::set_seed(1);
+    let a = Input::new(&[4]);
+    let b = Input::new(&[4]);
+    let shared = layer_ref(Dense::new(3).activation("tanh"));
+    let ha = (&shared).apply(&a).unwrap();
+    let hb = (&shared).apply(&b).unwrap();
+    let inner = Model::sequential(Some("inner"));
+    inner.add(Dense::new(2)).unwrap();
+    let joined = Concatenate::new(-1).call_many(&[ha.clone(), hb]).unwrap().remove(0);
+    assert_eq!(joined.shape(), &vec![None, Some(6)]);
+    let y = inner.as_layer().apply(&joined).unwrap();
+    let model = Model::new(&[a, b], &[y, ha]).unwrap();
+    // The shared layer's weights are counted once: 4*3+3, inner 6*2+2.
+    assert_eq!(model.count_params(), 15 + 14);
+    let xa = random::normal(&[5, 4], 0.0, 1.0, DType::F32, None).unwrap();
+    let xb = random::normal(&[5, 4], 0.0, 1.0, DType::F32, None).unwrap();
+    let out = model.call(&[xa.clone(), xb.clone()], false).unwrap();
+    assert_eq!(out[0].shape(), &[5, 2]);
+    assert_eq!(out[1].shape(), &[5, 3]);
+    // Same computation by hand through the shared layer.
+    let manual = shared.forward1(&xa, false).unwrap();
+    close(&manual, &out[1]);
+    let s = model.summary();
+    assert!(s.contains("Connected to") && s.contains("inner (Sequential)"), "{s}");
+    // The config rebuilds the same graph; with the weights copied, the same outputs.
+    let cfg = layer_json(model.network().as_ref());
+    ferroflow_keras::clear_session();
+    let rebuilt = Model::from_network(std::sync::Arc::new(functional_from_config(&cfg["config"]).unwrap()));
+    rebuilt.set_weights(&model.get_weights()).unwrap();
+    let again = rebuilt.call(&[xa, xb], false).unwrap();
+    close(&out[0], &again[0]);
+    close(&out[1], &again[1]);
+}
+
+#[test]
+fn model_errors_name_the_problem_and_change_nothing() {
+    let m = Model::sequential(None);
+    m.add(Input::new(&[8])).unwrap();
+    m.add(Dense::new(4)).unwrap();
+    // A layer that cannot take (None, 4) is refused and not added.
+    let err = m.add(ferroflow_keras::layers::Conv2D::new(2, &[3])).unwrap_err().to_string();
+    assert!(err.contains("Conv2D") && err.contains("rank 4"), "{err}");
+    assert_eq!(m.layers().len(), 1);
+    // Wrong input shape at call time.
+    let x = Tensor::zeros(&[2, 7], DType::F32).unwrap();
+    let err = m.call(&[x], false).unwrap_err().to_string();
+    assert!(err.contains("expects shape (None, 8)") && err.contains("[2, 7]"), "{err}");
+    // set_weights with a wrong shape changes nothing.
+    let before = m.get_weights();
+    let mut bad = before.clone();
+    bad[0] = Tensor::zeros(&[3, 3], DType::F32).unwrap();
+    assert!(m.set_weights(&bad).is_err());
+    for (a, b) in before.iter().zip(m.get_weights()) {
+        close(a, &b);
+    }
+    // Unknown classes and options in configs are named.
+    let err = ferroflow_keras::layers::registry::from_config("Frobnicate", &serde_json::json!({})).unwrap_err().to_string();
+    assert!(err.contains("Frobnicate"), "{err}");
+    let err = ferroflow_keras::layers::registry::from_config("Dense", &serde_json::json!({"units": 3, "foo": 1})).unwrap_err().to_string();
+    assert!(err.contains("Dense") && err.contains("'foo'"), "{err}");
+}
+
+#[test]
+fn unique_names_like_keras() {
+    ferroflow_keras::clear_session();
+    let a = Dense::new(1);
+    let b = Dense::new(1);
+    let c = Dense::new(1).name("head");
+    let d = Dense::new(1);
+    assert_eq!([a.base().name(), b.base().name(), c.base().name(), d.base().name()], ["dense", "dense_1", "head", "dense_2"]);
+    let e = Embedding::new(3, 2);
+    let g = GlobalAveragePooling1D::new();
+    assert_eq!(e.base().name(), "embedding");
+    assert_eq!(g.base().name(), "global_average_pooling1d");
+}
+
+/// A subclass-style model: a residual MLP block written by hand.
+struct Residual {
+    base: LayerBase,
+    inner: LayerRef,
+    out: LayerRef,
+}
+
+impl Layer for Residual {
+    fn class_name(&self) -> &'static str {
+        "Residual"
+    }
+    fn base(&self) -> &LayerBase {
+        &self.base
+    }
+    fn call(&self, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
+        let h = self.inner.forward(inputs, ctx.training)?.remove(0);
+        let h = h.add(&inputs[0])?;
+        self.out.forward(&[h], ctx.training)
+    }
+    fn config(&self) -> ferroflow_keras::config::Map {
+        Default::default()
+    }
+    fn sublayers(&self) -> Vec<LayerRef> {
+        vec![self.inner.clone(), self.out.clone()]
+    }
+}
+
+#[test]
+fn subclassed_model_trains() {
+    random::set_seed(5);
+    let net = Residual {
+        base: LayerBase::new("Residual", None),
+        inner: layer_ref(Dense::new(4).activation("relu")),
+        out: layer_ref(Dense::new(1)),
+    };
+    let mut model = Model::from_layer(net);
+    model.compile(ferroflow_keras::optimizers::Optimizer::adam(0.05), "mse", &["mae"]).unwrap();
+    let x = random::normal(&[64, 4], 0.0, 1.0, DType::F32, None).unwrap();
+    let y = x.sum(-1, true).unwrap();
+    let opts = ferroflow_keras::FitOptions::new().epochs(30).batch_size(16).verbose(ferroflow_keras::training::progress::Verbosity::Silent);
+    let h = model.fit(&x, &y, opts).unwrap();
+    let losses = h.get("loss").unwrap();
+    assert!(losses[losses.len() - 1] < 0.5 * losses[0], "{losses:?}");
+    assert_eq!(model.trainable_variables().len(), 4);
+    assert!(model.summary().contains("dense"));
+}
