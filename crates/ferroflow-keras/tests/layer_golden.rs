@@ -38,15 +38,29 @@ fn layers_match_keras() {
     for c in cases {
         let name = c["name"].as_str().unwrap();
         let class = c["class_name"].as_str().unwrap();
-        let layer = registry::from_config(class, &c["config"]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let layer =
+            registry::from_config(class, &c["config"]).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got = Value::Object(layer.get_config());
-        assert!(json_eq(&got, &c["config"]), "{name}: get_config differs:\n ours  {got}\n keras {}", c["config"]);
+        assert!(
+            json_eq(&got, &c["config"]),
+            "{name}: get_config differs:\n ours  {got}\n keras {}",
+            c["config"]
+        );
         let inputs: Vec<_> = c["inputs"].as_array().unwrap().iter().map(tensor).collect();
         let specs: Vec<_> = inputs.iter().map(TensorSpec::of_batch).collect();
-        layer.ensure_built(&specs).unwrap_or_else(|e| panic!("{name}: build: {e}"));
+        layer
+            .ensure_built(&specs)
+            .unwrap_or_else(|e| panic!("{name}: build: {e}"));
         set_weights(layer.as_ref(), &c["weights"], name);
-        let out = layer.forward(&inputs, false).unwrap_or_else(|e| panic!("{name}: call: {e}"));
-        let expected: Vec<_> = c["outputs"].as_array().unwrap().iter().map(tensor).collect();
+        let out = layer
+            .forward(&inputs, false)
+            .unwrap_or_else(|e| panic!("{name}: call: {e}"));
+        let expected: Vec<_> = c["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(tensor)
+            .collect();
         assert_eq!(out.len(), expected.len(), "{name}: output count");
         for (o, e) in out.iter().zip(&expected) {
             assert_close(name, o, e, 1e-4, 1e-5);
@@ -59,15 +73,34 @@ fn layers_match_keras() {
         }
         if let Some(train) = c.get("train_outputs") {
             let out = layer.forward(&inputs, true).unwrap();
-            assert_close(&format!("{name} (training)"), &out[0], &tensor(&train[0]), 1e-4, 1e-5);
+            assert_close(
+                &format!("{name} (training)"),
+                &out[0],
+                &tensor(&train[0]),
+                1e-4,
+                1e-5,
+            );
             for w in c["weights_after_train"].as_array().unwrap() {
                 let wn = w["name"].as_str().unwrap();
-                let mine = layer.weights().into_iter().find(|o| weight_suffix(o.variable.name()) == wn).unwrap();
-                assert_close(&format!("{name}/{wn} after a training call"), &mine.variable.read_untracked(), &tensor(&w["value"]), 1e-4, 1e-6);
+                let mine = layer
+                    .weights()
+                    .into_iter()
+                    .find(|o| weight_suffix(o.variable.name()) == wn)
+                    .unwrap();
+                assert_close(
+                    &format!("{name}/{wn} after a training call"),
+                    &mine.variable.read_untracked(),
+                    &tensor(&w["value"]),
+                    1e-4,
+                    1e-6,
+                );
             }
         }
         // from_config(get_config()) rebuilds an equal config.
         let again = registry::from_config(class, &got).unwrap();
-        assert!(json_eq(&Value::Object(again.get_config()), &got), "{name}: config round trip");
+        assert!(
+            json_eq(&Value::Object(again.get_config()), &got),
+            "{name}: config round trip"
+        );
     }
 }

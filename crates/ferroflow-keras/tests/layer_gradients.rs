@@ -14,7 +14,14 @@ fn objective(layer: &dyn ferroflow_keras::Layer, inputs: &[Tensor], probes: &[Te
     let out = layer.forward(inputs, false).unwrap();
     let mut total = Tensor::scalar(0f32);
     for (o, p) in out.iter().zip(probes) {
-        total = total.add(&o.mul(p).unwrap().sum(ferroflow_core::Axes::All, false).unwrap()).unwrap();
+        total = total
+            .add(
+                &o.mul(p)
+                    .unwrap()
+                    .sum(ferroflow_core::Axes::All, false)
+                    .unwrap(),
+            )
+            .unwrap();
     }
     total
 }
@@ -46,7 +53,10 @@ fn check(what: &str, analytic: f64, mut numeric: impl FnMut(f64) -> f64) -> bool
     if (coarse - fine).abs() > tol(coarse, fine) {
         return false;
     }
-    assert!((analytic - coarse).abs() <= tol(analytic, coarse), "{what}: tape {analytic}, finite difference {coarse}");
+    assert!(
+        (analytic - coarse).abs() <= tol(analytic, coarse),
+        "{what}: tape {analytic}, finite difference {coarse}"
+    );
     true
 }
 
@@ -64,27 +74,51 @@ fn layer_gradients_match_finite_differences() {
         {
             let _p = pause_recording();
             for w in layer.weights() {
-                if let Some(src) = c["weights"].as_array().unwrap().iter().find(|s| w.variable.name().ends_with(&format!("/{}", s["name"].as_str().unwrap()))) {
-                    w.variable.assign(&tensor(&src["value"]).cast(w.variable.dtype()).unwrap()).unwrap();
+                if let Some(src) = c["weights"].as_array().unwrap().iter().find(|s| {
+                    w.variable
+                        .name()
+                        .ends_with(&format!("/{}", s["name"].as_str().unwrap()))
+                }) {
+                    w.variable
+                        .assign(&tensor(&src["value"]).cast(w.variable.dtype()).unwrap())
+                        .unwrap();
                 }
             }
         }
         let outs = layer.forward(&inputs, false).unwrap();
-        let probes: Vec<Tensor> = outs.iter().map(|o| random::normal(o.shape(), 0.0, 1.0, DType::F32, None).unwrap()).collect();
+        let probes: Vec<Tensor> = outs
+            .iter()
+            .map(|o| random::normal(o.shape(), 0.0, 1.0, DType::F32, None).unwrap())
+            .collect();
         // Max pooling and ReLU-like kinks make finite differences unreliable right at ties;
         // inputs are continuous random values so ties do not occur.
-        let float_inputs: Vec<usize> = (0..inputs.len()).filter(|&i| inputs[i].dtype() == DType::F32).collect();
+        let float_inputs: Vec<usize> = (0..inputs.len())
+            .filter(|&i| inputs[i].dtype() == DType::F32)
+            .collect();
         let vars: Vec<Variable> = layer.trainable_variables();
         let tape = GradientTape::persistent();
         for &i in &float_inputs {
             tape.watch(&inputs[i]);
         }
         let target = objective(layer.as_ref(), &inputs, &probes);
-        let gx = tape.gradient(&target, &float_inputs.iter().map(|&i| inputs[i].clone()).collect::<Vec<_>>()).unwrap();
+        let gx = tape
+            .gradient(
+                &target,
+                &float_inputs
+                    .iter()
+                    .map(|&i| inputs[i].clone())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
         let gw = tape.gradient(&target, &vars).unwrap();
         drop(tape);
         for (k, &i) in float_inputs.iter().enumerate() {
-            let g = gx[k].as_ref().unwrap_or_else(|| panic!("{name}: no gradient for input {i}")).to_dense().unwrap().to_f64_vec();
+            let g = gx[k]
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: no gradient for input {i}"))
+                .to_dense()
+                .unwrap()
+                .to_f64_vec();
             let n = inputs[i].numel();
             for e in (0..n).step_by((n / 6).max(1)) {
                 let ok = check(&format!("{name}: d/dinput{i}[{e}]"), g[e], |eps| {
@@ -98,7 +132,12 @@ fn layer_gradients_match_finite_differences() {
             }
         }
         for (v, g) in vars.iter().zip(&gw) {
-            let g = g.as_ref().unwrap_or_else(|| panic!("{name}: no gradient for {}", v.name())).to_dense().unwrap().to_f64_vec();
+            let g = g
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name}: no gradient for {}", v.name()))
+                .to_dense()
+                .unwrap()
+                .to_f64_vec();
             let orig = v.read_untracked();
             let n = orig.numel();
             for e in (0..n).step_by((n / 6).max(1)) {

@@ -2,10 +2,12 @@
 //! summaries, configs, and error handling.
 
 use ferroflow_core::{random, DType, Result, Tensor};
+use ferroflow_keras::layer::LayerBase;
 use ferroflow_keras::layers::{Concatenate, Dense, Embedding, GlobalAveragePooling1D};
 use ferroflow_keras::models::serialize::{functional_from_config, layer_json};
-use ferroflow_keras::{layer_ref, CallContext, Input, Layer, LayerExt, LayerRef, Model, SymbolicCall};
-use ferroflow_keras::layer::LayerBase;
+use ferroflow_keras::{
+    layer_ref, CallContext, Input, Layer, LayerExt, LayerRef, Model, SymbolicCall,
+};
 
 fn close(a: &Tensor, b: &Tensor) {
     assert_eq!(a.shape(), b.shape());
@@ -24,7 +26,10 @@ fn functional_multi_input_shared_and_nested() {
     let hb = (&shared).apply(&b).unwrap();
     let inner = Model::sequential(Some("inner"));
     inner.add(Dense::new(2)).unwrap();
-    let joined = Concatenate::new(-1).call_many(&[ha.clone(), hb]).unwrap().remove(0);
+    let joined = Concatenate::new(-1)
+        .call_many(&[ha.clone(), hb])
+        .unwrap()
+        .remove(0);
     assert_eq!(joined.shape(), &vec![None, Some(6)]);
     let y = inner.as_layer().apply(&joined).unwrap();
     let model = Model::new(&[a, b], &[y, ha]).unwrap();
@@ -39,11 +44,16 @@ fn functional_multi_input_shared_and_nested() {
     let manual = shared.forward1(&xa, false).unwrap();
     close(&manual, &out[1]);
     let s = model.summary();
-    assert!(s.contains("Connected to") && s.contains("inner (Sequential)"), "{s}");
+    assert!(
+        s.contains("Connected to") && s.contains("inner (Sequential)"),
+        "{s}"
+    );
     // The config rebuilds the same graph; with the weights copied, the same outputs.
     let cfg = layer_json(model.network().as_ref());
     ferroflow_keras::clear_session();
-    let rebuilt = Model::from_network(std::sync::Arc::new(functional_from_config(&cfg["config"]).unwrap()));
+    let rebuilt = Model::from_network(std::sync::Arc::new(
+        functional_from_config(&cfg["config"]).unwrap(),
+    ));
     rebuilt.set_weights(&model.get_weights()).unwrap();
     let again = rebuilt.call(&[xa, xb], false).unwrap();
     close(&out[0], &again[0]);
@@ -56,13 +66,19 @@ fn model_errors_name_the_problem_and_change_nothing() {
     m.add(Input::new(&[8])).unwrap();
     m.add(Dense::new(4)).unwrap();
     // A layer that cannot take (None, 4) is refused and not added.
-    let err = m.add(ferroflow_keras::layers::Conv2D::new(2, &[3])).unwrap_err().to_string();
+    let err = m
+        .add(ferroflow_keras::layers::Conv2D::new(2, &[3]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("Conv2D") && err.contains("rank 4"), "{err}");
     assert_eq!(m.layers().len(), 1);
     // Wrong input shape at call time.
     let x = Tensor::zeros(&[2, 7], DType::F32).unwrap();
     let err = m.call(&[x], false).unwrap_err().to_string();
-    assert!(err.contains("expects shape (None, 8)") && err.contains("[2, 7]"), "{err}");
+    assert!(
+        err.contains("expects shape (None, 8)") && err.contains("[2, 7]"),
+        "{err}"
+    );
     // set_weights with a wrong shape changes nothing.
     let before = m.get_weights();
     let mut bad = before.clone();
@@ -72,9 +88,16 @@ fn model_errors_name_the_problem_and_change_nothing() {
         close(a, &b);
     }
     // Unknown classes and options in configs are named.
-    let err = ferroflow_keras::layers::registry::from_config("Frobnicate", &serde_json::json!({})).unwrap_err().to_string();
+    let err = ferroflow_keras::layers::registry::from_config("Frobnicate", &serde_json::json!({}))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("Frobnicate"), "{err}");
-    let err = ferroflow_keras::layers::registry::from_config("Dense", &serde_json::json!({"units": 3, "foo": 1})).unwrap_err().to_string();
+    let err = ferroflow_keras::layers::registry::from_config(
+        "Dense",
+        &serde_json::json!({"units": 3, "foo": 1}),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("Dense") && err.contains("'foo'"), "{err}");
 }
 
@@ -85,7 +108,15 @@ fn unique_names_like_keras() {
     let b = Dense::new(1);
     let c = Dense::new(1).name("head");
     let d = Dense::new(1);
-    assert_eq!([a.base().name(), b.base().name(), c.base().name(), d.base().name()], ["dense", "dense_1", "head", "dense_2"]);
+    assert_eq!(
+        [
+            a.base().name(),
+            b.base().name(),
+            c.base().name(),
+            d.base().name()
+        ],
+        ["dense", "dense_1", "head", "dense_2"]
+    );
     let e = Embedding::new(3, 2);
     let g = GlobalAveragePooling1D::new();
     assert_eq!(e.base().name(), "embedding");
@@ -128,10 +159,19 @@ fn subclassed_model_trains() {
         out: layer_ref(Dense::new(1)),
     };
     let mut model = Model::from_layer(net);
-    model.compile(ferroflow_keras::optimizers::Optimizer::adam(0.05), "mse", &["mae"]).unwrap();
+    model
+        .compile(
+            ferroflow_keras::optimizers::Optimizer::adam(0.05),
+            "mse",
+            &["mae"],
+        )
+        .unwrap();
     let x = random::normal(&[64, 4], 0.0, 1.0, DType::F32, None).unwrap();
     let y = x.sum(-1, true).unwrap();
-    let opts = ferroflow_keras::FitOptions::new().epochs(30).batch_size(16).verbose(ferroflow_keras::training::progress::Verbosity::Silent);
+    let opts = ferroflow_keras::FitOptions::new()
+        .epochs(30)
+        .batch_size(16)
+        .verbose(ferroflow_keras::training::progress::Verbosity::Silent);
     let h = model.fit(&x, &y, opts).unwrap();
     let losses = h.get("loss").unwrap();
     assert!(losses[losses.len() - 1] < 0.5 * losses[0], "{losses:?}");
