@@ -221,3 +221,20 @@ pub fn functional_from_config(config: &Value) -> Result<Functional> {
     }
     Ok(f)
 }
+
+/// Rebuilds a model from its serialised form (`{"class_name": "Sequential" | "Functional",
+/// "config": ...}`), as `keras.models.model_from_json` does.
+pub fn model_from_json(v: &Value) -> Result<super::Model> {
+    let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
+    let config = v.get("config").unwrap_or(&Value::Null);
+    let net: Arc<dyn super::Network> = match class {
+        "Sequential" => Arc::new(sequential_from_config(config)?),
+        "Functional" | "Model" => Arc::new(functional_from_config(config)?),
+        other => {
+            return Err(bad(format!(
+                "'{other}' is not a model class (Sequential, Functional)"
+            )))
+        }
+    };
+    Ok(super::Model::from_network(net))
+}

@@ -11,10 +11,9 @@
 pub mod tensor_file;
 
 use crate::layer::{LayerExt, Weight};
-use crate::layers::registry;
 use crate::losses;
 use crate::models::serialize::layer_json;
-use crate::models::{Model, Network};
+use crate::models::Model;
 use crate::optimizers::Optimizer;
 use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, Result, Tensor};
@@ -197,27 +196,8 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<Model> {
     let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let config: Value =
         serde_json::from_str(&text).map_err(|e| format_err(&cfg_path, e.to_string()))?;
-    let class = config
-        .get("class_name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let net: Arc<dyn Network> = match class {
-        "Sequential" => Arc::new(crate::models::serialize::sequential_from_config(
-            &config["config"],
-        )?),
-        "Functional" | "Model" => Arc::new(crate::models::serialize::functional_from_config(
-            &config["config"],
-        )?),
-        other => {
-            // Validate the class name through the registry for a clear error.
-            registry::from_config(other, &config["config"])?;
-            return Err(format_err(
-                &cfg_path,
-                format!("'{other}' is a layer, not a model"),
-            ));
-        }
-    };
-    let mut model = Model::from_network(net);
+    let mut model = crate::models::serialize::model_from_json(&config)
+        .map_err(|e| format_err(&cfg_path, e.to_string()))?;
     model.load_weights(dir.join(WEIGHTS))?;
     if let Some(cc) = config.get("compile_config").filter(|c| !c.is_null()) {
         let opt = &cc["optimizer"];
