@@ -20,9 +20,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train")
+SUITES = ("core", "train", "keras")
 # Figures where smaller is better (times); the rest are rates.
-LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms"}
+LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib"}
 
 
 def ensure_references():
@@ -142,6 +142,46 @@ def torch_train(reps):
     print(json.dumps({"mlp_train_step_ms": best_of(run_torch, reps) / steps * 1e3}))
 
 
+def reference_keras(_reps):
+    """Keras 3 (TF backend) fit of the same MLP on the same-shaped data, in a child process
+    so that its peak RSS is its own."""
+    out = subprocess.check_output([sys.executable, os.path.abspath(__file__), "_keras_fit"])
+    return {"keras": json.loads(out.decode().strip().splitlines()[-1])}
+
+
+def keras_fit():
+    """The Keras column of the keras suite: best epoch time of 3 and peak RSS."""
+    import resource
+    import time
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import keras
+
+    n = 60_000
+    x = np.random.default_rng(1).random((n, 784), dtype=np.float32)
+    y = (np.arange(n) * 7) % 10
+    model = keras.Sequential([
+        keras.Input((784,)),
+        keras.layers.Dense(256, activation="relu"),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t)
+
+    model.fit(x, y, batch_size=128, epochs=3, verbose=0, callbacks=[Timer()])
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"fit_epoch_s": min(times), "fit_peak_rss_mib": rss}))
+
+
 def reference_core(reps):
     """The same workloads and units as `ferroflow bench core` (bigger is better but for ns)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -184,12 +224,15 @@ def main():
     if suite == "_torch_train":
         torch_train(int(sys.argv[2]))
         return
+    if suite == "_keras_fit":
+        keras_fit()
+        return
     if suite not in SUITES:
         sys.exit(f"unknown suite '{suite}' (available: {', '.join(SUITES)})")
     ensure_references()
     reps = int(os.environ.get("BENCH_REPS", "7"))
     ff = ferroflow_suite(suite, reps)
-    refs = reference_core(reps) if suite == "core" else reference_train(reps)
+    refs = {"core": reference_core, "train": reference_train, "keras": reference_keras}[suite](reps)
     for ref, figures in refs.items():
         for name, value in figures.items():
             if name not in ff:
@@ -197,7 +240,7 @@ def main():
             ratio = value / ff[name] if name in LOWER_IS_BETTER else ff[name] / value
             print(f"RATIO {name}_vs_{ref} {ratio:.3f}")
     print()
-    units = {"tiny_add": "ns", "mlp_train_step_ms": "ms"}
+    units = {"tiny_add": "ns", "mlp_train_step_ms": "ms", "fit_epoch_s": "s", "fit_peak_rss_mib": "MiB"}
     names = list(refs)
     print(f"{'workload':<30} {'ferroflow':>12} " + " ".join(f"{r:>12}" for r in names) + "  unit")
     for name, value in ff.items():

@@ -69,6 +69,16 @@ fn float_dtype(op: &'static str, dtype: DType) -> Result<()> {
     }
 }
 
+/// Collects f64 samples straight into float32 storage when that is the dtype (no f64
+/// copy of a large tensor), else through f64.
+fn collect_as(values: impl Iterator<Item = f64>, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    if dtype == DType::F32 {
+        Tensor::from_vec(values.map(|v| v as f32).collect::<Vec<f32>>(), shape)
+    } else {
+        Tensor::from_vec(values.collect::<Vec<f64>>(), shape)?.cast(dtype)
+    }
+}
+
 /// Samples from a normal distribution (`tf.random.normal`).
 pub fn normal(
     shape: &[usize],
@@ -80,13 +90,11 @@ pub fn normal(
     float_dtype("random_normal", dtype)?;
     let mut rng = op_rng(seed);
     let n = crate::shape::numel(shape);
-    let v: Vec<f64> = (0..n)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            mean + stddev * z
-        })
-        .collect();
-    Tensor::from_vec(v, shape)?.cast(dtype)
+    let v = (0..n).map(|_| {
+        let z: f64 = StandardNormal.sample(&mut rng);
+        mean + stddev * z
+    });
+    collect_as(v, shape, dtype)
 }
 
 /// Samples uniformly from `[minval, maxval)` (`tf.random.uniform`); integer dtypes draw
@@ -106,16 +114,14 @@ pub fn uniform(
     }
     let mut rng = op_rng(seed);
     let n = crate::shape::numel(shape);
-    let v: Vec<f64> = if dtype.is_int() {
+    if dtype.is_int() {
         let (lo, hi) = (minval.ceil() as i64, maxval.ceil() as i64);
-        (0..n).map(|_| rng.random_range(lo..hi) as f64).collect()
-    } else {
-        float_dtype("random_uniform", dtype)?;
-        (0..n)
-            .map(|_| minval + (maxval - minval) * rng.random::<f64>())
-            .collect()
-    };
-    Tensor::from_vec(v, shape)?.cast(dtype)
+        let v: Vec<i64> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+        return Tensor::from_vec(v, shape)?.cast(dtype);
+    }
+    float_dtype("random_uniform", dtype)?;
+    let v = (0..n).map(|_| minval + (maxval - minval) * rng.random::<f64>());
+    collect_as(v, shape, dtype)
 }
 
 /// Normal samples redrawn until within two standard deviations (`tf.random.truncated_normal`).
@@ -129,15 +135,13 @@ pub fn truncated_normal(
     float_dtype("truncated_normal", dtype)?;
     let mut rng = op_rng(seed);
     let n = crate::shape::numel(shape);
-    let v: Vec<f64> = (0..n)
-        .map(|_| loop {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            if z.abs() <= 2.0 {
-                break mean + stddev * z;
-            }
-        })
-        .collect();
-    Tensor::from_vec(v, shape)?.cast(dtype)
+    let v = (0..n).map(|_| loop {
+        let z: f64 = StandardNormal.sample(&mut rng);
+        if z.abs() <= 2.0 {
+            break mean + stddev * z;
+        }
+    });
+    collect_as(v, shape, dtype)
 }
 
 #[cfg(test)]

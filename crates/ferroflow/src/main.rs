@@ -1,6 +1,7 @@
 //! The `ferroflow` command-line tool.
 
 mod bench_core;
+mod bench_keras;
 mod bench_train;
 mod demo;
 mod predict;
@@ -59,7 +60,7 @@ enum Command {
     },
     /// Runs a benchmark suite and prints its figures.
     Bench {
-        /// The suite: `core` or `train`.
+        /// The suite: `core`, `train` or `keras`.
         suite: String,
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -96,9 +97,10 @@ fn main() {
         Command::Bench { suite, json, reps } => match suite.as_str() {
             "core" => bench_core::run(json, reps),
             "train" => bench_train::run(json, reps),
+            "keras" => bench_keras::run(json, 3),
             other => Err(ff::Error::invalid(
                 "bench",
-                format!("unknown suite '{other}' (available: core, train)"),
+                format!("unknown suite '{other}' (available: core, train, keras)"),
             )),
         },
     };
