@@ -2,7 +2,7 @@
 //! held-out split and saves it.
 
 use ferroflow as ff;
-use ff::keras::callbacks::EarlyStopping;
+use ff::keras::callbacks::{EarlyStopping, TensorBoard};
 use ff::keras::datasets::digits;
 use ff::keras::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Rescaling, Reshape};
 use ff::keras::{FitOptions, Input, Model, SymbolicCall};
@@ -19,6 +19,8 @@ pub struct DemoArgs {
     pub epochs: Option<usize>,
     /// Where to save the trained model.
     pub save: Option<PathBuf>,
+    /// Where to write TensorBoard logs, if anywhere.
+    pub logdir: Option<PathBuf>,
 }
 
 /// Pixels 0-16 in, class probabilities out: Rescaling is part of the model.
@@ -78,15 +80,15 @@ pub fn run(args: &DemoArgs) -> ff::Result<()> {
     model.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])?;
     let start = std::time::Instant::now();
     let early = EarlyStopping::new("val_loss", 8).restore_best_weights(true);
-    let history = model.fit(
-        &x_train,
-        &y_train,
-        FitOptions::new()
-            .epochs(epochs)
-            .batch_size(32)
-            .validation_split(0.1)
-            .callback(early),
-    )?;
+    let mut options = FitOptions::new()
+        .epochs(epochs)
+        .batch_size(32)
+        .validation_split(0.1)
+        .callback(early);
+    if let Some(dir) = &args.logdir {
+        options = options.callback(TensorBoard::new(dir));
+    }
+    let history = model.fit(&x_train, &y_train, options)?;
     let secs = start.elapsed().as_secs_f64();
     println!("trained {} epochs in {secs:.1} s", history.epoch.len());
     let logs = model.evaluate(&x_test, &y_test, 256)?;

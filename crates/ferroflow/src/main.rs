@@ -36,6 +36,9 @@ enum Command {
         /// Directory to save the trained model to (default: digits_<model>).
         #[arg(long)]
         save: Option<std::path::PathBuf>,
+        /// Write TensorBoard event files (per-epoch scalars) under this directory.
+        #[arg(long)]
+        logdir: Option<std::path::PathBuf>,
     },
     /// Runs a saved model on inputs from .npy files and writes its outputs as .npy.
     Predict {
@@ -79,11 +82,13 @@ fn main() {
             seed,
             epochs,
             save,
+            logdir,
         } => demo::run(&demo::DemoArgs {
             model,
             seed,
             epochs,
             save,
+            logdir,
         }),
         Command::Predict {
             model,
