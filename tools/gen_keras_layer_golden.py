@@ -26,7 +26,7 @@ def arr(a):
 cases = []
 
 
-def case(name, layer, shapes, training=False, int_input=None, adapt=None):
+def case(name, layer, shapes, training=False, int_input=None, adapt=None, star=False):
     keras.utils.set_random_seed(7)
     if int_input is not None:
         xs = [rng.integers(0, int_input, size=s).astype("int32") for s in shapes]
@@ -35,7 +35,10 @@ def case(name, layer, shapes, training=False, int_input=None, adapt=None):
     if adapt is not None:
         layer.adapt(adapt)
     arg = xs if len(xs) > 1 else xs[0]
-    layer.build([x.shape for x in xs] if len(xs) > 1 else xs[0].shape) if not layer.built else None
+    if star:
+        layer(*xs)  # builds layers that take several positional inputs
+    elif not layer.built:
+        layer.build([x.shape for x in xs] if len(xs) > 1 else xs[0].shape)
     # Random non-trivial weights (biases, BN statistics) so every term is exercised.
     # (Normalization caches its adapted statistics, so its weights stay as adapted.)
     for w in ([] if adapt is not None else layer.weights):
@@ -45,7 +48,8 @@ def case(name, layer, shapes, training=False, int_input=None, adapt=None):
                 v = np.abs(v) + 0.5
             w.assign(v)
     weights = [{"name": w.path.split("/", 1)[1], "value": arr(np.asarray(w.numpy()))} for w in layer.weights]
-    y = layer(arg, training=False) if "training" in layer.call.__code__.co_varnames else layer(arg)
+    call = (lambda **kw: layer(*xs, **kw)) if star else (lambda **kw: layer(arg, **kw))
+    y = call(training=False) if "training" in layer.call.__code__.co_varnames else call()
     entry = {
         "name": name,
         "class_name": type(layer).__name__,
@@ -55,7 +59,7 @@ def case(name, layer, shapes, training=False, int_input=None, adapt=None):
         "outputs": [arr(np.asarray(t)) for t in (y if isinstance(y, (list, tuple)) else [y])],
     }
     if training:
-        yt = layer(arg, training=True)
+        yt = call(training=True)
         entry["train_outputs"] = [arr(np.asarray(yt))]
         entry["weights_after_train"] = [{"name": w.path.split("/", 1)[1], "value": arr(np.asarray(w.numpy()))} for w in layer.weights]
     cases.append(entry)
@@ -108,6 +112,19 @@ case("layer_normalization_rank3", L.LayerNormalization(epsilon=1e-5), [(2, 3, 4)
 case("rescaling", L.Rescaling(1 / 16, offset=-0.5), [(2, 4)])
 case("normalization_fixed", L.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 1.0, 0.25]), [(2, 3)])
 case("normalization_adapt", L.Normalization(), [(4, 3)], adapt=rng.standard_normal((50, 3)).astype("float32") * 3 + 1)
+
+case("simple_rnn", L.SimpleRNN(4), [(2, 5, 3)])
+case("simple_rnn_sequences_relu", L.SimpleRNN(3, activation="relu", return_sequences=True), [(2, 4, 3)])
+case("lstm", L.LSTM(4), [(2, 5, 3)])
+case("lstm_sequences_state", L.LSTM(3, return_sequences=True, return_state=True), [(2, 4, 3)])
+case("lstm_backwards", L.LSTM(3, go_backwards=True, return_sequences=True), [(2, 4, 2)])
+case("gru", L.GRU(4), [(2, 5, 3)])
+case("gru_state_no_reset_after", L.GRU(3, reset_after=False, return_state=True), [(2, 4, 3)])
+case("bidirectional_lstm", L.Bidirectional(L.LSTM(3)), [(2, 5, 2)])
+case("bidirectional_gru_sequences_sum", L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="sum"), [(2, 4, 2)])
+case("time_distributed_dense", L.TimeDistributed(L.Dense(3, activation="relu")), [(2, 4, 5)])
+case("multi_head_attention_self", L.MultiHeadAttention(2, 4), [(2, 5, 6), (2, 5, 6)], star=True)
+case("multi_head_attention_cross", L.MultiHeadAttention(3, 2, value_dim=5, output_shape=7), [(2, 3, 4), (2, 6, 5), (2, 6, 3)], star=True)
 
 with open(OUT, "w") as f:
     json.dump({"keras_version": keras.__version__, "cases": cases}, f)

@@ -23,7 +23,7 @@ fn set_weights(layer: &dyn ferroflow_keras::Layer, weights: &Value, case: &str) 
         let name = w["name"].as_str().unwrap();
         let mine = ours
             .iter()
-            .find(|o| weight_suffix(o.variable.name()) == name)
+            .find(|o| weight_suffix(o.variable.name()) == name || o.variable.name() == name)
             .unwrap_or_else(|| panic!("{case}: no weight '{name}'"));
         let v = tensor(&w["value"]).cast(mine.variable.dtype()).unwrap();
         mine.variable.assign(&v).unwrap();

@@ -37,6 +37,7 @@ macro_rules! layer_identity {
 pub(crate) use layer_boilerplate;
 pub(crate) use layer_identity;
 
+pub mod attention;
 pub mod common;
 pub mod conv;
 pub mod core;
@@ -48,8 +49,11 @@ pub mod pooling;
 pub mod preprocessing;
 pub mod registry;
 pub mod reshaping;
+pub mod rnn;
+pub mod wrappers;
 
 pub use self::core::{Activation, Dropout, InputLayer, Lambda};
+pub use attention::MultiHeadAttention;
 pub use conv::{Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
 pub use dense::Dense;
 pub use embedding::Embedding;
@@ -61,3 +65,5 @@ pub use pooling::{
 };
 pub use preprocessing::{Normalization, Rescaling};
 pub use reshaping::{Flatten, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D};
+pub use rnn::{CellKind, Recurrent};
+pub use wrappers::{Bidirectional, MergeMode, TimeDistributed};

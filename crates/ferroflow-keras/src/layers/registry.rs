@@ -89,6 +89,12 @@ pub fn from_config(class: &str, config: &Value) -> Result<LayerRef> {
         "LayerNormalization" => layer_ref(LayerNormalization::from_config(config)?),
         "Rescaling" => layer_ref(Rescaling::from_config(config)?),
         "Normalization" => layer_ref(Normalization::from_config(config)?),
+        "SimpleRNN" => layer_ref(Recurrent::from_config(CellKind::Simple, config)?),
+        "LSTM" => layer_ref(Recurrent::from_config(CellKind::Lstm, config)?),
+        "GRU" => layer_ref(Recurrent::from_config(CellKind::Gru, config)?),
+        "Bidirectional" => layer_ref(Bidirectional::from_config(config)?),
+        "TimeDistributed" => layer_ref(TimeDistributed::from_config(config)?),
+        "MultiHeadAttention" => layer_ref(MultiHeadAttention::from_config(config)?),
         "Sequential" => {
             let s: Arc<crate::models::Sequential> =
                 Arc::new(crate::models::serialize::sequential_from_config(config)?);

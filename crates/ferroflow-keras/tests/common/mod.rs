@@ -42,7 +42,8 @@ pub fn assert_close(what: &str, a: &Tensor, b: &Tensor, rtol: f64, atol: f64) {
     }
 }
 
-/// JSON equality where numbers compare as f64 (Keras writes `2` where ferroflow writes `2.0`).
+/// JSON equality where numbers compare as f64 (Keras writes `2` where ferroflow writes `2.0`)
+/// and `build_config` (build state, not configuration) is ignored.
 pub fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
@@ -53,8 +54,12 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
+            let keys = |m: &serde_json::Map<String, Value>| {
+                m.keys().filter(|k| *k != "build_config").count()
+            };
+            keys(x) == keys(y)
                 && x.iter()
+                    .filter(|(k, _)| *k != "build_config")
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
