@@ -64,18 +64,19 @@ impl Bidirectional {
         let r = ConfigReader::new("Bidirectional", config)?;
         let rnn = |v: &Value| -> Result<Recurrent> {
             let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
-            let kind =
-                match class {
-                    "SimpleRNN" => super::rnn::CellKind::Simple,
-                    "LSTM" => super::rnn::CellKind::Lstm,
-                    "GRU" => super::rnn::CellKind::Gru,
-                    other => return Err(Error::invalid(
+            let kind = match class {
+                "SimpleRNN" => super::rnn::CellKind::Simple,
+                "LSTM" => super::rnn::CellKind::Lstm,
+                "GRU" => super::rnn::CellKind::Gru,
+                other => {
+                    return Err(Error::invalid(
                         "Bidirectional",
                         format!(
                             "option 'layer': unsupported class '{other}' (SimpleRNN, LSTM, GRU)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             Recurrent::from_config(kind, v.get("config").unwrap_or(&Value::Null))
         };
         let layer = r

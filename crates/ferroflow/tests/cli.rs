@@ -1,0 +1,95 @@
+//! The `ferroflow` binary end to end: the demo is deterministic for a seed, and the saved
+//! model works with `predict` and `summary`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ferroflow(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "ferroflow {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ff_cli_{}_{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("model.weights.safetensors")).unwrap()
+}
+
+#[test]
+fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
+    let (a, b, c) = (tmp("a"), tmp("b"), tmp("c"));
+    let run = |dir: &Path, seed: &str| {
+        let out = ferroflow(&[
+            "demo",
+            "--epochs",
+            "2",
+            "--seed",
+            seed,
+            "--save",
+            dir.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let last = text.lines().last().unwrap().to_string();
+        assert!(last.starts_with("val_accuracy: 0."), "{last}");
+        last
+    };
+    let la = run(&a, "5");
+    let lb = run(&b, "5");
+    run(&c, "6");
+    assert_eq!(la, lb);
+    assert_eq!(weights(&a), weights(&b), "same seed, different weights");
+    assert_ne!(weights(&a), weights(&c), "different seeds, same weights");
+
+    let y = a.join("y.npy");
+    ferroflow(&[
+        "predict",
+        "--model",
+        a.to_str().unwrap(),
+        "--input",
+        a.join("sample_inputs.npy").to_str().unwrap(),
+        "--output",
+        y.to_str().unwrap(),
+    ]);
+    let probs = ferroflow::npy::read_npy(&y).unwrap();
+    assert_eq!(probs.shape(), &[16, 10]);
+    let sums = probs.sum(-1, false).unwrap().to_f64_vec();
+    assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-4), "{sums:?}");
+
+    let out = ferroflow(&["summary", "--model", a.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Model: \"digits_mlp\"") && text.contains("Total params: 17226"),
+        "{text}"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
+        .args([
+            "predict",
+            "--model",
+            a.to_str().unwrap(),
+            "--input",
+            "/nonexistent.npy",
+            "--output",
+            "/tmp/x.npy",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.npy"));
+    for d in [a, b, c] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
