@@ -1,6 +1,45 @@
 //! Activation functions by their Keras names (`"relu"`, `"softmax"`...).
 
-use ferroflow_core::{Error, Result, Tensor};
+use ferroflow_core::{Error, Result, Tensor, TensorId};
+use std::cell::RefCell;
+
+/// Which activation produced a cached output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Squash {
+    Softmax,
+    Sigmoid,
+}
+
+thread_local! {
+    /// The inputs (logits) of the last few softmax/sigmoid activations on this thread,
+    /// keyed by the output's id: losses use them as Keras does with `_keras_logits`, so
+    /// cross-entropy on a softmax/sigmoid output is computed stably from the logits.
+    static LOGITS: RefCell<Vec<(TensorId, Squash, Tensor)>> = const { RefCell::new(Vec::new()) };
+}
+
+const LOGITS_KEPT: usize = 4;
+
+fn remember(out: &Tensor, kind: Squash, logits: &Tensor) {
+    LOGITS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() == LOGITS_KEPT {
+            c.remove(0);
+        }
+        c.push((out.id(), kind, logits.clone()));
+    });
+}
+
+/// The logits behind `output` if it is the output of a softmax/sigmoid activation
+/// applied recently on this thread.
+pub(crate) fn logits_of(output: &Tensor, kind: Squash) -> Option<Tensor> {
+    LOGITS.with(|c| {
+        c.borrow()
+            .iter()
+            .rev()
+            .find(|(id, k, _)| *id == output.id() && *k == kind)
+            .map(|(_, _, t)| t.clone())
+    })
+}
 
 /// A Keras activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,9 +135,17 @@ impl Activation {
             Activation::Linear => Ok(x.clone()),
             Activation::Relu => x.relu(),
             Activation::Relu6 => x.relu6(),
-            Activation::Sigmoid => x.sigmoid(),
+            Activation::Sigmoid => {
+                let y = x.sigmoid()?;
+                remember(&y, Squash::Sigmoid, x);
+                Ok(y)
+            }
             Activation::Tanh => x.tanh(),
-            Activation::Softmax => x.softmax(-1),
+            Activation::Softmax => {
+                let y = x.softmax(-1)?;
+                remember(&y, Squash::Softmax, x);
+                Ok(y)
+            }
             Activation::LogSoftmax => x.log_softmax(-1),
             Activation::Elu => x.elu(1.0),
             Activation::Selu => x.selu(),

@@ -1,5 +1,6 @@
 //! Losses with Keras 3 names, defaults and the `sum_over_batch_size` reduction.
 
+use crate::activations::{logits_of, Squash};
 use ferroflow_core::{DType, Error, Result, Tensor};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -88,10 +89,13 @@ fn align(name: &'static str, y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor>
     ))
 }
 
-/// Log-probabilities from probabilities (renormalised and clipped like Keras) or logits.
+/// Log-probabilities from probabilities (renormalised and clipped like Keras) or logits;
+/// the output of a softmax activation is traced back to its logits, as Keras does.
 fn log_probs(y_pred: &Tensor, from_logits: bool) -> Result<Tensor> {
     if from_logits {
         y_pred.log_softmax(-1)
+    } else if let Some(z) = logits_of(y_pred, Squash::Softmax) {
+        z.log_softmax(-1)
     } else {
         let p = y_pred.div(&y_pred.sum(-1, true)?)?;
         p.clip_scalar(EPSILON, 1.0 - EPSILON)?.log()
@@ -148,6 +152,8 @@ impl Loss for SparseCategoricalCrossentropy {
         }
         let lp = if self.from_logits {
             y_pred.log_softmax(-1)?
+        } else if let Some(z) = logits_of(y_pred, Squash::Softmax) {
+            z.log_softmax(-1)?
         } else {
             // Keras (TF backend): log of clipped probabilities, then softmax cross-entropy.
             y_pred
@@ -217,9 +223,13 @@ impl Loss for BinaryCrossentropy {
         } else {
             y
         };
-        let per = if self.from_logits {
+        let logits = if self.from_logits {
+            Some(y_pred.clone())
+        } else {
+            logits_of(y_pred, Squash::Sigmoid)
+        };
+        let per = if let Some(x) = &logits {
             // max(x, 0) - x*y + log(1 + exp(-|x|))
-            let x = y_pred;
             x.relu()?
                 .sub(&x.mul(&y)?)?
                 .add(&x.abs()?.neg()?.exp()?.log1p()?)?
@@ -428,4 +438,37 @@ pub fn from_json(v: &Value) -> Result<Arc<dyn Loss>> {
 /// Keras's serialised form of a loss.
 pub fn to_json(loss: &dyn Loss) -> Value {
     json!({"module": "keras.losses", "class_name": loss.class_name(), "config": loss.config(), "registered_name": null})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activations::Activation;
+
+    #[test]
+    fn softmax_outputs_use_their_logits() {
+        // A confidently wrong prediction: probabilities clip at 1e-7 (loss 16.1), logits
+        // give the true 60 and a gradient, as Keras computes it.
+        let z = Tensor::from_vec(vec![30f32, -30.0], &[1, 2]).unwrap();
+        let p = Activation::Softmax.apply(&z).unwrap();
+        let y = Tensor::from_vec(vec![1i64], &[1]).unwrap();
+        let l = SparseCategoricalCrossentropy::default()
+            .compute(&y, &p, None)
+            .unwrap();
+        assert!((l.to_f64_vec()[0] - 60.0).abs() < 1e-3);
+        // A probability tensor that did not come from a softmax activation is clipped.
+        let q = Tensor::from_vec(vec![1f32, 0.0], &[1, 2]).unwrap();
+        let l = SparseCategoricalCrossentropy::default()
+            .compute(&y, &q, None)
+            .unwrap();
+        assert!((l.to_f64_vec()[0] - 16.118).abs() < 1e-2);
+        let s = Activation::Sigmoid
+            .apply(&Tensor::from_vec(vec![-40f32], &[1, 1]).unwrap())
+            .unwrap();
+        let one = Tensor::from_vec(vec![1f32], &[1, 1]).unwrap();
+        let l = BinaryCrossentropy::default()
+            .compute(&one, &s, None)
+            .unwrap();
+        assert!((l.to_f64_vec()[0] - 40.0).abs() < 1e-3);
+    }
 }
