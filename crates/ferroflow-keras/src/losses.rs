@@ -376,6 +376,48 @@ impl Loss for CosineSimilarity {
     }
 }
 
+/// A loss with another reduction (`reduction="sum"` or `"none"` in Keras).
+pub struct WithReduction {
+    inner: Arc<dyn Loss>,
+    reduction: Reduction,
+}
+
+impl WithReduction {
+    /// `inner` reduced with `reduction`.
+    pub fn new(inner: Arc<dyn Loss>, reduction: Reduction) -> Self {
+        WithReduction { inner, reduction }
+    }
+}
+
+impl Loss for WithReduction {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn class_name(&self) -> &'static str {
+        self.inner.class_name()
+    }
+
+    fn per_sample(&self, y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+        self.inner.per_sample(y_true, y_pred)
+    }
+
+    fn config(&self) -> Value {
+        let mut c = self.inner.config();
+        let name = match self.reduction {
+            Reduction::SumOverBatchSize => "sum_over_batch_size",
+            Reduction::Sum => "sum",
+            Reduction::None => "none",
+        };
+        c["reduction"] = Value::from(name);
+        c
+    }
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+}
+
 /// The loss for a Keras name (`"mse"`, `"sparse_categorical_crossentropy"`...) or class name.
 pub fn get(name: &str) -> Result<Arc<dyn Loss>> {
     Ok(match name {
@@ -408,6 +450,17 @@ pub fn from_json(v: &Value) -> Result<Arc<dyn Loss>> {
         Value::Object(o) => {
             let class = o.get("class_name").and_then(Value::as_str).unwrap_or("");
             let cfg = o.get("config").cloned().unwrap_or(json!({}));
+            let reduction = match cfg.get("reduction").and_then(Value::as_str) {
+                None | Some("sum_over_batch_size") | Some("auto") | Some("mean") => None,
+                Some("sum") => Some(Reduction::Sum),
+                Some("none") => Some(Reduction::None),
+                Some(other) => {
+                    return Err(Error::invalid(
+                        "losses::deserialize",
+                        format!("{class}: unsupported reduction '{other}'"),
+                    ))
+                }
+            };
             let b = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
             let f = |k: &str, d: f64| cfg.get(k).and_then(Value::as_f64).unwrap_or(d);
             Ok(match class {
