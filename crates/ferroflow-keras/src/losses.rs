@@ -463,7 +463,7 @@ pub fn from_json(v: &Value) -> Result<Arc<dyn Loss>> {
             };
             let b = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
             let f = |k: &str, d: f64| cfg.get(k).and_then(Value::as_f64).unwrap_or(d);
-            Ok(match class {
+            let loss: Arc<dyn Loss> = match class {
                 "SparseCategoricalCrossentropy" => Arc::new(SparseCategoricalCrossentropy {
                     from_logits: b("from_logits"),
                 }),
@@ -479,6 +479,10 @@ pub fn from_json(v: &Value) -> Result<Arc<dyn Loss>> {
                     delta: f("delta", 1.0),
                 }),
                 other => get(other)?,
+            };
+            Ok(match reduction {
+                Some(r) => Arc::new(WithReduction::new(loss, r)),
+                None => loss,
             })
         }
         other => Err(Error::invalid(
