@@ -25,6 +25,18 @@ pub fn serialized(module: &str, class_name: &str, config: Map) -> Value {
     ]))
 }
 
+/// The class name and config of a serialised object, or a bare string name with no config.
+pub fn class_and_config(v: &Value) -> (&str, Option<&Value>) {
+    match v {
+        Value::String(s) => (s.as_str(), None),
+        Value::Object(m) => (
+            m.get("class_name").and_then(Value::as_str).unwrap_or(""),
+            m.get("config"),
+        ),
+        _ => ("", None),
+    }
+}
+
 /// A JSON object from key/value pairs.
 pub fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Map {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

@@ -96,14 +96,7 @@ impl Constraint {
 
     /// Reads a serialised constraint (a name like `"non_neg"` or a Keras object).
     pub fn from_json(v: &Value) -> Result<Self> {
-        let (class, cfg) = match v {
-            Value::String(s) => (s.as_str(), None),
-            Value::Object(m) => (
-                m.get("class_name").and_then(Value::as_str).unwrap_or(""),
-                m.get("config"),
-            ),
-            _ => ("", None),
-        };
+        let (class, cfg) = crate::config::class_and_config(v);
         let f = |k: &str, d: f64| {
             cfg.and_then(|c| c.get(k))
                 .and_then(Value::as_f64)

@@ -176,23 +176,9 @@ impl Layer for MultiHeadAttention {
                     kshape: &[usize],
                     bshape: &[usize]|
          -> Result<(Variable, Option<Variable>)> {
-            let k = self.base.add_weight(
-                &format!("{name}/kernel"),
-                kshape,
-                &ko.initializer,
-                true,
-                ko.regularizer,
-                ko.constraint.clone(),
-            )?;
+            let k = ko.create(&self.base, &format!("{name}/kernel"), kshape)?;
             let b = if self.use_bias {
-                Some(self.base.add_weight(
-                    &format!("{name}/bias"),
-                    bshape,
-                    &bo.initializer,
-                    true,
-                    bo.regularizer,
-                    bo.constraint.clone(),
-                )?)
+                Some(bo.create(&self.base, &format!("{name}/bias"), bshape)?)
             } else {
                 None
             };
@@ -265,40 +251,14 @@ impl Layer for MultiHeadAttention {
         );
         m.insert("attention_axes".into(), Value::from(vec![1]));
         m.insert("sliding_window".into(), Value::Null);
-        m.insert(
-            "kernel_initializer".into(),
-            self.kernel_options.initializer.to_json(),
-        );
-        m.insert(
-            "bias_initializer".into(),
-            self.bias_options.initializer.to_json(),
-        );
-        m.insert(
-            "kernel_regularizer".into(),
-            self.kernel_options
-                .regularizer
-                .map_or(Value::Null, |r| r.to_json()),
-        );
-        m.insert(
-            "bias_regularizer".into(),
-            self.bias_options
-                .regularizer
-                .map_or(Value::Null, |r| r.to_json()),
-        );
-        m.insert("activity_regularizer".into(), Value::Null);
-        m.insert(
-            "kernel_constraint".into(),
-            self.kernel_options
-                .constraint
-                .as_ref()
-                .map_or(Value::Null, |c| c.to_json()),
-        );
-        m.insert(
-            "bias_constraint".into(),
-            self.bias_options
-                .constraint
-                .as_ref()
-                .map_or(Value::Null, |c| c.to_json()),
+        super::common::write_weight_options(
+            &mut m,
+            &[
+                ("kernel", &self.kernel_options),
+                ("bias", &self.bias_options),
+            ],
+            &[],
+            &[("activity_regularizer", Value::Null)],
         );
         m.insert("seed".into(), self.seed.map_or(Value::Null, Value::from));
         m

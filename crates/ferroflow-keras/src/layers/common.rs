@@ -30,19 +30,21 @@ impl WeightOptions {
         }
     }
 
-    /// Writes `{prefix}_initializer`, `{prefix}_regularizer`, `{prefix}_constraint`.
-    pub fn write(&self, prefix: &str, m: &mut Map) {
-        m.insert(format!("{prefix}_initializer"), self.initializer.to_json());
-        m.insert(
-            format!("{prefix}_regularizer"),
-            self.regularizer.map_or(Value::Null, |r| r.to_json()),
-        );
-        m.insert(
-            format!("{prefix}_constraint"),
-            self.constraint
-                .as_ref()
-                .map_or(Value::Null, |c| c.to_json()),
-        );
+    /// Creates a trainable weight `name` of `shape` on `base` with these options.
+    pub fn create(
+        &self,
+        base: &crate::layer::LayerBase,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<ferroflow_core::Variable> {
+        base.add_weight(
+            name,
+            shape,
+            &self.initializer,
+            true,
+            self.regularizer,
+            self.constraint.clone(),
+        )
     }
 
     /// Reads the three options for `prefix`, defaulting the initializer.
@@ -64,6 +66,38 @@ impl WeightOptions {
             regularizer,
             constraint,
         })
+    }
+}
+
+/// Writes the options of several weights in Keras's key order: every `*_initializer`,
+/// then `between` (keys Keras puts there), every `*_regularizer`, then `before_constraints`
+/// (usually `activity_regularizer`), then every `*_constraint`.
+pub fn write_weight_options(
+    m: &mut Map,
+    opts: &[(&str, &WeightOptions)],
+    between: &[(&str, Value)],
+    before_constraints: &[(&str, Value)],
+) {
+    for (p, o) in opts {
+        m.insert(format!("{p}_initializer"), o.initializer.to_json());
+    }
+    for (k, v) in between {
+        m.insert(k.to_string(), v.clone());
+    }
+    for (p, o) in opts {
+        m.insert(
+            format!("{p}_regularizer"),
+            o.regularizer.map_or(Value::Null, |r| r.to_json()),
+        );
+    }
+    for (k, v) in before_constraints {
+        m.insert(k.to_string(), v.clone());
+    }
+    for (p, o) in opts {
+        m.insert(
+            format!("{p}_constraint"),
+            o.constraint.as_ref().map_or(Value::Null, |c| c.to_json()),
+        );
     }
 }
 

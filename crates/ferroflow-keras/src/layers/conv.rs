@@ -213,37 +213,20 @@ impl ConvCore {
             }
         };
         let o = &self.kernel_options;
-        let k = self.base.add_weight(
-            kname,
-            &kshape,
-            &o.initializer,
-            true,
-            o.regularizer,
-            o.constraint.clone(),
-        )?;
+        let k = o.create(&self.base, kname, &kshape)?;
         let _ = self.kernel.set(k);
         if self.kind == Kind::Separable {
             let o = &self.pointwise_options;
-            let p = self.base.add_weight(
+            let p = o.create(
+                &self.base,
                 "pointwise_kernel",
                 &[1, 1, cin * self.depth_multiplier, self.filters],
-                &o.initializer,
-                true,
-                o.regularizer,
-                o.constraint.clone(),
             )?;
             let _ = self.pointwise.set(p);
         }
         if self.use_bias {
             let o = &self.bias_options;
-            let b = self.base.add_weight(
-                "bias",
-                &[self.out_channels(cin)],
-                &o.initializer,
-                true,
-                o.regularizer,
-                o.constraint.clone(),
-            )?;
+            let b = o.create(&self.base, "bias", &[self.out_channels(cin)])?;
             let _ = self.bias.set(b);
         }
         Ok(())
@@ -376,22 +359,12 @@ impl ConvCore {
             opts.push(("pointwise", &self.pointwise_options));
         }
         opts.push(("bias", &self.bias_options));
-        for (p, o) in &opts {
-            m.insert(format!("{p}_initializer"), o.initializer.to_json());
-        }
-        for (p, o) in &opts {
-            m.insert(
-                format!("{p}_regularizer"),
-                o.regularizer.map_or(Value::Null, |r| r.to_json()),
-            );
-        }
-        m.insert("activity_regularizer".into(), Value::Null);
-        for (p, o) in &opts {
-            m.insert(
-                format!("{p}_constraint"),
-                o.constraint.as_ref().map_or(Value::Null, |c| c.to_json()),
-            );
-        }
+        super::common::write_weight_options(
+            &mut m,
+            &opts,
+            &[],
+            &[("activity_regularizer", Value::Null)],
+        );
         m
     }
 }

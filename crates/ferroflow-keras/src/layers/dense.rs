@@ -111,25 +111,11 @@ impl Layer for Dense {
     fn build(&self, inputs: &[TensorSpec]) -> Result<()> {
         let fan_in = known_last("Dense", self.base.name(), &inputs[0].shape)?;
         let o = &self.kernel_options;
-        let k = self.base.add_weight(
-            "kernel",
-            &[fan_in, self.units],
-            &o.initializer,
-            true,
-            o.regularizer,
-            o.constraint.clone(),
-        )?;
+        let k = o.create(&self.base, "kernel", &[fan_in, self.units])?;
         let _ = self.kernel.set(k);
         if self.use_bias {
             let o = &self.bias_options;
-            let b = self.base.add_weight(
-                "bias",
-                &[self.units],
-                &o.initializer,
-                true,
-                o.regularizer,
-                o.constraint.clone(),
-            )?;
+            let b = o.create(&self.base, "bias", &[self.units])?;
             let _ = self.bias.set(b);
         }
         Ok(())
@@ -170,8 +156,15 @@ impl Layer for Dense {
         m.insert("units".into(), Value::from(self.units));
         m.insert("activation".into(), Value::from(self.activation.name()));
         m.insert("use_bias".into(), Value::from(self.use_bias));
-        self.kernel_options.write("kernel", &mut m);
-        self.bias_options.write("bias", &mut m);
+        super::common::write_weight_options(
+            &mut m,
+            &[
+                ("kernel", &self.kernel_options),
+                ("bias", &self.bias_options),
+            ],
+            &[],
+            &[],
+        );
         m.insert("quantization_config".into(), Value::Null);
         m
     }

@@ -65,14 +65,7 @@ impl Layer for Embedding {
 
     fn build(&self, _inputs: &[TensorSpec]) -> Result<()> {
         let o = &self.options;
-        let e = self.base.add_weight(
-            "embeddings",
-            &[self.input_dim, self.output_dim],
-            &o.initializer,
-            true,
-            o.regularizer,
-            o.constraint.clone(),
-        )?;
+        let e = o.create(&self.base, "embeddings", &[self.input_dim, self.output_dim])?;
         let _ = self.embeddings.set(e);
         Ok(())
     }
@@ -116,23 +109,11 @@ impl Layer for Embedding {
         let mut m = Map::new();
         m.insert("input_dim".into(), Value::from(self.input_dim));
         m.insert("output_dim".into(), Value::from(self.output_dim));
-        m.insert(
-            "embeddings_initializer".into(),
-            self.options.initializer.to_json(),
-        );
-        m.insert(
-            "embeddings_regularizer".into(),
-            self.options
-                .regularizer
-                .map_or(Value::Null, |r| r.to_json()),
-        );
-        m.insert("activity_regularizer".into(), Value::Null);
-        m.insert(
-            "embeddings_constraint".into(),
-            self.options
-                .constraint
-                .as_ref()
-                .map_or(Value::Null, |c| c.to_json()),
+        super::common::write_weight_options(
+            &mut m,
+            &[("embeddings", &self.options)],
+            &[],
+            &[("activity_regularizer", Value::Null)],
         );
         m.insert("mask_zero".into(), Value::from(false));
         m.insert("quantization_config".into(), Value::Null);

@@ -244,28 +244,18 @@ impl Layer for BatchNormalization {
         m.insert("epsilon".into(), Value::from(self.epsilon));
         m.insert("center".into(), Value::from(self.center));
         m.insert("scale".into(), Value::from(self.scale));
-        m.insert(
-            "beta_initializer".into(),
-            self.beta_options.initializer.to_json(),
+        super::common::write_weight_options(
+            &mut m,
+            &[("beta", &self.beta_options), ("gamma", &self.gamma_options)],
+            &[
+                ("moving_mean_initializer", self.moving_mean_init.to_json()),
+                (
+                    "moving_variance_initializer",
+                    self.moving_variance_init.to_json(),
+                ),
+            ],
+            &[],
         );
-        m.insert(
-            "gamma_initializer".into(),
-            self.gamma_options.initializer.to_json(),
-        );
-        m.insert(
-            "moving_mean_initializer".into(),
-            self.moving_mean_init.to_json(),
-        );
-        m.insert(
-            "moving_variance_initializer".into(),
-            self.moving_variance_init.to_json(),
-        );
-        let reg = |o: &WeightOptions| o.regularizer.map_or(Value::Null, |r| r.to_json());
-        let con = |o: &WeightOptions| o.constraint.as_ref().map_or(Value::Null, |c| c.to_json());
-        m.insert("beta_regularizer".into(), reg(&self.beta_options));
-        m.insert("gamma_regularizer".into(), reg(&self.gamma_options));
-        m.insert("beta_constraint".into(), con(&self.beta_options));
-        m.insert("gamma_constraint".into(), con(&self.gamma_options));
         m.insert("synchronized".into(), Value::from(false));
         m.insert("renorm".into(), Value::from(false));
         m.insert("renorm_clipping".into(), Value::Null);
@@ -373,16 +363,7 @@ impl Layer for LayerNormalization {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let add = |name: &str, o: &WeightOptions| {
-            self.base.add_weight(
-                name,
-                &shape,
-                &o.initializer,
-                true,
-                o.regularizer,
-                o.constraint.clone(),
-            )
-        };
+        let add = |name: &str, o: &WeightOptions| o.create(&self.base, name, &shape);
         if self.scale || self.rms_scaling {
             let _ = self.gamma.set(add("gamma", &self.gamma_options)?);
         }
@@ -453,20 +434,12 @@ impl Layer for LayerNormalization {
         m.insert("center".into(), Value::from(self.center));
         m.insert("scale".into(), Value::from(self.scale));
         m.insert("rms_scaling".into(), Value::from(self.rms_scaling));
-        m.insert(
-            "beta_initializer".into(),
-            self.beta_options.initializer.to_json(),
+        super::common::write_weight_options(
+            &mut m,
+            &[("beta", &self.beta_options), ("gamma", &self.gamma_options)],
+            &[],
+            &[],
         );
-        m.insert(
-            "gamma_initializer".into(),
-            self.gamma_options.initializer.to_json(),
-        );
-        let reg = |o: &WeightOptions| o.regularizer.map_or(Value::Null, |r| r.to_json());
-        let con = |o: &WeightOptions| o.constraint.as_ref().map_or(Value::Null, |c| c.to_json());
-        m.insert("beta_regularizer".into(), reg(&self.beta_options));
-        m.insert("gamma_regularizer".into(), reg(&self.gamma_options));
-        m.insert("beta_constraint".into(), con(&self.beta_options));
-        m.insert("gamma_constraint".into(), con(&self.gamma_options));
         m
     }
 }

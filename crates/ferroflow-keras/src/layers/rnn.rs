@@ -310,22 +310,14 @@ impl Layer for Recurrent {
         let g = self.kind.gates() * self.units;
         let cell = self.kind.cell();
         let o = &self.kernel_options;
-        let _ = self.kernel.set(self.base.add_weight(
-            &format!("{cell}/kernel"),
-            &[f, g],
-            &o.initializer,
-            true,
-            o.regularizer,
-            o.constraint.clone(),
-        )?);
+        let _ = self
+            .kernel
+            .set(o.create(&self.base, &format!("{cell}/kernel"), &[f, g])?);
         let o = &self.recurrent_options;
-        let _ = self.recurrent.set(self.base.add_weight(
+        let _ = self.recurrent.set(o.create(
+            &self.base,
             &format!("{cell}/recurrent_kernel"),
             &[self.units, g],
-            &o.initializer,
-            true,
-            o.regularizer,
-            o.constraint.clone(),
         )?);
         if self.use_bias {
             let o = &self.bias_options;
@@ -347,14 +339,7 @@ impl Layer for Recurrent {
             } else {
                 None
             };
-            let b = self.base.add_weight(
-                &format!("{cell}/bias"),
-                &shape,
-                &o.initializer,
-                true,
-                o.regularizer,
-                o.constraint.clone(),
-            )?;
+            let b = o.create(&self.base, &format!("{cell}/bias"), &shape)?;
             if let Some(v) = init {
                 b.assign(&v)?;
             }
@@ -501,33 +486,21 @@ impl Layer for Recurrent {
             );
         }
         m.insert("use_bias".into(), Value::from(self.use_bias));
-        m.insert(
-            "kernel_initializer".into(),
-            self.kernel_options.initializer.to_json(),
+        let between: Vec<(&str, Value)> = if self.kind == CellKind::Lstm {
+            vec![("unit_forget_bias", Value::from(self.unit_forget_bias))]
+        } else {
+            Vec::new()
+        };
+        super::common::write_weight_options(
+            &mut m,
+            &[
+                ("kernel", &self.kernel_options),
+                ("recurrent", &self.recurrent_options),
+                ("bias", &self.bias_options),
+            ],
+            &between,
+            &[("activity_regularizer", Value::Null)],
         );
-        m.insert(
-            "recurrent_initializer".into(),
-            self.recurrent_options.initializer.to_json(),
-        );
-        m.insert(
-            "bias_initializer".into(),
-            self.bias_options.initializer.to_json(),
-        );
-        if self.kind == CellKind::Lstm {
-            m.insert(
-                "unit_forget_bias".into(),
-                Value::from(self.unit_forget_bias),
-            );
-        }
-        let reg = |o: &WeightOptions| o.regularizer.map_or(Value::Null, |r| r.to_json());
-        let con = |o: &WeightOptions| o.constraint.as_ref().map_or(Value::Null, |c| c.to_json());
-        m.insert("kernel_regularizer".into(), reg(&self.kernel_options));
-        m.insert("recurrent_regularizer".into(), reg(&self.recurrent_options));
-        m.insert("bias_regularizer".into(), reg(&self.bias_options));
-        m.insert("activity_regularizer".into(), Value::Null);
-        m.insert("kernel_constraint".into(), con(&self.kernel_options));
-        m.insert("recurrent_constraint".into(), con(&self.recurrent_options));
-        m.insert("bias_constraint".into(), con(&self.bias_options));
         m.insert("dropout".into(), Value::from(self.dropout));
         m.insert(
             "recurrent_dropout".into(),
