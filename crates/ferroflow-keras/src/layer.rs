@@ -171,6 +171,14 @@ impl LayerBase {
         }
     }
 
+    /// State for a layer rebuilt from a config: its name (or a generated one) and its
+    /// trainable flag.
+    pub fn from_reader(class: &str, r: &crate::config::ConfigReader) -> Self {
+        let base = LayerBase::new(class, r.name().as_deref());
+        base.set_trainable(r.trainable());
+        base
+    }
+
     /// Renames the layer (a builder's `.name(...)`), giving back the generated name.
     pub fn set_name(&mut self, name: &str) {
         release_name(&self.name);

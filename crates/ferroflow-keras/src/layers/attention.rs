@@ -66,8 +66,7 @@ impl MultiHeadAttention {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("MultiHeadAttention", config)?;
         let mut l = MultiHeadAttention::new(r.usize_req("num_heads")?, r.usize_req("key_dim")?);
-        l.base = LayerBase::new("MultiHeadAttention", r.name().as_deref());
-        l.base.set_trainable(r.trainable());
+        l.base = LayerBase::from_reader("MultiHeadAttention", &r);
         l.value_dim = r.usize_or("value_dim", l.key_dim)?;
         l.dropout = r.f64_or("dropout", 0.0)?;
         l.use_bias = r.bool_or("use_bias", true)?;

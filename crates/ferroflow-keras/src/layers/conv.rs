@@ -124,8 +124,7 @@ impl ConvCore {
         };
         let ks = r.tuple_or("kernel_size", n, &vec![1; n])?;
         let mut c = ConvCore::new(kind, filters, &ks);
-        c.base = LayerBase::new(class, r.name().as_deref());
-        c.base.set_trainable(r.trainable());
+        c.base = LayerBase::from_reader(class, &r);
         c.strides = r.tuple_or("strides", n, &vec![1; n])?;
         c.dilation = r.tuple_or("dilation_rate", n, &vec![1; n])?;
         c.padding = read_padding(&r)?;

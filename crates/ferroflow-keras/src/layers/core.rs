@@ -122,10 +122,9 @@ impl Activation {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("Activation", config)?;
         let layer = Activation {
-            base: LayerBase::new("Activation", r.name().as_deref()),
+            base: LayerBase::from_reader("Activation", &r),
             activation: read_activation(&r)?,
         };
-        layer.base.set_trainable(r.trainable());
         r.finish()?;
         Ok(layer)
     }
@@ -187,8 +186,7 @@ impl Dropout {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("Dropout", config)?;
         let mut d = Dropout::new(r.f64_or("rate", 0.0)?)?;
-        d.base = LayerBase::new("Dropout", r.name().as_deref());
-        d.base.set_trainable(r.trainable());
+        d.base = LayerBase::from_reader("Dropout", &r);
         d.seed = r.raw("seed").and_then(Value::as_u64);
         d.noise_shape = r
             .raw("noise_shape")

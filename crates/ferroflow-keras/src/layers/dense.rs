@@ -89,8 +89,7 @@ impl Dense {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("Dense", config)?;
         let mut d = Dense::new(r.usize_req("units")?);
-        d.base = LayerBase::new("Dense", r.name().as_deref());
-        d.base.set_trainable(r.trainable());
+        d.base = LayerBase::from_reader("Dense", &r);
         d.activation = read_activation(&r)?;
         d.use_bias = r.bool_or("use_bias", true)?;
         d.kernel_options = WeightOptions::read(&r, "kernel", Initializer::glorot_uniform())?;

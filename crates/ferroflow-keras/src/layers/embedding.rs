@@ -45,8 +45,7 @@ impl Embedding {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("Embedding", config)?;
         let mut l = Embedding::new(r.usize_req("input_dim")?, r.usize_req("output_dim")?);
-        l.base = LayerBase::new("Embedding", r.name().as_deref());
-        l.base.set_trainable(r.trainable());
+        l.base = LayerBase::from_reader("Embedding", &r);
         l.options = WeightOptions::read(&r, "embeddings", l.options.initializer.clone())?;
         r.require("mask_zero", &Value::from(false))?;
         r.require("activity_regularizer", &Value::Null)?;

@@ -6,12 +6,6 @@ use crate::layer::{format_dims, CallContext, Dims, Layer, LayerBase, TensorSpec}
 use ferroflow_core::{BinaryOp, Error, Result, Tensor};
 use serde_json::Value;
 
-fn base_from(class: &str, r: &ConfigReader) -> LayerBase {
-    let b = LayerBase::new(class, r.name().as_deref());
-    b.set_trainable(r.trainable());
-    b
-}
-
 fn need_at_least(class: &'static str, name: &str, n: usize, min: usize) -> Result<()> {
     if n < min {
         return Err(Error::invalid(
@@ -83,7 +77,7 @@ macro_rules! elementwise_merge {
                 let r = ConfigReader::new($class, config)?;
                 r.finish()?;
                 Ok($ty {
-                    base: base_from($class, &r),
+                    base: LayerBase::from_reader($class, &r),
                 })
             }
         }
@@ -238,7 +232,7 @@ impl Concatenate {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("Concatenate", config)?;
         let mut l = Concatenate::new(r.i64_or("axis", -1)?);
-        l.base = base_from("Concatenate", &r);
+        l.base = LayerBase::from_reader("Concatenate", &r);
         r.finish()?;
         Ok(l)
     }
@@ -362,7 +356,7 @@ impl Dot {
         let pair = matches!(r.raw("axes"), Some(Value::Array(a)) if a.len() == 2);
         let mut l = Dot::new(axes, r.bool_or("normalize", false)?);
         l.pair = pair;
-        l.base = base_from("Dot", &r);
+        l.base = LayerBase::from_reader("Dot", &r);
         r.finish()?;
         Ok(l)
     }

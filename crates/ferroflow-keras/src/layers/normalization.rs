@@ -88,8 +88,7 @@ impl BatchNormalization {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("BatchNormalization", config)?;
         let mut l = BatchNormalization::new();
-        l.base = LayerBase::new("BatchNormalization", r.name().as_deref());
-        l.base.set_trainable(r.trainable());
+        l.base = LayerBase::from_reader("BatchNormalization", &r);
         l.axis = match r.i64_list("axis")?.as_deref() {
             None => -1,
             Some([a]) => *a,
@@ -308,8 +307,7 @@ impl LayerNormalization {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("LayerNormalization", config)?;
         let mut l = LayerNormalization::new();
-        l.base = LayerBase::new("LayerNormalization", r.name().as_deref());
-        l.base.set_trainable(r.trainable());
+        l.base = LayerBase::from_reader("LayerNormalization", &r);
         l.axis_list = matches!(r.raw("axis"), Some(Value::Array(_)));
         l.axes = r.i64_list("axis")?.unwrap_or(vec![-1]);
         l.epsilon = r.f64_or("epsilon", 1e-3)?;

@@ -40,8 +40,7 @@ impl Pool {
         let r = ConfigReader::new(class, config)?;
         let ps = r.tuple_or("pool_size", rank, &vec![2; rank])?;
         let mut p = Pool::new(class, max, rank, &ps);
-        p.base = LayerBase::new(class, r.name().as_deref());
-        p.base.set_trainable(r.trainable());
+        p.base = LayerBase::from_reader(class, &r);
         p.strides = r.tuple_or("strides", rank, &ps)?;
         p.padding = read_padding(&r)?;
         require_channels_last(&r)?;
@@ -227,13 +226,12 @@ impl Global {
         let r = ConfigReader::new(class, config)?;
         require_channels_last(&r)?;
         let g = Global {
-            base: LayerBase::new(class, r.name().as_deref()),
+            base: LayerBase::from_reader(class, &r),
             class,
             max,
             rank,
             keepdims: r.bool_or("keepdims", false)?,
         };
-        g.base.set_trainable(r.trainable());
         r.finish()?;
         Ok(g)
     }

@@ -29,8 +29,7 @@ impl Rescaling {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("Rescaling", config)?;
         let mut l = Rescaling::new(r.f64_or("scale", 1.0)?, r.f64_or("offset", 0.0)?);
-        l.base = LayerBase::new("Rescaling", r.name().as_deref());
-        l.base.set_trainable(r.trainable());
+        l.base = LayerBase::from_reader("Rescaling", &r);
         r.finish()?;
         Ok(l)
     }
@@ -124,8 +123,7 @@ impl Normalization {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("Normalization", config)?;
         let mut l = Normalization::new();
-        l.base = LayerBase::new("Normalization", r.name().as_deref());
-        l.base.set_trainable(r.trainable());
+        l.base = LayerBase::from_reader("Normalization", &r);
         l.axes = r.i64_list("axis")?.unwrap_or(vec![-1]);
         l.invert = r.bool_or("invert", false)?;
         let vec_of = |k: &str| -> Result<Option<Vec<f64>>> {

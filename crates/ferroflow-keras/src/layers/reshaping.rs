@@ -12,13 +12,6 @@ fn spec(shape: Dims, like: &TensorSpec) -> Vec<TensorSpec> {
     vec![TensorSpec::new(shape, like.dtype)]
 }
 
-/// Base and trainable flag from a config reader.
-fn base_from(class: &str, r: &ConfigReader) -> LayerBase {
-    let b = LayerBase::new(class, r.name().as_deref());
-    b.set_trainable(r.trainable());
-    b
-}
-
 /// Flattens all but the batch dimension (`keras.layers.Flatten`).
 pub struct Flatten {
     base: LayerBase,
@@ -38,7 +31,7 @@ impl Flatten {
         require_channels_last(&r)?;
         r.finish()?;
         Ok(Flatten {
-            base: base_from("Flatten", &r),
+            base: LayerBase::from_reader("Flatten", &r),
         })
     }
 }
@@ -106,7 +99,7 @@ impl Reshape {
             .i64_list("target_shape")?
             .ok_or_else(|| Error::invalid("Reshape", "option 'target_shape': missing"))?;
         let mut l = Reshape::new(&target)?;
-        l.base = base_from("Reshape", &r);
+        l.base = LayerBase::from_reader("Reshape", &r);
         r.finish()?;
         Ok(l)
     }
@@ -224,7 +217,7 @@ impl Permute {
         let r = ConfigReader::new("Permute", config)?;
         let dims = r.i64_list("dims")?.unwrap_or_default();
         let mut l = Permute::new(&dims.iter().map(|&d| d.max(0) as usize).collect::<Vec<_>>())?;
-        l.base = base_from("Permute", &r);
+        l.base = LayerBase::from_reader("Permute", &r);
         r.finish()?;
         Ok(l)
     }
@@ -276,7 +269,7 @@ impl RepeatVector {
     pub fn from_config(config: &Value) -> Result<Self> {
         let r = ConfigReader::new("RepeatVector", config)?;
         let mut l = RepeatVector::new(r.usize_req("n")?);
-        l.base = base_from("RepeatVector", &r);
+        l.base = LayerBase::from_reader("RepeatVector", &r);
         r.finish()?;
         Ok(l)
     }
@@ -371,7 +364,7 @@ impl ZeroPadding2D {
             Some(_) => return Err(bad()),
         };
         let mut l = ZeroPadding2D::new(p);
-        l.base = base_from("ZeroPadding2D", &r);
+        l.base = LayerBase::from_reader("ZeroPadding2D", &r);
         r.finish()?;
         Ok(l)
     }
@@ -439,7 +432,7 @@ impl UpSampling2D {
         r.require("interpolation", &Value::from("nearest"))?;
         let s = r.tuple_or("size", 2, &[2, 2])?;
         let mut l = UpSampling2D::new((s[0], s[1]));
-        l.base = base_from("UpSampling2D", &r);
+        l.base = LayerBase::from_reader("UpSampling2D", &r);
         r.finish()?;
         Ok(l)
     }

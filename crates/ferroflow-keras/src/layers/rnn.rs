@@ -162,8 +162,7 @@ impl Recurrent {
         let class = kind.class();
         let r = ConfigReader::new(class, config)?;
         let mut l = Recurrent::new(kind, r.usize_req("units")?);
-        l.base = LayerBase::new(class, r.name().as_deref());
-        l.base.set_trainable(r.trainable());
+        l.base = LayerBase::from_reader(class, &r);
         l.activation = read_activation(&r)?;
         if r.raw("activation").is_none() {
             l.activation = Activation::Tanh;

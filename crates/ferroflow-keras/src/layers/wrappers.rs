@@ -100,12 +100,11 @@ impl Bidirectional {
             }
         };
         let l = Bidirectional {
-            base: LayerBase::new("Bidirectional", r.name().as_deref()),
+            base: LayerBase::from_reader("Bidirectional", &r),
             forward: Arc::new(forward),
             backward: Arc::new(backward),
             merge,
         };
-        l.base.set_trainable(r.trainable());
         r.finish()?;
         Ok(l)
     }
@@ -202,10 +201,9 @@ impl TimeDistributed {
             .raw("layer")
             .ok_or_else(|| Error::invalid("TimeDistributed", "option 'layer': missing"))?;
         let l = TimeDistributed {
-            base: LayerBase::new("TimeDistributed", r.name().as_deref()),
+            base: LayerBase::from_reader("TimeDistributed", &r),
             inner: super::registry::from_json(layer)?,
         };
-        l.base.set_trainable(r.trainable());
         r.finish()?;
         Ok(l)
     }
