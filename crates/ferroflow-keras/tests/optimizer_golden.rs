@@ -3,6 +3,9 @@
 //! within 1e-5 relative, step by step (relative to the tensor's largest magnitude for values
 //! far smaller than it).
 
+mod common;
+
+use common::tensor;
 use ferroflow_core::{Axes, GradientTape, Result, Tensor, Variable};
 use ferroflow_keras::optimizers::schedules::{
     CosineDecay, ExponentialDecay, PiecewiseConstantDecay,
@@ -12,22 +15,6 @@ use ferroflow_keras::optimizers::{
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f32> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_vec(data, &shape).unwrap()
-}
 
 fn f(c: &Value, k: &str) -> Option<f64> {
     c.get(k).and_then(Value::as_f64)

@@ -20,7 +20,7 @@ pub fn tensor(v: &Value) -> Tensor {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect();
-    let dtype = match v["dtype"].as_str().unwrap() {
+    let dtype = match v.get("dtype").and_then(Value::as_str).unwrap_or("float32") {
         "float32" => DType::F32,
         "float64" => DType::F64,
         "int32" => DType::I32,
