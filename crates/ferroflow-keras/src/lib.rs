@@ -24,6 +24,7 @@ pub mod regularizers;
 pub mod saving;
 pub mod training;
 
+pub use ferroflow_core::{Error, Result};
 pub use layer::{
     clear_session, layer_ref, CallContext, Dims, Layer, LayerExt, LayerRef, TensorSpec,
 };

@@ -9,6 +9,14 @@ use ferroflow_keras::{
     layer_ref, CallContext, Input, Layer, LayerExt, LayerRef, Model, SymbolicCall,
 };
 
+/// Layer names and the global seed are process-wide, as in Keras; tests that depend on
+/// them run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn close(a: &Tensor, b: &Tensor) {
     assert_eq!(a.shape(), b.shape());
     for (x, y) in a.to_f64_vec().iter().zip(b.to_f64_vec()) {
@@ -18,6 +26,7 @@ fn close(a: &Tensor, b: &Tensor) {
 
 #[test]
 fn functional_multi_input_shared_and_nested() {
+    let _serial = serial();
     random::set_seed(1);
     let a = Input::new(&[4]);
     let b = Input::new(&[4]);
@@ -62,6 +71,7 @@ fn functional_multi_input_shared_and_nested() {
 
 #[test]
 fn model_errors_name_the_problem_and_change_nothing() {
+    let _serial = serial();
     let m = Model::sequential(None);
     m.add(Input::new(&[8])).unwrap();
     m.add(Dense::new(4)).unwrap();
@@ -102,7 +112,26 @@ fn model_errors_name_the_problem_and_change_nothing() {
 }
 
 #[test]
+fn sequential_macro_builds_a_model() {
+    let _serial = serial();
+    let m = ferroflow_keras::sequential![
+        Input::new(&[3]),
+        Dense::new(4).activation("relu"),
+        Dense::new(1)
+    ]
+    .unwrap();
+    assert_eq!(m.count_params(), 3 * 4 + 4 + 4 + 1);
+    assert_eq!(
+        m.predict(&Tensor::zeros(&[2, 3], DType::F32).unwrap(), 8)
+            .unwrap()[0]
+            .shape(),
+        &[2, 1]
+    );
+}
+
+#[test]
 fn unique_names_like_keras() {
+    let _serial = serial();
     ferroflow_keras::clear_session();
     let a = Dense::new(1);
     let b = Dense::new(1);
@@ -152,6 +181,7 @@ impl Layer for Residual {
 
 #[test]
 fn subclassed_model_trains() {
+    let _serial = serial();
     random::set_seed(5);
     let net = Residual {
         base: LayerBase::new("Residual", None),

@@ -95,7 +95,7 @@ pub struct Model {
 macro_rules! sequential {
     ($($layer:expr),* $(,)?) => {{
         let model = $crate::models::Model::sequential(None);
-        (|| -> ferroflow_core::Result<$crate::models::Model> {
+        (|| -> $crate::Result<$crate::models::Model> {
             $( model.add($layer)?; )*
             Ok(model)
         })()
