@@ -122,7 +122,7 @@ fn sequential_macro_builds_a_model() {
     .unwrap();
     assert_eq!(m.count_params(), 3 * 4 + 4 + 4 + 1);
     assert_eq!(
-        m.predict(&Tensor::zeros(&[2, 3], DType::F32).unwrap(), 8)
+        m.predict(Tensor::zeros(&[2, 3], DType::F32).unwrap(), 8)
             .unwrap()[0]
             .shape(),
         &[2, 1]
