@@ -104,8 +104,10 @@ pub(crate) fn with_capacity<T>(n: usize) -> Vec<T> {
     v
 }
 
-/// A vector of `n` copies of `T::default()`, on a cached buffer when one is free.
-pub(crate) fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
+/// A vector of `n` copies of `T::default()`, on a cached buffer when one is free. Pass it
+/// to `Tensor::from_vec` and the buffer returns to the cache when the tensor is dropped
+/// (kernels outside the core, such as optimiser updates, use this).
+pub fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
     let mut v = with_capacity(n);
     v.resize(n, T::default());
     v

@@ -65,7 +65,8 @@ impl Adam {
         let (w, gd) = (var.data::<f32>()?, g.data::<f32>()?);
         let (m0, v0) = (slots[0].data::<f32>()?, slots[1].data::<f32>()?);
         let n = w.len();
-        let (mut m, mut v, mut out) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let zeroed = ferroflow_core::alloc::zeroed::<f32>;
+        let (mut m, mut v, mut out) = (zeroed(n), zeroed(n), zeroed(n));
         let kernel = |start: usize, m: &mut [f32], v: &mut [f32], out: &mut [f32]| {
             let r = start..start + m.len();
             let (w, gd, m0, v0) = (&w[r.clone()], &gd[r.clone()], &m0[r.clone()], &v0[r]);
