@@ -1,0 +1,17 @@
+//! ferroflow-data: `tf.data`-style input pipelines.
+//!
+//! A [`Dataset`] is a lazy pipeline of [`Element`]s (tensors or nested tuples/maps of
+//! tensors) built from tensors, generators or files and transformed with `map` (on worker
+//! threads), `shuffle`, `batch`, `prefetch` and the rest of TF's operators. Iterating it
+//! twice gives two passes (epochs); dropping an iterator stops its worker threads.
+#![warn(missing_docs)]
+
+mod dataset;
+mod element;
+pub mod source;
+mod sources;
+mod transforms;
+
+pub use dataset::{Dataset, AUTOTUNE};
+pub use element::Element;
+pub use source::{Cardinality, ElementIter, Source};
