@@ -8,10 +8,14 @@
 
 mod dataset;
 mod element;
+pub mod example;
 pub mod source;
 mod sources;
+pub mod tfrecord;
 mod transforms;
 
 pub use dataset::{Dataset, AUTOTUNE};
 pub use element::Element;
+pub use example::{parse_example, Example, FeatureSpec};
 pub use source::{Cardinality, ElementIter, Source};
+pub use tfrecord::{tfrecord_dataset, TFRecordReader, TFRecordWriter};

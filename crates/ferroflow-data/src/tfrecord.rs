@@ -1,0 +1,208 @@
+//! TFRecord files: TF's framing (little-endian u64 length, masked CRC-32C of the length,
+//! the bytes, masked CRC-32C of the bytes), a writer, and a dataset that reads records as
+//! `u8` tensors with the file and record number in every error.
+
+use crate::source::{Cardinality, ElementIter, Source};
+use crate::{Dataset, Element};
+use ferroflow_core::{Error, Result, Tensor};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// TFRecord's masked CRC-32C.
+pub fn masked_crc32c(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+        .rotate_right(15)
+        .wrapping_add(0xa282_ead8)
+}
+
+/// Writes records to a TFRecord file (`tf.io.TFRecordWriter`).
+pub struct TFRecordWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl TFRecordWriter {
+    /// Creates (or replaces) `path`.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::create(&path).map_err(|e| io_err(&path, e))?;
+        Ok(TFRecordWriter {
+            out: BufWriter::new(file),
+            path,
+        })
+    }
+
+    /// Appends one record.
+    pub fn write(&mut self, record: &[u8]) -> Result<()> {
+        let len = (record.len() as u64).to_le_bytes();
+        let r = self
+            .out
+            .write_all(&len)
+            .and_then(|_| self.out.write_all(&masked_crc32c(&len).to_le_bytes()))
+            .and_then(|_| self.out.write_all(record))
+            .and_then(|_| self.out.write_all(&masked_crc32c(record).to_le_bytes()));
+        r.map_err(|e| io_err(&self.path, e))
+    }
+
+    /// Flushes buffered records to the file.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| io_err(&self.path, e))
+    }
+}
+
+impl Drop for TFRecordWriter {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+fn corrupt(path: &Path, record: u64, msg: &str) -> Error {
+    Error::Format {
+        path: path.display().to_string(),
+        msg: format!("record {record}: {msg}"),
+    }
+}
+
+/// Reads the records of one file in order.
+pub struct TFRecordReader {
+    path: PathBuf,
+    input: BufReader<File>,
+    record: u64,
+    failed: bool,
+}
+
+impl TFRecordReader {
+    /// Opens `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+        Ok(TFRecordReader {
+            input: BufReader::with_capacity(1 << 16, file),
+            path,
+            record: 0,
+            failed: false,
+        })
+    }
+
+    /// Fills `buf` completely; `Ok(false)` at a clean end of file before any byte.
+    fn read_exact_or_eof(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.input.read(&mut buf[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => return Err(corrupt(&self.path, self.record, "truncated record")),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(&self.path, e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next record, `None` at the end of the file.
+    pub fn next_record(&mut self) -> Option<Result<Vec<u8>>> {
+        if self.failed {
+            return None;
+        }
+        let r = self.read_record();
+        if matches!(r, Some(Err(_))) {
+            // After a framing error the rest of the file cannot be trusted.
+            self.failed = true;
+        }
+        r
+    }
+
+    fn read_record(&mut self) -> Option<Result<Vec<u8>>> {
+        let mut header = [0u8; 12];
+        match self.read_exact_or_eof(&mut header) {
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
+            Ok(true) => {}
+        }
+        let len_bytes: [u8; 8] = header[..8].try_into().expect("8 bytes");
+        let crc = u32::from_le_bytes(header[8..].try_into().expect("4 bytes"));
+        if masked_crc32c(&len_bytes) != crc {
+            return Some(Err(corrupt(
+                &self.path,
+                self.record,
+                "corrupted length (CRC mismatch)",
+            )));
+        }
+        let len = u64::from_le_bytes(len_bytes);
+        if len > (1 << 34) {
+            return Some(Err(corrupt(
+                &self.path,
+                self.record,
+                &format!("implausible length {len}"),
+            )));
+        }
+        let mut data = vec![0u8; len as usize + 4];
+        match self.read_exact_or_eof(&mut data) {
+            Ok(true) => {}
+            Ok(false) => return Some(Err(corrupt(&self.path, self.record, "truncated record"))),
+            Err(e) => return Some(Err(e)),
+        }
+        let crc = u32::from_le_bytes(data[len as usize..].try_into().expect("4 bytes"));
+        data.truncate(len as usize);
+        if masked_crc32c(&data) != crc {
+            return Some(Err(corrupt(
+                &self.path,
+                self.record,
+                "corrupted data (CRC mismatch)",
+            )));
+        }
+        self.record += 1;
+        Some(Ok(data))
+    }
+}
+
+struct Records {
+    paths: Vec<PathBuf>,
+}
+
+impl Source for Records {
+    fn open(&self) -> Result<ElementIter> {
+        let paths = self.paths.clone();
+        let mut file = 0;
+        let mut reader: Option<TFRecordReader> = None;
+        Ok(Box::new(std::iter::from_fn(move || loop {
+            if reader.is_none() {
+                let path = paths.get(file)?;
+                file += 1;
+                match TFRecordReader::open(path) {
+                    Ok(r) => reader = Some(r),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            match reader.as_mut()?.next_record() {
+                Some(r) => {
+                    return Some(r.and_then(|bytes| {
+                        let n = bytes.len();
+                        Ok(Element::Tensor(Tensor::from_vec(bytes, &[n])?))
+                    }))
+                }
+                None => reader = None,
+            }
+        })))
+    }
+
+    fn cardinality(&self) -> Cardinality {
+        Cardinality::Unknown
+    }
+}
+
+/// The records of TFRecord files, in order, as `u8` tensors (`tf.data.TFRecordDataset`);
+/// parse them with [`crate::example::parse_example`].
+pub fn tfrecord_dataset(paths: &[impl AsRef<Path>]) -> Dataset {
+    Dataset::from_source(Records {
+        paths: paths.iter().map(|p| p.as_ref().to_path_buf()).collect(),
+    })
+}
