@@ -282,3 +282,68 @@ fn embedding_model_with_weights_and_dropout() {
     assert!(h.last("accuracy").unwrap() > 0.8, "{:?}", h.history);
     assert!(h.last("auc").unwrap() > 0.85, "{:?}", h.history);
 }
+
+#[test]
+fn fit_on_datasets() {
+    use ferroflow_data::{Dataset, AUTOTUNE};
+    let _serial = serial();
+    let (x, y) = blobs(240);
+    // Batches from a dataset train exactly like the same batches from arrays.
+    let mut a = mlp(31);
+    a.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])
+        .unwrap();
+    a.fit(&x, &y, quiet().epochs(2).batch_size(16).shuffle(false))
+        .unwrap();
+    let mut b = mlp(31);
+    b.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])
+        .unwrap();
+    let ds = Dataset::from_tensor_slices((x.clone(), y.clone()))
+        .unwrap()
+        .batch(16, false)
+        .unwrap();
+    b.fit_dataset(&ds, quiet().epochs(2)).unwrap();
+    for (p, q) in a.get_weights().iter().zip(b.get_weights()) {
+        assert_eq!(p.to_f64_vec(), q.to_f64_vec());
+    }
+    // A full pipeline with validation on a dataset.
+    let train = Dataset::from_tensor_slices((x.clone(), y.clone()))
+        .unwrap()
+        .shuffle(240, Some(1), true)
+        .batch(16, false)
+        .unwrap()
+        .prefetch(AUTOTUNE);
+    let val = Dataset::from_tensor_slices((x.clone(), y.clone()))
+        .unwrap()
+        .batch(64, false)
+        .unwrap();
+    let mut m = mlp(32);
+    m.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])
+        .unwrap();
+    let h = m
+        .fit_dataset(&train, quiet().epochs(10).validation_dataset(val.clone()))
+        .unwrap();
+    assert!(h.last("val_accuracy").unwrap() > 0.9, "{:?}", h.history);
+    assert!(m.evaluate_dataset(&val).unwrap()["accuracy"] > 0.9);
+    assert_eq!(m.predict_dataset(&val).unwrap()[0].shape(), &[240, 3]);
+    // An infinite dataset needs steps_per_epoch.
+    let forever = train.repeat(None);
+    assert!(m
+        .fit_dataset(&forever, quiet().epochs(1))
+        .unwrap_err()
+        .to_string()
+        .contains("steps_per_epoch"));
+    let h = m
+        .fit_dataset(&forever, quiet().epochs(2).steps_per_epoch(5))
+        .unwrap();
+    assert_eq!(h.epoch.len(), 2);
+    // Elements that are not (x, y) are refused with their structure named.
+    let xs_only = Dataset::from_tensor_slices(x.clone())
+        .unwrap()
+        .batch(8, false)
+        .unwrap();
+    let err = m.fit_dataset(&xs_only, quiet()).unwrap_err().to_string();
+    assert!(
+        err.contains("(x, y)") && err.contains("float32[8, 8]"),
+        "{err}"
+    );
+}

@@ -5,6 +5,11 @@
 
 pub use ferroflow_core::*;
 
+/// Input pipelines (`tf.data`): `Dataset`, parallel map, shuffle, batch, prefetch, TFRecord.
+pub mod data {
+    pub use ferroflow_data::*;
+}
+
 /// Keras-style API: layers, models, training, losses, metrics, callbacks, optimisers, saving.
 pub mod keras {
     pub use ferroflow_keras::*;

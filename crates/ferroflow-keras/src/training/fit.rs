@@ -1,15 +1,14 @@
 //! `fit` and `evaluate` over in-memory arrays.
 
-use super::data::{
-    gather_rows, index_tensor, num_samples, sample_weights, slice_rows, split_tail, Arrays,
-};
+use super::data::{num_samples, sample_weights, slice_rows, split_tail, Arrays};
+use super::epochs::{ArrayBatches, DatasetBatches, Validation};
 use super::history::{History, Logs};
-use super::progress::{Progress, Verbosity};
+use super::progress::Verbosity;
 use super::step::EpochState;
 use crate::callbacks::Callback;
 use crate::models::Model;
 use ferroflow_core::{Error, Result, Tensor};
-use rand::seq::SliceRandom;
+use ferroflow_data::{Cardinality, Dataset};
 use std::collections::HashMap;
 
 /// Keras's `verbose`: `"auto"` (= 1), 0, 1 or 2.
@@ -37,6 +36,10 @@ pub struct FitOptions {
     pub callbacks: Vec<Box<dyn Callback>>,
     /// What to print.
     pub verbose: Verbosity,
+    /// Batches per epoch when fitting a dataset (required for an infinite one).
+    pub steps_per_epoch: Option<usize>,
+    /// Validation batches as a dataset (for `fit_dataset`, or instead of arrays).
+    pub validation_dataset: Option<Dataset>,
 }
 
 impl Default for FitOptions {
@@ -52,6 +55,8 @@ impl Default for FitOptions {
             initial_epoch: 0,
             callbacks: Vec::new(),
             verbose: Verbosity::Bar,
+            steps_per_epoch: None,
+            validation_dataset: None,
         }
     }
 }
@@ -116,6 +121,18 @@ impl FitOptions {
         self
     }
 
+    /// Sets `steps_per_epoch` (needed for an infinite dataset).
+    pub fn steps_per_epoch(mut self, n: usize) -> Self {
+        self.steps_per_epoch = Some(n);
+        self
+    }
+
+    /// Validates on a dataset of `(x, y)` batches after each epoch.
+    pub fn validation_dataset(mut self, data: Dataset) -> Self {
+        self.validation_dataset = Some(data);
+        self
+    }
+
     /// Sets `verbose`.
     pub fn verbose(mut self, v: Verbosity) -> Self {
         self.verbose = v;
@@ -169,79 +186,23 @@ impl Model {
                 };
                 (x.to_vec(), xv, y.to_vec(), yv, sw_all)
             };
-        let n = num_samples(&x_train)?;
-        let steps = n.div_ceil(opts.batch_size);
-        let names = self.output_names();
-        let vars = self.trainable_variables_for(&x_train)?;
-        let mut state = EpochState::new(self.compiled_ref()?, &names, "")?;
-        let mut history = History::default();
-        let mut callbacks = std::mem::take(&mut opts.callbacks);
-        self.stop_training = false;
-        for cb in callbacks.iter_mut() {
-            cb.on_train_begin(self)?;
-        }
-        let mut rng = ferroflow_core::random::op_rng(None);
-        let mut order: Vec<usize> = (0..n).collect();
-        for epoch in opts.initial_epoch..opts.epochs {
-            for cb in callbacks.iter_mut() {
-                cb.on_epoch_begin(epoch, self)?;
-            }
-            Progress::epoch_header(epoch, opts.epochs, opts.verbose);
-            let progress = Progress::new(steps, opts.verbose);
-            state.reset();
-            if opts.shuffle {
-                order.shuffle(&mut rng);
-            }
-            for step in 0..steps {
-                let lo = step * opts.batch_size;
-                let hi = (lo + opts.batch_size).min(n);
-                let (xb, yb, swb) = if opts.shuffle {
-                    let idx = index_tensor(&order[lo..hi])?;
-                    let sw = sw_train.as_ref().map(|w| w.gather(&idx, 0)).transpose()?;
-                    (
-                        gather_rows(&x_train, &idx)?,
-                        gather_rows(&y_train, &idx)?,
-                        sw,
-                    )
-                } else {
-                    let sw = match &sw_train {
-                        Some(w) => Some(slice_rows(std::slice::from_ref(w), lo, hi)?.remove(0)),
-                        None => None,
-                    };
-                    (
-                        slice_rows(&x_train, lo, hi)?,
-                        slice_rows(&y_train, lo, hi)?,
-                        sw,
-                    )
-                };
-                self.train_step(&xb, &yb, swb.as_ref(), &vars, &mut state)?;
-                let logs = state.logs(&names);
-                progress.update(step + 1, &logs);
-                for cb in callbacks.iter_mut() {
-                    cb.on_train_batch_end(step, &logs, self)?;
-                }
-            }
-            let mut logs = state.logs(&names);
-            if let (Some(xv), Some(yv)) = (&x_val, &y_val) {
-                let val = self.evaluate_logs(xv, yv, opts.batch_size, "val_")?;
-                logs.extend(val);
-            }
-            progress.finish(&logs);
-            for cb in callbacks.iter_mut() {
-                cb.on_epoch_end(epoch, &logs, self)?;
-            }
-            history.push(epoch, &logs);
-            if self.stop_training {
-                break;
-            }
-        }
-        for cb in callbacks.iter_mut() {
-            cb.on_train_end(self)?;
-        }
-        Ok(history)
+        let validation = match (x_val, y_val, opts.validation_dataset.take()) {
+            (Some(x), Some(y), _) => Some(Validation::Arrays { x, y }),
+            (_, _, Some(d)) => Some(Validation::Data(d)),
+            _ => None,
+        };
+        let mut source = ArrayBatches {
+            x: x_train,
+            y: y_train,
+            sw: sw_train,
+            batch_size: opts.batch_size,
+            shuffle: opts.shuffle,
+            rng: ferroflow_core::random::op_rng(None),
+        };
+        self.run_fit(&mut source, validation, opts)
     }
 
-    fn evaluate_logs(
+    pub(crate) fn evaluate_logs(
         &self,
         x: &[Tensor],
         y: &[Tensor],
@@ -270,6 +231,79 @@ impl Model {
             lo = hi;
         }
         Ok(state.logs(&names))
+    }
+
+    /// Trains on a dataset of `(x, y)` or `(x, y, sample_weight)` batches (`model.fit(dataset)`):
+    /// `x` and `y` are a tensor, a tuple of tensors, or a map keyed by input/output names.
+    /// Each epoch is one pass, or `steps_per_epoch` batches (required when the dataset
+    /// repeats forever). `batch_size`, `shuffle`, `validation_split` and the weights options
+    /// belong to the dataset and are ignored here, as in Keras.
+    pub fn fit_dataset(&mut self, data: &Dataset, mut opts: FitOptions) -> Result<History> {
+        self.compiled_ref()?;
+        if data.cardinality() == Cardinality::Infinite && opts.steps_per_epoch.is_none() {
+            return Err(Error::invalid(
+                "fit",
+                "the dataset repeats forever; set steps_per_epoch",
+            ));
+        }
+        let validation = match (opts.validation_dataset.take(), opts.validation_data.take()) {
+            (Some(d), _) => Some(Validation::Data(d)),
+            (None, Some((x, y))) => Some(Validation::Arrays { x: x.0, y: y.0 }),
+            (None, None) => None,
+        };
+        let mut source = DatasetBatches {
+            data: data.clone(),
+            inputs: self.network().input_names(),
+            outputs: self.output_names(),
+            steps_per_epoch: opts.steps_per_epoch,
+            live: None,
+        };
+        self.run_fit(&mut source, validation, opts)
+    }
+
+    /// Loss and metrics over a dataset of `(x, y)` batches (`model.evaluate(dataset)`).
+    pub fn evaluate_dataset(&self, data: &Dataset) -> Result<Logs> {
+        self.evaluate_batches(data, "")
+    }
+
+    /// Predictions for a dataset of input batches (`x`, or `(x, ...)` whose first part is
+    /// taken), concatenated (`model.predict(dataset)`).
+    pub fn predict_dataset(&self, data: &Dataset) -> Result<Vec<Tensor>> {
+        if data.cardinality() == Cardinality::Infinite {
+            return Err(Error::invalid(
+                "predict",
+                "the dataset is infinite; take() a finite part",
+            ));
+        }
+        let inputs = self.network().input_names();
+        let _pause = ferroflow_core::autodiff::pause_recording();
+        let mut parts: Vec<Vec<Tensor>> = Vec::new();
+        for e in data.iter()? {
+            let e = e?;
+            let x = match &e {
+                ferroflow_data::Element::Tuple(v)
+                    if !v.is_empty() && !matches!(v[0], ferroflow_data::Element::Tensor(_)) =>
+                {
+                    v[0].clone()
+                }
+                ferroflow_data::Element::Tuple(v) if v.len() == 2 || v.len() == 3 => v[0].clone(),
+                other => other.clone(),
+            };
+            let xs = super::epochs::element_batch(
+                &ferroflow_data::Element::Tuple(vec![x, ferroflow_data::Element::Tuple(vec![])]),
+                &inputs,
+                &[],
+            )?
+            .x;
+            let out = self.call(&xs, false)?;
+            if parts.is_empty() {
+                parts = vec![Vec::new(); out.len()];
+            }
+            for (p, o) in parts.iter_mut().zip(out) {
+                p.push(o);
+            }
+        }
+        parts.iter().map(|p| Tensor::concat(p, 0)).collect()
     }
 
     /// Loss and metrics over `x`, `y` in batches (`model.evaluate`).

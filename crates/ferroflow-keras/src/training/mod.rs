@@ -2,6 +2,7 @@
 //! the [`History`] that `fit` returns.
 
 pub mod data;
+mod epochs;
 pub mod fit;
 pub mod history;
 pub mod progress;

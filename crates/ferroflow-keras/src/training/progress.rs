@@ -23,7 +23,8 @@ pub enum Verbosity {
 pub struct Progress {
     bar: Option<ProgressBar>,
     verbosity: Verbosity,
-    steps: usize,
+    steps: Option<usize>,
+    done: std::cell::Cell<usize>,
     start: Instant,
 }
 
@@ -48,11 +49,13 @@ fn per_step(d: Duration, steps: usize) -> String {
 }
 
 impl Progress {
-    /// Starts a display for `steps` steps.
-    pub fn new(steps: usize, verbosity: Verbosity) -> Self {
+    /// Starts a display for `steps` steps (`None`: unknown, as for a dataset of unknown size).
+    pub fn new(steps: Option<usize>, verbosity: Verbosity) -> Self {
         let bar = (verbosity == Verbosity::Bar && std::io::stdout().is_terminal()).then(|| {
-            let pb =
-                ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
+            let pb = ProgressBar::with_draw_target(
+                steps.map(|s| s as u64),
+                ProgressDrawTarget::stdout(),
+            );
             let style = ProgressStyle::with_template("{pos}/{len} {bar:20} {elapsed} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("━━ ");
@@ -63,6 +66,7 @@ impl Progress {
             bar,
             verbosity,
             steps,
+            done: std::cell::Cell::new(0),
             start: Instant::now(),
         }
     }
@@ -76,6 +80,7 @@ impl Progress {
 
     /// Advances to `step` (1-based) with the running logs.
     pub fn update(&self, step: usize, logs: &Logs) {
+        self.done.set(step);
         if let Some(pb) = &self.bar {
             pb.set_position(step as u64);
             let el = self.start.elapsed();
@@ -89,23 +94,24 @@ impl Progress {
             pb.finish_and_clear();
         }
         let el = self.start.elapsed();
+        let steps = self.steps.unwrap_or(self.done.get()).max(1);
         match self.verbosity {
             Verbosity::Silent => {}
             Verbosity::Bar => println!(
                 "{}/{} {} {} {} - {}",
-                self.steps,
-                self.steps,
+                steps,
+                steps,
                 "━".repeat(20),
                 duration(el),
-                per_step(el, self.steps),
+                per_step(el, steps),
                 format_logs(logs)
             ),
             Verbosity::Line => println!(
                 "{}/{} - {} - {} - {}",
-                self.steps,
-                self.steps,
+                steps,
+                steps,
                 duration(el),
-                per_step(el, self.steps),
+                per_step(el, steps),
                 format_logs(logs)
             ),
         }
