@@ -9,6 +9,7 @@
 mod dataset;
 mod element;
 pub mod example;
+pub mod readers;
 pub mod source;
 mod sources;
 pub mod tfrecord;
@@ -17,5 +18,6 @@ mod transforms;
 pub use dataset::{Dataset, AUTOTUNE};
 pub use element::Element;
 pub use example::{parse_example, Example, FeatureSpec};
+pub use readers::{csv_dataset, npy_dataset, read_idx, text_line_dataset, CsvColumn};
 pub use source::{Cardinality, ElementIter, Source};
 pub use tfrecord::{tfrecord_dataset, TFRecordReader, TFRecordWriter};
