@@ -269,7 +269,7 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
 pub fn npy_dataset(paths: &[impl AsRef<Path>]) -> Result<Dataset> {
     let arrays = paths
         .iter()
-        .map(|p| ferroflow_core::npy::read_npy(p))
+        .map(ferroflow_core::npy::read_npy)
         .collect::<Result<Vec<_>>>()?;
     let all = if arrays.len() == 1 {
         arrays[0].clone()
