@@ -20,9 +20,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras")
+SUITES = ("core", "train", "keras", "data")
 # Figures where smaller is better (times); the rest are rates.
-LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib"}
+LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib"}
 
 
 def ensure_references():
@@ -182,6 +182,68 @@ def keras_fit():
     print(json.dumps({"fit_epoch_s": min(times), "fit_peak_rss_mib": rss}))
 
 
+def reference_data(reps):
+    """tf.data running the same pipelines, in a child process (its own peak RSS)."""
+    out = subprocess.check_output([sys.executable, os.path.abspath(__file__), "_tf_data", str(reps)])
+    return {"tf.data": json.loads(out.decode().strip().splitlines()[-1])}
+
+
+def tf_data(reps):
+    """The tf.data column of the data suite."""
+    import resource
+    import tempfile
+    import time
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import tensorflow as tf
+
+    n = 60_000
+    x = np.random.default_rng(1).random((n, 784), dtype=np.float32)
+    y = ((np.arange(n) * 7) % 10).astype(np.int64)
+
+    def augment(img, label):
+        img = (img - 0.5) * 2.0
+        img = tf.reshape(img, (28, 28, 1))
+        img = tf.image.random_flip_left_right(img)
+        return tf.reshape(img, (784,)), label
+
+    def rate(ds):
+        best = float("inf")
+        for _ in range(max(reps, 1)):
+            t = time.perf_counter()
+            count = 0
+            for _, yb in ds:
+                count += int(yb.shape[0])
+            best = min(best, time.perf_counter() - t)
+            assert count == n, count
+        return n / best
+
+    pipeline = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(10_000, seed=0)
+                .map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(128).prefetch(tf.data.AUTOTUNE))
+    slices = rate(pipeline)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "data.tfrecord")
+        with tf.io.TFRecordWriter(path) as w:
+            for i in range(n):
+                ex = tf.train.Example(features=tf.train.Features(feature={
+                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=x[i])),
+                    "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[y[i]])),
+                }))
+                w.write(ex.SerializeToString())
+        spec = {"x": tf.io.FixedLenFeature([784], tf.float32), "y": tf.io.FixedLenFeature([], tf.int64)}
+
+        def parse(rec):
+            f = tf.io.parse_single_example(rec, spec)
+            return f["x"], f["y"]
+
+        records = (tf.data.TFRecordDataset([path]).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+                   .batch(128).prefetch(tf.data.AUTOTUNE))
+        tfrec = rate(records)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"pipeline_elements_per_s": slices, "tfrecord_elements_per_s": tfrec, "data_peak_rss_mib": rss}))
+
+
 def reference_core(reps):
     """The same workloads and units as `ferroflow bench core` (bigger is better but for ns)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -227,12 +289,16 @@ def main():
     if suite == "_keras_fit":
         keras_fit()
         return
+    if suite == "_tf_data":
+        tf_data(int(sys.argv[2]))
+        return
     if suite not in SUITES:
         sys.exit(f"unknown suite '{suite}' (available: {', '.join(SUITES)})")
     ensure_references()
     reps = int(os.environ.get("BENCH_REPS", "7"))
     ff = ferroflow_suite(suite, reps)
-    refs = {"core": reference_core, "train": reference_train, "keras": reference_keras}[suite](reps)
+    refs = {"core": reference_core, "train": reference_train, "keras": reference_keras,
+            "data": reference_data}[suite](reps)
     for ref, figures in refs.items():
         for name, value in figures.items():
             if name not in ff:
@@ -240,7 +306,9 @@ def main():
             ratio = value / ff[name] if name in LOWER_IS_BETTER else ff[name] / value
             print(f"RATIO {name}_vs_{ref} {ratio:.3f}")
     print()
-    units = {"tiny_add": "ns", "mlp_train_step_ms": "ms", "fit_epoch_s": "s", "fit_peak_rss_mib": "MiB"}
+    units = {"tiny_add": "ns", "mlp_train_step_ms": "ms", "fit_epoch_s": "s", "fit_peak_rss_mib": "MiB",
+             "pipeline_elements_per_s": "elements/s", "tfrecord_elements_per_s": "elements/s",
+             "data_peak_rss_mib": "MiB"}
     names = list(refs)
     print(f"{'workload':<30} {'ferroflow':>12} " + " ".join(f"{r:>12}" for r in names) + "  unit")
     for name, value in ff.items():

@@ -1,6 +1,7 @@
 //! The `ferroflow` command-line tool.
 
 mod bench_core;
+mod bench_data;
 mod bench_keras;
 mod bench_train;
 mod demo;
@@ -63,7 +64,7 @@ enum Command {
     },
     /// Runs a benchmark suite and prints its figures.
     Bench {
-        /// The suite: `core`, `train` or `keras`.
+        /// The suite: `core`, `train`, `keras` or `data`.
         suite: String,
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -103,9 +104,10 @@ fn main() {
             "core" => bench_core::run(json, reps),
             "train" => bench_train::run(json, reps),
             "keras" => bench_keras::run(json, 3),
+            "data" => bench_data::run(json, reps.min(3)),
             other => Err(ff::Error::invalid(
                 "bench",
-                format!("unknown suite '{other}' (available: core, train, keras)"),
+                format!("unknown suite '{other}' (available: core, train, keras, data)"),
             )),
         },
     };
