@@ -4,6 +4,7 @@ use crate::source::{Cardinality, ElementIter, Source};
 use crate::sources::{Concat, Generator, Range, Single, Slices, Zip};
 use crate::transforms::batch::{Batch, Unbatch};
 use crate::transforms::cache::MemoryCache;
+use crate::transforms::interleave::{Interleave, Window};
 use crate::transforms::map::{Filter, IgnoreErrors, Map};
 use crate::transforms::prefetch::Prefetch;
 use crate::transforms::shuffle::Shuffle;
@@ -248,6 +249,61 @@ impl Dataset {
             input: self.clone(),
             start,
         })
+    }
+
+    /// Maps each element to a dataset and interleaves their elements: `cycle_length`
+    /// datasets are open at a time, `block_length` elements are taken from each in turn
+    /// (`interleave`). With `num_parallel_calls` > 1 each open dataset is produced ahead on
+    /// its own thread; the order stays deterministic.
+    pub fn interleave(
+        &self,
+        f: impl Fn(Element) -> Result<Dataset> + Send + Sync + 'static,
+        cycle_length: usize,
+        block_length: usize,
+        num_parallel_calls: usize,
+    ) -> Dataset {
+        let prefetch = if num_parallel_calls > 1 {
+            2 * block_length.max(1)
+        } else {
+            0
+        };
+        let cycle_length = if cycle_length == AUTOTUNE {
+            cores()
+        } else {
+            cycle_length
+        };
+        Self::from_source(Interleave {
+            input: self.clone(),
+            f: Arc::new(f),
+            cycle_length,
+            block_length,
+            prefetch,
+        })
+    }
+
+    /// Sliding windows of `size` elements, `shift` apart, taking every `stride`-th element,
+    /// each stacked into one batched element (TF's `window(...)` followed by
+    /// `flat_map(lambda w: w.batch(size))`).
+    pub fn window(
+        &self,
+        size: usize,
+        shift: usize,
+        stride: usize,
+        drop_remainder: bool,
+    ) -> Result<Dataset> {
+        if size == 0 || shift == 0 || stride == 0 {
+            return Err(Error::invalid(
+                "window",
+                format!("size, shift and stride must be positive, got {size}, {shift}, {stride}"),
+            ));
+        }
+        Ok(Self::from_source(Window {
+            input: self.clone(),
+            size,
+            shift,
+            stride,
+            drop_remainder,
+        }))
     }
 
     /// Keeps the first complete pass in memory and replays it (`cache()`).

@@ -301,3 +301,62 @@ fn cache_and_prefetch() {
         assert_eq!(ints(&range(50).prefetch(buf)), (0..50).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn interleave_round_robin_and_parallel() {
+    // Each input i becomes [i*10, i*10+1, i*10+2]; cycle 2, block 2. Expected orders are
+    // what TensorFlow 2.21 produces for the same calls.
+    let f = |e: Element| {
+        let i = e.tensor()?.to_scalar::<i64>()?;
+        Ok(Dataset::range(i * 10, i * 10 + 3, 1)?)
+    };
+    let want = vec![0, 1, 10, 11, 2, 12, 20, 21, 30, 31, 22, 32];
+    assert_eq!(ints(&range(4).interleave(f, 2, 2, 1)), want);
+    assert_eq!(
+        ints(&range(4).interleave(f, 2, 2, 4)),
+        want,
+        "parallel interleave keeps the order"
+    );
+    assert_eq!(
+        ints(&range(3).interleave(f, 1, 1, 1)),
+        vec![0, 1, 2, 10, 11, 12, 20, 21, 22]
+    );
+    // Uneven lengths, an empty one first: range(i*10, i*10 + i), cycle 3, block 1.
+    let g = |e: Element| {
+        let i = e.tensor()?.to_scalar::<i64>()?;
+        Ok(Dataset::range(i * 10, i * 10 + i, 1)?)
+    };
+    assert_eq!(
+        ints(&range(5).interleave(g, 3, 1, 1)),
+        vec![10, 20, 30, 21, 31, 40, 32, 41, 42, 43]
+    );
+}
+
+#[test]
+fn windows() {
+    let w: Vec<Vec<i64>> = range(7)
+        .window(3, 2, 1, false)
+        .unwrap()
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|e| e.tensor().unwrap().to_vec::<i64>().unwrap())
+        .collect();
+    assert_eq!(
+        w,
+        vec![vec![0, 1, 2], vec![2, 3, 4], vec![4, 5, 6], vec![6]]
+    );
+    assert_eq!(
+        range(7).window(3, 2, 1, false).unwrap().cardinality(),
+        Cardinality::Known(4)
+    );
+    let w = range(10).window(3, 4, 2, true).unwrap();
+    let got: Vec<Vec<i64>> = w
+        .collect()
+        .unwrap()
+        .iter()
+        .map(|e| e.tensor().unwrap().to_vec::<i64>().unwrap())
+        .collect();
+    assert_eq!(got, vec![vec![0, 2, 4], vec![4, 6, 8]]);
+    assert_eq!(w.cardinality(), Cardinality::Known(2));
+}

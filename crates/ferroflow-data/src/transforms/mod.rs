@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod cache;
+pub(crate) mod interleave;
 pub(crate) mod map;
 pub(crate) mod prefetch;
 pub(crate) mod shuffle;
