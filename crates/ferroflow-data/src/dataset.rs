@@ -3,7 +3,7 @@
 use crate::source::{Cardinality, ElementIter, Source};
 use crate::sources::{Concat, Generator, Range, Single, Slices, Zip};
 use crate::transforms::batch::{Batch, Unbatch};
-use crate::transforms::cache::MemoryCache;
+use crate::transforms::cache::{FileCache, MemoryCache};
 use crate::transforms::interleave::{Interleave, Window};
 use crate::transforms::map::{Filter, IgnoreErrors, Map};
 use crate::transforms::prefetch::Prefetch;
@@ -311,6 +311,15 @@ impl Dataset {
         Self::from_source(MemoryCache {
             input: self.clone(),
             stored: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Writes the first complete pass to `path` and reads later passes from it, also in
+    /// later runs (`cache(filename)`). Delete the file to refresh it.
+    pub fn cache_file(&self, path: impl AsRef<std::path::Path>) -> Dataset {
+        Self::from_source(FileCache {
+            input: self.clone(),
+            path: path.as_ref().to_path_buf(),
         })
     }
 

@@ -6,6 +6,7 @@
 //! twice gives two passes (epochs); dropping an iterator stops its worker threads.
 #![warn(missing_docs)]
 
+pub mod codec;
 mod dataset;
 mod element;
 pub mod example;

@@ -360,3 +360,82 @@ fn windows() {
     assert_eq!(got, vec![vec![0, 2, 4], vec![4, 6, 8]]);
     assert_eq!(w.cardinality(), Cardinality::Known(2));
 }
+
+#[test]
+fn file_cache_survives_the_process_view() {
+    let path = std::env::temp_dir().join(format!("ff_cache_{}.bin", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let make = move || {
+        let c = c.clone();
+        range(5).map(move |e| {
+            c.fetch_add(1, Ordering::SeqCst);
+            let i = e.tensor()?.to_scalar::<i64>()?;
+            let mut m = std::collections::BTreeMap::new();
+            m.insert(
+                "x".to_string(),
+                Element::Tensor(Tensor::from_vec(vec![i as f32; 3], &[3])?),
+            );
+            m.insert(
+                "flag".to_string(),
+                Element::Tensor(Tensor::from_vec(vec![i % 2 == 0], &[1])?),
+            );
+            Ok(Element::Tuple(vec![Element::Map(m), e]))
+        })
+    };
+    let first = make().cache_file(&path);
+    let a = first.collect().unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert!(path.exists());
+    // A new pipeline over the same file (a later run) reads it instead of computing.
+    let b = make().cache_file(&path).collect().unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.structure(), y.structure());
+        assert_eq!(
+            x.get(0)
+                .unwrap()
+                .field("x")
+                .unwrap()
+                .tensor()
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap(),
+            y.get(0)
+                .unwrap()
+                .field("x")
+                .unwrap()
+                .tensor()
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap()
+        );
+        assert_eq!(
+            x.get(0)
+                .unwrap()
+                .field("flag")
+                .unwrap()
+                .tensor()
+                .unwrap()
+                .to_vec::<bool>()
+                .unwrap(),
+            y.get(0)
+                .unwrap()
+                .field("flag")
+                .unwrap()
+                .tensor()
+                .unwrap()
+                .to_vec::<bool>()
+                .unwrap()
+        );
+    }
+    // A corrupted cache file is an error, not wrong data.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let k = bytes.len() / 2;
+    bytes[k] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    assert!(make().cache_file(&path).collect().is_err());
+    let _ = std::fs::remove_file(&path);
+}

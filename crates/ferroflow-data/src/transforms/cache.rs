@@ -50,3 +50,66 @@ impl Source for MemoryCache {
         self.input.cardinality()
     }
 }
+
+/// `cache(filename)`: the first complete pass is written to a file (TFRecord framing,
+/// CRC-checked) and later passes, in this or another process, read it back.
+pub(crate) struct FileCache {
+    pub(crate) input: Dataset,
+    pub(crate) path: std::path::PathBuf,
+}
+
+impl Source for FileCache {
+    fn open(&self) -> Result<ElementIter> {
+        use crate::tfrecord::{TFRecordReader, TFRecordWriter};
+        if self.path.exists() {
+            let mut reader = TFRecordReader::open(&self.path)?;
+            return Ok(Box::new(std::iter::from_fn(move || {
+                reader
+                    .next_record()
+                    .map(|r| r.and_then(|bytes| crate::codec::decode(&bytes)))
+            })));
+        }
+        let mut upstream = self.input.source().open()?;
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let mut writer = Some(TFRecordWriter::create(&tmp)?);
+        let (final_path, tmp_path) = (self.path.clone(), tmp);
+        Ok(Box::new(std::iter::from_fn(move || {
+            match upstream.next() {
+                Some(Ok(e)) => {
+                    if let Some(w) = writer.as_mut() {
+                        let mut buf = Vec::new();
+                        if crate::codec::encode(&e, &mut buf)
+                            .and_then(|_| w.write(&buf))
+                            .is_err()
+                        {
+                            writer = None;
+                            let _ = std::fs::remove_file(&tmp_path);
+                        }
+                    }
+                    Some(Ok(e))
+                }
+                Some(Err(e)) => {
+                    // An incomplete pass is never published as the cache.
+                    writer = None;
+                    let _ = std::fs::remove_file(&tmp_path);
+                    Some(Err(e))
+                }
+                None => {
+                    if let Some(mut w) = writer.take() {
+                        if w.flush().is_ok() {
+                            drop(w);
+                            let _ = std::fs::rename(&tmp_path, &final_path);
+                        }
+                    }
+                    None
+                }
+            }
+        })))
+    }
+
+    fn cardinality(&self) -> Cardinality {
+        self.input.cardinality()
+    }
+}
