@@ -1,7 +1,8 @@
 """TFRecord files written by TensorFlow, for ferroflow-data/tests/tfrecord.rs.
 
 Writes tests/fixtures/tf_examples.tfrecord (tf.train.Example records with float, int64
-and bytes features, one with a missing feature) and tf_examples.json with the values.
+and bytes features, one with a missing feature), a GZIP copy, and tf_examples.json
+with the values.
 
     TF_CPP_MIN_LOG_LEVEL=3 python tools/gen_tfrecord_fixture.py
 """
@@ -36,6 +37,10 @@ with tf.io.TFRecordWriter(path) as w:
             "tokens": tokens,
             "raw": list(raw),
         })
+# The same records gzip-compressed (compression_type="GZIP").
+with tf.io.TFRecordWriter(os.path.join(OUT, "tf_examples.tfrecord.gz"), options="GZIP") as w:
+    for rec in tf.data.TFRecordDataset([path]):
+        w.write(rec.numpy())
 with open(os.path.join(OUT, "tf_examples.json"), "w") as f:
     json.dump({"tensorflow_version": tf.__version__, "records": records}, f)
 print(f"wrote {len(records)} records to {path}")

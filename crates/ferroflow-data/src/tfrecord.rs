@@ -16,21 +16,40 @@ pub fn masked_crc32c(data: &[u8]) -> u32 {
         .wrapping_add(0xa282_ead8)
 }
 
+/// Compression of a TFRecord file (`compression_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Plain records.
+    #[default]
+    None,
+    /// The whole file gzip-compressed (`"GZIP"`).
+    Gzip,
+}
+
 /// Writes records to a TFRecord file (`tf.io.TFRecordWriter`).
 pub struct TFRecordWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Box<dyn Write + Send>,
 }
 
 impl TFRecordWriter {
     /// Creates (or replaces) `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        Self::create_with(path, Compression::None)
+    }
+
+    /// Creates (or replaces) `path` with the given compression.
+    pub fn create_with(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::create(&path).map_err(|e| io_err(&path, e))?;
-        Ok(TFRecordWriter {
-            out: BufWriter::new(file),
-            path,
-        })
+        let file = BufWriter::new(File::create(&path).map_err(|e| io_err(&path, e))?);
+        let out: Box<dyn Write + Send> = match compression {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            )),
+        };
+        Ok(TFRecordWriter { out, path })
     }
 
     /// Appends one record.
@@ -74,7 +93,7 @@ fn corrupt(path: &Path, record: u64, msg: &str) -> Error {
 /// Reads the records of one file in order.
 pub struct TFRecordReader {
     path: PathBuf,
-    input: BufReader<File>,
+    input: Box<dyn Read + Send>,
     record: u64,
     failed: bool,
 }
@@ -82,10 +101,23 @@ pub struct TFRecordReader {
 impl TFRecordReader {
     /// Opens `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Compression::None)
+    }
+
+    /// Opens `path` written with `compression`.
+    pub fn open_with(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+        let file =
+            BufReader::with_capacity(1 << 16, File::open(&path).map_err(|e| io_err(&path, e))?);
+        let input: Box<dyn Read + Send> = match compression {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(BufReader::with_capacity(
+                1 << 16,
+                flate2::read::GzDecoder::new(file),
+            )),
+        };
         Ok(TFRecordReader {
-            input: BufReader::with_capacity(1 << 16, file),
+            input,
             path,
             record: 0,
             failed: false,
@@ -166,18 +198,20 @@ impl TFRecordReader {
 
 struct Records {
     paths: Vec<PathBuf>,
+    compression: Compression,
 }
 
 impl Source for Records {
     fn open(&self) -> Result<ElementIter> {
         let paths = self.paths.clone();
+        let compression = self.compression;
         let mut file = 0;
         let mut reader: Option<TFRecordReader> = None;
         Ok(Box::new(std::iter::from_fn(move || loop {
             if reader.is_none() {
                 let path = paths.get(file)?;
                 file += 1;
-                match TFRecordReader::open(path) {
+                match TFRecordReader::open_with(path, compression) {
                     Ok(r) => reader = Some(r),
                     Err(e) => return Some(Err(e)),
                 }
@@ -202,7 +236,13 @@ impl Source for Records {
 /// The records of TFRecord files, in order, as `u8` tensors (`tf.data.TFRecordDataset`);
 /// parse them with [`crate::example::parse_example`].
 pub fn tfrecord_dataset(paths: &[impl AsRef<Path>]) -> Dataset {
+    tfrecord_dataset_with(paths, Compression::None)
+}
+
+/// [`tfrecord_dataset`] for compressed files (`compression_type="GZIP"`).
+pub fn tfrecord_dataset_with(paths: &[impl AsRef<Path>], compression: Compression) -> Dataset {
     Dataset::from_source(Records {
         paths: paths.iter().map(|p| p.as_ref().to_path_buf()).collect(),
+        compression,
     })
 }

@@ -101,6 +101,41 @@ fn reads_tensorflow_written_examples() {
 }
 
 #[test]
+fn gzip_compressed_files() {
+    use ferroflow_data::{tfrecord_dataset_with, Compression};
+    let plain = tfrecord_dataset(&[fixture("tf_examples.tfrecord")])
+        .collect()
+        .unwrap();
+    let gz = tfrecord_dataset_with(&[fixture("tf_examples.tfrecord.gz")], Compression::Gzip)
+        .collect()
+        .unwrap();
+    assert_eq!(plain.len(), gz.len());
+    for (a, b) in plain.iter().zip(&gz) {
+        assert_eq!(
+            a.tensor().unwrap().to_vec::<u8>().unwrap(),
+            b.tensor().unwrap().to_vec::<u8>().unwrap()
+        );
+    }
+    let path = std::env::temp_dir().join(format!("ff_gz_{}.tfrecord.gz", std::process::id()));
+    {
+        let mut w = TFRecordWriter::create_with(&path, Compression::Gzip).unwrap();
+        for r in &plain {
+            w.write(&r.tensor().unwrap().to_vec::<u8>().unwrap())
+                .unwrap();
+        }
+    }
+    assert_eq!(std::fs::read(&path).unwrap()[..2], [0x1f, 0x8b]);
+    assert_eq!(
+        tfrecord_dataset_with(&[&path], Compression::Gzip)
+            .collect()
+            .unwrap()
+            .len(),
+        plain.len()
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
 fn writes_what_it_reads_and_reports_corruption() {
     let dir = std::env::temp_dir().join(format!("ff_tfrecord_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
