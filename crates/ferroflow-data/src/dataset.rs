@@ -101,7 +101,9 @@ impl Dataset {
         self.map_parallel(f, 1, true)
     }
 
-    /// Applies `f` on `num_parallel_calls` worker threads ([`AUTOTUNE`] = one per core).
+    /// Applies `f` on `num_parallel_calls` worker threads. With [`AUTOTUNE`] it starts with
+    /// one worker and adds one each time the consumer finds no result ready, up to the
+    /// number of cores.
     /// With `deterministic` the order is the input order; otherwise elements come as they
     /// finish.
     pub fn map_parallel(
@@ -110,7 +112,8 @@ impl Dataset {
         num_parallel_calls: usize,
         deterministic: bool,
     ) -> Dataset {
-        let parallelism = if num_parallel_calls == AUTOTUNE {
+        let autotune = num_parallel_calls == AUTOTUNE;
+        let parallelism = if autotune {
             cores()
         } else {
             num_parallel_calls.max(1)
@@ -119,6 +122,7 @@ impl Dataset {
             input: self.clone(),
             f: Arc::new(f),
             parallelism,
+            autotune: autotune && parallelism > 1,
             deterministic,
         })
     }

@@ -439,3 +439,27 @@ fn file_cache_survives_the_process_view() {
     assert!(make().cache_file(&path).collect().is_err());
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn autotuned_map_adds_workers_when_the_consumer_waits() {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let t = threads.clone();
+    let d = range(60).map_parallel(
+        move |e| {
+            t.lock().unwrap().insert(std::thread::current().id());
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(e)
+        },
+        AUTOTUNE,
+        true,
+    );
+    assert_eq!(ints(&d), (0..60).collect::<Vec<_>>());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let used = threads.lock().unwrap().len();
+    assert!(used <= cores.max(1), "{used} workers on {cores} cores");
+    if cores >= 2 {
+        assert!(used >= 2, "AUTOTUNE never added a worker");
+    }
+}

@@ -20,7 +20,10 @@ pub type MapFn = Arc<dyn Fn(Element) -> Result<Element> + Send + Sync>;
 pub(crate) struct Map {
     pub(crate) input: Dataset,
     pub(crate) f: MapFn,
+    /// Workers (the most workers under AUTOTUNE).
     pub(crate) parallelism: usize,
+    /// AUTOTUNE: start with one worker and add one whenever the consumer has to wait.
+    pub(crate) autotune: bool,
     pub(crate) deterministic: bool,
 }
 
@@ -28,8 +31,12 @@ struct Shared {
     input: Mutex<(ElementIter, u64, usize)>,
     slot_free: Condvar,
     stop: AtomicBool,
+    /// Set by the worker that finds the input exhausted.
+    exhausted: AtomicBool,
     capacity: usize,
 }
+
+type Spawner = Box<dyn Fn() + Send>;
 
 struct ParallelIter {
     rx: Receiver<(u64, Result<Element>)>,
@@ -37,6 +44,11 @@ struct ParallelIter {
     pending: BTreeMap<u64, Result<Element>>,
     next: u64,
     deterministic: bool,
+    /// Starts one more worker (AUTOTUNE); dropped once no more are wanted, which also
+    /// drops its sender so the channel closes when the last worker ends.
+    spawner: Option<Spawner>,
+    workers: usize,
+    max_workers: usize,
 }
 
 impl ParallelIter {
@@ -59,7 +71,39 @@ impl Iterator for ParallelIter {
                     return Some(r);
                 }
             }
-            match self.rx.recv() {
+            let received = match self.rx.try_recv() {
+                Ok(x) => Ok(x),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    // The consumer waits: under AUTOTUNE that is the signal for one more
+                    // worker, up to the core count.
+                    if self.workers < self.max_workers
+                        && !self.shared.exhausted.load(Ordering::SeqCst)
+                    {
+                        if let Some(spawn) = &self.spawner {
+                            spawn();
+                            self.workers += 1;
+                        }
+                    }
+                    if self.workers >= self.max_workers
+                        || self.shared.exhausted.load(Ordering::SeqCst)
+                    {
+                        self.spawner = None;
+                    }
+                    loop {
+                        match self.rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                            Ok(x) => break Ok(x),
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Err(()),
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                                if self.shared.exhausted.load(Ordering::SeqCst) {
+                                    self.spawner = None;
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            match received {
                 Ok((i, r)) => {
                     if !self.deterministic {
                         self.release();
@@ -93,11 +137,13 @@ impl Source for Map {
             input: Mutex::new((upstream, 0, 0)),
             slot_free: Condvar::new(),
             stop: AtomicBool::new(false),
+            exhausted: AtomicBool::new(false),
             capacity,
         });
         let (tx, rx) = sync_channel(capacity);
-        for _ in 0..self.parallelism {
-            let (shared, tx, f) = (shared.clone(), tx.clone(), f.clone());
+        let worker_shared = shared.clone();
+        let spawn: Spawner = Box::new(move || {
+            let (shared, tx, f) = (worker_shared.clone(), tx.clone(), f.clone());
             std::thread::spawn(move || loop {
                 let (idx, item) = {
                     let mut g = shared.input.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,7 +153,10 @@ impl Source for Map {
                     if shared.stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    let Some(item) = g.0.next() else { return };
+                    let Some(item) = g.0.next() else {
+                        shared.exhausted.store(true, Ordering::SeqCst);
+                        return;
+                    };
                     let idx = g.1;
                     g.1 += 1;
                     g.2 += 1;
@@ -118,13 +167,21 @@ impl Source for Map {
                     return;
                 }
             });
+        });
+        let start = if self.autotune { 1 } else { self.parallelism };
+        for _ in 0..start {
+            spawn();
         }
+        let spawner = (self.autotune && start < self.parallelism).then_some(spawn);
         Ok(Box::new(ParallelIter {
             rx,
             shared,
             pending: BTreeMap::new(),
             next: 0,
             deterministic: self.deterministic,
+            spawner,
+            workers: start,
+            max_workers: self.parallelism,
         }))
     }
 
