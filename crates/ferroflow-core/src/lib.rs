@@ -13,6 +13,7 @@ pub mod dtype;
 mod elementwise;
 pub mod error;
 pub mod layout;
+mod le_bytes;
 pub mod math;
 pub mod npy;
 pub mod ops;

@@ -1,8 +1,6 @@
 //! Reading and writing NumPy `.npy` files (format versions 1.0 to 3.0, little-endian, C order).
 
-use crate::storage::CpuStorage;
 use crate::{DType, Error, Result, Tensor};
-use half::{bf16, f16};
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -56,28 +54,7 @@ pub fn to_npy_bytes(t: &Tensor) -> Result<Vec<u8>> {
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    let c = t.contiguous();
-    match c.cpu_storage() {
-        CpuStorage::F32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        CpuStorage::F64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        CpuStorage::I32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        CpuStorage::I64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        CpuStorage::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
-        CpuStorage::U8(v) => out.extend_from_slice(v),
-        CpuStorage::I8(v) => v.iter().for_each(|&x| out.push(x as u8)),
-        CpuStorage::F16(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        CpuStorage::BF16(_) => unreachable!("bf16 rejected above"),
-    }
+    out.extend_from_slice(&t.to_le_bytes());
     Ok(out)
 }
 
@@ -143,25 +120,7 @@ pub fn from_npy_bytes(bytes: &[u8], name: &str) -> Result<Tensor> {
             data.len()
         )));
     }
-    let data = &data[..need];
-    let storage = match dtype {
-        DType::F32 => CpuStorage::F32(le(data, f32::from_le_bytes)),
-        DType::F64 => CpuStorage::F64(le(data, f64::from_le_bytes)),
-        DType::I32 => CpuStorage::I32(le(data, i32::from_le_bytes)),
-        DType::I64 => CpuStorage::I64(le(data, i64::from_le_bytes)),
-        DType::F16 => CpuStorage::F16(le(data, f16::from_le_bytes)),
-        DType::Bool => CpuStorage::Bool(data.iter().map(|&b| b != 0).collect()),
-        DType::U8 => CpuStorage::U8(data.to_vec()),
-        DType::I8 => CpuStorage::I8(data.iter().map(|&b| b as i8).collect()),
-        DType::BF16 => CpuStorage::BF16(le(data, bf16::from_le_bytes)),
-    };
-    Ok(Tensor::from_storage(storage, &shape))
-}
-
-fn le<T, const N: usize>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-    data.chunks_exact(N)
-        .map(|c| f(c.try_into().unwrap_or([0; N])))
-        .collect()
+    Tensor::from_le_bytes(dtype, &shape, &data[..need])
 }
 
 /// Finds the raw text of `key`'s value in a Python dict literal header.

@@ -37,22 +37,7 @@ pub fn encode(e: &Element, out: &mut Vec<u8>) -> Result<()> {
             for &d in t.shape() {
                 out.extend((d as u64).to_le_bytes());
             }
-            macro_rules! le {
-                ($ty:ty) => {
-                    for v in t.to_vec::<$ty>()? {
-                        out.extend(v.to_le_bytes());
-                    }
-                };
-            }
-            match t.dtype() {
-                DType::F32 => le!(f32),
-                DType::F64 => le!(f64),
-                DType::I32 => le!(i32),
-                DType::I64 => le!(i64),
-                DType::U8 => le!(u8),
-                DType::I8 => le!(i8),
-                _ => out.extend(t.to_vec::<bool>()?.into_iter().map(u8::from)),
-            }
+            out.extend(t.to_le_bytes());
         }
         Element::Tuple(v) => {
             out.push(1);
@@ -122,31 +107,7 @@ impl Cursor<'_> {
                     n.checked_mul(dtype.size_in_bytes())
                         .ok_or_else(|| bad("size overflow"))?,
                 )?;
-                macro_rules! from_le {
-                    ($ty:ty) => {
-                        Tensor::from_vec(
-                            bytes
-                                .chunks_exact(std::mem::size_of::<$ty>())
-                                .map(|c| <$ty>::from_le_bytes(c.try_into().expect("sized")))
-                                .collect::<Vec<$ty>>(),
-                            &shape,
-                        )?
-                    };
-                }
-                let t = match dtype {
-                    DType::F32 => from_le!(f32),
-                    DType::F64 => from_le!(f64),
-                    DType::I32 => from_le!(i32),
-                    DType::I64 => from_le!(i64),
-                    DType::U8 => Tensor::from_vec(bytes.to_vec(), &shape)?,
-                    DType::I8 => Tensor::from_vec(
-                        bytes.iter().map(|&b| b as i8).collect::<Vec<_>>(),
-                        &shape,
-                    )?,
-                    _ => {
-                        Tensor::from_vec(bytes.iter().map(|&b| b != 0).collect::<Vec<_>>(), &shape)?
-                    }
-                };
+                let t = Tensor::from_le_bytes(dtype, &shape, bytes)?;
                 Ok(Element::Tensor(t))
             }
             1 => {

@@ -12,32 +12,26 @@ fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     }
 }
 
-fn bytes_of(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
-    macro_rules! le {
-        ($ty:ty, $dt:expr) => {
-            (
-                $dt,
-                t.to_vec::<$ty>()?
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
-            )
-        };
-    }
-    Ok(match t.dtype() {
-        DType::F32 => le!(f32, Dtype::F32),
-        DType::F64 => le!(f64, Dtype::F64),
-        DType::I32 => le!(i32, Dtype::I32),
-        DType::I64 => le!(i64, Dtype::I64),
-        DType::U8 => le!(u8, Dtype::U8),
-        DType::I8 => le!(i8, Dtype::I8),
-        d => {
-            return Err(Error::UnsupportedDType {
-                op: "save_weights",
-                dtype: d,
-            })
-        }
-    })
+/// ferroflow dtypes and their safetensors names.
+const DTYPES: [(DType, Dtype); 9] = [
+    (DType::F32, Dtype::F32),
+    (DType::F64, Dtype::F64),
+    (DType::I32, Dtype::I32),
+    (DType::I64, Dtype::I64),
+    (DType::U8, Dtype::U8),
+    (DType::I8, Dtype::I8),
+    (DType::Bool, Dtype::BOOL),
+    (DType::F16, Dtype::F16),
+    (DType::BF16, Dtype::BF16),
+];
+
+fn bytes_of(t: &Tensor) -> (Dtype, Vec<u8>) {
+    let dt = DTYPES
+        .iter()
+        .find(|(d, _)| *d == t.dtype())
+        .map(|&(_, s)| s)
+        .expect("every ferroflow dtype has a safetensors name");
+    (dt, t.to_le_bytes())
 }
 
 /// Writes `tensors` (name, value) and string metadata to a safetensors file.
@@ -48,8 +42,8 @@ pub fn write(
 ) -> Result<()> {
     let encoded = tensors
         .iter()
-        .map(|(n, t)| Ok((n.clone(), bytes_of(t)?, t.shape().to_vec())))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|(n, t)| (n.clone(), bytes_of(t), t.shape().to_vec()))
+        .collect::<Vec<_>>();
     let views = encoded
         .iter()
         .map(|(n, (dt, bytes), shape)| {
@@ -85,31 +79,18 @@ pub fn read(path: &Path) -> Result<(NamedTensors, HashMap<String, String>)> {
     let mut out = Vec::new();
     for name in st.names() {
         let v = st.tensor(name).map_err(|e| format_err(path, e))?;
-        let shape = v.shape().to_vec();
-        let d = v.data();
-        macro_rules! from_le {
-            ($ty:ty, $n:expr) => {{
-                let vals: Vec<$ty> = d
-                    .chunks_exact($n)
-                    .map(|c| <$ty>::from_le_bytes(c.try_into().expect("chunk size")))
-                    .collect();
-                Tensor::from_vec(vals, &shape)?
-            }};
-        }
-        let t = match v.dtype() {
-            Dtype::F32 => from_le!(f32, 4),
-            Dtype::F64 => from_le!(f64, 8),
-            Dtype::I32 => from_le!(i32, 4),
-            Dtype::I64 => from_le!(i64, 8),
-            Dtype::U8 => from_le!(u8, 1),
-            Dtype::I8 => from_le!(i8, 1),
-            other => {
-                return Err(format_err(
+        let dtype = DTYPES
+            .iter()
+            .find(|(_, s)| *s == v.dtype())
+            .map(|&(d, _)| d)
+            .ok_or_else(|| {
+                format_err(
                     path,
-                    format!("tensor '{name}' has unsupported dtype {other:?}"),
-                ))
-            }
-        };
+                    format!("tensor '{name}' has unsupported dtype {:?}", v.dtype()),
+                )
+            })?;
+        let t = Tensor::from_le_bytes(dtype, v.shape(), v.data())
+            .map_err(|e| format_err(path, format!("tensor '{name}': {e}")))?;
         out.push((name.to_string(), t));
     }
     // safetensors sorts by name; keep that order (callers match by name).

@@ -1,0 +1,109 @@
+//! A tensor's elements as little-endian bytes and back: the raw layout that `.npy`,
+//! safetensors and ferroflow's own file formats store.
+
+use crate::storage::CpuStorage;
+use crate::{DType, Error, Result, Tensor};
+use half::{bf16, f16};
+
+fn le<T, const N: usize>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|c| f(c.try_into().unwrap_or([0; N])))
+        .collect()
+}
+
+impl Tensor {
+    /// The elements in row-major order as little-endian bytes (bool as one byte 0/1).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        let c = self.contiguous();
+        let mut out = Vec::with_capacity(c.numel() * c.dtype().size_in_bytes());
+        match c.cpu_storage() {
+            CpuStorage::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            CpuStorage::F64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            CpuStorage::I32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            CpuStorage::I64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            CpuStorage::Bool(v) => out.extend(v.iter().map(|&x| x as u8)),
+            CpuStorage::U8(v) => out.extend_from_slice(v),
+            CpuStorage::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
+            CpuStorage::F16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            CpuStorage::BF16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        }
+        out
+    }
+
+    /// A tensor of `dtype` and `shape` from little-endian bytes, which must be exactly
+    /// `numel * size_in_bytes` long.
+    pub fn from_le_bytes(dtype: DType, shape: &[usize], data: &[u8]) -> Result<Tensor> {
+        let need = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|n| n.checked_mul(dtype.size_in_bytes()));
+        if need != Some(data.len()) {
+            return Err(Error::invalid(
+                "from_le_bytes",
+                format!(
+                    "{dtype} tensor of shape {shape:?} needs {need:?} bytes, got {}",
+                    data.len()
+                ),
+            ));
+        }
+        let storage = match dtype {
+            DType::F32 => CpuStorage::F32(le(data, f32::from_le_bytes)),
+            DType::F64 => CpuStorage::F64(le(data, f64::from_le_bytes)),
+            DType::I32 => CpuStorage::I32(le(data, i32::from_le_bytes)),
+            DType::I64 => CpuStorage::I64(le(data, i64::from_le_bytes)),
+            DType::F16 => CpuStorage::F16(le(data, f16::from_le_bytes)),
+            DType::BF16 => CpuStorage::BF16(le(data, bf16::from_le_bytes)),
+            DType::Bool => CpuStorage::Bool(data.iter().map(|&b| b != 0).collect()),
+            DType::U8 => CpuStorage::U8(data.to_vec()),
+            DType::I8 => CpuStorage::I8(data.iter().map(|&b| b as i8).collect()),
+        };
+        Ok(Tensor::from_storage(storage, shape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_dtype() {
+        let base = Tensor::from_vec(vec![1.5f64, -2.0, 0.0, 7.0, 3.25, -0.5], &[2, 3]).unwrap();
+        for dt in [
+            DType::F32,
+            DType::F64,
+            DType::I32,
+            DType::I64,
+            DType::U8,
+            DType::I8,
+            DType::Bool,
+            DType::F16,
+            DType::BF16,
+        ] {
+            let t = base.abs().unwrap().cast(dt).unwrap();
+            let back = Tensor::from_le_bytes(dt, t.shape(), &t.to_le_bytes()).unwrap();
+            assert_eq!(back.dtype(), dt);
+            assert_eq!(back.to_f64_vec(), t.to_f64_vec());
+        }
+        // A transposed view is written in row-major order of its own shape.
+        let v = base.t().unwrap();
+        assert_eq!(
+            Tensor::from_le_bytes(DType::F64, v.shape(), &v.to_le_bytes())
+                .unwrap()
+                .to_f64_vec(),
+            v.to_f64_vec()
+        );
+        assert!(Tensor::from_le_bytes(DType::F32, &[2], &[0u8; 7]).is_err());
+    }
+}
