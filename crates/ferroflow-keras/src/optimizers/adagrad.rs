@@ -25,16 +25,13 @@ impl Default for Adagrad {
 impl UpdateRule for Adagrad {
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::Value;
-        [
+        crate::config::obj([
             (
                 "initial_accumulator_value",
                 Value::from(self.initial_accumulator_value),
             ),
             ("epsilon", Value::from(self.epsilon)),
-        ]
-        .into_iter()
-        .map(|(k, v): (&str, Value)| (k.to_string(), v))
-        .collect()
+        ])
     }
 
     fn name(&self) -> &'static str {

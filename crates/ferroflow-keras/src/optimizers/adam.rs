@@ -101,15 +101,12 @@ impl Adam {
 impl UpdateRule for Adam {
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::Value;
-        [
+        crate::config::obj([
             ("beta_1", Value::from(self.beta_1)),
             ("beta_2", Value::from(self.beta_2)),
             ("epsilon", Value::from(self.epsilon)),
             ("amsgrad", Value::from(self.amsgrad)),
-        ]
-        .into_iter()
-        .map(|(k, v): (&str, Value)| (k.to_string(), v))
-        .collect()
+        ])
     }
 
     fn name(&self) -> &'static str {

@@ -31,15 +31,12 @@ impl Default for RMSprop {
 impl UpdateRule for RMSprop {
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::Value;
-        [
+        crate::config::obj([
             ("rho", Value::from(self.rho)),
             ("momentum", Value::from(self.momentum)),
             ("epsilon", Value::from(self.epsilon)),
             ("centered", Value::from(self.centered)),
-        ]
-        .into_iter()
-        .map(|(k, v): (&str, Value)| (k.to_string(), v))
-        .collect()
+        ])
     }
 
     fn name(&self) -> &'static str {

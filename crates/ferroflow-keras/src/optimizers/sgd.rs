@@ -16,13 +16,10 @@ pub struct Sgd {
 impl UpdateRule for Sgd {
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::Value;
-        [
+        crate::config::obj([
             ("momentum", Value::from(self.momentum)),
             ("nesterov", Value::from(self.nesterov)),
-        ]
-        .into_iter()
-        .map(|(k, v): (&str, Value)| (k.to_string(), v))
-        .collect()
+        ])
     }
 
     fn name(&self) -> &'static str {
