@@ -8,7 +8,7 @@ use super::common::{
 use crate::activations::Activation;
 use crate::config::{ints, ConfigReader, Map};
 use crate::initializers::Initializer;
-use crate::layer::{expect_inputs, format_dims, CallContext, Layer, LayerBase, TensorSpec};
+use crate::layer::{format_dims, LayerBase, TensorSpec};
 use ferroflow_core::ops::conv::Padding;
 use ferroflow_core::{DType, Error, Result, Tensor, Variable};
 use serde_json::Value;
@@ -165,6 +165,26 @@ impl ConvCore {
         }
     }
 
+    fn transpose_len(&self, input: Option<usize>, axis: usize) -> Option<usize> {
+        let n = input?;
+        let k = self.kernel_size[axis] + (self.kernel_size[axis] - 1) * (self.dilation[axis] - 1);
+        let s = self.strides[axis];
+        Some(match self.padding {
+            Padding::Valid => n * s + k.saturating_sub(s),
+            Padding::Same => n * s,
+        })
+    }
+}
+
+impl super::Inner for ConvCore {
+    fn class(&self) -> &'static str {
+        self.kind.class()
+    }
+
+    fn base(&self) -> &LayerBase {
+        &self.base
+    }
+
     fn build(&self, inputs: &[TensorSpec]) -> Result<()> {
         self.check()?;
         let class = self.kind.class();
@@ -231,16 +251,6 @@ impl ConvCore {
         Ok(())
     }
 
-    fn transpose_len(&self, input: Option<usize>, axis: usize) -> Option<usize> {
-        let n = input?;
-        let k = self.kernel_size[axis] + (self.kernel_size[axis] - 1) * (self.dilation[axis] - 1);
-        let s = self.strides[axis];
-        Some(match self.padding {
-            Padding::Valid => n * s + k.saturating_sub(s),
-            Padding::Same => n * s,
-        })
-    }
-
     fn call(&self, x: &Tensor) -> Result<Tensor> {
         let kernel = self.kernel.get().expect("built").value();
         let y = match self.kind {
@@ -292,7 +302,7 @@ impl ConvCore {
         self.activation.apply(&y)
     }
 
-    fn output_spec(&self, input: &TensorSpec) -> Result<Vec<TensorSpec>> {
+    fn spec(&self, input: &TensorSpec) -> Result<Vec<TensorSpec>> {
         let class = self.kind.class();
         let s = &input.shape;
         if s.len() != self.kind.spatial() + 2 {
@@ -441,32 +451,7 @@ macro_rules! conv_layer {
             }
         }
 
-        impl Layer for $ty {
-            fn class_name(&self) -> &'static str {
-                $kind.class()
-            }
-
-            fn base(&self) -> &LayerBase {
-                &self.0.base
-            }
-
-            fn build(&self, inputs: &[TensorSpec]) -> Result<()> {
-                self.0.build(inputs)
-            }
-
-            fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
-                expect_inputs(self, inputs, 1)?;
-                Ok(vec![self.0.call(&inputs[0])?])
-            }
-
-            fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
-                self.0.output_spec(&inputs[0])
-            }
-
-            fn config(&self) -> Map {
-                self.0.config()
-            }
-        }
+        super::newtype_layer!($ty);
     };
 }
 

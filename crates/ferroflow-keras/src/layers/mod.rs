@@ -34,8 +34,71 @@ macro_rules! layer_identity {
     };
 }
 
+/// The state behind a single-input newtype layer (the conv and pooling families), which
+/// [`newtype_layer!`] turns into a [`crate::layer::Layer`].
+pub(crate) trait Inner: Send + Sync {
+    /// The Keras class name.
+    fn class(&self) -> &'static str;
+    /// The shared layer state.
+    fn base(&self) -> &crate::layer::LayerBase;
+    /// Creates the weights.
+    fn build(&self, _inputs: &[crate::layer::TensorSpec]) -> ferroflow_core::Result<()> {
+        Ok(())
+    }
+    /// Runs the layer on its one input.
+    fn call(&self, x: &ferroflow_core::Tensor) -> ferroflow_core::Result<ferroflow_core::Tensor>;
+    /// The output spec for one input spec.
+    fn spec(
+        &self,
+        input: &crate::layer::TensorSpec,
+    ) -> ferroflow_core::Result<Vec<crate::layer::TensorSpec>>;
+    /// The layer's own config keys.
+    fn config(&self) -> crate::config::Map;
+}
+
+/// Implements [`crate::layer::Layer`] for a newtype `$ty(inner)` whose inner type
+/// implements [`Inner`].
+macro_rules! newtype_layer {
+    ($ty:ident) => {
+        impl crate::layer::Layer for $ty {
+            fn class_name(&self) -> &'static str {
+                crate::layers::Inner::class(&self.0)
+            }
+
+            fn base(&self) -> &crate::layer::LayerBase {
+                crate::layers::Inner::base(&self.0)
+            }
+
+            fn build(&self, inputs: &[crate::layer::TensorSpec]) -> ferroflow_core::Result<()> {
+                crate::layers::Inner::build(&self.0, inputs)
+            }
+
+            fn call(
+                &self,
+                inputs: &[ferroflow_core::Tensor],
+                _ctx: crate::layer::CallContext,
+            ) -> ferroflow_core::Result<Vec<ferroflow_core::Tensor>> {
+                crate::layer::expect_inputs(self, inputs, 1)?;
+                Ok(vec![crate::layers::Inner::call(&self.0, &inputs[0])?])
+            }
+
+            fn compute_output_spec(
+                &self,
+                inputs: &[crate::layer::TensorSpec],
+            ) -> ferroflow_core::Result<Vec<crate::layer::TensorSpec>> {
+                crate::layers::Inner::spec(&self.0, &inputs[0])
+            }
+
+            fn config(&self) -> crate::config::Map {
+                crate::layers::Inner::config(&self.0)
+            }
+        }
+    };
+}
+
 pub(crate) use layer_boilerplate;
 pub(crate) use layer_identity;
+pub(crate) use newtype_layer;
 
 pub mod attention;
 pub mod common;

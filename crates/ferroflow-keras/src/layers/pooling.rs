@@ -2,7 +2,7 @@
 
 use super::common::{padding_name, read_padding, require_channels_last, window_output};
 use crate::config::{ints, ConfigReader, Map};
-use crate::layer::{expect_inputs, format_dims, CallContext, Layer, LayerBase, TensorSpec};
+use crate::layer::{format_dims, LayerBase, TensorSpec};
 use ferroflow_core::ops::conv::Padding;
 use ferroflow_core::{Error, Result, Tensor};
 use serde_json::Value;
@@ -52,6 +52,16 @@ impl Pool {
             ));
         }
         Ok(p)
+    }
+}
+
+impl super::Inner for Pool {
+    fn class(&self) -> &'static str {
+        self.class
+    }
+
+    fn base(&self) -> &LayerBase {
+        &self.base
     }
 
     fn call(&self, x: &Tensor) -> Result<Tensor> {
@@ -158,28 +168,7 @@ macro_rules! pool_layer {
             }
         }
 
-        impl Layer for $ty {
-            fn class_name(&self) -> &'static str {
-                $class
-            }
-
-            fn base(&self) -> &LayerBase {
-                &self.0.base
-            }
-
-            fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
-                expect_inputs(self, inputs, 1)?;
-                Ok(vec![self.0.call(&inputs[0])?])
-            }
-
-            fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
-                self.0.spec(&inputs[0])
-            }
-
-            fn config(&self) -> Map {
-                self.0.config()
-            }
-        }
+        super::newtype_layer!($ty);
     };
 }
 
@@ -234,6 +223,16 @@ impl Global {
         };
         r.finish()?;
         Ok(g)
+    }
+}
+
+impl super::Inner for Global {
+    fn class(&self) -> &'static str {
+        self.class
+    }
+
+    fn base(&self) -> &LayerBase {
+        &self.base
     }
 
     fn call(&self, x: &Tensor) -> Result<Tensor> {
@@ -329,28 +328,7 @@ macro_rules! global_layer {
             }
         }
 
-        impl Layer for $ty {
-            fn class_name(&self) -> &'static str {
-                $class
-            }
-
-            fn base(&self) -> &LayerBase {
-                &self.0.base
-            }
-
-            fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
-                expect_inputs(self, inputs, 1)?;
-                Ok(vec![self.0.call(&inputs[0])?])
-            }
-
-            fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
-                self.0.spec(&inputs[0])
-            }
-
-            fn config(&self) -> Map {
-                self.0.config()
-            }
-        }
+        super::newtype_layer!($ty);
     };
 }
 
