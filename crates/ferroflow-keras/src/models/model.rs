@@ -331,25 +331,42 @@ impl Model {
         let x = &x.into().0[..];
         let n = crate::training::data::num_samples(x)?;
         let bs = batch_size.max(1);
+        let batches = (0..n.div_ceil(bs))
+            .map(|i| crate::training::data::slice_rows(x, i * bs, ((i + 1) * bs).min(n)));
+        match self.predict_batches(batches)? {
+            Some(out) => Ok(out),
+            // No samples: run the model once on the empty arrays for correctly shaped outputs.
+            None => {
+                let _pause = pause_recording();
+                self.call(x, false)
+            }
+        }
+    }
+
+    /// Runs the model on each batch of inputs and concatenates the outputs per output;
+    /// `None` when there were no batches.
+    pub(crate) fn predict_batches(
+        &self,
+        batches: impl Iterator<Item = Result<Vec<Tensor>>>,
+    ) -> Result<Option<Vec<Tensor>>> {
         let _pause = pause_recording();
         let mut parts: Vec<Vec<Tensor>> = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let end = (start + bs).min(n);
-            let xb = crate::training::data::slice_rows(x, start, end)?;
-            let out = self.call(&xb, false)?;
+        for xb in batches {
+            let out = self.call(&xb?, false)?;
             if parts.is_empty() {
                 parts = vec![Vec::new(); out.len()];
             }
             for (p, o) in parts.iter_mut().zip(out) {
                 p.push(o);
             }
-            start = end;
         }
         if parts.is_empty() {
-            let out = self.call(x, false)?;
-            return Ok(out);
+            return Ok(None);
         }
-        parts.iter().map(|p| Tensor::concat(p, 0)).collect()
+        parts
+            .iter()
+            .map(|p| Tensor::concat(p, 0))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 }

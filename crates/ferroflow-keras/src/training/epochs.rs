@@ -36,14 +36,13 @@ pub(crate) enum Validation {
     Data(Dataset),
 }
 
-/// In-memory arrays, shuffled per epoch when asked.
+/// In-memory arrays, shuffled per epoch with `shuffle`'s generator when there is one.
 pub(crate) struct ArrayBatches {
     pub(crate) x: Vec<Tensor>,
     pub(crate) y: Vec<Tensor>,
     pub(crate) sw: Option<Tensor>,
     pub(crate) batch_size: usize,
-    pub(crate) shuffle: bool,
-    pub(crate) rng: ChaCha8Rng,
+    pub(crate) shuffle: Option<ChaCha8Rng>,
 }
 
 impl BatchSource for ArrayBatches {
@@ -56,10 +55,10 @@ impl BatchSource for ArrayBatches {
     fn epoch(&mut self) -> Result<Batches<'_>> {
         let n = num_samples(&self.x)?;
         let mut order: Vec<usize> = (0..n).collect();
-        if self.shuffle {
-            order.shuffle(&mut self.rng);
+        if let Some(rng) = self.shuffle.as_mut() {
+            order.shuffle(rng);
         }
-        let (bs, shuffle) = (self.batch_size, self.shuffle);
+        let (bs, shuffle) = (self.batch_size, self.shuffle.is_some());
         let this = &*self;
         Ok(Box::new((0..n.div_ceil(bs)).map(move |step| {
             let (lo, hi) = (step * bs, ((step + 1) * bs).min(n));
@@ -84,9 +83,19 @@ impl BatchSource for ArrayBatches {
     }
 }
 
+/// The input part of a `predict` element: `x` of `(x, y[, sample_weight])` or of `(x,)`,
+/// else the whole element.
+pub(crate) fn input_part(e: &Element) -> &Element {
+    match e {
+        Element::Tuple(v) if matches!(v.len(), 2 | 3) => &v[0],
+        Element::Tuple(v) if v.len() == 1 && !matches!(v[0], Element::Tensor(_)) => &v[0],
+        other => other,
+    }
+}
+
 /// The tensors of an element part: a tensor, a tuple of tensors, or a map read in the
 /// order of `names` (the model's input or output names).
-fn tensors_of(part: &Element, names: &[String], what: &str) -> Result<Vec<Tensor>> {
+pub(crate) fn tensors_of(part: &Element, names: &[String], what: &str) -> Result<Vec<Tensor>> {
     match part {
         Element::Tensor(t) => Ok(vec![t.clone()]),
         Element::Tuple(v) => v.iter().map(|e| e.tensor().cloned()).collect(),
@@ -180,22 +189,37 @@ impl BatchSource for DatasetBatches {
 }
 
 impl Model {
+    /// Loss and metrics over one pass of `source`, logged with `prefix` (`""` or `"val_"`).
+    pub(crate) fn evaluate_source(
+        &self,
+        source: &mut dyn BatchSource,
+        prefix: &'static str,
+    ) -> Result<Logs> {
+        let names = self.output_names();
+        let mut state = EpochState::new(self.compiled_ref()?, &names, prefix)?;
+        for b in source.epoch()? {
+            let b = b?;
+            self.test_step(&b.x, &b.y, b.sw.as_ref(), &mut state)?;
+        }
+        Ok(state.logs(&names))
+    }
+
     /// Loss and metrics over a dataset of `(x, y[, sample_weight])` batches.
     pub(crate) fn evaluate_batches(&self, data: &Dataset, prefix: &'static str) -> Result<Logs> {
-        let names = self.output_names();
-        let inputs = self.network().input_names();
-        let mut state = EpochState::new(self.compiled_ref()?, &names, prefix)?;
         if data.cardinality() == Cardinality::Infinite {
             return Err(Error::invalid(
                 "evaluate",
                 "the dataset is infinite; take() a finite part",
             ));
         }
-        for e in data.iter()? {
-            let b = element_batch(&e?, &inputs, &names)?;
-            self.test_step(&b.x, &b.y, b.sw.as_ref(), &mut state)?;
-        }
-        Ok(state.logs(&names))
+        let mut source = DatasetBatches {
+            data: data.clone(),
+            inputs: self.network().input_names(),
+            outputs: self.output_names(),
+            steps_per_epoch: None,
+            live: None,
+        };
+        self.evaluate_source(&mut source, prefix)
     }
 
     /// The epoch loop shared by `fit` on arrays and on datasets.

@@ -1,10 +1,9 @@
 //! `fit` and `evaluate` over in-memory arrays.
 
-use super::data::{num_samples, sample_weights, slice_rows, split_tail, Arrays};
-use super::epochs::{ArrayBatches, DatasetBatches, Validation};
+use super::data::{num_samples, sample_weights, split_tail, Arrays};
+use super::epochs::{input_part, tensors_of, ArrayBatches, DatasetBatches, Validation};
 use super::history::{History, Logs};
 use super::progress::Verbosity;
-use super::step::EpochState;
 use crate::callbacks::Callback;
 use crate::models::Model;
 use ferroflow_core::{Error, Result, Tensor};
@@ -196,8 +195,8 @@ impl Model {
             y: y_train,
             sw: sw_train,
             batch_size: opts.batch_size,
-            shuffle: opts.shuffle,
-            rng: ferroflow_core::random::op_rng(None),
+            // Drawn even without shuffling, so the global random stream does not depend on it.
+            shuffle: Some(ferroflow_core::random::op_rng(None)).filter(|_| opts.shuffle),
         };
         self.run_fit(&mut source, validation, opts)
     }
@@ -216,21 +215,14 @@ impl Model {
                 format!("x has {n} samples but y has {}", num_samples(y)?),
             ));
         }
-        let names = self.output_names();
-        let mut state = EpochState::new(self.compiled_ref()?, &names, prefix)?;
-        let bs = batch_size.max(1);
-        let mut lo = 0;
-        while lo < n {
-            let hi = (lo + bs).min(n);
-            self.test_step(
-                &slice_rows(x, lo, hi)?,
-                &slice_rows(y, lo, hi)?,
-                None,
-                &mut state,
-            )?;
-            lo = hi;
-        }
-        Ok(state.logs(&names))
+        let mut source = ArrayBatches {
+            x: x.to_vec(),
+            y: y.to_vec(),
+            sw: None,
+            batch_size: batch_size.max(1),
+            shuffle: None,
+        };
+        self.evaluate_source(&mut source, prefix)
     }
 
     /// Trains on a dataset of `(x, y)` or `(x, y, sample_weight)` batches (`model.fit(dataset)`):
@@ -276,34 +268,10 @@ impl Model {
             ));
         }
         let inputs = self.network().input_names();
-        let _pause = ferroflow_core::autodiff::pause_recording();
-        let mut parts: Vec<Vec<Tensor>> = Vec::new();
-        for e in data.iter()? {
-            let e = e?;
-            let x = match &e {
-                ferroflow_data::Element::Tuple(v)
-                    if !v.is_empty() && !matches!(v[0], ferroflow_data::Element::Tensor(_)) =>
-                {
-                    v[0].clone()
-                }
-                ferroflow_data::Element::Tuple(v) if v.len() == 2 || v.len() == 3 => v[0].clone(),
-                other => other.clone(),
-            };
-            let xs = super::epochs::element_batch(
-                &ferroflow_data::Element::Tuple(vec![x, ferroflow_data::Element::Tuple(vec![])]),
-                &inputs,
-                &[],
-            )?
-            .x;
-            let out = self.call(&xs, false)?;
-            if parts.is_empty() {
-                parts = vec![Vec::new(); out.len()];
-            }
-            for (p, o) in parts.iter_mut().zip(out) {
-                p.push(o);
-            }
-        }
-        parts.iter().map(|p| Tensor::concat(p, 0)).collect()
+        let batches = data
+            .iter()?
+            .map(|e| tensors_of(input_part(&e?), &inputs, "input"));
+        Ok(self.predict_batches(batches)?.unwrap_or_default())
     }
 
     /// Loss and metrics over `x`, `y` in batches (`model.evaluate`).
