@@ -56,6 +56,23 @@ impl DType {
         }
     }
 
+    /// The dtype with TensorFlow name `name` (the inverse of [`DType::name`]).
+    pub fn from_name(name: &str) -> Option<DType> {
+        [
+            DType::F32,
+            DType::F64,
+            DType::I32,
+            DType::I64,
+            DType::Bool,
+            DType::U8,
+            DType::I8,
+            DType::F16,
+            DType::BF16,
+        ]
+        .into_iter()
+        .find(|d| d.name() == name)
+    }
+
     /// The TensorFlow name of the dtype (`float32`, `int64`, ...).
     pub fn name(self) -> &'static str {
         match self {

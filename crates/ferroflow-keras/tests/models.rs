@@ -130,6 +130,20 @@ fn sequential_macro_builds_a_model() {
 }
 
 #[test]
+fn sequential_takes_the_input_spec_from_its_input_layer() {
+    let _serial = serial();
+    for dt in [DType::F64, DType::I64, DType::U8] {
+        let m = Model::sequential(None);
+        m.add(Input::with(vec![Some(6), None], dt, None)).unwrap();
+        let spec = &m.input_specs().unwrap()[0];
+        assert_eq!(
+            (spec.dtype, spec.shape.clone()),
+            (dt, vec![None, Some(6), None])
+        );
+    }
+}
+
+#[test]
 fn unique_names_like_keras() {
     let _serial = serial();
     ferroflow_keras::clear_session();

@@ -45,24 +45,23 @@ impl InputLayer {
             .iter()
             .map(|d| d.as_u64().map(|x| x as usize))
             .collect();
-        let dtype = match map
+        let name = map
             .get("dtype")
             .and_then(Value::as_str)
-            .unwrap_or("float32")
-        {
-            "float32" => DType::F32,
-            "float64" => DType::F64,
-            "int32" => DType::I32,
-            "int64" => DType::I64,
-            "uint8" => DType::U8,
-            "bool" => DType::Bool,
-            other => {
-                return Err(Error::invalid(
+            .unwrap_or("float32");
+        let dtype = DType::from_name(name)
+            .filter(|d| {
+                matches!(
+                    d,
+                    DType::F32 | DType::F64 | DType::I32 | DType::I64 | DType::U8 | DType::Bool
+                )
+            })
+            .ok_or_else(|| {
+                Error::invalid(
                     "InputLayer",
-                    format!("option 'dtype': unsupported '{other}'"),
-                ))
-            }
-        };
+                    format!("option 'dtype': unsupported '{name}'"),
+                )
+            })?;
         for flag in ["sparse", "ragged"] {
             if map.get(flag).and_then(Value::as_bool) == Some(true) {
                 return Err(Error::invalid(
@@ -83,7 +82,11 @@ impl Layer for InputLayer {
         Ok(inputs.to_vec())
     }
 
+    /// Its own spec when asked with no inputs (the input it defines), else the inputs.
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
+        if inputs.is_empty() {
+            return Ok(vec![self.spec()]);
+        }
         Ok(inputs.to_vec())
     }
 

@@ -5,7 +5,7 @@ use super::symbolic::KerasTensor;
 use crate::config::Map;
 use crate::layer::{format_dims, CallContext, Layer, LayerBase, LayerExt, LayerRef, TensorSpec};
 use crate::layers::InputLayer;
-use ferroflow_core::{DType, Error, Result, Tensor};
+use ferroflow_core::{Error, Result, Tensor};
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 
@@ -77,19 +77,8 @@ impl Sequential {
                     "an Input can only be the first layer",
                 ));
             }
-            let spec = layer.compute_output_spec(&[])?;
-            let cfg = layer.get_config();
-            let shape: Vec<Option<usize>> = cfg["batch_shape"]
-                .as_array()
-                .map(|a| a.iter().map(|d| d.as_u64().map(|x| x as usize)).collect())
-                .unwrap_or_default();
-            let dtype = spec.first().map_or(DType::F32, |s| s.dtype);
-            let dtype = match cfg["dtype"].as_str() {
-                Some("int32") => DType::I32,
-                Some("int64") => DType::I64,
-                _ => dtype,
-            };
-            st.input = Some(TensorSpec::new(shape, dtype));
+            // An InputLayer's spec with no inputs is the input it defines.
+            st.input = layer.compute_output_spec(&[])?.into_iter().next();
             st.input_name = Some(layer.name().to_string());
             return Ok(());
         }

@@ -20,13 +20,8 @@ pub fn tensor(v: &Value) -> Tensor {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect();
-    let dtype = match v.get("dtype").and_then(Value::as_str).unwrap_or("float32") {
-        "float32" => DType::F32,
-        "float64" => DType::F64,
-        "int32" => DType::I32,
-        "int64" => DType::I64,
-        other => panic!("fixture dtype {other}"),
-    };
+    let name = v.get("dtype").and_then(Value::as_str).unwrap_or("float32");
+    let dtype = DType::from_name(name).unwrap_or_else(|| panic!("fixture dtype {name}"));
     Tensor::from_vec(data, &shape).unwrap().cast(dtype).unwrap()
 }
 
