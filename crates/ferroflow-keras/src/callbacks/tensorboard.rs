@@ -9,8 +9,8 @@ use super::Callback;
 use crate::models::Model;
 use crate::training::Logs;
 use ferroflow_core::{Error, Result};
+use ferroflow_data::TFRecordWriter;
 use prost::Message;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// `tensorflow.Summary.Value` (the fields TensorBoard's scalar plugin reads).
@@ -42,26 +42,9 @@ struct Event {
     summary: Option<Summary>,
 }
 
-/// TFRecord's CRC mask.
-fn masked_crc(data: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(data);
-    crc.rotate_right(15).wrapping_add(0xa282_ead8)
-}
-
-/// One TFRecord frame around `payload`.
-pub fn tfrecord_frame(payload: &[u8]) -> Vec<u8> {
-    let len = (payload.len() as u64).to_le_bytes();
-    let mut out = Vec::with_capacity(payload.len() + 16);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&masked_crc(payload).to_le_bytes());
-    out
-}
-
+/// Events as TFRecord frames, written through ferroflow-data's TFRecord writer.
 struct EventWriter {
-    path: PathBuf,
-    file: std::fs::File,
+    out: TFRecordWriter,
 }
 
 fn now() -> f64 {
@@ -84,8 +67,9 @@ impl EventWriter {
             now() as u64,
             std::process::id()
         ));
-        let file = std::fs::File::create(&path).map_err(io)?;
-        let mut w = EventWriter { path, file };
+        let mut w = EventWriter {
+            out: TFRecordWriter::create(&path)?,
+        };
         w.write(&Event {
             wall_time: now(),
             step: 0,
@@ -95,15 +79,10 @@ impl EventWriter {
         Ok(w)
     }
 
+    /// Appends one event and flushes, so TensorBoard sees each epoch as it ends.
     fn write(&mut self, e: &Event) -> Result<()> {
-        let frame = tfrecord_frame(&e.encode_to_vec());
-        self.file
-            .write_all(&frame)
-            .and_then(|_| self.file.flush())
-            .map_err(|source| Error::Io {
-                path: self.path.display().to_string(),
-                source,
-            })
+        self.out.write(&e.encode_to_vec())?;
+        self.out.flush()
     }
 
     fn scalars(&mut self, step: i64, values: &[(String, f64)]) -> Result<()> {
