@@ -23,15 +23,17 @@ fn format_err(path: &Path, msg: String) -> Error {
 
 /// Opens a file, decompressing gzip (by magic number) on the fly.
 fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read + Send>> {
-    let mut f = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).map_err(|e| io_err(path, e))?;
-    drop(f);
-    let f = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(flate2::read::GzDecoder::new(f)))
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let mut reader = BufReader::new(file);
+    // Peek at the buffered start of the file instead of opening it twice.
+    let gzip = reader
+        .fill_buf()
+        .map_err(|e| io_err(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        Ok(Box::new(flate2::read::GzDecoder::new(reader)))
     } else {
-        Ok(Box::new(f))
+        Ok(Box::new(reader))
     }
 }
 
