@@ -107,6 +107,8 @@ pub trait Element: Copy + Send + Sync + PartialOrd + Default + Debug + 'static {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     /// Wraps a typed vector as storage.
     fn into_storage(v: Vec<Self>) -> CpuStorage;
+    /// Moves the typed vector out of a storage of the same dtype (leaving it empty).
+    fn take_vec(s: &mut CpuStorage) -> Option<Vec<Self>>;
 }
 
 /// Element types with arithmetic (all but bool and the half floats).
@@ -165,6 +167,12 @@ macro_rules! element {
             }
             fn into_storage(v: Vec<Self>) -> CpuStorage {
                 CpuStorage::$variant(v)
+            }
+            fn take_vec(s: &mut CpuStorage) -> Option<Vec<Self>> {
+                match s {
+                    CpuStorage::$variant(v) => Some(std::mem::take(v)),
+                    _ => None,
+                }
             }
         }
     };

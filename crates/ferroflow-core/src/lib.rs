@@ -22,6 +22,7 @@ pub mod random;
 pub mod shape;
 pub mod storage;
 pub mod tensor;
+pub mod trace;
 
 pub use autodiff::{
     custom_gradient, Gradient, GradientTape, IndexedSlices, UnconnectedGradients, Variable,

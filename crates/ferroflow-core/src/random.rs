@@ -82,6 +82,28 @@ fn collect_as(values: impl Iterator<Item = f64>, shape: &[usize], dtype: DType) 
 /// Samples from a normal distribution (`tf.random.normal`).
 pub fn normal(
     shape: &[usize],
+    a: f64,
+    b: f64,
+    dtype: DType,
+    seed: Option<u64>,
+) -> Result<Tensor> {
+    let guard = crate::trace::suppress();
+    let out = normal_draw(shape, a, b, dtype, seed)?;
+    drop(guard);
+    let sh = shape.to_vec();
+    crate::trace::record(
+        "random_normal",
+        crate::trace::OpKind::Random,
+        || format!("shape={shape:?}, params=({a}, {b}), dtype={dtype}, seed={seed:?}"),
+        &[],
+        &out,
+        move |_| normal_draw(&sh, a, b, dtype, seed),
+    );
+    Ok(out)
+}
+
+fn normal_draw(
+    shape: &[usize],
     mean: f64,
     stddev: f64,
     dtype: DType,
@@ -100,6 +122,28 @@ pub fn normal(
 /// Samples uniformly from `[minval, maxval)` (`tf.random.uniform`); integer dtypes draw
 /// integers in that range.
 pub fn uniform(
+    shape: &[usize],
+    a: f64,
+    b: f64,
+    dtype: DType,
+    seed: Option<u64>,
+) -> Result<Tensor> {
+    let guard = crate::trace::suppress();
+    let out = uniform_draw(shape, a, b, dtype, seed)?;
+    drop(guard);
+    let sh = shape.to_vec();
+    crate::trace::record(
+        "random_uniform",
+        crate::trace::OpKind::Random,
+        || format!("shape={shape:?}, params=({a}, {b}), dtype={dtype}, seed={seed:?}"),
+        &[],
+        &out,
+        move |_| uniform_draw(&sh, a, b, dtype, seed),
+    );
+    Ok(out)
+}
+
+fn uniform_draw(
     shape: &[usize],
     minval: f64,
     maxval: f64,
@@ -126,6 +170,28 @@ pub fn uniform(
 
 /// Normal samples redrawn until within two standard deviations (`tf.random.truncated_normal`).
 pub fn truncated_normal(
+    shape: &[usize],
+    a: f64,
+    b: f64,
+    dtype: DType,
+    seed: Option<u64>,
+) -> Result<Tensor> {
+    let guard = crate::trace::suppress();
+    let out = truncated_normal_draw(shape, a, b, dtype, seed)?;
+    drop(guard);
+    let sh = shape.to_vec();
+    crate::trace::record(
+        "truncated_normal",
+        crate::trace::OpKind::Random,
+        || format!("shape={shape:?}, params=({a}, {b}), dtype={dtype}, seed={seed:?}"),
+        &[],
+        &out,
+        move |_| truncated_normal_draw(&sh, a, b, dtype, seed),
+    );
+    Ok(out)
+}
+
+fn truncated_normal_draw(
     shape: &[usize],
     mean: f64,
     stddev: f64,

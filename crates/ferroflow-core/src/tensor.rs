@@ -181,7 +181,28 @@ impl Tensor {
         if let Some(r) = crate::autodiff::record::Recorder::new(&[self]) {
             r.finish(&out, |g, _| Ok(vec![Some(g.clone())]));
         }
+        crate::trace::record_other("contiguous", String::new, &[self], &out, |t| Ok(t[0].contiguous()));
         out
+    }
+
+    /// The buffer itself when this handle is its only owner and it is laid out row-major
+    /// from its start (so an op may write its output over it); the tensor back otherwise.
+    pub fn try_into_vec<T: Element>(self) -> std::result::Result<Vec<T>, Tensor> {
+        let whole = T::DTYPE == self.dtype()
+            && self.is_contiguous()
+            && self.layout().offset() == 0
+            && self.cpu_storage().len() == self.numel();
+        if !whole {
+            return Err(self);
+        }
+        let inner = Arc::try_unwrap(self.0).map_err(Tensor)?;
+        match Arc::try_unwrap(inner.storage) {
+            Ok(mut storage) => {
+                let Storage::Cpu(cpu) = &mut storage;
+                Ok(T::take_vec(cpu).unwrap_or_default())
+            }
+            Err(storage) => Err(Tensor(Arc::new(TensorInner { storage, ..inner }))),
+        }
     }
 
     /// Copies the elements out in row-major order; `T` must match the dtype.

@@ -9,6 +9,6 @@ mod variable;
 
 pub use custom::custom_gradient;
 pub use gradient::{Gradient, IndexedSlices};
-pub use record::{pause_recording, RecordingPause};
+pub use record::{is_recording, pause_recording, RecordingPause};
 pub use tape::{GradientTape, Source, UnconnectedGradients};
 pub use variable::{Variable, VariableId};

@@ -85,6 +85,11 @@ pub(crate) fn any_recording() -> bool {
     PAUSED.with(|p| p.get() == 0) && TAPES.with(|t| !t.borrow().is_empty())
 }
 
+/// True when a [`crate::GradientTape`] on this thread is recording.
+pub fn is_recording() -> bool {
+    any_recording()
+}
+
 /// Stops every tape on this thread from recording until the guard drops.
 pub fn pause_recording() -> RecordingPause {
     PAUSED.with(|p| p.set(p.get() + 1));

@@ -99,10 +99,12 @@ impl Variable {
 
     /// The current value without telling any tape.
     pub fn read_untracked(&self) -> Tensor {
-        match self.0.value.read() {
+        let t = match self.0.value.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
-        }
+        };
+        crate::trace::variable_read(self, &t);
+        t
     }
 
     fn check(&self, op: &'static str, t: &Tensor) -> Result<()> {
@@ -127,7 +129,11 @@ impl Variable {
         Ok(())
     }
 
-    fn store(&self, t: Tensor) {
+    /// Stores `value` (a fresh handle on its buffer, so later reads are told apart from
+    /// the value) and tells a tracer.
+    fn store(&self, value: &Tensor) {
+        let t = value.detached();
+        crate::trace::variable_assigned(self, value, &t);
         match self.0.value.write() {
             Ok(mut g) => *g = t,
             Err(p) => *p.into_inner() = t,
@@ -137,7 +143,7 @@ impl Variable {
     /// Replaces the value; dtype and shape must match the variable's.
     pub fn assign(&self, value: &Tensor) -> Result<()> {
         self.check("Variable::assign", value)?;
-        self.store(value.detached());
+        self.store(value);
         Ok(())
     }
 
@@ -146,7 +152,7 @@ impl Variable {
         self.check("Variable::assign_add", delta)?;
         let _p = pause_recording();
         let v = self.read_untracked().add(delta)?;
-        self.store(v);
+        self.store(&v);
         Ok(())
     }
 
@@ -155,7 +161,7 @@ impl Variable {
         self.check("Variable::assign_sub", delta)?;
         let _p = pause_recording();
         let v = self.read_untracked().sub(delta)?;
-        self.store(v);
+        self.store(&v);
         Ok(())
     }
 
@@ -164,7 +170,7 @@ impl Variable {
         let _p = pause_recording();
         let idx = indices.reshape(&[-1, 1])?;
         let v = self.read_untracked().tensor_scatter_nd_add(&idx, updates)?;
-        self.store(v);
+        self.store(&v);
         Ok(())
     }
 }

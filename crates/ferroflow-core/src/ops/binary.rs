@@ -3,6 +3,7 @@
 use crate::autodiff::record::Recorder;
 use crate::dispatch::with_numeric;
 use crate::elementwise::zip;
+use crate::trace::OpKind;
 use crate::{DType, Error, Numeric, Result, Tensor};
 
 /// An elementwise binary arithmetic operation.
@@ -61,15 +62,29 @@ impl BinaryOp {
                 return Err(Error::invalid(n, "integer division by zero"));
             }
         }
+        struct Zip<'a>(&'static str, &'a Tensor, &'a Tensor);
+        impl<T: Numeric> ScalarFn2<T> for Zip<'_> {
+            type Output = Result<Tensor>;
+            fn apply<F: Fn(T, T) -> T + Send + Sync + Copy>(self, cost: usize, f: F) -> Result<Tensor> {
+                zip(self.0, self.1, self.2, cost, f)
+            }
+        }
+        self.with_fn::<T, _>(Zip(n, a, b))
+    }
+
+    /// Hands the op's scalar function to `k` (monomorphised per op), so that eager kernels
+    /// and fused graph kernels compute exactly the same thing.
+    pub fn with_fn<T: Numeric, K: ScalarFn2<T>>(self, k: K) -> K::Output {
+        let is_float = T::DTYPE.is_float();
         match self {
-            BinaryOp::Add => zip(n, a, b, 1, |x: T, y: T| x + y),
-            BinaryOp::Sub => zip(n, a, b, 1, |x: T, y: T| x - y),
-            BinaryOp::Mul => zip(n, a, b, 1, |x: T, y: T| x * y),
-            BinaryOp::Div => zip(n, a, b, 2, |x: T, y: T| x.checked_div(y).unwrap_or(T::ZERO)),
-            BinaryOp::Pow => zip(n, a, b, 8, |x: T, y: T| x.pow(y)),
-            BinaryOp::Maximum => zip(n, a, b, 1, |x: T, y: T| x.max_of(y)),
-            BinaryOp::Minimum => zip(n, a, b, 1, |x: T, y: T| x.min_of(y)),
-            BinaryOp::FloorDiv => zip(n, a, b, 2, move |x: T, y: T| {
+            BinaryOp::Add => k.apply(1, |x: T, y: T| x + y),
+            BinaryOp::Sub => k.apply(1, |x: T, y: T| x - y),
+            BinaryOp::Mul => k.apply(1, |x: T, y: T| x * y),
+            BinaryOp::Div => k.apply(2, |x: T, y: T| x.checked_div(y).unwrap_or(T::ZERO)),
+            BinaryOp::Pow => k.apply(8, |x: T, y: T| x.pow(y)),
+            BinaryOp::Maximum => k.apply(1, |x: T, y: T| x.max_of(y)),
+            BinaryOp::Minimum => k.apply(1, |x: T, y: T| x.min_of(y)),
+            BinaryOp::FloorDiv => k.apply(2, move |x: T, y: T| {
                 if is_float {
                     T::from_f64((x.to_f64() / y.to_f64()).floor())
                 } else {
@@ -83,10 +98,18 @@ impl BinaryOp {
                     }
                 }
             }),
-            BinaryOp::FloorMod => zip(n, a, b, 2, |x: T, y: T| x.floor_mod(y).unwrap_or(T::ZERO)),
-            BinaryOp::SquaredDifference => zip(n, a, b, 1, |x: T, y: T| (x - y) * (x - y)),
+            BinaryOp::FloorMod => k.apply(2, |x: T, y: T| x.floor_mod(y).unwrap_or(T::ZERO)),
+            BinaryOp::SquaredDifference => k.apply(1, |x: T, y: T| (x - y) * (x - y)),
         }
     }
+}
+
+/// Receives an elementwise function of two arguments (see [`BinaryOp::with_fn`]).
+pub trait ScalarFn2<T> {
+    /// What the receiver makes of the function.
+    type Output;
+    /// Called once with the op's per-element cost and its function.
+    fn apply<F: Fn(T, T) -> T + Send + Sync + Copy>(self, cost: usize, f: F) -> Self::Output;
 }
 
 /// Checks that two operands share a dtype (TF never promotes implicitly).
@@ -116,6 +139,9 @@ impl Tensor {
                 r.finish(&out, move |g, needs| op.gradient(&a, &b, &y, g, needs));
             }
         }
+        crate::trace::record(op.name(), OpKind::Binary(op), String::new, &[self, other], &out, move |x| {
+            x[0].binary(op, &x[1])
+        });
         Ok(out)
     }
 

@@ -3,6 +3,7 @@
 use crate::autodiff::record::Recorder;
 use crate::dispatch::{with_any, with_numeric};
 use crate::elementwise::{map, zip, zip3};
+use crate::trace::OpKind;
 use crate::ops::binary::same_dtype;
 use crate::{DType, Element, Error, Result, Tensor};
 
@@ -53,7 +54,11 @@ impl Tensor {
     /// Elementwise comparison with broadcasting; the result is a bool tensor.
     pub fn compare(&self, op: CmpOp, other: &Tensor) -> Result<Tensor> {
         let dt = same_dtype(op.name(), self, other)?;
-        with_any!(dt, T => op.run::<T>(self, other))
+        let out = with_any!(dt, T => op.run::<T>(self, other))?;
+        crate::trace::record(op.name(), OpKind::Compare(op), String::new, &[self, other], &out, move |x| {
+            x[0].compare(op, &x[1])
+        });
+        Ok(out)
     }
 
     /// Elementwise `a == b`.
@@ -95,7 +100,13 @@ impl Tensor {
                 });
             }
         }
-        zip(op, self, other, 1, f)
+        let out = zip(op, self, other, 1, f)?;
+        crate::trace::record(op, OpKind::Other, String::new, &[self, other], &out, move |x| match op {
+            "logical_and" => x[0].logical_and(&x[1]),
+            "logical_or" => x[0].logical_or(&x[1]),
+            _ => x[0].logical_xor(&x[1]),
+        });
+        Ok(out)
     }
 
     /// Elementwise logical and of bool tensors.
@@ -118,7 +129,9 @@ impl Tensor {
                 dtype: self.dtype(),
             });
         }
-        map(self, 1, |a: bool| !a)
+        let out = map(self, 1, |a: bool| !a)?;
+        crate::trace::record("logical_not", OpKind::Other, String::new, &[self], &out, |x| x[0].logical_not());
+        Ok(out)
     }
 
     /// `tf.where(cond, x, y)`: picks from `x` where `cond` is true, else from `y`; all three
@@ -145,6 +158,9 @@ impl Tensor {
                 Ok(vec![gx, gy])
             });
         }
+        crate::trace::record("where", OpKind::Select, String::new, &[cond, x, y], &out, |x| {
+            Tensor::where_(&x[0], &x[1], &x[2])
+        });
         Ok(out)
     }
 
@@ -183,6 +199,7 @@ impl Tensor {
                 Ok(vec![gx, gl, gh])
             });
         }
+        crate::trace::record("clip", OpKind::Other, String::new, &[self, lo, hi], &out, |x| x[0].clip(&x[1], &x[2]));
         Ok(out)
     }
 

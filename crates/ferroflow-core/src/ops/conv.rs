@@ -171,6 +171,14 @@ impl Tensor {
             conv2d_backprop_input,
             conv2d_backprop_filter,
         );
+        crate::trace::record(
+            op,
+            crate::trace::OpKind::Other,
+            move || format!("strides={strides:?}, padding={padding:?}, dilations={dilations:?}"),
+            &[self, filter],
+            &out,
+            move |x| x[0].conv2d(&x[1], strides, padding, dilations),
+        );
         Ok(out)
     }
 

@@ -60,19 +60,43 @@ pub(crate) fn record_conv(
     };
     let (xt, wt) = (x.clone(), w.clone());
     r.finish(out, move |dy, needs| {
-        let d = dy.contiguous_data::<f32>()?;
-        let grad = |need: bool, like: &Tensor, f: &dyn Fn() -> Result<Vec<f32>>| {
-            need.then(|| Tensor::from_vec(f()?, like.shape()))
-                .transpose()
-        };
-        let gx = grad(needs[0], &xt, &|| {
-            Ok(input_grad(&g, &d, &wt.contiguous_data::<f32>()?))
-        })?;
-        let gw = grad(needs[1], &wt, &|| {
-            Ok(filter_grad(&g, &xt.contiguous_data::<f32>()?, &d))
-        })?;
+        let gx = needs[0]
+            .then(|| conv_kernel("conv_backprop_input", g, input_grad, dy, &wt, xt.shape()))
+            .transpose()?;
+        let gw = needs[1]
+            .then(|| conv_kernel("conv_backprop_filter", g, filter_grad, &xt, dy, wt.shape()))
+            .transpose()?;
         Ok(vec![gx, gw])
     });
+}
+
+/// Runs a convolution gradient kernel on `(a, b)` into a tensor of `shape`, and reports it
+/// to a tracer as an op of its own.
+fn conv_kernel(
+    name: &'static str,
+    g: Conv2dGeom,
+    kernel: ConvKernel,
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+) -> Result<Tensor> {
+    let run = move |a: &Tensor, b: &Tensor, shape: &[usize]| {
+        Tensor::from_vec(
+            kernel(&g, &a.contiguous_data::<f32>()?, &b.contiguous_data::<f32>()?),
+            shape,
+        )
+    };
+    let out = run(a, b, shape)?;
+    let s = shape.to_vec();
+    crate::trace::record(
+        name,
+        crate::trace::OpKind::Other,
+        move || format!("{g:?}"),
+        &[a, b],
+        &out,
+        move |t| run(&t[0], &t[1], &s),
+    );
+    Ok(out)
 }
 
 /// dL/dx of a convolution: `dy` is `[n, oh, ow, cout]`, `wt` the `[kh, kw, cin_g, cout]`

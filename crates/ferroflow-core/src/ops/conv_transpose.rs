@@ -78,6 +78,14 @@ impl Tensor {
         record_conv(self, filter, &out, g, conv2d_forward, |g, x, dy| {
             conv2d_backprop_filter(g, dy, x)
         });
+        crate::trace::record(
+            op,
+            crate::trace::OpKind::Other,
+            move || format!("output_hw={output_hw:?}, strides={strides:?}, padding={padding:?}, dilations={dilations:?}"),
+            &[self, filter],
+            &out,
+            move |x| x[0].conv2d_transpose(&x[1], output_hw, strides, padding, dilations),
+        );
         Ok(out)
     }
 }

@@ -1,6 +1,7 @@
 //! Indexed reads and writes: gather, gather_nd, scatter_nd, tensor_scatter_nd_{update,add},
 //! one_hot. Out-of-range indices are errors (as on TF's CPU), never out-of-bounds reads.
 
+use crate::trace::record_other as record;
 use crate::autodiff::record::Recorder;
 use crate::autodiff::{Gradient, IndexedSlices};
 use crate::dispatch::{with_any, with_numeric};
@@ -75,6 +76,9 @@ impl Tensor {
                 });
             }
         }
+        record("gather", move || format!("axis={axis}"), &[self, indices], &out, move |x| {
+            x[0].gather(&x[1], axis)
+        });
         Ok(out)
     }
 
@@ -109,6 +113,10 @@ impl Tensor {
                 Ok(vec![Some(g.gather(&indices, axis as isize)?)])
             });
         }
+        let from = from.to_vec();
+        record("gather_transpose", move || format!("axis={axis}"), &[self, indices], &out, move |x| {
+            x[0].gather_transpose(&x[1], axis, &from)
+        });
         Ok(out)
     }
 
@@ -135,6 +143,7 @@ impl Tensor {
                 Ok(vec![Some(Tensor::scatter_nd(&indices, g, &from)?)])
             });
         }
+        record("gather_nd", String::new, &[self, indices], &out, |x| x[0].gather_nd(&x[1]));
         Ok(out)
     }
 
@@ -213,6 +222,9 @@ impl Tensor {
                 Ok(vec![gx, gu])
             });
         }
+        record(op, String::new, &[self, indices, updates], &out, move |x| {
+            x[0].tensor_scatter_nd(op, &x[1], &x[2], add)
+        });
         Ok(out)
     }
 
@@ -225,6 +237,7 @@ impl Tensor {
         off_value: f64,
         dtype: DType,
     ) -> Result<Tensor> {
+        let guard = crate::trace::suppress();
         let idx = index_values("one_hot", self)?;
         let mut out = vec![off_value; idx.len() * depth];
         for (row, &i) in idx.iter().enumerate() {
@@ -234,7 +247,12 @@ impl Tensor {
         }
         let mut shape = self.shape().to_vec();
         shape.push(depth);
-        Tensor::from_vec(out, &shape)?.cast(dtype)
+        let out = Tensor::from_vec(out, &shape)?.cast(dtype)?;
+        drop(guard);
+        record("one_hot", move || format!("depth={depth}, on={on_value}, off={off_value}, dtype={dtype}"), &[self], &out, move |x| {
+            x[0].one_hot(depth, on_value, off_value, dtype)
+        });
+        Ok(out)
     }
 }
 

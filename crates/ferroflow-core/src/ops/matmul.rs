@@ -160,6 +160,14 @@ impl Tensor {
                 Ok(vec![ga, gb])
             });
         }
+        crate::trace::record(
+            "matmul",
+            crate::trace::OpKind::MatMul { transpose_a, transpose_b },
+            move || format!("transpose_a={transpose_a}, transpose_b={transpose_b}"),
+            &[self, other],
+            &out,
+            move |x| x[0].matmul_t(&x[1], transpose_a, transpose_b),
+        );
         Ok(out)
     }
 }

@@ -6,7 +6,7 @@ use crate::ops::pool_grad::{pool2d_backward, PoolGeom};
 use crate::{DType, Error, Result, Tensor};
 use rayon::prelude::*;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PoolKind {
     Max,
     Avg,
@@ -159,14 +159,19 @@ impl Tensor {
                 pad: (pt, pl),
             };
             r.finish(&out, move |dy, _| {
-                let x = xt.contiguous_data::<f32>()?;
-                let d = dy.contiguous_data::<f32>()?;
-                Ok(vec![Some(Tensor::from_vec(
-                    pool2d_backward(kind, &geom, &x, &d),
-                    xt.shape(),
-                )?)])
+                let backward = move |t: &[Tensor]| {
+                    let x = t[0].contiguous_data::<f32>()?;
+                    let d = t[1].contiguous_data::<f32>()?;
+                    Tensor::from_vec(pool2d_backward(kind, &geom, &x, &d), t[0].shape())
+                };
+                let dx = backward(&[xt.clone(), dy.clone()])?;
+                crate::trace::record_other("pool2d_grad", move || format!("{kind:?}"), &[&xt, dy], &dx, backward);
+                Ok(vec![Some(dx)])
             });
         }
+        crate::trace::record_other(op, move || format!("ksize={k:?}, strides={s:?}, padding={p:?}"), &[self], &out, move |x| {
+            x[0].pool2d(op, kind, k, s, p)
+        });
         Ok(out)
     }
 }

@@ -4,6 +4,7 @@ use crate::ops::pool::PoolKind;
 use rayon::prelude::*;
 
 /// The geometry of one pooling op.
+#[derive(Clone, Copy)]
 pub(crate) struct PoolGeom {
     pub n: usize,
     pub h: usize,

@@ -93,6 +93,8 @@ struct Plan {
     out_shape: Vec<usize>,
     /// The output shape with reduced axes kept as size 1 (what gradients broadcast from).
     kept_shape: Vec<usize>,
+    /// The reduced axes, normalised and ascending.
+    axes: Vec<usize>,
     source: Tensor,
     outer: usize,
     reduced: usize,
@@ -101,10 +103,12 @@ struct Plan {
 
 fn plan(op: &'static str, x: &Tensor, axes: &Axes, keepdims: bool) -> Result<Plan> {
     let rank = x.rank();
-    let axes = match axes {
+    let mut axes: Vec<usize> = match axes {
         Axes::All => (0..rank).collect(),
         Axes::These(a) => normalize_axes(op, a, rank)?,
     };
+    axes.sort_unstable();
+    axes.dedup();
     let shape = x.shape();
     let kept_shape: Vec<usize> = (0..rank)
         .map(|i| if axes.contains(&i) { 1 } else { shape[i] })
@@ -141,6 +145,7 @@ fn plan(op: &'static str, x: &Tensor, axes: &Axes, keepdims: bool) -> Result<Pla
         inner: numel(&s[split.1..]),
         out_shape,
         kept_shape,
+        axes,
         source,
     })
 }
@@ -265,6 +270,16 @@ impl Tensor {
                 let (xc, yc) = (x.clone(), out.clone());
                 r.finish(&out, move |g, _| Ok(vec![Some(reduce_gradient(op, &xc, &yc, &kept, g)?)]));
             }
+            let ax = p.axes.clone();
+            let attr_axes: Vec<isize> = ax.iter().map(|&a| a as isize).collect();
+            crate::trace::record(
+                op.name(),
+                crate::trace::OpKind::Reduce { op, axes: ax, keepdims },
+                || format!("axes={:?}, keepdims={keepdims}", p.axes),
+                &[x],
+                &out,
+                move |t| t[0].reduce(op, attr_axes.clone(), keepdims),
+            );
             Ok(out)
         })
     }
@@ -415,7 +430,7 @@ impl Tensor {
         }
         let x = self.in_compute_dtype(|t| Ok(t.clone()))?;
         let p = plan(op, &x, &Axes::These(vec![a as isize]), false)?;
-        with_numeric!(p.source.dtype(), op, T => {
+        let out = with_numeric!(p.source.dtype(), op, T => {
             let data = p.source.contiguous_data::<T>()?;
             let (r, inner) = (p.reduced, p.inner);
             let mut out = vec![0i64; p.outer * inner];
@@ -432,7 +447,11 @@ impl Tensor {
                 }
             }
             Tensor::from_vec(out, &p.out_shape)
-        })
+        })?;
+        crate::trace::record_other(op, move || format!("axis={a}"), &[self], &out, move |t| {
+            t[0].arg_reduce(op, a as isize, better)
+        });
+        Ok(out)
     }
 }
 

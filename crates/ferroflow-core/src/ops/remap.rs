@@ -16,11 +16,25 @@ pub enum PadMode {
     Symmetric,
 }
 
+/// A fingerprint of a remapping (for telling traced applications apart).
+fn maps_hash(maps: &[Vec<Option<usize>>]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    maps.hash(&mut h);
+    h.finish()
+}
+
 impl Tensor {
     /// Builds the output whose element at index `(i0, i1, ...)` is the source element at
     /// `(maps[0][i0], maps[1][i1], ...)`, or `fill` where any map entry is `None`.
     pub(crate) fn remap_axes(&self, maps: Vec<Vec<Option<usize>>>, fill: f64) -> Result<Tensor> {
         let out = self.remap_axes_kernel(&maps, fill)?;
+        if crate::trace::is_tracing() {
+            let m = std::sync::Arc::new(maps.clone());
+            crate::trace::record_other("remap_axes", || format!("maps#{:016x}, fill={fill}", maps_hash(&maps)), &[self], &out, move |t| {
+                t[0].remap_axes((*m).clone(), fill)
+            });
+        }
         if let Some(r) = Recorder::new(&[self]) {
             let from = self.shape().to_vec();
             r.finish(&out, move |g, _| {
@@ -74,6 +88,12 @@ impl Tensor {
             let maps = maps.to_vec();
             r.finish(&out, move |g, _| {
                 Ok(vec![Some(g.remap_axes(maps.clone(), 0.0)?)])
+            });
+        }
+        if crate::trace::is_tracing() {
+            let (m, f) = (std::sync::Arc::new(maps.to_vec()), from.to_vec());
+            crate::trace::record_other("remap_axes_transpose", || format!("maps#{:016x}, from={from:?}", maps_hash(maps)), &[self], &out, move |t| {
+                t[0].remap_axes_transpose(&m, &f)
             });
         }
         Ok(out)

@@ -66,11 +66,29 @@ impl Tensor {
                 Ok(vec![Some(g.pad(&pads, PadMode::Constant(0.0))?)])
             });
         }
+        let (b, sz) = (begin.to_vec(), size.to_vec());
+        crate::trace::record_other("slice", || format!("begin={begin:?}, size={size:?}"), &[self], &view, move |t| {
+            t[0].slice(&b, &sz)
+        });
         Ok(view)
     }
 
     /// NumPy/TF indexing (`x[1:, ::2, 3]`): a view for positive steps, a copy for negative.
     pub fn strided_slice(&self, args: &[SliceArg]) -> Result<Tensor> {
+        let (view, reversed) = self.strided_view(args)?;
+        let a = args.to_vec();
+        crate::trace::record_other("strided_slice", || format!("{args:?}"), &[self], &view, move |t| {
+            Ok(t[0].strided_view(&a)?.0)
+        });
+        if reversed.is_empty() {
+            Ok(view)
+        } else {
+            view.reverse(&reversed.iter().map(|&a| a as isize).collect::<Vec<_>>())
+        }
+    }
+
+    /// The view part of [`Tensor::strided_slice`] and the axes still to reverse.
+    fn strided_view(&self, args: &[SliceArg]) -> Result<(Tensor, Vec<usize>)> {
         let ellipses = args.iter().filter(|a| **a == SliceArg::Ellipsis).count();
         let consuming = args
             .iter()
@@ -188,11 +206,7 @@ impl Tensor {
                 )])
             });
         }
-        if reversed.is_empty() {
-            Ok(view)
-        } else {
-            view.reverse(&reversed.iter().map(|&a| a as isize).collect::<Vec<_>>())
-        }
+        Ok((view, reversed))
     }
 
     /// Reverses the order of elements along `axes` (`tf.reverse`); a copy.

@@ -69,6 +69,15 @@ impl Tensor {
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
         }
+        let (values, order) = self.sort_rows(&moved, a, descending)?;
+        Ok((
+            values.transpose(&inverse)?.contiguous(),
+            order.transpose(&inverse)?.contiguous(),
+        ))
+    }
+
+    /// Sorts each row of `moved` (`self` with `axis` moved last): values and order.
+    fn sort_rows(&self, moved: &Tensor, a: usize, descending: bool) -> Result<(Tensor, Tensor)> {
         let len = self.shape()[a];
         let (values, order) = with_any!(self.dtype(), T => {
             let data = moved.contiguous_data::<T>()?;
@@ -87,10 +96,12 @@ impl Tensor {
             }
             (Tensor::from_vec(values, moved.shape())?, Tensor::from_vec(order, moved.shape())?)
         });
-        Ok((
-            values.transpose(&inverse)?.contiguous(),
-            order.transpose(&inverse)?.contiguous(),
-        ))
+        crate::trace::record_many("sort", crate::trace::OpKind::Other, || format!("axis={a}, descending={descending}"), &[moved], &[&values, &order], move |t| {
+            // Replayed on the moved tensor: its last axis is the sorted one.
+            let (v, o) = t[0].sort_rows(&t[0], t[0].rank() - 1, descending)?;
+            Ok(vec![v, o])
+        });
+        Ok((values, order))
     }
 
     /// Cumulative sum along `axis` (`tf.math.cumsum` with `exclusive` and `reverse`).
@@ -108,6 +119,9 @@ impl Tensor {
             if let Some(r) = Recorder::new(&[x]) {
                 r.finish(&y, move |g, _| Ok(vec![Some(g.cumsum(a as isize, exclusive, !reverse)?)]));
             }
+            crate::trace::record_other("cumsum", || format!("axis={a}, exclusive={exclusive}, reverse={reverse}"), &[x], &y, move |t| {
+                t[0].cumsum(a as isize, exclusive, reverse)
+            });
             Ok(y)
         })
     }

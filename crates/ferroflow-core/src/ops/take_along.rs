@@ -80,6 +80,9 @@ impl Tensor {
                 Ok(vec![Some(g.put_along_axis_add(&indices, a, &from)?)])
             });
         }
+        crate::trace::record_other(op, move || format!("axis={axis}"), &[self, indices], &out, move |t| {
+            t[0].take_along_axis(&t[1], axis)
+        });
         Ok(out)
     }
 
@@ -126,6 +129,11 @@ impl Tensor {
                 Ok(vec![Some(g.take_along_axis(&indices, a as isize)?)])
             });
         }
+        let f = from.to_vec();
+        crate::trace::record_other("put_along_axis_add", move || format!("axis={a}, from={f:?}"), &[self, indices], &out, {
+            let f = from.to_vec();
+            move |t| t[0].put_along_axis_add(&t[1], a, &f)
+        });
         Ok(out)
     }
 }

@@ -3,6 +3,7 @@
 use crate::autodiff::record::Recorder;
 use crate::dispatch::{with_float, with_numeric};
 use crate::elementwise::map;
+use crate::trace::OpKind;
 use crate::{DType, Error, Float, Numeric, Result, Tensor};
 
 /// An elementwise unary operation.
@@ -116,6 +117,19 @@ impl UnaryOp {
     }
 
     fn run_float<T: Float>(self, x: &Tensor) -> Result<Tensor> {
+        struct Map<'a>(&'a Tensor);
+        impl<T: Float> ScalarFn<T> for Map<'_> {
+            type Output = Result<Tensor>;
+            fn apply<F: Fn(T) -> T + Send + Sync + Copy>(self, cost: usize, f: F) -> Result<Tensor> {
+                map(self.0, cost, f)
+            }
+        }
+        self.with_fn::<T, _>(Map(x))
+    }
+
+    /// Hands the op's float scalar function to `k` (monomorphised per op), so that eager
+    /// kernels and fused graph kernels compute exactly the same thing.
+    pub fn with_fn<T: Float, K: ScalarFn<T>>(self, k: K) -> K::Output {
         let (zero, one, half) = (T::ZERO, T::ONE, T::of(0.5));
         let p = match self {
             UnaryOp::Elu(a) | UnaryOp::LeakyRelu(a) => T::of(a),
@@ -123,10 +137,10 @@ impl UnaryOp {
         };
         let c = self.cost();
         match self {
-            UnaryOp::Neg => map(x, c, |v: T| -v),
-            UnaryOp::Abs => map(x, c, |v: T| Numeric::abs(v)),
-            UnaryOp::Square => map(x, c, |v: T| v * v),
-            UnaryOp::Sign => map(x, c, move |v: T| {
+            UnaryOp::Neg => k.apply(c, |v: T| -v),
+            UnaryOp::Abs => k.apply(c, |v: T| Numeric::abs(v)),
+            UnaryOp::Square => k.apply(c, |v: T| v * v),
+            UnaryOp::Sign => k.apply(c, move |v: T| {
                 if v > zero {
                     one
                 } else if v < zero {
@@ -135,10 +149,10 @@ impl UnaryOp {
                     v
                 }
             }),
-            UnaryOp::Relu => map(x, c, move |v: T| if v > zero { v } else { zero }),
+            UnaryOp::Relu => k.apply(c, move |v: T| if v > zero { v } else { zero }),
             UnaryOp::Relu6 => {
                 let six = T::of(6.0);
-                map(x, c, move |v: T| {
+                k.apply(c, move |v: T| {
                     if v > six {
                         six
                     } else if v > zero {
@@ -148,48 +162,47 @@ impl UnaryOp {
                     }
                 })
             }
-            UnaryOp::Exp => map(x, c, |v: T| v.exp()),
-            UnaryOp::Log => map(x, c, |v: T| v.ln()),
-            UnaryOp::Log1p => map(x, c, |v: T| v.ln_1p()),
-            UnaryOp::Sqrt => map(x, c, |v: T| v.sqrt()),
-            UnaryOp::Rsqrt => map(x, c, move |v: T| one / v.sqrt()),
-            UnaryOp::Reciprocal => map(x, c, move |v: T| one / v),
-            UnaryOp::Tanh => map(x, c, |v: T| v.tanh()),
-            UnaryOp::Sigmoid => map(x, c, |v: T| v.sigmoid()),
+            UnaryOp::Exp => k.apply(c, |v: T| v.exp()),
+            UnaryOp::Log => k.apply(c, |v: T| v.ln()),
+            UnaryOp::Log1p => k.apply(c, |v: T| v.ln_1p()),
+            UnaryOp::Sqrt => k.apply(c, |v: T| v.sqrt()),
+            UnaryOp::Rsqrt => k.apply(c, move |v: T| one / v.sqrt()),
+            UnaryOp::Reciprocal => k.apply(c, move |v: T| one / v),
+            UnaryOp::Tanh => k.apply(c, |v: T| v.tanh()),
+            UnaryOp::Sigmoid => k.apply(c, |v: T| v.sigmoid()),
             UnaryOp::Gelu => {
                 let r = T::of(std::f64::consts::FRAC_1_SQRT_2);
-                map(x, c, move |v: T| half * v * (one + (v * r).erf()))
+                k.apply(c, move |v: T| half * v * (one + (v * r).erf()))
             }
             UnaryOp::GeluTanh => {
-                let (k, a) = (T::of((2.0 / std::f64::consts::PI).sqrt()), T::of(0.044715));
-                map(x, c, move |v: T| {
-                    half * v * (one + (k * (v + a * v * v * v)).tanh())
+                let (kk, a) = (T::of((2.0 / std::f64::consts::PI).sqrt()), T::of(0.044715));
+                k.apply(c, move |v: T| {
+                    half * v * (one + (kk * (v + a * v * v * v)).tanh())
                 })
             }
-            UnaryOp::Silu => map(x, c, |v: T| v * v.sigmoid()),
-            UnaryOp::Softplus => map(x, c, move |v: T| {
+            UnaryOp::Silu => k.apply(c, |v: T| v * v.sigmoid()),
+            UnaryOp::Softplus => k.apply(c, move |v: T| {
                 // max(v, 0) + log1p(exp(-|v|)) never overflows.
                 let m = if v > zero { v } else { zero };
                 m + (-Numeric::abs(v)).exp().ln_1p()
             }),
-            UnaryOp::Elu(_) => map(
-                x,
+            UnaryOp::Elu(_) => k.apply(
                 c,
                 move |v: T| if v > zero { v } else { p * (v.exp() - one) },
             ),
             UnaryOp::Selu => {
                 let (a, s) = (T::of(SELU_ALPHA), T::of(SELU_SCALE));
-                map(x, c, move |v: T| {
+                k.apply(c, move |v: T| {
                     s * if v > zero { v } else { a * (v.exp() - one) }
                 })
             }
-            UnaryOp::LeakyRelu(_) => map(x, c, move |v: T| if v > zero { v } else { p * v }),
-            UnaryOp::Sin => map(x, c, |v: T| v.sin()),
-            UnaryOp::Cos => map(x, c, |v: T| v.cos()),
-            UnaryOp::Erf => map(x, c, |v: T| v.erf()),
-            UnaryOp::Floor => map(x, c, |v: T| T::of(v.to_f64().floor())),
-            UnaryOp::Ceil => map(x, c, |v: T| T::of(v.to_f64().ceil())),
-            UnaryOp::Round => map(x, c, |v: T| T::of(v.to_f64().round_ties_even())),
+            UnaryOp::LeakyRelu(_) => k.apply(c, move |v: T| if v > zero { v } else { p * v }),
+            UnaryOp::Sin => k.apply(c, |v: T| v.sin()),
+            UnaryOp::Cos => k.apply(c, |v: T| v.cos()),
+            UnaryOp::Erf => k.apply(c, |v: T| v.erf()),
+            UnaryOp::Floor => k.apply(c, |v: T| T::of(v.to_f64().floor())),
+            UnaryOp::Ceil => k.apply(c, |v: T| T::of(v.to_f64().ceil())),
+            UnaryOp::Round => k.apply(c, |v: T| T::of(v.to_f64().round_ties_even())),
         }
     }
 
@@ -218,6 +231,14 @@ impl UnaryOp {
     }
 }
 
+/// Receives an elementwise function of one argument (see [`UnaryOp::with_fn`]).
+pub trait ScalarFn<T> {
+    /// What the receiver makes of the function.
+    type Output;
+    /// Called once with the op's per-element cost and its function.
+    fn apply<F: Fn(T) -> T + Send + Sync + Copy>(self, cost: usize, f: F) -> Self::Output;
+}
+
 impl Tensor {
     /// Applies an elementwise [`UnaryOp`]. Float ops on f16/bf16 compute in f32.
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
@@ -230,6 +251,7 @@ impl Tensor {
                         r.finish(&y, move |g, _| Ok(vec![Some(op.gradient(&x, &y2, g)?)]));
                     }
                 }
+                crate::trace::record(op.name(), OpKind::Unary(op), || format!("{op:?}"), &[x], &y, move |x| x[0].unary(op));
                 Ok(y)
             } else if x.dtype() == DType::Bool {
                 Err(Error::UnsupportedDType {
@@ -237,7 +259,9 @@ impl Tensor {
                     dtype: DType::Bool,
                 })
             } else {
-                with_numeric!(x.dtype(), op.name(), T => op.run_int::<T>(x))
+                let y = with_numeric!(x.dtype(), op.name(), T => op.run_int::<T>(x))?;
+                crate::trace::record(op.name(), OpKind::Unary(op), || format!("{op:?}"), &[x], &y, move |x| x[0].unary(op));
+                Ok(y)
             }
         })
     }

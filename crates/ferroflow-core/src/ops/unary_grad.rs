@@ -17,6 +17,10 @@ impl UnaryOp {
     pub(crate) fn gradient(self, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
         if !any_recording() {
             if let Some(d) = self.fused_gradient(x, y, g)? {
+                let op = self;
+                crate::trace::record("unary_grad", crate::trace::OpKind::Other, move || format!("{op:?}"), &[x, y, g], &d, move |t| {
+                    op.gradient(&t[0], &t[1], &t[2])
+                });
                 return Ok(d);
             }
         }

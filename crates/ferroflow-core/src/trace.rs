@@ -1,0 +1,231 @@
+//! The hook through which `function` (in `ferroflow-graph`) records a graph.
+//!
+//! Tracing runs a closure eagerly while a [`Tracer`] is installed on the thread. Every
+//! primitive op reports its application (what it is, its inputs and outputs, and how to
+//! replay it on other inputs); variable reads and assignments and call-time host values
+//! are reported too. Composite ops need no hook: their primitives record themselves, and an
+//! op whose output an inner primitive already reported is ignored by the tracer. With no
+//! tracer installed the cost of a hook is one thread-local check.
+
+use crate::ops::binary::BinaryOp;
+use crate::ops::compare::CmpOp;
+use crate::ops::reduce::ReduceOp;
+use crate::ops::unary::UnaryOp;
+use crate::{DType, Result, Tensor, Variable};
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+/// Re-runs an op on new input values (the op's attributes are captured).
+pub type Replay = Arc<dyn Fn(&[Tensor]) -> Result<Vec<Tensor>> + Send + Sync>;
+
+/// Computes a call-time value on the host (a learning rate from a step counter).
+pub type HostFn = Arc<dyn Fn() -> Result<Tensor> + Send + Sync>;
+
+/// What graph passes need to know about an op; everything else is [`OpKind::Other`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpKind {
+    /// Elementwise unary arithmetic.
+    Unary(UnaryOp),
+    /// Elementwise binary arithmetic with broadcasting.
+    Binary(BinaryOp),
+    /// Elementwise comparison with broadcasting (bool output).
+    Compare(CmpOp),
+    /// `where(cond, x, y)` with broadcasting.
+    Select,
+    /// Conversion to a dtype.
+    Cast(DType),
+    /// `matmul` with its transpose flags.
+    MatMul {
+        /// Transpose the left operand.
+        transpose_a: bool,
+        /// Transpose the right operand.
+        transpose_b: bool,
+    },
+    /// A reshape (the output shape is the attribute).
+    Reshape,
+    /// An axis permutation.
+    Transpose(Vec<usize>),
+    /// A broadcast view.
+    BroadcastTo,
+    /// A reduction over the given axes (normalised, ascending).
+    Reduce {
+        /// The reduction.
+        op: ReduceOp,
+        /// The reduced axes.
+        axes: Vec<usize>,
+        /// Whether reduced axes stay as size 1.
+        keepdims: bool,
+    },
+    /// Draws random numbers: never folded or merged.
+    Random,
+    /// Any other op (replayed as is).
+    Other,
+}
+
+impl OpKind {
+    /// Whether the op's result depends only on its inputs (may be folded or merged).
+    pub fn is_pure(&self) -> bool {
+        !matches!(self, OpKind::Random)
+    }
+}
+
+/// One op application as the tracer sees it.
+pub struct OpCall {
+    /// The op's name (`matmul`, `add`, `conv2d`...).
+    pub name: &'static str,
+    /// Its attributes as text, for dumps and for telling equal applications apart.
+    pub attrs: String,
+    /// What passes may know about it.
+    pub kind: OpKind,
+    /// How to run it again on other inputs.
+    pub replay: Replay,
+}
+
+/// Receives what a traced closure does. Implemented by `ferroflow-graph`.
+pub trait Tracer {
+    /// An op produced `outputs` from `inputs`.
+    fn op(&mut self, call: OpCall, inputs: &[&Tensor], outputs: &[&Tensor]);
+    /// `var` was read and gave `value`.
+    fn read_variable(&mut self, var: &Variable, value: &Tensor);
+    /// `value` was assigned to `var`, which now holds `stored` (same values, new identity).
+    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor);
+    /// `value` was computed on the host by `f`, which must run again at every call.
+    fn host_value(&mut self, value: &Tensor, f: HostFn);
+}
+
+thread_local! {
+    static TRACERS: RefCell<Vec<Box<dyn Tracer>>> = const { RefCell::new(Vec::new()) };
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static SUPPRESSED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether a tracer is recording on this thread.
+pub fn is_tracing() -> bool {
+    DEPTH.with(Cell::get) > 0 && SUPPRESSED.with(Cell::get) == 0
+}
+
+/// Hides the ops run while the guard lives from the tracer: an op built from other ops
+/// that must be replayed as one unit (a random draw followed by a cast) reports itself
+/// after the guard drops.
+pub(crate) fn suppress() -> Suppressed {
+    SUPPRESSED.with(|s| s.set(s.get() + 1));
+    Suppressed(())
+}
+
+/// Guard returned by [`suppress`].
+pub(crate) struct Suppressed(());
+
+impl Drop for Suppressed {
+    fn drop(&mut self) {
+        SUPPRESSED.with(|s| s.set(s.get() - 1));
+    }
+}
+
+/// Runs `f` with `tracer` installed (innermost tracer wins) and hands the tracer back.
+pub fn trace<R>(tracer: Box<dyn Tracer>, f: impl FnOnce() -> R) -> (R, Box<dyn Tracer>) {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            DEPTH.with(|d| d.set(d.get() - 1));
+        }
+    }
+    TRACERS.with(|t| t.borrow_mut().push(tracer));
+    DEPTH.with(|d| d.set(d.get() + 1));
+    let r = {
+        let _pop = Pop;
+        f()
+    };
+    let tracer = TRACERS.with(|t| t.borrow_mut().pop()).expect("pushed above");
+    (r, tracer)
+}
+
+fn with_tracer(f: impl FnOnce(&mut dyn Tracer)) {
+    TRACERS.with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut() {
+            if let Some(tr) = t.last_mut() {
+                f(tr.as_mut());
+            }
+        }
+    });
+}
+
+/// Reports an op with one output. `attrs` is only evaluated while tracing.
+pub fn record(
+    name: &'static str,
+    kind: OpKind,
+    attrs: impl FnOnce() -> String,
+    inputs: &[&Tensor],
+    output: &Tensor,
+    replay: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
+) {
+    if !is_tracing() {
+        return;
+    }
+    let call = OpCall {
+        name,
+        attrs: attrs(),
+        kind,
+        replay: Arc::new(move |x| Ok(vec![replay(x)?])),
+    };
+    with_tracer(|t| t.op(call, inputs, &[output]));
+}
+
+/// Reports an op with several outputs.
+pub fn record_many(
+    name: &'static str,
+    kind: OpKind,
+    attrs: impl FnOnce() -> String,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+    replay: impl Fn(&[Tensor]) -> Result<Vec<Tensor>> + Send + Sync + 'static,
+) {
+    if !is_tracing() {
+        return;
+    }
+    let call = OpCall {
+        name,
+        attrs: attrs(),
+        kind,
+        replay: Arc::new(replay),
+    };
+    with_tracer(|t| t.op(call, inputs, outputs));
+}
+
+pub(crate) fn variable_read(var: &Variable, value: &Tensor) {
+    if is_tracing() {
+        with_tracer(|t| t.read_variable(var, value));
+    }
+}
+
+pub(crate) fn variable_assigned(var: &Variable, value: &Tensor, stored: &Tensor) {
+    if is_tracing() {
+        with_tracer(|t| t.assign_variable(var, value, stored));
+    }
+}
+
+/// A value computed on the host at call time: `f()` now, and inside a traced function
+/// `f()` again at every call (like `tf.function`'s call-time captures). Use it for values
+/// such as a learning rate derived from a step counter, which must not freeze into a
+/// constant when a closure is traced.
+pub fn host_value(f: impl Fn() -> Result<Tensor> + Send + Sync + 'static) -> Result<Tensor> {
+    let t = {
+        let _hidden = suppress();
+        f()?
+    };
+    if is_tracing() {
+        let f: HostFn = Arc::new(f);
+        with_tracer(|tr| tr.host_value(&t, f));
+    }
+    Ok(t)
+}
+
+/// [`record`] for an op of kind [`OpKind::Other`].
+pub(crate) fn record_other(
+    name: &'static str,
+    attrs: impl FnOnce() -> String,
+    inputs: &[&Tensor],
+    output: &Tensor,
+    replay: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
+) {
+    record(name, OpKind::Other, attrs, inputs, output, replay)
+}

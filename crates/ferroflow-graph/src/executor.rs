@@ -1,0 +1,171 @@
+//! Runs an optimised graph: values live in slots that are released after their last read,
+//! so buffers return to the allocator's cache as soon as they die and the next op of that
+//! size reuses them; fused kernels write over a dying input's buffer when they own it.
+
+use crate::graph::{Graph, NodeKind, Value};
+use ferroflow_core::{Error, Result, Tensor};
+
+/// A graph with its liveness precomputed.
+pub struct Plan {
+    graph: Graph,
+    /// First slot of each node's outputs.
+    base: Vec<usize>,
+    /// For each node, the slots of values it reads for the last time.
+    last_reads: Vec<Vec<usize>>,
+    /// For each node, the slots of its outputs that nothing reads.
+    unused: Vec<Vec<usize>>,
+    slots: usize,
+    peak_bytes: usize,
+    total_bytes: usize,
+}
+
+impl Plan {
+    /// Plans `graph`.
+    pub fn new(graph: Graph) -> Plan {
+        let mut base = Vec::with_capacity(graph.nodes.len());
+        let mut slots = 0;
+        for n in &graph.nodes {
+            base.push(slots);
+            slots += n.outputs.len();
+        }
+        let slot = |v: Value| base[v.node] + v.output;
+        let mut last = vec![usize::MAX; slots];
+        let mut read = vec![false; slots];
+        for (i, n) in graph.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                last[slot(v)] = i;
+                read[slot(v)] = true;
+            }
+        }
+        for &o in &graph.outputs {
+            last[slot(o)] = usize::MAX;
+            read[slot(o)] = true;
+        }
+        let mut last_reads = vec![Vec::new(); graph.nodes.len()];
+        let mut unused = vec![Vec::new(); graph.nodes.len()];
+        for (i, n) in graph.nodes.iter().enumerate() {
+            for k in 0..n.outputs.len() {
+                let s = base[i] + k;
+                if !read[s] {
+                    unused[i].push(s);
+                } else if last[s] != usize::MAX {
+                    last_reads[last[s]].push(s);
+                }
+            }
+        }
+        let mut plan = Plan {
+            graph,
+            base,
+            last_reads,
+            unused,
+            slots,
+            peak_bytes: 0,
+            total_bytes: 0,
+        };
+        plan.measure();
+        plan
+    }
+
+    /// Peak bytes of live intermediate values under this plan, and the bytes all of them
+    /// would take if none were released (inputs, constants and variables not counted).
+    fn measure(&mut self) {
+        let mut live = 0usize;
+        let mut size = vec![0usize; self.slots];
+        for (i, n) in self.graph.nodes.iter().enumerate() {
+            let computed = matches!(n.kind, NodeKind::Op { .. } | NodeKind::Fused(_));
+            for (k, info) in n.outputs.iter().enumerate() {
+                if computed {
+                    size[self.base[i] + k] = info.bytes();
+                    live += info.bytes();
+                    self.total_bytes += info.bytes();
+                }
+            }
+            self.peak_bytes = self.peak_bytes.max(live);
+            for &s in self.last_reads[i].iter().chain(&self.unused[i]) {
+                live -= size[s];
+            }
+        }
+    }
+
+    /// The graph this plan runs.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// (peak live bytes of intermediates with buffer reuse, bytes without any reuse).
+    pub fn memory(&self) -> (usize, usize) {
+        (self.peak_bytes, self.total_bytes)
+    }
+
+    /// Runs the plan on `args` (already checked against the graph's input facts).
+    pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut vals: Vec<Option<Tensor>> = vec![None; self.slots];
+        let slot = |v: Value| self.base[v.node] + v.output;
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            let dying = &self.last_reads[i];
+            let mut ins = Vec::with_capacity(node.inputs.len());
+            for (k, &v) in node.inputs.iter().enumerate() {
+                let s = slot(v);
+                let last_here = dying.contains(&s) && !node.inputs[k + 1..].contains(&v);
+                let t = if last_here { vals[s].take() } else { vals[s].clone() };
+                ins.push(t.ok_or_else(|| Error::invalid("function", "value read before it was computed"))?);
+            }
+            let outs: Vec<Tensor> = match &node.kind {
+                NodeKind::Input(k) => vec![args[*k].clone()],
+                NodeKind::Const(t) => vec![t.clone()],
+                NodeKind::ReadVariable(v) => vec![v.value()],
+                NodeKind::AssignVariable(v) => {
+                    v.assign(&ins[0])?;
+                    vec![]
+                }
+                NodeKind::Host(f) => vec![f()?],
+                NodeKind::Op { replay, .. } => {
+                    let out = replay(&ins)?;
+                    drop(ins);
+                    out
+                }
+                NodeKind::Fused(k) => vec![run_fused(k, ins)?],
+            };
+            for (k, t) in outs.into_iter().enumerate() {
+                vals[self.base[i] + k] = Some(t);
+            }
+            for &s in &self.unused[i] {
+                vals[s] = None;
+            }
+        }
+        self.graph
+            .outputs
+            .iter()
+            .map(|&v| {
+                vals[slot(v)]
+                    .clone()
+                    .ok_or_else(|| Error::invalid("function", "output was not computed"))
+            })
+            .collect()
+    }
+}
+
+/// Runs a fused node: its prologue first, then the kernel, written over the buffer of a
+/// dying same-shaped input that it solely owns (the prologue's output, or any other).
+fn run_fused(k: &crate::fused::FusedKernel, mut ins: Vec<Tensor>) -> Result<Tensor> {
+    use crate::fused::Access;
+    if let Some(p) = &k.prologue {
+        let rest = ins.split_off(p.arity);
+        let first = (p.replay)(&ins)?.remove(0);
+        drop(ins);
+        ins = std::iter::once(first).chain(rest).collect();
+    }
+    if k.reduce.is_none() {
+        for idx in 0..ins.len() {
+            if k.access[idx] != Access::Same {
+                continue;
+            }
+            let t = std::mem::replace(&mut ins[idx], Tensor::scalar(0.0f32));
+            match t.try_into_vec::<f32>() {
+                Ok(buf) => return k.run(&ins, Some((idx, buf))),
+                Err(t) => ins[idx] = t,
+            }
+        }
+    }
+    k.run(&ins, None)
+}

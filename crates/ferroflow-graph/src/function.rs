@@ -1,0 +1,261 @@
+//! [`Function`] (`tf.function`): traces a closure per input signature into a graph,
+//! optimises it, and runs the optimised plan on later calls.
+
+use crate::executor::Plan;
+use crate::graph::{Graph, ValueInfo};
+use crate::passes::{optimize, OptLevel, PassStats};
+use crate::signature::{check, TensorSpec};
+use crate::tracer::GraphTracer;
+use ferroflow_core::trace::{HostFn, OpCall, Tracer};
+use ferroflow_core::{DType, Error, Result, Tensor, Variable};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Forwards to a shared [`GraphTracer`] so the graph can be taken back after tracing.
+struct Shared(Rc<RefCell<GraphTracer>>);
+
+impl Tracer for Shared {
+    fn op(&mut self, call: OpCall, inputs: &[&Tensor], outputs: &[&Tensor]) {
+        self.0.borrow_mut().op(call, inputs, outputs)
+    }
+    fn read_variable(&mut self, var: &Variable, value: &Tensor) {
+        self.0.borrow_mut().read_variable(var, value)
+    }
+    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor) {
+        self.0.borrow_mut().assign_variable(var, value, stored)
+    }
+    fn host_value(&mut self, value: &Tensor, f: HostFn) {
+        self.0.borrow_mut().host_value(value, f)
+    }
+}
+
+/// One traced and optimised specialisation of a function (`ConcreteFunction`).
+pub struct ConcreteFunction {
+    name: String,
+    inputs: Vec<ValueInfo>,
+    traced: Graph,
+    plan: Plan,
+    /// Unfused plan used while a gradient tape records, so the tape sees every op.
+    tape_plan: Plan,
+    stats: PassStats,
+}
+
+impl ConcreteFunction {
+    /// Runs `f` eagerly on `args` while recording it, and optimises the recording at
+    /// `level`. Returns the function and `f`'s results from this first run.
+    pub fn trace(
+        name: &str,
+        f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
+        args: &[Tensor],
+        level: OptLevel,
+    ) -> Result<(ConcreteFunction, Vec<Tensor>)> {
+        let shared = Rc::new(RefCell::new(GraphTracer::new(args)));
+        let (res, _) = ferroflow_core::trace::trace(Box::new(Shared(shared.clone())), || f(args));
+        let outs = res.map_err(|e| {
+            Error::invalid(
+                "function",
+                format!("tracing '{name}' failed inside the traced closure: {e}"),
+            )
+        })?;
+        let mut tracer = Rc::try_unwrap(shared)
+            .map_err(|_| Error::invalid("function", "tracer still in use"))?
+            .into_inner();
+        let out_values = outs.iter().map(|t| tracer.value_of(t)).collect();
+        let mut traced = tracer.graph;
+        traced.outputs = out_values;
+        let (full, stats) = optimize(traced.clone(), level);
+        let (basic, _) = optimize(traced.clone(), level.min_basic());
+        Ok((
+            ConcreteFunction {
+                name: name.to_string(),
+                inputs: args.iter().map(ValueInfo::of).collect(),
+                traced,
+                plan: Plan::new(full),
+                tape_plan: Plan::new(basic),
+                stats,
+            },
+            outs,
+        ))
+    }
+
+    /// Runs the plan. While a gradient tape records, the unfused plan runs instead, op by
+    /// op through the eager kernels, so gradients through the call equal eager ones.
+    pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        if args.len() != self.inputs.len()
+            || args.iter().zip(&self.inputs).any(|(a, i)| ValueInfo::of(a) != *i)
+        {
+            let got: Vec<String> = args.iter().map(|a| format!("{}{:?}", a.dtype(), a.shape())).collect();
+            let want: Vec<String> = self.inputs.iter().map(|i| format!("{}{:?}", i.dtype, i.shape)).collect();
+            return Err(Error::invalid(
+                "function",
+                format!("'{}' was traced for [{}], called with [{}]", self.name, want.join(", "), got.join(", ")),
+            ));
+        }
+        if ferroflow_core::autodiff::is_recording() {
+            self.tape_plan.run(args)
+        } else {
+            self.plan.run(args)
+        }
+    }
+
+    /// The graph as traced, before optimisation.
+    pub fn traced_graph(&self) -> &Graph {
+        &self.traced
+    }
+
+    /// The optimised graph that runs.
+    pub fn graph(&self) -> &Graph {
+        self.plan.graph()
+    }
+
+    /// What the passes did.
+    pub fn stats(&self) -> &PassStats {
+        &self.stats
+    }
+
+    /// (peak bytes of live intermediates with buffer reuse, bytes without reuse).
+    pub fn memory(&self) -> (usize, usize) {
+        self.plan.memory()
+    }
+
+    /// Text dump of the graph before (`optimized = false`) or after optimisation.
+    pub fn dump(&self, optimized: bool) -> String {
+        let g = if optimized { self.graph() } else { &self.traced };
+        let title = format!("'{}' ({})", self.name, if optimized { "optimized" } else { "traced" });
+        crate::dump::to_text(g, &title)
+    }
+
+    /// Graphviz DOT of the graph before or after optimisation.
+    pub fn dot(&self, optimized: bool) -> String {
+        let g = if optimized { self.graph() } else { &self.traced };
+        crate::dump::to_dot(g, &self.name)
+    }
+}
+
+impl OptLevel {
+    fn min_basic(self) -> OptLevel {
+        match self {
+            OptLevel::Full => OptLevel::Basic,
+            other => other,
+        }
+    }
+}
+
+type CacheKey = Vec<(Vec<usize>, DType)>;
+
+/// A closure compiled per input signature, like `tf.function`.
+///
+/// The first call with a new combination of argument shapes and dtypes runs the closure
+/// eagerly while recording every op, variable read and assignment into a graph; the
+/// graph is optimised and cached, and later calls with the same signature run the plan
+/// without calling the closure. Variables are captured by reference: reads and
+/// assignments are graph nodes, so a whole training step compiles as one graph.
+/// Values the closure computes on the host from outside state must come through
+/// [`ferroflow_core::trace::host_value`], or they are frozen at trace time (as Python
+/// values are in `tf.function`).
+///
+/// ```
+/// use ferroflow_core::{Tensor, Variable};
+/// use ferroflow_graph::function;
+/// let w = Variable::new(Tensor::scalar(2.0f32));
+/// let w2 = w.clone();
+/// let mut f = function(move |x: &[Tensor]| Ok(vec![x[0].mul(&w2.value())?.add_scalar(1.0)?]));
+/// let y = f.call(&[Tensor::scalar(3.0f32)])?;
+/// assert_eq!(y[0].to_scalar::<f32>()?, 7.0);
+/// w.assign(&Tensor::scalar(10.0f32))?;
+/// assert_eq!(f.call(&[Tensor::scalar(3.0f32)])?[0].to_scalar::<f32>()?, 31.0);
+/// assert_eq!(f.tracing_count(), 1);
+/// # Ok::<(), ferroflow_core::Error>(())
+/// ```
+pub struct Function<F> {
+    f: F,
+    name: String,
+    level: OptLevel,
+    signature: Option<Vec<TensorSpec>>,
+    cache: HashMap<CacheKey, ConcreteFunction>,
+    tracing_count: usize,
+}
+
+/// Wraps `f` as a [`Function`] with every optimisation on (`jit_compile=True`).
+pub fn function<F>(f: F) -> Function<F>
+where
+    F: FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
+{
+    Function {
+        f,
+        name: "function".into(),
+        level: OptLevel::Full,
+        signature: None,
+        cache: HashMap::new(),
+        tracing_count: 0,
+    }
+}
+
+impl<F> Function<F>
+where
+    F: FnMut(&[Tensor]) -> Result<Vec<Tensor>>,
+{
+    /// Names the function (in errors and dumps).
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// `jit_compile=True` (the default) fuses kernels and reuses buffers; `false` keeps
+    /// every op's eager kernel and only folds, simplifies and merges.
+    pub fn jit_compile(mut self, on: bool) -> Self {
+        self.level = if on { OptLevel::Full } else { OptLevel::Basic };
+        self
+    }
+
+    /// Sets the optimisation level directly.
+    pub fn opt_level(mut self, level: OptLevel) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Restricts the accepted arguments (`input_signature`): calls that do not fit are an
+    /// error. Plans are still specialised per concrete shape: each new size on a `None`
+    /// axis traces once.
+    pub fn input_signature(mut self, specs: Vec<TensorSpec>) -> Self {
+        self.signature = Some(specs);
+        self
+    }
+
+    /// How many times the closure has been traced (`experimental_get_tracing_count`).
+    pub fn tracing_count(&self) -> usize {
+        self.tracing_count
+    }
+
+    /// Calls the function. Inside another function's trace the closure simply runs, so
+    /// its ops join the outer graph.
+    pub fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        if let Some(specs) = &self.signature {
+            check(&self.name, specs, args)?;
+        }
+        if ferroflow_core::trace::is_tracing() {
+            return (self.f)(args);
+        }
+        let key: CacheKey = args.iter().map(|a| (a.shape().to_vec(), a.dtype())).collect();
+        if let Some(cf) = self.cache.get(&key) {
+            return cf.call(args);
+        }
+        let (cf, outs) = ConcreteFunction::trace(&self.name, &mut self.f, args, self.level)?;
+        self.tracing_count += 1;
+        self.cache.insert(key, cf);
+        Ok(outs)
+    }
+
+    /// The concrete function for `args`' signature, tracing (and so running the closure
+    /// once) if there is none yet.
+    pub fn concrete_function(&mut self, args: &[Tensor]) -> Result<&ConcreteFunction> {
+        let key: CacheKey = args.iter().map(|a| (a.shape().to_vec(), a.dtype())).collect();
+        if !self.cache.contains_key(&key) {
+            self.call(args)?;
+        }
+        self.cache
+            .get(&key)
+            .ok_or_else(|| Error::invalid("function", "no concrete function"))
+    }
+}

@@ -1,0 +1,356 @@
+//! The fused elementwise kernel: a straight-line program of unary and binary ops over
+//! broadcast inputs, evaluated block by block so intermediates stay in L1 and never become
+//! tensors; optionally ending in a sum/max/min over leading or trailing axes.
+
+use ferroflow_core::ops::binary::ScalarFn2;
+use ferroflow_core::ops::unary::ScalarFn;
+use ferroflow_core::{BinaryOp, Error, ReduceOp, Result, Tensor, UnaryOp};
+use rayon::prelude::*;
+
+/// Elements evaluated per step of the program.
+const BLOCK: usize = 512;
+/// Domains smaller than this run on the calling thread.
+const PAR_MIN: usize = 1 << 16;
+
+/// How an input's elements map onto the kernel's domain (row-major, broadcast).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Access {
+    /// Same shape as the domain.
+    Same,
+    /// One element, broadcast everywhere.
+    Scalar,
+    /// Repeats with period `p` (a trailing-axes input such as a bias row).
+    Periodic(usize),
+    /// Each element repeats `r` times in a row (a leading-axes input such as `[n, 1]`).
+    Repeat(usize),
+    /// Anything else: element strides over the domain's axes (0 where broadcast).
+    Strided(Vec<usize>),
+}
+
+impl Access {
+    /// The access pattern of an input of `shape` broadcast to `domain`.
+    pub fn of(shape: &[usize], domain: &[usize]) -> Access {
+        let n: usize = shape.iter().product();
+        let total: usize = domain.iter().product();
+        if n == total && shape.iter().filter(|&&d| d != 1).eq(domain.iter().filter(|&&d| d != 1)) {
+            return Access::Same;
+        }
+        if n == 1 {
+            return Access::Scalar;
+        }
+        let r = domain.len();
+        let padded: Vec<usize> = std::iter::repeat_n(1, r - shape.len())
+            .chain(shape.iter().copied())
+            .collect();
+        // Trailing: input equals the domain on a suffix and is 1 before it.
+        if let Some(k) = (0..r).find(|&k| padded[k..] == domain[k..] && padded[..k].iter().all(|&d| d == 1)) {
+            return Access::Periodic(domain[k..].iter().product());
+        }
+        // Leading: input equals the domain on a prefix and is 1 after it.
+        if let Some(k) = (0..=r).rev().find(|&k| padded[..k] == domain[..k] && padded[k..].iter().all(|&d| d == 1)) {
+            return Access::Repeat(domain[k..].iter().product());
+        }
+        let mut strides = vec![0; r];
+        let mut s = 1;
+        for i in (0..r).rev() {
+            if padded[i] != 1 {
+                strides[i] = s;
+            }
+            s *= padded[i];
+        }
+        Access::Strided(strides)
+    }
+}
+
+/// One step of the program; registers `0..inputs` hold the inputs, then one per step.
+#[derive(Clone, Debug)]
+pub enum Instr {
+    /// `r[dst] = op(r[src])`
+    Unary(UnaryOp, usize),
+    /// `r[dst] = op(r[a], r[b])`
+    Binary(BinaryOp, usize, usize),
+}
+
+/// A reduction ending the kernel.
+#[derive(Clone, Debug)]
+pub struct FusedReduce {
+    /// Sum, max or min.
+    pub op: ReduceOp,
+    /// Whether the leading `split` axes are reduced (else the trailing ones).
+    pub leading: bool,
+    /// Number of leading axes of the domain on one side of the split.
+    pub split: usize,
+}
+
+/// An op run first, whose output becomes the kernel's input 0 and whose buffer takes the
+/// kernel's output (`matmul` or `conv2d` followed by bias and activation).
+#[derive(Clone)]
+pub struct Prologue {
+    /// The op's label.
+    pub label: String,
+    /// Runs it.
+    pub replay: ferroflow_core::trace::Replay,
+    /// How many of the fused node's inputs are the prologue's.
+    pub arity: usize,
+}
+
+impl std::fmt::Debug for Prologue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.label)
+    }
+}
+
+/// A fused elementwise kernel (f32).
+#[derive(Clone, Debug)]
+pub struct FusedKernel {
+    /// An op whose output is input 0, run first.
+    pub prologue: Option<Prologue>,
+    /// Shape of the elementwise result.
+    pub domain: Vec<usize>,
+    /// Per input: how it is read.
+    pub access: Vec<Access>,
+    /// The program; the last step's register is the result.
+    pub program: Vec<Instr>,
+    /// Optional reduction of the result.
+    pub reduce: Option<FusedReduce>,
+    /// Shape of the kernel's output.
+    pub out_shape: Vec<usize>,
+    /// Names of the fused ops, for dumps.
+    pub names: Vec<String>,
+}
+
+struct Unary<'a>(&'a mut [f32], &'a [f32]);
+impl ScalarFn<f32> for Unary<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn apply<F: Fn(f32) -> f32 + Send + Sync + Copy>(self, _: usize, f: F) {
+        for (d, &s) in self.0.iter_mut().zip(self.1) {
+            *d = f(s);
+        }
+    }
+}
+
+struct Binary<'a>(&'a mut [f32], &'a [f32], &'a [f32]);
+impl ScalarFn2<f32> for Binary<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn apply<F: Fn(f32, f32) -> f32 + Send + Sync + Copy>(self, _: usize, f: F) {
+        for ((d, &a), &b) in self.0.iter_mut().zip(self.1).zip(self.2) {
+            *d = f(a, b);
+        }
+    }
+}
+
+impl FusedKernel {
+    /// One line for dumps: `fused[sub, mul, add -> reduce_sum]`.
+    pub fn describe(&self) -> String {
+        let red = self
+            .reduce
+            .as_ref()
+            .map(|r| format!(" -> {:?}", r.op).to_lowercase())
+            .unwrap_or_default();
+        let pro = self
+            .prologue
+            .as_ref()
+            .map(|p| format!("{} -> ", p.label))
+            .unwrap_or_default();
+        format!("fused[{pro}{}{red}] {:?}", self.names.join(", "), self.out_shape)
+    }
+
+    /// Loads elements `start..start + len` of input `i` into `dst`.
+    fn load(&self, i: usize, src: &[f32], start: usize, dst: &mut [f32]) {
+        match &self.access[i] {
+            Access::Same => dst.copy_from_slice(&src[start..start + dst.len()]),
+            Access::Scalar => dst.fill(src[0]),
+            Access::Periodic(p) => {
+                let p = *p;
+                let mut k = start % p;
+                for d in dst.iter_mut() {
+                    *d = src[k];
+                    k += 1;
+                    if k == p {
+                        k = 0;
+                    }
+                }
+            }
+            Access::Repeat(r) => {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = src[(start + j) / r];
+                }
+            }
+            Access::Strided(strides) => {
+                let rank = self.domain.len();
+                let mut idx = vec![0usize; rank];
+                let mut rem = start;
+                for a in (0..rank).rev() {
+                    idx[a] = rem % self.domain[a];
+                    rem /= self.domain[a];
+                }
+                for d in dst.iter_mut() {
+                    *d = src[idx.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>()];
+                    for a in (0..rank).rev() {
+                        idx[a] += 1;
+                        if idx[a] < self.domain[a] {
+                            break;
+                        }
+                        idx[a] = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evaluates elements `start..start + out.len()` of the elementwise result into `out`,
+    /// using `regs` (at least inputs + steps registers of `BLOCK` floats) as scratch.
+    /// Input `inplace`, if any, is read from `out` itself (each block is read before it is
+    /// written).
+    fn eval_range(
+        &self,
+        inputs: &[&[f32]],
+        inplace: Option<usize>,
+        start: usize,
+        out: &mut [f32],
+        regs: &mut [Vec<f32>],
+    ) {
+        let n_in = inputs.len();
+        let mut pos = 0;
+        while pos < out.len() {
+            let len = BLOCK.min(out.len() - pos);
+            for (i, src) in inputs.iter().enumerate() {
+                if Some(i) == inplace {
+                    regs[i][..len].copy_from_slice(&out[pos..pos + len]);
+                } else {
+                    self.load(i, src, start + pos, &mut regs[i][..len]);
+                }
+            }
+            for (j, ins) in self.program.iter().enumerate() {
+                let (before, after) = regs.split_at_mut(n_in + j);
+                let dst = &mut after[0][..len];
+                match *ins {
+                    Instr::Unary(op, s) => op.with_fn::<f32, _>(Unary(dst, &before[s][..len])),
+                    Instr::Binary(op, a, b) => {
+                        op.with_fn::<f32, _>(Binary(dst, &before[a][..len], &before[b][..len]))
+                    }
+                }
+            }
+            let last = &regs[n_in + self.program.len() - 1];
+            out[pos..pos + len].copy_from_slice(&last[..len]);
+            pos += len;
+        }
+    }
+
+    fn registers(&self, n_in: usize) -> Vec<Vec<f32>> {
+        vec![vec![0.0f32; BLOCK]; n_in + self.program.len()]
+    }
+
+    /// Runs the kernel. `inplace` may name an input (read with [`Access::Same`], no
+    /// reduction) together with its buffer, taken from a dying tensor: the output is
+    /// written over it, and `inputs[i]` for that input is ignored.
+    pub fn run(&self, inputs: &[Tensor], inplace: Option<(usize, Vec<f32>)>) -> Result<Tensor> {
+        let which = inplace.as_ref().map(|(i, _)| *i);
+        let data = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if Some(i) == which {
+                    Ok(std::borrow::Cow::Owned(Vec::new()))
+                } else {
+                    t.data::<f32>()
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let total: usize = self.domain.iter().product();
+        for (i, t) in inputs.iter().enumerate() {
+            let (n, want) = match &inplace {
+                Some((w, b)) if *w == i => (b.len(), total),
+                _ => (data[i].len(), t.numel()),
+            };
+            if n != want || n == 0 && total != 0 {
+                return Err(Error::invalid(
+                    "fused",
+                    format!("input {i} has {n} elements, expected {want}"),
+                ));
+            }
+        }
+        let srcs: Vec<&[f32]> = data.iter().map(|d| &d[..]).collect();
+        let Some(red) = &self.reduce else {
+            let (mut out, inplace) = match inplace {
+                Some((i, v)) if v.len() == total && self.access[i] == Access::Same => (v, Some(i)),
+                _ => (ferroflow_core::alloc::zeroed::<f32>(total), None),
+            };
+            if total >= PAR_MIN {
+                let chunk = (total / rayon::current_num_threads().max(1)).div_ceil(BLOCK) * BLOCK;
+                out.par_chunks_mut(chunk.max(BLOCK))
+                    .enumerate()
+                    .for_each(|(c, o)| {
+                        let mut regs = self.registers(srcs.len());
+                        self.eval_range(&srcs, inplace, c * chunk.max(BLOCK), o, &mut regs);
+                    });
+            } else {
+                let mut regs = self.registers(srcs.len());
+                self.eval_range(&srcs, inplace, 0, &mut out, &mut regs);
+            }
+            return Tensor::from_vec(out, &self.out_shape);
+        };
+        let outer: usize = self.domain[..red.split].iter().product();
+        let inner: usize = self.domain[red.split..].iter().product();
+        let init = match red.op {
+            ReduceOp::Max => f64::NEG_INFINITY,
+            ReduceOp::Min => f64::INFINITY,
+            _ => 0.0,
+        };
+        let combine = |a: f64, v: f32| -> f64 {
+            let v = v as f64;
+            match red.op {
+                ReduceOp::Max => {
+                    if v > a || v.is_nan() {
+                        v
+                    } else {
+                        a
+                    }
+                }
+                ReduceOp::Min => {
+                    if v < a || v.is_nan() {
+                        v
+                    } else {
+                        a
+                    }
+                }
+                _ => a + v,
+            }
+        };
+        let mut regs = self.registers(srcs.len());
+        let mut row = vec![0.0f32; inner.min(BLOCK * 64).max(1)];
+        let out: Vec<f32> = if red.leading {
+            // Sum rows of the [outer, inner] domain into one row of `inner`.
+            let mut acc = vec![init; inner];
+            for o in 0..outer {
+                let mut j = 0;
+                while j < inner {
+                    let len = row.len().min(inner - j);
+                    self.eval_range(&srcs, None, o * inner + j, &mut row[..len], &mut regs);
+                    for (a, &v) in acc[j..j + len].iter_mut().zip(&row[..len]) {
+                        *a = combine(*a, v);
+                    }
+                    j += len;
+                }
+            }
+            acc.into_iter().map(|a| a as f32).collect()
+        } else {
+            (0..outer)
+                .map(|o| {
+                    let mut a = init;
+                    let mut j = 0;
+                    while j < inner {
+                        let len = row.len().min(inner - j);
+                        self.eval_range(&srcs, None, o * inner + j, &mut row[..len], &mut regs);
+                        a = row[..len].iter().fold(a, |a, &v| combine(a, v));
+                        j += len;
+                    }
+                    a as f32
+                })
+                .collect()
+        };
+        Tensor::from_vec(out, &self.out_shape)
+    }
+}
