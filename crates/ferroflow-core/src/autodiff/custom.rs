@@ -31,7 +31,7 @@ pub fn custom_gradient(
         let _p = pause_recording();
         forward(inputs)?
     };
-    let out = out.detached();
+    let out = out.identity();
     let refs: Vec<&Tensor> = inputs.iter().collect();
     if let Some(r) = Recorder::new(&refs) {
         let n = inputs.len();
@@ -47,7 +47,15 @@ pub fn custom_gradient(
 impl Tensor {
     /// The same values, cut off from gradient computation (`tf.stop_gradient`).
     pub fn stop_gradient(&self) -> Tensor {
-        self.detached()
+        self.identity()
+    }
+
+    /// A new identity for the same values, which a tracer sees as an op (so a traced
+    /// function keeps the dependency).
+    fn identity(&self) -> Tensor {
+        let out = self.detached();
+        crate::trace::record_other("identity", String::new, &[self], &out, |t| Ok(t[0].identity()));
+        out
     }
 
     /// A new tensor identity sharing this tensor's buffer and layout (never recorded).

@@ -52,7 +52,9 @@ pub fn simplify(g: &mut Graph) -> usize {
             continue;
         }
         // Chains: the producer is the same kind of view.
-        let src = inputs[0];
+        let Some(&src) = inputs.first() else {
+            continue;
+        };
         let producer = &g.nodes[src.node];
         match (kind.clone(), &producer.kind) {
             (OpKind::Reshape, NodeKind::Op { kind: OpKind::Reshape, .. }) => {
