@@ -24,6 +24,29 @@ static STATE: Mutex<SeedState> = Mutex::new(SeedState {
     counter: 0,
 });
 
+/// Where the op-seed counter stands (to run a traced step again from the same point).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RngSnapshot {
+    global: Option<u64>,
+    counter: u64,
+}
+
+/// The current seeding state.
+pub fn snapshot() -> RngSnapshot {
+    let s = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    RngSnapshot {
+        global: s.global,
+        counter: s.counter,
+    }
+}
+
+/// Returns the seeding state to `snap`.
+pub fn restore(snap: RngSnapshot) {
+    let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    s.global = snap.global;
+    s.counter = snap.counter;
+}
+
 /// Sets the global seed (`tf.random.set_seed`) and restarts the op-seed counter.
 pub fn set_seed(seed: u64) {
     let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());

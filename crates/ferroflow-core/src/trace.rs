@@ -87,8 +87,9 @@ pub trait Tracer {
     fn op(&mut self, call: OpCall, inputs: &[&Tensor], outputs: &[&Tensor]);
     /// `var` was read and gave `value`.
     fn read_variable(&mut self, var: &Variable, value: &Tensor);
-    /// `value` was assigned to `var`, which now holds `stored` (same values, new identity).
-    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor);
+    /// `value` was assigned to `var`, which held `previous` and now holds `stored` (same
+    /// values as `value`, new identity).
+    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor, previous: &Tensor);
     /// `value` was computed on the host by `f`, which must run again at every call.
     fn host_value(&mut self, value: &Tensor, f: HostFn);
 }
@@ -197,9 +198,15 @@ pub(crate) fn variable_read(var: &Variable, value: &Tensor) {
     }
 }
 
-pub(crate) fn variable_assigned(var: &Variable, value: &Tensor, stored: &Tensor) {
+pub(crate) fn variable_assigned(
+    var: &Variable,
+    value: &Tensor,
+    stored: &Tensor,
+    previous: impl FnOnce() -> Tensor,
+) {
     if is_tracing() {
-        with_tracer(|t| t.assign_variable(var, value, stored));
+        let previous = previous();
+        with_tracer(|t| t.assign_variable(var, value, stored, &previous));
     }
 }
 

@@ -22,8 +22,8 @@ impl Tracer for Shared {
     fn read_variable(&mut self, var: &Variable, value: &Tensor) {
         self.0.borrow_mut().read_variable(var, value)
     }
-    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor) {
-        self.0.borrow_mut().assign_variable(var, value, stored)
+    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor, previous: &Tensor) {
+        self.0.borrow_mut().assign_variable(var, value, stored, previous)
     }
     fn host_value(&mut self, value: &Tensor, f: HostFn) {
         self.0.borrow_mut().host_value(value, f)
@@ -42,14 +42,17 @@ pub struct ConcreteFunction {
 }
 
 impl ConcreteFunction {
-    /// Runs `f` eagerly on `args` while recording it, and optimises the recording at
-    /// `level`. Returns the function and `f`'s results from this first run.
+    /// Runs `f` eagerly on `args` while recording it and optimises the recording at
+    /// `level`; then, as `tf.function` does, undoes the trace's variable assignments and
+    /// random draws and runs the plan, so even the first call gives the compiled results.
+    /// Returns the function and those results.
     pub fn trace(
         name: &str,
         f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
         args: &[Tensor],
         level: OptLevel,
     ) -> Result<(ConcreteFunction, Vec<Tensor>)> {
+        let rng = ferroflow_core::random::snapshot();
         let shared = Rc::new(RefCell::new(GraphTracer::new(args)));
         let (res, _) = ferroflow_core::trace::trace(Box::new(Shared(shared.clone())), || f(args));
         let outs = res.map_err(|e| {
@@ -66,17 +69,21 @@ impl ConcreteFunction {
         traced.outputs = out_values;
         let (full, stats) = optimize(traced.clone(), level);
         let (basic, _) = optimize(traced.clone(), level.min_basic());
-        Ok((
-            ConcreteFunction {
-                name: name.to_string(),
-                inputs: args.iter().map(ValueInfo::of).collect(),
-                traced,
-                plan: Plan::new(full),
-                tape_plan: Plan::new(basic),
-                stats,
-            },
-            outs,
-        ))
+        let cf = ConcreteFunction {
+            name: name.to_string(),
+            inputs: args.iter().map(ValueInfo::of).collect(),
+            traced,
+            plan: Plan::new(full),
+            tape_plan: Plan::new(basic),
+            stats,
+        };
+        for (var, before) in tracer.assigned.iter().rev() {
+            var.assign(before)?;
+        }
+        ferroflow_core::random::restore(rng);
+        drop(outs);
+        let outs = cf.call(args)?;
+        Ok((cf, outs))
     }
 
     /// Runs the plan. While a gradient tape records, the unfused plan runs instead, op by

@@ -11,6 +11,8 @@ pub(crate) struct GraphTracer {
     known: HashMap<TensorId, Value>,
     /// Keeps every tensor seen alive so that identities stay unique while tracing.
     seen: Vec<Tensor>,
+    /// Each assigned variable with its value before the trace first assigned it.
+    pub(crate) assigned: Vec<(Variable, Tensor)>,
 }
 
 impl GraphTracer {
@@ -23,6 +25,7 @@ impl GraphTracer {
             },
             known: HashMap::new(),
             seen: args.to_vec(),
+            assigned: Vec::new(),
         };
         for (i, a) in args.iter().enumerate() {
             let n = t
@@ -85,7 +88,10 @@ impl Tracer for GraphTracer {
         self.remember(value, Value::of(n));
     }
 
-    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor) {
+    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor, previous: &Tensor) {
+        if !self.assigned.iter().any(|(v, _)| v.same_as(var)) {
+            self.assigned.push((var.clone(), previous.clone()));
+        }
         let v = self.value_of(value);
         self.graph
             .push(NodeKind::AssignVariable(var.clone()), vec![v], vec![]);

@@ -133,7 +133,10 @@ impl Variable {
     /// the value) and tells a tracer.
     fn store(&self, value: &Tensor) {
         let t = value.detached();
-        crate::trace::variable_assigned(self, value, &t);
+        crate::trace::variable_assigned(self, value, &t, || match self.0.value.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        });
         match self.0.value.write() {
             Ok(mut g) => *g = t,
             Err(p) => *p.into_inner() = t,

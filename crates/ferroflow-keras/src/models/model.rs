@@ -11,6 +11,8 @@ use crate::losses::{self, Loss};
 use crate::optimizers::Optimizer;
 use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, Result, Tensor, Variable};
+use ferroflow_graph::ConcreteFunction;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What `compile` keeps.
@@ -23,6 +25,18 @@ pub struct Compiled {
     pub loss_weights: Option<Vec<f64>>,
     /// Metric names as given to `compile`.
     pub metrics: Vec<String>,
+    /// Run `fit`'s train step op by op instead of as a compiled graph (`run_eagerly`).
+    pub run_eagerly: bool,
+    /// Compiled train steps, one per argument signature and trainable-variable set.
+    pub(crate) train_functions: HashMap<TrainKey, ConcreteFunction>,
+}
+
+/// What a compiled train step is specialised on.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TrainKey {
+    pub(crate) args: Vec<(Vec<usize>, ferroflow_core::DType)>,
+    pub(crate) split: (usize, usize, bool),
+    pub(crate) vars: Vec<ferroflow_core::autodiff::VariableId>,
 }
 
 /// An optimiser as `compile` accepts it: a Keras name or a configured [`Optimizer`].
@@ -298,7 +312,20 @@ impl Model {
             losses,
             loss_weights: None,
             metrics: metrics.iter().map(|s| s.to_string()).collect(),
+            run_eagerly: false,
+            train_functions: HashMap::new(),
         });
+        Ok(())
+    }
+
+    /// `model.run_eagerly = true`: `fit` runs its train step op by op (for debugging)
+    /// instead of as a compiled graph. Call after `compile`.
+    pub fn set_run_eagerly(&mut self, eager: bool) -> Result<()> {
+        let name = self.name().to_string();
+        let c = self.compiled.as_mut().ok_or_else(|| {
+            Error::invalid("Model", format!("model '{name}' must be compiled before set_run_eagerly"))
+        })?;
+        c.run_eagerly = eager;
         Ok(())
     }
 

@@ -52,7 +52,7 @@ impl UpdateRule for Adagrad {
         g: &Tensor,
         slots: &mut [Tensor],
         lr: &Tensor,
-        _: u64,
+        _: &Tensor,
     ) -> Result<Tensor> {
         let acc = slots[0].add(&g.square()?)?;
         slots[0] = acc.clone();
@@ -65,7 +65,7 @@ impl UpdateRule for Adagrad {
         g: &IndexedSlices,
         slots: &mut [Tensor],
         lr: &Tensor,
-        _: u64,
+        _: &Tensor,
     ) -> Option<Result<Tensor>> {
         Some((|| {
             let idx = g.indices.reshape(&[-1, 1])?;

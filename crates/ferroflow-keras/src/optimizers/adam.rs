@@ -31,39 +31,41 @@ impl Default for Adam {
 }
 
 impl Adam {
-    /// `√(1 - β2^t) / (1 - β1^t)`, computed in the variable's precision as Keras does
+    /// `lr·√(1 - β2^t) / (1 - β1^t)` in the variable's precision, as Keras computes it
     /// (early in training `1 - β2^t` is small, so the rounding of `β2^t` shows).
-    fn bias_correction(&self, dtype: DType, step: u64) -> f64 {
-        if dtype == DType::F64 {
-            let t = step as f64;
-            (1.0 - self.beta_2.powf(t)).sqrt() / (1.0 - self.beta_1.powf(t))
-        } else {
-            let t = step as f32;
-            let b1p = (self.beta_1 as f32).powf(t);
-            let b2p = (self.beta_2 as f32).powf(t);
-            ((1.0 - b2p).sqrt() / (1.0 - b1p)) as f64
-        }
+    fn alpha(&self, lr: &Tensor, step: &Tensor) -> Result<Tensor> {
+        let b1p = step.scalar_like(self.beta_1)?.pow(step)?;
+        let b2p = step.scalar_like(self.beta_2)?.pow(step)?;
+        let correction = b2p.neg()?.add_scalar(1.0)?.sqrt()?.div(&b1p.neg()?.add_scalar(1.0)?)?;
+        lr.mul(&correction)
     }
-}
 
-impl Adam {
-    /// The same arithmetic as the composed update, in one pass over the four buffers.
-    fn update_fused_f32(
-        &self,
-        var: &Tensor,
-        g: &Tensor,
-        slots: &mut [Tensor],
-        lr: &Tensor,
-        step: u64,
-    ) -> Result<Tensor> {
-        let alpha = lr.to_scalar::<f32>()? * self.bias_correction(DType::F32, step) as f32;
+    /// The same arithmetic as the composed update, in one pass over the four buffers;
+    /// returns (momentum, velocity, variable). A traced step records it as one op.
+    fn update_fused_f32(&self, var: &Tensor, g: &Tensor, m0: &Tensor, v0: &Tensor, alpha: &Tensor) -> Result<Vec<Tensor>> {
+        let out = self.fused_kernel(var, g, m0, v0, alpha)?;
+        let me = self.clone();
+        let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
+        ferroflow_core::trace::record_many(
+            "adam_update",
+            ferroflow_core::trace::OpKind::Other,
+            || format!("beta_1={b1}, beta_2={b2}, epsilon={eps}"),
+            &[var, g, m0, v0, alpha],
+            &[&out[0], &out[1], &out[2]],
+            move |t| me.fused_kernel(&t[0], &t[1], &t[2], &t[3], &t[4]),
+        );
+        Ok(out)
+    }
+
+    fn fused_kernel(&self, var: &Tensor, g: &Tensor, m0: &Tensor, v0: &Tensor, alpha: &Tensor) -> Result<Vec<Tensor>> {
+        let alpha = alpha.to_scalar::<f32>()?;
         let (b1, b2, eps) = (
             (1.0 - self.beta_1) as f32,
             (1.0 - self.beta_2) as f32,
             self.epsilon as f32,
         );
         let (w, gd) = (var.data::<f32>()?, g.data::<f32>()?);
-        let (m0, v0) = (slots[0].data::<f32>()?, slots[1].data::<f32>()?);
+        let (m0, v0) = (m0.data::<f32>()?, v0.data::<f32>()?);
         let n = w.len();
         let zeroed = ferroflow_core::alloc::zeroed::<f32>;
         let (mut m, mut v, mut out) = (zeroed(n), zeroed(n), zeroed(n));
@@ -91,10 +93,11 @@ impl Adam {
             kernel(0, &mut m, &mut v, &mut out);
         }
         let shape = var.shape().to_vec();
-        drop((m0, v0));
-        slots[0] = Tensor::from_vec(m, &shape)?;
-        slots[1] = Tensor::from_vec(v, &shape)?;
-        Tensor::from_vec(out, &shape)
+        Ok(vec![
+            Tensor::from_vec(m, &shape)?,
+            Tensor::from_vec(v, &shape)?,
+            Tensor::from_vec(out, &shape)?,
+        ])
     }
 }
 
@@ -127,12 +130,16 @@ impl UpdateRule for Adam {
         g: &Tensor,
         slots: &mut [Tensor],
         lr: &Tensor,
-        step: u64,
+        step: &Tensor,
     ) -> Result<Tensor> {
+        let alpha = self.alpha(lr, step)?;
         if var.dtype() == DType::F32 && !self.amsgrad {
-            return self.update_fused_f32(var, g, slots, lr, step);
+            let mut out = self.update_fused_f32(var, g, &slots[0], &slots[1], &alpha)?;
+            let new = out.remove(2);
+            slots[1] = out.remove(1);
+            slots[0] = out.remove(0);
+            return Ok(new);
         }
-        let alpha = lr.mul_scalar(self.bias_correction(var.dtype(), step))?;
         let m = slots[0].add(&g.sub(&slots[0])?.mul_scalar(1.0 - self.beta_1)?)?;
         let v = slots[1].add(&g.square()?.sub(&slots[1])?.mul_scalar(1.0 - self.beta_2)?)?;
         slots[0] = m.clone();

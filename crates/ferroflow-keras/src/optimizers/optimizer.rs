@@ -12,7 +12,7 @@ use ferroflow_core::autodiff::{pause_recording, VariableId};
 use ferroflow_core::{Error, Gradient, IndexedSlices, Result, Tensor, Variable};
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// A constant learning rate or a schedule.
 #[derive(Clone)]
@@ -88,14 +88,15 @@ pub trait UpdateRule: Send {
         value.zeros_like()
     }
     /// The new variable value after one step with dense gradient `grad`; updates `slots`.
-    /// `lr` is a scalar of the variable's dtype, `step` counts from 1.
+    /// `lr` and `step` (counting from 1) are scalars of the variable's dtype, computed at
+    /// every call of a compiled step.
     fn update(
         &self,
         value: &Tensor,
         grad: &Tensor,
         slots: &mut [Tensor],
         lr: &Tensor,
-        step: u64,
+        step: &Tensor,
     ) -> Result<Tensor>;
     /// The same step for a sparse gradient with unique indices, when the rule can touch only
     /// the given rows; `None` makes the optimiser densify the gradient instead.
@@ -105,7 +106,7 @@ pub trait UpdateRule: Send {
         _grad: &IndexedSlices,
         _slots: &mut [Tensor],
         _lr: &Tensor,
-        _step: u64,
+        _step: &Tensor,
     ) -> Option<Result<Tensor>> {
         None
     }
@@ -115,8 +116,11 @@ pub trait UpdateRule: Send {
 pub struct Optimizer {
     rule: Box<dyn UpdateRule>,
     options: OptimizerOptions,
-    iterations: u64,
-    slots: HashMap<VariableId, Vec<Tensor>>,
+    /// The current learning rate (callbacks change it; compiled steps read it per call).
+    lr: Arc<RwLock<LearningRate>>,
+    /// `optimizer.iterations`: an int64 variable, so compiled steps count too.
+    iterations: Variable,
+    slots: HashMap<VariableId, Vec<Variable>>,
 }
 
 impl Optimizer {
@@ -131,8 +135,9 @@ impl Optimizer {
         }
         Ok(Optimizer {
             rule: Box::new(rule),
+            lr: Arc::new(RwLock::new(options.learning_rate.clone())),
             options,
-            iterations: 0,
+            iterations: Variable::with_options(Tensor::scalar(0i64), "iteration", false),
             slots: HashMap::new(),
         })
     }
@@ -140,12 +145,13 @@ impl Optimizer {
     /// Replaces the learning rate (or schedule) with a constant (what Keras callbacks do
     /// when they assign `optimizer.learning_rate`).
     pub fn set_learning_rate(&mut self, lr: f64) {
-        self.options.learning_rate = LearningRate::Constant(lr);
+        *self.lr.write().unwrap_or_else(|e| e.into_inner()) = LearningRate::Constant(lr);
     }
 
     /// Sets the iteration count (restoring a saved optimiser).
     pub fn set_iterations(&mut self, n: u64) {
-        self.iterations = n;
+        // Same dtype and shape by construction.
+        let _ = self.iterations.assign(&Tensor::scalar(n as i64));
     }
 
     /// The names of the per-variable slots of the rule.
@@ -168,7 +174,12 @@ impl Optimizer {
                 ),
             ));
         }
-        self.slots.insert(v.id(), slots);
+        let vars = slots
+            .into_iter()
+            .zip(names)
+            .map(|(t, n)| Variable::with_options(t, &format!("{}/{n}", v.name()), false))
+            .collect();
+        self.slots.insert(v.id(), vars);
         Ok(())
     }
 
@@ -182,7 +193,7 @@ impl Optimizer {
             "name".into(),
             Value::from(self.rule.name().to_ascii_lowercase()),
         );
-        let lr = match &o.learning_rate {
+        let lr = match &*self.lr.read().unwrap_or_else(|e| e.into_inner()) {
             LearningRate::Constant(v) => Value::from(*v),
             LearningRate::Schedule(_) => Value::from(self.learning_rate()),
         };
@@ -271,12 +282,15 @@ impl Optimizer {
 
     /// Number of updates applied so far (`optimizer.iterations`).
     pub fn iterations(&self) -> u64 {
-        self.iterations
+        read_step(&self.iterations)
     }
 
     /// The learning rate the next update will use.
     pub fn learning_rate(&self) -> f64 {
-        self.options.learning_rate.at(self.iterations)
+        self.lr
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .at(self.iterations())
     }
 
     /// The options in use.
@@ -289,7 +303,7 @@ impl Optimizer {
         let names = self.rule.slot_names();
         self.slots
             .get(&v.id())
-            .map(|s| names.into_iter().zip(s.iter().cloned()).collect())
+            .map(|s| names.into_iter().zip(s.iter().map(Variable::read_untracked)).collect())
             .unwrap_or_default()
     }
 
@@ -334,42 +348,74 @@ impl Optimizer {
             return Ok(());
         }
         let grads = self.clip(pairs.iter().map(|(g, _)| g.clone()).collect())?;
-        let lr = self.learning_rate();
+        let dtype = pairs[0].1.dtype();
         if let Some(wd) = self.options.weight_decay {
+            let decay = self.host_scalar(dtype, move |lr, _| wd * lr)?;
             for (_, v) in &pairs {
                 let value = v.read_untracked();
-                v.assign(&value.sub(&value.mul_scalar(wd * lr)?)?)?;
+                v.assign(&value.sub(&value.mul(&decay.cast(v.dtype())?)?)?)?;
             }
         }
-        let step = self.iterations + 1;
+        let lr_t = self.host_scalar(dtype, |lr, _| lr)?;
+        let step_t = self.host_scalar(dtype, |_, step| step as f64)?;
+        // A compiled step has fixed shapes: sparse gradients (whose row count depends on the
+        // data) are applied densely there.
+        let sparse_ok = !ferroflow_core::trace::is_tracing();
         for (g, (_, v)) in grads.into_iter().zip(&pairs) {
             let value = v.read_untracked();
-            let slots = match self.slots.entry(v.id()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let init = (0..self.rule.slot_names().len())
-                        .map(|i| self.rule.init_slot(i, &value))
-                        .collect::<Result<Vec<_>>>()?;
-                    e.insert(init)
-                }
-            };
-            let lr_t = value.scalar_like(lr)?;
+            if !self.slots.contains_key(&v.id()) {
+                let names = self.rule.slot_names();
+                let init = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let t = self.rule.init_slot(i, &value)?;
+                        Ok(Variable::with_options(t, &format!("{}/{n}", v.name()), false))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.slots.insert(v.id(), init);
+            }
+            let slot_vars = &self.slots[&v.id()];
+            let mut slots: Vec<Tensor> = slot_vars.iter().map(Variable::read_untracked).collect();
+            let (lr, step) = (lr_t.cast(v.dtype())?, step_t.cast(v.dtype())?);
             let new = match &g {
-                Gradient::Dense(d) => self.rule.update(&value, d, slots, &lr_t, step)?,
-                Gradient::Sparse(s) => {
+                Gradient::Dense(d) => self.rule.update(&value, d, &mut slots, &lr, &step)?,
+                Gradient::Sparse(s) if sparse_ok => {
                     let s = dedupe(s)?;
-                    match self.rule.update_sparse(&value, &s, slots, &lr_t, step) {
+                    match self.rule.update_sparse(&value, &s, &mut slots, &lr, &step) {
                         Some(r) => r?,
                         None => self
                             .rule
-                            .update(&value, &s.to_dense()?, slots, &lr_t, step)?,
+                            .update(&value, &s.to_dense()?, &mut slots, &lr, &step)?,
                     }
                 }
+                Gradient::Sparse(s) => {
+                    self.rule
+                        .update(&value, &s.to_dense()?, &mut slots, &lr, &step)?
+                }
             };
+            for (var, t) in slot_vars.iter().zip(&slots) {
+                var.assign(t)?;
+            }
             v.assign(&new)?;
         }
-        self.iterations += 1;
+        self.iterations.assign_add(&Tensor::scalar(1i64))?;
         Ok(())
+    }
+
+    /// A scalar of `dtype` computed from (learning rate, step counting from 1) at every
+    /// call, also inside a compiled step.
+    fn host_scalar(
+        &self,
+        dtype: ferroflow_core::DType,
+        f: impl Fn(f64, u64) -> f64 + Send + Sync + 'static,
+    ) -> Result<Tensor> {
+        let (lr, it) = (self.lr.clone(), self.iterations.clone());
+        ferroflow_core::trace::host_value(move || {
+            let step = read_step(&it) + 1;
+            let rate = lr.read().unwrap_or_else(|e| e.into_inner()).at(step - 1);
+            Tensor::full(&[], f(rate, step), dtype)
+        })
     }
 
     fn clip(&self, grads: Vec<Gradient>) -> Result<Vec<Gradient>> {
@@ -403,4 +449,9 @@ impl Optimizer {
             Ok(grads)
         }
     }
+}
+
+/// The count held by an iterations variable.
+fn read_step(it: &Variable) -> u64 {
+    it.read_untracked().to_scalar::<i64>().unwrap_or(0).max(0) as u64
 }

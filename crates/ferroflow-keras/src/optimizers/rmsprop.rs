@@ -60,7 +60,7 @@ impl UpdateRule for RMSprop {
         g: &Tensor,
         slots: &mut [Tensor],
         lr: &Tensor,
-        _: u64,
+        _: &Tensor,
     ) -> Result<Tensor> {
         let rho = self.rho;
         let vel = slots[0]

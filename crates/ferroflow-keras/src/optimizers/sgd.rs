@@ -40,7 +40,7 @@ impl UpdateRule for Sgd {
         g: &Tensor,
         slots: &mut [Tensor],
         lr: &Tensor,
-        _: u64,
+        _: &Tensor,
     ) -> Result<Tensor> {
         let step = g.mul(lr)?;
         if self.momentum == 0.0 {
@@ -61,7 +61,7 @@ impl UpdateRule for Sgd {
         g: &IndexedSlices,
         _: &mut [Tensor],
         lr: &Tensor,
-        _: u64,
+        _: &Tensor,
     ) -> Option<Result<Tensor>> {
         if self.momentum != 0.0 {
             return None;

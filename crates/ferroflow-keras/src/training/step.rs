@@ -4,7 +4,8 @@
 use super::history::Logs;
 use crate::layer::{CallContext, LayerExt};
 use crate::metrics::{self, Mean, Metric};
-use crate::models::model::Compiled;
+use crate::models::model::{Compiled, TrainKey};
+use ferroflow_graph::{ConcreteFunction, OptLevel};
 use crate::models::Model;
 use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
@@ -154,7 +155,8 @@ impl Model {
         Ok(())
     }
 
-    /// One optimisation step on a batch; updates `state`.
+    /// One optimisation step on a batch; updates `state`. Runs the compiled train step
+    /// unless the model was set to run eagerly.
     pub(crate) fn train_step(
         &mut self,
         x: &[Tensor],
@@ -163,6 +165,23 @@ impl Model {
         vars: &[Variable],
         state: &mut EpochState,
     ) -> Result<()> {
+        let (total, parts, outs) = if self.compiled_ref()?.run_eagerly {
+            self.train_core(x, y, sw, vars)?
+        } else {
+            self.train_compiled(x, y, sw, vars)?
+        };
+        Self::update_state(state, y, &outs, &total, &parts, sw)
+    }
+
+    /// Forward, loss, gradients, update and constraints: (total loss, per-output losses,
+    /// outputs).
+    fn train_core(
+        &mut self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        vars: &[Variable],
+    ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
         let tape = GradientTape::with_options(false, false);
         for v in vars {
             tape.watch_variable(v);
@@ -180,7 +199,52 @@ impl Model {
                 w.variable.assign(&c.apply(&v)?)?;
             }
         }
-        Self::update_state(state, y, &outs, &total, &parts, sw)
+        Ok((total, parts, outs))
+    }
+
+    /// [`Model::train_core`] traced once per signature into an optimised graph
+    /// (`tf.function(jit_compile=True)`), then replayed.
+    fn train_compiled(
+        &mut self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        vars: &[Variable],
+    ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+        let mut args: Vec<Tensor> = x.iter().chain(y).cloned().collect();
+        args.extend(sw.cloned());
+        let key = TrainKey {
+            args: args.iter().map(|a| (a.shape().to_vec(), a.dtype())).collect(),
+            split: (x.len(), y.len(), sw.is_some()),
+            vars: vars.iter().map(Variable::id).collect(),
+        };
+        let cached = self.compiled_ref()?.train_functions.get(&key).map(|cf| cf.call(&args));
+        let flat = match cached {
+            Some(r) => r?,
+            None => {
+                let (nx, ny) = (x.len(), y.len());
+                let (cf, flat) = ConcreteFunction::trace(
+                    "train_function",
+                    |a: &[Tensor]| {
+                        let (xa, rest) = a.split_at(nx);
+                        let (ya, swa) = rest.split_at(ny);
+                        let (total, parts, outs) = self.train_core(xa, ya, swa.first(), vars)?;
+                        Ok([vec![total], parts, outs].concat())
+                    },
+                    &args,
+                    OptLevel::Full,
+                )?;
+                if let Some(c) = self.compiled.as_mut() {
+                    c.train_functions.insert(key, cf);
+                }
+                flat
+            }
+        };
+        let n = y.len();
+        if flat.len() != 1 + 2 * n {
+            return Err(Error::invalid("fit", "compiled train step returned an unexpected number of values"));
+        }
+        Ok((flat[0].clone(), flat[1..1 + n].to_vec(), flat[1 + n..].to_vec()))
     }
 
     /// One evaluation step on a batch; updates `state`.
