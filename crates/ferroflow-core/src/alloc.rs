@@ -20,8 +20,9 @@ const MAX_PER_BIN: usize = 8;
 /// Bytes above which a fresh buffer asks for huge pages.
 const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
 
-/// A released allocation: start address, as an integer so the pool is `Send`.
-struct RawBuf(usize);
+/// A released allocation: start address (as an integer so the pool is `Send`) and how
+/// many of its bytes its last owner had initialised.
+struct RawBuf(usize, usize);
 
 /// (capacity in bytes, alignment) of a bin.
 type BinKey = (usize, usize);
@@ -77,10 +78,16 @@ pub fn clear_cache() {
 /// An empty vector with room for at least `n` elements, reusing a cached buffer when one
 /// of the right size is free, else a fresh allocation (backed by huge pages when large).
 pub(crate) fn with_capacity<T>(n: usize) -> Vec<T> {
+    with_capacity_init(n).0
+}
+
+/// [`with_capacity`], and how many leading elements of the buffer hold bytes its previous
+/// owner wrote (0 for a fresh allocation).
+fn with_capacity_init<T>(n: usize) -> (Vec<T>, usize) {
     let size = std::mem::size_of::<T>();
     let bytes = n * size;
     if bytes < POOL_MIN_BYTES || size == 0 || POOL_GRANULE % size != 0 {
-        return Vec::with_capacity(n);
+        return (Vec::with_capacity(n), 0);
     }
     let rounded = bytes.next_multiple_of(POOL_GRANULE);
     let key = (rounded, std::mem::align_of::<T>());
@@ -95,12 +102,25 @@ pub(crate) fn with_capacity<T>(n: usize) -> Vec<T> {
         // SAFETY: the buffer was allocated by the global allocator as a `[T]` of
         // `rounded / size` elements with `T`'s alignment (the bin key), and its ownership
         // moved to the pool when released; length 0 means no element is assumed live.
-        return unsafe { Vec::from_raw_parts(b.0 as *mut T, 0, rounded / size) };
+        let v = unsafe { Vec::from_raw_parts(b.0 as *mut T, 0, rounded / size) };
+        return (v, b.1 / size);
     }
     let v: Vec<T> = Vec::with_capacity(rounded / size);
     if rounded >= HUGE_PAGE_THRESHOLD {
         advise_huge_pages(v.as_ptr() as usize, rounded);
     }
+    (v, 0)
+}
+
+/// `n` elements of unspecified value (a reused buffer's old contents, zeros elsewhere) for
+/// a kernel that overwrites every one: saves the zeroing pass of [`zeroed`].
+pub fn overwritable<T: crate::Numeric>(n: usize) -> Vec<T> {
+    let (mut v, init) = with_capacity_init::<T>(n);
+    // SAFETY: the capacity is at least `n`, and the first `init` elements were written by
+    // the buffer's previous owner; numeric element types accept any bit pattern (bins are
+    // keyed by size and alignment only, so the bytes may come from another such type).
+    unsafe { v.set_len(init.min(n)) };
+    v.resize(n, T::ZERO);
     v
 }
 
@@ -147,8 +167,9 @@ pub(crate) fn recycle<T: Copy>(v: Vec<T>) {
     if bin.len() >= MAX_PER_BIN {
         return;
     }
+    let init = v.len() * size;
     let mut v = std::mem::ManuallyDrop::new(v);
-    bin.push(RawBuf(v.as_mut_ptr() as usize));
+    bin.push(RawBuf(v.as_mut_ptr() as usize, init));
     p.cached_bytes.fetch_add(bytes, Ordering::Relaxed);
 }
 

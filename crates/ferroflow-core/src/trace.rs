@@ -15,8 +15,9 @@ use crate::{DType, Result, Tensor, Variable};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-/// Re-runs an op on new input values (the op's attributes are captured).
-pub type Replay = Arc<dyn Fn(&[Tensor]) -> Result<Vec<Tensor>> + Send + Sync>;
+/// Re-runs an op on new input values (the op's attributes are captured). Inputs come by
+/// value, so an op may write over an input buffer it solely owns.
+pub type Replay = Arc<dyn Fn(Vec<Tensor>) -> Result<Vec<Tensor>> + Send + Sync>;
 
 /// Computes a call-time value on the host (a learning rate from a step counter).
 pub type HostFn = Arc<dyn Fn() -> Result<Tensor> + Send + Sync>;
@@ -166,7 +167,7 @@ pub fn record(
         name,
         attrs: attrs(),
         kind,
-        replay: Arc::new(move |x| Ok(vec![replay(x)?])),
+        replay: Arc::new(move |x: Vec<Tensor>| Ok(vec![replay(&x)?])),
     };
     with_tracer(|t| t.op(call, inputs, &[output]));
 }
@@ -179,6 +180,27 @@ pub fn record_many(
     inputs: &[&Tensor],
     outputs: &[&Tensor],
     replay: impl Fn(&[Tensor]) -> Result<Vec<Tensor>> + Send + Sync + 'static,
+) {
+    if !is_tracing() {
+        return;
+    }
+    let call = OpCall {
+        name,
+        attrs: attrs(),
+        kind,
+        replay: Arc::new(move |x: Vec<Tensor>| replay(&x)),
+    };
+    with_tracer(|t| t.op(call, inputs, outputs));
+}
+
+/// Reports an op whose replay takes its inputs by value (to update buffers in place).
+pub fn record_owned(
+    name: &'static str,
+    kind: OpKind,
+    attrs: impl FnOnce() -> String,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+    replay: impl Fn(Vec<Tensor>) -> Result<Vec<Tensor>> + Send + Sync + 'static,
 ) {
     if !is_tracing() {
         return;

@@ -3,7 +3,7 @@
 //! size reuses them; fused kernels write over a dying input's buffer when they own it.
 
 use crate::graph::{Graph, NodeKind, Value};
-use ferroflow_core::{Error, Result, Tensor};
+use ferroflow_core::{Error, Result, Tensor, Variable};
 
 /// A graph with its liveness precomputed.
 pub struct Plan {
@@ -15,6 +15,9 @@ pub struct Plan {
     /// For each node, the slots of its outputs that nothing reads.
     unused: Vec<Vec<usize>>,
     slots: usize,
+    /// For each node, variables whose value it reads for the last time before they are
+    /// assigned again: the variable lets go of its buffer so the node may write over it.
+    donations: Vec<Vec<Variable>>,
     peak_bytes: usize,
     total_bytes: usize,
 }
@@ -53,12 +56,14 @@ impl Plan {
                 }
             }
         }
+        let donations = donations(&graph, &last);
         let mut plan = Plan {
             graph,
             base,
             last_reads,
             unused,
             slots,
+            donations,
             peak_bytes: 0,
             total_bytes: 0,
         };
@@ -87,6 +92,12 @@ impl Plan {
         }
     }
 
+    fn donate(&self, node: usize) {
+        for v in &self.donations[node] {
+            drop(v.release_for_update());
+        }
+    }
+
     /// The graph this plan runs.
     pub fn graph(&self) -> &Graph {
         &self.graph
@@ -99,9 +110,23 @@ impl Plan {
 
     /// Runs the plan on `args` (already checked against the graph's input facts).
     pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run_timed(args, None)
+    }
+
+    /// Runs the plan `runs` times and returns each node's mean time in microseconds.
+    pub fn profile(&self, args: &[Tensor], runs: usize) -> Result<Vec<f64>> {
+        let mut t = vec![0.0; self.graph.nodes.len()];
+        for _ in 0..runs {
+            self.run_timed(args, Some(&mut t))?;
+        }
+        Ok(t.into_iter().map(|s| s * 1e6 / runs.max(1) as f64).collect())
+    }
+
+    fn run_timed(&self, args: &[Tensor], mut times: Option<&mut [f64]>) -> Result<Vec<Tensor>> {
         let mut vals: Vec<Option<Tensor>> = vec![None; self.slots];
         let slot = |v: Value| self.base[v.node] + v.output;
         for (i, node) in self.graph.nodes.iter().enumerate() {
+            let start = times.as_ref().map(|_| std::time::Instant::now());
             let dying = &self.last_reads[i];
             let mut ins = Vec::with_capacity(node.inputs.len());
             for (k, &v) in node.inputs.iter().enumerate() {
@@ -120,17 +145,22 @@ impl Plan {
                 }
                 NodeKind::Host(f) => vec![f()?],
                 NodeKind::Op { replay, .. } => {
-                    let out = replay(&ins)?;
-                    drop(ins);
-                    out
+                    self.donate(i);
+                    replay(ins)?
                 }
-                NodeKind::Fused(k) => vec![run_fused(k, ins)?],
+                NodeKind::Fused(k) => {
+                    self.donate(i);
+                    vec![run_fused(k, ins)?]
+                }
             };
             for (k, t) in outs.into_iter().enumerate() {
                 vals[self.base[i] + k] = Some(t);
             }
             for &s in &self.unused[i] {
                 vals[s] = None;
+            }
+            if let (Some(t), Some(s)) = (times.as_deref_mut(), start) {
+                t[i] += s.elapsed().as_secs_f64();
             }
         }
         self.graph
@@ -151,8 +181,7 @@ fn run_fused(k: &crate::fused::FusedKernel, mut ins: Vec<Tensor>) -> Result<Tens
     use crate::fused::Access;
     if let Some(p) = &k.prologue {
         let rest = ins.split_off(p.arity);
-        let first = (p.replay)(&ins)?.remove(0);
-        drop(ins);
+        let first = (p.replay)(ins)?.remove(0);
         ins = std::iter::once(first).chain(rest).collect();
     }
     if k.reduce.is_none() {
@@ -168,4 +197,43 @@ fn run_fused(k: &crate::fused::FusedKernel, mut ins: Vec<Tensor>) -> Result<Tens
         }
     }
     k.run(&ins, None)
+}
+
+/// Variables each node may take the buffer of: the node reads the variable's value for the
+/// last time, the value is an in-place-capable op's input, and the variable is assigned
+/// later with no read of it in between.
+fn donations(g: &Graph, last: &[usize]) -> Vec<Vec<Variable>> {
+    let mut out = vec![Vec::new(); g.nodes.len()];
+    let mut slot = 0;
+    let mut base = Vec::with_capacity(g.nodes.len());
+    for n in &g.nodes {
+        base.push(slot);
+        slot += n.outputs.len();
+    }
+    for (i, n) in g.nodes.iter().enumerate() {
+        let in_place = match &n.kind {
+            NodeKind::Op { name, .. } => *name == "adam_update",
+            NodeKind::Fused(k) => k.reduce.is_none(),
+            _ => false,
+        };
+        if !in_place {
+            continue;
+        }
+        for v in &n.inputs {
+            let NodeKind::ReadVariable(var) = &g.nodes[v.node].kind else { continue };
+            if last[base[v.node] + v.output] != i || n.inputs.iter().filter(|&&w| w == *v).count() > 1 {
+                continue;
+            }
+            let later = &g.nodes[i + 1..];
+            let next_touch = later.iter().find(|m| match &m.kind {
+                NodeKind::ReadVariable(w) | NodeKind::AssignVariable(w) => w.same_as(var),
+                NodeKind::Host(_) => true,
+                _ => false,
+            });
+            if matches!(next_touch.map(|m| &m.kind), Some(NodeKind::AssignVariable(_))) {
+                out[i].push(var.clone());
+            }
+        }
+    }
+    out
 }

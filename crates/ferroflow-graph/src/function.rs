@@ -126,6 +126,22 @@ impl ConcreteFunction {
         self.plan.memory()
     }
 
+    /// Runs the optimised plan `runs` times on `args` and returns a table of its nodes by
+    /// mean time (microseconds), slowest first, with their share of the total.
+    pub fn profile(&self, args: &[Tensor], runs: usize) -> Result<String> {
+        let times = self.plan.profile(args, runs)?;
+        let g = self.graph();
+        let total: f64 = times.iter().sum();
+        let mut rows: Vec<(usize, f64)> = times.iter().copied().enumerate().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut s = format!("profile of '{}': {total:.1} us per call\n", self.name);
+        for (i, t) in rows.into_iter().filter(|r| r.1 > 0.0) {
+            let pct = 100.0 * t / total.max(1e-12);
+            s.push_str(&format!("{t:>10.1} us {pct:>5.1}%  %{i} {}\n", g.nodes[i].kind.name()));
+        }
+        Ok(s)
+    }
+
     /// Text dump of the graph before (`optimized = false`) or after optimisation.
     pub fn dump(&self, optimized: bool) -> String {
         let g = if optimized { self.graph() } else { &self.traced };
@@ -252,6 +268,15 @@ where
         self.tracing_count += 1;
         self.cache.insert(key, cf);
         Ok(outs)
+    }
+
+    /// Runs the closure itself, op by op, without tracing or the cache (what
+    /// `tf.config.run_functions_eagerly(True)` does).
+    pub fn call_eagerly(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        if let Some(specs) = &self.signature {
+            check(&self.name, specs, args)?;
+        }
+        (self.f)(args)
     }
 
     /// The concrete function for `args`' signature, tracing (and so running the closure

@@ -276,7 +276,7 @@ impl FusedKernel {
         let Some(red) = &self.reduce else {
             let (mut out, inplace) = match inplace {
                 Some((i, v)) if v.len() == total && self.access[i] == Access::Same => (v, Some(i)),
-                _ => (ferroflow_core::alloc::zeroed::<f32>(total), None),
+                _ => (ferroflow_core::alloc::overwritable::<f32>(total), None),
             };
             if total >= PAR_MIN {
                 let chunk = (total / rayon::current_num_threads().max(1)).div_ceil(BLOCK) * BLOCK;

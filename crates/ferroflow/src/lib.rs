@@ -5,6 +5,14 @@
 
 pub use ferroflow_core::*;
 
+/// `tf.function`: trace a closure into a graph, optimise it and run the compiled plan.
+pub use ferroflow_graph::{function, ConcreteFunction, Function, OptLevel, TensorSpec};
+
+/// The graph IR, passes, executor and dumps behind [`function`].
+pub mod graph {
+    pub use ferroflow_graph::*;
+}
+
 /// Input pipelines (`tf.data`): `Dataset`, parallel map, shuffle, batch, prefetch, TFRecord.
 pub mod data {
     pub use ferroflow_data::*;
@@ -14,3 +22,6 @@ pub mod data {
 pub mod keras {
     pub use ferroflow_keras::*;
 }
+
+#[doc(hidden)]
+pub mod workloads;

@@ -2,6 +2,7 @@
 
 mod bench_core;
 mod bench_data;
+mod bench_function;
 mod bench_keras;
 mod bench_train;
 mod demo;
@@ -64,7 +65,7 @@ enum Command {
     },
     /// Runs a benchmark suite and prints its figures.
     Bench {
-        /// The suite: `core`, `train`, `keras` or `data`.
+        /// The suite: `core`, `train`, `keras`, `data` or `function`.
         suite: String,
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -72,6 +73,9 @@ enum Command {
         /// Repetitions per workload (best of N is reported).
         #[arg(long, default_value_t = 7)]
         reps: usize,
+        /// `function` suite only: run just `eager` or `compiled` and report peak memory.
+        #[arg(long)]
+        mode: Option<String>,
     },
 }
 
@@ -100,14 +104,20 @@ fn main() {
         Command::Summary { model } => {
             ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
         }
-        Command::Bench { suite, json, reps } => match suite.as_str() {
+        Command::Bench {
+            suite,
+            json,
+            reps,
+            mode,
+        } => match suite.as_str() {
+            "function" => bench_function::run(json, reps, mode.as_deref()),
             "core" => bench_core::run(json, reps),
             "train" => bench_train::run(json, reps),
             "keras" => bench_keras::run(json, 3),
             "data" => bench_data::run(json, reps.min(3)),
             other => Err(ff::Error::invalid(
                 "bench",
-                format!("unknown suite '{other}' (available: core, train, keras, data)"),
+                format!("unknown suite '{other}' (available: core, train, keras, data, function)"),
             )),
         },
     };

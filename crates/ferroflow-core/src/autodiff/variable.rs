@@ -143,6 +143,18 @@ impl Variable {
         }
     }
 
+    /// Hands the current value over and leaves the variable empty (a zero-element tensor)
+    /// until the next assignment: a compiled step uses it so that an update can write over
+    /// the old buffer instead of allocating a new one. Reading the variable before it is
+    /// assigned again gives the empty tensor.
+    pub fn release_for_update(&self) -> Tensor {
+        let empty = Tensor::zeros(&[0], self.0.dtype).unwrap_or_else(|_| Tensor::scalar(0.0f32));
+        match self.0.value.write() {
+            Ok(mut g) => std::mem::replace(&mut *g, empty),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), empty),
+        }
+    }
+
     /// Replaces the value; dtype and shape must match the variable's.
     pub fn assign(&self, value: &Tensor) -> Result<()> {
         self.check("Variable::assign", value)?;

@@ -210,7 +210,12 @@ fn batched<T: Numeric>(
         );
     }
     let (abuf, bbuf) = (a.buffer::<T>()?, b.buffer::<T>()?);
-    let mut out = crate::alloc::zeroed(nb * m * n);
+    // gemm overwrites its output when it does not accumulate (k > 0); otherwise start at 0.
+    let mut out = if k > 0 && T::DTYPE.is_float() {
+        crate::alloc::overwritable(nb * m * n)
+    } else {
+        crate::alloc::zeroed(nb * m * n)
+    };
     let item = |dst: &mut [T], [oa, ob]: [usize; 2], threads: usize| {
         let lhs = MatRef {
             data: abuf,

@@ -73,7 +73,7 @@ pub fn simplify(g: &mut Graph) -> usize {
                         name: "transpose",
                         attrs: format!("perm={composed:?}"),
                         kind: OpKind::Transpose(composed),
-                        replay: Arc::new(move |t: &[Tensor]| Ok(vec![t[0].transpose(&perm)?])),
+                        replay: Arc::new(move |t: Vec<Tensor>| Ok(vec![t[0].transpose(&perm)?])),
                     };
                     g.nodes[i].inputs[0] = x;
                 }

@@ -29,7 +29,7 @@ pub fn fold_constants(g: &mut Graph) -> usize {
             .collect();
         let Some(consts) = consts else { continue };
         // An op that fails on its constants is left to fail at run time, as eagerly.
-        if let Ok(mut out) = replay(&consts) {
+        if let Ok(mut out) = replay(consts) {
             if out.len() == 1 && ValueInfo::of(&out[0]) == node.outputs[0] {
                 let t = out.remove(0);
                 g.nodes[i].kind = NodeKind::Const(t);

@@ -46,15 +46,76 @@ impl Adam {
         let out = self.fused_kernel(var, g, m0, v0, alpha)?;
         let me = self.clone();
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
-        ferroflow_core::trace::record_many(
+        ferroflow_core::trace::record_owned(
             "adam_update",
             ferroflow_core::trace::OpKind::Other,
             || format!("beta_1={b1}, beta_2={b2}, epsilon={eps}"),
             &[var, g, m0, v0, alpha],
             &[&out[0], &out[1], &out[2]],
-            move |t| me.fused_kernel(&t[0], &t[1], &t[2], &t[3], &t[4]),
+            move |t| me.update_owned(t),
         );
         Ok(out)
+    }
+
+    /// The update on owned inputs `[var, g, m, v, alpha]`: over the old buffers when they
+    /// are not shared (a compiled step hands them over), else into new ones.
+    fn update_owned(&self, mut t: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        if t.len() != 5 {
+            return Err(ferroflow_core::Error::invalid("adam_update", "needs 5 inputs"));
+        }
+        let alpha = t.pop().expect("5 inputs");
+        let v0 = t.pop().expect("5 inputs");
+        let m0 = t.pop().expect("5 inputs");
+        let g = t.pop().expect("5 inputs");
+        let var = t.pop().expect("5 inputs");
+        let n = var.numel();
+        let same = [&g, &m0, &v0].iter().all(|x| x.shape() == var.shape() && x.dtype() == DType::F32);
+        if !same || var.dtype() != DType::F32 {
+            return self.fused_kernel(&var, &g, &m0, &v0, &alpha);
+        }
+        let shape = var.shape().to_vec();
+        let owned = (var.try_into_vec::<f32>(), m0.try_into_vec::<f32>(), v0.try_into_vec::<f32>());
+        let (mut w, mut m, mut v) = match owned {
+            (Ok(w), Ok(m), Ok(v)) if w.len() == n && m.len() == n && v.len() == n => (w, m, v),
+            (w, m, v) => {
+                let back = |r: std::result::Result<Vec<f32>, Tensor>| match r {
+                    Ok(buf) => Tensor::from_vec(buf, &shape),
+                    Err(t) => Ok(t),
+                };
+                return self.fused_kernel(&back(w)?, &g, &back(m)?, &back(v)?, &alpha);
+            }
+        };
+        let alpha = alpha.to_scalar::<f32>()?;
+        let (b1, b2, eps) = ((1.0 - self.beta_1) as f32, (1.0 - self.beta_2) as f32, self.epsilon as f32);
+        let gd = g.data::<f32>()?;
+        let kernel = |start: usize, w: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+            let gd = &gd[start..start + w.len()];
+            for i in 0..w.len() {
+                let gi = gd[i];
+                let mi = m[i] + (gi - m[i]) * b1;
+                let vi = v[i] + (gi * gi - v[i]) * b2;
+                m[i] = mi;
+                v[i] = vi;
+                w[i] -= (mi * alpha) / (vi.sqrt() + eps);
+            }
+        };
+        const CHUNK: usize = 1 << 15;
+        if n > 2 * CHUNK {
+            use rayon::prelude::*;
+            w.par_chunks_mut(CHUNK)
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(c, ((w, m), v))| kernel(c * CHUNK, w, m, v));
+        } else {
+            kernel(0, &mut w, &mut m, &mut v);
+        }
+        drop(gd);
+        Ok(vec![
+            Tensor::from_vec(m, &shape)?,
+            Tensor::from_vec(v, &shape)?,
+            Tensor::from_vec(w, &shape)?,
+        ])
     }
 
     fn fused_kernel(&self, var: &Tensor, g: &Tensor, m0: &Tensor, v0: &Tensor, alpha: &Tensor) -> Result<Vec<Tensor>> {
@@ -67,8 +128,9 @@ impl Adam {
         let (w, gd) = (var.data::<f32>()?, g.data::<f32>()?);
         let (m0, v0) = (m0.data::<f32>()?, v0.data::<f32>()?);
         let n = w.len();
-        let zeroed = ferroflow_core::alloc::zeroed::<f32>;
-        let (mut m, mut v, mut out) = (zeroed(n), zeroed(n), zeroed(n));
+        // Every element of the three outputs is written below.
+        let fresh = ferroflow_core::alloc::overwritable::<f32>;
+        let (mut m, mut v, mut out) = (fresh(n), fresh(n), fresh(n));
         let kernel = |start: usize, m: &mut [f32], v: &mut [f32], out: &mut [f32]| {
             let r = start..start + m.len();
             let (w, gd, m0, v0) = (&w[r.clone()], &gd[r.clone()], &m0[r.clone()], &v0[r]);
