@@ -3,6 +3,7 @@
 
     python3 tools/bench_compare.py core    # tensor kernels vs NumPy and TensorFlow
     python3 tools/bench_compare.py train   # MLP train step vs TensorFlow (and PyTorch)
+    python3 tools/bench_compare.py function  # eager vs compiled steps vs tf.function(jit_compile=True)
 
 PyTorch joins the `train` comparison when it is importable (it is large to install, so the
 script does not install it; `pip install torch` into .venv-bench to include it).
@@ -20,9 +21,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data")
+SUITES = ("core", "train", "keras", "data", "function")
 # Figures where smaller is better (times); the rest are rates.
-LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib"}
+LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
+                   "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
+                   "mlp_b32_eager_ms", "mlp_b128_eager_ms", "cnn_b32_eager_ms",
+                   "eager_peak_rss_mib", "compiled_peak_rss_mib"}
 
 
 def ensure_references():
@@ -244,6 +248,79 @@ def tf_data(reps):
     print(json.dumps({"pipeline_elements_per_s": slices, "tfrecord_elements_per_s": tfrec, "data_peak_rss_mib": rss}))
 
 
+def function_problem(kind, batch):
+    """Data and initial weights of the `function` suite's models (same shapes as ferroflow's)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = (np.arange(batch) * 7) % 10
+    onehot = np.eye(10, dtype=np.float32)[labels]
+    glorot = lambda fi, fo, shape: (rng.uniform(-1, 1, shape) * np.sqrt(6 / (fi + fo))).astype(np.float32)
+    if kind == "mlp":
+        x = rng.standard_normal((batch, 784)).astype(np.float32)
+        sizes = [784, 256, 128, 10]
+        init = [glorot(a, b, (a, b)) for a, b in zip(sizes, sizes[1:])]
+        init = [w for k in init for w in (k, np.zeros(k.shape[1], np.float32))]
+    else:
+        x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
+        init = [glorot(9, 144, (3, 3, 1, 16)), np.zeros(16, np.float32),
+                glorot(144, 288, (3, 3, 16, 32)), np.zeros(32, np.float32),
+                glorot(1568, 10, (1568, 10)), np.zeros(10, np.float32)]
+    return x, onehot, init
+
+
+def reference_function(reps):
+    """The same train steps in TensorFlow, compiled with tf.function(jit_compile=True)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    res = {}
+    for kind, batch, steps in (("mlp", 32, 30), ("mlp", 128, 30), ("cnn", 32, 5)):
+        x, onehot, init = function_problem(kind, batch)
+        tvars = [tf.Variable(a) for a in init]
+        opt = tf.keras.optimizers.Adam(1e-3)
+        opt.build(tvars)
+        xt, yt = tf.constant(x), tf.constant(onehot)
+
+        def logits(h):
+            if kind == "mlp":
+                for i in range(3):
+                    h = tf.matmul(h, tvars[2 * i]) + tvars[2 * i + 1]
+                    if i < 2:
+                        h = tf.nn.relu(h)
+                return h
+            for i in range(2):
+                h = tf.nn.conv2d(h, tvars[2 * i], 1, "SAME") + tvars[2 * i + 1]
+                h = tf.nn.max_pool2d(tf.nn.relu(h), 2, 2, "VALID")
+            return tf.matmul(tf.reshape(h, (batch, -1)), tvars[4]) + tvars[5]
+
+        @tf.function(jit_compile=True)
+        def step():
+            with tf.GradientTape() as tape:
+                loss = -tf.reduce_mean(tf.reduce_sum(yt * tf.nn.log_softmax(logits(xt)), axis=-1))
+            grads = tape.gradient(loss, tvars)
+            opt.apply_gradients(zip(grads, tvars))
+            return loss
+
+        def run():
+            for _ in range(steps):
+                step()
+            tvars[0].numpy()
+
+        res[f"{kind}_b{batch}_compiled_ms"] = best_of(run, reps) / steps * 1e3
+    return {"tensorflow_xla": res}
+
+
+def function_memory():
+    """Peak RSS of ferroflow's eager and compiled steps, each in its own process."""
+    exe = os.path.join(ROOT, "target", "release", "ferroflow")
+    out = {}
+    for mode in ("eager", "compiled"):
+        r = json.loads(subprocess.check_output([exe, "bench", "function", "--json", "--reps", "3", "--mode", mode], cwd=ROOT))
+        out[f"{mode}_peak_rss_mib"] = r[f"{mode}_peak_rss_mib"]
+    return out
+
+
 def reference_core(reps):
     """The same workloads and units as `ferroflow bench core` (bigger is better but for ns)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -298,7 +375,12 @@ def main():
     reps = int(os.environ.get("BENCH_REPS", "7"))
     ff = ferroflow_suite(suite, reps)
     refs = {"core": reference_core, "train": reference_train, "keras": reference_keras,
-            "data": reference_data}[suite](reps)
+            "data": reference_data, "function": reference_function}[suite](reps)
+    if suite == "function":
+        ff.update(function_memory())
+        for w in ("mlp_b32", "mlp_b128", "cnn_b32"):
+            print(f"RATIO {w}_compiled_vs_eager {ff[w + '_eager_ms'] / ff[w + '_compiled_ms']:.3f}")
+        print(f"RATIO peak_rss_eager_vs_compiled {ff['eager_peak_rss_mib'] / ff['compiled_peak_rss_mib']:.3f}")
     for ref, figures in refs.items():
         for name, value in figures.items():
             if name not in ff:
@@ -308,7 +390,8 @@ def main():
     print()
     units = {"tiny_add": "ns", "mlp_train_step_ms": "ms", "fit_epoch_s": "s", "fit_peak_rss_mib": "MiB",
              "pipeline_elements_per_s": "elements/s", "tfrecord_elements_per_s": "elements/s",
-             "data_peak_rss_mib": "MiB"}
+             "data_peak_rss_mib": "MiB", "eager_peak_rss_mib": "MiB", "compiled_peak_rss_mib": "MiB"}
+    units.update({f"{w}_{m}_ms": "ms" for w in ("mlp_b32", "mlp_b128", "cnn_b32") for m in ("eager", "compiled")})
     names = list(refs)
     print(f"{'workload':<30} {'ferroflow':>12} " + " ".join(f"{r:>12}" for r in names) + "  unit")
     for name, value in ff.items():

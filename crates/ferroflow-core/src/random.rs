@@ -103,13 +103,7 @@ fn collect_as(values: impl Iterator<Item = f64>, shape: &[usize], dtype: DType) 
 }
 
 /// Samples from a normal distribution (`tf.random.normal`).
-pub fn normal(
-    shape: &[usize],
-    a: f64,
-    b: f64,
-    dtype: DType,
-    seed: Option<u64>,
-) -> Result<Tensor> {
+pub fn normal(shape: &[usize], a: f64, b: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
     let guard = crate::trace::suppress();
     let out = normal_draw(shape, a, b, dtype, seed)?;
     drop(guard);
@@ -144,13 +138,7 @@ fn normal_draw(
 
 /// Samples uniformly from `[minval, maxval)` (`tf.random.uniform`); integer dtypes draw
 /// integers in that range.
-pub fn uniform(
-    shape: &[usize],
-    a: f64,
-    b: f64,
-    dtype: DType,
-    seed: Option<u64>,
-) -> Result<Tensor> {
+pub fn uniform(shape: &[usize], a: f64, b: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
     let guard = crate::trace::suppress();
     let out = uniform_draw(shape, a, b, dtype, seed)?;
     drop(guard);

@@ -90,7 +90,13 @@ pub trait Tracer {
     fn read_variable(&mut self, var: &Variable, value: &Tensor);
     /// `value` was assigned to `var`, which held `previous` and now holds `stored` (same
     /// values as `value`, new identity).
-    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor, previous: &Tensor);
+    fn assign_variable(
+        &mut self,
+        var: &Variable,
+        value: &Tensor,
+        stored: &Tensor,
+        previous: &Tensor,
+    );
     /// `value` was computed on the host by `f`, which must run again at every call.
     fn host_value(&mut self, value: &Tensor, f: HostFn);
 }
@@ -137,7 +143,9 @@ pub fn trace<R>(tracer: Box<dyn Tracer>, f: impl FnOnce() -> R) -> (R, Box<dyn T
         let _pop = Pop;
         f()
     };
-    let tracer = TRACERS.with(|t| t.borrow_mut().pop()).expect("pushed above");
+    let tracer = TRACERS
+        .with(|t| t.borrow_mut().pop())
+        .expect("pushed above");
     (r, tracer)
 }
 

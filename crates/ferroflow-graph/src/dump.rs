@@ -24,7 +24,11 @@ fn label(g: &Graph, i: usize) -> String {
 
 /// One line per node: `%5 = matmul(transpose_a=false, ...) %1, %4 : float32[32, 256]`.
 pub fn to_text(g: &Graph, title: &str) -> String {
-    let mut s = format!("function {title} ({} ops, {} nodes)\n", g.op_count(), g.nodes.len());
+    let mut s = format!(
+        "function {title} ({} ops, {} nodes)\n",
+        g.op_count(),
+        g.nodes.len()
+    );
     for (i, n) in g.nodes.iter().enumerate() {
         let args: Vec<String> = n.inputs.iter().map(|&v| name(g, v)).collect();
         let outs: Vec<String> = (0..n.outputs.len())
@@ -51,7 +55,10 @@ pub fn to_text(g: &Graph, title: &str) -> String {
 /// A Graphviz digraph: nodes labelled with their op and output type, edges for values.
 pub fn to_dot(g: &Graph, title: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut s = format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n", esc(title));
+    let mut s = format!(
+        "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+        esc(title)
+    );
     for (i, n) in g.nodes.iter().enumerate() {
         let shape = match n.kind {
             NodeKind::Input(_) => "shape=invhouse, ",
@@ -61,13 +68,22 @@ pub fn to_dot(g: &Graph, title: &str) -> String {
             _ => "",
         };
         let types: Vec<String> = n.outputs.iter().map(ty).collect();
-        let _ = writeln!(s, "  n{i} [{shape}label=\"{}\\n{}\"];", esc(&label(g, i)), esc(&types.join(", ")));
+        let _ = writeln!(
+            s,
+            "  n{i} [{shape}label=\"{}\\n{}\"];",
+            esc(&label(g, i)),
+            esc(&types.join(", "))
+        );
         for v in &n.inputs {
             let _ = writeln!(s, "  n{} -> n{i};", v.node);
         }
     }
     for (k, v) in g.outputs.iter().enumerate() {
-        let _ = writeln!(s, "  out{k} [shape=house, label=\"output {k}\"];\n  n{} -> out{k};", v.node);
+        let _ = writeln!(
+            s,
+            "  out{k} [shape=house, label=\"output {k}\"];\n  n{} -> out{k};",
+            v.node
+        );
     }
     s.push_str("}\n");
     s

@@ -119,7 +119,9 @@ impl Plan {
         for _ in 0..runs {
             self.run_timed(args, Some(&mut t))?;
         }
-        Ok(t.into_iter().map(|s| s * 1e6 / runs.max(1) as f64).collect())
+        Ok(t.into_iter()
+            .map(|s| s * 1e6 / runs.max(1) as f64)
+            .collect())
     }
 
     fn run_timed(&self, args: &[Tensor], mut times: Option<&mut [f64]>) -> Result<Vec<Tensor>> {
@@ -132,8 +134,14 @@ impl Plan {
             for (k, &v) in node.inputs.iter().enumerate() {
                 let s = slot(v);
                 let last_here = dying.contains(&s) && !node.inputs[k + 1..].contains(&v);
-                let t = if last_here { vals[s].take() } else { vals[s].clone() };
-                ins.push(t.ok_or_else(|| Error::invalid("function", "value read before it was computed"))?);
+                let t = if last_here {
+                    vals[s].take()
+                } else {
+                    vals[s].clone()
+                };
+                ins.push(t.ok_or_else(|| {
+                    Error::invalid("function", "value read before it was computed")
+                })?);
             }
             let outs: Vec<Tensor> = match &node.kind {
                 NodeKind::Input(k) => vec![args[*k].clone()],
@@ -220,8 +228,12 @@ fn donations(g: &Graph, last: &[usize]) -> Vec<Vec<Variable>> {
             continue;
         }
         for v in &n.inputs {
-            let NodeKind::ReadVariable(var) = &g.nodes[v.node].kind else { continue };
-            if last[base[v.node] + v.output] != i || n.inputs.iter().filter(|&&w| w == *v).count() > 1 {
+            let NodeKind::ReadVariable(var) = &g.nodes[v.node].kind else {
+                continue;
+            };
+            if last[base[v.node] + v.output] != i
+                || n.inputs.iter().filter(|&&w| w == *v).count() > 1
+            {
                 continue;
             }
             let later = &g.nodes[i + 1..];
@@ -230,7 +242,10 @@ fn donations(g: &Graph, last: &[usize]) -> Vec<Vec<Variable>> {
                 NodeKind::Host(_) => true,
                 _ => false,
             });
-            if matches!(next_touch.map(|m| &m.kind), Some(NodeKind::AssignVariable(_))) {
+            if matches!(
+                next_touch.map(|m| &m.kind),
+                Some(NodeKind::AssignVariable(_))
+            ) {
                 out[i].push(var.clone());
             }
         }

@@ -22,8 +22,16 @@ impl Tracer for Shared {
     fn read_variable(&mut self, var: &Variable, value: &Tensor) {
         self.0.borrow_mut().read_variable(var, value)
     }
-    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor, previous: &Tensor) {
-        self.0.borrow_mut().assign_variable(var, value, stored, previous)
+    fn assign_variable(
+        &mut self,
+        var: &Variable,
+        value: &Tensor,
+        stored: &Tensor,
+        previous: &Tensor,
+    ) {
+        self.0
+            .borrow_mut()
+            .assign_variable(var, value, stored, previous)
     }
     fn host_value(&mut self, value: &Tensor, f: HostFn) {
         self.0.borrow_mut().host_value(value, f)
@@ -90,13 +98,28 @@ impl ConcreteFunction {
     /// op through the eager kernels, so gradients through the call equal eager ones.
     pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
         if args.len() != self.inputs.len()
-            || args.iter().zip(&self.inputs).any(|(a, i)| ValueInfo::of(a) != *i)
+            || args
+                .iter()
+                .zip(&self.inputs)
+                .any(|(a, i)| ValueInfo::of(a) != *i)
         {
-            let got: Vec<String> = args.iter().map(|a| format!("{}{:?}", a.dtype(), a.shape())).collect();
-            let want: Vec<String> = self.inputs.iter().map(|i| format!("{}{:?}", i.dtype, i.shape)).collect();
+            let got: Vec<String> = args
+                .iter()
+                .map(|a| format!("{}{:?}", a.dtype(), a.shape()))
+                .collect();
+            let want: Vec<String> = self
+                .inputs
+                .iter()
+                .map(|i| format!("{}{:?}", i.dtype, i.shape))
+                .collect();
             return Err(Error::invalid(
                 "function",
-                format!("'{}' was traced for [{}], called with [{}]", self.name, want.join(", "), got.join(", ")),
+                format!(
+                    "'{}' was traced for [{}], called with [{}]",
+                    self.name,
+                    want.join(", "),
+                    got.join(", ")
+                ),
             ));
         }
         if ferroflow_core::autodiff::is_recording() {
@@ -137,21 +160,36 @@ impl ConcreteFunction {
         let mut s = format!("profile of '{}': {total:.1} us per call\n", self.name);
         for (i, t) in rows.into_iter().filter(|r| r.1 > 0.0) {
             let pct = 100.0 * t / total.max(1e-12);
-            s.push_str(&format!("{t:>10.1} us {pct:>5.1}%  %{i} {}\n", g.nodes[i].kind.name()));
+            s.push_str(&format!(
+                "{t:>10.1} us {pct:>5.1}%  %{i} {}\n",
+                g.nodes[i].kind.name()
+            ));
         }
         Ok(s)
     }
 
     /// Text dump of the graph before (`optimized = false`) or after optimisation.
     pub fn dump(&self, optimized: bool) -> String {
-        let g = if optimized { self.graph() } else { &self.traced };
-        let title = format!("'{}' ({})", self.name, if optimized { "optimized" } else { "traced" });
+        let g = if optimized {
+            self.graph()
+        } else {
+            &self.traced
+        };
+        let title = format!(
+            "'{}' ({})",
+            self.name,
+            if optimized { "optimized" } else { "traced" }
+        );
         crate::dump::to_text(g, &title)
     }
 
     /// Graphviz DOT of the graph before or after optimisation.
     pub fn dot(&self, optimized: bool) -> String {
-        let g = if optimized { self.graph() } else { &self.traced };
+        let g = if optimized {
+            self.graph()
+        } else {
+            &self.traced
+        };
         crate::dump::to_dot(g, &self.name)
     }
 }
@@ -260,7 +298,10 @@ where
         if ferroflow_core::trace::is_tracing() {
             return (self.f)(args);
         }
-        let key: CacheKey = args.iter().map(|a| (a.shape().to_vec(), a.dtype())).collect();
+        let key: CacheKey = args
+            .iter()
+            .map(|a| (a.shape().to_vec(), a.dtype()))
+            .collect();
         if let Some(cf) = self.cache.get(&key) {
             return cf.call(args);
         }
@@ -282,7 +323,10 @@ where
     /// The concrete function for `args`' signature, tracing (and so running the closure
     /// once) if there is none yet.
     pub fn concrete_function(&mut self, args: &[Tensor]) -> Result<&ConcreteFunction> {
-        let key: CacheKey = args.iter().map(|a| (a.shape().to_vec(), a.dtype())).collect();
+        let key: CacheKey = args
+            .iter()
+            .map(|a| (a.shape().to_vec(), a.dtype()))
+            .collect();
         if !self.cache.contains_key(&key) {
             self.call(args)?;
         }

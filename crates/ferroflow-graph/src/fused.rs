@@ -32,7 +32,12 @@ impl Access {
     pub fn of(shape: &[usize], domain: &[usize]) -> Access {
         let n: usize = shape.iter().product();
         let total: usize = domain.iter().product();
-        if n == total && shape.iter().filter(|&&d| d != 1).eq(domain.iter().filter(|&&d| d != 1)) {
+        if n == total
+            && shape
+                .iter()
+                .filter(|&&d| d != 1)
+                .eq(domain.iter().filter(|&&d| d != 1))
+        {
             return Access::Same;
         }
         if n == 1 {
@@ -43,11 +48,16 @@ impl Access {
             .chain(shape.iter().copied())
             .collect();
         // Trailing: input equals the domain on a suffix and is 1 before it.
-        if let Some(k) = (0..r).find(|&k| padded[k..] == domain[k..] && padded[..k].iter().all(|&d| d == 1)) {
+        if let Some(k) =
+            (0..r).find(|&k| padded[k..] == domain[k..] && padded[..k].iter().all(|&d| d == 1))
+        {
             return Access::Periodic(domain[k..].iter().product());
         }
         // Leading: input equals the domain on a prefix and is 1 after it.
-        if let Some(k) = (0..=r).rev().find(|&k| padded[..k] == domain[..k] && padded[k..].iter().all(|&d| d == 1)) {
+        if let Some(k) = (0..=r)
+            .rev()
+            .find(|&k| padded[..k] == domain[..k] && padded[k..].iter().all(|&d| d == 1))
+        {
             return Access::Repeat(domain[k..].iter().product());
         }
         let mut strides = vec![0; r];
@@ -154,7 +164,11 @@ impl FusedKernel {
             .as_ref()
             .map(|p| format!("{} -> ", p.label))
             .unwrap_or_default();
-        format!("fused[{pro}{}{red}] {:?}", self.names.join(", "), self.out_shape)
+        format!(
+            "fused[{pro}{}{red}] {:?}",
+            self.names.join(", "),
+            self.out_shape
+        )
     }
 
     /// Loads elements `start..start + len` of input `i` into `dst`.
@@ -320,7 +334,7 @@ impl FusedKernel {
             }
         };
         let mut regs = self.registers(srcs.len());
-        let mut row = vec![0.0f32; inner.min(BLOCK * 64).max(1)];
+        let mut row = vec![0.0f32; inner.clamp(1, BLOCK * 64)];
         let out: Vec<f32> = if red.leading {
             // Sum rows of the [outer, inner] domain into one row of `inner`.
             let mut acc = vec![init; inner];

@@ -176,7 +176,11 @@ impl Graph {
             }
         }
         let map = |v: &mut Value| {
-            debug_assert_ne!(new_index[v.node], usize::MAX, "a kept node reads a removed one");
+            debug_assert_ne!(
+                new_index[v.node],
+                usize::MAX,
+                "a kept node reads a removed one"
+            );
             v.node = new_index[v.node];
         };
         for n in &mut nodes {

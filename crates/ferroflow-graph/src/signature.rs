@@ -47,7 +47,12 @@ impl std::fmt::Display for TensorSpec {
             .iter()
             .map(|d| d.map_or("None".to_string(), |d| d.to_string()))
             .collect();
-        write!(f, "TensorSpec(shape=[{}], dtype={})", dims.join(", "), self.dtype)
+        write!(
+            f,
+            "TensorSpec(shape=[{}], dtype={})",
+            dims.join(", "),
+            self.dtype
+        )
     }
 }
 

@@ -8,9 +8,8 @@ use std::collections::HashMap;
 /// The [`Tracer`] that records into a [`Graph`].
 pub(crate) struct GraphTracer {
     pub(crate) graph: Graph,
+    /// Tensor identities (never reused in a process) and the values they stand for.
     known: HashMap<TensorId, Value>,
-    /// Keeps every tensor seen alive so that identities stay unique while tracing.
-    seen: Vec<Tensor>,
     /// Each assigned variable with its value before the trace first assigned it.
     pub(crate) assigned: Vec<(Variable, Tensor)>,
 }
@@ -24,7 +23,6 @@ impl GraphTracer {
                 ..Graph::default()
             },
             known: HashMap::new(),
-            seen: args.to_vec(),
             assigned: Vec::new(),
         };
         for (i, a) in args.iter().enumerate() {
@@ -50,7 +48,6 @@ impl GraphTracer {
 
     fn remember(&mut self, t: &Tensor, v: Value) {
         self.known.insert(t.id(), v);
-        self.seen.push(t.clone());
     }
 }
 
@@ -88,7 +85,13 @@ impl Tracer for GraphTracer {
         self.remember(value, Value::of(n));
     }
 
-    fn assign_variable(&mut self, var: &Variable, value: &Tensor, stored: &Tensor, previous: &Tensor) {
+    fn assign_variable(
+        &mut self,
+        var: &Variable,
+        value: &Tensor,
+        stored: &Tensor,
+        previous: &Tensor,
+    ) {
         if !self.assigned.iter().any(|(v, _)| v.same_as(var)) {
             self.assigned.push((var.clone(), previous.clone()));
         }

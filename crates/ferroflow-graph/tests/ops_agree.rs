@@ -29,7 +29,9 @@ fn check(name: &str, f: Op, args: &[Vec<Tensor>], bitwise: bool) {
             let want = f(a).unwrap_or_else(|e| panic!("{name}: eager failed: {e}"));
             // First call traces, second runs the plan.
             for _ in 0..2 {
-                let got = compiled.call(a).unwrap_or_else(|e| panic!("{name} ({level:?}): {e}"));
+                let got = compiled
+                    .call(a)
+                    .unwrap_or_else(|e| panic!("{name} ({level:?}): {e}"));
                 assert_eq!(got.len(), want.len(), "{name}");
                 for (g, w) in got.iter().zip(&want) {
                     assert_eq!(g.shape(), w.shape(), "{name} ({level:?})");
@@ -51,7 +53,11 @@ fn check(name: &str, f: Op, args: &[Vec<Tensor>], bitwise: bool) {
             .map(|a| a.iter().map(|t| (t.shape().to_vec(), t.dtype())).collect())
             .collect();
         sigs.dedup();
-        assert_eq!(compiled.tracing_count(), sigs.len(), "{name}: one trace per signature");
+        assert_eq!(
+            compiled.tracing_count(),
+            sigs.len(),
+            "{name}: one trace per signature"
+        );
     }
 }
 
@@ -59,6 +65,7 @@ macro_rules! cases {
     ($($name:ident: $args:expr => |$x:ident| $body:expr;)*) => {
         $(
             #[test]
+            #[allow(clippy::useless_vec)]
             fn $name() {
                 fn f($x: &[Tensor]) -> Result<Vec<Tensor>> { $body }
                 check(stringify!($name), f, &$args, false);
@@ -95,7 +102,7 @@ cases! {
         Ok(vec![a.reshape(&[4, -1])?, a.transpose(&[2, 0, 1])?.contiguous(), a.t()?.add_scalar(1.0)?, a.expand_dims(1)?.squeeze(&[1])?, a.slice(&[1, 0, 1], &[1, -1, 2])?, a.strided_slice(&[SliceArg::Index(1), SliceArg::Range(None, None, -1), SliceArg::Range(Some(1), None, 2)])?, a.reverse(&[0, 2])?, a.broadcast_to(&[3, 2, 3, 4])?.sum(0, false)?, a.flatten_from(1)?])
     };
     joins: two(|s| vec![normal(&[2, 3], s), normal(&[2, 2], s + 1)]) => |x| {
-        let mut out = vec![Tensor::concat(&x, 1)?, Tensor::stack(&[x[0].clone(), x[0].mul_scalar(2.0)?], 0)?];
+        let mut out = vec![Tensor::concat(x, 1)?, Tensor::stack(&[x[0].clone(), x[0].mul_scalar(2.0)?], 0)?];
         out.extend(x[0].split(&[1, -1], 1)?);
         out.extend(x[1].unstack(0)?);
         out.extend(x[0].split_even(3, 1)?);
@@ -124,17 +131,28 @@ cases! {
 fn random_ops_draw_fresh_values_each_call() {
     ferroflow_core::random::set_seed(3);
     let mut f = function(|x: &[Tensor]| {
-        Ok(vec![x[0].add(&random::uniform(x[0].shape(), 0.0, 1.0, DType::F32, None)?)?, x[0].dropout(0.5, true, None)?])
+        Ok(vec![
+            x[0].add(&random::uniform(x[0].shape(), 0.0, 1.0, DType::F32, None)?)?,
+            x[0].dropout(0.5, true, None)?,
+        ])
     });
     let x = Tensor::ones(&[64], DType::F32).unwrap();
-    let a = f.call(&[x.clone()]).unwrap()[0].to_vec::<f32>().unwrap();
-    let b = f.call(&[x.clone()]).unwrap()[0].to_vec::<f32>().unwrap();
+    let a = f.call(std::slice::from_ref(&x)).unwrap()[0]
+        .to_vec::<f32>()
+        .unwrap();
+    let b = f.call(std::slice::from_ref(&x)).unwrap()[0]
+        .to_vec::<f32>()
+        .unwrap();
     assert_ne!(a, b, "a compiled random op must not freeze into a constant");
     // The compiled stream equals the eager one.
     ferroflow_core::random::set_seed(3);
-    let e1 = x.add(&random::uniform(&[64], 0.0, 1.0, DType::F32, None).unwrap()).unwrap();
+    let e1 = x
+        .add(&random::uniform(&[64], 0.0, 1.0, DType::F32, None).unwrap())
+        .unwrap();
     let _ = x.dropout(0.5, true, None).unwrap();
-    let e2 = x.add(&random::uniform(&[64], 0.0, 1.0, DType::F32, None).unwrap()).unwrap();
+    let e2 = x
+        .add(&random::uniform(&[64], 0.0, 1.0, DType::F32, None).unwrap())
+        .unwrap();
     assert_eq!(e1.to_vec::<f32>().unwrap(), a);
     assert_eq!(e2.to_vec::<f32>().unwrap(), b);
 }

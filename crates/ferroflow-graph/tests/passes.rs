@@ -3,6 +3,9 @@
 use ferroflow_core::{random, DType, GradientTape, Result, Tensor, Variable};
 use ferroflow_graph::{function, NodeKind, OptLevel, TensorSpec};
 
+/// A plain function used as a traced closure.
+type ModelFn = fn(&[Tensor]) -> Result<Vec<Tensor>>;
+
 fn normal(shape: &[usize], seed: u64) -> Tensor {
     random::normal(shape, 0.0, 1.0, DType::F32, Some(seed)).unwrap()
 }
@@ -43,46 +46,93 @@ fn cse_merges_repeated_work_and_dce_drops_unused_work() {
 #[test]
 fn algebraic_identities_disappear() {
     let mut f = function(|x: &[Tensor]| {
-        let y = x[0].mul_scalar(1.0)?.add_scalar(0.0)?.div(&Tensor::scalar(1.0f32))?;
+        let y = x[0]
+            .mul_scalar(1.0)?
+            .add_scalar(0.0)?
+            .div(&Tensor::scalar(1.0f32))?;
         let t = y.transpose(&[1, 0])?.transpose(&[1, 0])?;
         let r = t.reshape(&[6])?.reshape(&[3, 2])?.reshape(&[2, 3])?;
         Ok(vec![r.relu()?])
     })
     .opt_level(OptLevel::Basic);
     let x = normal(&[2, 3], 1);
-    let cf = f.concrete_function(&[x.clone()]).unwrap();
+    let cf = f.concrete_function(std::slice::from_ref(&x)).unwrap();
     assert_eq!(cf.traced_graph().op_count(), 9);
     assert!(cf.stats().simplified >= 6, "{:?}", cf.stats());
     assert_eq!(cf.graph().op_count(), 1, "{}", cf.dump(true));
-    close(&f.call(&[x.clone()]).unwrap()[0], &x.relu().unwrap(), 0.0);
+    close(
+        &f.call(std::slice::from_ref(&x)).unwrap()[0],
+        &x.relu().unwrap(),
+        0.0,
+    );
 }
 
 #[test]
 fn elementwise_chains_fuse_into_one_loop() {
-    let mut f = function(|x: &[Tensor]| Ok(vec![x[0].mul(&x[1])?.add_scalar(0.5)?.tanh()?.mul_scalar(2.0)?]));
+    let mut f = function(|x: &[Tensor]| {
+        Ok(vec![x[0]
+            .mul(&x[1])?
+            .add_scalar(0.5)?
+            .tanh()?
+            .mul_scalar(2.0)?])
+    });
     let args = [normal(&[300, 7], 1), normal(&[7], 2)];
     let cf = f.concrete_function(&args).unwrap();
     assert_eq!(cf.traced_graph().op_count(), 4);
     assert_eq!(cf.graph().op_count(), 1);
-    assert!(matches!(cf.graph().nodes.iter().find(|n| matches!(n.kind, NodeKind::Fused(_))), Some(_)));
+    assert!(cf
+        .graph()
+        .nodes
+        .iter()
+        .any(|n| matches!(n.kind, NodeKind::Fused(_))));
     assert_eq!(cf.stats().kernels, 1);
-    let eager = args[0].mul(&args[1]).unwrap().add_scalar(0.5).unwrap().tanh().unwrap().mul_scalar(2.0).unwrap();
+    let eager = args[0]
+        .mul(&args[1])
+        .unwrap()
+        .add_scalar(0.5)
+        .unwrap()
+        .tanh()
+        .unwrap()
+        .mul_scalar(2.0)
+        .unwrap();
     // Same kernels per element: bitwise.
-    assert_eq!(f.call(&args).unwrap()[0].to_vec::<f32>().unwrap(), eager.to_vec::<f32>().unwrap());
+    assert_eq!(
+        f.call(&args).unwrap()[0].to_vec::<f32>().unwrap(),
+        eager.to_vec::<f32>().unwrap()
+    );
 }
 
 #[test]
 fn reductions_join_the_fused_loop() {
     let mut f = function(|x: &[Tensor]| {
-        Ok(vec![x[0].squared_difference(&x[1])?.mul_scalar(0.5)?.sum(1, false)?, x[0].exp()?.relu()?.sum(0, true)?])
+        Ok(vec![
+            x[0].squared_difference(&x[1])?
+                .mul_scalar(0.5)?
+                .sum(1, false)?,
+            x[0].exp()?.relu()?.sum(0, true)?,
+        ])
     });
     let args = [normal(&[64, 33], 1), normal(&[64, 33], 2)];
     let cf = f.concrete_function(&args).unwrap();
     assert_eq!(cf.graph().op_count(), 2, "{}", cf.dump(true));
     assert!(cf.dump(true).contains("-> sum]"), "{}", cf.dump(true));
     let got = f.call(&args).unwrap();
-    close(&got[0], &args[0].squared_difference(&args[1]).unwrap().mul_scalar(0.5).unwrap().sum(1, false).unwrap(), 1e-6);
-    close(&got[1], &args[0].exp().unwrap().relu().unwrap().sum(0, true).unwrap(), 1e-6);
+    close(
+        &got[0],
+        &args[0]
+            .squared_difference(&args[1])
+            .unwrap()
+            .mul_scalar(0.5)
+            .unwrap()
+            .sum(1, false)
+            .unwrap(),
+        1e-6,
+    );
+    close(
+        &got[1],
+        &args[0].exp().unwrap().relu().unwrap().sum(0, true).unwrap(),
+        1e-6,
+    );
 }
 
 #[test]
@@ -92,8 +142,17 @@ fn matmul_bias_activation_fuse() {
     let cf = f.concrete_function(&args).unwrap();
     assert_eq!(cf.graph().op_count(), 1, "{}", cf.dump(true));
     assert!(cf.dump(true).contains("fused[matmul"));
-    let eager = args[0].matmul(&args[1]).unwrap().add(&args[2]).unwrap().relu().unwrap();
-    assert_eq!(f.call(&args).unwrap()[0].to_vec::<f32>().unwrap(), eager.to_vec::<f32>().unwrap());
+    let eager = args[0]
+        .matmul(&args[1])
+        .unwrap()
+        .add(&args[2])
+        .unwrap()
+        .relu()
+        .unwrap();
+    assert_eq!(
+        f.call(&args).unwrap()[0].to_vec::<f32>().unwrap(),
+        eager.to_vec::<f32>().unwrap()
+    );
 }
 
 #[test]
@@ -105,7 +164,10 @@ fn buffers_are_released_after_their_last_use() {
         }
         Ok(vec![y])
     });
-    let args = [normal(&[64, 64], 1), normal(&[64, 64], 2).mul_scalar(0.1).unwrap()];
+    let args = [
+        normal(&[64, 64], 1),
+        normal(&[64, 64], 2).mul_scalar(0.1).unwrap(),
+    ];
     let cf = f.concrete_function(&args).unwrap();
     let (peak, total) = cf.memory();
     assert_eq!(total, 8 * 64 * 64 * 4);
@@ -114,11 +176,17 @@ fn buffers_are_released_after_their_last_use() {
 
 #[test]
 fn dumps_are_readable() {
-    let mut f = function(|x: &[Tensor]| Ok(vec![x[0].matmul(&x[1])?.add_scalar(1.0)?.relu()?])).with_name("dense");
-    let cf = f.concrete_function(&[normal(&[2, 3], 1), normal(&[3, 4], 2)]).unwrap();
+    let mut f = function(|x: &[Tensor]| Ok(vec![x[0].matmul(&x[1])?.add_scalar(1.0)?.relu()?]))
+        .with_name("dense");
+    let cf = f
+        .concrete_function(&[normal(&[2, 3], 1), normal(&[3, 4], 2)])
+        .unwrap();
     let before = cf.dump(false);
     assert!(before.contains("function 'dense' (traced)"), "{before}");
-    assert!(before.contains("matmul(transpose_a=false, transpose_b=false) %0, %1 : float32[2, 4]"), "{before}");
+    assert!(
+        before.contains("matmul(transpose_a=false, transpose_b=false) %0, %1 : float32[2, 4]"),
+        "{before}"
+    );
     assert!(cf.dump(true).contains("fused[matmul"));
     let dot = cf.dot(true);
     assert!(dot.starts_with("digraph \"dense\""));
@@ -138,16 +206,29 @@ fn signatures_retrace_or_reject_like_tf() {
         .input_signature(vec![TensorSpec::new(&[None, Some(3)], DType::F32)]);
     g.call(&[normal(&[7, 3], 1)]).unwrap();
     let e = g.call(&[normal(&[7, 4], 1)]).unwrap_err().to_string();
-    assert!(e.contains("'g': argument 0 of shape [7, 4]") && e.contains("TensorSpec(shape=[None, 3], dtype=float32)"), "{e}");
-    let e = g.call(&[Tensor::ones(&[7, 3], DType::F64).unwrap()]).unwrap_err().to_string();
+    assert!(
+        e.contains("'g': argument 0 of shape [7, 4]")
+            && e.contains("TensorSpec(shape=[None, 3], dtype=float32)"),
+        "{e}"
+    );
+    let e = g
+        .call(&[Tensor::ones(&[7, 3], DType::F64).unwrap()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("float64"), "{e}");
 }
 
 #[test]
 fn tracing_errors_name_the_op_and_the_closure() {
     let mut f = function(|x: &[Tensor]| Ok(vec![x[0].matmul(&x[1])?])).with_name("bad_step");
-    let e = f.call(&[normal(&[2, 3], 1), normal(&[4, 5], 2)]).unwrap_err().to_string();
-    assert!(e.contains("bad_step") && e.contains("matmul: inner dimensions differ: [2, 3] x [4, 5]"), "{e}");
+    let e = f
+        .call(&[normal(&[2, 3], 1), normal(&[4, 5], 2)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad_step") && e.contains("matmul: inner dimensions differ: [2, 3] x [4, 5]"),
+        "{e}"
+    );
     assert_eq!(f.tracing_count(), 0);
 }
 
@@ -157,8 +238,15 @@ fn variables_are_captured_by_reference_and_updated_in_graph() {
     let wc = w.clone();
     let mut step = function(move |x: &[Tensor]| {
         let tape = GradientTape::new();
-        let loss = x[0].matmul(&wc.value())?.square()?.mean(ferroflow_core::Axes::All, false)?;
-        let g = tape.gradient(&loss, &[&wc])?.remove(0).expect("connected").to_dense()?;
+        let loss = x[0]
+            .matmul(&wc.value())?
+            .square()?
+            .mean(ferroflow_core::Axes::All, false)?;
+        let g = tape
+            .gradient(&loss, &[&wc])?
+            .remove(0)
+            .expect("connected")
+            .to_dense()?;
         wc.assign_sub(&g.mul_scalar(0.1)?)?;
         Ok(vec![loss])
     });
@@ -167,10 +255,22 @@ fn variables_are_captured_by_reference_and_updated_in_graph() {
     let x = normal(&[4, 3], 2);
     for i in 0..4 {
         let tape = GradientTape::new();
-        let loss = x.matmul(&w_eager.value()).unwrap().square().unwrap().mean(ferroflow_core::Axes::All, false).unwrap();
-        let g = tape.gradient(&loss, &[&w_eager]).unwrap().remove(0).unwrap().to_dense().unwrap();
+        let loss = x
+            .matmul(&w_eager.value())
+            .unwrap()
+            .square()
+            .unwrap()
+            .mean(ferroflow_core::Axes::All, false)
+            .unwrap();
+        let g = tape
+            .gradient(&loss, &[&w_eager])
+            .unwrap()
+            .remove(0)
+            .unwrap()
+            .to_dense()
+            .unwrap();
         w_eager.assign_sub(&g.mul_scalar(0.1).unwrap()).unwrap();
-        let l = step.call(&[x.clone()]).unwrap();
+        let l = step.call(std::slice::from_ref(&x)).unwrap();
         close(&l[0], &loss, 1e-6);
         close(&w.read_untracked(), &w_eager.read_untracked(), 1e-6);
         assert_eq!(step.tracing_count(), 1, "step {i}");
@@ -181,20 +281,27 @@ fn variables_are_captured_by_reference_and_updated_in_graph() {
 fn gradients_through_a_compiled_function_equal_eager_ones() {
     fn model(x: &[Tensor]) -> Result<Vec<Tensor>> {
         let h = x[0].matmul(&x[1])?.add(&x[2])?.relu()?;
-        Ok(vec![h.tanh()?.mul(&h)?.sum(ferroflow_core::Axes::All, false)?])
+        Ok(vec![h
+            .tanh()?
+            .mul(&h)?
+            .sum(ferroflow_core::Axes::All, false)?])
     }
     let args = [normal(&[5, 4], 1), normal(&[4, 3], 2), normal(&[3], 3)];
-    let grads = |use_fn: bool, f: &mut ferroflow_graph::Function<fn(&[Tensor]) -> Result<Vec<Tensor>>>| {
+    let grads = |use_fn: bool, f: &mut ferroflow_graph::Function<ModelFn>| {
         let tape = GradientTape::new();
         args.iter().for_each(|a| tape.watch(a));
-        let y = if use_fn { f.call(&args).unwrap() } else { model(&args).unwrap() };
+        let y = if use_fn {
+            f.call(&args).unwrap()
+        } else {
+            model(&args).unwrap()
+        };
         tape.gradient(&y[0], &args.iter().collect::<Vec<_>>())
             .unwrap()
             .into_iter()
             .map(|g| g.unwrap().to_dense().unwrap())
             .collect::<Vec<_>>()
     };
-    let mut f: ferroflow_graph::Function<fn(&[Tensor]) -> Result<Vec<Tensor>>> = function(model as fn(&[Tensor]) -> Result<Vec<Tensor>>);
+    let mut f: ferroflow_graph::Function<ModelFn> = function(model as ModelFn);
     f.call(&args).unwrap();
     let compiled = grads(true, &mut f);
     let eager = grads(false, &mut f);

@@ -13,7 +13,9 @@ fn train_steps(c: &mut Criterion) {
         for compiled in [false, true] {
             let mut run = w.runner(compiled).expect("workload builds");
             let label = if compiled { "compiled" } else { "eager" };
-            g.bench_function(format!("{}_{label}", w.name()), |b| b.iter(|| run(1).expect("step runs")));
+            g.bench_function(format!("{}_{label}", w.name()), |b| {
+                b.iter(|| run(1).expect("step runs"))
+            });
         }
     }
     g.finish();

@@ -8,8 +8,16 @@ fn main() -> ff::Result<()> {
     let mut vars = Vec::new();
     for (i, w) in sizes.windows(2).enumerate() {
         let k = ff::random::uniform(&[w[0], w[1]], -0.05, 0.05, DType::F32, Some(i as u64))?;
-        vars.push(Variable::with_options(k, &format!("dense_{i}/kernel"), true));
-        vars.push(Variable::with_options(Tensor::zeros(&[w[1]], DType::F32)?, &format!("dense_{i}/bias"), true));
+        vars.push(Variable::with_options(
+            k,
+            &format!("dense_{i}/kernel"),
+            true,
+        ));
+        vars.push(Variable::with_options(
+            Tensor::zeros(&[w[1]], DType::F32)?,
+            &format!("dense_{i}/bias"),
+            true,
+        ));
     }
     let mut opt = Optimizer::adam(1e-3);
     let mut step = ff::function(|a: &[Tensor]| {
@@ -21,14 +29,24 @@ fn main() -> ff::Result<()> {
                 h = h.relu()?;
             }
         }
-        let loss = h.log_softmax(-1)?.mul(&a[1])?.sum(-1, false)?.mean(Axes::All, false)?.neg()?;
+        let loss = h
+            .log_softmax(-1)?
+            .mul(&a[1])?
+            .sum(-1, false)?
+            .mean(Axes::All, false)?
+            .neg()?;
         let grads = tape.gradient(&loss, &vars)?;
         opt.apply_gradients(&grads, &vars)?;
         Ok(vec![loss])
     })
     .with_name("train_step");
     let x = ff::random::normal(&[32, 784], 0.0, 1.0, DType::F32, Some(1))?;
-    let y = Tensor::from_vec((0..32).map(|i| i % 10).collect::<Vec<i32>>(), &[32])?.one_hot(10, 1.0, 0.0, DType::F32)?;
+    let y = Tensor::from_vec((0..32).map(|i| i % 10).collect::<Vec<i32>>(), &[32])?.one_hot(
+        10,
+        1.0,
+        0.0,
+        DType::F32,
+    )?;
     let cf = step.concrete_function(&[x.clone(), y.clone()])?;
     println!("{}", cf.dump(false));
     println!("{}", cf.dump(true));

@@ -21,6 +21,8 @@ pub struct DemoArgs {
     pub save: Option<PathBuf>,
     /// Where to write TensorBoard logs, if anywhere.
     pub logdir: Option<PathBuf>,
+    /// Train op by op instead of with the compiled train step.
+    pub run_eagerly: bool,
 }
 
 /// Pixels 0-16 in, class probabilities out: Rescaling is part of the model.
@@ -78,6 +80,7 @@ pub fn run(args: &DemoArgs) -> ff::Result<()> {
     );
     print!("{}", model.summary());
     model.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])?;
+    model.set_run_eagerly(args.run_eagerly)?;
     let start = std::time::Instant::now();
     let early = EarlyStopping::new("val_loss", 8).restore_best_weights(true);
     let mut options = FitOptions::new()

@@ -41,6 +41,9 @@ enum Command {
         /// Write TensorBoard event files (per-epoch scalars) under this directory.
         #[arg(long)]
         logdir: Option<std::path::PathBuf>,
+        /// Train op by op instead of with the compiled train step (Keras `run_eagerly`).
+        #[arg(long)]
+        run_eagerly: bool,
     },
     /// Runs a saved model on inputs from .npy files and writes its outputs as .npy.
     Predict {
@@ -88,12 +91,14 @@ fn main() {
             epochs,
             save,
             logdir,
+            run_eagerly,
         } => demo::run(&demo::DemoArgs {
             model,
             seed,
             epochs,
             save,
             logdir,
+            run_eagerly,
         }),
         Command::Predict {
             model,

@@ -9,7 +9,12 @@ use ff::ops::conv::Padding;
 use ff::{Axes, DType, GradientTape, Tensor, Variable};
 
 /// Glorot-uniform kernel and zero bias.
-fn dense_vars(fan_in: usize, fan_out: usize, shape: &[usize], seed: u64) -> ff::Result<[Variable; 2]> {
+fn dense_vars(
+    fan_in: usize,
+    fan_out: usize,
+    shape: &[usize],
+    seed: u64,
+) -> ff::Result<[Variable; 2]> {
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
     let k = ff::random::uniform(shape, -limit, limit, DType::F32, Some(seed))?;
     Ok([
@@ -95,7 +100,13 @@ impl Workload {
     }
 
     /// One training step; returns the loss.
-    pub fn step(self, v: &[Variable], opt: &mut Optimizer, x: &Tensor, onehot: &Tensor) -> ff::Result<Tensor> {
+    pub fn step(
+        self,
+        v: &[Variable],
+        opt: &mut Optimizer,
+        x: &Tensor,
+        onehot: &Tensor,
+    ) -> ff::Result<Tensor> {
         let tape = GradientTape::new();
         let loss = self
             .logits(v, x)?
@@ -114,8 +125,13 @@ impl Workload {
         let (x, onehot) = self.data()?;
         let vars = self.vars()?;
         let mut opt = Optimizer::adam(1e-3);
-        let mut f = ff::function(move |a: &[Tensor]| Ok(vec![self.step(&vars, &mut opt, &a[0], &a[1])?]))
-            .opt_level(if compiled { ff::OptLevel::Full } else { ff::OptLevel::None });
+        let mut f =
+            ff::function(move |a: &[Tensor]| Ok(vec![self.step(&vars, &mut opt, &a[0], &a[1])?]))
+                .opt_level(if compiled {
+                    ff::OptLevel::Full
+                } else {
+                    ff::OptLevel::None
+                });
         Ok(move |steps: usize| {
             for _ in 0..steps {
                 if compiled {
@@ -128,4 +144,3 @@ impl Workload {
         })
     }
 }
-

@@ -54,7 +54,9 @@ impl Tensor {
     /// function keeps the dependency).
     fn identity(&self) -> Tensor {
         let out = self.detached();
-        crate::trace::record_other("identity", String::new, &[self], &out, |t| Ok(t[0].identity()));
+        crate::trace::record_other("identity", String::new, &[self], &out, |t| {
+            Ok(t[0].identity())
+        });
         out
     }
 

@@ -65,7 +65,11 @@ impl BinaryOp {
         struct Zip<'a>(&'static str, &'a Tensor, &'a Tensor);
         impl<T: Numeric> ScalarFn2<T> for Zip<'_> {
             type Output = Result<Tensor>;
-            fn apply<F: Fn(T, T) -> T + Send + Sync + Copy>(self, cost: usize, f: F) -> Result<Tensor> {
+            fn apply<F: Fn(T, T) -> T + Send + Sync + Copy>(
+                self,
+                cost: usize,
+                f: F,
+            ) -> Result<Tensor> {
                 zip(self.0, self.1, self.2, cost, f)
             }
         }
@@ -139,9 +143,14 @@ impl Tensor {
                 r.finish(&out, move |g, needs| op.gradient(&a, &b, &y, g, needs));
             }
         }
-        crate::trace::record(op.name(), OpKind::Binary(op), String::new, &[self, other], &out, move |x| {
-            x[0].binary(op, &x[1])
-        });
+        crate::trace::record(
+            op.name(),
+            OpKind::Binary(op),
+            String::new,
+            &[self, other],
+            &out,
+            move |x| x[0].binary(op, &x[1]),
+        );
         Ok(out)
     }
 

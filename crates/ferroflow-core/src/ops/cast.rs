@@ -21,7 +21,14 @@ impl Tensor {
             let from = self.dtype();
             r.finish(&out, move |g, _| Ok(vec![Some(g.cast(from)?)]));
         }
-        crate::trace::record("cast", crate::trace::OpKind::Cast(dtype), || dtype.to_string(), &[self], &out, move |x| x[0].cast(dtype));
+        crate::trace::record(
+            "cast",
+            crate::trace::OpKind::Cast(dtype),
+            || dtype.to_string(),
+            &[self],
+            &out,
+            move |x| x[0].cast(dtype),
+        );
         Ok(out)
     }
 

@@ -3,8 +3,8 @@
 use crate::autodiff::record::Recorder;
 use crate::dispatch::{with_any, with_numeric};
 use crate::elementwise::{map, zip, zip3};
-use crate::trace::OpKind;
 use crate::ops::binary::same_dtype;
+use crate::trace::OpKind;
 use crate::{DType, Element, Error, Result, Tensor};
 
 /// An elementwise comparison producing a bool tensor.
@@ -55,9 +55,14 @@ impl Tensor {
     pub fn compare(&self, op: CmpOp, other: &Tensor) -> Result<Tensor> {
         let dt = same_dtype(op.name(), self, other)?;
         let out = with_any!(dt, T => op.run::<T>(self, other))?;
-        crate::trace::record(op.name(), OpKind::Compare(op), String::new, &[self, other], &out, move |x| {
-            x[0].compare(op, &x[1])
-        });
+        crate::trace::record(
+            op.name(),
+            OpKind::Compare(op),
+            String::new,
+            &[self, other],
+            &out,
+            move |x| x[0].compare(op, &x[1]),
+        );
         Ok(out)
     }
 
@@ -101,11 +106,18 @@ impl Tensor {
             }
         }
         let out = zip(op, self, other, 1, f)?;
-        crate::trace::record(op, OpKind::Other, String::new, &[self, other], &out, move |x| match op {
-            "logical_and" => x[0].logical_and(&x[1]),
-            "logical_or" => x[0].logical_or(&x[1]),
-            _ => x[0].logical_xor(&x[1]),
-        });
+        crate::trace::record(
+            op,
+            OpKind::Other,
+            String::new,
+            &[self, other],
+            &out,
+            move |x| match op {
+                "logical_and" => x[0].logical_and(&x[1]),
+                "logical_or" => x[0].logical_or(&x[1]),
+                _ => x[0].logical_xor(&x[1]),
+            },
+        );
         Ok(out)
     }
 
@@ -130,7 +142,14 @@ impl Tensor {
             });
         }
         let out = map(self, 1, |a: bool| !a)?;
-        crate::trace::record("logical_not", OpKind::Other, String::new, &[self], &out, |x| x[0].logical_not());
+        crate::trace::record(
+            "logical_not",
+            OpKind::Other,
+            String::new,
+            &[self],
+            &out,
+            |x| x[0].logical_not(),
+        );
         Ok(out)
     }
 
@@ -158,9 +177,14 @@ impl Tensor {
                 Ok(vec![gx, gy])
             });
         }
-        crate::trace::record("where", OpKind::Select, String::new, &[cond, x, y], &out, |x| {
-            Tensor::where_(&x[0], &x[1], &x[2])
-        });
+        crate::trace::record(
+            "where",
+            OpKind::Select,
+            String::new,
+            &[cond, x, y],
+            &out,
+            |x| Tensor::where_(&x[0], &x[1], &x[2]),
+        );
         Ok(out)
     }
 
@@ -199,7 +223,14 @@ impl Tensor {
                 Ok(vec![gx, gl, gh])
             });
         }
-        crate::trace::record("clip", OpKind::Other, String::new, &[self, lo, hi], &out, |x| x[0].clip(&x[1], &x[2]));
+        crate::trace::record(
+            "clip",
+            OpKind::Other,
+            String::new,
+            &[self, lo, hi],
+            &out,
+            |x| x[0].clip(&x[1], &x[2]),
+        );
         Ok(out)
     }
 

@@ -82,7 +82,11 @@ fn conv_kernel(
 ) -> Result<Tensor> {
     let run = move |a: &Tensor, b: &Tensor, shape: &[usize]| {
         Tensor::from_vec(
-            kernel(&g, &a.contiguous_data::<f32>()?, &b.contiguous_data::<f32>()?),
+            kernel(
+                &g,
+                &a.contiguous_data::<f32>()?,
+                &b.contiguous_data::<f32>()?,
+            ),
             shape,
         )
     };

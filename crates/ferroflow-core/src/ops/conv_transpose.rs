@@ -81,7 +81,9 @@ impl Tensor {
         crate::trace::record(
             op,
             crate::trace::OpKind::Other,
-            move || format!("output_hw={output_hw:?}, strides={strides:?}, padding={padding:?}, dilations={dilations:?}"),
+            move || {
+                format!("output_hw={output_hw:?}, strides={strides:?}, padding={padding:?}, dilations={dilations:?}")
+            },
             &[self, filter],
             &out,
             move |x| x[0].conv2d_transpose(&x[1], output_hw, strides, padding, dilations),

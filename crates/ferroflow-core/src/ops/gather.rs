@@ -1,11 +1,11 @@
 //! Indexed reads and writes: gather, gather_nd, scatter_nd, tensor_scatter_nd_{update,add},
 //! one_hot. Out-of-range indices are errors (as on TF's CPU), never out-of-bounds reads.
 
-use crate::trace::record_other as record;
 use crate::autodiff::record::Recorder;
 use crate::autodiff::{Gradient, IndexedSlices};
 use crate::dispatch::{with_any, with_numeric};
 use crate::shape::{normalize_axis, numel};
+use crate::trace::record_other as record;
 use crate::{DType, Element, Error, Numeric, Result, Tensor};
 
 /// Reads an integer index tensor as i64 values.
@@ -76,9 +76,13 @@ impl Tensor {
                 });
             }
         }
-        record("gather", move || format!("axis={axis}"), &[self, indices], &out, move |x| {
-            x[0].gather(&x[1], axis)
-        });
+        record(
+            "gather",
+            move || format!("axis={axis}"),
+            &[self, indices],
+            &out,
+            move |x| x[0].gather(&x[1], axis),
+        );
         Ok(out)
     }
 
@@ -114,9 +118,13 @@ impl Tensor {
             });
         }
         let from = from.to_vec();
-        record("gather_transpose", move || format!("axis={axis}"), &[self, indices], &out, move |x| {
-            x[0].gather_transpose(&x[1], axis, &from)
-        });
+        record(
+            "gather_transpose",
+            move || format!("axis={axis}"),
+            &[self, indices],
+            &out,
+            move |x| x[0].gather_transpose(&x[1], axis, &from),
+        );
         Ok(out)
     }
 
@@ -143,7 +151,9 @@ impl Tensor {
                 Ok(vec![Some(Tensor::scatter_nd(&indices, g, &from)?)])
             });
         }
-        record("gather_nd", String::new, &[self, indices], &out, |x| x[0].gather_nd(&x[1]));
+        record("gather_nd", String::new, &[self, indices], &out, |x| {
+            x[0].gather_nd(&x[1])
+        });
         Ok(out)
     }
 
@@ -249,9 +259,13 @@ impl Tensor {
         shape.push(depth);
         let out = Tensor::from_vec(out, &shape)?.cast(dtype)?;
         drop(guard);
-        record("one_hot", move || format!("depth={depth}, on={on_value}, off={off_value}, dtype={dtype}"), &[self], &out, move |x| {
-            x[0].one_hot(depth, on_value, off_value, dtype)
-        });
+        record(
+            "one_hot",
+            move || format!("depth={depth}, on={on_value}, off={off_value}, dtype={dtype}"),
+            &[self],
+            &out,
+            move |x| x[0].one_hot(depth, on_value, off_value, dtype),
+        );
         Ok(out)
     }
 }

@@ -65,9 +65,13 @@ impl Tensor {
                 Ok(grads)
             });
         }
-        crate::trace::record_other("concat", move || format!("axis={axis}"), &refs, &out, move |x| {
-            Tensor::concat(x, axis)
-        });
+        crate::trace::record_other(
+            "concat",
+            move || format!("axis={axis}"),
+            &refs,
+            &out,
+            move |x| Tensor::concat(x, axis),
+        );
         Ok(out)
     }
 

@@ -162,7 +162,10 @@ impl Tensor {
         }
         crate::trace::record(
             "matmul",
-            crate::trace::OpKind::MatMul { transpose_a, transpose_b },
+            crate::trace::OpKind::MatMul {
+                transpose_a,
+                transpose_b,
+            },
             move || format!("transpose_a={transpose_a}, transpose_b={transpose_b}"),
             &[self, other],
             &out,

@@ -165,13 +165,23 @@ impl Tensor {
                     Tensor::from_vec(pool2d_backward(kind, &geom, &x, &d), t[0].shape())
                 };
                 let dx = backward(&[xt.clone(), dy.clone()])?;
-                crate::trace::record_other("pool2d_grad", move || format!("{kind:?}"), &[&xt, dy], &dx, backward);
+                crate::trace::record_other(
+                    "pool2d_grad",
+                    move || format!("{kind:?}"),
+                    &[&xt, dy],
+                    &dx,
+                    backward,
+                );
                 Ok(vec![Some(dx)])
             });
         }
-        crate::trace::record_other(op, move || format!("ksize={k:?}, strides={s:?}, padding={p:?}"), &[self], &out, move |x| {
-            x[0].pool2d(op, kind, k, s, p)
-        });
+        crate::trace::record_other(
+            op,
+            move || format!("ksize={k:?}, strides={s:?}, padding={p:?}"),
+            &[self],
+            &out,
+            move |x| x[0].pool2d(op, kind, k, s, p),
+        );
         Ok(out)
     }
 }

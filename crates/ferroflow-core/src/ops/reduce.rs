@@ -448,9 +448,13 @@ impl Tensor {
             }
             Tensor::from_vec(out, &p.out_shape)
         })?;
-        crate::trace::record_other(op, move || format!("axis={a}"), &[self], &out, move |t| {
-            t[0].arg_reduce(op, a as isize, better)
-        });
+        crate::trace::record_other(
+            op,
+            move || format!("axis={a}"),
+            &[self],
+            &out,
+            move |t| t[0].arg_reduce(op, a as isize, better),
+        );
         Ok(out)
     }
 }

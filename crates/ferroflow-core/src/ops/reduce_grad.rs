@@ -64,8 +64,12 @@ fn product_of_others(x: &Tensor, kept: &[usize]) -> Result<Tensor> {
         Tensor::from_vec(out, moved.shape())?
     });
     let k = kept.to_vec();
-    crate::trace::record_other("product_of_others", || format!("kept={kept:?}"), &[x], &out, move |t| {
-        product_of_others(&t[0], &k)?.transpose(&perm)
-    });
+    crate::trace::record_other(
+        "product_of_others",
+        || format!("kept={kept:?}"),
+        &[x],
+        &out,
+        move |t| product_of_others(&t[0], &k)?.transpose(&perm),
+    );
     out.transpose(&inverse)
 }

@@ -31,9 +31,13 @@ impl Tensor {
         let out = self.remap_axes_kernel(&maps, fill)?;
         if crate::trace::is_tracing() {
             let m = std::sync::Arc::new(maps.clone());
-            crate::trace::record_other("remap_axes", || format!("maps#{:016x}, fill={fill}", maps_hash(&maps)), &[self], &out, move |t| {
-                t[0].remap_axes((*m).clone(), fill)
-            });
+            crate::trace::record_other(
+                "remap_axes",
+                || format!("maps#{:016x}, fill={fill}", maps_hash(&maps)),
+                &[self],
+                &out,
+                move |t| t[0].remap_axes((*m).clone(), fill),
+            );
         }
         if let Some(r) = Recorder::new(&[self]) {
             let from = self.shape().to_vec();
@@ -92,9 +96,13 @@ impl Tensor {
         }
         if crate::trace::is_tracing() {
             let (m, f) = (std::sync::Arc::new(maps.to_vec()), from.to_vec());
-            crate::trace::record_other("remap_axes_transpose", || format!("maps#{:016x}, from={from:?}", maps_hash(maps)), &[self], &out, move |t| {
-                t[0].remap_axes_transpose(&m, &f)
-            });
+            crate::trace::record_other(
+                "remap_axes_transpose",
+                || format!("maps#{:016x}, from={from:?}", maps_hash(maps)),
+                &[self],
+                &out,
+                move |t| t[0].remap_axes_transpose(&m, &f),
+            );
         }
         Ok(out)
     }

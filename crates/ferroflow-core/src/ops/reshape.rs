@@ -2,8 +2,8 @@
 
 use crate::autodiff::record::Recorder;
 use crate::layout::Layout;
-use crate::trace::OpKind;
 use crate::shape::{normalize_axes, normalize_axis, numel};
+use crate::trace::OpKind;
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
@@ -103,9 +103,14 @@ impl Tensor {
             r.finish(&out, move |g, _| Ok(vec![Some(g.transpose(&inverse)?)]));
         }
         let p = perm.to_vec();
-        crate::trace::record("transpose", OpKind::Transpose(p.clone()), || format!("perm={perm:?}"), &[self], &out, move |t| {
-            t[0].transpose(&p)
-        });
+        crate::trace::record(
+            "transpose",
+            OpKind::Transpose(p.clone()),
+            || format!("perm={perm:?}"),
+            &[self],
+            &out,
+            move |t| t[0].transpose(&p),
+        );
         Ok(out)
     }
 
@@ -181,9 +186,14 @@ impl Tensor {
             r.finish(&out, move |g, _| Ok(vec![Some(g.sum_to_shape(&from)?)]));
         }
         let to = shape.to_vec();
-        crate::trace::record("broadcast_to", OpKind::BroadcastTo, || format!("shape={shape:?}"), &[self], &out, move |t| {
-            t[0].broadcast_to(&to)
-        });
+        crate::trace::record(
+            "broadcast_to",
+            OpKind::BroadcastTo,
+            || format!("shape={shape:?}"),
+            &[self],
+            &out,
+            move |t| t[0].broadcast_to(&to),
+        );
         Ok(out)
     }
 
@@ -204,9 +214,14 @@ impl Tensor {
 /// Records `out`, a view of `src` with another shape but the same element order.
 fn reshaped(src: &Tensor, out: Tensor) -> Tensor {
     let to = out.shape().to_vec();
-    crate::trace::record("reshape", OpKind::Reshape, || format!("shape={:?}", out.shape()), &[src], &out, move |t| {
-        t[0].reshape_to(&to)
-    });
+    crate::trace::record(
+        "reshape",
+        OpKind::Reshape,
+        || format!("shape={:?}", out.shape()),
+        &[src],
+        &out,
+        move |t| t[0].reshape_to(&to),
+    );
     if let Some(r) = Recorder::new(&[src]) {
         let from = src.shape().to_vec();
         r.finish(&out, move |g, _| Ok(vec![Some(g.reshape_to(&from)?)]));

@@ -67,9 +67,13 @@ impl Tensor {
             });
         }
         let (b, sz) = (begin.to_vec(), size.to_vec());
-        crate::trace::record_other("slice", || format!("begin={begin:?}, size={size:?}"), &[self], &view, move |t| {
-            t[0].slice(&b, &sz)
-        });
+        crate::trace::record_other(
+            "slice",
+            || format!("begin={begin:?}, size={size:?}"),
+            &[self],
+            &view,
+            move |t| t[0].slice(&b, &sz),
+        );
         Ok(view)
     }
 
@@ -77,9 +81,13 @@ impl Tensor {
     pub fn strided_slice(&self, args: &[SliceArg]) -> Result<Tensor> {
         let (view, reversed) = self.strided_view(args)?;
         let a = args.to_vec();
-        crate::trace::record_other("strided_slice", || format!("{args:?}"), &[self], &view, move |t| {
-            Ok(t[0].strided_view(&a)?.0)
-        });
+        crate::trace::record_other(
+            "strided_slice",
+            || format!("{args:?}"),
+            &[self],
+            &view,
+            move |t| Ok(t[0].strided_view(&a)?.0),
+        );
         if reversed.is_empty() {
             Ok(view)
         } else {

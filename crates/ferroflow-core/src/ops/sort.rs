@@ -96,11 +96,18 @@ impl Tensor {
             }
             (Tensor::from_vec(values, moved.shape())?, Tensor::from_vec(order, moved.shape())?)
         });
-        crate::trace::record_many("sort", crate::trace::OpKind::Other, || format!("axis={a}, descending={descending}"), &[moved], &[&values, &order], move |t| {
-            // Replayed on the moved tensor: its last axis is the sorted one.
-            let (v, o) = t[0].sort_rows(&t[0], t[0].rank() - 1, descending)?;
-            Ok(vec![v, o])
-        });
+        crate::trace::record_many(
+            "sort",
+            crate::trace::OpKind::Other,
+            || format!("axis={a}, descending={descending}"),
+            &[moved],
+            &[&values, &order],
+            move |t| {
+                // Replayed on the moved tensor: its last axis is the sorted one.
+                let (v, o) = t[0].sort_rows(&t[0], t[0].rank() - 1, descending)?;
+                Ok(vec![v, o])
+            },
+        );
         Ok((values, order))
     }
 

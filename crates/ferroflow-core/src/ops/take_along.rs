@@ -80,9 +80,13 @@ impl Tensor {
                 Ok(vec![Some(g.put_along_axis_add(&indices, a, &from)?)])
             });
         }
-        crate::trace::record_other(op, move || format!("axis={axis}"), &[self, indices], &out, move |t| {
-            t[0].take_along_axis(&t[1], axis)
-        });
+        crate::trace::record_other(
+            op,
+            move || format!("axis={axis}"),
+            &[self, indices],
+            &out,
+            move |t| t[0].take_along_axis(&t[1], axis),
+        );
         Ok(out)
     }
 
@@ -130,10 +134,16 @@ impl Tensor {
             });
         }
         let f = from.to_vec();
-        crate::trace::record_other("put_along_axis_add", move || format!("axis={a}, from={f:?}"), &[self, indices], &out, {
-            let f = from.to_vec();
-            move |t| t[0].put_along_axis_add(&t[1], a, &f)
-        });
+        crate::trace::record_other(
+            "put_along_axis_add",
+            move || format!("axis={a}, from={f:?}"),
+            &[self, indices],
+            &out,
+            {
+                let f = from.to_vec();
+                move |t| t[0].put_along_axis_add(&t[1], a, &f)
+            },
+        );
         Ok(out)
     }
 }

@@ -120,7 +120,11 @@ impl UnaryOp {
         struct Map<'a>(&'a Tensor);
         impl<T: Float> ScalarFn<T> for Map<'_> {
             type Output = Result<Tensor>;
-            fn apply<F: Fn(T) -> T + Send + Sync + Copy>(self, cost: usize, f: F) -> Result<Tensor> {
+            fn apply<F: Fn(T) -> T + Send + Sync + Copy>(
+                self,
+                cost: usize,
+                f: F,
+            ) -> Result<Tensor> {
                 map(self.0, cost, f)
             }
         }
@@ -251,7 +255,14 @@ impl Tensor {
                         r.finish(&y, move |g, _| Ok(vec![Some(op.gradient(&x, &y2, g)?)]));
                     }
                 }
-                crate::trace::record(op.name(), OpKind::Unary(op), || format!("{op:?}"), &[x], &y, move |x| x[0].unary(op));
+                crate::trace::record(
+                    op.name(),
+                    OpKind::Unary(op),
+                    || format!("{op:?}"),
+                    &[x],
+                    &y,
+                    move |x| x[0].unary(op),
+                );
                 Ok(y)
             } else if x.dtype() == DType::Bool {
                 Err(Error::UnsupportedDType {
@@ -260,7 +271,14 @@ impl Tensor {
                 })
             } else {
                 let y = with_numeric!(x.dtype(), op.name(), T => op.run_int::<T>(x))?;
-                crate::trace::record(op.name(), OpKind::Unary(op), || format!("{op:?}"), &[x], &y, move |x| x[0].unary(op));
+                crate::trace::record(
+                    op.name(),
+                    OpKind::Unary(op),
+                    || format!("{op:?}"),
+                    &[x],
+                    &y,
+                    move |x| x[0].unary(op),
+                );
                 Ok(y)
             }
         })

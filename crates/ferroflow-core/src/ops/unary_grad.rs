@@ -18,9 +18,14 @@ impl UnaryOp {
         if !any_recording() {
             if let Some(d) = self.fused_gradient(x, y, g)? {
                 let op = self;
-                crate::trace::record("unary_grad", crate::trace::OpKind::Other, move || format!("{op:?}"), &[x, y, g], &d, move |t| {
-                    op.gradient(&t[0], &t[1], &t[2])
-                });
+                crate::trace::record(
+                    "unary_grad",
+                    crate::trace::OpKind::Other,
+                    move || format!("{op:?}"),
+                    &[x, y, g],
+                    &d,
+                    move |t| op.gradient(&t[0], &t[1], &t[2]),
+                );
                 return Ok(d);
             }
         }

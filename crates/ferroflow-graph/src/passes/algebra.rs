@@ -57,12 +57,24 @@ pub fn simplify(g: &mut Graph) -> usize {
         };
         let producer = &g.nodes[src.node];
         match (kind.clone(), &producer.kind) {
-            (OpKind::Reshape, NodeKind::Op { kind: OpKind::Reshape, .. }) => {
+            (
+                OpKind::Reshape,
+                NodeKind::Op {
+                    kind: OpKind::Reshape,
+                    ..
+                },
+            ) => {
                 // reshape(reshape(x)) = reshape(x): the outer replay reshapes any input.
                 g.nodes[i].inputs[0] = producer.inputs[0];
                 changed += 1;
             }
-            (OpKind::Transpose(outer), NodeKind::Op { kind: OpKind::Transpose(inner), .. }) => {
+            (
+                OpKind::Transpose(outer),
+                NodeKind::Op {
+                    kind: OpKind::Transpose(inner),
+                    ..
+                },
+            ) => {
                 let x = producer.inputs[0];
                 let composed: Vec<usize> = outer.iter().map(|&p| inner[p]).collect();
                 if composed.iter().enumerate().all(|(k, &p)| k == p) {

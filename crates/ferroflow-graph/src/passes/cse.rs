@@ -23,12 +23,16 @@ pub fn eliminate_common_subexpressions(g: &mut Graph) -> usize {
     let resolve = |subst: &HashMap<Value, Value>, v: Value| *subst.get(&v).unwrap_or(&v);
     let mut merged = 0;
     for i in 0..g.nodes.len() {
-        let inputs: Vec<Value> = g.nodes[i].inputs.iter().map(|&v| resolve(&subst, v)).collect();
+        let inputs: Vec<Value> = g.nodes[i]
+            .inputs
+            .iter()
+            .map(|&v| resolve(&subst, v))
+            .collect();
         g.nodes[i].inputs = inputs.clone();
         let key = match &g.nodes[i].kind {
-            NodeKind::Op { name, attrs, kind, .. } if kind.is_pure() => {
-                Key::Op(name, attrs.clone(), format!("{kind:?}"), inputs)
-            }
+            NodeKind::Op {
+                name, attrs, kind, ..
+            } if kind.is_pure() => Key::Op(name, attrs.clone(), format!("{kind:?}"), inputs),
             NodeKind::Const(t) if t.numel() <= SMALL_CONST => {
                 Key::Const(t.dtype().to_string(), t.shape().to_vec(), t.to_le_bytes())
             }
@@ -45,7 +49,13 @@ pub fn eliminate_common_subexpressions(g: &mut Graph) -> usize {
         match seen.get(&key) {
             Some(&first) => {
                 for k in 0..g.nodes[i].outputs.len() {
-                    subst.insert(Value { node: i, output: k }, Value { node: first, output: k });
+                    subst.insert(
+                        Value { node: i, output: k },
+                        Value {
+                            node: first,
+                            output: k,
+                        },
+                    );
                 }
                 merged += 1;
             }

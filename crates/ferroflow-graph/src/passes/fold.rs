@@ -13,7 +13,10 @@ pub fn fold_constants(g: &mut Graph) -> usize {
     let mut folded = 0;
     for i in 0..g.nodes.len() {
         let node = &g.nodes[i];
-        if !node.kind.is_pure_op() || node.outputs.len() != 1 || node.outputs[0].bytes() > MAX_FOLD_BYTES {
+        if !node.kind.is_pure_op()
+            || node.outputs.len() != 1
+            || node.outputs[0].bytes() > MAX_FOLD_BYTES
+        {
             continue;
         }
         let NodeKind::Op { replay, .. } = &node.kind else {
@@ -44,7 +47,11 @@ pub fn fold_constants(g: &mut Graph) -> usize {
 /// Reorders nodes so that constants come first, keeping everything else in order.
 fn hoist_constants(g: &mut Graph) {
     let is_const = |k: &NodeKind| matches!(k, NodeKind::Const(_));
-    if g.nodes.iter().skip_while(|n| is_const(&n.kind)).all(|n| !is_const(&n.kind)) {
+    if g.nodes
+        .iter()
+        .skip_while(|n| is_const(&n.kind))
+        .all(|n| !is_const(&n.kind))
+    {
         return;
     }
     let order: Vec<usize> = (0..g.nodes.len())

@@ -73,13 +73,32 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
         let mut top = root;
         if single(root_v) && !g.outputs.contains(&root_v) {
             if let Some(&r) = consumer_of.get(&root_v) {
-                if let NodeKind::Op { kind: OpKind::Reduce { op, axes, .. }, .. } = &g.nodes[r].kind {
+                if let NodeKind::Op {
+                    kind: OpKind::Reduce { op, axes, .. },
+                    ..
+                } = &g.nodes[r].kind
+                {
                     let rank = domain.len();
                     let leading = !axes.is_empty() && axes.iter().enumerate().all(|(k, &a)| a == k);
-                    let trailing = !axes.is_empty() && axes.iter().rev().enumerate().all(|(k, &a)| a == rank - 1 - k);
-                    if matches!(op, ReduceOp::Sum | ReduceOp::Max | ReduceOp::Min) && (leading || trailing) {
-                        let split = if leading { axes.len() } else { rank - axes.len() };
-                        reduce = Some(FusedReduce { op: *op, leading, split });
+                    let trailing = !axes.is_empty()
+                        && axes
+                            .iter()
+                            .rev()
+                            .enumerate()
+                            .all(|(k, &a)| a == rank - 1 - k);
+                    if matches!(op, ReduceOp::Sum | ReduceOp::Max | ReduceOp::Min)
+                        && (leading || trailing)
+                    {
+                        let split = if leading {
+                            axes.len()
+                        } else {
+                            rank - axes.len()
+                        };
+                        reduce = Some(FusedReduce {
+                            op: *op,
+                            leading,
+                            split,
+                        });
                         top = r;
                     }
                 }
@@ -100,9 +119,18 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
         if reduce.is_none() {
             if let Some(pos) = ext.iter().position(|&v| {
                 let p = &g.nodes[v.node];
-                let is_producer = matches!(&p.kind, NodeKind::Op { kind: OpKind::MatMul { .. }, .. })
-                    || matches!(&p.kind, NodeKind::Op { name: "conv2d", .. });
-                is_producer && single(v) && g.info(v).shape == domain && g.info(v).dtype == DType::F32 && !g.outputs.contains(&v)
+                let is_producer = matches!(
+                    &p.kind,
+                    NodeKind::Op {
+                        kind: OpKind::MatMul { .. },
+                        ..
+                    }
+                ) || matches!(&p.kind, NodeKind::Op { name: "conv2d", .. });
+                is_producer
+                    && single(v)
+                    && g.info(v).shape == domain
+                    && g.info(v).dtype == DType::F32
+                    && !g.outputs.contains(&v)
             }) {
                 let v = ext.remove(pos);
                 ext.insert(0, v);
@@ -117,7 +145,9 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
         let mut program = Vec::new();
         let mut names = Vec::new();
         for &m in &grp.members {
-            let NodeKind::Op { kind, name, .. } = &g.nodes[m].kind else { unreachable!() };
+            let NodeKind::Op { kind, name, .. } = &g.nodes[m].kind else {
+                unreachable!()
+            };
             let ins: Vec<usize> = g.nodes[m].inputs.iter().map(|v| reg[v]).collect();
             program.push(match kind {
                 OpKind::Unary(op) => Instr::Unary(*op, ins[0]),
@@ -127,16 +157,31 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
             names.push((*name).to_string());
             reg.insert(Value::of(m), ext.len() + program.len() - 1);
         }
-        let access = ext.iter().map(|&v| Access::of(&g.info(v).shape, &domain)).collect();
+        let access = ext
+            .iter()
+            .map(|&v| Access::of(&g.info(v).shape, &domain))
+            .collect();
         let out_shape = g.nodes[top].outputs[0].shape.clone();
         let mut inputs = ext.clone();
         let pro = prologue.map(|p| {
-            let NodeKind::Op { name, attrs, replay, .. } = &g.nodes[p].kind else { unreachable!() };
+            let NodeKind::Op {
+                name,
+                attrs,
+                replay,
+                ..
+            } = &g.nodes[p].kind
+            else {
+                unreachable!()
+            };
             inputs.splice(0..1, g.nodes[p].inputs.clone());
             remove[p] = true;
             absorbed += 1;
             Prologue {
-                label: if attrs.is_empty() { name.to_string() } else { format!("{name}({attrs})") },
+                label: if attrs.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}({attrs})")
+                },
                 replay: replay.clone(),
                 arity: g.nodes[p].inputs.len(),
             }

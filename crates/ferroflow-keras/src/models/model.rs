@@ -323,7 +323,10 @@ impl Model {
     pub fn set_run_eagerly(&mut self, eager: bool) -> Result<()> {
         let name = self.name().to_string();
         let c = self.compiled.as_mut().ok_or_else(|| {
-            Error::invalid("Model", format!("model '{name}' must be compiled before set_run_eagerly"))
+            Error::invalid(
+                "Model",
+                format!("model '{name}' must be compiled before set_run_eagerly"),
+            )
         })?;
         c.run_eagerly = eager;
         Ok(())

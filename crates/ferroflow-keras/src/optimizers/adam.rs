@@ -36,13 +36,24 @@ impl Adam {
     fn alpha(&self, lr: &Tensor, step: &Tensor) -> Result<Tensor> {
         let b1p = step.scalar_like(self.beta_1)?.pow(step)?;
         let b2p = step.scalar_like(self.beta_2)?.pow(step)?;
-        let correction = b2p.neg()?.add_scalar(1.0)?.sqrt()?.div(&b1p.neg()?.add_scalar(1.0)?)?;
+        let correction = b2p
+            .neg()?
+            .add_scalar(1.0)?
+            .sqrt()?
+            .div(&b1p.neg()?.add_scalar(1.0)?)?;
         lr.mul(&correction)
     }
 
     /// The same arithmetic as the composed update, in one pass over the four buffers;
     /// returns (momentum, velocity, variable). A traced step records it as one op.
-    fn update_fused_f32(&self, var: &Tensor, g: &Tensor, m0: &Tensor, v0: &Tensor, alpha: &Tensor) -> Result<Vec<Tensor>> {
+    fn update_fused_f32(
+        &self,
+        var: &Tensor,
+        g: &Tensor,
+        m0: &Tensor,
+        v0: &Tensor,
+        alpha: &Tensor,
+    ) -> Result<Vec<Tensor>> {
         let out = self.fused_kernel(var, g, m0, v0, alpha)?;
         let me = self.clone();
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
@@ -61,7 +72,10 @@ impl Adam {
     /// are not shared (a compiled step hands them over), else into new ones.
     fn update_owned(&self, mut t: Vec<Tensor>) -> Result<Vec<Tensor>> {
         if t.len() != 5 {
-            return Err(ferroflow_core::Error::invalid("adam_update", "needs 5 inputs"));
+            return Err(ferroflow_core::Error::invalid(
+                "adam_update",
+                "needs 5 inputs",
+            ));
         }
         let alpha = t.pop().expect("5 inputs");
         let v0 = t.pop().expect("5 inputs");
@@ -69,12 +83,18 @@ impl Adam {
         let g = t.pop().expect("5 inputs");
         let var = t.pop().expect("5 inputs");
         let n = var.numel();
-        let same = [&g, &m0, &v0].iter().all(|x| x.shape() == var.shape() && x.dtype() == DType::F32);
+        let same = [&g, &m0, &v0]
+            .iter()
+            .all(|x| x.shape() == var.shape() && x.dtype() == DType::F32);
         if !same || var.dtype() != DType::F32 {
             return self.fused_kernel(&var, &g, &m0, &v0, &alpha);
         }
         let shape = var.shape().to_vec();
-        let owned = (var.try_into_vec::<f32>(), m0.try_into_vec::<f32>(), v0.try_into_vec::<f32>());
+        let owned = (
+            var.try_into_vec::<f32>(),
+            m0.try_into_vec::<f32>(),
+            v0.try_into_vec::<f32>(),
+        );
         let (mut w, mut m, mut v) = match owned {
             (Ok(w), Ok(m), Ok(v)) if w.len() == n && m.len() == n && v.len() == n => (w, m, v),
             (w, m, v) => {
@@ -86,7 +106,11 @@ impl Adam {
             }
         };
         let alpha = alpha.to_scalar::<f32>()?;
-        let (b1, b2, eps) = ((1.0 - self.beta_1) as f32, (1.0 - self.beta_2) as f32, self.epsilon as f32);
+        let (b1, b2, eps) = (
+            (1.0 - self.beta_1) as f32,
+            (1.0 - self.beta_2) as f32,
+            self.epsilon as f32,
+        );
         let gd = g.data::<f32>()?;
         let kernel = |start: usize, w: &mut [f32], m: &mut [f32], v: &mut [f32]| {
             let gd = &gd[start..start + w.len()];
@@ -118,7 +142,14 @@ impl Adam {
         ])
     }
 
-    fn fused_kernel(&self, var: &Tensor, g: &Tensor, m0: &Tensor, v0: &Tensor, alpha: &Tensor) -> Result<Vec<Tensor>> {
+    fn fused_kernel(
+        &self,
+        var: &Tensor,
+        g: &Tensor,
+        m0: &Tensor,
+        v0: &Tensor,
+        alpha: &Tensor,
+    ) -> Result<Vec<Tensor>> {
         let alpha = alpha.to_scalar::<f32>()?;
         let (b1, b2, eps) = (
             (1.0 - self.beta_1) as f32,

@@ -25,8 +25,14 @@ pub(crate) fn clip_by_global_norm(grads: &[Tensor], clip: f64) -> Result<Vec<Ten
         return Ok(Vec::new());
     };
     let norm = total.sqrt()?;
-    let scaled = norm.reciprocal()?.minimum(&norm.scalar_like(1.0 / clip)?)?.mul_scalar(clip)?;
+    let scaled = norm
+        .reciprocal()?
+        .minimum(&norm.scalar_like(1.0 / clip)?)?
+        .mul_scalar(clip)?;
     let finite = norm.less(&norm.scalar_like(f64::INFINITY)?)?;
     let scale = Tensor::where_(&finite, &scaled, &norm.scalar_like(f64::NAN)?)?;
-    grads.iter().map(|g| g.mul(&scale.cast(g.dtype())?)).collect()
+    grads
+        .iter()
+        .map(|g| g.mul(&scale.cast(g.dtype())?))
+        .collect()
 }

@@ -303,7 +303,12 @@ impl Optimizer {
         let names = self.rule.slot_names();
         self.slots
             .get(&v.id())
-            .map(|s| names.into_iter().zip(s.iter().map(Variable::read_untracked)).collect())
+            .map(|s| {
+                names
+                    .into_iter()
+                    .zip(s.iter().map(Variable::read_untracked))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -370,7 +375,11 @@ impl Optimizer {
                     .enumerate()
                     .map(|(i, n)| {
                         let t = self.rule.init_slot(i, &value)?;
-                        Ok(Variable::with_options(t, &format!("{}/{n}", v.name()), false))
+                        Ok(Variable::with_options(
+                            t,
+                            &format!("{}/{n}", v.name()),
+                            false,
+                        ))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 self.slots.insert(v.id(), init);

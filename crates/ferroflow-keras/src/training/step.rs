@@ -5,10 +5,10 @@ use super::history::Logs;
 use crate::layer::{CallContext, LayerExt};
 use crate::metrics::{self, Mean, Metric};
 use crate::models::model::{Compiled, TrainKey};
-use ferroflow_graph::{ConcreteFunction, OptLevel};
 use crate::models::Model;
 use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
+use ferroflow_graph::{ConcreteFunction, OptLevel};
 
 /// The running loss and metrics of an epoch.
 pub struct EpochState {
@@ -214,11 +214,18 @@ impl Model {
         let mut args: Vec<Tensor> = x.iter().chain(y).cloned().collect();
         args.extend(sw.cloned());
         let key = TrainKey {
-            args: args.iter().map(|a| (a.shape().to_vec(), a.dtype())).collect(),
+            args: args
+                .iter()
+                .map(|a| (a.shape().to_vec(), a.dtype()))
+                .collect(),
             split: (x.len(), y.len(), sw.is_some()),
             vars: vars.iter().map(Variable::id).collect(),
         };
-        let cached = self.compiled_ref()?.train_functions.get(&key).map(|cf| cf.call(&args));
+        let cached = self
+            .compiled_ref()?
+            .train_functions
+            .get(&key)
+            .map(|cf| cf.call(&args));
         let flat = match cached {
             Some(r) => r?,
             None => {
@@ -242,9 +249,16 @@ impl Model {
         };
         let n = y.len();
         if flat.len() != 1 + 2 * n {
-            return Err(Error::invalid("fit", "compiled train step returned an unexpected number of values"));
+            return Err(Error::invalid(
+                "fit",
+                "compiled train step returned an unexpected number of values",
+            ));
         }
-        Ok((flat[0].clone(), flat[1..1 + n].to_vec(), flat[1 + n..].to_vec()))
+        Ok((
+            flat[0].clone(),
+            flat[1..1 + n].to_vec(),
+            flat[1 + n..].to_vec(),
+        ))
     }
 
     /// One evaluation step on a batch; updates `state`.
