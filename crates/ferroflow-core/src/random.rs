@@ -40,11 +40,14 @@ pub fn snapshot() -> RngSnapshot {
     }
 }
 
-/// Returns the seeding state to `snap`.
-pub fn restore(snap: RngSnapshot) {
+/// Takes back the op seeds drawn since `snap` (when the global seed is still the same),
+/// so that work done again draws the same numbers. Draws of other threads in between
+/// are not undone twice: only the difference is subtracted.
+pub fn rewind_to(snap: RngSnapshot) {
     let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    s.global = snap.global;
-    s.counter = snap.counter;
+    if s.global == snap.global && s.counter >= snap.counter {
+        s.counter = snap.counter;
+    }
 }
 
 /// Sets the global seed (`tf.random.set_seed`) and restarts the op-seed counter.

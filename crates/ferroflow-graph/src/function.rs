@@ -88,7 +88,7 @@ impl ConcreteFunction {
         for (var, before) in tracer.assigned.iter().rev() {
             var.assign(before)?;
         }
-        ferroflow_core::random::restore(rng);
+        ferroflow_core::random::rewind_to(rng);
         drop(outs);
         let outs = cf.call(args)?;
         Ok((cf, outs))
