@@ -159,6 +159,27 @@ fn with_tracer(f: impl FnOnce(&mut dyn Tracer)) {
     });
 }
 
+/// Hands one op application to the tracer (when tracing).
+fn emit(
+    name: &'static str,
+    kind: OpKind,
+    attrs: impl FnOnce() -> String,
+    inputs: &[&Tensor],
+    outputs: &[&Tensor],
+    replay: impl FnOnce() -> Replay,
+) {
+    if !is_tracing() {
+        return;
+    }
+    let call = OpCall {
+        name,
+        attrs: attrs(),
+        kind,
+        replay: replay(),
+    };
+    with_tracer(|t| t.op(call, inputs, outputs));
+}
+
 /// Reports an op with one output. `attrs` is only evaluated while tracing.
 pub fn record(
     name: &'static str,
@@ -168,16 +189,9 @@ pub fn record(
     output: &Tensor,
     replay: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
 ) {
-    if !is_tracing() {
-        return;
-    }
-    let call = OpCall {
-        name,
-        attrs: attrs(),
-        kind,
-        replay: Arc::new(move |x: Vec<Tensor>| Ok(vec![replay(&x)?])),
-    };
-    with_tracer(|t| t.op(call, inputs, &[output]));
+    emit(name, kind, attrs, inputs, &[output], || {
+        Arc::new(move |x: Vec<Tensor>| Ok(vec![replay(&x)?]))
+    });
 }
 
 /// Reports an op with several outputs.
@@ -189,16 +203,9 @@ pub fn record_many(
     outputs: &[&Tensor],
     replay: impl Fn(&[Tensor]) -> Result<Vec<Tensor>> + Send + Sync + 'static,
 ) {
-    if !is_tracing() {
-        return;
-    }
-    let call = OpCall {
-        name,
-        attrs: attrs(),
-        kind,
-        replay: Arc::new(move |x: Vec<Tensor>| replay(&x)),
-    };
-    with_tracer(|t| t.op(call, inputs, outputs));
+    emit(name, kind, attrs, inputs, outputs, || {
+        Arc::new(move |x: Vec<Tensor>| replay(&x))
+    });
 }
 
 /// Reports an op whose replay takes its inputs by value (to update buffers in place).
@@ -210,16 +217,7 @@ pub fn record_owned(
     outputs: &[&Tensor],
     replay: impl Fn(Vec<Tensor>) -> Result<Vec<Tensor>> + Send + Sync + 'static,
 ) {
-    if !is_tracing() {
-        return;
-    }
-    let call = OpCall {
-        name,
-        attrs: attrs(),
-        kind,
-        replay: Arc::new(replay),
-    };
-    with_tracer(|t| t.op(call, inputs, outputs));
+    emit(name, kind, attrs, inputs, outputs, || Arc::new(replay));
 }
 
 pub(crate) fn variable_read(var: &Variable, value: &Tensor) {

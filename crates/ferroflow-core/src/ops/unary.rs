@@ -247,7 +247,7 @@ impl Tensor {
     /// Applies an elementwise [`UnaryOp`]. Float ops on f16/bf16 compute in f32.
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         self.in_compute_dtype(|x| {
-            if x.dtype().is_float() {
+            let y = if x.dtype().is_float() {
                 let y = with_float!(x.dtype(), op.name(), T => op.run_float::<T>(x))?;
                 if let Some(r) = Recorder::new(&[x]) {
                     if op.is_differentiable() {
@@ -255,32 +255,24 @@ impl Tensor {
                         r.finish(&y, move |g, _| Ok(vec![Some(op.gradient(&x, &y2, g)?)]));
                     }
                 }
-                crate::trace::record(
-                    op.name(),
-                    OpKind::Unary(op),
-                    || format!("{op:?}"),
-                    &[x],
-                    &y,
-                    move |x| x[0].unary(op),
-                );
-                Ok(y)
+                y
             } else if x.dtype() == DType::Bool {
-                Err(Error::UnsupportedDType {
+                return Err(Error::UnsupportedDType {
                     op: op.name(),
                     dtype: DType::Bool,
-                })
+                });
             } else {
-                let y = with_numeric!(x.dtype(), op.name(), T => op.run_int::<T>(x))?;
-                crate::trace::record(
-                    op.name(),
-                    OpKind::Unary(op),
-                    || format!("{op:?}"),
-                    &[x],
-                    &y,
-                    move |x| x[0].unary(op),
-                );
-                Ok(y)
-            }
+                with_numeric!(x.dtype(), op.name(), T => op.run_int::<T>(x))?
+            };
+            crate::trace::record(
+                op.name(),
+                OpKind::Unary(op),
+                || format!("{op:?}"),
+                &[x],
+                &y,
+                move |x| x[0].unary(op),
+            );
+            Ok(y)
         })
     }
 }

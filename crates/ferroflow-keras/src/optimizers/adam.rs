@@ -123,17 +123,7 @@ impl Adam {
                 w[i] -= (mi * alpha) / (vi.sqrt() + eps);
             }
         };
-        const CHUNK: usize = 1 << 15;
-        if n > 2 * CHUNK {
-            use rayon::prelude::*;
-            w.par_chunks_mut(CHUNK)
-                .zip(m.par_chunks_mut(CHUNK))
-                .zip(v.par_chunks_mut(CHUNK))
-                .enumerate()
-                .for_each(|(c, ((w, m), v))| kernel(c * CHUNK, w, m, v));
-        } else {
-            kernel(0, &mut w, &mut m, &mut v);
-        }
+        for_chunks(&mut w, &mut m, &mut v, kernel);
         drop(gd);
         Ok(vec![
             Tensor::from_vec(m, &shape)?,
@@ -174,17 +164,7 @@ impl Adam {
                 out[i] = w[i] - (mi * alpha) / (vi.sqrt() + eps);
             }
         };
-        const CHUNK: usize = 1 << 15;
-        if n > 2 * CHUNK {
-            use rayon::prelude::*;
-            m.par_chunks_mut(CHUNK)
-                .zip(v.par_chunks_mut(CHUNK))
-                .zip(out.par_chunks_mut(CHUNK))
-                .enumerate()
-                .for_each(|(c, ((m, v), o))| kernel(c * CHUNK, m, v, o));
-        } else {
-            kernel(0, &mut m, &mut v, &mut out);
-        }
+        for_chunks(&mut m, &mut v, &mut out, kernel);
         let shape = var.shape().to_vec();
         Ok(vec![
             Tensor::from_vec(m, &shape)?,
@@ -244,5 +224,26 @@ impl UpdateRule for Adam {
             v
         };
         var.sub(&m.mul(&alpha)?.div(&v.sqrt()?.add_scalar(self.epsilon)?)?)
+    }
+}
+
+/// Runs `kernel(start, a, b, c)` over matching chunks of three equally long buffers, on
+/// worker threads when they are large.
+fn for_chunks(
+    a: &mut [f32],
+    b: &mut [f32],
+    c: &mut [f32],
+    kernel: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync,
+) {
+    const CHUNK: usize = 1 << 15;
+    if a.len() > 2 * CHUNK {
+        use rayon::prelude::*;
+        a.par_chunks_mut(CHUNK)
+            .zip(b.par_chunks_mut(CHUNK))
+            .zip(c.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, ((a, b), c))| kernel(i * CHUNK, a, b, c));
+    } else {
+        kernel(0, a, b, c);
     }
 }
