@@ -40,13 +40,16 @@ fn main() -> ff::Result<()> {
         Ok(vec![loss])
     })
     .with_name("train_step");
-    let x = ff::random::normal(&[32, 784], 0.0, 1.0, DType::F32, Some(1))?;
-    let y = Tensor::from_vec((0..32).map(|i| i % 10).collect::<Vec<i32>>(), &[32])?.one_hot(
-        10,
-        1.0,
-        0.0,
-        DType::F32,
-    )?;
+    let batch: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(32);
+    let x = ff::random::normal(&[batch, 784], 0.0, 1.0, DType::F32, Some(1))?;
+    let y = Tensor::from_vec(
+        (0..batch as i32).map(|i| i % 10).collect::<Vec<i32>>(),
+        &[batch],
+    )?
+    .one_hot(10, 1.0, 0.0, DType::F32)?;
     let cf = step.concrete_function(&[x.clone(), y.clone()])?;
     println!("{}", cf.dump(false));
     println!("{}", cf.dump(true));
