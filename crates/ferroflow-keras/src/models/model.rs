@@ -13,7 +13,7 @@ use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, Result, Tensor, Variable};
 use ferroflow_graph::ConcreteFunction;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What `compile` keeps.
 pub struct Compiled {
@@ -27,13 +27,21 @@ pub struct Compiled {
     pub metrics: Vec<String>,
     /// Run `fit`'s train step op by op instead of as a compiled graph (`run_eagerly`).
     pub run_eagerly: bool,
-    /// Compiled train steps, one per argument signature and trainable-variable set.
-    pub(crate) train_functions: HashMap<TrainKey, ConcreteFunction>,
+    /// Compiled train and test steps, one per argument signature and trainable-variable set.
+    pub(crate) step_functions: Mutex<HashMap<StepKey, Arc<ConcreteFunction>>>,
 }
 
-/// What a compiled train step is specialised on.
+/// Which step a compiled function runs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum StepKind {
+    Train,
+    Test,
+}
+
+/// What a compiled step is specialised on.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct TrainKey {
+pub(crate) struct StepKey {
+    pub(crate) kind: StepKind,
     pub(crate) args: Vec<(Vec<usize>, ferroflow_core::DType)>,
     pub(crate) split: (usize, usize, bool),
     pub(crate) vars: Vec<ferroflow_core::autodiff::VariableId>,
@@ -313,7 +321,7 @@ impl Model {
             loss_weights: None,
             metrics: metrics.iter().map(|s| s.to_string()).collect(),
             run_eagerly: false,
-            train_functions: HashMap::new(),
+            step_functions: Mutex::new(HashMap::new()),
         });
         Ok(())
     }

@@ -4,11 +4,12 @@
 use super::history::Logs;
 use crate::layer::{CallContext, LayerExt};
 use crate::metrics::{self, Mean, Metric};
-use crate::models::model::{Compiled, TrainKey};
+use crate::models::model::{Compiled, StepKey, StepKind};
 use crate::models::Model;
 use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
 use ferroflow_graph::{ConcreteFunction, OptLevel};
+use std::sync::Arc;
 
 /// The running loss and metrics of an epoch.
 pub struct EpochState {
@@ -211,54 +212,86 @@ impl Model {
         sw: Option<&Tensor>,
         vars: &[Variable],
     ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
-        let mut args: Vec<Tensor> = x.iter().chain(y).cloned().collect();
-        args.extend(sw.cloned());
-        let key = TrainKey {
-            args: args
-                .iter()
-                .map(|a| (a.shape().to_vec(), a.dtype()))
-                .collect(),
-            split: (x.len(), y.len(), sw.is_some()),
-            vars: vars.iter().map(Variable::id).collect(),
-        };
-        let cached = self
-            .compiled_ref()?
-            .train_functions
-            .get(&key)
-            .map(|cf| cf.call(&args));
-        let flat = match cached {
-            Some(r) => r?,
+        let (args, key) = step_args(StepKind::Train, x, y, sw, vars);
+        let flat = match self.cached_step(&key)? {
+            Some(cf) => cf.call(&args)?,
             None => {
                 let (nx, ny) = (x.len(), y.len());
                 let (cf, flat) = ConcreteFunction::trace(
                     "train_function",
                     |a: &[Tensor]| {
-                        let (xa, rest) = a.split_at(nx);
-                        let (ya, swa) = rest.split_at(ny);
-                        let (total, parts, outs) = self.train_core(xa, ya, swa.first(), vars)?;
+                        let (xa, ya, swa) = split_args(a, nx, ny);
+                        let (total, parts, outs) = self.train_core(xa, ya, swa, vars)?;
                         Ok([vec![total], parts, outs].concat())
                     },
                     &args,
                     OptLevel::Full,
                 )?;
-                if let Some(c) = self.compiled.as_mut() {
-                    c.train_functions.insert(key, cf);
-                }
+                self.store_step(key, cf)?;
                 flat
             }
         };
-        let n = y.len();
-        if flat.len() != 1 + 2 * n {
-            return Err(Error::invalid(
-                "fit",
-                "compiled train step returned an unexpected number of values",
-            ));
-        }
-        Ok((
-            flat[0].clone(),
-            flat[1..1 + n].to_vec(),
-            flat[1 + n..].to_vec(),
-        ))
+        unflatten(flat, y.len())
+    }
+
+    /// Forward in inference mode and the losses: (total, per-output losses, outputs).
+    fn test_core(
+        &self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+        let _pause = pause_recording();
+        let outs = self.net.call(x, CallContext { training: false })?;
+        let (total, parts) = self.losses(y, &outs, sw)?;
+        Ok((total, parts, outs))
+    }
+
+    /// [`Model::test_core`] compiled once per signature (Keras's `test_function`).
+    fn test_compiled(
+        &self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+        let (args, key) = step_args(StepKind::Test, x, y, sw, &[]);
+        let flat = match self.cached_step(&key)? {
+            Some(cf) => cf.call(&args)?,
+            None => {
+                let (nx, ny) = (x.len(), y.len());
+                let (cf, flat) = ConcreteFunction::trace(
+                    "test_function",
+                    |a: &[Tensor]| {
+                        let (xa, ya, swa) = split_args(a, nx, ny);
+                        let (total, parts, outs) = self.test_core(xa, ya, swa)?;
+                        Ok([vec![total], parts, outs].concat())
+                    },
+                    &args,
+                    OptLevel::Full,
+                )?;
+                self.store_step(key, cf)?;
+                flat
+            }
+        };
+        unflatten(flat, y.len())
+    }
+
+    fn cached_step(&self, key: &StepKey) -> Result<Option<Arc<ConcreteFunction>>> {
+        let c = self.compiled_ref()?;
+        Ok(c.step_functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned())
+    }
+
+    fn store_step(&self, key: StepKey, cf: ConcreteFunction) -> Result<()> {
+        let c = self.compiled_ref()?;
+        c.step_functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::new(cf));
+        Ok(())
     }
 
     /// One evaluation step on a batch; updates `state`.
@@ -269,9 +302,11 @@ impl Model {
         sw: Option<&Tensor>,
         state: &mut EpochState,
     ) -> Result<()> {
-        let _pause = pause_recording();
-        let outs = self.net.call(x, CallContext { training: false })?;
-        let (total, parts) = self.losses(y, &outs, sw)?;
+        let (total, parts, outs) = if self.compiled_ref()?.run_eagerly {
+            self.test_core(x, y, sw)?
+        } else {
+            self.test_compiled(x, y, sw)?
+        };
         Self::update_state(state, y, &outs, &total, &parts, sw)
     }
 
@@ -316,4 +351,48 @@ impl Model {
         }
         Ok(self.net.trainable_variables())
     }
+}
+
+/// The flat arguments of a compiled step and what it is specialised on.
+fn step_args(
+    kind: StepKind,
+    x: &[Tensor],
+    y: &[Tensor],
+    sw: Option<&Tensor>,
+    vars: &[Variable],
+) -> (Vec<Tensor>, StepKey) {
+    let mut args: Vec<Tensor> = x.iter().chain(y).cloned().collect();
+    args.extend(sw.cloned());
+    let key = StepKey {
+        kind,
+        args: args
+            .iter()
+            .map(|a| (a.shape().to_vec(), a.dtype()))
+            .collect(),
+        split: (x.len(), y.len(), sw.is_some()),
+        vars: vars.iter().map(Variable::id).collect(),
+    };
+    (args, key)
+}
+
+/// Splits flat step arguments back into (x, y, sample weights).
+fn split_args(a: &[Tensor], nx: usize, ny: usize) -> (&[Tensor], &[Tensor], Option<&Tensor>) {
+    let (xa, rest) = a.split_at(nx);
+    let (ya, swa) = rest.split_at(ny);
+    (xa, ya, swa.first())
+}
+
+/// (total, per-output losses, outputs) from a compiled step's flat results.
+fn unflatten(flat: Vec<Tensor>, n: usize) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+    if flat.len() != 1 + 2 * n {
+        return Err(Error::invalid(
+            "fit",
+            "compiled step returned an unexpected number of values",
+        ));
+    }
+    Ok((
+        flat[0].clone(),
+        flat[1..1 + n].to_vec(),
+        flat[1 + n..].to_vec(),
+    ))
 }
