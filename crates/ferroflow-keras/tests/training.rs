@@ -109,6 +109,51 @@ fn fit_is_deterministic_for_a_seed() {
 }
 
 #[test]
+fn compiled_and_eager_fit_agree() {
+    let _serial = serial();
+    let (x, y) = blobs(90);
+    let run = |eager: bool| {
+        random::set_seed(3);
+        let m = Model::sequential(None);
+        m.add(Input::new(&[8])).unwrap();
+        m.add(Dense::new(16).activation("relu")).unwrap();
+        m.add(Dropout::new(0.3).unwrap()).unwrap();
+        m.add(BatchNormalization::new()).unwrap();
+        m.add(Dense::new(3).activation("softmax")).unwrap();
+        let mut m = m;
+        m.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])
+            .unwrap();
+        m.set_run_eagerly(eager).unwrap();
+        // 90 samples in batches of 20: a full-batch and a partial-batch step signature.
+        let h = m
+            .fit(
+                &x,
+                &y,
+                quiet().epochs(3).batch_size(20).validation_split(0.2),
+            )
+            .unwrap();
+        (m.get_weights(), h.history["val_loss"].clone())
+    };
+    // Same dropout masks and updates; fused reductions (BatchNormalization's moments, bias
+    // gradients) may round differently in the last bits.
+    let (compiled, eager) = (run(false), run(true));
+    let close = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * y.abs().max(1e-2))
+    };
+    for (a, b) in compiled.0.iter().zip(&eager.0) {
+        assert!(close(&a.to_f64_vec(), &b.to_f64_vec()));
+    }
+    assert!(
+        close(&compiled.1, &eager.1),
+        "{:?} vs {:?}",
+        compiled.1,
+        eager.1
+    );
+}
+
+#[test]
 fn frozen_layers_do_not_change() {
     let _serial = serial();
     let (x, y) = blobs(90);

@@ -31,8 +31,9 @@ fn weights(dir: &Path) -> Vec<u8> {
 #[test]
 fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
     let (a, b, c) = (tmp("a"), tmp("b"), tmp("c"));
+    let d = tmp("d");
     let run = |dir: &Path, seed: &str| {
-        let out = ferroflow(&[
+        let mut args = vec![
             "demo",
             "--epochs",
             "2",
@@ -40,7 +41,11 @@ fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
             seed,
             "--save",
             dir.to_str().unwrap(),
-        ]);
+        ];
+        if dir == d.as_path() {
+            args.push("--run-eagerly");
+        }
+        let out = ferroflow(&args);
         let text = String::from_utf8(out.stdout).unwrap();
         let last = text.lines().last().unwrap().to_string();
         assert!(last.starts_with("val_accuracy: 0."), "{last}");
@@ -52,6 +57,13 @@ fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
     assert_eq!(la, lb);
     assert_eq!(weights(&a), weights(&b), "same seed, different weights");
     assert_ne!(weights(&a), weights(&c), "different seeds, same weights");
+    // The compiled train step (the default) and op-by-op training give the same model.
+    assert_eq!(run(&d, "5"), la);
+    assert_eq!(
+        weights(&a),
+        weights(&d),
+        "compiled and eager training differ"
+    );
 
     let y = a.join("y.npy");
     ferroflow(&[
@@ -89,7 +101,7 @@ fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.npy"));
-    for d in [a, b, c] {
+    for d in [a, b, c, d] {
         let _ = std::fs::remove_dir_all(d);
     }
 }
