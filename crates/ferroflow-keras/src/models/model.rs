@@ -110,7 +110,16 @@ pub struct Model {
     pub(crate) compiled: Option<Compiled>,
     /// Set (by a callback) to end `fit` after the current epoch.
     pub stop_training: bool,
+    /// Compiled inference steps (`predict_function`), per batch signature and weight set.
+    predict_functions: Mutex<HashMap<PredictKey, Arc<ConcreteFunction>>>,
 }
+
+/// What a compiled inference step is specialised on: argument shapes and dtypes, and the
+/// model's weights (adding a layer changes them).
+type PredictKey = (
+    Vec<(Vec<usize>, ferroflow_core::DType)>,
+    Vec<ferroflow_core::autodiff::VariableId>,
+);
 
 /// Builds a Sequential [`Model`] from layers: `sequential![Input::new(&[64]), Dense::new(10)]`.
 #[macro_export]
@@ -157,7 +166,40 @@ impl Model {
             net,
             compiled: None,
             stop_training: false,
+            predict_functions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The model in inference mode on one batch, as a compiled function per signature
+    /// (eager when the model runs eagerly).
+    fn predict_step(&self, x: &[Tensor]) -> Result<Vec<Tensor>> {
+        if self.compiled.as_ref().is_some_and(|c| c.run_eagerly) {
+            return self.call(x, false);
+        }
+        let key: PredictKey = (
+            x.iter().map(|t| (t.shape().to_vec(), t.dtype())).collect(),
+            self.net.weights().iter().map(|w| w.variable.id()).collect(),
+        );
+        let cached = self
+            .predict_functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(cf) = cached {
+            return cf.call(x);
+        }
+        let (cf, out) = ConcreteFunction::trace(
+            "predict_function",
+            |a: &[Tensor]| self.call(a, false),
+            x,
+            ferroflow_graph::OptLevel::Full,
+        )?;
+        self.predict_functions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::new(cf));
+        Ok(out)
     }
 
     /// Appends a layer to a Sequential model.
@@ -390,7 +432,7 @@ impl Model {
         let _pause = pause_recording();
         let mut parts: Vec<Vec<Tensor>> = Vec::new();
         for xb in batches {
-            let out = self.call(&xb?, false)?;
+            let out = self.predict_step(&xb?)?;
             if parts.is_empty() {
                 parts = vec![Vec::new(); out.len()];
             }
