@@ -28,8 +28,12 @@ pub struct Compiled {
     /// Run `fit`'s train step op by op instead of as a compiled graph (`run_eagerly`).
     pub run_eagerly: bool,
     /// Compiled train and test steps, one per argument signature and trainable-variable set.
-    pub(crate) step_functions: Mutex<HashMap<StepKey, Arc<ConcreteFunction>>>,
+    pub(crate) step_functions: StepCache,
 }
+
+/// Compiled steps by what they are specialised on (shared, so a step can be traced while
+/// the model is borrowed).
+pub(crate) type StepCache = Arc<Mutex<HashMap<StepKey, Arc<ConcreteFunction>>>>;
 
 /// Which step a compiled function runs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -363,7 +367,7 @@ impl Model {
             loss_weights: None,
             metrics: metrics.iter().map(|s| s.to_string()).collect(),
             run_eagerly: false,
-            step_functions: Mutex::new(HashMap::new()),
+            step_functions: StepCache::default(),
         });
         Ok(())
     }

@@ -4,7 +4,7 @@
 use super::history::Logs;
 use crate::layer::{CallContext, LayerExt};
 use crate::metrics::{self, Mean, Metric};
-use crate::models::model::{Compiled, StepKey, StepKind};
+use crate::models::model::{Compiled, StepCache, StepKey, StepKind};
 use crate::models::Model;
 use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
@@ -212,26 +212,15 @@ impl Model {
         sw: Option<&Tensor>,
         vars: &[Variable],
     ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+        let cache = self.compiled_ref()?.step_functions.clone();
         let (args, key) = step_args(StepKind::Train, x, y, sw, vars);
-        let flat = match self.cached_step(&key)? {
-            Some(cf) => cf.call(&args)?,
-            None => {
-                let (nx, ny) = (x.len(), y.len());
-                let (cf, flat) = ConcreteFunction::trace(
-                    "train_function",
-                    |a: &[Tensor]| {
-                        let (xa, ya, swa) = split_args(a, nx, ny);
-                        let (total, parts, outs) = self.train_core(xa, ya, swa, vars)?;
-                        Ok([vec![total], parts, outs].concat())
-                    },
-                    &args,
-                    OptLevel::Full,
-                )?;
-                self.store_step(key, cf)?;
-                flat
-            }
-        };
-        unflatten(flat, y.len())
+        let (nx, ny) = (x.len(), y.len());
+        let flat = run_step(&cache, "train_function", key, &args, |a| {
+            let (xa, ya, swa) = split_args(a, nx, ny);
+            let (total, parts, outs) = self.train_core(xa, ya, swa, vars)?;
+            Ok([vec![total], parts, outs].concat())
+        })?;
+        unflatten(flat, ny)
     }
 
     /// Forward in inference mode and the losses: (total, per-output losses, outputs).
@@ -254,44 +243,15 @@ impl Model {
         y: &[Tensor],
         sw: Option<&Tensor>,
     ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+        let cache = self.compiled_ref()?.step_functions.clone();
         let (args, key) = step_args(StepKind::Test, x, y, sw, &[]);
-        let flat = match self.cached_step(&key)? {
-            Some(cf) => cf.call(&args)?,
-            None => {
-                let (nx, ny) = (x.len(), y.len());
-                let (cf, flat) = ConcreteFunction::trace(
-                    "test_function",
-                    |a: &[Tensor]| {
-                        let (xa, ya, swa) = split_args(a, nx, ny);
-                        let (total, parts, outs) = self.test_core(xa, ya, swa)?;
-                        Ok([vec![total], parts, outs].concat())
-                    },
-                    &args,
-                    OptLevel::Full,
-                )?;
-                self.store_step(key, cf)?;
-                flat
-            }
-        };
-        unflatten(flat, y.len())
-    }
-
-    fn cached_step(&self, key: &StepKey) -> Result<Option<Arc<ConcreteFunction>>> {
-        let c = self.compiled_ref()?;
-        Ok(c.step_functions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned())
-    }
-
-    fn store_step(&self, key: StepKey, cf: ConcreteFunction) -> Result<()> {
-        let c = self.compiled_ref()?;
-        c.step_functions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::new(cf));
-        Ok(())
+        let (nx, ny) = (x.len(), y.len());
+        let flat = run_step(&cache, "test_function", key, &args, |a| {
+            let (xa, ya, swa) = split_args(a, nx, ny);
+            let (total, parts, outs) = self.test_core(xa, ya, swa)?;
+            Ok([vec![total], parts, outs].concat())
+        })?;
+        unflatten(flat, ny)
     }
 
     /// One evaluation step on a batch; updates `state`.
@@ -395,4 +355,22 @@ fn unflatten(flat: Vec<Tensor>, n: usize) -> Result<(Tensor, Vec<Tensor>, Vec<Te
         flat[1..1 + n].to_vec(),
         flat[1 + n..].to_vec(),
     ))
+}
+
+/// Runs the cached compiled step for `key`, tracing `f` into one first.
+fn run_step(
+    cache: &StepCache,
+    name: &str,
+    key: StepKey,
+    args: &[Tensor],
+    f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
+) -> Result<Vec<Tensor>> {
+    let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+    let cached = lock().get(&key).cloned();
+    if let Some(cf) = cached {
+        return cf.call(args);
+    }
+    let (cf, flat) = ConcreteFunction::trace(name, f, args, OptLevel::Full)?;
+    lock().insert(key, Arc::new(cf));
+    Ok(flat)
 }
