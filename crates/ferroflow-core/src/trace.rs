@@ -83,7 +83,7 @@ pub struct OpCall {
 }
 
 /// Receives what a traced closure does. Implemented by `ferroflow-graph`.
-pub trait Tracer {
+pub trait Tracer: std::any::Any {
     /// An op produced `outputs` from `inputs`.
     fn op(&mut self, call: OpCall, inputs: &[&Tensor], outputs: &[&Tensor]);
     /// `var` was read and gave `value`.
@@ -130,23 +130,24 @@ impl Drop for Suppressed {
 }
 
 /// Runs `f` with `tracer` installed (innermost tracer wins) and hands the tracer back.
-pub fn trace<R>(tracer: Box<dyn Tracer>, f: impl FnOnce() -> R) -> (R, Box<dyn Tracer>) {
+pub fn trace<T: Tracer, R>(tracer: T, f: impl FnOnce() -> R) -> (R, T) {
     struct Pop;
     impl Drop for Pop {
         fn drop(&mut self) {
             DEPTH.with(|d| d.set(d.get() - 1));
         }
     }
-    TRACERS.with(|t| t.borrow_mut().push(tracer));
+    TRACERS.with(|t| t.borrow_mut().push(Box::new(tracer)));
     DEPTH.with(|d| d.set(d.get() + 1));
     let r = {
         let _pop = Pop;
         f()
     };
-    let tracer = TRACERS
+    let tracer: Box<dyn std::any::Any> = TRACERS
         .with(|t| t.borrow_mut().pop())
         .expect("pushed above");
-    (r, tracer)
+    let tracer = tracer.downcast::<T>().expect("the tracer pushed above");
+    (r, *tracer)
 }
 
 fn with_tracer(f: impl FnOnce(&mut dyn Tracer)) {

@@ -56,7 +56,7 @@ impl Plan {
                 }
             }
         }
-        let donations = donations(&graph, &last);
+        let donations = donations(&graph, &base, &last);
         let mut plan = Plan {
             graph,
             base,
@@ -210,14 +210,8 @@ fn run_fused(k: &crate::fused::FusedKernel, mut ins: Vec<Tensor>) -> Result<Tens
 /// Variables each node may take the buffer of: the node reads the variable's value for the
 /// last time, the value is an in-place-capable op's input, and the variable is assigned
 /// later with no read of it in between.
-fn donations(g: &Graph, last: &[usize]) -> Vec<Vec<Variable>> {
+fn donations(g: &Graph, base: &[usize], last: &[usize]) -> Vec<Vec<Variable>> {
     let mut out = vec![Vec::new(); g.nodes.len()];
-    let mut slot = 0;
-    let mut base = Vec::with_capacity(g.nodes.len());
-    for n in &g.nodes {
-        base.push(slot);
-        slot += n.outputs.len();
-    }
     for (i, n) in g.nodes.iter().enumerate() {
         let in_place = match &n.kind {
             NodeKind::Op { name, .. } => *name == "adam_update",

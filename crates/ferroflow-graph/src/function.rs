@@ -6,37 +6,8 @@ use crate::graph::{Graph, ValueInfo};
 use crate::passes::{optimize, OptLevel, PassStats};
 use crate::signature::{check, TensorSpec};
 use crate::tracer::GraphTracer;
-use ferroflow_core::trace::{HostFn, OpCall, Tracer};
-use ferroflow_core::{DType, Error, Result, Tensor, Variable};
-use std::cell::RefCell;
+use ferroflow_core::{DType, Error, Result, Tensor};
 use std::collections::HashMap;
-use std::rc::Rc;
-
-/// Forwards to a shared [`GraphTracer`] so the graph can be taken back after tracing.
-struct Shared(Rc<RefCell<GraphTracer>>);
-
-impl Tracer for Shared {
-    fn op(&mut self, call: OpCall, inputs: &[&Tensor], outputs: &[&Tensor]) {
-        self.0.borrow_mut().op(call, inputs, outputs)
-    }
-    fn read_variable(&mut self, var: &Variable, value: &Tensor) {
-        self.0.borrow_mut().read_variable(var, value)
-    }
-    fn assign_variable(
-        &mut self,
-        var: &Variable,
-        value: &Tensor,
-        stored: &Tensor,
-        previous: &Tensor,
-    ) {
-        self.0
-            .borrow_mut()
-            .assign_variable(var, value, stored, previous)
-    }
-    fn host_value(&mut self, value: &Tensor, f: HostFn) {
-        self.0.borrow_mut().host_value(value, f)
-    }
-}
 
 /// One traced and optimised specialisation of a function (`ConcreteFunction`).
 pub struct ConcreteFunction {
@@ -61,17 +32,13 @@ impl ConcreteFunction {
         level: OptLevel,
     ) -> Result<(ConcreteFunction, Vec<Tensor>)> {
         let rng = ferroflow_core::random::snapshot();
-        let shared = Rc::new(RefCell::new(GraphTracer::new(args)));
-        let (res, _) = ferroflow_core::trace::trace(Box::new(Shared(shared.clone())), || f(args));
+        let (res, mut tracer) = ferroflow_core::trace::trace(GraphTracer::new(args), || f(args));
         let outs = res.map_err(|e| {
             Error::invalid(
                 "function",
                 format!("tracing '{name}' failed inside the traced closure: {e}"),
             )
         })?;
-        let mut tracer = Rc::try_unwrap(shared)
-            .map_err(|_| Error::invalid("function", "tracer still in use"))?
-            .into_inner();
         let out_values = outs.iter().map(|t| tracer.value_of(t)).collect();
         let mut traced = tracer.graph;
         traced.outputs = out_values;
@@ -205,6 +172,13 @@ impl OptLevel {
 
 type CacheKey = Vec<(Vec<usize>, DType)>;
 
+/// What a concrete function is specialised on: each argument's shape and dtype.
+fn cache_key(args: &[Tensor]) -> CacheKey {
+    args.iter()
+        .map(|a| (a.shape().to_vec(), a.dtype()))
+        .collect()
+}
+
 /// A closure compiled per input signature, like `tf.function`.
 ///
 /// The first call with a new combination of argument shapes and dtypes runs the closure
@@ -298,10 +272,7 @@ where
         if ferroflow_core::trace::is_tracing() {
             return (self.f)(args);
         }
-        let key: CacheKey = args
-            .iter()
-            .map(|a| (a.shape().to_vec(), a.dtype()))
-            .collect();
+        let key = cache_key(args);
         if let Some(cf) = self.cache.get(&key) {
             return cf.call(args);
         }
@@ -323,10 +294,7 @@ where
     /// The concrete function for `args`' signature, tracing (and so running the closure
     /// once) if there is none yet.
     pub fn concrete_function(&mut self, args: &[Tensor]) -> Result<&ConcreteFunction> {
-        let key: CacheKey = args
-            .iter()
-            .map(|a| (a.shape().to_vec(), a.dtype()))
-            .collect();
+        let key = cache_key(args);
         if !self.cache.contains_key(&key) {
             self.call(args)?;
         }

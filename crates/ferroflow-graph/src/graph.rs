@@ -122,8 +122,6 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     /// The function's results.
     pub outputs: Vec<Value>,
-    /// How many arguments it takes.
-    pub num_inputs: usize,
 }
 
 impl Graph {

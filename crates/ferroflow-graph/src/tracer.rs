@@ -18,10 +18,7 @@ impl GraphTracer {
     /// A tracer whose graph starts with one input node per argument.
     pub(crate) fn new(args: &[Tensor]) -> GraphTracer {
         let mut t = GraphTracer {
-            graph: Graph {
-                num_inputs: args.len(),
-                ..Graph::default()
-            },
+            graph: Graph::default(),
             known: HashMap::new(),
             assigned: Vec::new(),
         };
@@ -42,12 +39,8 @@ impl GraphTracer {
         let n = self
             .graph
             .push(NodeKind::Const(t.clone()), vec![], vec![ValueInfo::of(t)]);
-        self.remember(t, Value::of(n));
+        self.known.insert(t.id(), Value::of(n));
         Value::of(n)
-    }
-
-    fn remember(&mut self, t: &Tensor, v: Value) {
-        self.known.insert(t.id(), v);
     }
 }
 
@@ -69,7 +62,7 @@ impl Tracer for GraphTracer {
             outputs.iter().map(|t| ValueInfo::of(t)).collect(),
         );
         for (i, o) in outputs.iter().enumerate() {
-            self.remember(o, Value { node: n, output: i });
+            self.known.insert(o.id(), Value { node: n, output: i });
         }
     }
 
@@ -82,7 +75,7 @@ impl Tracer for GraphTracer {
             vec![],
             vec![ValueInfo::of(value)],
         );
-        self.remember(value, Value::of(n));
+        self.known.insert(value.id(), Value::of(n));
     }
 
     fn assign_variable(
@@ -98,13 +91,13 @@ impl Tracer for GraphTracer {
         let v = self.value_of(value);
         self.graph
             .push(NodeKind::AssignVariable(var.clone()), vec![v], vec![]);
-        self.remember(stored, v);
+        self.known.insert(stored.id(), v);
     }
 
     fn host_value(&mut self, value: &Tensor, f: HostFn) {
         let n = self
             .graph
             .push(NodeKind::Host(f), vec![], vec![ValueInfo::of(value)]);
-        self.remember(value, Value::of(n));
+        self.known.insert(value.id(), Value::of(n));
     }
 }

@@ -22,16 +22,12 @@ fn fusable(n: &Node) -> bool {
     ok && n.outputs.len() == 1 && n.outputs[0].dtype == DType::F32
 }
 
-/// A group being built: its nodes (ascending) and its root.
-struct Group {
-    members: Vec<usize>,
-}
-
 /// Fuses what it can. Returns (ops absorbed, kernels created).
 pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
     let uses = g.use_counts();
     let single = |v: Value| uses.get(&v) == Some(&1);
-    let mut groups: HashMap<usize, Group> = HashMap::new();
+    // Each group's nodes (ascending), keyed by its root, the last of them.
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..g.nodes.len() {
         if !fusable(&g.nodes[i]) {
             continue;
@@ -41,13 +37,13 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
         for &v in &g.nodes[i].inputs {
             if single(v) && &g.info(v).shape == domain && !g.outputs.contains(&v) {
                 if let Some(grp) = groups.remove(&v.node) {
-                    members.extend(grp.members);
+                    members.extend(grp);
                 }
             }
         }
         members.sort_unstable();
         members.dedup();
-        groups.insert(i, Group { members });
+        groups.insert(i, members);
     }
     let mut absorbed = 0;
     let mut kernels = 0;
@@ -105,9 +101,9 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
             }
         }
         // External inputs in order of first use.
-        let member_set: std::collections::HashSet<usize> = grp.members.iter().copied().collect();
+        let member_set: std::collections::HashSet<usize> = grp.iter().copied().collect();
         let mut ext: Vec<Value> = Vec::new();
-        for &m in &grp.members {
+        for &m in grp {
             for &v in &g.nodes[m].inputs {
                 if !member_set.contains(&v.node) && !ext.contains(&v) {
                     ext.push(v);
@@ -137,14 +133,14 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
                 prologue = Some(v.node);
             }
         }
-        if grp.members.len() < 2 && reduce.is_none() && prologue.is_none() {
+        if grp.len() < 2 && reduce.is_none() && prologue.is_none() {
             continue;
         }
         // The program.
         let mut reg: HashMap<Value, usize> = ext.iter().enumerate().map(|(k, &v)| (v, k)).collect();
         let mut program = Vec::new();
         let mut names = Vec::new();
-        for &m in &grp.members {
+        for &m in grp {
             let NodeKind::Op { kind, name, .. } = &g.nodes[m].kind else {
                 unreachable!()
             };
@@ -195,10 +191,10 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
             out_shape,
             names,
         };
-        for &m in &grp.members {
+        for &m in grp {
             remove[m] = true;
         }
-        absorbed += grp.members.len() + usize::from(top != root);
+        absorbed += grp.len() + usize::from(top != root);
         remove[top] = false;
         let outputs = g.nodes[top].outputs.clone();
         g.nodes[top] = Node {

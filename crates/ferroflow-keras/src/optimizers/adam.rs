@@ -105,22 +105,12 @@ impl Adam {
                 return self.fused_kernel(&back(w)?, &g, &back(m)?, &back(v)?, &alpha);
             }
         };
-        let alpha = alpha.to_scalar::<f32>()?;
-        let (b1, b2, eps) = (
-            (1.0 - self.beta_1) as f32,
-            (1.0 - self.beta_2) as f32,
-            self.epsilon as f32,
-        );
+        let step = self.scalars(&alpha)?;
         let gd = g.data::<f32>()?;
         let kernel = |start: usize, w: &mut [f32], m: &mut [f32], v: &mut [f32]| {
             let gd = &gd[start..start + w.len()];
             for i in 0..w.len() {
-                let gi = gd[i];
-                let mi = m[i] + (gi - m[i]) * b1;
-                let vi = v[i] + (gi * gi - v[i]) * b2;
-                m[i] = mi;
-                v[i] = vi;
-                w[i] -= (mi * alpha) / (vi.sqrt() + eps);
+                (m[i], v[i], w[i]) = step.apply(w[i], gd[i], m[i], v[i]);
             }
         };
         for_chunks(&mut w, &mut m, &mut v, kernel);
@@ -132,6 +122,16 @@ impl Adam {
         ])
     }
 
+    /// The f32 constants of one step with step size `alpha`.
+    fn scalars(&self, alpha: &Tensor) -> Result<AdamStep> {
+        Ok(AdamStep {
+            alpha: alpha.to_scalar::<f32>()?,
+            b1: (1.0 - self.beta_1) as f32,
+            b2: (1.0 - self.beta_2) as f32,
+            eps: self.epsilon as f32,
+        })
+    }
+
     fn fused_kernel(
         &self,
         var: &Tensor,
@@ -140,12 +140,7 @@ impl Adam {
         v0: &Tensor,
         alpha: &Tensor,
     ) -> Result<Vec<Tensor>> {
-        let alpha = alpha.to_scalar::<f32>()?;
-        let (b1, b2, eps) = (
-            (1.0 - self.beta_1) as f32,
-            (1.0 - self.beta_2) as f32,
-            self.epsilon as f32,
-        );
+        let step = self.scalars(alpha)?;
         let (w, gd) = (var.data::<f32>()?, g.data::<f32>()?);
         let (m0, v0) = (m0.data::<f32>()?, v0.data::<f32>()?);
         let n = w.len();
@@ -156,12 +151,7 @@ impl Adam {
             let r = start..start + m.len();
             let (w, gd, m0, v0) = (&w[r.clone()], &gd[r.clone()], &m0[r.clone()], &v0[r]);
             for i in 0..m.len() {
-                let gi = gd[i];
-                let mi = m0[i] + (gi - m0[i]) * b1;
-                let vi = v0[i] + (gi * gi - v0[i]) * b2;
-                m[i] = mi;
-                v[i] = vi;
-                out[i] = w[i] - (mi * alpha) / (vi.sqrt() + eps);
+                (m[i], v[i], out[i]) = step.apply(w[i], gd[i], m0[i], v0[i]);
             }
         };
         for_chunks(&mut m, &mut v, &mut out, kernel);
@@ -245,5 +235,26 @@ fn for_chunks(
             .for_each(|(i, ((a, b), c))| kernel(i * CHUNK, a, b, c));
     } else {
         kernel(0, a, b, c);
+    }
+}
+
+/// The f32 constants of one Adam step: `alpha` (learning rate with bias correction),
+/// `1 - β1`, `1 - β2` and ε.
+#[derive(Clone, Copy)]
+struct AdamStep {
+    alpha: f32,
+    b1: f32,
+    b2: f32,
+    eps: f32,
+}
+
+impl AdamStep {
+    /// One element: (momentum, velocity, variable) after the step, from the variable `w`,
+    /// gradient `g` and the old momentum `m` and velocity `v`.
+    #[inline(always)]
+    fn apply(self, w: f32, g: f32, m: f32, v: f32) -> (f32, f32, f32) {
+        let m = m + (g - m) * self.b1;
+        let v = v + (g * g - v) * self.b2;
+        (m, v, w - (m * self.alpha) / (v.sqrt() + self.eps))
     }
 }
