@@ -23,6 +23,7 @@ pub mod shape;
 pub mod storage;
 pub mod tensor;
 pub mod trace;
+mod transpose_copy;
 
 pub use autodiff::{
     custom_gradient, Gradient, GradientTape, IndexedSlices, UnconnectedGradients, Variable,
@@ -35,4 +36,5 @@ pub use ops::binary::BinaryOp;
 pub use ops::compare::CmpOp;
 pub use ops::reduce::{Axes, ReduceOp};
 pub use ops::unary::UnaryOp;
+pub use parallel::with_best_isa;
 pub use tensor::{Tensor, TensorId};

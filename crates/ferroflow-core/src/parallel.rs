@@ -88,7 +88,7 @@ fn detect_isa() -> Isa {
 /// baseline). `f` and the `#[inline(always)]` code it calls are inlined into a
 /// `target_feature` function, so their loops are vectorised with the wider registers.
 #[inline(always)]
-pub(crate) fn with_best_isa<R>(f: impl FnOnce() -> R) -> R {
+pub fn with_best_isa<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         match detect_isa() {

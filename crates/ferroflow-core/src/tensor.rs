@@ -4,6 +4,7 @@ use crate::dispatch::with_any;
 use crate::layout::{collapse, for_each_run, Layout};
 use crate::shape::numel;
 use crate::storage::{CpuStorage, Storage};
+use crate::transpose_copy::transpose_into;
 use crate::{DType, Device, Element, Error, Result};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -245,10 +246,14 @@ impl Tensor {
 }
 
 /// Copies the elements of a strided view into a new row-major vector.
-pub(crate) fn gather_strided<T: Copy>(buf: &[T], layout: &Layout) -> Vec<T> {
+pub(crate) fn gather_strided<T: Copy + Send + Sync>(buf: &[T], layout: &Layout) -> Vec<T> {
     let (shape, [strides]) = collapse(layout.shape(), [layout.strides()]);
     let n = layout.numel();
-    let mut out = Vec::with_capacity(n);
+    let nd = shape.len();
+    if nd >= 2 && strides[nd - 2] == 1 && strides[nd - 1] != 1 && n >= 256 {
+        return gather_transposed(buf, layout.offset(), &shape, &strides);
+    }
+    let mut out = crate::alloc::with_capacity(n);
     let inner = strides.last().copied().unwrap_or(1);
     for_each_run(
         &shape,
@@ -264,6 +269,44 @@ pub(crate) fn gather_strided<T: Copy>(buf: &[T], layout: &Layout) -> Vec<T> {
             }
         },
     );
+    out
+}
+
+/// [`gather_strided`] for a view whose last two axes are transposed (unit stride on the
+/// second-to-last): each `rows × cols` plane is copied in cache-sized tiles.
+fn gather_transposed<T: Copy + Send + Sync>(
+    buf: &[T],
+    offset: usize,
+    shape: &[usize],
+    strides: &[usize],
+) -> Vec<T> {
+    let nd = shape.len();
+    let (rows, cols) = (shape[nd - 2], shape[nd - 1]);
+    let plane = rows * cols;
+    let n = plane * numel(&shape[..nd - 2]);
+    let mut out: Vec<T> = crate::alloc::with_capacity(n);
+    let dst = &mut out.spare_capacity_mut()[..n];
+    let mut planes = dst.chunks_mut(plane);
+    let outer = &shape[..nd - 2];
+    let outer_strides = strides[..nd - 2].to_vec();
+    for_each_run(
+        outer,
+        std::array::from_ref(&outer_strides),
+        [offset],
+        0,
+        numel(outer),
+        |[o], _, len| {
+            let step = outer_strides.last().copied().unwrap_or(0);
+            for p in 0..len {
+                let d = planes
+                    .next()
+                    .expect("one destination plane per source plane");
+                transpose_into(buf, o + p * step, rows, cols, strides[nd - 1], d);
+            }
+        },
+    );
+    // SAFETY: the planes cover `out[..n]` and `transpose_into` wrote each of their elements.
+    unsafe { out.set_len(n) };
     out
 }
 

@@ -109,15 +109,32 @@ impl Plan {
     }
 
     /// Runs the plan on `args` (already checked against the graph's input facts).
+    ///
+    /// Unless a gradient tape records on this thread, the plan runs on a worker thread of
+    /// the rayon pool: kernels that split their work then share it with the other workers
+    /// directly, instead of handing every op over from the caller and waiting for it.
     pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
-        self.run_timed(args, None)
+        self.on_worker(|| self.run_timed(args, None))
+    }
+
+    /// Runs `f` on a worker thread of the rayon pool when the plan is large enough to gain
+    /// from it (handing a call over costs two thread wake-ups), unless this thread is a
+    /// worker already or a gradient tape records on it (tapes are thread-local).
+    fn on_worker<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        if self.total_bytes < HOP_MIN_BYTES
+            || rayon::current_thread_index().is_some()
+            || ferroflow_core::autodiff::is_recording()
+        {
+            return f();
+        }
+        rayon::scope(|_| f())
     }
 
     /// Runs the plan `runs` times and returns each node's mean time in microseconds.
     pub fn profile(&self, args: &[Tensor], runs: usize) -> Result<Vec<f64>> {
         let mut t = vec![0.0; self.graph.nodes.len()];
         for _ in 0..runs {
-            self.run_timed(args, Some(&mut t))?;
+            self.on_worker(|| self.run_timed(args, Some(&mut t)))?;
         }
         Ok(t.into_iter()
             .map(|s| s * 1e6 / runs.max(1) as f64)
@@ -182,6 +199,9 @@ impl Plan {
             .collect()
     }
 }
+
+/// Bytes of intermediates from which a plan runs on a worker thread.
+const HOP_MIN_BYTES: usize = 1 << 20;
 
 /// Runs a fused node: its prologue first, then the kernel, written over the buffer of a
 /// dying same-shaped input that it solely owns (the prologue's output, or any other).

@@ -6,11 +6,16 @@ use crate::layout::for_each_run;
 use crate::ops::binary::same_dtype;
 use crate::parallel::num_threads;
 use crate::shape::{broadcast_shapes, numel};
+use crate::transpose_copy::transpose_into_init;
 use crate::{DType, Error, Numeric, Result, Tensor};
 use rayon::prelude::*;
 
 /// Flops (m·n·k) above which one product is split across threads.
 const PAR_GEMM_WORK: usize = 48 * 48 * 48;
+
+/// Rows of the product from which a column-major right operand is repacked row-major
+/// (below, the product is close to a matrix-vector one, which reads it well as it is).
+const REPACK_MIN_ROWS: usize = 8;
 
 /// One strided matrix operand: buffer, offset, row stride and column stride (elements).
 #[derive(Clone, Copy)]
@@ -45,6 +50,21 @@ pub(crate) fn gemm_into<T: Numeric>(
         debug_assert!(rhs.data.len() > rhs.offset + (k - 1) * rhs.rs + (n - 1) * rhs.cs);
     }
     if matches!(T::DTYPE, DType::F32 | DType::F64) && k > 0 {
+        if rhs.rs == 1 && rhs.cs > 1 && n > 1 && m >= REPACK_MIN_ROWS {
+            // gemm packs a right operand stored column by column (the `a·bᵀ` of every
+            // backward pass) several times slower than a row-major one: copy it row-major
+            // in cache-sized tiles first.
+            let mut packed = crate::alloc::Scratch(crate::alloc::overwritable::<T>(k * n));
+            transpose_into_init(rhs.data, rhs.offset, k, n, rhs.cs, &mut packed.0);
+            let rhs = MatRef {
+                data: &packed.0,
+                offset: 0,
+                rs: n,
+                cs: 1,
+            };
+            gemm_into(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
+            return;
+        }
         let par = if threads > 1 && m * n * k >= PAR_GEMM_WORK {
             gemm::Parallelism::Rayon(threads)
         } else {

@@ -109,9 +109,11 @@ impl Adam {
         let gd = g.data::<f32>()?;
         let kernel = |start: usize, w: &mut [f32], m: &mut [f32], v: &mut [f32]| {
             let gd = &gd[start..start + w.len()];
-            for i in 0..w.len() {
-                (m[i], v[i], w[i]) = step.apply(w[i], gd[i], m[i], v[i]);
-            }
+            ferroflow_core::with_best_isa(|| {
+                for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(gd) {
+                    (*m, *v, *w) = step.apply(*w, g, *m, *v);
+                }
+            })
         };
         for_chunks(&mut w, &mut m, &mut v, kernel);
         drop(gd);
@@ -150,9 +152,13 @@ impl Adam {
         let kernel = |start: usize, m: &mut [f32], v: &mut [f32], out: &mut [f32]| {
             let r = start..start + m.len();
             let (w, gd, m0, v0) = (&w[r.clone()], &gd[r.clone()], &m0[r.clone()], &v0[r]);
-            for i in 0..m.len() {
-                (m[i], v[i], out[i]) = step.apply(w[i], gd[i], m0[i], v0[i]);
-            }
+            let inputs = w.iter().zip(gd).zip(m0).zip(v0);
+            let outputs = m.iter_mut().zip(v.iter_mut()).zip(out.iter_mut());
+            ferroflow_core::with_best_isa(|| {
+                for ((((w, g), m0), v0), ((m, v), out)) in inputs.zip(outputs) {
+                    (*m, *v, *out) = step.apply(*w, *g, *m0, *v0);
+                }
+            })
         };
         for_chunks(&mut m, &mut v, &mut out, kernel);
         let shape = var.shape().to_vec();
