@@ -17,6 +17,10 @@ const PAR_GEMM_WORK: usize = 48 * 48 * 48;
 /// (below, the product is close to a matrix-vector one, which reads it well as it is).
 const REPACK_MIN_ROWS: usize = 8;
 
+/// Elements of a column-major right operand from which it is repacked (smaller ones
+/// stay in cache while gemm packs them, and the copy would not pay for itself).
+const REPACK_MIN_ELEMS: usize = 1 << 16;
+
 /// One strided matrix operand: buffer, offset, row stride and column stride (elements).
 #[derive(Clone, Copy)]
 pub(crate) struct MatRef<'a, T> {
@@ -50,7 +54,7 @@ pub(crate) fn gemm_into<T: Numeric>(
         debug_assert!(rhs.data.len() > rhs.offset + (k - 1) * rhs.rs + (n - 1) * rhs.cs);
     }
     if matches!(T::DTYPE, DType::F32 | DType::F64) && k > 0 {
-        if rhs.rs == 1 && rhs.cs > 1 && n > 1 && m >= REPACK_MIN_ROWS {
+        if rhs.rs == 1 && rhs.cs > 1 && n > 1 && m >= REPACK_MIN_ROWS && k * n >= REPACK_MIN_ELEMS {
             // gemm packs a right operand stored column by column (the `a·bᵀ` of every
             // backward pass) several times slower than a row-major one: copy it row-major
             // in cache-sized tiles first.
@@ -313,6 +317,24 @@ mod tests {
                 .zip(&expect)
                 .all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
         }
+    }
+
+    #[test]
+    fn column_major_right_operands_are_repacked_exactly() {
+        // Large enough (k·n >= REPACK_MIN_ELEMS, m >= REPACK_MIN_ROWS) to take the repack
+        // path, with a batch of views at nonzero offsets.
+        let (m, k, n) = (9, 300, 257);
+        assert!(k * n >= REPACK_MIN_ELEMS && m >= REPACK_MIN_ROWS);
+        let a = crate::random::normal(&[2, m, k], 0.0, 1.0, DType::F32, Some(3)).unwrap();
+        let bt = crate::random::normal(&[2, n, k], 0.0, 1.0, DType::F32, Some(4)).unwrap();
+        let b = bt.transpose(&[0, 2, 1]).unwrap().contiguous();
+        let repacked = a.matmul_t(&bt, false, true).unwrap();
+        let plain = a.matmul(&b).unwrap();
+        assert_eq!(repacked.shape(), &[2, m, n]);
+        assert_eq!(
+            repacked.to_vec::<f32>().unwrap(),
+            plain.to_vec::<f32>().unwrap()
+        );
     }
 
     #[test]
