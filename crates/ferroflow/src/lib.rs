@@ -23,5 +23,10 @@ pub mod keras {
     pub use ferroflow_keras::*;
 }
 
+/// TFLite (`tf.lite`): export to `.tflite` flatbuffers and the interpreter.
+pub mod lite {
+    pub use ferroflow_lite::*;
+}
+
 #[doc(hidden)]
 pub mod workloads;

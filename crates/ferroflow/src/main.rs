@@ -5,6 +5,7 @@ mod bench_data;
 mod bench_function;
 mod bench_keras;
 mod bench_train;
+mod convert;
 mod demo;
 mod predict;
 
@@ -60,6 +61,18 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         batch_size: usize,
     },
+    /// Converts a saved model to another format (`tflite`).
+    Convert {
+        /// A model directory saved by ferroflow.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// Target format: `tflite`.
+        #[arg(long, default_value = "tflite")]
+        to: String,
+        /// Output file.
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
     /// Prints the Keras-style summary of a saved model.
     Summary {
         /// A model directory saved by ferroflow.
@@ -106,6 +119,7 @@ fn main() {
             output,
             batch_size,
         } => predict::run(&model, &input, &output, batch_size),
+        Command::Convert { model, to, output } => convert::run(&model, &to, &output),
         Command::Summary { model } => {
             ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
         }

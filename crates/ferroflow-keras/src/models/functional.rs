@@ -1,7 +1,7 @@
 //! `Functional`: a model defined by connecting symbolic tensors from `Input`s to outputs
 //! (multiple inputs and outputs, shared layers, nested models).
 
-use super::network::{Network, SummaryRow};
+use super::network::{GraphNode, LayerGraph, Network, SummaryRow};
 use super::symbolic::{KerasTensor, Node};
 use crate::config::{dims_json, Map};
 use crate::layer::{format_dims, CallContext, Layer, LayerBase, LayerExt, LayerRef, TensorSpec};
@@ -311,6 +311,28 @@ impl Layer for Functional {
 impl Network for Functional {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn layer_graph(&self) -> Result<LayerGraph> {
+        let nodes = self
+            .nodes
+            .iter()
+            .zip(&self.sources)
+            .map(|(node, sources)| {
+                let input = node.inputs.is_empty();
+                GraphNode {
+                    layer: (!input).then(|| node.layer.clone()),
+                    name: node.layer.name().to_string(),
+                    inputs: sources.clone(),
+                    outputs: node.outputs.clone(),
+                }
+            })
+            .collect();
+        Ok(LayerGraph {
+            nodes,
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+        })
     }
 
     fn input_specs(&self) -> Option<Vec<TensorSpec>> {

@@ -12,7 +12,7 @@ pub mod symbolic;
 
 pub use functional::Functional;
 pub use model::Model;
-pub use network::{Network, SummaryRow};
+pub use network::{GraphNode, LayerGraph, Network, SummaryRow};
 pub use sequential::{IntoLayerRef, Sequential};
 pub use subclass::Subclassed;
 pub use symbolic::{Input, KerasTensor, SymbolicCall};

@@ -1,7 +1,8 @@
 //! The [`Network`] trait shared by Sequential, Functional and subclassed models, and the
 //! Keras-style `summary()` table.
 
-use crate::layer::{Layer, LayerExt, TensorSpec};
+use crate::layer::{Layer, LayerExt, LayerRef, TensorSpec};
+use ferroflow_core::{Error, Result};
 
 /// One row of a model summary.
 pub struct SummaryRow {
@@ -29,6 +30,40 @@ pub trait Network: Layer {
     fn output_names(&self) -> Vec<String>;
     /// The rows of `summary()`.
     fn summary_rows(&self) -> Vec<SummaryRow>;
+    /// The graph of layer calls, for tools that translate a model (exporters). Models
+    /// defined by code (subclassed) have none.
+    fn layer_graph(&self) -> Result<LayerGraph> {
+        Err(Error::invalid(
+            "Model",
+            format!(
+                "model '{}' ({}) has no layer graph: only Sequential and functional models can be walked",
+                self.name(),
+                self.class_name()
+            ),
+        ))
+    }
+}
+
+/// One node of a [`LayerGraph`]: a model input, or one call of a layer.
+pub struct GraphNode {
+    /// The layer called; `None` for a model input.
+    pub layer: Option<LayerRef>,
+    /// The input's name (model inputs) or the layer's name.
+    pub name: String,
+    /// Where each input comes from: (node index, output index).
+    pub inputs: Vec<(usize, usize)>,
+    /// Specs of the node's outputs (batch dimension unknown).
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// A built model as a graph of layer calls in execution order.
+pub struct LayerGraph {
+    /// Nodes in a topological order; model inputs come first.
+    pub nodes: Vec<GraphNode>,
+    /// The model's inputs, in order.
+    pub inputs: Vec<(usize, usize)>,
+    /// The model's outputs, in order.
+    pub outputs: Vec<(usize, usize)>,
 }
 
 /// Keras's byte-size format: `116.00 B`, `1.17 MB`.

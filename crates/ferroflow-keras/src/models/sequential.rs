@@ -1,6 +1,6 @@
 //! `Sequential`: a plain stack of single-input, single-output layers.
 
-use super::network::{Network, SummaryRow};
+use super::network::{GraphNode, LayerGraph, Network, SummaryRow};
 use super::symbolic::KerasTensor;
 use crate::config::Map;
 use crate::layer::{format_dims, CallContext, Layer, LayerBase, LayerExt, LayerRef, TensorSpec};
@@ -230,6 +230,45 @@ impl Layer for Sequential {
 impl Network for Sequential {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn layer_graph(&self) -> Result<LayerGraph> {
+        let st = self.read();
+        let input = match (&st.input, st.specs.len() == st.layers.len()) {
+            (Some(input), true) => input.clone(),
+            _ => {
+                return Err(Error::invalid(
+                    "Sequential",
+                    format!(
+                        "model '{}' is not built: give it an input shape first",
+                        self.base.name()
+                    ),
+                ))
+            }
+        };
+        let mut nodes = vec![GraphNode {
+            layer: None,
+            name: st
+                .input_name
+                .clone()
+                .unwrap_or_else(|| "input_layer".into()),
+            inputs: Vec::new(),
+            outputs: vec![input],
+        }];
+        for (i, (layer, spec)) in st.layers.iter().zip(&st.specs).enumerate() {
+            nodes.push(GraphNode {
+                layer: Some(layer.clone()),
+                name: layer.name().to_string(),
+                inputs: vec![(i, 0)],
+                outputs: vec![spec.clone()],
+            });
+        }
+        let last = nodes.len() - 1;
+        Ok(LayerGraph {
+            nodes,
+            inputs: vec![(0, 0)],
+            outputs: vec![(last, 0)],
+        })
     }
 
     fn input_specs(&self) -> Option<Vec<TensorSpec>> {

@@ -1,0 +1,327 @@
+//! The in-memory form of a TFLite model: what the converter builds, the writer
+//! serialises, the reader produces and the interpreter runs.
+//!
+//! It mirrors the schema's main subgraph (tensors, operators, inputs, outputs) with
+//! typed operator options instead of flatbuffer unions.
+
+/// Element type of a TFLite tensor (the schema's `TensorType`, for the types ferroflow
+/// reads and writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElementType {
+    /// 32-bit float.
+    F32,
+    /// 32-bit signed integer.
+    I32,
+    /// 64-bit signed integer.
+    I64,
+    /// 8-bit signed integer (quantised values).
+    I8,
+    /// 8-bit unsigned integer.
+    U8,
+    /// 16-bit signed integer.
+    I16,
+    /// Boolean, one byte each.
+    Bool,
+}
+
+impl ElementType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ElementType::F32 | ElementType::I32 => 4,
+            ElementType::I64 => 8,
+            ElementType::I8 | ElementType::U8 | ElementType::Bool => 1,
+            ElementType::I16 => 2,
+        }
+    }
+
+    /// The name TFLite uses (`FLOAT32`, `INT8`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ElementType::F32 => "FLOAT32",
+            ElementType::I32 => "INT32",
+            ElementType::I64 => "INT64",
+            ElementType::I8 => "INT8",
+            ElementType::U8 => "UINT8",
+            ElementType::I16 => "INT16",
+            ElementType::Bool => "BOOL",
+        }
+    }
+}
+
+/// Affine quantisation of a tensor: `real = scale * (q - zero_point)`, per tensor (one
+/// scale) or per channel along `axis`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantization {
+    /// One scale per tensor, or one per slice along `axis`.
+    pub scale: Vec<f32>,
+    /// Zero points, as many as scales.
+    pub zero_point: Vec<i64>,
+    /// The quantised dimension for per-channel parameters.
+    pub axis: usize,
+}
+
+impl Quantization {
+    /// Per-tensor parameters.
+    pub fn per_tensor(scale: f32, zero_point: i64) -> Self {
+        Quantization {
+            scale: vec![scale],
+            zero_point: vec![zero_point],
+            axis: 0,
+        }
+    }
+}
+
+/// A tensor of the model: an activation (no data) or a constant (with little-endian data).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiteTensor {
+    /// Name, for debugging and signatures.
+    pub name: String,
+    /// Static shape (a dynamic batch is stored as 1, as TFLite does).
+    pub shape: Vec<i32>,
+    /// Shape with unknown dimensions as -1 (the schema's `shape_signature`); empty when
+    /// every dimension is static.
+    pub signature: Vec<i32>,
+    /// Element type.
+    pub dtype: ElementType,
+    /// Constant contents, little-endian; `None` for activations.
+    pub data: Option<Vec<u8>>,
+    /// Quantisation parameters of quantised tensors.
+    pub quant: Option<Quantization>,
+}
+
+impl LiteTensor {
+    /// Number of elements of the static shape.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().map(|&d| d.max(0) as usize).product()
+    }
+}
+
+/// Activation fused into an operator (`ActivationFunctionType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// None.
+    #[default]
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `clip(x, -1, 1)`.
+    ReluN1To1,
+    /// `clip(x, 0, 6)`.
+    Relu6,
+    /// `tanh(x)`.
+    Tanh,
+}
+
+/// Convolution and pooling padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// Output size `ceil(in / stride)`, zero padding split with the extra after.
+    Same,
+    /// No padding.
+    Valid,
+}
+
+/// 2-D window geometry shared by convolutions and pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Padding mode.
+    pub padding: Padding,
+    /// (height, width) strides.
+    pub stride: (usize, usize),
+    /// (height, width) dilation factors (1 for pools).
+    pub dilation: (usize, usize),
+}
+
+/// A builtin operator with its options.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `FULLY_CONNECTED(x, weights[out, in], bias?)`.
+    FullyConnected {
+        /// Fused activation.
+        act: Activation,
+        /// Keep the leading dimensions of `x` instead of flattening to 2-D.
+        keep_num_dims: bool,
+    },
+    /// `CONV_2D(x, filter[out, kh, kw, in], bias?)`.
+    Conv2d {
+        /// Window.
+        window: Window,
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `DEPTHWISE_CONV_2D(x, filter[1, kh, kw, in * multiplier], bias?)`.
+    DepthwiseConv2d {
+        /// Window.
+        window: Window,
+        /// Channel multiplier.
+        multiplier: usize,
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `MAX_POOL_2D` or `AVERAGE_POOL_2D`.
+    Pool2d {
+        /// Max (true) or average pooling.
+        max: bool,
+        /// Window (dilation 1).
+        window: Window,
+        /// (height, width) of the window.
+        filter: (usize, usize),
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `RESHAPE(x, shape?)` to `new_shape` (one -1 allowed).
+    Reshape {
+        /// Target shape.
+        new_shape: Vec<i32>,
+    },
+    /// `SOFTMAX` over the last axis.
+    Softmax {
+        /// Logit scale.
+        beta: f32,
+    },
+    /// `CONCATENATION` along `axis`.
+    Concatenation {
+        /// Axis (non-negative).
+        axis: usize,
+        /// Fused activation.
+        act: Activation,
+    },
+    /// Elementwise binary op with broadcasting and a fused activation.
+    Binary {
+        /// Which op.
+        kind: BinaryKind,
+        /// Fused activation.
+        act: Activation,
+    },
+    /// Elementwise unary op.
+    Unary(UnaryKind),
+    /// `MEAN`, `SUM`, `REDUCE_MAX` over the axes in the second input.
+    Reduce {
+        /// Which reduction.
+        kind: ReduceKind,
+        /// Keep reduced axes as size 1.
+        keep_dims: bool,
+    },
+    /// `GATHER(params, indices)` along `axis`.
+    Gather {
+        /// Axis of `params`.
+        axis: usize,
+    },
+    /// `PAD(x, paddings)` with zeros.
+    Pad,
+    /// `TRANSPOSE(x, perm)`.
+    Transpose,
+    /// `QUANTIZE`: float (or int8 with other parameters) to int8.
+    Quantize,
+    /// `DEQUANTIZE`: int8 to float.
+    Dequantize,
+    /// `CAST` between element types.
+    Cast,
+    /// `LEAKY_RELU` with slope `alpha`.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// `GELU`.
+    Gelu {
+        /// Tanh approximation.
+        approximate: bool,
+    },
+}
+
+/// Elementwise binary builtins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryKind {
+    /// `ADD`.
+    Add,
+    /// `SUB`.
+    Sub,
+    /// `MUL`.
+    Mul,
+    /// `DIV`.
+    Div,
+    /// `MAXIMUM`.
+    Maximum,
+    /// `MINIMUM`.
+    Minimum,
+    /// `SQUARED_DIFFERENCE`.
+    SquaredDifference,
+    /// `POW`.
+    Pow,
+}
+
+/// Elementwise unary builtins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryKind {
+    /// `RELU`.
+    Relu,
+    /// `RELU6`.
+    Relu6,
+    /// `LOGISTIC` (sigmoid).
+    Logistic,
+    /// `TANH`.
+    Tanh,
+    /// `EXP`.
+    Exp,
+    /// `LOG`.
+    Log,
+    /// `SQRT`.
+    Sqrt,
+    /// `RSQRT`.
+    Rsqrt,
+    /// `ABS`.
+    Abs,
+    /// `NEG`.
+    Neg,
+    /// `HARD_SWISH`.
+    HardSwish,
+    /// `ELU`.
+    Elu,
+}
+
+/// Reductions over axes given as a constant second input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceKind {
+    /// `MEAN`.
+    Mean,
+    /// `SUM`.
+    Sum,
+    /// `REDUCE_MAX`.
+    Max,
+}
+
+/// One operator application: inputs and outputs are tensor indices (-1 for an omitted
+/// optional input).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiteOp {
+    /// The operator and its options.
+    pub op: Op,
+    /// Input tensor indices.
+    pub inputs: Vec<i32>,
+    /// Output tensor indices.
+    pub outputs: Vec<i32>,
+}
+
+/// A single-subgraph TFLite model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiteModel {
+    /// All tensors.
+    pub tensors: Vec<LiteTensor>,
+    /// Operators in execution order.
+    pub ops: Vec<LiteOp>,
+    /// Indices of the input tensors, in order.
+    pub inputs: Vec<usize>,
+    /// Indices of the output tensors, in order.
+    pub outputs: Vec<usize>,
+    /// Model description.
+    pub description: String,
+}
+
+impl LiteModel {
+    /// Adds a tensor and returns its index.
+    pub fn add_tensor(&mut self, t: LiteTensor) -> usize {
+        self.tensors.push(t);
+        self.tensors.len() - 1
+    }
+}

@@ -1,0 +1,27 @@
+//! ferroflow-lite: TFLite flatbuffer export and a TFLite interpreter.
+//!
+//! Models are written in the official TFLite schema (version 3, bindings generated from
+//! TensorFlow's `schema.fbs` by `tools/gen_tflite_schema.sh`), so LiteRT runs them, and
+//! `.tflite` files from TensorFlow's converter run in [`Interpreter`].
+#![warn(missing_docs)]
+
+pub mod convert;
+pub mod ir;
+pub mod write;
+
+#[allow(
+    missing_docs,
+    unused_imports,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    mismatched_lifetime_syntaxes,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::pedantic
+)]
+#[rustfmt::skip]
+mod schema_generated;
+
+pub use schema_generated::tflite as schema;

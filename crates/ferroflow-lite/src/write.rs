@@ -1,0 +1,532 @@
+//! Serialises a [`LiteModel`] into the TFLite flatbuffer format (schema version 3).
+
+use crate::ir::{
+    Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, Padding, ReduceKind, UnaryKind,
+};
+use crate::schema as fb;
+use flatbuffers::{FlatBufferBuilder, PushAlignment, UnionWIPOffset, WIPOffset};
+
+/// The schema version this writer produces.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// A byte that flatbuffers aligns to 16 when it starts a vector: constant buffers are
+/// 16-byte aligned as the schema asks (`force_align: 16`), so runtimes can map them.
+struct AlignedByte(u8);
+
+impl flatbuffers::Push for AlignedByte {
+    type Output = u8;
+
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        dst[0] = self.0;
+    }
+
+    fn size() -> usize {
+        1
+    }
+
+    fn alignment() -> PushAlignment {
+        PushAlignment::new(16)
+    }
+}
+
+/// Serialises `model` into `.tflite` bytes.
+pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::with_capacity(1 << 16);
+
+    // Buffer 0 is the empty sentinel; every constant tensor gets its own buffer.
+    let mut buffers = vec![fb::Buffer::create(&mut fbb, &fb::BufferArgs::default())];
+    let mut buffer_of = Vec::with_capacity(model.tensors.len());
+    for t in &model.tensors {
+        match &t.data {
+            Some(bytes) => {
+                let aligned: Vec<AlignedByte> = bytes.iter().map(|&b| AlignedByte(b)).collect();
+                let data = fbb.create_vector(&aligned);
+                let buf = fb::Buffer::create(
+                    &mut fbb,
+                    &fb::BufferArgs {
+                        data: Some(data),
+                        ..Default::default()
+                    },
+                );
+                buffer_of.push(buffers.len() as u32);
+                buffers.push(buf);
+            }
+            None => buffer_of.push(0),
+        }
+    }
+
+    let tensors: Vec<_> = model
+        .tensors
+        .iter()
+        .zip(&buffer_of)
+        .map(|(t, &b)| tensor(&mut fbb, t, b))
+        .collect();
+
+    // Operator codes in order of first use, with the version each use needs.
+    let mut codes: Vec<(fb::BuiltinOperator, i32)> = Vec::new();
+    let mut operators = Vec::with_capacity(model.ops.len());
+    for op in &model.ops {
+        let code = builtin(&op.op);
+        let input_type = op
+            .inputs
+            .first()
+            .and_then(|&i| model.tensors.get(i as usize))
+            .map(|t| t.dtype);
+        let version = version(&op.op, input_type, model, &op.inputs);
+        let index = match codes.iter().position(|(c, _)| *c == code) {
+            Some(i) => {
+                codes[i].1 = codes[i].1.max(version);
+                i
+            }
+            None => {
+                codes.push((code, version));
+                codes.len() - 1
+            }
+        };
+        let (kind, options) = options(&mut fbb, &op.op);
+        let inputs = fbb.create_vector(&op.inputs);
+        let outputs = fbb.create_vector(&op.outputs);
+        operators.push(fb::Operator::create(
+            &mut fbb,
+            &fb::OperatorArgs {
+                opcode_index: index as u32,
+                inputs: Some(inputs),
+                outputs: Some(outputs),
+                builtin_options_type: kind,
+                builtin_options: options,
+                ..Default::default()
+            },
+        ));
+    }
+    let codes: Vec<_> = codes
+        .iter()
+        .map(|&(code, version)| {
+            fb::OperatorCode::create(
+                &mut fbb,
+                &fb::OperatorCodeArgs {
+                    deprecated_builtin_code: code.0.min(127) as i8,
+                    custom_code: None,
+                    version,
+                    builtin_code: code,
+                },
+            )
+        })
+        .collect();
+
+    let to_i32 = |v: &[usize]| v.iter().map(|&i| i as i32).collect::<Vec<i32>>();
+    let tensors = fbb.create_vector(&tensors);
+    let inputs = fbb.create_vector(&to_i32(&model.inputs));
+    let outputs = fbb.create_vector(&to_i32(&model.outputs));
+    let operators = fbb.create_vector(&operators);
+    let name = fbb.create_string("main");
+    let subgraph = fb::SubGraph::create(
+        &mut fbb,
+        &fb::SubGraphArgs {
+            tensors: Some(tensors),
+            inputs: Some(inputs),
+            outputs: Some(outputs),
+            operators: Some(operators),
+            name: Some(name),
+        },
+    );
+
+    let signature = signature(&mut fbb, model);
+    let codes = fbb.create_vector(&codes);
+    let subgraphs = fbb.create_vector(&[subgraph]);
+    let description = fbb.create_string(&model.description);
+    let buffers = fbb.create_vector(&buffers);
+    let signatures = fbb.create_vector(&[signature]);
+    let root = fb::Model::create(
+        &mut fbb,
+        &fb::ModelArgs {
+            version: SCHEMA_VERSION,
+            operator_codes: Some(codes),
+            subgraphs: Some(subgraphs),
+            description: Some(description),
+            buffers: Some(buffers),
+            signature_defs: Some(signatures),
+            ..Default::default()
+        },
+    );
+    fb::finish_model_buffer(&mut fbb, root);
+    fbb.finished_data().to_vec()
+}
+
+/// The `serving_default` signature, naming inputs and outputs by their tensor names (as
+/// TensorFlow's converter does for Keras models).
+fn signature<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    model: &LiteModel,
+) -> WIPOffset<fb::SignatureDef<'a>> {
+    let mut map = |ids: &[usize]| {
+        let entries: Vec<_> = ids
+            .iter()
+            .map(|&i| {
+                let name = fbb.create_string(&model.tensors[i].name);
+                fb::TensorMap::create(
+                    fbb,
+                    &fb::TensorMapArgs {
+                        name: Some(name),
+                        tensor_index: i as u32,
+                    },
+                )
+            })
+            .collect();
+        fbb.create_vector(&entries)
+    };
+    let inputs = map(&model.inputs);
+    let outputs = map(&model.outputs);
+    let key = fbb.create_string("serving_default");
+    fb::SignatureDef::create(
+        fbb,
+        &fb::SignatureDefArgs {
+            inputs: Some(inputs),
+            outputs: Some(outputs),
+            signature_key: Some(key),
+            subgraph_index: 0,
+        },
+    )
+}
+
+fn tensor<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    t: &LiteTensor,
+    buffer: u32,
+) -> WIPOffset<fb::Tensor<'a>> {
+    let shape = fbb.create_vector(&t.shape);
+    let signature = (!t.signature.is_empty()).then(|| fbb.create_vector(&t.signature));
+    let name = fbb.create_string(&t.name);
+    let quantization = t.quant.as_ref().map(|q| {
+        let scale = fbb.create_vector(&q.scale);
+        let zero_point = fbb.create_vector(&q.zero_point);
+        fb::QuantizationParameters::create(
+            fbb,
+            &fb::QuantizationParametersArgs {
+                scale: Some(scale),
+                zero_point: Some(zero_point),
+                quantized_dimension: q.axis as i32,
+                ..Default::default()
+            },
+        )
+    });
+    fb::Tensor::create(
+        fbb,
+        &fb::TensorArgs {
+            shape: Some(shape),
+            type_: tensor_type(t.dtype),
+            buffer,
+            name: Some(name),
+            quantization,
+            shape_signature: signature,
+            has_rank: true,
+            ..Default::default()
+        },
+    )
+}
+
+/// The schema's tensor type for `dtype`.
+pub(crate) fn tensor_type(dtype: ElementType) -> fb::TensorType {
+    match dtype {
+        ElementType::F32 => fb::TensorType::FLOAT32,
+        ElementType::I32 => fb::TensorType::INT32,
+        ElementType::I64 => fb::TensorType::INT64,
+        ElementType::I8 => fb::TensorType::INT8,
+        ElementType::U8 => fb::TensorType::UINT8,
+        ElementType::I16 => fb::TensorType::INT16,
+        ElementType::Bool => fb::TensorType::BOOL,
+    }
+}
+
+fn activation(a: Activation) -> fb::ActivationFunctionType {
+    match a {
+        Activation::None => fb::ActivationFunctionType::NONE,
+        Activation::Relu => fb::ActivationFunctionType::RELU,
+        Activation::ReluN1To1 => fb::ActivationFunctionType::RELU_N1_TO_1,
+        Activation::Relu6 => fb::ActivationFunctionType::RELU6,
+        Activation::Tanh => fb::ActivationFunctionType::TANH,
+    }
+}
+
+fn padding(p: Padding) -> fb::Padding {
+    match p {
+        Padding::Same => fb::Padding::SAME,
+        Padding::Valid => fb::Padding::VALID,
+    }
+}
+
+/// The builtin operator code of `op`.
+pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
+    use fb::BuiltinOperator as B;
+    match op {
+        Op::FullyConnected { .. } => B::FULLY_CONNECTED,
+        Op::Conv2d { .. } => B::CONV_2D,
+        Op::DepthwiseConv2d { .. } => B::DEPTHWISE_CONV_2D,
+        Op::Pool2d { max: true, .. } => B::MAX_POOL_2D,
+        Op::Pool2d { max: false, .. } => B::AVERAGE_POOL_2D,
+        Op::Reshape { .. } => B::RESHAPE,
+        Op::Softmax { .. } => B::SOFTMAX,
+        Op::Concatenation { .. } => B::CONCATENATION,
+        Op::Binary { kind, .. } => match kind {
+            BinaryKind::Add => B::ADD,
+            BinaryKind::Sub => B::SUB,
+            BinaryKind::Mul => B::MUL,
+            BinaryKind::Div => B::DIV,
+            BinaryKind::Maximum => B::MAXIMUM,
+            BinaryKind::Minimum => B::MINIMUM,
+            BinaryKind::SquaredDifference => B::SQUARED_DIFFERENCE,
+            BinaryKind::Pow => B::POW,
+        },
+        Op::Unary(kind) => match kind {
+            UnaryKind::Relu => B::RELU,
+            UnaryKind::Relu6 => B::RELU6,
+            UnaryKind::Logistic => B::LOGISTIC,
+            UnaryKind::Tanh => B::TANH,
+            UnaryKind::Exp => B::EXP,
+            UnaryKind::Log => B::LOG,
+            UnaryKind::Sqrt => B::SQRT,
+            UnaryKind::Rsqrt => B::RSQRT,
+            UnaryKind::Abs => B::ABS,
+            UnaryKind::Neg => B::NEG,
+            UnaryKind::HardSwish => B::HARD_SWISH,
+            UnaryKind::Elu => B::ELU,
+        },
+        Op::Reduce { kind, .. } => match kind {
+            ReduceKind::Mean => B::MEAN,
+            ReduceKind::Sum => B::SUM,
+            ReduceKind::Max => B::REDUCE_MAX,
+        },
+        Op::Gather { .. } => B::GATHER,
+        Op::Pad => B::PAD,
+        Op::Transpose => B::TRANSPOSE,
+        Op::Quantize => B::QUANTIZE,
+        Op::Dequantize => B::DEQUANTIZE,
+        Op::Cast => B::CAST,
+        Op::LeakyRelu { .. } => B::LEAKY_RELU,
+        Op::Gelu { .. } => B::GELU,
+    }
+}
+
+/// The operator version a use of `op` needs (TFLite's op-version rules for the features
+/// ferroflow writes): int8 kernels are version 2 for most ops, 3 for convolutions and 4
+/// for fully-connected layers; float weights-only (dynamic-range) kernels come after.
+fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32]) -> i32 {
+    let int8 = input == Some(ElementType::I8);
+    let weight_int8 = inputs
+        .get(1)
+        .and_then(|&i| model.tensors.get(i as usize))
+        .is_some_and(|t| t.dtype == ElementType::I8);
+    let hybrid = !int8 && weight_int8;
+    match op {
+        Op::FullyConnected { keep_num_dims, .. } => {
+            let base = if int8 {
+                4
+            } else if hybrid {
+                3
+            } else {
+                1
+            };
+            if *keep_num_dims {
+                base.max(5)
+            } else {
+                base
+            }
+        }
+        Op::Conv2d { .. } => {
+            if int8 {
+                3
+            } else if hybrid {
+                2
+            } else {
+                1
+            }
+        }
+        Op::DepthwiseConv2d { window, .. } => {
+            let dilated = window.dilation != (1, 1);
+            if int8 {
+                3
+            } else if hybrid {
+                4
+            } else if dilated {
+                2
+            } else {
+                1
+            }
+        }
+        Op::Dequantize => 2,
+        Op::Reshape { .. } | Op::Cast => 1,
+        Op::Quantize => 1,
+        _ if int8 => 2,
+        _ => 1,
+    }
+}
+
+fn options<'a>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    op: &Op,
+) -> (fb::BuiltinOptions, Option<WIPOffset<UnionWIPOffset>>) {
+    use fb::BuiltinOptions as O;
+    match op {
+        Op::FullyConnected { act, keep_num_dims } => {
+            let o = fb::FullyConnectedOptions::create(
+                fbb,
+                &fb::FullyConnectedOptionsArgs {
+                    fused_activation_function: activation(*act),
+                    keep_num_dims: *keep_num_dims,
+                    ..Default::default()
+                },
+            );
+            (O::FullyConnectedOptions, Some(o.as_union_value()))
+        }
+        Op::Conv2d { window, act } => {
+            let o = fb::Conv2DOptions::create(
+                fbb,
+                &fb::Conv2DOptionsArgs {
+                    padding: padding(window.padding),
+                    stride_h: window.stride.0 as i32,
+                    stride_w: window.stride.1 as i32,
+                    dilation_h_factor: window.dilation.0 as i32,
+                    dilation_w_factor: window.dilation.1 as i32,
+                    fused_activation_function: activation(*act),
+                    ..Default::default()
+                },
+            );
+            (O::Conv2DOptions, Some(o.as_union_value()))
+        }
+        Op::DepthwiseConv2d {
+            window,
+            multiplier,
+            act,
+        } => {
+            let o = fb::DepthwiseConv2DOptions::create(
+                fbb,
+                &fb::DepthwiseConv2DOptionsArgs {
+                    padding: padding(window.padding),
+                    stride_h: window.stride.0 as i32,
+                    stride_w: window.stride.1 as i32,
+                    dilation_h_factor: window.dilation.0 as i32,
+                    dilation_w_factor: window.dilation.1 as i32,
+                    depth_multiplier: *multiplier as i32,
+                    fused_activation_function: activation(*act),
+                },
+            );
+            (O::DepthwiseConv2DOptions, Some(o.as_union_value()))
+        }
+        Op::Pool2d {
+            window,
+            filter,
+            act,
+            ..
+        } => {
+            let o = fb::Pool2DOptions::create(
+                fbb,
+                &fb::Pool2DOptionsArgs {
+                    padding: padding(window.padding),
+                    stride_h: window.stride.0 as i32,
+                    stride_w: window.stride.1 as i32,
+                    filter_height: filter.0 as i32,
+                    filter_width: filter.1 as i32,
+                    fused_activation_function: activation(*act),
+                },
+            );
+            (O::Pool2DOptions, Some(o.as_union_value()))
+        }
+        Op::Reshape { new_shape } => {
+            let v = fbb.create_vector(new_shape);
+            let o = fb::ReshapeOptions::create(fbb, &fb::ReshapeOptionsArgs { new_shape: Some(v) });
+            (O::ReshapeOptions, Some(o.as_union_value()))
+        }
+        Op::Softmax { beta } => {
+            let o = fb::SoftmaxOptions::create(fbb, &fb::SoftmaxOptionsArgs { beta: *beta });
+            (O::SoftmaxOptions, Some(o.as_union_value()))
+        }
+        Op::Concatenation { axis, act } => {
+            let o = fb::ConcatenationOptions::create(
+                fbb,
+                &fb::ConcatenationOptionsArgs {
+                    axis: *axis as i32,
+                    fused_activation_function: activation(*act),
+                },
+            );
+            (O::ConcatenationOptions, Some(o.as_union_value()))
+        }
+        Op::Binary { kind, act } => {
+            let f = activation(*act);
+            match kind {
+                BinaryKind::Add => {
+                    let o = fb::AddOptions::create(
+                        fbb,
+                        &fb::AddOptionsArgs {
+                            fused_activation_function: f,
+                            ..Default::default()
+                        },
+                    );
+                    (O::AddOptions, Some(o.as_union_value()))
+                }
+                BinaryKind::Sub => {
+                    let o = fb::SubOptions::create(
+                        fbb,
+                        &fb::SubOptionsArgs {
+                            fused_activation_function: f,
+                            ..Default::default()
+                        },
+                    );
+                    (O::SubOptions, Some(o.as_union_value()))
+                }
+                BinaryKind::Mul => {
+                    let o = fb::MulOptions::create(
+                        fbb,
+                        &fb::MulOptionsArgs {
+                            fused_activation_function: f,
+                        },
+                    );
+                    (O::MulOptions, Some(o.as_union_value()))
+                }
+                BinaryKind::Div => {
+                    let o = fb::DivOptions::create(
+                        fbb,
+                        &fb::DivOptionsArgs {
+                            fused_activation_function: f,
+                        },
+                    );
+                    (O::DivOptions, Some(o.as_union_value()))
+                }
+                _ => (O::NONE, None),
+            }
+        }
+        Op::Reduce { keep_dims, .. } => {
+            let o = fb::ReducerOptions::create(
+                fbb,
+                &fb::ReducerOptionsArgs {
+                    keep_dims: *keep_dims,
+                },
+            );
+            (O::ReducerOptions, Some(o.as_union_value()))
+        }
+        Op::Gather { axis } => {
+            let o = fb::GatherOptions::create(
+                fbb,
+                &fb::GatherOptionsArgs {
+                    axis: *axis as i32,
+                    batch_dims: 0,
+                },
+            );
+            (O::GatherOptions, Some(o.as_union_value()))
+        }
+        Op::LeakyRelu { alpha } => {
+            let o = fb::LeakyReluOptions::create(fbb, &fb::LeakyReluOptionsArgs { alpha: *alpha });
+            (O::LeakyReluOptions, Some(o.as_union_value()))
+        }
+        Op::Gelu { approximate } => {
+            let o = fb::GeluOptions::create(
+                fbb,
+                &fb::GeluOptionsArgs {
+                    approximate: *approximate,
+                },
+            );
+            (O::GeluOptions, Some(o.as_union_value()))
+        }
+        Op::Unary(_) | Op::Pad | Op::Transpose | Op::Quantize | Op::Dequantize | Op::Cast => {
+            (O::NONE, None)
+        }
+    }
+}
