@@ -182,8 +182,8 @@ pub enum Op {
     },
     /// `CONCATENATION` along `axis`.
     Concatenation {
-        /// Axis (non-negative).
-        axis: usize,
+        /// Axis (negative counts from the end).
+        axis: i32,
         /// Fused activation.
         act: Activation,
     },

@@ -6,7 +6,9 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+mod interpreter;
 pub mod ir;
+pub mod read;
 pub mod write;
 
 #[allow(
@@ -24,4 +26,5 @@ pub mod write;
 #[rustfmt::skip]
 mod schema_generated;
 
+pub use interpreter::{core_dtype, Interpreter};
 pub use schema_generated::tflite as schema;

@@ -443,7 +443,7 @@ fn options<'a>(
             let o = fb::ConcatenationOptions::create(
                 fbb,
                 &fb::ConcatenationOptionsArgs {
-                    axis: *axis as i32,
+                    axis: *axis,
                     fused_activation_function: activation(*act),
                 },
             );

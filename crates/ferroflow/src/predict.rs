@@ -17,6 +17,9 @@ fn output_path(base: &Path, i: usize) -> PathBuf {
 
 /// Loads the model, reads each input, predicts in batches and writes each output.
 pub fn run(model: &Path, inputs: &[PathBuf], output: &Path, batch_size: usize) -> ff::Result<()> {
+    if model.extension().is_some_and(|e| e == "tflite") {
+        return run_tflite(model, inputs, output);
+    }
     let m = ff::keras::load_model(model)?;
     let xs = inputs
         .iter()
@@ -51,6 +54,23 @@ pub fn run(model: &Path, inputs: &[PathBuf], output: &Path, batch_size: usize) -
         })
         .collect::<ff::Result<Vec<_>>>()?;
     let outs = m.predict(&xs, batch_size)?;
+    for (i, y) in outs.iter().enumerate() {
+        let p = output_path(output, i);
+        ff::npy::write_npy(&p, y)?;
+        println!("wrote {} {:?}", p.display(), y.shape());
+    }
+    Ok(())
+}
+
+/// Runs a `.tflite` file: float inputs are quantised for int8-input models, and int8
+/// outputs are written dequantised to float.
+fn run_tflite(model: &Path, inputs: &[PathBuf], output: &Path) -> ff::Result<()> {
+    let interp = ff::lite::Interpreter::from_file(model)?;
+    let xs = inputs
+        .iter()
+        .map(ff::npy::read_npy)
+        .collect::<ff::Result<Vec<_>>>()?;
+    let outs = interp.run_float(&xs)?;
     for (i, y) in outs.iter().enumerate() {
         let p = output_path(output, i);
         ff::npy::write_npy(&p, y)?;

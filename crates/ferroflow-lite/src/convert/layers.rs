@@ -558,7 +558,7 @@ fn concatenate(
     let ins: Vec<i32> = inputs.iter().map(|&i| i as i32).collect();
     b.op(
         Op::Concatenation {
-            axis: axis as usize,
+            axis: axis as i32,
             act: Activation::None,
         },
         &ins,

@@ -1,0 +1,587 @@
+//! Runs a TFLite model on ferroflow's CPU kernels.
+//!
+//! Float ops run directly. Quantised (int8) tensors are dequantised with their own scale
+//! and zero point, the op runs in float, and quantised outputs are rounded back to their
+//! parameters, as TFLite's reference kernels specify; quantised weights (full-integer and
+//! dynamic-range models) are dequantised once when the interpreter is built.
+
+use crate::ir::{
+    Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, Padding, Quantization,
+    ReduceKind, UnaryKind,
+};
+use ferroflow_core::ops::conv::Padding as CorePadding;
+use ferroflow_core::ops::remap::PadMode;
+use ferroflow_core::{Axes, DType, Error, Result, Tensor};
+use std::path::Path;
+
+/// A loaded model, ready to run (`tf.lite.Interpreter`).
+pub struct Interpreter {
+    model: LiteModel,
+    /// Constant tensors as ferroflow tensors (quantised ones dequantised to float).
+    consts: Vec<Option<Tensor>>,
+    /// Per op: its filter in ferroflow's layout, when constant.
+    filters: Vec<Option<Tensor>>,
+}
+
+fn err(op: &'static str, msg: impl Into<String>) -> Error {
+    Error::invalid(op, msg)
+}
+
+impl Interpreter {
+    /// Reads and validates a `.tflite` file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_bytes(&bytes).map_err(|e| match e {
+            Error::Format { msg, .. } => Error::Format {
+                path: path.display().to_string(),
+                msg,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates `.tflite` bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::new(crate::read::from_bytes(bytes)?)
+    }
+
+    /// Prepares `model` to run.
+    pub fn new(model: LiteModel) -> Result<Self> {
+        let consts = model
+            .tensors
+            .iter()
+            .map(|t| t.data.as_ref().map(|_| constant(t)).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        let mut me = Interpreter {
+            model,
+            consts,
+            filters: Vec::new(),
+        };
+        me.filters = (0..me.model.ops.len())
+            .map(|i| me.prepare_filter(i))
+            .collect::<Result<_>>()?;
+        Ok(me)
+    }
+
+    /// The model being run.
+    pub fn model(&self) -> &LiteModel {
+        &self.model
+    }
+
+    /// The input tensors' descriptions, in order.
+    pub fn inputs(&self) -> Vec<&LiteTensor> {
+        self.model
+            .inputs
+            .iter()
+            .map(|&i| &self.model.tensors[i])
+            .collect()
+    }
+
+    /// The output tensors' descriptions, in order.
+    pub fn outputs(&self) -> Vec<&LiteTensor> {
+        self.model
+            .outputs
+            .iter()
+            .map(|&i| &self.model.tensors[i])
+            .collect()
+    }
+
+    /// Converts constant filters to ferroflow's layouts once.
+    fn prepare_filter(&self, i: usize) -> Result<Option<Tensor>> {
+        let op = &self.model.ops[i];
+        let w = match op.inputs.get(1) {
+            Some(&w) if w >= 0 => w as usize,
+            _ => return Ok(None),
+        };
+        let Some(filter) = &self.consts[w] else {
+            return Ok(None);
+        };
+        Ok(match &op.op {
+            // [out, kh, kw, in] -> [kh, kw, in, out]
+            Op::Conv2d { .. } if filter.rank() == 4 => {
+                Some(filter.transpose(&[1, 2, 3, 0])?.contiguous())
+            }
+            // [1, kh, kw, in * m] -> [kh, kw, in, m]
+            Op::DepthwiseConv2d { .. } if filter.rank() == 4 => {
+                let x = op.inputs[0];
+                let cin = self
+                    .model
+                    .tensors
+                    .get(x.max(0) as usize)
+                    .and_then(|t| t.shape.last().copied())
+                    .unwrap_or(0) as usize;
+                let f = filter.shape();
+                if cin == 0 || f[3] % cin != 0 {
+                    return Err(err(
+                        "DEPTHWISE_CONV_2D",
+                        format!("filter {f:?} does not fit {cin} input channels"),
+                    ));
+                }
+                Some(filter.reshape(&[
+                    f[1] as isize,
+                    f[2] as isize,
+                    cin as isize,
+                    (f[3] / cin) as isize,
+                ])?)
+            }
+            _ => None,
+        })
+    }
+
+    /// Runs the model on `inputs` (one per model input, dtype and shape as the model's,
+    /// any size where the shape signature has -1) and returns its outputs.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let m = &self.model;
+        if inputs.len() != m.inputs.len() {
+            return Err(err(
+                "tflite",
+                format!(
+                    "the model takes {} input(s), got {}",
+                    m.inputs.len(),
+                    inputs.len()
+                ),
+            ));
+        }
+        let mut vals: Vec<Option<Tensor>> = self.consts.clone();
+        for (x, &i) in inputs.iter().zip(&m.inputs) {
+            check_input(&m.tensors[i], x)?;
+            vals[i] = Some(x.clone());
+        }
+        for (k, op) in m.ops.iter().enumerate() {
+            let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
+            let y = self
+                .run_op(k, &vals)
+                .map_err(|e| err("tflite", format!("operator {k} ({name}): {e}")))?;
+            let out = op.outputs[0] as usize;
+            vals[out] = Some(to_output(&m.tensors[out], y)?);
+        }
+        m.outputs
+            .iter()
+            .map(|&o| {
+                vals[o]
+                    .clone()
+                    .ok_or_else(|| err("tflite", format!("output tensor {o} was never computed")))
+            })
+            .collect()
+    }
+
+    /// Runs the model on float inputs and returns float outputs: inputs of a quantised
+    /// model are quantised with the model's own scale and zero point (an int8 tensor is fed
+    /// as it is), other inputs are cast to the model's input types, and quantised outputs
+    /// are dequantised (what `ferroflow predict` does with `.tflite` files).
+    pub fn run_float(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let metas = self.inputs();
+        let fed = inputs
+            .iter()
+            .zip(metas.iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(x, meta)| match meta {
+                Some(m) if is_quantized(m) && x.dtype().is_float() => to_output(m, x.clone()),
+                Some(m) if x.dtype() != core_dtype(m.dtype) => x.cast(core_dtype(m.dtype)),
+                _ => Ok(x.clone()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outs = self.run(&fed)?;
+        outs.iter()
+            .zip(self.outputs())
+            .map(|(y, m)| {
+                if is_quantized(m) {
+                    dequantize(y, m)
+                } else {
+                    Ok(y.clone())
+                }
+            })
+            .collect()
+    }
+
+    /// The value of input `j` of op `k`, dequantised to float when it is quantised.
+    fn input(&self, k: usize, j: usize, vals: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        let Some(&t) = self.model.ops[k].inputs.get(j) else {
+            return Ok(None);
+        };
+        if t < 0 {
+            return Ok(None);
+        }
+        let t = t as usize;
+        let v = vals[t]
+            .clone()
+            .ok_or_else(|| err("tflite", format!("tensor {t} is read before it is written")))?;
+        let meta = &self.model.tensors[t];
+        if meta.data.is_none() && is_quantized(meta) {
+            return dequantize(&v, meta).map(Some);
+        }
+        Ok(Some(v))
+    }
+
+    fn required(&self, k: usize, j: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
+        self.input(k, j, vals)?
+            .ok_or_else(|| err("tflite", format!("input {j} is missing")))
+    }
+
+    fn run_op(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
+        let op = &self.model.ops[k];
+        let x = self.required(k, 0, vals)?;
+        Ok(match &op.op {
+            Op::FullyConnected { act, keep_num_dims } => {
+                let w = self.required(k, 1, vals)?;
+                if w.rank() != 2 {
+                    return Err(err(
+                        "FULLY_CONNECTED",
+                        format!("weights of shape {:?}", w.shape()),
+                    ));
+                }
+                let (units, depth) = (w.shape()[0], w.shape()[1]);
+                if depth == 0 || x.numel() % depth != 0 {
+                    return Err(Error::shapes(
+                        "FULLY_CONNECTED",
+                        "input does not fit the weights",
+                        x.shape(),
+                        w.shape(),
+                    ));
+                }
+                let mut y = x
+                    .reshape(&[-1, depth as isize])?
+                    .matmul_t(&w, false, true)?;
+                if let Some(b) = self.input(k, 2, vals)? {
+                    y = y.add(&b)?;
+                }
+                if *keep_num_dims {
+                    let mut shape: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
+                    *shape.last_mut().expect("rank >= 1") = units as isize;
+                    y = y.reshape(&shape)?;
+                }
+                apply(y, *act)?
+            }
+            Op::Conv2d { window, act } => {
+                let w = match &self.filters[k] {
+                    Some(f) => f.clone(),
+                    None => self
+                        .required(k, 1, vals)?
+                        .transpose(&[1, 2, 3, 0])?
+                        .contiguous(),
+                };
+                let mut y = x.conv2d(&w, window.stride, pad(window.padding), window.dilation)?;
+                if let Some(b) = self.input(k, 2, vals)? {
+                    y = y.add(&b)?;
+                }
+                apply(y, *act)?
+            }
+            Op::DepthwiseConv2d { window, act, .. } => {
+                let w = self.filters[k].clone().ok_or_else(|| {
+                    err(
+                        "DEPTHWISE_CONV_2D",
+                        "a filter computed at run time is not supported",
+                    )
+                })?;
+                let mut y =
+                    x.depthwise_conv2d(&w, window.stride, pad(window.padding), window.dilation)?;
+                if let Some(b) = self.input(k, 2, vals)? {
+                    y = y.add(&b)?;
+                }
+                apply(y, *act)?
+            }
+            Op::Pool2d {
+                max,
+                window,
+                filter,
+                act,
+            } => {
+                let y = if *max {
+                    x.max_pool2d(*filter, window.stride, pad(window.padding))?
+                } else {
+                    x.avg_pool2d(*filter, window.stride, pad(window.padding))?
+                };
+                apply(y, *act)?
+            }
+            Op::Reshape { new_shape } => {
+                let target: Vec<i64> = match self.input(k, 1, vals)? {
+                    Some(s) if s.numel() > 0 || new_shape.is_empty() => ints(&s)?,
+                    _ => new_shape.iter().map(|&v| v as i64).collect(),
+                };
+                let shape: Vec<isize> = target.iter().map(|&v| v as isize).collect();
+                x.reshape(&shape)?
+            }
+            Op::Softmax { beta } => {
+                let z = if *beta == 1.0 {
+                    x
+                } else {
+                    x.mul_scalar(*beta as f64)?
+                };
+                z.softmax(-1)?
+            }
+            Op::Concatenation { axis, act } => {
+                let parts = (0..op.inputs.len())
+                    .map(|j| self.required(k, j, vals))
+                    .collect::<Result<Vec<_>>>()?;
+                apply(Tensor::concat(&parts, *axis as isize)?, *act)?
+            }
+            Op::Binary { kind, act } => {
+                let b = self.required(k, 1, vals)?;
+                let y = match kind {
+                    BinaryKind::Add => x.add(&b)?,
+                    BinaryKind::Sub => x.sub(&b)?,
+                    BinaryKind::Mul => x.mul(&b)?,
+                    BinaryKind::Div => x.div(&b)?,
+                    BinaryKind::Maximum => x.maximum(&b)?,
+                    BinaryKind::Minimum => x.minimum(&b)?,
+                    BinaryKind::SquaredDifference => x.squared_difference(&b)?,
+                    BinaryKind::Pow => x.pow(&b)?,
+                };
+                apply(y, *act)?
+            }
+            Op::Unary(kind) => match kind {
+                UnaryKind::Relu => x.relu()?,
+                UnaryKind::Relu6 => x.relu6()?,
+                UnaryKind::Logistic => x.sigmoid()?,
+                UnaryKind::Tanh => x.tanh()?,
+                UnaryKind::Exp => x.exp()?,
+                UnaryKind::Log => x.log()?,
+                UnaryKind::Sqrt => x.sqrt()?,
+                UnaryKind::Rsqrt => x.rsqrt()?,
+                UnaryKind::Abs => x.abs()?,
+                UnaryKind::Neg => x.neg()?,
+                UnaryKind::HardSwish => {
+                    x.mul(&x.add_scalar(3.0)?.relu6()?.mul_scalar(1.0 / 6.0)?)?
+                }
+                UnaryKind::Elu => x.elu(1.0)?,
+            },
+            Op::Reduce { kind, keep_dims } => {
+                let axes: Vec<isize> = ints(&self.required(k, 1, vals)?)?
+                    .into_iter()
+                    .map(|a| a as isize)
+                    .collect();
+                let axes = Axes::These(axes);
+                match kind {
+                    ReduceKind::Mean => x.mean(axes, *keep_dims)?,
+                    ReduceKind::Sum => x.sum(axes, *keep_dims)?,
+                    ReduceKind::Max => x.max(axes, *keep_dims)?,
+                }
+            }
+            Op::Gather { axis } => {
+                let idx = self.required(k, 1, vals)?;
+                x.gather(&idx, *axis as isize)?
+            }
+            Op::Pad => {
+                let p = ints(&self.required(k, 1, vals)?)?;
+                if p.len() != 2 * x.rank() || p.iter().any(|&v| v < 0) {
+                    return Err(err("PAD", format!("paddings {p:?} for rank {}", x.rank())));
+                }
+                let pairs: Vec<(usize, usize)> = p
+                    .chunks(2)
+                    .map(|c| (c[0] as usize, c[1] as usize))
+                    .collect();
+                x.pad(&pairs, PadMode::Constant(0.0))?
+            }
+            Op::Transpose => {
+                let perm: Vec<usize> = ints(&self.required(k, 1, vals)?)?
+                    .into_iter()
+                    .map(|v| v.max(0) as usize)
+                    .collect();
+                x.transpose(&perm)?.contiguous()
+            }
+            Op::Quantize | Op::Dequantize => {
+                if x.dtype().is_float() {
+                    x
+                } else {
+                    x.cast(DType::F32)?
+                }
+            }
+            Op::Cast => {
+                let out = &self.model.tensors[op.outputs[0] as usize];
+                x.cast(core_dtype(out.dtype))?
+            }
+            Op::LeakyRelu { alpha } => x.leaky_relu(*alpha as f64)?,
+            Op::Gelu { approximate } => {
+                if *approximate {
+                    x.gelu_tanh()?
+                } else {
+                    x.gelu()?
+                }
+            }
+        })
+    }
+}
+
+fn pad(p: Padding) -> CorePadding {
+    match p {
+        Padding::Same => CorePadding::Same,
+        Padding::Valid => CorePadding::Valid,
+    }
+}
+
+fn apply(y: Tensor, act: Activation) -> Result<Tensor> {
+    match act {
+        Activation::None => Ok(y),
+        Activation::Relu => y.relu(),
+        Activation::Relu6 => y.relu6(),
+        Activation::ReluN1To1 => y.clip_scalar(-1.0, 1.0),
+        Activation::Tanh => y.tanh(),
+    }
+}
+
+fn ints(t: &Tensor) -> Result<Vec<i64>> {
+    t.cast(DType::I64)?.to_vec::<i64>()
+}
+
+/// The ferroflow dtype of a TFLite element type (int16 computes as int32).
+pub fn core_dtype(t: ElementType) -> DType {
+    match t {
+        ElementType::F32 => DType::F32,
+        ElementType::I32 | ElementType::I16 => DType::I32,
+        ElementType::I64 => DType::I64,
+        ElementType::I8 => DType::I8,
+        ElementType::U8 => DType::U8,
+        ElementType::Bool => DType::Bool,
+    }
+}
+
+fn is_quantized(t: &LiteTensor) -> bool {
+    t.quant.is_some()
+        && matches!(
+            t.dtype,
+            ElementType::I8 | ElementType::U8 | ElementType::I16
+        )
+}
+
+/// A constant's data as a ferroflow tensor; quantised constants (int8 weights, int32
+/// biases with a scale) are dequantised to float.
+fn constant(t: &LiteTensor) -> Result<Tensor> {
+    let data = t.data.as_deref().unwrap_or_default();
+    let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+    let raw = match t.dtype {
+        ElementType::F32 => Tensor::from_vec(le::<4, f32>(data, f32::from_le_bytes), &shape)?,
+        ElementType::I32 => Tensor::from_vec(le::<4, i32>(data, i32::from_le_bytes), &shape)?,
+        ElementType::I64 => Tensor::from_vec(le::<8, i64>(data, i64::from_le_bytes), &shape)?,
+        ElementType::I16 => Tensor::from_vec(
+            le::<2, i16>(data, i16::from_le_bytes)
+                .into_iter()
+                .map(i32::from)
+                .collect::<Vec<i32>>(),
+            &shape,
+        )?,
+        ElementType::I8 => {
+            Tensor::from_vec(data.iter().map(|&b| b as i8).collect::<Vec<i8>>(), &shape)?
+        }
+        ElementType::U8 => Tensor::from_vec(data.to_vec(), &shape)?,
+        ElementType::Bool => {
+            Tensor::from_vec(data.iter().map(|&b| b != 0).collect::<Vec<bool>>(), &shape)?
+        }
+    };
+    match &t.quant {
+        Some(q) if t.dtype != ElementType::F32 && t.dtype != ElementType::I64 => {
+            dequantize_with(&raw, q)
+        }
+        _ => Ok(raw),
+    }
+}
+
+fn le<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    data.chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunks of N bytes")))
+        .collect()
+}
+
+/// `scale * (q - zero_point)`, per tensor or per channel.
+fn dequantize(v: &Tensor, meta: &LiteTensor) -> Result<Tensor> {
+    match &meta.quant {
+        Some(q) => dequantize_with(v, q),
+        None => v.cast(DType::F32),
+    }
+}
+
+fn dequantize_with(v: &Tensor, q: &Quantization) -> Result<Tensor> {
+    let x = v.cast(DType::F32)?;
+    if q.scale.len() == 1 {
+        return x
+            .add_scalar(-(q.zero_point[0] as f64))?
+            .mul_scalar(q.scale[0] as f64);
+    }
+    let (scale, zp) = per_channel(q, v.rank())?;
+    x.sub(&zp)?.mul(&scale)
+}
+
+/// Per-channel parameters as tensors broadcasting along `q.axis` of a rank-`rank` tensor.
+fn per_channel(q: &Quantization, rank: usize) -> Result<(Tensor, Tensor)> {
+    let mut shape = vec![1usize; rank];
+    if q.axis >= rank {
+        return Err(err(
+            "tflite",
+            format!("quantized dimension {} of a rank-{rank} tensor", q.axis),
+        ));
+    }
+    shape[q.axis] = q.scale.len();
+    let scale = Tensor::from_vec(q.scale.clone(), &shape)?;
+    let zp = Tensor::from_vec(
+        q.zero_point.iter().map(|&z| z as f32).collect::<Vec<f32>>(),
+        &shape,
+    )?;
+    Ok((scale, zp))
+}
+
+/// Converts an op's float result to the output tensor's type: quantised outputs are
+/// rounded (half away from zero) to their scale and zero point and saturated.
+fn to_output(meta: &LiteTensor, y: Tensor) -> Result<Tensor> {
+    if is_quantized(meta) {
+        let q = meta.quant.as_ref().expect("quantised");
+        let (lo, hi) = match meta.dtype {
+            ElementType::I8 => (-128.0, 127.0),
+            ElementType::U8 => (0.0, 255.0),
+            _ => (-32768.0, 32767.0),
+        };
+        let x = y.cast(DType::F32)?;
+        let q_f = if q.scale.len() == 1 {
+            x.mul_scalar(1.0 / q.scale[0] as f64)?
+                .round()?
+                .add_scalar(q.zero_point[0] as f64)?
+        } else {
+            let (scale, zp) = per_channel(q, x.rank())?;
+            x.div(&scale)?.round()?.add(&zp)?
+        };
+        return q_f.clip_scalar(lo, hi)?.cast(core_dtype(meta.dtype));
+    }
+    let want = core_dtype(meta.dtype);
+    if y.dtype() != want {
+        return y.cast(want);
+    }
+    Ok(y)
+}
+
+fn check_input(meta: &LiteTensor, x: &Tensor) -> Result<()> {
+    let want = core_dtype(meta.dtype);
+    if x.dtype() != want {
+        return Err(err(
+            "tflite",
+            format!(
+                "input '{}' is {} but the model takes {}",
+                meta.name,
+                x.dtype(),
+                meta.dtype.name()
+            ),
+        ));
+    }
+    let ok = x.rank() == meta.shape.len()
+        && x.shape()
+            .iter()
+            .enumerate()
+            .all(|(d, &v)| meta.signature.get(d) == Some(&-1) || meta.shape[d] as usize == v);
+    if !ok {
+        let sig = if meta.signature.is_empty() {
+            &meta.shape
+        } else {
+            &meta.signature
+        };
+        return Err(err(
+            "tflite",
+            format!(
+                "input '{}' has shape {:?}, the model takes {:?}",
+                meta.name,
+                x.shape(),
+                sig
+            ),
+        ));
+    }
+    Ok(())
+}

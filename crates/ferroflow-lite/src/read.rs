@@ -1,0 +1,525 @@
+//! Parses and validates `.tflite` bytes into a [`LiteModel`].
+//!
+//! Everything a file claims is checked before it is used: the flatbuffer itself (by the
+//! flatbuffers verifier), the schema version, tensor and buffer indices, buffer sizes
+//! against shapes and types, quantisation parameters, operator codes and versions. A file
+//! that fails any check is an error naming what is wrong; nothing panics on bad bytes.
+
+use crate::ir::{
+    Activation, BinaryKind, ElementType, LiteModel, LiteOp, LiteTensor, Op, Padding, Quantization,
+    ReduceKind, UnaryKind, Window,
+};
+use crate::schema as fb;
+use ferroflow_core::{Error, Result};
+
+/// Schema versions this reader accepts.
+const SCHEMA_VERSION: u32 = 3;
+
+fn bad(what: impl Into<String>) -> Error {
+    Error::Format {
+        path: "tflite model".into(),
+        msg: what.into(),
+    }
+}
+
+/// Parses `.tflite` bytes (main subgraph).
+pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
+    let opts = flatbuffers::VerifierOptions {
+        max_tables: 1 << 24,
+        max_apparent_size: 1 << 31,
+        ..Default::default()
+    };
+    if bytes.len() < 8 {
+        return Err(bad(format!(
+            "{} bytes is too short for a TFLite file",
+            bytes.len()
+        )));
+    }
+    if !fb::model_buffer_has_identifier(bytes) {
+        return Err(bad(
+            "missing the TFL3 file identifier (not a TFLite flatbuffer)",
+        ));
+    }
+    let model = fb::root_as_model_with_opts(&opts, bytes)
+        .map_err(|e| bad(format!("invalid flatbuffer: {e}")))?;
+    if model.version() != SCHEMA_VERSION {
+        return Err(bad(format!(
+            "schema version {} (ferroflow reads version {SCHEMA_VERSION})",
+            model.version()
+        )));
+    }
+    let subgraphs = model.subgraphs().ok_or_else(|| bad("no subgraphs"))?;
+    if subgraphs.is_empty() {
+        return Err(bad("no subgraphs"));
+    }
+    let sg = subgraphs.get(0);
+    let buffers = model.buffers();
+    let n_buffers = buffers.map_or(0, |b| b.len());
+
+    let mut tensors = Vec::new();
+    if let Some(ts) = sg.tensors() {
+        for (i, t) in ts.iter().enumerate() {
+            tensors.push(tensor(i, &t, buffers, n_buffers)?);
+        }
+    }
+    let n = tensors.len();
+    let index = |v: i32, what: &str| -> Result<usize> {
+        if v >= 0 && (v as usize) < n {
+            Ok(v as usize)
+        } else {
+            Err(bad(format!(
+                "{what} refers to tensor {v}, but there are {n}"
+            )))
+        }
+    };
+
+    let codes: Vec<(fb::BuiltinOperator, i32, Option<String>)> = model
+        .operator_codes()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let code = c.builtin_code().0.max(c.deprecated_builtin_code() as i32);
+                    (
+                        fb::BuiltinOperator(code),
+                        c.version(),
+                        c.custom_code().map(str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let mut ops = Vec::new();
+    if let Some(list) = sg.operators() {
+        for (k, o) in list.iter().enumerate() {
+            let (code, version, custom) = codes
+                .get(o.opcode_index() as usize)
+                .cloned()
+                .ok_or_else(|| {
+                    bad(format!(
+                        "operator {k} uses opcode {} of {}",
+                        o.opcode_index(),
+                        codes.len()
+                    ))
+                })?;
+            let op = operator(code, version, custom.as_deref(), &o)
+                .map_err(|e| bad(format!("operator {k}: {e}")))?;
+            let inputs: Vec<i32> = o.inputs().map(|v| v.iter().collect()).unwrap_or_default();
+            let outputs: Vec<i32> = o.outputs().map(|v| v.iter().collect()).unwrap_or_default();
+            for &i in &inputs {
+                if i != -1 {
+                    index(i, &format!("operator {k} input"))?;
+                }
+            }
+            if outputs.is_empty() {
+                return Err(bad(format!("operator {k} has no outputs")));
+            }
+            for &i in &outputs {
+                index(i, &format!("operator {k} output"))?;
+            }
+            ops.push(LiteOp {
+                op,
+                inputs,
+                outputs,
+            });
+        }
+    }
+    let list = |v: Option<flatbuffers::Vector<'_, i32>>, what: &str| -> Result<Vec<usize>> {
+        v.map(|v| v.iter().map(|i| index(i, what)).collect())
+            .unwrap_or(Ok(Vec::new()))
+    };
+    let inputs = list(sg.inputs(), "subgraph input")?;
+    let outputs = list(sg.outputs(), "subgraph output")?;
+    if outputs.is_empty() {
+        return Err(bad("the subgraph has no outputs"));
+    }
+    Ok(LiteModel {
+        tensors,
+        ops,
+        inputs,
+        outputs,
+        description: model.description().unwrap_or_default().to_string(),
+    })
+}
+
+fn element_type(t: fb::TensorType) -> Result<ElementType> {
+    Ok(match t {
+        fb::TensorType::FLOAT32 => ElementType::F32,
+        fb::TensorType::INT32 => ElementType::I32,
+        fb::TensorType::INT64 => ElementType::I64,
+        fb::TensorType::INT8 => ElementType::I8,
+        fb::TensorType::UINT8 => ElementType::U8,
+        fb::TensorType::INT16 => ElementType::I16,
+        fb::TensorType::BOOL => ElementType::Bool,
+        other => {
+            return Err(bad(format!(
+                "tensor type {} is not supported",
+                other.variant_name().unwrap_or("unknown")
+            )))
+        }
+    })
+}
+
+fn tensor(
+    i: usize,
+    t: &fb::Tensor<'_>,
+    buffers: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::Buffer<'_>>>>,
+    n_buffers: usize,
+) -> Result<LiteTensor> {
+    let name = t.name().unwrap_or_default().to_string();
+    let what = |msg: String| bad(format!("tensor {i} '{name}': {msg}"));
+    let shape: Vec<i32> = t.shape().map(|s| s.iter().collect()).unwrap_or_default();
+    if shape.iter().any(|&d| d < 0) {
+        return Err(what(format!("negative dimension in shape {shape:?}")));
+    }
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .ok_or_else(|| what(format!("shape {shape:?} overflows")))?;
+    let dtype = element_type(t.type_()).map_err(|e| what(e.to_string()))?;
+    let b = t.buffer() as usize;
+    if b >= n_buffers.max(1) && b != 0 {
+        return Err(what(format!("buffer {b} of {n_buffers}")));
+    }
+    let mut data = None;
+    if b != 0 {
+        let buf = buffers.expect("n_buffers > b").get(b);
+        if buf.offset() > 1 || buf.size() > 0 {
+            return Err(what(
+                "buffers stored outside the flatbuffer (>2 GB models) are not supported".into(),
+            ));
+        }
+        if let Some(d) = buf.data() {
+            if !d.is_empty() {
+                let want = numel
+                    .checked_mul(dtype.size())
+                    .ok_or_else(|| what("size overflows".into()))?;
+                if d.len() != want {
+                    return Err(what(format!(
+                        "buffer {b} holds {} bytes, but shape {shape:?} of {} needs {want}",
+                        d.len(),
+                        dtype.name()
+                    )));
+                }
+                data = Some(d.bytes().to_vec());
+            }
+        }
+    }
+    let signature: Vec<i32> = t
+        .shape_signature()
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+    if !signature.is_empty() && signature.len() != shape.len() {
+        return Err(what(format!(
+            "shape signature {signature:?} does not match shape {shape:?}"
+        )));
+    }
+    let quant = match t.quantization() {
+        Some(q) => quantization(&q, &shape).map_err(|e| what(e.to_string()))?,
+        None => None,
+    };
+    Ok(LiteTensor {
+        name,
+        shape,
+        signature,
+        dtype,
+        data,
+        quant,
+    })
+}
+
+fn quantization(q: &fb::QuantizationParameters<'_>, shape: &[i32]) -> Result<Option<Quantization>> {
+    let scale: Vec<f32> = q.scale().map(|s| s.iter().collect()).unwrap_or_default();
+    if scale.is_empty() {
+        return Ok(None);
+    }
+    let zero_point: Vec<i64> = q
+        .zero_point()
+        .map(|s| s.iter().collect())
+        .unwrap_or_else(|| vec![0; scale.len()]);
+    if zero_point.len() != scale.len() {
+        return Err(bad(format!(
+            "{} scales but {} zero points",
+            scale.len(),
+            zero_point.len()
+        )));
+    }
+    if scale.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        return Err(bad("quantisation scales must be positive and finite"));
+    }
+    let axis = q.quantized_dimension();
+    if scale.len() > 1 {
+        if axis < 0 || axis as usize >= shape.len() {
+            return Err(bad(format!(
+                "quantized_dimension {axis} is outside shape {shape:?}"
+            )));
+        }
+        if shape[axis as usize] as usize != scale.len() {
+            return Err(bad(format!(
+                "{} per-channel scales for dimension {axis} of size {}",
+                scale.len(),
+                shape[axis as usize]
+            )));
+        }
+    }
+    Ok(Some(Quantization {
+        scale,
+        zero_point,
+        axis: axis.max(0) as usize,
+    }))
+}
+
+fn activation(a: fb::ActivationFunctionType) -> Result<Activation> {
+    Ok(match a {
+        fb::ActivationFunctionType::NONE => Activation::None,
+        fb::ActivationFunctionType::RELU => Activation::Relu,
+        fb::ActivationFunctionType::RELU_N1_TO_1 => Activation::ReluN1To1,
+        fb::ActivationFunctionType::RELU6 => Activation::Relu6,
+        fb::ActivationFunctionType::TANH => Activation::Tanh,
+        other => {
+            return Err(bad(format!(
+                "fused activation {} is not supported",
+                other.variant_name().unwrap_or("unknown")
+            )))
+        }
+    })
+}
+
+fn padding(p: fb::Padding) -> Result<Padding> {
+    Ok(match p {
+        fb::Padding::SAME => Padding::Same,
+        fb::Padding::VALID => Padding::Valid,
+        _ => return Err(bad("unknown padding")),
+    })
+}
+
+fn positive(v: i32, what: &str) -> Result<usize> {
+    if v >= 1 {
+        Ok(v as usize)
+    } else {
+        Err(bad(format!("{what} must be >= 1, got {v}")))
+    }
+}
+
+/// The newest version of each builtin this interpreter implements.
+fn max_version(code: fb::BuiltinOperator) -> i32 {
+    use fb::BuiltinOperator as B;
+    match code {
+        B::FULLY_CONNECTED => 11,
+        B::CONV_2D => 8,
+        B::DEPTHWISE_CONV_2D => 7,
+        B::ADD | B::SUB | B::MUL => 5,
+        B::SOFTMAX | B::CONCATENATION | B::MEAN | B::GATHER | B::PAD => 4,
+        _ => 3,
+    }
+}
+
+fn operator(
+    code: fb::BuiltinOperator,
+    version: i32,
+    custom: Option<&str>,
+    o: &fb::Operator<'_>,
+) -> Result<Op> {
+    use fb::BuiltinOperator as B;
+    let name = code.variant_name().unwrap_or("unknown");
+    if code == B::CUSTOM {
+        return Err(bad(format!(
+            "custom op '{}' is not supported",
+            custom.unwrap_or("?")
+        )));
+    }
+    if version > max_version(code) {
+        return Err(bad(format!(
+            "{name} version {version} is newer than ferroflow supports ({})",
+            max_version(code)
+        )));
+    }
+    let missing = || bad(format!("{name} has no options"));
+    let binary = |kind, act| Ok(Op::Binary { kind, act });
+    Ok(match code {
+        B::FULLY_CONNECTED => {
+            let opt = o.builtin_options_as_fully_connected_options();
+            if let Some(opt) = &opt {
+                if opt.weights_format() != fb::FullyConnectedOptionsWeightsFormat::DEFAULT {
+                    return Err(bad(
+                        "FULLY_CONNECTED with shuffled weights is not supported",
+                    ));
+                }
+            }
+            Op::FullyConnected {
+                act: activation(opt.map_or(fb::ActivationFunctionType::NONE, |o| {
+                    o.fused_activation_function()
+                }))?,
+                keep_num_dims: opt.is_some_and(|o| o.keep_num_dims()),
+            }
+        }
+        B::CONV_2D => {
+            let opt = o.builtin_options_as_conv_2_doptions().ok_or_else(missing)?;
+            Op::Conv2d {
+                window: Window {
+                    padding: padding(opt.padding())?,
+                    stride: (
+                        positive(opt.stride_h(), "stride")?,
+                        positive(opt.stride_w(), "stride")?,
+                    ),
+                    dilation: (
+                        positive(opt.dilation_h_factor(), "dilation")?,
+                        positive(opt.dilation_w_factor(), "dilation")?,
+                    ),
+                },
+                act: activation(opt.fused_activation_function())?,
+            }
+        }
+        B::DEPTHWISE_CONV_2D => {
+            let opt = o
+                .builtin_options_as_depthwise_conv_2_doptions()
+                .ok_or_else(missing)?;
+            Op::DepthwiseConv2d {
+                window: Window {
+                    padding: padding(opt.padding())?,
+                    stride: (
+                        positive(opt.stride_h(), "stride")?,
+                        positive(opt.stride_w(), "stride")?,
+                    ),
+                    dilation: (
+                        positive(opt.dilation_h_factor(), "dilation")?,
+                        positive(opt.dilation_w_factor(), "dilation")?,
+                    ),
+                },
+                multiplier: opt.depth_multiplier().max(0) as usize,
+                act: activation(opt.fused_activation_function())?,
+            }
+        }
+        B::MAX_POOL_2D | B::AVERAGE_POOL_2D => {
+            let opt = o.builtin_options_as_pool_2_doptions().ok_or_else(missing)?;
+            Op::Pool2d {
+                max: code == B::MAX_POOL_2D,
+                window: Window {
+                    padding: padding(opt.padding())?,
+                    stride: (
+                        positive(opt.stride_h(), "stride")?,
+                        positive(opt.stride_w(), "stride")?,
+                    ),
+                    dilation: (1, 1),
+                },
+                filter: (
+                    positive(opt.filter_height(), "filter height")?,
+                    positive(opt.filter_width(), "filter width")?,
+                ),
+                act: activation(opt.fused_activation_function())?,
+            }
+        }
+        B::RESHAPE => Op::Reshape {
+            new_shape: o
+                .builtin_options_as_reshape_options()
+                .and_then(|r| r.new_shape())
+                .map(|v| v.iter().collect())
+                .unwrap_or_default(),
+        },
+        B::SOFTMAX => Op::Softmax {
+            beta: o
+                .builtin_options_as_softmax_options()
+                .map_or(1.0, |s| s.beta()),
+        },
+        B::CONCATENATION => {
+            let opt = o
+                .builtin_options_as_concatenation_options()
+                .ok_or_else(missing)?;
+            Op::Concatenation {
+                axis: opt.axis(),
+                act: activation(opt.fused_activation_function())?,
+            }
+        }
+        B::ADD => binary(
+            BinaryKind::Add,
+            activation(
+                o.builtin_options_as_add_options()
+                    .map_or(fb::ActivationFunctionType::NONE, |x| {
+                        x.fused_activation_function()
+                    }),
+            )?,
+        )?,
+        B::SUB => binary(
+            BinaryKind::Sub,
+            activation(
+                o.builtin_options_as_sub_options()
+                    .map_or(fb::ActivationFunctionType::NONE, |x| {
+                        x.fused_activation_function()
+                    }),
+            )?,
+        )?,
+        B::MUL => binary(
+            BinaryKind::Mul,
+            activation(
+                o.builtin_options_as_mul_options()
+                    .map_or(fb::ActivationFunctionType::NONE, |x| {
+                        x.fused_activation_function()
+                    }),
+            )?,
+        )?,
+        B::DIV => binary(
+            BinaryKind::Div,
+            activation(
+                o.builtin_options_as_div_options()
+                    .map_or(fb::ActivationFunctionType::NONE, |x| {
+                        x.fused_activation_function()
+                    }),
+            )?,
+        )?,
+        B::MAXIMUM => binary(BinaryKind::Maximum, Activation::None)?,
+        B::MINIMUM => binary(BinaryKind::Minimum, Activation::None)?,
+        B::SQUARED_DIFFERENCE => binary(BinaryKind::SquaredDifference, Activation::None)?,
+        B::POW => binary(BinaryKind::Pow, Activation::None)?,
+        B::RELU => Op::Unary(UnaryKind::Relu),
+        B::RELU6 => Op::Unary(UnaryKind::Relu6),
+        B::LOGISTIC => Op::Unary(UnaryKind::Logistic),
+        B::TANH => Op::Unary(UnaryKind::Tanh),
+        B::EXP => Op::Unary(UnaryKind::Exp),
+        B::LOG => Op::Unary(UnaryKind::Log),
+        B::SQRT => Op::Unary(UnaryKind::Sqrt),
+        B::RSQRT => Op::Unary(UnaryKind::Rsqrt),
+        B::ABS => Op::Unary(UnaryKind::Abs),
+        B::NEG => Op::Unary(UnaryKind::Neg),
+        B::HARD_SWISH => Op::Unary(UnaryKind::HardSwish),
+        B::ELU => Op::Unary(UnaryKind::Elu),
+        B::MEAN | B::SUM | B::REDUCE_MAX => Op::Reduce {
+            kind: match code {
+                B::MEAN => ReduceKind::Mean,
+                B::SUM => ReduceKind::Sum,
+                _ => ReduceKind::Max,
+            },
+            keep_dims: o
+                .builtin_options_as_reducer_options()
+                .is_some_and(|r| r.keep_dims()),
+        },
+        B::GATHER => {
+            let opt = o.builtin_options_as_gather_options();
+            if opt.is_some_and(|g| g.batch_dims() != 0) {
+                return Err(bad("GATHER with batch_dims is not supported"));
+            }
+            let axis = opt.map_or(0, |g| g.axis());
+            if axis < 0 {
+                return Err(bad("GATHER with a negative axis is not supported"));
+            }
+            Op::Gather {
+                axis: axis as usize,
+            }
+        }
+        B::PAD => Op::Pad,
+        B::TRANSPOSE => Op::Transpose,
+        B::QUANTIZE => Op::Quantize,
+        B::DEQUANTIZE => Op::Dequantize,
+        B::CAST => Op::Cast,
+        B::LEAKY_RELU => Op::LeakyRelu {
+            alpha: o
+                .builtin_options_as_leaky_relu_options()
+                .map_or(0.2, |l| l.alpha()),
+        },
+        B::GELU => Op::Gelu {
+            approximate: o
+                .builtin_options_as_gelu_options()
+                .is_some_and(|g| g.approximate()),
+        },
+        _ => return Err(bad(format!("builtin op {name} is not supported"))),
+    })
+}
