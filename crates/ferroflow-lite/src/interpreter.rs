@@ -135,6 +135,22 @@ impl Interpreter {
     /// Runs the model on `inputs` (one per model input, dtype and shape as the model's,
     /// any size where the shape signature has -1) and returns its outputs.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let vals = self.run_all(inputs)?;
+        self.model
+            .outputs
+            .iter()
+            .map(|&o| {
+                vals[o]
+                    .clone()
+                    .ok_or_else(|| err("tflite", format!("output tensor {o} was never computed")))
+            })
+            .collect()
+    }
+
+    /// Runs the model and returns the value of every tensor (constants, inputs and every
+    /// intermediate; LiteRT's `experimental_preserve_all_tensors`), indexed like
+    /// `model().tensors`.
+    pub fn run_all(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         let m = &self.model;
         if inputs.len() != m.inputs.len() {
             return Err(err(
@@ -159,14 +175,7 @@ impl Interpreter {
             let out = op.outputs[0] as usize;
             vals[out] = Some(to_output(&m.tensors[out], y)?);
         }
-        m.outputs
-            .iter()
-            .map(|&o| {
-                vals[o]
-                    .clone()
-                    .ok_or_else(|| err("tflite", format!("output tensor {o} was never computed")))
-            })
-            .collect()
+        Ok(vals)
     }
 
     /// Runs the model on float inputs and returns float outputs: inputs of a quantised
@@ -373,6 +382,17 @@ impl Interpreter {
                     .chunks(2)
                     .map(|c| (c[0] as usize, c[1] as usize))
                     .collect();
+                let padded = x
+                    .shape()
+                    .iter()
+                    .zip(&pairs)
+                    .try_fold(1usize, |n, (&d, &(a, b))| n.checked_mul(d + a + b));
+                if padded.is_none_or(|n| n > MAX_ELEMENTS) {
+                    return Err(err(
+                        "PAD",
+                        format!("paddings {p:?} of {:?} are too large", x.shape()),
+                    ));
+                }
                 x.pad(&pairs, PadMode::Constant(0.0))?
             }
             Op::Transpose => {
@@ -404,6 +424,9 @@ impl Interpreter {
         })
     }
 }
+
+/// Most elements one intermediate may have (a corrupt file cannot ask for more).
+const MAX_ELEMENTS: usize = 1 << 31;
 
 fn pad(p: Padding) -> CorePadding {
     match p {

@@ -102,8 +102,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
                         codes.len()
                     ))
                 })?;
-            let op = operator(code, version, custom.as_deref(), &o)
-                .map_err(|e| bad(format!("operator {k}: {e}")))?;
+            let op = operator(code, version, custom.as_deref(), &o).map_err(|e| match e {
+                Error::Format { msg, .. } => bad(format!("operator {k}: {msg}")),
+                other => other,
+            })?;
             let inputs: Vec<i32> = o.inputs().map(|v| v.iter().collect()).unwrap_or_default();
             let outputs: Vec<i32> = o.outputs().map(|v| v.iter().collect()).unwrap_or_default();
             for &i in &inputs {
@@ -305,7 +307,7 @@ fn positive(v: i32, what: &str) -> Result<usize> {
 fn max_version(code: fb::BuiltinOperator) -> i32 {
     use fb::BuiltinOperator as B;
     match code {
-        B::FULLY_CONNECTED => 11,
+        B::FULLY_CONNECTED => 12,
         B::CONV_2D => 8,
         B::DEPTHWISE_CONV_2D => 7,
         B::ADD | B::SUB | B::MUL => 5,

@@ -126,8 +126,9 @@ pub(super) fn fold_affine_into_weights(m: &mut LiteModel) {
     }
 }
 
-/// Fuses RELU / RELU6 / TANH ops into the op writing their input when it carries a fused
-/// activation and nothing else reads the intermediate.
+/// Fuses RELU / RELU6 ops into the op writing their input when it carries a fused
+/// activation and nothing else reads the intermediate (LiteRT's kernels apply only the ReLU
+/// ranges as fused activations).
 pub(super) fn fuse_activations(m: &mut LiteModel) {
     loop {
         let count = readers(m);
@@ -136,7 +137,6 @@ pub(super) fn fuse_activations(m: &mut LiteModel) {
             let act = match m.ops[i].op {
                 Op::Unary(UnaryKind::Relu) => Activation::Relu,
                 Op::Unary(UnaryKind::Relu6) => Activation::Relu6,
-                Op::Unary(UnaryKind::Tanh) => Activation::Tanh,
                 _ => continue,
             };
             let x = m.ops[i].inputs[0];

@@ -124,13 +124,13 @@ fn channels_last(cfg: &Map<String, Value>) -> Result<()> {
     }
 }
 
-/// The activation a TFLite op can carry for a Keras activation name, if any.
+/// The activation a TFLite op can carry for a Keras activation name, if any. (The schema
+/// also has TANH, but LiteRT's kernels clamp only to the ReLU ranges and ignore it.)
 fn fusable(act: &str) -> Option<Activation> {
     match act {
         "linear" => Some(Activation::None),
         "relu" => Some(Activation::Relu),
         "relu6" => Some(Activation::Relu6),
-        "tanh" => Some(Activation::Tanh),
         _ => None,
     }
 }

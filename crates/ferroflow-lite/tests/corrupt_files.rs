@@ -1,0 +1,88 @@
+//! Truncated and corrupted `.tflite` bytes: the reader and interpreter answer with errors,
+//! never a panic or an out-of-bounds read.
+
+use ferroflow_core::{DType, Tensor};
+use ferroflow_lite::Interpreter;
+use proptest::prelude::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+/// Loads `bytes` and, when that succeeds, runs the model on zeros of its input shapes.
+fn load_and_run(bytes: &[u8]) {
+    let Ok(interp) = Interpreter::from_bytes(bytes) else {
+        return;
+    };
+    let inputs: Option<Vec<Tensor>> = interp
+        .inputs()
+        .iter()
+        .map(|t| {
+            let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+            if shape.iter().product::<usize>() > 1 << 20 {
+                return None;
+            }
+            Tensor::zeros(&shape, ferroflow_lite::core_dtype(t.dtype)).ok()
+        })
+        .collect();
+    if let Some(xs) = inputs {
+        let _ = interp.run(&xs);
+    }
+}
+
+const FILES: [&str; 4] = [
+    "mlp_float.tflite",
+    "cnn_int8.tflite",
+    "multi_input_int8.tflite",
+    "cnn_dynamic.tflite",
+];
+
+#[test]
+fn every_truncation_is_an_error() {
+    for f in FILES {
+        let bytes = fixture(f);
+        // Every prefix up to 512 bytes, then every 97th length.
+        for len in (0..bytes.len().min(512)).chain((512..bytes.len()).step_by(97)) {
+            assert!(
+                Interpreter::from_bytes(&bytes[..len]).is_err(),
+                "{f} truncated to {len} bytes was accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let e = Interpreter::from_bytes(b"not a model at all")
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("TFL3"), "{e}");
+    let mut bytes = fixture("mlp_float.tflite");
+    bytes.truncate(bytes.len() / 2);
+    let e = Interpreter::from_bytes(&bytes).err().unwrap();
+    assert!(e.to_string().contains("invalid flatbuffer"), "{e}");
+    let interp = Interpreter::from_bytes(&fixture("mlp_float.tflite")).unwrap();
+    let wrong = Tensor::zeros(&[2, 7], DType::F32).unwrap();
+    let e = interp.run(&[wrong]).err().unwrap();
+    assert!(e.to_string().contains("[2, 7]"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn corrupted_bytes_never_panic(
+        file in 0usize..FILES.len(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut bytes = fixture(FILES[file]);
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        load_and_run(&bytes);
+    }
+}

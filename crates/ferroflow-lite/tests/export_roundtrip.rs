@@ -1,0 +1,204 @@
+//! Keras models exported to `.tflite` give ferroflow's own predictions when the file is run
+//! back in ferroflow's interpreter (the same files are checked against LiteRT by
+//! tools/check_tflite_export.py in `.ci/run`: set FERROFLOW_TFLITE_EXPORT_DIR to write them).
+
+use ferroflow_core::ops::conv::Padding;
+use ferroflow_core::{DType, Tensor};
+use ferroflow_keras::layer::LayerExt;
+use ferroflow_keras::layers::{
+    Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense,
+    DepthwiseConv2D, Dropout, Embedding, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D,
+    LayerNormalization, MaxPooling2D, Rescaling, Reshape,
+};
+use ferroflow_keras::{Input, Model, SymbolicCall};
+use ferroflow_lite::Interpreter;
+
+/// Gives every BatchNormalization non-trivial moving statistics and affine weights.
+fn perturb_batch_norms(model: &Model) {
+    for layer in model.layers() {
+        for w in layer.weights() {
+            let v = &w.variable;
+            let name = v.name().to_string();
+            let shape = v.value().shape().to_vec();
+            let value = if name.ends_with("moving_variance") {
+                ferroflow_core::random::uniform(&shape, 0.5, 1.5, DType::F32, Some(3))
+            } else if name.ends_with("moving_mean") || name.ends_with("beta") {
+                ferroflow_core::random::normal(&shape, 0.0, 0.2, DType::F32, Some(4))
+            } else if name.ends_with("gamma") {
+                ferroflow_core::random::uniform(&shape, 0.5, 1.5, DType::F32, Some(5))
+            } else {
+                continue;
+            };
+            v.assign(&value.unwrap()).unwrap();
+        }
+    }
+}
+
+fn mlp() -> Model {
+    let x = Input::new(&[64]);
+    let h = Rescaling::new(1.0 / 16.0, 0.0).apply(&x).unwrap();
+    let h = Dense::new(32).activation("relu").apply(&h).unwrap();
+    let h = Dropout::new(0.2).unwrap().apply(&h).unwrap();
+    let h = Dense::new(16).activation("gelu").apply(&h).unwrap();
+    let y = Dense::new(10).activation("softmax").apply(&h).unwrap();
+    Model::named(&[x], &[y], "mlp").unwrap()
+}
+
+fn cnn() -> Model {
+    let m = Model::sequential(Some("cnn"));
+    m.add(Input::new(&[64])).unwrap();
+    m.add(Reshape::new(&[8, 8, 1]).unwrap()).unwrap();
+    m.add(Conv2D::new(8, &[3]).padding(Padding::Same)).unwrap();
+    m.add(BatchNormalization::new()).unwrap();
+    m.add(Activation::new("relu").unwrap()).unwrap();
+    m.add(
+        DepthwiseConv2D::new(&[3])
+            .padding(Padding::Same)
+            .activation("relu6"),
+    )
+    .unwrap();
+    m.add(MaxPooling2D::new(&[2])).unwrap();
+    m.add(Conv2D::new(12, &[3]).strides(&[2]).activation("tanh"))
+        .unwrap();
+    m.add(AveragePooling2D::new(&[2]).padding(Padding::Same))
+        .unwrap();
+    m.add(Flatten::new()).unwrap();
+    m.add(Dense::new(10).activation("softmax")).unwrap();
+    m
+}
+
+fn multi_input() -> Model {
+    let image = Input::with(vec![Some(8), Some(8), Some(1)], DType::F32, Some("image"));
+    let vector = Input::with(vec![Some(6)], DType::F32, Some("vector"));
+    let a = Conv2D::new(4, &[3])
+        .activation("relu")
+        .apply(&image)
+        .unwrap();
+    let a = GlobalAveragePooling2D::new().apply(&a).unwrap();
+    let a = Dense::new(8).apply(&a).unwrap();
+    let b = Dense::new(8).activation("sigmoid").apply(&vector).unwrap();
+    let s = Add::new()
+        .call_many(&[a.clone(), b.clone()])
+        .unwrap()
+        .remove(0);
+    let c = Concatenate::new(-1).call_many(&[s, b]).unwrap().remove(0);
+    let c = LayerNormalization::new().apply(&c).unwrap();
+    let y = Dense::new(3).apply(&c).unwrap();
+    Model::named(&[image, vector], &[y], "multi_input").unwrap()
+}
+
+fn embedding() -> Model {
+    let ids = Input::with(vec![Some(5)], DType::I32, Some("ids"));
+    let e = Embedding::new(20, 6).apply(&ids).unwrap();
+    let e = GlobalAveragePooling1D::new().apply(&e).unwrap();
+    let y = Dense::new(2).activation("softmax").apply(&e).unwrap();
+    Model::named(&[ids], &[y], "embedding").unwrap()
+}
+
+fn inputs(model: &Model, batch: usize) -> Vec<Tensor> {
+    model
+        .input_specs()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut shape = vec![batch];
+            shape.extend(s.shape[1..].iter().map(|d| d.unwrap()));
+            if s.dtype == DType::I32 {
+                let n: usize = shape.iter().product();
+                let v: Vec<i32> = (0..n).map(|k| ((k * 7 + i) % 20) as i32).collect();
+                Tensor::from_vec(v, &shape).unwrap()
+            } else {
+                ferroflow_core::random::uniform(&shape, 0.0, 16.0, DType::F32, Some(10 + i as u64))
+                    .unwrap()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn exported_models_reproduce_keras_predictions() {
+    ferroflow_core::random::set_seed(1);
+    let dir = std::env::var_os("FERROFLOW_TFLITE_EXPORT_DIR").map(std::path::PathBuf::from);
+    for model in [mlp(), cnn(), multi_input(), embedding()] {
+        perturb_batch_norms(&model);
+        let xs = inputs(&model, 5);
+        let want = model.predict(&xs, 32).unwrap().remove(0);
+        let lite = ferroflow_lite::convert::from_keras(&model).unwrap();
+        let bytes = ferroflow_lite::write::to_bytes(&lite);
+        let interp = Interpreter::from_bytes(&bytes).unwrap();
+        let got = interp.run(&xs).unwrap().remove(0);
+        assert_eq!(got.shape(), want.shape(), "{}", model.name());
+        let d = got
+            .sub(&want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(ferroflow_core::Axes::All, false)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d <= 1e-5, "{}: max difference {d}", model.name());
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir).unwrap();
+            let name = model.name().to_string();
+            std::fs::write(dir.join(format!("{name}.tflite")), &bytes).unwrap();
+            for (i, x) in xs.iter().enumerate() {
+                let suffix = if i == 0 { String::new() } else { i.to_string() };
+                ferroflow_core::npy::write_npy(dir.join(format!("{name}_x{suffix}.npy")), x)
+                    .unwrap();
+            }
+            ferroflow_core::npy::write_npy(dir.join(format!("{name}_y.npy")), &want).unwrap();
+        }
+    }
+}
+
+#[test]
+fn batch_norm_folds_and_activations_fuse() {
+    let model = cnn();
+    perturb_batch_norms(&model);
+    let lite = ferroflow_lite::convert::from_keras(&model).unwrap();
+    let names: Vec<String> = lite
+        .ops
+        .iter()
+        .map(|o| {
+            format!("{:?}", o.op)
+                .split([' ', '{', '('])
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // Reshape, Conv(+BN+ReLU), Depthwise(ReLU6), MaxPool, Conv, Tanh, AvgPool, Reshape, FC,
+    // Softmax.
+    assert_eq!(
+        names,
+        [
+            "Reshape",
+            "Conv2d",
+            "DepthwiseConv2d",
+            "Pool2d",
+            "Conv2d",
+            "Unary",
+            "Pool2d",
+            "Reshape",
+            "FullyConnected",
+            "Softmax"
+        ]
+    );
+}
+
+#[test]
+fn unsupported_layers_are_named() {
+    let x = Input::new(&[4, 3]);
+    let y = ferroflow_keras::layers::Permute::new(&[2, 1])
+        .unwrap()
+        .apply(&x)
+        .unwrap();
+    let model = Model::named(&[x], &[y], "permute").unwrap();
+    let e = ferroflow_lite::convert::from_keras(&model)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("Permute") && e.contains("permute"), "{e}");
+}
