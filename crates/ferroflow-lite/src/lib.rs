@@ -8,6 +8,7 @@
 pub mod convert;
 mod interpreter;
 pub mod ir;
+pub mod quantize;
 pub mod read;
 pub mod write;
 

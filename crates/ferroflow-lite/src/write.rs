@@ -307,8 +307,9 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
 }
 
 /// The operator version a use of `op` needs (TFLite's op-version rules for the features
-/// ferroflow writes): int8 kernels are version 2 for most ops, 3 for convolutions and 4
-/// for fully-connected layers; float weights-only (dynamic-range) kernels come after.
+/// ferroflow writes, as TensorFlow's converter sets them): int8 kernels are version 2 for
+/// most ops, 3 for convolutions and 4 for fully-connected layers; weights-only
+/// (dynamic-range) kernels with per-channel scales are 12 (FULLY_CONNECTED) and 5 (CONV_2D).
 fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32]) -> i32 {
     let int8 = input == Some(ElementType::I8);
     let weight_int8 = inputs
@@ -316,10 +317,17 @@ fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32
         .and_then(|&i| model.tensors.get(i as usize))
         .is_some_and(|t| t.dtype == ElementType::I8);
     let hybrid = !int8 && weight_int8;
+    let per_channel = inputs
+        .get(1)
+        .and_then(|&i| model.tensors.get(i as usize))
+        .and_then(|t| t.quant.as_ref())
+        .is_some_and(|q| q.scale.len() > 1);
     match op {
         Op::FullyConnected { keep_num_dims, .. } => {
             let base = if int8 {
                 4
+            } else if hybrid && per_channel {
+                12
             } else if hybrid {
                 3
             } else {
@@ -334,6 +342,8 @@ fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32
         Op::Conv2d { .. } => {
             if int8 {
                 3
+            } else if hybrid && per_channel {
+                5
             } else if hybrid {
                 2
             } else {
@@ -345,7 +355,7 @@ fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32
             if int8 {
                 3
             } else if hybrid {
-                4
+                6
             } else if dilated {
                 2
             } else {
@@ -354,7 +364,7 @@ fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32
         }
         Op::Dequantize => 2,
         Op::Reshape { .. } | Op::Cast => 1,
-        Op::Quantize => 1,
+        Op::Quantize => 2,
         _ if int8 => 2,
         _ => 1,
     }

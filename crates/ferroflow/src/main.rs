@@ -72,6 +72,16 @@ enum Command {
         /// Output file.
         #[arg(long)]
         output: std::path::PathBuf,
+        /// Post-training quantisation: `dynamic` (int8 weights) or `int8` (full integer).
+        #[arg(long)]
+        quantize: Option<String>,
+        /// Representative inputs for `--quantize int8` (.npy, rows are samples); once per
+        /// model input, in input order.
+        #[arg(long)]
+        representative: Vec<std::path::PathBuf>,
+        /// Input/output type of an `int8` model: `int8` or `float`.
+        #[arg(long, default_value = "int8")]
+        io: String,
     },
     /// Prints the Keras-style summary of a saved model.
     Summary {
@@ -119,7 +129,21 @@ fn main() {
             output,
             batch_size,
         } => predict::run(&model, &input, &output, batch_size),
-        Command::Convert { model, to, output } => convert::run(&model, &to, &output),
+        Command::Convert {
+            model,
+            to,
+            output,
+            quantize,
+            representative,
+            io,
+        } => convert::run(&convert::ConvertArgs {
+            model,
+            to,
+            output,
+            quantize,
+            representative,
+            io,
+        }),
         Command::Summary { model } => {
             ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
         }

@@ -1,0 +1,386 @@
+//! Post-training quantisation of a float [`LiteModel`], following TFLite's int8
+//! quantisation spec:
+//!
+//! - **dynamic range**: the weights of fully-connected and convolution layers become int8
+//!   (symmetric, per output channel); activations stay float and the kernels quantise them
+//!   on the fly (`Optimize.DEFAULT` without a representative dataset);
+//! - **full integer**: every activation becomes int8 (asymmetric, per tensor, ranges from a
+//!   representative dataset), weights int8 per channel, biases int32 at
+//!   `input_scale * weight_scale`; inputs and outputs int8 or float (then QUANTIZE and
+//!   DEQUANTIZE ops are added at the edges).
+
+use crate::interpreter::Interpreter;
+use crate::ir::{ElementType, LiteModel, LiteOp, LiteTensor, Op, Quantization, UnaryKind};
+use ferroflow_core::{Error, Result, Tensor};
+
+/// Weights with fewer elements stay float in dynamic-range mode (as in TensorFlow's
+/// converter: quantising them saves little and costs accuracy).
+const DYNAMIC_MIN_ELEMENTS: usize = 1024;
+
+fn f32s(t: &LiteTensor) -> Option<Vec<f32>> {
+    if t.dtype != ElementType::F32 {
+        return None;
+    }
+    t.data.as_ref().map(|d| {
+        d.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    })
+}
+
+/// The weight input of `op` and the axis its per-channel scales run along.
+fn weight_axis(op: &LiteOp) -> Option<(usize, usize)> {
+    let w = *op.inputs.get(1)?;
+    if w < 0 {
+        return None;
+    }
+    match op.op {
+        Op::FullyConnected { .. } | Op::Conv2d { .. } => Some((w as usize, 0)),
+        Op::DepthwiseConv2d { .. } => Some((w as usize, 3)),
+        _ => None,
+    }
+}
+
+/// Symmetric per-channel int8 quantisation of `values` (shape `shape`) along `axis`:
+/// returns the int8 bytes and one scale per channel (`max|w| / 127`).
+fn quantize_weights(values: &[f32], shape: &[i32], axis: usize) -> (Vec<u8>, Vec<f32>) {
+    let channels = shape[axis].max(1) as usize;
+    let inner: usize = shape[axis + 1..].iter().map(|&d| d as usize).product();
+    let channel_of = |i: usize| (i / inner.max(1)) % channels;
+    let mut max_abs = vec![0f32; channels];
+    for (i, v) in values.iter().enumerate() {
+        let c = channel_of(i);
+        max_abs[c] = max_abs[c].max(v.abs());
+    }
+    let scales: Vec<f32> = max_abs
+        .iter()
+        .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
+        .collect();
+    let q = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v / scales[channel_of(i)]).round().clamp(-127.0, 127.0) as i8 as u8)
+        .collect();
+    (q, scales)
+}
+
+fn to_int8_weights(t: &mut LiteTensor, axis: usize) {
+    let values = f32s(t).expect("float constant");
+    let (q, scales) = quantize_weights(&values, &t.shape, axis);
+    t.dtype = ElementType::I8;
+    t.data = Some(q);
+    t.quant = Some(Quantization {
+        zero_point: vec![0; scales.len()],
+        scale: scales,
+        axis,
+    });
+}
+
+/// Dynamic-range quantisation: int8 weights for FULLY_CONNECTED and CONV_2D layers with at
+/// least 1024 weights; everything else unchanged.
+pub fn dynamic_range(model: &LiteModel) -> LiteModel {
+    let mut m = model.clone();
+    let weights: Vec<(usize, usize)> = m
+        .ops
+        .iter()
+        .filter(|op| matches!(op.op, Op::FullyConnected { .. } | Op::Conv2d { .. }))
+        .filter_map(weight_axis)
+        .collect();
+    for (w, axis) in weights {
+        let t = &m.tensors[w];
+        if t.dtype == ElementType::F32
+            && t.data.is_some()
+            && t.numel() >= DYNAMIC_MIN_ELEMENTS
+            && readers(&m, w) == 1
+        {
+            to_int8_weights(&mut m.tensors[w], axis);
+        }
+    }
+    m
+}
+
+fn readers(m: &LiteModel, t: usize) -> usize {
+    m.ops
+        .iter()
+        .flat_map(|op| op.inputs.iter())
+        .filter(|&&i| i == t as i32)
+        .count()
+}
+
+/// Per-tensor asymmetric int8 parameters for values in `[lo, hi]` (the range is widened
+/// to contain 0, so zero is exact).
+fn activation_params(lo: f32, hi: f32) -> Quantization {
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let scale = if hi > lo {
+        (hi - lo) / 255.0
+    } else {
+        1.0 / 255.0
+    };
+    let zero_point = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i64;
+    Quantization::per_tensor(scale, zero_point)
+}
+
+/// Input and output types of a fully quantised model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoType {
+    /// Float inputs and outputs, with QUANTIZE / DEQUANTIZE ops at the edges.
+    Float,
+    /// int8 inputs and outputs, quantised with the model's parameters.
+    Int8,
+}
+
+/// Full-integer post-training quantisation with ranges measured on `samples` (each one a
+/// list of input batches in the model's input order).
+pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> Result<LiteModel> {
+    if samples.is_empty() {
+        return Err(Error::invalid(
+            "tflite quantize",
+            "full-integer quantisation needs a representative dataset",
+        ));
+    }
+    let ranges = calibrate(model, samples)?;
+    let mut m = model.clone();
+    let n = m.tensors.len();
+    let params = activation_quantization(&m, &ranges);
+    // Constants: weights per channel, biases int32, other float constants per tensor.
+    let mut bias_of: Vec<Option<(usize, usize, usize)>> = vec![None; n]; // (x, w, op)
+    for (k, op) in m.ops.iter().enumerate() {
+        if let (Some((w, _)), Some(&b)) = (weight_axis(op), op.inputs.get(2)) {
+            if b >= 0 {
+                bias_of[b as usize] = Some((op.inputs[0] as usize, w, k));
+            }
+        }
+    }
+    let weight_axes: Vec<(usize, usize)> = m.ops.iter().filter_map(weight_axis).collect();
+    for &(w, axis) in &weight_axes {
+        if m.tensors[w].data.is_some() && m.tensors[w].dtype == ElementType::F32 {
+            to_int8_weights(&mut m.tensors[w], axis);
+        }
+    }
+    for b in 0..n {
+        if let Some((x, w, _)) = bias_of[b] {
+            let x_scale = params[x]
+                .as_ref()
+                .map(|q| q.scale[0])
+                .ok_or_else(|| Error::invalid("tflite quantize", "layer input without a range"))?;
+            let w_scales = m.tensors[w]
+                .quant
+                .as_ref()
+                .map(|q| q.scale.clone())
+                .unwrap_or_default();
+            let t = &mut m.tensors[b];
+            let Some(values) = f32s(t) else { continue };
+            let scales: Vec<f32> = (0..values.len())
+                .map(|c| x_scale * w_scales.get(c).or(w_scales.first()).copied().unwrap_or(1.0))
+                .collect();
+            let q: Vec<u8> = values
+                .iter()
+                .zip(&scales)
+                .map(|(v, s)| {
+                    ((v / s).round() as i64).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+                })
+                .flat_map(|v: i32| v.to_le_bytes())
+                .collect();
+            t.dtype = ElementType::I32;
+            t.data = Some(q);
+            t.quant = Some(Quantization {
+                zero_point: vec![0; scales.len()],
+                scale: scales,
+                axis: 0,
+            });
+        }
+    }
+    for t in m.tensors.iter_mut() {
+        if t.dtype == ElementType::F32 && t.data.is_some() {
+            let values = f32s(t).expect("float constant");
+            let q = float_const_params(t).expect("float constant");
+            let (s, z) = (q.scale[0], q.zero_point[0] as f32);
+            t.data = Some(
+                values
+                    .iter()
+                    .map(|v| ((v / s).round() + z).clamp(-128.0, 127.0) as i8 as u8)
+                    .collect(),
+            );
+            t.dtype = ElementType::I8;
+            t.quant = Some(q);
+        }
+    }
+    for (i, p) in params.into_iter().enumerate() {
+        if let Some(p) = p {
+            m.tensors[i].dtype = ElementType::I8;
+            m.tensors[i].quant = Some(p);
+        }
+    }
+    if io == IoType::Float {
+        add_float_edges(&mut m);
+    }
+    Ok(m)
+}
+
+/// int8 parameters of every float activation: its calibrated range, widened over the
+/// tensors whose int8 kernels must share parameters (inputs and outputs of pools, reshapes,
+/// pads, transposes, gathers; every input of a concatenation and its output), except the
+/// fixed output ranges of SOFTMAX and LOGISTIC (1/256, -128) and TANH (1/128, 0).
+fn activation_quantization(
+    m: &LiteModel,
+    ranges: &[Option<(f32, f32)>],
+) -> Vec<Option<Quantization>> {
+    let n = m.tensors.len();
+    // Union-find over tensors that must share parameters.
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let join = |a: usize, b: usize, parent: &mut Vec<usize>| {
+        let (ra, rb) = (root(parent, a), root(parent, b));
+        if ra != rb {
+            parent[ra] = rb;
+        }
+    };
+    let mut fixed: Vec<Option<Quantization>> = vec![None; n];
+    for op in &m.ops {
+        let out = op.outputs[0] as usize;
+        match op.op {
+            Op::Pool2d { .. }
+            | Op::Reshape { .. }
+            | Op::Pad
+            | Op::Transpose
+            | Op::Gather { .. } => join(op.inputs[0] as usize, out, &mut parent),
+            Op::Concatenation { .. } => {
+                for &i in &op.inputs {
+                    join(i as usize, out, &mut parent);
+                }
+            }
+            Op::Softmax { .. } | Op::Unary(UnaryKind::Logistic) => {
+                fixed[out] = Some(Quantization::per_tensor(1.0 / 256.0, -128))
+            }
+            Op::Unary(UnaryKind::Tanh) => {
+                fixed[out] = Some(Quantization::per_tensor(1.0 / 128.0, 0))
+            }
+            _ => {}
+        }
+    }
+    let quantized = |t: &LiteTensor| t.dtype == ElementType::F32;
+    let mut group_range: Vec<Option<(f32, f32)>> = vec![None; n];
+    let mut group_fixed: Vec<Option<Quantization>> = vec![None; n];
+    for i in 0..n {
+        if !quantized(&m.tensors[i]) {
+            continue;
+        }
+        let r = root(&mut parent, i);
+        let own = if m.tensors[i].data.is_some() {
+            f32s(&m.tensors[i]).map(|v| {
+                (
+                    v.iter().copied().fold(0f32, f32::min),
+                    v.iter().copied().fold(0f32, f32::max),
+                )
+            })
+        } else {
+            ranges[i]
+        };
+        if let Some((lo, hi)) = own {
+            group_range[r] = Some(match group_range[r] {
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+                None => (lo, hi),
+            });
+        }
+        if fixed[i].is_some() {
+            group_fixed[r] = fixed[i].clone();
+        }
+    }
+    (0..n)
+        .map(|i| {
+            let t = &m.tensors[i];
+            if !quantized(t) || t.data.is_some() {
+                return None;
+            }
+            let r = root(&mut parent, i);
+            Some(group_fixed[r].clone().unwrap_or_else(|| {
+                let (lo, hi) = group_range[r].unwrap_or((0.0, 0.0));
+                activation_params(lo, hi)
+            }))
+        })
+        .collect()
+}
+
+/// Per-tensor parameters of a float constant from its own range.
+fn float_const_params(t: &LiteTensor) -> Option<Quantization> {
+    let v = f32s(t)?;
+    let lo = v.iter().copied().fold(0f32, f32::min);
+    let hi = v.iter().copied().fold(0f32, f32::max);
+    Some(activation_params(lo, hi))
+}
+
+/// Runs the float model on every sample and records each activation's (min, max).
+fn calibrate(model: &LiteModel, samples: &[Vec<Tensor>]) -> Result<Vec<Option<(f32, f32)>>> {
+    let interp = Interpreter::new(model.clone())?;
+    let mut ranges: Vec<Option<(f32, f32)>> = vec![None; model.tensors.len()];
+    for s in samples {
+        let vals = interp.run_all(s)?;
+        for (i, v) in vals.iter().enumerate() {
+            let (Some(v), true) = (v, model.tensors[i].data.is_none()) else {
+                continue;
+            };
+            if !v.dtype().is_float() || v.numel() == 0 {
+                continue;
+            }
+            let d = v.cast(ferroflow_core::DType::F32)?.to_vec::<f32>()?;
+            let lo = d.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = d.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            ranges[i] = Some(match ranges[i] {
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+                None => (lo, hi),
+            });
+        }
+    }
+    Ok(ranges)
+}
+
+/// Float inputs and outputs around an int8 model: each int8 input gets a float twin and a
+/// QUANTIZE op, each int8 output a DEQUANTIZE op into a float twin (which keep the names).
+fn add_float_edges(m: &mut LiteModel) {
+    let mut head = Vec::new();
+    for k in 0..m.inputs.len() {
+        let q = m.inputs[k];
+        if m.tensors[q].dtype != ElementType::I8 {
+            continue;
+        }
+        let float = LiteTensor {
+            dtype: ElementType::F32,
+            quant: None,
+            ..m.tensors[q].clone()
+        };
+        m.tensors[q].name = format!("{}_int8", m.tensors[q].name);
+        let f = m.add_tensor(float);
+        head.push(LiteOp {
+            op: Op::Quantize,
+            inputs: vec![f as i32],
+            outputs: vec![q as i32],
+        });
+        m.inputs[k] = f;
+    }
+    m.ops.splice(0..0, head);
+    for k in 0..m.outputs.len() {
+        let q = m.outputs[k];
+        if m.tensors[q].dtype != ElementType::I8 {
+            continue;
+        }
+        let float = LiteTensor {
+            dtype: ElementType::F32,
+            quant: None,
+            ..m.tensors[q].clone()
+        };
+        m.tensors[q].name = format!("{}_int8", m.tensors[q].name);
+        let f = m.add_tensor(float);
+        m.ops.push(LiteOp {
+            op: Op::Dequantize,
+            inputs: vec![q as i32],
+            outputs: vec![f as i32],
+        });
+        m.outputs[k] = f;
+    }
+}
