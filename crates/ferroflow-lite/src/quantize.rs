@@ -157,8 +157,8 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
             to_int8_weights(&mut m.tensors[w], axis);
         }
     }
-    for b in 0..n {
-        if let Some((x, w, _)) = bias_of[b] {
+    for (b, layer) in bias_of.iter().enumerate() {
+        if let Some((x, w, _)) = *layer {
             let x_scale = params[x]
                 .as_ref()
                 .map(|q| q.scale[0])
