@@ -138,8 +138,9 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
             "full-integer quantisation needs a representative dataset",
         ));
     }
-    let ranges = calibrate(model, samples)?;
     let mut m = model.clone();
+    separate_fixed_outputs(&mut m);
+    let ranges = calibrate(&m, samples)?;
     let n = m.tensors.len();
     let params = activation_quantization(&m, &ranges);
     // Constants: weights per channel, biases int32, other float constants per tensor.
@@ -215,6 +216,68 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
         add_float_edges(&mut m);
     }
     Ok(m)
+}
+
+/// Whether `op`'s int8 output has fixed parameters.
+fn fixed_output(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Softmax { .. } | Op::Unary(UnaryKind::Logistic) | Op::Unary(UnaryKind::Tanh)
+    )
+}
+
+/// Whether `op`'s int8 kernel needs its inputs to share its output's parameters.
+fn joins(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Pool2d { .. }
+            | Op::Reshape { .. }
+            | Op::Pad
+            | Op::Transpose
+            | Op::Gather { .. }
+            | Op::Concatenation { .. }
+    )
+}
+
+/// A fixed-range output (softmax, logistic, tanh) read by an op that must share
+/// parameters with other tensors gets a requantising QUANTIZE in between, so the fixed
+/// range does not clip the others (TensorFlow's converter does the same).
+fn separate_fixed_outputs(m: &mut LiteModel) {
+    let mut k = 0;
+    while k < m.ops.len() {
+        if !fixed_output(&m.ops[k].op) {
+            k += 1;
+            continue;
+        }
+        let t = m.ops[k].outputs[0];
+        let joined = m
+            .ops
+            .iter()
+            .any(|op| joins(&op.op) && op.inputs.contains(&t));
+        if !joined {
+            k += 1;
+            continue;
+        }
+        let twin = LiteTensor {
+            name: format!("{}_requantized", m.tensors[t as usize].name),
+            ..m.tensors[t as usize].clone()
+        };
+        let t2 = m.add_tensor(twin) as i32;
+        for op in m.ops.iter_mut().filter(|op| joins(&op.op)) {
+            for i in op.inputs.iter_mut().filter(|i| **i == t) {
+                *i = t2;
+            }
+        }
+        m.ops.insert(
+            k + 1,
+            LiteOp {
+                op: Op::Quantize,
+                inputs: vec![t],
+                outputs: vec![t2],
+            },
+        );
+        k += 2;
+    }
 }
 
 /// int8 parameters of every float activation: its calibrated range, widened over the

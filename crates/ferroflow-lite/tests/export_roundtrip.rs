@@ -150,6 +150,52 @@ fn exported_models_reproduce_keras_predictions() {
             }
             ferroflow_core::npy::write_npy(dir.join(format!("{name}_y.npy")), &want).unwrap();
         }
+        // Full-integer int8 (float edges), calibrated on the same inputs: close to float, and
+        // written with ferroflow's own int8 result for LiteRT to reproduce within one step.
+        let int8 = ferroflow_lite::quantize::full_integer(
+            &lite,
+            &[xs.clone()],
+            ferroflow_lite::quantize::IoType::Int8,
+        )
+        .unwrap();
+        let bytes8 = ferroflow_lite::write::to_bytes(&int8);
+        let interp8 = Interpreter::from_bytes(&bytes8).unwrap();
+        let got8 = interp8.run_float(&xs).unwrap().remove(0);
+        let d8 = got8
+            .sub(&want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(ferroflow_core::Axes::All, false)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let spread = want
+            .max(ferroflow_core::Axes::All, false)
+            .unwrap()
+            .sub(&want.min(ferroflow_core::Axes::All, false).unwrap())
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            d8 <= (0.1 * spread).max(0.01),
+            "{}: int8 differs from float by {d8} (output range {spread})",
+            model.name()
+        );
+        // Weights dominate all but the tiniest files: int8 ones are much smaller.
+        if bytes.len() > 20_000 {
+            assert!(bytes8.len() * 2 < bytes.len(), "{}", model.name());
+        }
+        if let Some(dir) = &dir {
+            let name = format!("{}_int8", model.name());
+            std::fs::write(dir.join(format!("{name}.tflite")), &bytes8).unwrap();
+            for (i, x) in xs.iter().enumerate() {
+                let suffix = if i == 0 { String::new() } else { i.to_string() };
+                ferroflow_core::npy::write_npy(dir.join(format!("{name}_x{suffix}.npy")), x)
+                    .unwrap();
+            }
+            ferroflow_core::npy::write_npy(dir.join(format!("{name}_y.npy")), &got8).unwrap();
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! `ferroflow demo`: trains a digits classifier (MLP or CNN) Keras-style, evaluates it on a
-//! held-out split and saves it.
+//! held-out split, saves it and exports it to TFLite (float32 and int8).
 
 use ferroflow as ff;
 use ff::keras::callbacks::{EarlyStopping, TensorBoard};
@@ -109,6 +109,59 @@ pub fn run(args: &DemoArgs) -> ff::Result<()> {
     );
     println!("test loss: {:.4}", logs["loss"]);
     println!("val_accuracy: {:.3}", logs["accuracy"]);
+    export_tflite(&model, &save, &x_train, &x_test, &y_test)?;
+    Ok(())
+}
+
+/// Rows of training data used to calibrate the int8 model.
+const CALIBRATION_ROWS: usize = 256;
+
+/// Writes `model.tflite` (float32) and `model_int8.tflite` (full-integer, int8 inputs and
+/// outputs, calibrated on training rows) into `dir`, and reports their held-out accuracy
+/// in ferroflow's TFLite interpreter.
+fn export_tflite(
+    model: &Model,
+    dir: &Path,
+    x_train: &ff::Tensor,
+    x_test: &ff::Tensor,
+    y_test: &ff::Tensor,
+) -> ff::Result<()> {
+    use ff::lite::quantize::{full_integer, IoType};
+    let float = ff::lite::convert::from_keras(model)?;
+    let rows = x_train.shape()[0].min(CALIBRATION_ROWS);
+    let samples: Vec<Vec<ff::Tensor>> = (0..rows)
+        .step_by(32)
+        .map(|s| {
+            let n = 32.min(rows - s) as isize;
+            Ok(vec![x_train
+                .slice(&[s, 0], &[n, -1])?
+                .cast(ff::DType::F32)?])
+        })
+        .collect::<ff::Result<_>>()?;
+    let int8 = full_integer(&float, &samples, IoType::Int8)?;
+    let labels = y_test.cast(ff::DType::I64)?.to_vec::<i64>()?;
+    for (file, lite) in [("model.tflite", &float), ("model_int8.tflite", &int8)] {
+        let bytes = ff::lite::write::to_bytes(lite);
+        let path = dir.join(file);
+        std::fs::write(&path, &bytes).map_err(|source| ff::Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let interp = ff::lite::Interpreter::from_bytes(&bytes)?;
+        let probs = interp.run_float(&[x_test.cast(ff::DType::F32)?])?.remove(0);
+        let predicted = probs.argmax(-1)?.cast(ff::DType::I64)?.to_vec::<i64>()?;
+        let correct = predicted
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        println!(
+            "exported {} ({} KiB): held-out accuracy {:.3} in ferroflow's TFLite interpreter",
+            path.display(),
+            bytes.len().div_ceil(1024),
+            correct as f64 / labels.len().max(1) as f64
+        );
+    }
     Ok(())
 }
 
