@@ -154,7 +154,7 @@ fn exported_models_reproduce_keras_predictions() {
         // written with ferroflow's own int8 result for LiteRT to reproduce within one step.
         let int8 = ferroflow_lite::quantize::full_integer(
             &lite,
-            &[xs.clone()],
+            std::slice::from_ref(&xs),
             ferroflow_lite::quantize::IoType::Int8,
         )
         .unwrap();
