@@ -4,6 +4,7 @@
     python3 tools/bench_compare.py core    # tensor kernels vs NumPy and TensorFlow
     python3 tools/bench_compare.py train   # MLP train step vs TensorFlow (and PyTorch)
     python3 tools/bench_compare.py function  # eager vs compiled steps vs tf.function(jit_compile=True)
+    python3 tools/bench_compare.py tflite  # demo CNN .tflite (float, int8) at batch 1 vs LiteRT
 
 PyTorch joins the `train` comparison when it is importable (it is large to install, so the
 script does not install it; `pip install torch` into .venv-bench to include it).
@@ -21,12 +22,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data", "function")
+SUITES = ("core", "train", "keras", "data", "function", "tflite")
 # Figures where smaller is better (times); the rest are rates.
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
                    "mlp_b32_eager_ms", "mlp_b128_eager_ms", "cnn_b32_eager_ms",
-                   "eager_peak_rss_mib", "compiled_peak_rss_mib"}
+                   "eager_peak_rss_mib", "compiled_peak_rss_mib", "cnn_float_ms", "cnn_int8_ms"}
 
 
 def ensure_references():
@@ -34,6 +35,7 @@ def ensure_references():
     try:
         import numpy  # noqa: F401
         import tensorflow  # noqa: F401
+        import ai_edge_litert  # noqa: F401
         return
     except ImportError:
         pass
@@ -41,6 +43,10 @@ def ensure_references():
     if not os.path.exists(py):
         subprocess.check_call([sys.executable, "-m", "venv", VENV])
         subprocess.check_call([py, "-m", "pip", "install", "-q", "numpy", "tensorflow-cpu"])
+    if subprocess.call([py, "-c", "import ai_edge_litert"], stderr=subprocess.DEVNULL) != 0:
+        subprocess.check_call([py, "-m", "pip", "install", "-q", "ai-edge-litert"])
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
+        sys.exit("the bench venv lacks numpy, tensorflow or ai-edge-litert")
     os.execv(py, [py] + sys.argv)
 
 
@@ -54,11 +60,57 @@ def best_of(f, reps):
     return best
 
 
-def ferroflow_suite(suite, reps):
+def ferroflow_exe():
     subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "ferroflow"], cwd=ROOT)
-    exe = os.path.join(ROOT, "target", "release", "ferroflow")
-    out = subprocess.check_output([exe, "bench", suite, "--json", "--reps", str(reps)], cwd=ROOT)
+    return os.path.join(ROOT, "target", "release", "ferroflow")
+
+
+def ferroflow_suite(suite, reps, extra=()):
+    exe = ferroflow_exe()
+    out = subprocess.check_output([exe, "bench", suite, "--json", "--reps", str(reps), *extra], cwd=ROOT)
     return json.loads(out)
+
+
+TFLITE_DIR = os.path.join(ROOT, "target", "bench-tflite")
+
+
+def tflite_model_dir():
+    """Trains the demo CNN (a few epochs) and saves it with its float and int8 .tflite files."""
+    if not os.path.exists(os.path.join(TFLITE_DIR, "model_int8.tflite")):
+        subprocess.check_call([ferroflow_exe(), "demo", "--model", "cnn", "--epochs", "5",
+                               "--save", TFLITE_DIR], cwd=ROOT, stdout=subprocess.DEVNULL)
+    return TFLITE_DIR
+
+
+def reference_tflite(reps):
+    """Batch-1 latency of the same .tflite files in LiteRT (default threads, XNNPACK)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+    x = np.load(os.path.join(TFLITE_DIR, "sample_inputs.npy"))[:1].astype(np.float32)
+    out = {}
+    for name, file in (("float", "model.tflite"), ("int8", "model_int8.tflite")):
+        interp = Interpreter(model_path=os.path.join(TFLITE_DIR, file))
+        interp.allocate_tensors()
+        inp, res = interp.get_input_details()[0], interp.get_output_details()[0]
+        calls = 200
+
+        def run():
+            for _ in range(calls):
+                # What `ferroflow predict` does per call: quantise the float input, run,
+                # dequantise the output.
+                v = x
+                if inp["dtype"] == np.int8:
+                    s, z = inp["quantization"]
+                    v = np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)
+                interp.set_tensor(inp["index"], v)
+                interp.invoke()
+                y = interp.get_tensor(res["index"])
+                if res["dtype"] == np.int8:
+                    s, z = res["quantization"]
+                    y = (y.astype(np.float32) - z) * s
+        out[f"cnn_{name}_ms"] = best_of(run, reps) / calls * 1e3
+        out[f"cnn_{name}_kib"] = os.path.getsize(os.path.join(TFLITE_DIR, file)) / 1024
+    return {"litert": out}
 
 
 def reference_train(reps):
@@ -373,9 +425,11 @@ def main():
         sys.exit(f"unknown suite '{suite}' (available: {', '.join(SUITES)})")
     ensure_references()
     reps = int(os.environ.get("BENCH_REPS", "7"))
-    ff = ferroflow_suite(suite, reps)
+    extra = ("--model", tflite_model_dir()) if suite == "tflite" else ()
+    ff = ferroflow_suite(suite, reps, extra)
     refs = {"core": reference_core, "train": reference_train, "keras": reference_keras,
-            "data": reference_data, "function": reference_function}[suite](reps)
+            "data": reference_data, "function": reference_function,
+            "tflite": reference_tflite}[suite](reps)
     if suite == "function":
         ff.update(function_memory())
         for w in ("mlp_b32", "mlp_b128", "cnn_b32"):
@@ -383,7 +437,7 @@ def main():
         print(f"RATIO peak_rss_eager_vs_compiled {ff['eager_peak_rss_mib'] / ff['compiled_peak_rss_mib']:.3f}")
     for ref, figures in refs.items():
         for name, value in figures.items():
-            if name not in ff:
+            if name not in ff or name.endswith("_kib"):
                 continue
             ratio = value / ff[name] if name in LOWER_IS_BETTER else ff[name] / value
             print(f"RATIO {name}_vs_{ref} {ratio:.3f}")
@@ -392,6 +446,9 @@ def main():
              "pipeline_elements_per_s": "elements/s", "tfrecord_elements_per_s": "elements/s",
              "data_peak_rss_mib": "MiB", "eager_peak_rss_mib": "MiB", "compiled_peak_rss_mib": "MiB"}
     units.update({f"{w}_{m}_ms": "ms" for w in ("mlp_b32", "mlp_b128", "cnn_b32") for m in ("eager", "compiled")})
+    units.update({"cnn_float_ms": "ms", "cnn_int8_ms": "ms", "cnn_float_kib": "KiB", "cnn_int8_kib": "KiB"})
+    if suite == "tflite":
+        print(f"RATIO float_vs_int8_file_size {ff['cnn_float_kib'] / ff['cnn_int8_kib']:.2f}")
     names = list(refs)
     print(f"{'workload':<30} {'ferroflow':>12} " + " ".join(f"{r:>12}" for r in names) + "  unit")
     for name, value in ff.items():

@@ -4,6 +4,7 @@ mod bench_core;
 mod bench_data;
 mod bench_function;
 mod bench_keras;
+mod bench_tflite;
 mod bench_train;
 mod convert;
 mod demo;
@@ -91,7 +92,7 @@ enum Command {
     },
     /// Runs a benchmark suite and prints its figures.
     Bench {
-        /// The suite: `core`, `train`, `keras`, `data` or `function`.
+        /// The suite: `core`, `train`, `keras`, `data`, `function` or `tflite`.
         suite: String,
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -102,6 +103,10 @@ enum Command {
         /// `function` suite only: run just `eager` or `compiled` and report peak memory.
         #[arg(long)]
         mode: Option<String>,
+        /// `tflite` suite: a directory with `model.tflite`, `model_int8.tflite` and
+        /// `sample_inputs.npy` (what `ferroflow demo` saves).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
     },
 }
 
@@ -152,7 +157,9 @@ fn main() {
             json,
             reps,
             mode,
+            model,
         } => match suite.as_str() {
+            "tflite" => bench_tflite::run(json, reps, model.as_deref()),
             "function" => bench_function::run(json, reps, mode.as_deref()),
             "core" => bench_core::run(json, reps),
             "train" => bench_train::run(json, reps),
@@ -160,7 +167,9 @@ fn main() {
             "data" => bench_data::run(json, reps.min(3)),
             other => Err(ff::Error::invalid(
                 "bench",
-                format!("unknown suite '{other}' (available: core, train, keras, data, function)"),
+                format!(
+                    "unknown suite '{other}' (available: core, train, keras, data, function, tflite)"
+                ),
             )),
         },
     };
