@@ -408,42 +408,38 @@ fn calibrate(model: &LiteModel, samples: &[Vec<Tensor>]) -> Result<Vec<Option<(f
 fn add_float_edges(m: &mut LiteModel) {
     let mut head = Vec::new();
     for k in 0..m.inputs.len() {
-        let q = m.inputs[k];
-        if m.tensors[q].dtype != ElementType::I8 {
-            continue;
+        if let Some((f, q)) = float_twin(m, m.inputs[k]) {
+            head.push(LiteOp {
+                op: Op::Quantize,
+                inputs: vec![f as i32],
+                outputs: vec![q as i32],
+            });
+            m.inputs[k] = f;
         }
-        let float = LiteTensor {
-            dtype: ElementType::F32,
-            quant: None,
-            ..m.tensors[q].clone()
-        };
-        m.tensors[q].name = format!("{}_int8", m.tensors[q].name);
-        let f = m.add_tensor(float);
-        head.push(LiteOp {
-            op: Op::Quantize,
-            inputs: vec![f as i32],
-            outputs: vec![q as i32],
-        });
-        m.inputs[k] = f;
     }
     m.ops.splice(0..0, head);
     for k in 0..m.outputs.len() {
-        let q = m.outputs[k];
-        if m.tensors[q].dtype != ElementType::I8 {
-            continue;
+        if let Some((f, q)) = float_twin(m, m.outputs[k]) {
+            m.ops.push(LiteOp {
+                op: Op::Dequantize,
+                inputs: vec![q as i32],
+                outputs: vec![f as i32],
+            });
+            m.outputs[k] = f;
         }
-        let float = LiteTensor {
-            dtype: ElementType::F32,
-            quant: None,
-            ..m.tensors[q].clone()
-        };
-        m.tensors[q].name = format!("{}_int8", m.tensors[q].name);
-        let f = m.add_tensor(float);
-        m.ops.push(LiteOp {
-            op: Op::Dequantize,
-            inputs: vec![q as i32],
-            outputs: vec![f as i32],
-        });
-        m.outputs[k] = f;
     }
+}
+
+/// A float copy of int8 tensor `q` that takes over its name: (float tensor, `q`).
+fn float_twin(m: &mut LiteModel, q: usize) -> Option<(usize, usize)> {
+    if m.tensors[q].dtype != ElementType::I8 {
+        return None;
+    }
+    let float = LiteTensor {
+        dtype: ElementType::F32,
+        quant: None,
+        ..m.tensors[q].clone()
+    };
+    m.tensors[q].name = format!("{}_int8", m.tensors[q].name);
+    Some((m.add_tensor(float), q))
 }

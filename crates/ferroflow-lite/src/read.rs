@@ -432,42 +432,32 @@ fn operator(
                 act: activation(opt.fused_activation_function())?,
             }
         }
-        B::ADD => binary(
-            BinaryKind::Add,
-            activation(
-                o.builtin_options_as_add_options()
-                    .map_or(fb::ActivationFunctionType::NONE, |x| {
-                        x.fused_activation_function()
-                    }),
-            )?,
-        )?,
-        B::SUB => binary(
-            BinaryKind::Sub,
-            activation(
-                o.builtin_options_as_sub_options()
-                    .map_or(fb::ActivationFunctionType::NONE, |x| {
-                        x.fused_activation_function()
-                    }),
-            )?,
-        )?,
-        B::MUL => binary(
-            BinaryKind::Mul,
-            activation(
-                o.builtin_options_as_mul_options()
-                    .map_or(fb::ActivationFunctionType::NONE, |x| {
-                        x.fused_activation_function()
-                    }),
-            )?,
-        )?,
-        B::DIV => binary(
-            BinaryKind::Div,
-            activation(
-                o.builtin_options_as_div_options()
-                    .map_or(fb::ActivationFunctionType::NONE, |x| {
-                        x.fused_activation_function()
-                    }),
-            )?,
-        )?,
+        B::ADD | B::SUB | B::MUL | B::DIV => {
+            let fused = match code {
+                B::ADD => o
+                    .builtin_options_as_add_options()
+                    .map(|x| x.fused_activation_function()),
+                B::SUB => o
+                    .builtin_options_as_sub_options()
+                    .map(|x| x.fused_activation_function()),
+                B::MUL => o
+                    .builtin_options_as_mul_options()
+                    .map(|x| x.fused_activation_function()),
+                _ => o
+                    .builtin_options_as_div_options()
+                    .map(|x| x.fused_activation_function()),
+            };
+            let kind = match code {
+                B::ADD => BinaryKind::Add,
+                B::SUB => BinaryKind::Sub,
+                B::MUL => BinaryKind::Mul,
+                _ => BinaryKind::Div,
+            };
+            binary(
+                kind,
+                activation(fused.unwrap_or(fb::ActivationFunctionType::NONE))?,
+            )?
+        }
         B::MAXIMUM => binary(BinaryKind::Maximum, Activation::None)?,
         B::MINIMUM => binary(BinaryKind::Minimum, Activation::None)?,
         B::SQUARED_DIFFERENCE => binary(BinaryKind::SquaredDifference, Activation::None)?,

@@ -116,6 +116,17 @@ fn inputs(model: &Model, batch: usize) -> Vec<Tensor> {
         .collect()
 }
 
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    a.sub(b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max(ferroflow_core::Axes::All, false)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 #[test]
 fn exported_models_reproduce_keras_predictions() {
     ferroflow_core::random::set_seed(1);
@@ -129,15 +140,7 @@ fn exported_models_reproduce_keras_predictions() {
         let interp = Interpreter::from_bytes(&bytes).unwrap();
         let got = interp.run(&xs).unwrap().remove(0);
         assert_eq!(got.shape(), want.shape(), "{}", model.name());
-        let d = got
-            .sub(&want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max(ferroflow_core::Axes::All, false)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&got, &want);
         assert!(d <= 1e-5, "{}: max difference {d}", model.name());
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).unwrap();
@@ -161,15 +164,7 @@ fn exported_models_reproduce_keras_predictions() {
         let bytes8 = ferroflow_lite::write::to_bytes(&int8);
         let interp8 = Interpreter::from_bytes(&bytes8).unwrap();
         let got8 = interp8.run_float(&xs).unwrap().remove(0);
-        let d8 = got8
-            .sub(&want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max(ferroflow_core::Axes::All, false)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d8 = max_abs_diff(&got8, &want);
         let spread = want
             .max(ferroflow_core::Axes::All, false)
             .unwrap()

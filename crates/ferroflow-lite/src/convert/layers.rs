@@ -218,6 +218,21 @@ pub(super) fn activation(b: &mut Builder, name: &str, act: &str, x: usize) -> Re
     })
 }
 
+/// The layer's bias as a constant, or zeros for `channels` outputs when it has none
+/// (TFLite kernels take a bias input either way).
+fn bias(
+    b: &mut Builder,
+    layer: &dyn Layer,
+    cfg: &Map<String, Value>,
+    channels: usize,
+) -> Result<usize> {
+    let name = format!("{}/bias", layer.name());
+    Ok(match weight(layer, "bias")? {
+        Some(v) if bool_of(cfg, "use_bias", true) => b.constant(&name, &v)?,
+        _ => b.const_f32(&name, &[channels as i32], &vec![0.0; channels]),
+    })
+}
+
 fn dense(
     b: &mut Builder,
     layer: &dyn Layer,
@@ -228,13 +243,7 @@ fn dense(
     let name = layer.name();
     let kernel = required(layer, "kernel")?; // [in, units]
     let w = b.constant(&format!("{name}/kernel"), &kernel.t()?.contiguous())?;
-    let bias = match weight(layer, "bias")? {
-        Some(v) if bool_of(cfg, "use_bias", true) => b.constant(&format!("{name}/bias"), &v)?,
-        _ => {
-            let units = kernel.shape()[1];
-            b.const_f32(&format!("{name}/bias"), &[units as i32], &vec![0.0; units])
-        }
-    };
+    let bias = bias(b, layer, cfg, kernel.shape()[1])?;
     let keep_num_dims = out.shape.len() > 2;
     let y = b.activation_tensor(name, out)?;
     b.op(
@@ -284,14 +293,7 @@ fn conv2d(
         kernel.transpose(&[3, 0, 1, 2])?.contiguous()
     };
     let w = b.constant(&format!("{name}/kernel"), &filter)?;
-    let bias = match weight(layer, "bias")? {
-        Some(v) if bool_of(cfg, "use_bias", true) => b.constant(&format!("{name}/bias"), &v)?,
-        _ => b.const_f32(
-            &format!("{name}/bias"),
-            &[channels as i32],
-            &vec![0.0; channels],
-        ),
-    };
+    let bias = bias(b, layer, cfg, channels)?;
     let y = b.activation_tensor(name, out)?;
     let op = if depthwise {
         Op::DepthwiseConv2d {
