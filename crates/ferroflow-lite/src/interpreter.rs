@@ -21,7 +21,12 @@ pub struct Interpreter {
     consts: Vec<Option<Tensor>>,
     /// Per op: its filter in ferroflow's layout, when constant.
     filters: Vec<Option<Tensor>>,
+    /// Bytes of all tensors at their static shapes (a measure of the work per call).
+    bytes: usize,
 }
+
+/// Bytes of tensors from which a call runs on a rayon worker thread.
+const HOP_MIN_BYTES: usize = 256 << 10;
 
 fn err(op: &'static str, msg: impl Into<String>) -> Error {
     Error::invalid(op, msg)
@@ -56,10 +61,16 @@ impl Interpreter {
             .iter()
             .map(|t| t.data.as_ref().map(|_| constant(t)).transpose())
             .collect::<Result<Vec<_>>>()?;
+        let bytes = model
+            .tensors
+            .iter()
+            .map(|t| t.numel().saturating_mul(t.dtype.size()))
+            .fold(0usize, usize::saturating_add);
         let mut me = Interpreter {
             model,
             consts,
             filters: Vec::new(),
+            bytes,
         };
         me.filters = (0..me.model.ops.len())
             .map(|i| me.prepare_filter(i))
@@ -151,6 +162,15 @@ impl Interpreter {
     /// intermediate; LiteRT's `experimental_preserve_all_tensors`), indexed like
     /// `model().tensors`.
     pub fn run_all(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+        // Like a compiled plan, a model of some size runs on a rayon worker, so its
+        // kernels share work with the other workers without a handoff per op.
+        if self.bytes >= HOP_MIN_BYTES && rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.run_all_here(inputs));
+        }
+        self.run_all_here(inputs)
+    }
+
+    fn run_all_here(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         let m = &self.model;
         if inputs.len() != m.inputs.len() {
             return Err(err(
@@ -516,6 +536,13 @@ fn dequantize(v: &Tensor, meta: &LiteTensor) -> Result<Tensor> {
 }
 
 fn dequantize_with(v: &Tensor, q: &Quantization) -> Result<Tensor> {
+    if q.scale.len() == 1 && v.dtype() == DType::I8 {
+        // One pass: the common case of every int8 activation.
+        let (s, z) = (q.scale[0], q.zero_point[0] as f32);
+        let data = v.contiguous().to_vec::<i8>()?;
+        let out: Vec<f32> = data.iter().map(|&x| (x as f32 - z) * s).collect();
+        return Tensor::from_vec(out, v.shape());
+    }
     let x = v.cast(DType::F32)?;
     if q.scale.len() == 1 {
         return x
@@ -549,21 +576,34 @@ fn per_channel(q: &Quantization, rank: usize) -> Result<(Tensor, Tensor)> {
 fn to_output(meta: &LiteTensor, y: Tensor) -> Result<Tensor> {
     if is_quantized(meta) {
         let q = meta.quant.as_ref().expect("quantised");
-        let (lo, hi) = match meta.dtype {
+        let (lo, hi): (f32, f32) = match meta.dtype {
             ElementType::I8 => (-128.0, 127.0),
             ElementType::U8 => (0.0, 255.0),
             _ => (-32768.0, 32767.0),
         };
         let x = y.cast(DType::F32)?;
+        if q.scale.len() == 1 && meta.dtype == ElementType::I8 {
+            // One pass: round(x / scale) half away from zero, shift, saturate (TFLite's
+            // affine quantisation).
+            let (s, z) = (q.scale[0], q.zero_point[0] as f32);
+            let data = x.contiguous().to_vec::<f32>()?;
+            let out: Vec<i8> = data
+                .iter()
+                .map(|&v| ((v / s).round() + z).clamp(lo, hi) as i8)
+                .collect();
+            return Tensor::from_vec(out, x.shape());
+        }
         let q_f = if q.scale.len() == 1 {
-            x.mul_scalar(1.0 / q.scale[0] as f64)?
+            x.div(&Tensor::scalar(q.scale[0]))?
                 .round()?
                 .add_scalar(q.zero_point[0] as f64)?
         } else {
             let (scale, zp) = per_channel(q, x.rank())?;
             x.div(&scale)?.round()?.add(&zp)?
         };
-        return q_f.clip_scalar(lo, hi)?.cast(core_dtype(meta.dtype));
+        return q_f
+            .clip_scalar(lo as f64, hi as f64)?
+            .cast(core_dtype(meta.dtype));
     }
     let want = core_dtype(meta.dtype);
     if y.dtype() != want {

@@ -47,9 +47,21 @@ fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
         }
         let out = ferroflow(&args);
         let text = String::from_utf8(out.stdout).unwrap();
-        let last = text.lines().last().unwrap().to_string();
-        assert!(last.starts_with("val_accuracy: 0."), "{last}");
-        last
+        let accuracy = text
+            .lines()
+            .find(|l| l.starts_with("val_accuracy: 0."))
+            .unwrap_or_else(|| panic!("no val_accuracy line in:\n{text}"))
+            .to_string();
+        // The demo ends by exporting float and int8 TFLite files and scoring them.
+        for file in ["model.tflite", "model_int8.tflite"] {
+            assert!(dir.join(file).exists(), "{file} missing");
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(file) && l.contains("held-out accuracy 0.")),
+                "{file} not reported in:\n{text}"
+            );
+        }
+        accuracy
     };
     let la = run(&a, "5");
     let lb = run(&b, "5");
