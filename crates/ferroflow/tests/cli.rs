@@ -52,15 +52,27 @@ fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
             .find(|l| l.starts_with("val_accuracy: 0."))
             .unwrap_or_else(|| panic!("no val_accuracy line in:\n{text}"))
             .to_string();
-        // The demo ends by exporting float and int8 TFLite files and scoring them.
-        for file in ["model.tflite", "model_int8.tflite"] {
+        // The demo ends by exporting float and int8 TFLite files and scoring them: the
+        // float file scores as the model, the int8 one within a point of it.
+        let scored = |file: &str| -> f64 {
             assert!(dir.join(file).exists(), "{file} missing");
-            assert!(
-                text.lines()
-                    .any(|l| l.contains(file) && l.contains("held-out accuracy 0.")),
-                "{file} not reported in:\n{text}"
-            );
-        }
+            let line = text
+                .lines()
+                .find(|l| l.contains(&format!("/{file} ")) && l.contains("held-out accuracy"))
+                .unwrap_or_else(|| panic!("{file} not reported in:\n{text}"));
+            let value = line.split("held-out accuracy ").nth(1).unwrap();
+            value.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        let keras: f64 = accuracy["val_accuracy: ".len()..].parse().unwrap();
+        let (float, int8) = (scored("model.tflite"), scored("model_int8.tflite"));
+        assert!(
+            (float - keras).abs() < 1e-9,
+            "float TFLite {float} vs model {keras}"
+        );
+        assert!(
+            (int8 - float).abs() <= 0.01,
+            "int8 TFLite {int8} vs float {float}"
+        );
         accuracy
     };
     let la = run(&a, "5");
