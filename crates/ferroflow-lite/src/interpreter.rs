@@ -21,12 +21,14 @@ pub struct Interpreter {
     consts: Vec<Option<Tensor>>,
     /// Per op: its filter in ferroflow's layout, when constant.
     filters: Vec<Option<Tensor>>,
-    /// Bytes of all tensors at their static shapes (a measure of the work per call).
-    bytes: usize,
+    /// Multiply-adds of the matmuls and convolutions per batch row (the static shapes have
+    /// batch 1): a measure of the work of a call.
+    macs_per_row: usize,
 }
 
-/// Bytes of tensors from which a call runs on a rayon worker thread.
-const HOP_MIN_BYTES: usize = 256 << 10;
+/// Multiply-adds per call from which a call runs on a rayon worker thread (below, the
+/// handoff costs more than the kernels gain from a second thread).
+const HOP_MIN_MACS: usize = 4 << 20;
 
 fn err(op: &'static str, msg: impl Into<String>) -> Error {
     Error::invalid(op, msg)
@@ -61,16 +63,12 @@ impl Interpreter {
             .iter()
             .map(|t| t.data.as_ref().map(|_| constant(t)).transpose())
             .collect::<Result<Vec<_>>>()?;
-        let bytes = model
-            .tensors
-            .iter()
-            .map(|t| t.numel().saturating_mul(t.dtype.size()))
-            .fold(0usize, usize::saturating_add);
+        let macs_per_row = macs(&model);
         let mut me = Interpreter {
             model,
             consts,
             filters: Vec::new(),
-            bytes,
+            macs_per_row,
         };
         me.filters = (0..me.model.ops.len())
             .map(|i| me.prepare_filter(i))
@@ -164,7 +162,13 @@ impl Interpreter {
     pub fn run_all(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         // Like a compiled plan, a model of some size runs on a rayon worker, so its
         // kernels share work with the other workers without a handoff per op.
-        if self.bytes >= HOP_MIN_BYTES && rayon::current_thread_index().is_none() {
+        let batch = inputs
+            .first()
+            .and_then(|x| x.shape().first().copied())
+            .unwrap_or(1);
+        if self.macs_per_row.saturating_mul(batch) >= HOP_MIN_MACS
+            && rayon::current_thread_index().is_none()
+        {
             return rayon::scope(|_| self.run_all_here(inputs));
         }
         self.run_all_here(inputs)
@@ -445,6 +449,52 @@ impl Interpreter {
     }
 }
 
+/// Multiply-adds of the FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D ops at the static
+/// shapes.
+fn macs(m: &LiteModel) -> usize {
+    let numel = |t: i32| {
+        m.tensors
+            .get(t.max(0) as usize)
+            .map_or(0, LiteTensor::numel)
+    };
+    m.ops
+        .iter()
+        .map(|op| {
+            let out = numel(op.outputs[0]);
+            let w = op
+                .inputs
+                .get(1)
+                .and_then(|&w| m.tensors.get(w.max(0) as usize));
+            match (&op.op, w) {
+                (Op::FullyConnected { .. }, Some(w)) => {
+                    out.saturating_mul(*w.shape.last().unwrap_or(&1) as usize)
+                }
+                (Op::Conv2d { .. }, Some(w)) => {
+                    out.saturating_mul(w.numel() / (w.shape[0].max(1) as usize))
+                }
+                (Op::DepthwiseConv2d { .. }, Some(w)) => out.saturating_mul(
+                    w.shape
+                        .get(1..3)
+                        .map_or(1, |s| (s[0] * s[1]).max(1) as usize),
+                ),
+                _ => 0,
+            }
+        })
+        .fold(0usize, usize::saturating_add)
+}
+
+/// `x` rounded half away from zero (TFLite's rounding), in a form that vectorises (the
+/// library `round` is a call per element).
+#[inline(always)]
+fn round_half_away(x: f32) -> f32 {
+    let t = x.trunc();
+    if (x - t).abs() >= 0.5 {
+        t + x.signum()
+    } else {
+        t
+    }
+}
+
 /// Most elements one intermediate may have (a corrupt file cannot ask for more).
 const MAX_ELEMENTS: usize = 1 << 31;
 
@@ -589,7 +639,7 @@ fn to_output(meta: &LiteTensor, y: Tensor) -> Result<Tensor> {
             let data = x.contiguous().to_vec::<f32>()?;
             let out: Vec<i8> = data
                 .iter()
-                .map(|&v| ((v / s).round() + z).clamp(lo, hi) as i8)
+                .map(|&v| (round_half_away(v / s) + z).clamp(lo, hi) as i8)
                 .collect();
             return Tensor::from_vec(out, x.shape());
         }
@@ -647,4 +697,29 @@ fn check_input(meta: &LiteTensor, x: &Tensor) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_half_away;
+
+    #[test]
+    fn rounding_matches_round_half_away_from_zero() {
+        let edge = [
+            0.5f32,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            1e7 + 0.5,
+            0.0,
+            -0.0,
+        ];
+        let sweep = (-4000..4000).map(|i| i as f32 * 0.0625 + 0.001 * (i % 7) as f32);
+        for x in edge.into_iter().chain(sweep) {
+            assert_eq!(round_half_away(x), x.round(), "{x}");
+        }
+    }
 }
