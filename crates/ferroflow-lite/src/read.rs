@@ -303,6 +303,18 @@ fn positive(v: i32, what: &str) -> Result<usize> {
     }
 }
 
+/// A convolution window from the schema's fields (strides and dilations must be >= 1).
+fn window(p: fb::Padding, stride: (i32, i32), dilation: (i32, i32)) -> Result<Window> {
+    Ok(Window {
+        padding: padding(p)?,
+        stride: (positive(stride.0, "stride")?, positive(stride.1, "stride")?),
+        dilation: (
+            positive(dilation.0, "dilation")?,
+            positive(dilation.1, "dilation")?,
+        ),
+    })
+}
+
 /// The newest version of each builtin this interpreter implements.
 fn max_version(code: fb::BuiltinOperator) -> i32 {
     use fb::BuiltinOperator as B;
@@ -358,17 +370,11 @@ fn operator(
         B::CONV_2D => {
             let opt = o.builtin_options_as_conv_2_doptions().ok_or_else(missing)?;
             Op::Conv2d {
-                window: Window {
-                    padding: padding(opt.padding())?,
-                    stride: (
-                        positive(opt.stride_h(), "stride")?,
-                        positive(opt.stride_w(), "stride")?,
-                    ),
-                    dilation: (
-                        positive(opt.dilation_h_factor(), "dilation")?,
-                        positive(opt.dilation_w_factor(), "dilation")?,
-                    ),
-                },
+                window: window(
+                    opt.padding(),
+                    (opt.stride_h(), opt.stride_w()),
+                    (opt.dilation_h_factor(), opt.dilation_w_factor()),
+                )?,
                 act: activation(opt.fused_activation_function())?,
             }
         }
@@ -377,17 +383,11 @@ fn operator(
                 .builtin_options_as_depthwise_conv_2_doptions()
                 .ok_or_else(missing)?;
             Op::DepthwiseConv2d {
-                window: Window {
-                    padding: padding(opt.padding())?,
-                    stride: (
-                        positive(opt.stride_h(), "stride")?,
-                        positive(opt.stride_w(), "stride")?,
-                    ),
-                    dilation: (
-                        positive(opt.dilation_h_factor(), "dilation")?,
-                        positive(opt.dilation_w_factor(), "dilation")?,
-                    ),
-                },
+                window: window(
+                    opt.padding(),
+                    (opt.stride_h(), opt.stride_w()),
+                    (opt.dilation_h_factor(), opt.dilation_w_factor()),
+                )?,
                 multiplier: opt.depth_multiplier().max(0) as usize,
                 act: activation(opt.fused_activation_function())?,
             }
@@ -396,14 +396,7 @@ fn operator(
             let opt = o.builtin_options_as_pool_2_doptions().ok_or_else(missing)?;
             Op::Pool2d {
                 max: code == B::MAX_POOL_2D,
-                window: Window {
-                    padding: padding(opt.padding())?,
-                    stride: (
-                        positive(opt.stride_h(), "stride")?,
-                        positive(opt.stride_w(), "stride")?,
-                    ),
-                    dilation: (1, 1),
-                },
+                window: window(opt.padding(), (opt.stride_h(), opt.stride_w()), (1, 1))?,
                 filter: (
                     positive(opt.filter_height(), "filter height")?,
                     positive(opt.filter_width(), "filter width")?,
