@@ -65,6 +65,39 @@ def multi_input():
     return keras.Model([a, b], y, name="multi_input"), xs
 
 
+def conv_gelu_layernorm():
+    # TF lowers Flatten on a dynamic batch to SHAPE/STRIDED_SLICE/PACK/RESHAPE.
+    x = keras.Input((10, 10, 3), name="image")
+    h = keras.layers.Conv2D(4, 3, activation="gelu")(x)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.LayerNormalization()(h)
+    h = keras.layers.Dropout(0.1)(h)
+    y = keras.layers.Dense(3)(h)
+    return keras.Model(x, y, name="conv_gelu_layernorm"), [rng.normal(size=(2, 10, 10, 3)).astype(np.float32)]
+
+
+def sequence():
+    # Conv1D becomes EXPAND_DIMS/CONV_2D/RESHAPE; Permute a TRANSPOSE; REDUCE_PROD in shapes.
+    x = keras.Input((7, 5), name="sequence")
+    h = keras.layers.Conv1D(6, 3, padding="same", activation="relu")(x)
+    h = keras.layers.Dense(4)(h)
+    h = keras.layers.GlobalMaxPooling1D()(h)
+    h = keras.layers.Reshape((2, 2))(h)
+    h = keras.layers.Permute((2, 1))(h)
+    y = keras.layers.Flatten()(h)
+    return keras.Model(x, y, name="sequence"), [rng.normal(size=(3, 7, 5)).astype(np.float32)]
+
+
+def int_embedding():
+    # Integer ids: GATHER guarded by LESS/SELECT_V2 for negative ids.
+    x = keras.Input((6,), dtype="int32", name="ids")
+    h = keras.layers.Embedding(30, 8)(x)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    y = keras.layers.Dense(2, activation="sigmoid")(h)
+    return keras.Model(x, y, name="int_embedding"), [rng.integers(0, 30, size=(3, 6)).astype(np.int32)]
+
+
 def convert(model, xs, mode):
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode in ("dynamic", "int8"):
@@ -112,9 +145,11 @@ def run_litert(blob, xs):
     return np.concatenate(rows, axis=0), [d["name"] for d in ins]
 
 
-for build in (mlp, cnn, multi_input):
+for build, modes in ((mlp, ("float", "dynamic", "int8")), (cnn, ("float", "dynamic", "int8")),
+                     (multi_input, ("float", "dynamic", "int8")), (conv_gelu_layernorm, ("float",)),
+                     (sequence, ("float",)), (int_embedding, ("float",))):
     model, xs = build()
-    for mode in ("float", "dynamic", "int8"):
+    for mode in modes:
         name = f"{model.name}_{mode}"
         blob = convert(model, xs, mode)
         # LiteRT may order inputs differently from Keras; feed in its order.

@@ -6,11 +6,12 @@
 //! dynamic-range models) are dequantised once when the interpreter is built.
 
 use crate::ir::{
-    Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, Padding, Quantization,
-    ReduceKind, UnaryKind,
+    Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, Op, Padding,
+    Quantization, ReduceKind, UnaryKind,
 };
 use ferroflow_core::ops::conv::Padding as CorePadding;
 use ferroflow_core::ops::remap::PadMode;
+use ferroflow_core::ops::slice::SliceArg;
 use ferroflow_core::{Axes, DType, Error, Result, Tensor};
 use std::path::Path;
 
@@ -391,6 +392,8 @@ impl Interpreter {
                     ReduceKind::Mean => x.mean(axes, *keep_dims)?,
                     ReduceKind::Sum => x.sum(axes, *keep_dims)?,
                     ReduceKind::Max => x.max(axes, *keep_dims)?,
+                    ReduceKind::Min => x.min(axes, *keep_dims)?,
+                    ReduceKind::Prod => x.prod(axes, *keep_dims)?,
                 }
             }
             Op::Gather { axis } => {
@@ -436,6 +439,100 @@ impl Interpreter {
             Op::Cast => {
                 let out = &self.model.tensors[op.outputs[0] as usize];
                 x.cast(core_dtype(out.dtype))?
+            }
+            Op::Shape => {
+                let dims: Vec<i32> = x.shape().iter().map(|&d| d as i32).collect();
+                let n = dims.len();
+                let out = &self.model.tensors[op.outputs[0] as usize];
+                Tensor::from_vec(dims, &[n])?.cast(core_dtype(out.dtype))?
+            }
+            Op::StridedSlice {
+                begin_mask,
+                end_mask,
+                ellipsis_mask,
+                new_axis_mask,
+                shrink_axis_mask,
+                offset,
+            } => {
+                let begin = ints(&self.required(k, 1, vals)?)?;
+                let end = ints(&self.required(k, 2, vals)?)?;
+                let strides = match self.input(k, 3, vals)? {
+                    Some(s) => ints(&s)?,
+                    None => vec![1; begin.len()],
+                };
+                if end.len() != begin.len() || strides.len() != begin.len() {
+                    return Err(err(
+                        "STRIDED_SLICE",
+                        format!("begin {begin:?}, end {end:?}, strides {strides:?}"),
+                    ));
+                }
+                let bit = |mask: i32, i: usize| i < 32 && (mask >> i) & 1 == 1;
+                let args: Vec<SliceArg> = (0..begin.len())
+                    .map(|i| {
+                        if bit(*ellipsis_mask, i) {
+                            SliceArg::Ellipsis
+                        } else if bit(*new_axis_mask, i) {
+                            SliceArg::NewAxis
+                        } else if bit(*shrink_axis_mask, i) {
+                            SliceArg::Index(begin[i] as isize)
+                        } else {
+                            let b = (!bit(*begin_mask, i)).then_some(begin[i] as isize);
+                            let e = if bit(*end_mask, i) {
+                                None
+                            } else if *offset {
+                                Some((begin[i] + end[i]) as isize)
+                            } else {
+                                Some(end[i] as isize)
+                            };
+                            SliceArg::Range(b, e, strides[i] as isize)
+                        }
+                    })
+                    .collect();
+                x.strided_slice(&args)?.contiguous()
+            }
+            Op::Pack { axis } => {
+                let parts = (0..op.inputs.len())
+                    .map(|j| self.required(k, j, vals))
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::stack(&parts, *axis as isize)?
+            }
+            Op::ExpandDims => {
+                let axis = ints(&self.required(k, 1, vals)?)?;
+                let a = *axis
+                    .first()
+                    .ok_or_else(|| err("EXPAND_DIMS", "no axis given"))?;
+                x.expand_dims(a as isize)?
+            }
+            Op::Squeeze { dims } => {
+                let dims: Vec<isize> = if dims.is_empty() {
+                    (0..x.rank())
+                        .filter(|&d| x.shape()[d] == 1)
+                        .map(|d| d as isize)
+                        .collect()
+                } else {
+                    dims.iter().map(|&d| d as isize).collect()
+                };
+                x.squeeze(&dims)?
+            }
+            Op::Compare(kind) => {
+                let b = self.required(k, 1, vals)?;
+                match kind {
+                    CompareKind::Less => x.less(&b)?,
+                    CompareKind::LessEqual => x.less_equal(&b)?,
+                    CompareKind::Greater => x.greater(&b)?,
+                    CompareKind::GreaterEqual => x.greater_equal(&b)?,
+                    CompareKind::Equal => x.equal(&b)?,
+                    CompareKind::NotEqual => x.not_equal(&b)?,
+                }
+            }
+            Op::Select => {
+                let a = self.required(k, 1, vals)?;
+                let b = self.required(k, 2, vals)?;
+                Tensor::where_(&x, &a, &b)?
+            }
+            Op::BatchMatMul { adj_x, adj_y } => {
+                let y = self.required(k, 1, vals)?;
+                x.matmul_t(&y, *adj_x, *adj_y)?
             }
             Op::LeakyRelu { alpha } => x.leaky_relu(*alpha as f64)?,
             Op::Gelu { approximate } => {

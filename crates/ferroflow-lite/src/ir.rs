@@ -228,6 +228,63 @@ pub enum Op {
         /// Tanh approximation.
         approximate: bool,
     },
+    /// `SHAPE`: the input's shape as an int32 vector.
+    Shape,
+    /// `STRIDED_SLICE(x, begin, end, strides)` with TF's masks.
+    StridedSlice {
+        /// Axes whose begin is ignored (start from the edge).
+        begin_mask: i32,
+        /// Axes whose end is ignored (run to the edge).
+        end_mask: i32,
+        /// The axis standing for "all remaining axes".
+        ellipsis_mask: i32,
+        /// Axes where a new axis of size 1 is inserted.
+        new_axis_mask: i32,
+        /// Axes taken at `begin` and removed.
+        shrink_axis_mask: i32,
+        /// `end` is relative to `begin`.
+        offset: bool,
+    },
+    /// `PACK`: stacks its inputs along a new axis.
+    Pack {
+        /// The new axis.
+        axis: i32,
+    },
+    /// `EXPAND_DIMS(x, axis)`.
+    ExpandDims,
+    /// `SQUEEZE` the listed size-1 axes (all size-1 axes when empty).
+    Squeeze {
+        /// Axes to remove.
+        dims: Vec<i32>,
+    },
+    /// Elementwise comparison with broadcasting, giving bools.
+    Compare(CompareKind),
+    /// `SELECT` / `SELECT_V2(cond, x, y)` with broadcasting.
+    Select,
+    /// `BATCH_MATMUL(x, y)` with optional adjoints.
+    BatchMatMul {
+        /// Transpose the last two axes of `x`.
+        adj_x: bool,
+        /// Transpose the last two axes of `y`.
+        adj_y: bool,
+    },
+}
+
+/// Comparison builtins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareKind {
+    /// `LESS`.
+    Less,
+    /// `LESS_EQUAL`.
+    LessEqual,
+    /// `GREATER`.
+    Greater,
+    /// `GREATER_EQUAL`.
+    GreaterEqual,
+    /// `EQUAL`.
+    Equal,
+    /// `NOT_EQUAL`.
+    NotEqual,
 }
 
 /// Elementwise binary builtins.
@@ -289,6 +346,10 @@ pub enum ReduceKind {
     Sum,
     /// `REDUCE_MAX`.
     Max,
+    /// `REDUCE_MIN`.
+    Min,
+    /// `REDUCE_PROD`.
+    Prod,
 }
 
 /// One operator application: inputs and outputs are tensor indices (-1 for an omitted

@@ -6,8 +6,8 @@
 //! that fails any check is an error naming what is wrong; nothing panics on bad bytes.
 
 use crate::ir::{
-    Activation, BinaryKind, ElementType, LiteModel, LiteOp, LiteTensor, Op, Padding, Quantization,
-    ReduceKind, UnaryKind, Window,
+    Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteOp, LiteTensor, Op, Padding,
+    Quantization, ReduceKind, UnaryKind, Window,
 };
 use crate::schema as fb;
 use ferroflow_core::{Error, Result};
@@ -467,11 +467,13 @@ fn operator(
         B::NEG => Op::Unary(UnaryKind::Neg),
         B::HARD_SWISH => Op::Unary(UnaryKind::HardSwish),
         B::ELU => Op::Unary(UnaryKind::Elu),
-        B::MEAN | B::SUM | B::REDUCE_MAX => Op::Reduce {
+        B::MEAN | B::SUM | B::REDUCE_MAX | B::REDUCE_MIN | B::REDUCE_PROD => Op::Reduce {
             kind: match code {
                 B::MEAN => ReduceKind::Mean,
                 B::SUM => ReduceKind::Sum,
-                _ => ReduceKind::Max,
+                B::REDUCE_MAX => ReduceKind::Max,
+                B::REDUCE_MIN => ReduceKind::Min,
+                _ => ReduceKind::Prod,
             },
             keep_dims: o
                 .builtin_options_as_reducer_options()
@@ -505,6 +507,43 @@ fn operator(
                 .builtin_options_as_gelu_options()
                 .is_some_and(|g| g.approximate()),
         },
+        B::SHAPE => Op::Shape,
+        B::STRIDED_SLICE => {
+            let opt = o.builtin_options_as_strided_slice_options();
+            Op::StridedSlice {
+                begin_mask: opt.map_or(0, |x| x.begin_mask()),
+                end_mask: opt.map_or(0, |x| x.end_mask()),
+                ellipsis_mask: opt.map_or(0, |x| x.ellipsis_mask()),
+                new_axis_mask: opt.map_or(0, |x| x.new_axis_mask()),
+                shrink_axis_mask: opt.map_or(0, |x| x.shrink_axis_mask()),
+                offset: opt.is_some_and(|x| x.offset()),
+            }
+        }
+        B::PACK => Op::Pack {
+            axis: o.builtin_options_as_pack_options().map_or(0, |p| p.axis()),
+        },
+        B::EXPAND_DIMS => Op::ExpandDims,
+        B::SQUEEZE => Op::Squeeze {
+            dims: o
+                .builtin_options_as_squeeze_options()
+                .and_then(|q| q.squeeze_dims())
+                .map(|v| v.iter().collect())
+                .unwrap_or_default(),
+        },
+        B::LESS => Op::Compare(CompareKind::Less),
+        B::LESS_EQUAL => Op::Compare(CompareKind::LessEqual),
+        B::GREATER => Op::Compare(CompareKind::Greater),
+        B::GREATER_EQUAL => Op::Compare(CompareKind::GreaterEqual),
+        B::EQUAL => Op::Compare(CompareKind::Equal),
+        B::NOT_EQUAL => Op::Compare(CompareKind::NotEqual),
+        B::SELECT | B::SELECT_V2 => Op::Select,
+        B::BATCH_MATMUL => {
+            let opt = o.builtin_options_as_batch_mat_mul_options();
+            Op::BatchMatMul {
+                adj_x: opt.is_some_and(|b| b.adj_x()),
+                adj_y: opt.is_some_and(|b| b.adj_y()),
+            }
+        }
         _ => return Err(bad(format!("builtin op {name} is not supported"))),
     })
 }

@@ -1,5 +1,6 @@
 //! Serialises a [`LiteModel`] into the TFLite flatbuffer format (schema version 3).
 
+use crate::ir::CompareKind;
 use crate::ir::{
     Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, Padding, ReduceKind, UnaryKind,
 };
@@ -294,7 +295,24 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
             ReduceKind::Mean => B::MEAN,
             ReduceKind::Sum => B::SUM,
             ReduceKind::Max => B::REDUCE_MAX,
+            ReduceKind::Min => B::REDUCE_MIN,
+            ReduceKind::Prod => B::REDUCE_PROD,
         },
+        Op::Shape => B::SHAPE,
+        Op::StridedSlice { .. } => B::STRIDED_SLICE,
+        Op::Pack { .. } => B::PACK,
+        Op::ExpandDims => B::EXPAND_DIMS,
+        Op::Squeeze { .. } => B::SQUEEZE,
+        Op::Compare(kind) => match kind {
+            CompareKind::Less => B::LESS,
+            CompareKind::LessEqual => B::LESS_EQUAL,
+            CompareKind::Greater => B::GREATER,
+            CompareKind::GreaterEqual => B::GREATER_EQUAL,
+            CompareKind::Equal => B::EQUAL,
+            CompareKind::NotEqual => B::NOT_EQUAL,
+        },
+        Op::Select => B::SELECT_V2,
+        Op::BatchMatMul { .. } => B::BATCH_MATMUL,
         Op::Gather { .. } => B::GATHER,
         Op::Pad => B::PAD,
         Op::Transpose => B::TRANSPOSE,
@@ -535,8 +553,75 @@ fn options<'a>(
             );
             (O::GeluOptions, Some(o.as_union_value()))
         }
-        Op::Unary(_) | Op::Pad | Op::Transpose | Op::Quantize | Op::Dequantize | Op::Cast => {
-            (O::NONE, None)
+        Op::Shape => {
+            let o = fb::ShapeOptions::create(
+                fbb,
+                &fb::ShapeOptionsArgs {
+                    out_type: fb::TensorType::INT32,
+                },
+            );
+            (O::ShapeOptions, Some(o.as_union_value()))
         }
+        Op::StridedSlice {
+            begin_mask,
+            end_mask,
+            ellipsis_mask,
+            new_axis_mask,
+            shrink_axis_mask,
+            offset,
+        } => {
+            let o = fb::StridedSliceOptions::create(
+                fbb,
+                &fb::StridedSliceOptionsArgs {
+                    begin_mask: *begin_mask,
+                    end_mask: *end_mask,
+                    ellipsis_mask: *ellipsis_mask,
+                    new_axis_mask: *new_axis_mask,
+                    shrink_axis_mask: *shrink_axis_mask,
+                    offset: *offset,
+                },
+            );
+            (O::StridedSliceOptions, Some(o.as_union_value()))
+        }
+        Op::Pack { axis } => {
+            let o = fb::PackOptions::create(
+                fbb,
+                &fb::PackOptionsArgs {
+                    values_count: 0,
+                    axis: *axis,
+                },
+            );
+            (O::PackOptions, Some(o.as_union_value()))
+        }
+        Op::Squeeze { dims } => {
+            let v = fbb.create_vector(dims);
+            let o = fb::SqueezeOptions::create(
+                fbb,
+                &fb::SqueezeOptionsArgs {
+                    squeeze_dims: Some(v),
+                },
+            );
+            (O::SqueezeOptions, Some(o.as_union_value()))
+        }
+        Op::BatchMatMul { adj_x, adj_y } => {
+            let o = fb::BatchMatMulOptions::create(
+                fbb,
+                &fb::BatchMatMulOptionsArgs {
+                    adj_x: *adj_x,
+                    adj_y: *adj_y,
+                    asymmetric_quantize_inputs: false,
+                },
+            );
+            (O::BatchMatMulOptions, Some(o.as_union_value()))
+        }
+        Op::Unary(_)
+        | Op::Pad
+        | Op::Transpose
+        | Op::Quantize
+        | Op::Dequantize
+        | Op::Cast
+        | Op::ExpandDims
+        | Op::Compare(_)
+        | Op::Select => (O::NONE, None),
     }
 }

@@ -80,3 +80,16 @@ fn dynamic_range_models_match_litert() {
         assert!(d <= 2e-2, "{m}_dynamic differs from LiteRT by {d}");
     }
 }
+
+#[test]
+fn shape_computations_and_decompositions_match_litert() {
+    // TF's converter lowers Flatten on a dynamic batch to SHAPE / STRIDED_SLICE / PACK /
+    // RESHAPE, Conv1D to EXPAND_DIMS / CONV_2D, guards embedding ids with LESS / SELECT_V2,
+    // and decomposes LayerNormalization; all run at batch sizes other than the file's 1.
+    for m in ["conv_gelu_layernorm", "sequence", "int_embedding"] {
+        let (ours, want, _) = run(&format!("{m}_float"));
+        let d = max_diff(&ours, &want);
+        eprintln!("{m}: max |ferroflow - LiteRT| = {d}");
+        assert!(d <= 1e-5, "{m}_float differs from LiteRT by {d}");
+    }
+}
