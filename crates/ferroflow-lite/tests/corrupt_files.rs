@@ -33,11 +33,13 @@ fn load_and_run(bytes: &[u8]) {
     }
 }
 
-const FILES: [&str; 4] = [
+const FILES: [&str; 6] = [
     "mlp_float.tflite",
     "cnn_int8.tflite",
     "multi_input_int8.tflite",
     "cnn_dynamic.tflite",
+    "conv_gelu_layernorm_float.tflite",
+    "int_embedding_float.tflite",
 ];
 
 #[test]
