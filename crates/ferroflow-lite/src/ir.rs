@@ -95,6 +95,35 @@ impl LiteTensor {
     pub fn numel(&self) -> usize {
         self.shape.iter().map(|&d| d.max(0) as usize).product()
     }
+
+    /// A float32 constant with `values` (little-endian).
+    pub fn constant_f32(name: &str, shape: &[i32], values: &[f32]) -> Self {
+        LiteTensor {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            signature: Vec::new(),
+            dtype: ElementType::F32,
+            data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            quant: None,
+        }
+    }
+
+    /// The values of a float32 constant; `None` for other tensors.
+    pub fn f32_values(&self) -> Option<Vec<f32>> {
+        if self.dtype != ElementType::F32 {
+            return None;
+        }
+        self.data.as_ref().map(|d| {
+            d.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
+    }
+
+    /// Replaces the data of a float32 constant.
+    pub fn set_f32_values(&mut self, values: &[f32]) {
+        self.data = Some(values.iter().flat_map(|v| v.to_le_bytes()).collect());
+    }
 }
 
 /// Activation fused into an operator (`ActivationFunctionType`).
@@ -384,5 +413,37 @@ impl LiteModel {
     pub fn add_tensor(&mut self, t: LiteTensor) -> usize {
         self.tensors.push(t);
         self.tensors.len() - 1
+    }
+
+    /// How many times each tensor is read by an op (a model output counts as a read).
+    pub fn readers(&self) -> Vec<usize> {
+        let mut n = vec![0; self.tensors.len()];
+        for &i in self.ops.iter().flat_map(|op| op.inputs.iter()) {
+            if i >= 0 {
+                n[i as usize] += 1;
+            }
+        }
+        for &o in &self.outputs {
+            n[o] += 1;
+        }
+        n
+    }
+}
+
+impl Op {
+    /// The op's fused activation, for ops that carry one.
+    pub fn fused_activation_mut(&mut self) -> Option<&mut Activation> {
+        match self {
+            Op::FullyConnected { act, .. }
+            | Op::Conv2d { act, .. }
+            | Op::DepthwiseConv2d { act, .. }
+            | Op::Pool2d { act, .. }
+            | Op::Concatenation { act, .. } => Some(act),
+            Op::Binary {
+                kind: BinaryKind::Add | BinaryKind::Sub | BinaryKind::Mul | BinaryKind::Div,
+                act,
+            } => Some(act),
+            _ => None,
+        }
     }
 }

@@ -17,17 +17,6 @@ use ferroflow_core::{Error, Result, Tensor};
 /// converter: quantising them saves little and costs accuracy).
 const DYNAMIC_MIN_ELEMENTS: usize = 1024;
 
-fn f32s(t: &LiteTensor) -> Option<Vec<f32>> {
-    if t.dtype != ElementType::F32 {
-        return None;
-    }
-    t.data.as_ref().map(|d| {
-        d.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    })
-}
-
 /// The weight input of `op` and the axis its per-channel scales run along.
 fn weight_axis(op: &LiteOp) -> Option<(usize, usize)> {
     let w = *op.inputs.get(1)?;
@@ -65,7 +54,7 @@ fn quantize_weights(values: &[f32], shape: &[i32], axis: usize) -> (Vec<u8>, Vec
 }
 
 fn to_int8_weights(t: &mut LiteTensor, axis: usize) {
-    let values = f32s(t).expect("float constant");
+    let values = t.f32_values().expect("float constant");
     let (q, scales) = quantize_weights(&values, &t.shape, axis);
     t.dtype = ElementType::I8;
     t.data = Some(q);
@@ -86,25 +75,18 @@ pub fn dynamic_range(model: &LiteModel) -> LiteModel {
         .filter(|op| matches!(op.op, Op::FullyConnected { .. } | Op::Conv2d { .. }))
         .filter_map(weight_axis)
         .collect();
+    let readers = m.readers();
     for (w, axis) in weights {
         let t = &m.tensors[w];
         if t.dtype == ElementType::F32
             && t.data.is_some()
             && t.numel() >= DYNAMIC_MIN_ELEMENTS
-            && readers(&m, w) == 1
+            && readers[w] == 1
         {
             to_int8_weights(&mut m.tensors[w], axis);
         }
     }
     m
-}
-
-fn readers(m: &LiteModel, t: usize) -> usize {
-    m.ops
-        .iter()
-        .flat_map(|op| op.inputs.iter())
-        .filter(|&&i| i == t as i32)
-        .count()
 }
 
 /// Per-tensor asymmetric int8 parameters for values in `[lo, hi]` (the range is widened
@@ -129,6 +111,57 @@ pub enum IoType {
     Int8,
 }
 
+/// Rows of representative data per calibration batch.
+pub const CALIBRATION_BATCH: usize = 32;
+
+/// Splits representative data (one tensor per model input, rows are samples, at most
+/// `max_rows` of them used) into calibration batches for [`full_integer`], each input cast
+/// to the model's input type.
+pub fn calibration_batches(
+    model: &LiteModel,
+    data: &[Tensor],
+    max_rows: usize,
+) -> Result<Vec<Vec<Tensor>>> {
+    if data.len() != model.inputs.len() {
+        return Err(Error::invalid(
+            "tflite quantize",
+            format!(
+                "representative data needs one tensor per model input ({}), got {}",
+                model.inputs.len(),
+                data.len()
+            ),
+        ));
+    }
+    let rows = data
+        .first()
+        .and_then(|d| d.shape().first().copied())
+        .unwrap_or(0);
+    if rows == 0 || data.iter().any(|d| d.shape().first() != Some(&rows)) {
+        return Err(Error::invalid(
+            "tflite quantize",
+            "representative inputs must hold the same number (> 0) of rows",
+        ));
+    }
+    let rows = rows.min(max_rows);
+    (0..rows)
+        .step_by(CALIBRATION_BATCH)
+        .map(|start| {
+            let len = CALIBRATION_BATCH.min(rows - start);
+            data.iter()
+                .zip(&model.inputs)
+                .map(|(d, &t)| {
+                    let mut begin = vec![0; d.rank()];
+                    begin[0] = start;
+                    let mut size = vec![-1; d.rank()];
+                    size[0] = len as isize;
+                    d.slice(&begin, &size)?
+                        .cast(crate::interpreter::core_dtype(model.tensors[t].dtype))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Full-integer post-training quantisation with ranges measured on `samples` (each one a
 /// list of input batches in the model's input order).
 pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> Result<LiteModel> {
@@ -144,11 +177,12 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
     let n = m.tensors.len();
     let params = activation_quantization(&m, &ranges);
     // Constants: weights per channel, biases int32, other float constants per tensor.
-    let mut bias_of: Vec<Option<(usize, usize, usize)>> = vec![None; n]; // (x, w, op)
-    for (k, op) in m.ops.iter().enumerate() {
+    // For each bias: the (input, weights) of its layer.
+    let mut bias_of: Vec<Option<(usize, usize)>> = vec![None; n];
+    for op in &m.ops {
         if let (Some((w, _)), Some(&b)) = (weight_axis(op), op.inputs.get(2)) {
             if b >= 0 {
-                bias_of[b as usize] = Some((op.inputs[0] as usize, w, k));
+                bias_of[b as usize] = Some((op.inputs[0] as usize, w));
             }
         }
     }
@@ -159,7 +193,7 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
         }
     }
     for (b, layer) in bias_of.iter().enumerate() {
-        if let Some((x, w, _)) = *layer {
+        if let Some((x, w)) = *layer {
             let x_scale = params[x]
                 .as_ref()
                 .map(|q| q.scale[0])
@@ -170,7 +204,9 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
                 .map(|q| q.scale.clone())
                 .unwrap_or_default();
             let t = &mut m.tensors[b];
-            let Some(values) = f32s(t) else { continue };
+            let Some(values) = t.f32_values() else {
+                continue;
+            };
             let scales: Vec<f32> = (0..values.len())
                 .map(|c| x_scale * w_scales.get(c).or(w_scales.first()).copied().unwrap_or(1.0))
                 .collect();
@@ -193,7 +229,7 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
     }
     for t in m.tensors.iter_mut() {
         if t.dtype == ElementType::F32 && t.data.is_some() {
-            let values = f32s(t).expect("float constant");
+            let values = t.f32_values().expect("float constant");
             let q = float_const_params(t).expect("float constant");
             let (s, z) = (q.scale[0], q.zero_point[0] as f32);
             t.data = Some(
@@ -218,12 +254,16 @@ pub fn full_integer(model: &LiteModel, samples: &[Vec<Tensor>], io: IoType) -> R
     Ok(m)
 }
 
-/// Whether `op`'s int8 output has fixed parameters.
-fn fixed_output(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Softmax { .. } | Op::Unary(UnaryKind::Logistic) | Op::Unary(UnaryKind::Tanh)
-    )
+/// The fixed parameters of `op`'s int8 output, for ops whose int8 kernels require them:
+/// SOFTMAX and LOGISTIC (1/256, -128), TANH (1/128, 0).
+fn fixed_output(op: &Op) -> Option<Quantization> {
+    match op {
+        Op::Softmax { .. } | Op::Unary(UnaryKind::Logistic) => {
+            Some(Quantization::per_tensor(1.0 / 256.0, -128))
+        }
+        Op::Unary(UnaryKind::Tanh) => Some(Quantization::per_tensor(1.0 / 128.0, 0)),
+        _ => None,
+    }
 }
 
 /// Whether `op`'s int8 kernel needs its inputs to share its output's parameters.
@@ -239,13 +279,22 @@ fn joins(op: &Op) -> bool {
     )
 }
 
+/// The inputs of a joining op that share its output's parameters: all of a
+/// concatenation's, the data input (the first) of the others.
+fn joined_inputs(op: &LiteOp) -> &[i32] {
+    match op.op {
+        Op::Concatenation { .. } => &op.inputs,
+        _ => &op.inputs[..1],
+    }
+}
+
 /// A fixed-range output (softmax, logistic, tanh) read by an op that must share
 /// parameters with other tensors gets a requantising QUANTIZE in between, so the fixed
 /// range does not clip the others (TensorFlow's converter does the same).
 fn separate_fixed_outputs(m: &mut LiteModel) {
     let mut k = 0;
     while k < m.ops.len() {
-        if !fixed_output(&m.ops[k].op) {
+        if fixed_output(&m.ops[k].op).is_none() {
             k += 1;
             continue;
         }
@@ -307,24 +356,13 @@ fn activation_quantization(
     let mut fixed: Vec<Option<Quantization>> = vec![None; n];
     for op in &m.ops {
         let out = op.outputs[0] as usize;
-        match op.op {
-            Op::Pool2d { .. }
-            | Op::Reshape { .. }
-            | Op::Pad
-            | Op::Transpose
-            | Op::Gather { .. } => join(op.inputs[0] as usize, out, &mut parent),
-            Op::Concatenation { .. } => {
-                for &i in &op.inputs {
-                    join(i as usize, out, &mut parent);
-                }
+        if joins(&op.op) {
+            for &i in joined_inputs(op) {
+                join(i as usize, out, &mut parent);
             }
-            Op::Softmax { .. } | Op::Unary(UnaryKind::Logistic) => {
-                fixed[out] = Some(Quantization::per_tensor(1.0 / 256.0, -128))
-            }
-            Op::Unary(UnaryKind::Tanh) => {
-                fixed[out] = Some(Quantization::per_tensor(1.0 / 128.0, 0))
-            }
-            _ => {}
+        }
+        if let Some(q) = fixed_output(&op.op) {
+            fixed[out] = Some(q);
         }
     }
     let quantized = |t: &LiteTensor| t.dtype == ElementType::F32;
@@ -336,12 +374,7 @@ fn activation_quantization(
         }
         let r = root(&mut parent, i);
         let own = if m.tensors[i].data.is_some() {
-            f32s(&m.tensors[i]).map(|v| {
-                (
-                    v.iter().copied().fold(0f32, f32::min),
-                    v.iter().copied().fold(0f32, f32::max),
-                )
-            })
+            const_range(&m.tensors[i])
         } else {
             ranges[i]
         };
@@ -370,12 +403,17 @@ fn activation_quantization(
         .collect()
 }
 
-/// Per-tensor parameters of a float constant from its own range.
-fn float_const_params(t: &LiteTensor) -> Option<Quantization> {
-    let v = f32s(t)?;
+/// The range of a float constant's values, widened to contain 0.
+fn const_range(t: &LiteTensor) -> Option<(f32, f32)> {
+    let v = t.f32_values()?;
     let lo = v.iter().copied().fold(0f32, f32::min);
     let hi = v.iter().copied().fold(0f32, f32::max);
-    Some(activation_params(lo, hi))
+    Some((lo, hi))
+}
+
+/// Per-tensor parameters of a float constant from its own range.
+fn float_const_params(t: &LiteTensor) -> Option<Quantization> {
+    const_range(t).map(|(lo, hi)| activation_params(lo, hi))
 }
 
 /// Runs the float model on every sample and records each activation's (min, max).

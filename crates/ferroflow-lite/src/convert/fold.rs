@@ -2,45 +2,11 @@
 //! the weights of the convolution or dense layer before them, activations fused into the
 //! op before them, and unused tensors dropped.
 
-use super::layers::set_activation;
-use crate::ir::{Activation, BinaryKind, ElementType, LiteModel, Op, UnaryKind};
-
-/// How many ops read each tensor (model outputs count as a reader).
-fn readers(m: &LiteModel) -> Vec<usize> {
-    let mut n = vec![0; m.tensors.len()];
-    for op in &m.ops {
-        for &i in &op.inputs {
-            if i >= 0 {
-                n[i as usize] += 1;
-            }
-        }
-    }
-    for &o in &m.outputs {
-        n[o] += 1;
-    }
-    n
-}
+use crate::ir::{Activation, BinaryKind, LiteModel, Op, UnaryKind};
 
 /// The op that writes tensor `t`.
 fn producer(m: &LiteModel, t: usize) -> Option<usize> {
     m.ops.iter().position(|op| op.outputs.contains(&(t as i32)))
-}
-
-fn f32_values(m: &LiteModel, t: usize) -> Option<Vec<f32>> {
-    let t = &m.tensors[t];
-    if t.dtype != ElementType::F32 {
-        return None;
-    }
-    let d = t.data.as_ref()?;
-    Some(
-        d.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
-}
-
-fn set_f32(m: &mut LiteModel, t: usize, values: &[f32]) {
-    m.tensors[t].data = Some(values.iter().flat_map(|v| v.to_le_bytes()).collect());
 }
 
 /// Folds `MUL(y, s)` and `ADD(y, c)` by constant per-output-channel (or scalar) vectors into
@@ -48,7 +14,7 @@ fn set_f32(m: &mut LiteModel, t: usize, values: &[f32]) {
 /// when that op has no activation and `y` has no other reader.
 pub(super) fn fold_affine_into_weights(m: &mut LiteModel) {
     loop {
-        let count = readers(m);
+        let count = m.readers();
         let mut done = false;
         for i in 0..m.ops.len() {
             let kind = match m.ops[i].op {
@@ -62,7 +28,7 @@ pub(super) fn fold_affine_into_weights(m: &mut LiteModel) {
             if y < 0 || c < 0 || count[y as usize] != 1 {
                 continue;
             }
-            let Some(constant) = f32_values(m, c as usize) else {
+            let Some(constant) = m.tensors[c as usize].f32_values() else {
                 continue;
             };
             let Some(p) = producer(m, y as usize) else {
@@ -90,7 +56,9 @@ pub(super) fn fold_affine_into_weights(m: &mut LiteModel) {
             if count[w] != 1 || count[bias] != 1 {
                 continue;
             }
-            let (Some(mut wv), Some(mut bv)) = (f32_values(m, w), f32_values(m, bias)) else {
+            let (Some(mut wv), Some(mut bv)) =
+                (m.tensors[w].f32_values(), m.tensors[bias].f32_values())
+            else {
                 continue;
             };
             let channels = bv.len();
@@ -107,13 +75,13 @@ pub(super) fn fold_affine_into_weights(m: &mut LiteModel) {
                 for (k, v) in bv.iter_mut().enumerate() {
                     *v *= at(k);
                 }
-                set_f32(m, w, &wv);
+                m.tensors[w].set_f32_values(&wv);
             } else {
                 for (k, v) in bv.iter_mut().enumerate() {
                     *v += at(k);
                 }
             }
-            set_f32(m, bias, &bv);
+            m.tensors[bias].set_f32_values(&bv);
             let out = m.ops[i].outputs[0];
             m.ops[p].outputs[0] = out;
             m.ops.remove(i);
@@ -131,7 +99,7 @@ pub(super) fn fold_affine_into_weights(m: &mut LiteModel) {
 /// ranges as fused activations).
 pub(super) fn fuse_activations(m: &mut LiteModel) {
     loop {
-        let count = readers(m);
+        let count = m.readers();
         let mut done = false;
         for i in 0..m.ops.len() {
             let act = match m.ops[i].op {
@@ -146,14 +114,13 @@ pub(super) fn fuse_activations(m: &mut LiteModel) {
             let Some(p) = producer(m, x as usize) else {
                 continue;
             };
-            if m.ops[p].outputs.len() != 1 || has_activation(&m.ops[p].op) {
+            if m.ops[p].outputs.len() != 1 {
                 continue;
             }
-            let mut op = m.ops[p].op.clone();
-            if !set_activation(&mut op, act) {
-                continue;
+            match m.ops[p].op.fused_activation_mut() {
+                Some(slot) if *slot == Activation::None => *slot = act,
+                _ => continue,
             }
-            m.ops[p].op = op;
             m.ops[p].outputs[0] = m.ops[i].outputs[0];
             m.ops.remove(i);
             done = true;
@@ -162,18 +129,6 @@ pub(super) fn fuse_activations(m: &mut LiteModel) {
         if !done {
             return;
         }
-    }
-}
-
-fn has_activation(op: &Op) -> bool {
-    match op {
-        Op::FullyConnected { act, .. }
-        | Op::Conv2d { act, .. }
-        | Op::DepthwiseConv2d { act, .. }
-        | Op::Pool2d { act, .. }
-        | Op::Concatenation { act, .. }
-        | Op::Binary { act, .. } => *act != Activation::None,
-        _ => false,
     }
 }
 

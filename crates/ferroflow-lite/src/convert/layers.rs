@@ -55,6 +55,14 @@ pub(super) fn lower(
     Ok(vec![y])
 }
 
+/// An elementwise binary op without a fused activation.
+fn bin(kind: BinaryKind) -> Op {
+    Op::Binary {
+        kind,
+        act: Activation::None,
+    }
+}
+
 fn unsupported(what: &str) -> Error {
     Error::invalid("tflite export", what.to_string())
 }
@@ -141,28 +149,13 @@ fn finish_activation(b: &mut Builder, name: &str, act: &str, y: usize) -> Result
     if let Some(a) = fusable(act) {
         if a != Activation::None {
             let last = b.model.ops.last_mut().expect("an op was just added");
-            set_activation(&mut last.op, a);
+            if let Some(slot) = last.op.fused_activation_mut() {
+                *slot = a;
+            }
         }
         return Ok(y);
     }
     activation(b, name, act, y)
-}
-
-/// Sets the fused activation of ops that have one.
-pub(super) fn set_activation(op: &mut Op, a: Activation) -> bool {
-    match op {
-        Op::FullyConnected { act, .. }
-        | Op::Conv2d { act, .. }
-        | Op::DepthwiseConv2d { act, .. }
-        | Op::Pool2d { act, .. }
-        | Op::Concatenation { act, .. } => *act = a,
-        Op::Binary {
-            kind: BinaryKind::Add | BinaryKind::Sub | BinaryKind::Mul | BinaryKind::Div,
-            act,
-        } => *act = a,
-        _ => return false,
-    }
-    true
 }
 
 /// A standalone activation op (or ops) on `x`.
@@ -200,14 +193,7 @@ pub(super) fn activation(b: &mut Builder, name: &str, act: &str, x: usize) -> Re
             let s = b.like(&format!("{name}/sigmoid"), x);
             b.op(Op::Unary(UnaryKind::Logistic), &[x as i32], &[s]);
             let y = b.like(name, x);
-            b.op(
-                Op::Binary {
-                    kind: BinaryKind::Mul,
-                    act: Activation::None,
-                },
-                &[x as i32, s as i32],
-                &[y],
-            );
+            b.op(bin(BinaryKind::Mul), &[x as i32, s as i32], &[y]);
             y
         }
         other => {
@@ -408,24 +394,10 @@ fn batch_norm(
 fn affine(b: &mut Builder, name: &str, x: usize, scale: &[f32], shift: &[f32]) -> Result<usize> {
     let s = b.const_f32(&format!("{name}/scale"), &[scale.len() as i32], scale);
     let m = b.like(&format!("{name}/mul"), x);
-    b.op(
-        Op::Binary {
-            kind: BinaryKind::Mul,
-            act: Activation::None,
-        },
-        &[x as i32, s as i32],
-        &[m],
-    );
+    b.op(bin(BinaryKind::Mul), &[x as i32, s as i32], &[m]);
     let o = b.const_f32(&format!("{name}/offset"), &[shift.len() as i32], shift);
     let y = b.like(name, x);
-    b.op(
-        Op::Binary {
-            kind: BinaryKind::Add,
-            act: Activation::None,
-        },
-        &[m as i32, o as i32],
-        &[y],
-    );
+    b.op(bin(BinaryKind::Add), &[m as i32, o as i32], &[y]);
     Ok(y)
 }
 
@@ -466,10 +438,6 @@ fn layer_norm(
     };
     b.op(mean_op.clone(), &[x as i32, axes_t as i32], &[mean]);
     let sq = b.like(&format!("{name}/squared_difference"), x);
-    let bin = |kind| Op::Binary {
-        kind,
-        act: Activation::None,
-    };
     b.op(
         bin(BinaryKind::SquaredDifference),
         &[x as i32, mean as i32],
@@ -585,27 +553,13 @@ fn merge(b: &mut Builder, name: &str, class: &str, inputs: &[usize]) -> Result<u
             format!("{name}/{k}")
         };
         let y = b.like(&out_name, acc);
-        b.op(
-            Op::Binary {
-                kind,
-                act: Activation::None,
-            },
-            &[acc as i32, next as i32],
-            &[y],
-        );
+        b.op(bin(kind), &[acc as i32, next as i32], &[y]);
         acc = y;
     }
     if class == "Average" {
         let inv = b.const_f32(&format!("{name}/count"), &[], &[1.0 / inputs.len() as f32]);
         let y = b.like(name, acc);
-        b.op(
-            Op::Binary {
-                kind: BinaryKind::Mul,
-                act: Activation::None,
-            },
-            &[acc as i32, inv as i32],
-            &[y],
-        );
+        b.op(bin(BinaryKind::Mul), &[acc as i32, inv as i32], &[y]);
         acc = y;
     }
     Ok(acc)

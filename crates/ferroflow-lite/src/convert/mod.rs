@@ -128,15 +128,8 @@ impl Builder {
 
     /// A constant float32 tensor.
     pub(crate) fn const_f32(&mut self, name: &str, shape: &[i32], values: &[f32]) -> usize {
-        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.model.add_tensor(LiteTensor {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            signature: Vec::new(),
-            dtype: ElementType::F32,
-            data: Some(data),
-            quant: None,
-        })
+        self.model
+            .add_tensor(LiteTensor::constant_f32(name, shape, values))
     }
 
     /// A constant int32 tensor.
