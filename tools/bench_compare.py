@@ -86,6 +86,7 @@ def reference_tflite(reps):
     """Batch-1 latency of the same .tflite files in LiteRT (default threads, XNNPACK)."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
+    from litert_io import from_output, to_input
     x = np.load(os.path.join(TFLITE_DIR, "sample_inputs.npy"))[:1].astype(np.float32)
     out = {}
     for name, file in (("float", "model.tflite"), ("int8", "model_int8.tflite")):
@@ -98,16 +99,9 @@ def reference_tflite(reps):
             for _ in range(calls):
                 # What `ferroflow predict` does per call: quantise the float input, run,
                 # dequantise the output.
-                v = x
-                if inp["dtype"] == np.int8:
-                    s, z = inp["quantization"]
-                    v = np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)
-                interp.set_tensor(inp["index"], v)
+                interp.set_tensor(inp["index"], to_input(x, inp))
                 interp.invoke()
-                y = interp.get_tensor(res["index"])
-                if res["dtype"] == np.int8:
-                    s, z = res["quantization"]
-                    y = (y.astype(np.float32) - z) * s
+                from_output(interp.get_tensor(res["index"]), res)
         out[f"cnn_{name}_ms"] = best_of(run, reps) / calls * 1e3
         out[f"cnn_{name}_kib"] = os.path.getsize(os.path.join(TFLITE_DIR, file)) / 1024
     return {"litert": out}

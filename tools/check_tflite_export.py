@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+from litert_io import from_output, to_input
 
 directory = sys.argv[1]
 tolerance = float(sys.argv[2]) if len(sys.argv) > 2 else 1e-5
@@ -43,18 +44,13 @@ for path in models:
         interp.resize_tensor_input(d["index"], x.shape)
     interp.allocate_tensors()
     for d, x in zip(interp.get_input_details(), xs):
-        if d["dtype"] == np.int8 and x.dtype != np.int8:
-            s, z = d["quantization"]
-            x = np.clip(np.round(x.astype(np.float32) / s) + z, -128, 127)
-        interp.set_tensor(d["index"], x.astype(d["dtype"]))
+        interp.set_tensor(d["index"], to_input(x, d))
     interp.invoke()
     out = interp.get_output_details()[0]
-    got = interp.get_tensor(out["index"])
+    got = from_output(interp.get_tensor(out["index"]), out)
     allowed = tolerance
     if out["dtype"] == np.int8:
-        s, z = out["quantization"]
-        got = (got.astype(np.float32) - z) * s
-        allowed = max(tolerance, 1.01 * s)
+        allowed = max(tolerance, 1.01 * out["quantization"][0])
     ops = [o["op_name"] for o in interp._get_ops_details() if o["op_name"] != "DELEGATE"]
     diff = float(np.abs(got.astype(np.float32) - want).max()) if got.shape == want.shape else float("inf")
     ok = diff <= allowed

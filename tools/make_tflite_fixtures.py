@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 import keras
+from litert_io import from_output, to_input
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(__file__), "..", "crates", "ferroflow-lite", "tests", "fixtures")
@@ -131,17 +132,9 @@ def run_litert(blob, xs):
     rows = []
     for r in range(xs[0].shape[0]):
         for d, x in zip(ins, xs):
-            x = x[r:r + 1]
-            if d["dtype"] == np.int8:
-                s, z = d["quantization"]
-                x = np.clip(np.round(x / s) + z, -128, 127).astype(np.int8)
-            interp.set_tensor(d["index"], x)
+            interp.set_tensor(d["index"], to_input(x[r:r + 1], d))
         interp.invoke()
-        y = interp.get_tensor(out["index"])
-        if out["dtype"] == np.int8:
-            s, z = out["quantization"]
-            y = (y.astype(np.float32) - z) * s
-        rows.append(y)
+        rows.append(from_output(interp.get_tensor(out["index"]), out))
     return np.concatenate(rows, axis=0), [d["name"] for d in ins]
 
 

@@ -5,35 +5,40 @@ use ff::lite::quantize::IoType;
 use std::path::PathBuf;
 
 /// The command's arguments.
+#[derive(clap::Args)]
 pub struct ConvertArgs {
-    /// Saved model directory.
+    /// A model directory saved by ferroflow.
+    #[arg(long)]
     pub model: PathBuf,
-    /// Target format (`tflite`).
+    /// Target format: `tflite`.
+    #[arg(long, default_value = "tflite")]
     pub to: String,
     /// Output file.
+    #[arg(long)]
     pub output: PathBuf,
-    /// `dynamic` or `int8`.
+    /// Post-training quantisation: `dynamic` (int8 weights) or `int8` (full integer).
+    #[arg(long)]
     pub quantize: Option<String>,
-    /// Representative inputs, one .npy per model input.
+    /// Representative inputs for `--quantize int8` (.npy, rows are samples); once per
+    /// model input, in input order.
+    #[arg(long)]
     pub representative: Vec<PathBuf>,
-    /// `int8` or `float` inputs and outputs for `int8`.
+    /// Input/output type of an `int8` model: `int8` or `float`.
+    #[arg(long, default_value = "int8")]
     pub io: String,
 }
 
-/// Rows of the representative data fed per calibration run.
-const CALIBRATION_BATCH: usize = 32;
-
-/// Splits one .npy per model input into calibration batches.
+/// Reads one .npy per model input and splits them into calibration batches.
 fn representative(
     paths: &[PathBuf],
     model: &ff::lite::ir::LiteModel,
 ) -> ff::Result<Vec<Vec<ff::Tensor>>> {
-    let inputs = model.inputs.len();
-    if paths.len() != inputs {
+    if paths.len() != model.inputs.len() {
         return Err(ff::Error::invalid(
             "convert",
             format!(
-                "--quantize int8 needs one --representative file per model input ({inputs}), got {}",
+                "--quantize int8 needs one --representative file per model input ({}), got {}",
+                model.inputs.len(),
                 paths.len()
             ),
         ));
@@ -42,30 +47,7 @@ fn representative(
         .iter()
         .map(ff::npy::read_npy)
         .collect::<ff::Result<Vec<_>>>()?;
-    let rows = data[0].shape().first().copied().unwrap_or(0);
-    if rows == 0 || data.iter().any(|d| d.shape().first() != Some(&rows)) {
-        return Err(ff::Error::invalid(
-            "convert",
-            "representative files must hold the same number (> 0) of rows",
-        ));
-    }
-    (0..rows)
-        .step_by(CALIBRATION_BATCH)
-        .map(|start| {
-            let len = CALIBRATION_BATCH.min(rows - start);
-            data.iter()
-                .zip(&model.inputs)
-                .map(|(d, &t)| {
-                    let mut begin = vec![0; d.rank()];
-                    begin[0] = start;
-                    let mut size = vec![-1; d.rank()];
-                    size[0] = len as isize;
-                    d.slice(&begin, &size)?
-                        .cast(ff::lite::core_dtype(model.tensors[t].dtype))
-                })
-                .collect()
-        })
-        .collect()
+    ff::lite::quantize::calibration_batches(model, &data, usize::MAX)
 }
 
 /// Loads the model, converts it and writes the output file.

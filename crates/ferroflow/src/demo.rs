@@ -126,18 +126,9 @@ fn export_tflite(
     x_test: &ff::Tensor,
     y_test: &ff::Tensor,
 ) -> ff::Result<()> {
-    use ff::lite::quantize::{full_integer, IoType};
+    use ff::lite::quantize::{calibration_batches, full_integer, IoType};
     let float = ff::lite::convert::from_keras(model)?;
-    let rows = x_train.shape()[0].min(CALIBRATION_ROWS);
-    let samples: Vec<Vec<ff::Tensor>> = (0..rows)
-        .step_by(32)
-        .map(|s| {
-            let n = 32.min(rows - s) as isize;
-            Ok(vec![x_train
-                .slice(&[s, 0], &[n, -1])?
-                .cast(ff::DType::F32)?])
-        })
-        .collect::<ff::Result<_>>()?;
+    let samples = calibration_batches(&float, std::slice::from_ref(x_train), CALIBRATION_ROWS)?;
     let int8 = full_integer(&float, &samples, IoType::Int8)?;
     let labels = y_test.cast(ff::DType::I64)?.to_vec::<i64>()?;
     for (file, lite) in [("model.tflite", &float), ("model_int8.tflite", &int8)] {

@@ -63,27 +63,7 @@ enum Command {
         batch_size: usize,
     },
     /// Converts a saved model to another format (`tflite`).
-    Convert {
-        /// A model directory saved by ferroflow.
-        #[arg(long)]
-        model: std::path::PathBuf,
-        /// Target format: `tflite`.
-        #[arg(long, default_value = "tflite")]
-        to: String,
-        /// Output file.
-        #[arg(long)]
-        output: std::path::PathBuf,
-        /// Post-training quantisation: `dynamic` (int8 weights) or `int8` (full integer).
-        #[arg(long)]
-        quantize: Option<String>,
-        /// Representative inputs for `--quantize int8` (.npy, rows are samples); once per
-        /// model input, in input order.
-        #[arg(long)]
-        representative: Vec<std::path::PathBuf>,
-        /// Input/output type of an `int8` model: `int8` or `float`.
-        #[arg(long, default_value = "int8")]
-        io: String,
-    },
+    Convert(convert::ConvertArgs),
     /// Prints the Keras-style summary of a saved model.
     Summary {
         /// A model directory saved by ferroflow.
@@ -134,21 +114,7 @@ fn main() {
             output,
             batch_size,
         } => predict::run(&model, &input, &output, batch_size),
-        Command::Convert {
-            model,
-            to,
-            output,
-            quantize,
-            representative,
-            io,
-        } => convert::run(&convert::ConvertArgs {
-            model,
-            to,
-            output,
-            quantize,
-            representative,
-            io,
-        }),
+        Command::Convert(args) => convert::run(&args),
         Command::Summary { model } => {
             ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
         }

@@ -54,12 +54,7 @@ pub fn run(model: &Path, inputs: &[PathBuf], output: &Path, batch_size: usize) -
         })
         .collect::<ff::Result<Vec<_>>>()?;
     let outs = m.predict(&xs, batch_size)?;
-    for (i, y) in outs.iter().enumerate() {
-        let p = output_path(output, i);
-        ff::npy::write_npy(&p, y)?;
-        println!("wrote {} {:?}", p.display(), y.shape());
-    }
-    Ok(())
+    write_outputs(output, &outs)
 }
 
 /// Runs a `.tflite` file: float inputs are quantised for int8-input models, and int8
@@ -71,8 +66,13 @@ fn run_tflite(model: &Path, inputs: &[PathBuf], output: &Path) -> ff::Result<()>
         .map(ff::npy::read_npy)
         .collect::<ff::Result<Vec<_>>>()?;
     let outs = interp.run_float(&xs)?;
+    write_outputs(output, &outs)
+}
+
+/// Writes output `i` to [`output_path`]`(base, i)`.
+fn write_outputs(base: &Path, outs: &[ff::Tensor]) -> ff::Result<()> {
     for (i, y) in outs.iter().enumerate() {
-        let p = output_path(output, i);
+        let p = output_path(base, i);
         ff::npy::write_npy(&p, y)?;
         println!("wrote {} {:?}", p.display(), y.shape());
     }
