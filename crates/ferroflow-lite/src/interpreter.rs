@@ -193,10 +193,10 @@ impl Interpreter {
             vals[i] = Some(x.clone());
         }
         for (k, op) in m.ops.iter().enumerate() {
-            let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
-            let y = self
-                .run_op(k, &vals)
-                .map_err(|e| err("tflite", format!("operator {k} ({name}): {e}")))?;
+            let y = self.run_op(k, &vals).map_err(|e| {
+                let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
+                err("tflite", format!("operator {k} ({name}): {e}"))
+            })?;
             let out = op.outputs[0] as usize;
             vals[out] = Some(to_output(&m.tensors[out], y)?);
         }
@@ -248,6 +248,13 @@ impl Interpreter {
             return dequantize(&v, meta).map(Some);
         }
         Ok(Some(v))
+    }
+
+    /// Every input of op `k` (concatenations, packs).
+    fn all_inputs(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+        (0..self.model.ops[k].inputs.len())
+            .map(|j| self.required(k, j, vals))
+            .collect()
     }
 
     fn required(&self, k: usize, j: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
@@ -346,12 +353,10 @@ impl Interpreter {
                 };
                 z.softmax(-1)?
             }
-            Op::Concatenation { axis, act } => {
-                let parts = (0..op.inputs.len())
-                    .map(|j| self.required(k, j, vals))
-                    .collect::<Result<Vec<_>>>()?;
-                apply(Tensor::concat(&parts, *axis as isize)?, *act)?
-            }
+            Op::Concatenation { axis, act } => apply(
+                Tensor::concat(&self.all_inputs(k, vals)?, *axis as isize)?,
+                *act,
+            )?,
             Op::Binary { kind, act } => {
                 let b = self.required(k, 1, vals)?;
                 let y = match kind {
@@ -490,12 +495,7 @@ impl Interpreter {
                     .collect();
                 x.strided_slice(&args)?.contiguous()
             }
-            Op::Pack { axis } => {
-                let parts = (0..op.inputs.len())
-                    .map(|j| self.required(k, j, vals))
-                    .collect::<Result<Vec<_>>>()?;
-                Tensor::stack(&parts, *axis as isize)?
-            }
+            Op::Pack { axis } => Tensor::stack(&self.all_inputs(k, vals)?, *axis as isize)?,
             Op::ExpandDims => {
                 let axis = ints(&self.required(k, 1, vals)?)?;
                 let a = *axis
@@ -564,16 +564,18 @@ fn macs(m: &LiteModel) -> usize {
                 .and_then(|&w| m.tensors.get(w.max(0) as usize));
             match (&op.op, w) {
                 (Op::FullyConnected { .. }, Some(w)) => {
-                    out.saturating_mul(*w.shape.last().unwrap_or(&1) as usize)
+                    out.saturating_mul(w.shape.last().map_or(1, |&d| d.max(0) as usize))
                 }
                 (Op::Conv2d { .. }, Some(w)) => {
-                    out.saturating_mul(w.numel() / (w.shape[0].max(1) as usize))
+                    let filters = w.shape.first().map_or(1, |&d| d.max(1) as usize);
+                    out.saturating_mul(w.numel() / filters)
                 }
-                (Op::DepthwiseConv2d { .. }, Some(w)) => out.saturating_mul(
-                    w.shape
-                        .get(1..3)
-                        .map_or(1, |s| (s[0] * s[1]).max(1) as usize),
-                ),
+                (Op::DepthwiseConv2d { .. }, Some(w)) => {
+                    let window = w.shape.get(1..3).map_or(1, |s| {
+                        (s[0].max(0) as usize).saturating_mul(s[1].max(0) as usize)
+                    });
+                    out.saturating_mul(window.max(1))
+                }
                 _ => 0,
             }
         })
