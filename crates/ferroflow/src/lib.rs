@@ -28,5 +28,10 @@ pub mod lite {
     pub use ferroflow_lite::*;
 }
 
+/// The TF-Serving compatible model server behind `ferroflow serve`.
+pub mod serve {
+    pub use ferroflow_serve::*;
+}
+
 #[doc(hidden)]
 pub mod workloads;

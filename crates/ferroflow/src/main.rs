@@ -64,6 +64,8 @@ enum Command {
     },
     /// Converts a saved model to another format (`tflite`).
     Convert(convert::ConvertArgs),
+    /// Serves models over TF Serving's REST API (`tensorflow_model_server` flags).
+    Serve(ferroflow_serve::ServeArgs),
     /// Prints the Keras-style summary of a saved model.
     Summary {
         /// A model directory saved by ferroflow.
@@ -115,6 +117,9 @@ fn main() {
             batch_size,
         } => predict::run(&model, &input, &output, batch_size),
         Command::Convert(args) => convert::run(&args),
+        Command::Serve(args) => {
+            ferroflow_serve::run(&args).map_err(|e| ff::Error::invalid("serve", e))
+        }
         Command::Summary { model } => {
             ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
         }

@@ -74,7 +74,7 @@ impl OptimizerOptions {
 }
 
 /// One optimisation algorithm's per-variable step (SGD, Adam, ...).
-pub trait UpdateRule: Send {
+pub trait UpdateRule: Send + Sync {
     /// The Keras class name (`"SGD"`, `"Adam"`...).
     fn name(&self) -> &'static str;
     /// Names of the per-variable slots this rule keeps (momentum, velocity...).

@@ -1,0 +1,606 @@
+//! TF Serving's request and response bodies: `:predict` in row (`instances`) and
+//! columnar (`inputs`) format, `:classify` and `:regress` with `examples`.
+
+use crate::error::{ServeError, ServeResult};
+use crate::json_tensor::{tensor_from_json, write_str, JsonTensor};
+use crate::servable::{Signature, DEFAULT_SIGNATURE};
+use ferroflow_core::Tensor;
+use serde_json::{Map, Value};
+
+/// How the inputs were sent, which decides how the outputs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `instances`: one entry per example; answered with `predictions`.
+    Row,
+    /// `inputs`: one entry per named tensor; answered with `outputs`.
+    Columnar,
+}
+
+/// The API a request calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `:predict`.
+    Predict,
+    /// `:classify`.
+    Classify,
+    /// `:regress`.
+    Regress,
+}
+
+impl Method {
+    /// The verb in the URL.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Method::Predict => "predict",
+            Method::Classify => "classify",
+            Method::Regress => "regress",
+        }
+    }
+
+    /// The signature method name (`tensorflow/serving/predict`).
+    pub fn method_name(self) -> &'static str {
+        match self {
+            Method::Predict => "tensorflow/serving/predict",
+            Method::Classify => "tensorflow/serving/classify",
+            Method::Regress => "tensorflow/serving/regress",
+        }
+    }
+}
+
+/// Checks the optional `signature_name`: the default signature answers to its key, to
+/// an empty name and to the method's name (as the TF Serving docs' `regress` example
+/// sends).
+fn check_signature_name(body: &Map<String, Value>, method: Method) -> ServeResult<()> {
+    match body.get("signature_name") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s))
+            if s.is_empty() || s == DEFAULT_SIGNATURE || s == method.method_name() =>
+        {
+            Ok(())
+        }
+        Some(Value::String(s)) => Err(ServeError::invalid(format!(
+            "Serving signature name: \"{s}\" not found in signature def"
+        ))),
+        Some(other) => Err(ServeError::invalid(format!(
+            "'signature_name' must be a string, got {other}"
+        ))),
+    }
+}
+
+fn as_object(body: Value) -> ServeResult<Map<String, Value>> {
+    match body {
+        Value::Object(m) => Ok(m),
+        _ => Err(ServeError::invalid(
+            "the request body must be a JSON object",
+        )),
+    }
+}
+
+/// Decodes a `:predict` body into input tensors in the signature's order.
+pub fn predict_inputs(body: Value, sig: &Signature) -> ServeResult<(Vec<Tensor>, Format)> {
+    let mut body = as_object(body)?;
+    check_signature_name(&body, Method::Predict)?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["signature_name", "instances", "inputs"].contains(&k.as_str()))
+    {
+        return Err(ServeError::invalid(format!(
+            "unknown key '{k}' in the request (expected 'instances' or 'inputs', and optionally 'signature_name')"
+        )));
+    }
+    match (body.remove("instances"), body.remove("inputs")) {
+        (Some(_), Some(_)) => Err(ServeError::invalid(
+            "a request may have 'instances' or 'inputs', not both",
+        )),
+        (None, None) => Err(ServeError::invalid(
+            "missing 'instances' (row format) or 'inputs' (columnar format)",
+        )),
+        (Some(instances), None) => Ok((row_inputs(instances, sig)?, Format::Row)),
+        (None, Some(inputs)) => Ok((columnar_inputs(inputs, sig)?, Format::Columnar)),
+    }
+}
+
+/// `instances`: a list of values (one input) or of objects keyed by input name.
+fn row_inputs(instances: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
+    let Value::Array(rows) = instances else {
+        return Err(ServeError::invalid(
+            "'instances' must be a list with one entry per example",
+        ));
+    };
+    let named = rows.first().is_some_and(Value::is_object);
+    if !named {
+        if sig.inputs.len() != 1 {
+            return Err(ServeError::invalid(format!(
+                "the model has {} inputs ({}): each instance must be an object keyed by input name",
+                sig.inputs.len(),
+                input_names(sig)
+            )));
+        }
+        let what = format!("'instances' for input '{}'", sig.inputs[0].name);
+        return Ok(vec![tensor_from_json(
+            &Value::Array(rows),
+            &sig.inputs[0],
+            &what,
+        )?]);
+    }
+    let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(rows.len()); sig.inputs.len()];
+    for (r, row) in rows.into_iter().enumerate() {
+        let Value::Object(mut obj) = row else {
+            return Err(ServeError::invalid(format!(
+                "instance {r} is not an object (instances must be all objects or all values)"
+            )));
+        };
+        for (info, col) in sig.inputs.iter().zip(columns.iter_mut()) {
+            let v = obj.remove(&info.name).ok_or_else(|| {
+                ServeError::invalid(format!(
+                    "instance {r} has no value for input '{}' (inputs: {})",
+                    info.name,
+                    input_names(sig)
+                ))
+            })?;
+            col.push(v);
+        }
+        if let Some(k) = obj.keys().next() {
+            return Err(ServeError::invalid(format!(
+                "instance {r} has '{k}', which is not an input of the model (inputs: {})",
+                input_names(sig)
+            )));
+        }
+    }
+    sig.inputs
+        .iter()
+        .zip(columns)
+        .map(|(info, col)| {
+            tensor_from_json(
+                &Value::Array(col),
+                info,
+                &format!("'instances' input '{}'", info.name),
+            )
+        })
+        .collect()
+}
+
+/// `inputs`: one value (one input) or an object of named values.
+fn columnar_inputs(inputs: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
+    match inputs {
+        Value::Object(mut obj) => {
+            let out = sig
+                .inputs
+                .iter()
+                .map(|info| {
+                    let v = obj.remove(&info.name).ok_or_else(|| {
+                        ServeError::invalid(format!(
+                            "'inputs' has no value for input '{}' (inputs: {})",
+                            info.name,
+                            input_names(sig)
+                        ))
+                    })?;
+                    tensor_from_json(&v, info, &format!("'inputs' input '{}'", info.name))
+                })
+                .collect::<ServeResult<Vec<_>>>()?;
+            if let Some(k) = obj.keys().next() {
+                return Err(ServeError::invalid(format!(
+                    "'inputs' has '{k}', which is not an input of the model (inputs: {})",
+                    input_names(sig)
+                )));
+            }
+            Ok(out)
+        }
+        v if sig.inputs.len() == 1 => {
+            let what = format!("'inputs' for input '{}'", sig.inputs[0].name);
+            Ok(vec![tensor_from_json(&v, &sig.inputs[0], &what)?])
+        }
+        _ => Err(ServeError::invalid(format!(
+            "the model has {} inputs ({}): 'inputs' must be an object keyed by input name",
+            sig.inputs.len(),
+            input_names(sig)
+        ))),
+    }
+}
+
+fn input_names(sig: &Signature) -> String {
+    sig.inputs
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes the `:predict` response for outputs of a request in `format`.
+pub fn predict_response(
+    outputs: &[Tensor],
+    sig: &Signature,
+    format: Format,
+) -> ServeResult<String> {
+    let tensors = outputs
+        .iter()
+        .map(JsonTensor::new)
+        .collect::<ServeResult<Vec<_>>>()?;
+    let mut out = String::with_capacity(64 + 16 * outputs.iter().map(Tensor::numel).sum::<usize>());
+    match (format, tensors.as_slice()) {
+        (Format::Row, [one]) => {
+            out.push_str("{\"predictions\":");
+            one.write_all(&mut out);
+        }
+        (Format::Columnar, [one]) => {
+            out.push_str("{\"outputs\":");
+            one.write_all(&mut out);
+        }
+        (Format::Row, many) => {
+            let rows = many.first().map_or(0, JsonTensor::rows);
+            if let Some((t, info)) = many
+                .iter()
+                .zip(&sig.outputs)
+                .find(|(t, _)| t.rows() != rows)
+            {
+                return Err(ServeError::invalid(format!(
+                    "the row format needs every output to have the same batch size; '{}' has {} rows and '{}' {rows} (use 'inputs' for columnar output)",
+                    info.name,
+                    t.rows(),
+                    sig.outputs[0].name
+                )));
+            }
+            out.push_str("{\"predictions\":[");
+            for r in 0..rows {
+                if r > 0 {
+                    out.push(',');
+                }
+                out.push('{');
+                for (k, (t, info)) in many.iter().zip(&sig.outputs).enumerate() {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    write_str(&mut out, &info.name);
+                    out.push(':');
+                    t.write_row(&mut out, r);
+                }
+                out.push('}');
+            }
+            out.push(']');
+        }
+        (Format::Columnar, many) => {
+            out.push_str("{\"outputs\":{");
+            for (k, (t, info)) in many.iter().zip(&sig.outputs).enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                write_str(&mut out, &info.name);
+                out.push(':');
+                t.write_all(&mut out);
+            }
+            out.push('}');
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// Decodes a `:classify`/`:regress` body: each example (merged with `context`) gives
+/// one row of every input; a feature's value or list is reshaped to the input's
+/// per-example shape.
+pub fn example_inputs(body: Value, sig: &Signature, method: Method) -> ServeResult<Vec<Tensor>> {
+    let mut body = as_object(body)?;
+    check_signature_name(&body, method)?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["signature_name", "context", "examples"].contains(&k.as_str()))
+    {
+        return Err(ServeError::invalid(format!(
+            "unknown key '{k}' in the request (expected 'examples', and optionally 'context' and 'signature_name')"
+        )));
+    }
+    let context = match body.remove("context") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(ServeError::invalid(
+                "'context' must be an object of features",
+            ))
+        }
+    };
+    let Some(Value::Array(examples)) = body.remove("examples") else {
+        return Err(ServeError::invalid(
+            "'examples' must be a list of objects of features",
+        ));
+    };
+    let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(examples.len()); sig.inputs.len()];
+    for (r, ex) in examples.into_iter().enumerate() {
+        let Value::Object(mut feats) = ex else {
+            return Err(ServeError::invalid(format!(
+                "example {r} is not an object of features"
+            )));
+        };
+        for (k, v) in &context {
+            if feats.contains_key(k) {
+                return Err(ServeError::invalid(format!(
+                    "feature '{k}' is in both 'context' and example {r}"
+                )));
+            }
+            feats.insert(k.clone(), v.clone());
+        }
+        // A one-input model takes a lone feature whatever its name.
+        if sig.inputs.len() == 1 && feats.len() == 1 && !feats.contains_key(&sig.inputs[0].name) {
+            let v = feats
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or(Value::Null);
+            columns[0].push(feature_row(v, &sig.inputs[0], r)?);
+            continue;
+        }
+        for (info, col) in sig.inputs.iter().zip(columns.iter_mut()) {
+            let v = feats.remove(&info.name).ok_or_else(|| {
+                ServeError::invalid(format!(
+                    "example {r} has no feature '{}' (inputs: {})",
+                    info.name,
+                    input_names(sig)
+                ))
+            })?;
+            col.push(feature_row(v, info, r)?);
+        }
+        if let Some(k) = feats.keys().next() {
+            return Err(ServeError::invalid(format!(
+                "example {r} has feature '{k}', which is not an input of the model (inputs: {})",
+                input_names(sig)
+            )));
+        }
+    }
+    sig.inputs
+        .iter()
+        .zip(columns)
+        .map(|(info, col)| {
+            tensor_from_json(
+                &Value::Array(col),
+                info,
+                &format!("feature '{}'", info.name),
+            )
+        })
+        .collect()
+}
+
+/// One example's feature (a value or a flat list, as in `tf.train.Example`) nested to
+/// the input's per-example shape.
+fn feature_row(v: Value, info: &crate::servable::TensorInfo, r: usize) -> ServeResult<Value> {
+    let flat: Vec<Value> = match v {
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    let dims = &info.shape[1..];
+    let unknown = dims.iter().filter(|d| d.is_none()).count();
+    let known: usize = dims.iter().flatten().product();
+    let dims: Vec<usize> = match unknown {
+        0 => dims.iter().flatten().copied().collect(),
+        1 if known > 0 && flat.len() % known == 0 => dims
+            .iter()
+            .map(|d| d.unwrap_or(flat.len() / known))
+            .collect(),
+        _ => {
+            return Err(ServeError::invalid(format!(
+                "example {r}: input '{}' has shape {} and cannot be built from a flat feature list",
+                info.name,
+                crate::servable::shape_string(&info.shape)
+            )))
+        }
+    };
+    let want: usize = dims.iter().product();
+    if flat.len() != want {
+        return Err(ServeError::invalid(format!(
+            "example {r}: feature '{}' has {} values, input shape {} needs {want}",
+            info.name,
+            flat.len(),
+            crate::servable::shape_string(&info.shape)
+        )));
+    }
+    Ok(nest(flat, &dims))
+}
+
+fn nest(flat: Vec<Value>, dims: &[usize]) -> Value {
+    match dims.split_first() {
+        None => flat.into_iter().next().unwrap_or(Value::Null),
+        Some((_, rest)) => {
+            let stride: usize = rest.iter().product::<usize>().max(1);
+            let mut it = flat.into_iter();
+            let chunks: Vec<Value> = (0..dims[0])
+                .map(|_| nest(it.by_ref().take(stride).collect(), rest))
+                .collect();
+            Value::Array(chunks)
+        }
+    }
+}
+
+/// The one output `:classify`/`:regress` read, with its values per example.
+fn single_output<'a>(
+    outputs: &'a [Tensor],
+    sig: &Signature,
+    method: Method,
+) -> ServeResult<&'a Tensor> {
+    match outputs {
+        [one] => Ok(one),
+        _ => Err(ServeError::invalid(format!(
+            ":{} needs a model with one output; this one has {} ({})",
+            method.verb(),
+            outputs.len(),
+            sig.outputs
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `{"result": [[[label, score], ...], ...]}`: class scores per example, labelled by
+/// class index; a single score per example has an empty label.
+pub fn classify_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<String> {
+    let y = single_output(outputs, sig, Method::Classify)?;
+    let (rows, classes) = match y.shape() {
+        [n] => (*n, 1),
+        [n, k] => (*n, *k),
+        s => return Err(ServeError::invalid(format!(
+            ":classify needs class scores of shape [batch, classes]; output '{}' has shape {s:?}",
+            sig.outputs[0].name
+        ))),
+    };
+    let scores = y.cast(ferroflow_core::DType::F32)?.to_vec::<f32>()?;
+    let mut out = String::from("{\"result\":[");
+    for r in 0..rows {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        for c in 0..classes {
+            if c > 0 {
+                out.push(',');
+            }
+            let label = if classes == 1 {
+                String::new()
+            } else {
+                c.to_string()
+            };
+            out.push('[');
+            write_str(&mut out, &label);
+            out.push(',');
+            let t = Tensor::scalar(scores[r * classes + c]);
+            JsonTensor::new(&t)?.write_all(&mut out);
+            out.push(']');
+        }
+        out.push(']');
+    }
+    out.push_str("]}");
+    Ok(out)
+}
+
+/// `{"result": [value, ...]}`: one value per example.
+pub fn regress_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<String> {
+    let y = single_output(outputs, sig, Method::Regress)?;
+    let rows = match y.shape() {
+        [n] | [n, 1] => *n,
+        s => {
+            return Err(ServeError::invalid(format!(
+                ":regress needs one value per example; output '{}' has shape {s:?}",
+                sig.outputs[0].name
+            )))
+        }
+    };
+    let flat = y.reshape(&[rows as isize])?;
+    let mut out = String::from("{\"result\":");
+    JsonTensor::new(&flat)?.write_all(&mut out);
+    out.push('}');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::servable::TensorInfo;
+    use ferroflow_core::DType;
+    use serde_json::json;
+
+    fn sig(inputs: &[(&str, &[Option<usize>])], outputs: &[&str]) -> Signature {
+        Signature {
+            inputs: inputs
+                .iter()
+                .map(|(n, s)| TensorInfo {
+                    name: n.to_string(),
+                    dtype: DType::F32,
+                    shape: s.to_vec(),
+                })
+                .collect(),
+            outputs: outputs
+                .iter()
+                .map(|n| TensorInfo {
+                    name: n.to_string(),
+                    dtype: DType::F32,
+                    shape: vec![None, Some(2)],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn row_and_columnar_formats_give_the_same_tensors() {
+        let s = sig(&[("a", &[None, Some(2)]), ("b", &[None])], &["y"]);
+        let (row, f) = predict_inputs(
+            json!({"instances": [{"a": [1, 2], "b": 5}, {"a": [3, 4], "b": 6}]}),
+            &s,
+        )
+        .unwrap();
+        assert_eq!(f, Format::Row);
+        let (col, f) =
+            predict_inputs(json!({"inputs": {"b": [5, 6], "a": [[1, 2], [3, 4]]}}), &s).unwrap();
+        assert_eq!(f, Format::Columnar);
+        for (r, c) in row.iter().zip(&col) {
+            assert_eq!(r.shape(), c.shape());
+            assert_eq!(r.to_vec::<f32>().unwrap(), c.to_vec::<f32>().unwrap());
+        }
+        let one = sig(&[("x", &[None])], &["y"]);
+        let (t, _) = predict_inputs(json!({"instances": [1.0, 2.0, 5.0]}), &one).unwrap();
+        assert_eq!(t[0].shape(), [3]);
+    }
+
+    #[test]
+    fn request_errors_name_the_problem() {
+        let s = sig(&[("a", &[None, Some(2)]), ("b", &[None])], &["y"]);
+        let e = |v: Value| predict_inputs(v, &s).unwrap_err().message;
+        assert!(e(json!({"instances": [[1, 2]]})).contains("keyed by input name"));
+        assert!(e(json!({"instances": [{"a": [1, 2]}]})).contains("no value for input 'b'"));
+        assert!(e(json!({"instances": [{"a": [1, 2], "b": 1, "c": 0}]})).contains("'c'"));
+        assert!(e(json!({"inputs": {"a": [[1, 2]]}, "instances": []})).contains("not both"));
+        assert!(e(json!({"signature_name": "other", "inputs": {}})).contains("\"other\" not found"));
+        assert!(e(json!([1, 2])).contains("JSON object"));
+        assert!(e(json!({"input": 1})).contains("unknown key 'input'"));
+    }
+
+    #[test]
+    fn responses_follow_tf_serving_shapes() {
+        let s = sig(&[("x", &[None])], &["p", "q"]);
+        let p = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+        let q = Tensor::from_vec(vec![7i64, 8], &[2]).unwrap();
+        let row = predict_response(&[p.clone(), q.clone()], &s, Format::Row).unwrap();
+        assert_eq!(
+            row,
+            r#"{"predictions":[{"p":[1.0,2.0],"q":7},{"p":[3.0,4.0],"q":8}]}"#
+        );
+        let col = predict_response(&[p.clone(), q], &s, Format::Columnar).unwrap();
+        assert_eq!(col, r#"{"outputs":{"p":[[1.0,2.0],[3.0,4.0]],"q":[7,8]}}"#);
+        let one = predict_response(std::slice::from_ref(&p), &s, Format::Row).unwrap();
+        assert_eq!(one, r#"{"predictions":[[1.0,2.0],[3.0,4.0]]}"#);
+        let c = classify_response(&[p], &s).unwrap();
+        assert_eq!(
+            c,
+            r#"{"result":[[["0",1.0],["1",2.0]],[["0",3.0],["1",4.0]]]}"#
+        );
+    }
+
+    #[test]
+    fn examples_merge_context_and_reshape_features() {
+        let s = sig(&[("x", &[None, Some(2)]), ("k", &[None])], &["y"]);
+        let t = example_inputs(
+            json!({"context": {"k": 3}, "examples": [{"x": [1, 2]}, {"x": [3, 4]}]}),
+            &s,
+            Method::Regress,
+        )
+        .unwrap();
+        assert_eq!(t[0].shape(), [2, 2]);
+        assert_eq!(t[1].to_vec::<f32>().unwrap(), [3.0, 3.0]);
+        let e = example_inputs(
+            json!({"context": {"k": 3}, "examples": [{"x": [1, 2], "k": 1}]}),
+            &s,
+            Method::Regress,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("both 'context' and example 0"));
+        let e = example_inputs(
+            json!({"examples": [{"x": [1, 2, 3], "k": 1}]}),
+            &s,
+            Method::Regress,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("has 3 values"), "{}", e.message);
+        let y = Tensor::from_vec(vec![3.5f32, 4.0], &[2, 1]).unwrap();
+        assert_eq!(
+            regress_response(&[y], &s).unwrap(),
+            r#"{"result":[3.5,4.0]}"#
+        );
+    }
+}
