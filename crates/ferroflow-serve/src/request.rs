@@ -436,10 +436,12 @@ pub fn classify_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<Str
     let (rows, classes) = match y.shape() {
         [n] => (*n, 1),
         [n, k] => (*n, *k),
-        s => return Err(ServeError::invalid(format!(
+        s => {
+            return Err(ServeError::invalid(format!(
             ":classify needs class scores of shape [batch, classes]; output '{}' has shape {s:?}",
             sig.outputs[0].name
-        ))),
+        )))
+        }
     };
     let scores = y.cast(ferroflow_core::DType::F32)?.to_vec::<f32>()?;
     let mut out = String::from("{\"result\":[");

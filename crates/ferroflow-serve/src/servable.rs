@@ -67,10 +67,12 @@ impl Signature {
             }
             let b = t.shape().first().copied().unwrap_or(1);
             match batch {
-                Some(prev) if prev != b => return Err(ServeError::invalid(format!(
+                Some(prev) if prev != b => {
+                    return Err(ServeError::invalid(format!(
                     "all inputs must have the same batch size: '{}' has {b} rows, '{}' has {prev}",
                     info.name, self.inputs[0].name
-                ))),
+                )))
+                }
                 _ => batch = Some(b),
             }
         }
