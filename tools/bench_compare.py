@@ -5,6 +5,7 @@
     python3 tools/bench_compare.py train   # MLP train step vs TensorFlow (and PyTorch)
     python3 tools/bench_compare.py function  # eager vs compiled steps vs tf.function(jit_compile=True)
     python3 tools/bench_compare.py tflite  # demo CNN .tflite (float, int8) at batch 1 vs LiteRT
+    python3 tools/bench_compare.py serve   # ferroflow serve vs a Python Keras HTTP server, under wrk
 
 PyTorch joins the `train` comparison when it is importable (it is large to install, so the
 script does not install it; `pip install torch` into .venv-bench to include it).
@@ -22,7 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data", "function", "tflite")
+SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve")
 # Figures where smaller is better (times); the rest are rates.
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
@@ -403,6 +404,181 @@ def reference_core(reps):
     res["tensorflow"]["tiny_add"] = best_of(lambda: [tf.add(t1, u1) for _ in range(iters)], reps) / iters * 1e9
     return res
 
+SERVE_DIR = os.path.join(ROOT, "target", "bench-serve")
+
+
+def serve_model_dir():
+    """The demo MLP saved as version 1 of model `digits`."""
+    base = os.path.join(SERVE_DIR, "digits")
+    if not os.path.exists(os.path.join(base, "1", "config.json")):
+        subprocess.check_call([ferroflow_exe(), "demo", "--epochs", "10", "--save", os.path.join(base, "1")],
+                              cwd=ROOT, stdout=subprocess.DEVNULL)
+    return base
+
+
+def start_logged(cmd, marker, log_path):
+    """Starts `cmd` with stderr to `log_path`; returns (process, the text after `marker`)."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        text = open(log_path).read()
+        if marker in text:
+            return proc, text.split(marker, 1)[1].split()[0]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"{cmd[0]} did not start:\n" + open(log_path).read())
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wrk(url, body, seconds, connections):
+    """Runs wrk against `url` with a POST body; returns requests/s, p50 and p99 in ms."""
+    import shutil
+    import tempfile
+    if not shutil.which("wrk"):
+        sys.exit("the serve suite needs wrk (Debian: apt-get install wrk)")
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                 f"wrk.body = {json.dumps(body)}\n")
+    script.close()
+    out = subprocess.check_output(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+                                   "-s", script.name, url], text=True)
+    os.unlink(script.name)
+
+    def ms(tok):
+        for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+            if tok.endswith(unit):
+                return float(tok[:-len(unit)]) * f
+        return float(tok)
+    res = {"non_2xx": 0}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            res["rps"] = float(parts[1])
+        elif parts[:1] == ["50%"]:
+            res["p50_ms"] = ms(parts[1])
+        elif parts[:1] == ["99%"]:
+            res["p99_ms"] = ms(parts[1])
+        elif line.strip().startswith("Non-2xx"):
+            res["non_2xx"] = int(parts[-1])
+        elif line.strip().startswith("Socket errors"):
+            res["socket_errors"] = line.strip()
+    return res
+
+
+def bench_serve():
+    """Batch-1 requests to the demo MLP under wrk: ferroflow serve with and without
+    server-side batching, and a minimal Python HTTP server calling Keras `predict` (and,
+    as a stronger baseline, calling the Keras model directly), same model, same run."""
+    import numpy as np
+    base = serve_model_dir()
+    seconds = int(os.environ.get("BENCH_SERVE_SECONDS", "10"))
+    conns = int(os.environ.get("BENCH_SERVE_CONNECTIONS", "8"))
+    x = np.load(os.path.join(base, "1", "sample_inputs.npy"))[:1].astype(np.float32)
+    body = json.dumps({"instances": x.tolist()})
+    params = os.path.join(SERVE_DIR, "batching.config")
+    with open(params, "w") as f:
+        # TF Serving's advice for CPUs: no timeout (batch what queued while the last batch
+        # ran), one batch thread.
+        f.write("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 0 }\n"
+                "num_batch_threads { value: 1 }\n")
+    exe = ferroflow_exe()
+    runs = {
+        "ferroflow": [exe, "serve", "--model_name", "digits", "--model_base_path", base,
+                      "--rest_api_port", "0", "--rest_api_bind_address", "127.0.0.1"],
+        "ferroflow_batching": [exe, "serve", "--model_name", "digits", "--model_base_path", base,
+                               "--rest_api_port", "0", "--rest_api_bind_address", "127.0.0.1",
+                               "--enable_batching", "--batching_parameters_file", params],
+        "keras_predict": [sys.executable, os.path.abspath(__file__), "_keras_server", base, "predict"],
+        "keras_call": [sys.executable, os.path.abspath(__file__), "_keras_server", base, "call"],
+    }
+    results = {}
+    for name, cmd in runs.items():
+        marker = "Exporting HTTP/REST API at:"
+        proc, addr = start_logged(cmd, marker, os.path.join(SERVE_DIR, f"{name}.log"))
+        url = f"http://{addr}/v1/models/digits:predict"
+        import urllib.request
+        req = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
+        first = json.loads(urllib.request.urlopen(req).read())["predictions"]
+        wrk(url, body, 1, conns)  # warm-up
+        r = wrk(url, body, seconds, conns)
+        r["peak_rss_mib"] = peak_rss_mib(proc.pid)
+        r["first_prediction"] = first
+        proc.terminate()
+        proc.wait()
+        results[name] = r
+    ref = np.array(results["ferroflow"]["first_prediction"])
+    for name, r in results.items():
+        diff = float(np.abs(np.array(r.pop("first_prediction")) - ref).max())
+        r["max_abs_diff_vs_ferroflow"] = diff
+    for ff_name in ("ferroflow", "ferroflow_batching"):
+        for ref_name in ("keras_predict", "keras_call"):
+            ff, rf = results[ff_name], results[ref_name]
+            print(f"RATIO serve_b1_rps_{ff_name}_vs_{ref_name} {ff['rps'] / rf['rps']:.3f}")
+            print(f"RATIO serve_b1_p50_{ff_name}_vs_{ref_name} {rf['p50_ms'] / ff['p50_ms']:.3f}")
+        print(f"RATIO serve_peak_rss_{ff_name}_vs_keras {results['keras_predict']['peak_rss_mib'] / results[ff_name]['peak_rss_mib']:.3f}")
+    print()
+    print(f"demo MLP, batch 1 per request, wrk -t2 -c{conns} -d{seconds}s, loopback")
+    print(f"{'server':<22} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8} {'non-2xx':>8} {'max|diff|':>10}")
+    for name, r in results.items():
+        print(f"{name:<22} {r['rps']:>11.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} {r['peak_rss_mib']:>8.1f} "
+              f"{r['non_2xx']:>8} {r['max_abs_diff_vs_ferroflow']:>10.2e}")
+
+
+def keras_server(base, mode):
+    """A minimal TF-Serving-shaped HTTP server around a Keras model: the ferroflow saved
+    model's config.json is Keras 3's serialisation, and its weights are keyed by Keras
+    weight paths, so Keras rebuilds the same model."""
+    import struct
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+    d = os.path.join(base, "1")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg.pop("compile_config", None)
+    model = keras.saving.deserialize_keras_object(cfg)
+    raw = open(os.path.join(d, "model.weights.safetensors"), "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    for w in model.weights:
+        h = header[w.path]
+        a, b = h["data_offsets"]
+        w.assign(np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32).reshape(h["shape"]))
+    run = (lambda x: model.predict(x, verbose=0)) if mode == "predict" else \
+        (lambda x: np.asarray(model(x, training=False)))
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            y = run(np.asarray(req["instances"], dtype=np.float32))
+            out = json.dumps({"predictions": y.tolist()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"Exporting HTTP/REST API at:127.0.0.1:{server.server_address[1]} ...", file=sys.stderr, flush=True)
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server.serve_forever()
+
 
 def main():
     suite = sys.argv[1] if len(sys.argv) > 1 else "core"
@@ -415,9 +591,15 @@ def main():
     if suite == "_tf_data":
         tf_data(int(sys.argv[2]))
         return
+    if suite == "_keras_server":
+        keras_server(sys.argv[2], sys.argv[3])
+        return
     if suite not in SUITES:
         sys.exit(f"unknown suite '{suite}' (available: {', '.join(SUITES)})")
     ensure_references()
+    if suite == "serve":
+        bench_serve()
+        return
     reps = int(os.environ.get("BENCH_REPS", "7"))
     extra = ("--model", tflite_model_dir()) if suite == "tflite" else ()
     ff = ferroflow_suite(suite, reps, extra)

@@ -714,6 +714,31 @@ fn sigterm_lets_an_in_flight_request_finish() {
 }
 
 #[test]
+fn a_request_past_the_deadline_gets_504_and_the_server_goes_on() {
+    let base = tmp("deadline");
+    let m = mlp();
+    save_version(&m, &base, 1);
+    let s = Server::start(&[
+        "--model_name",
+        "mlp",
+        "--model_base_path",
+        base.to_str().unwrap(),
+        "--rest_api_timeout_in_ms",
+        "1",
+    ]);
+    // 50,000 rows take well over a millisecond to decode and run.
+    let big = json!({ "inputs": rows(50_000, 4, 0.0) }).to_string();
+    let (code, v) = s.post("/v1/models/mlp:predict", &big);
+    assert_eq!(code, 504, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("longer than 1 ms"),
+        "{v}"
+    );
+    let (code, v) = s.get("/v1/models/mlp");
+    assert_eq!(code, 200, "{v}");
+}
+
+#[test]
 fn bad_flags_and_files_are_errors_at_startup() {
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
