@@ -317,6 +317,11 @@ pub trait Layer: Send + Sync {
         Vec::new()
     }
 
+    /// The layer as a model (Sequential, functional, subclassed), when it is one.
+    fn as_network(&self) -> Option<&dyn crate::models::network::Network> {
+        None
+    }
+
     /// Whether `get_config` starts with the base keys (name, trainable, dtype); only
     /// `InputLayer` writes its own.
     fn includes_base_config(&self) -> bool {

@@ -132,6 +132,64 @@ impl Functional {
         })
     }
 
+    /// The layers in Keras's `model.layers` order: by depth from the inputs, and within a
+    /// depth by first visit in a depth-first walk from the outputs (Keras's `_map_graph`).
+    pub fn keras_order(&self) -> Vec<LayerRef> {
+        let n = self.nodes.len();
+        let layer_key = |p: usize| Arc::as_ptr(&self.nodes[p].layer) as *const () as usize;
+        let mut first_visit: HashMap<usize, usize> = HashMap::new();
+        let mut finished = vec![false; n];
+        let mut post: Vec<usize> = Vec::with_capacity(n);
+        // Iterative depth-first walk: (node, inputs expanded?).
+        for &(out, _) in &self.outputs {
+            let mut stack = vec![(out, false)];
+            while let Some((p, expanded)) = stack.pop() {
+                if finished[p] {
+                    continue;
+                }
+                if expanded {
+                    finished[p] = true;
+                    post.push(p);
+                    continue;
+                }
+                let next = first_visit.len();
+                first_visit.entry(layer_key(p)).or_insert(next);
+                stack.push((p, true));
+                for &(src, _) in self.sources[p].iter().rev() {
+                    if !finished[src] {
+                        stack.push((src, false));
+                    }
+                }
+            }
+        }
+        let mut node_depth = vec![0usize; n];
+        let mut layer_depth: HashMap<usize, usize> = HashMap::new();
+        for &p in post.iter().rev() {
+            let depth = node_depth[p].max(layer_depth.get(&layer_key(p)).copied().unwrap_or(0));
+            layer_depth.insert(layer_key(p), depth);
+            node_depth[p] = depth;
+            for &(src, _) in &self.sources[p] {
+                node_depth[src] = node_depth[src].max(depth + 1);
+            }
+        }
+        let mut ordered: Vec<(usize, i64, LayerRef)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for &p in &post {
+            let key = layer_key(p);
+            if seen.insert(key) {
+                let index = first_visit.get(&key).map_or(-1, |&i| i as i64);
+                ordered.push((layer_depth[&key], index, self.nodes[p].layer.clone()));
+            }
+        }
+        for &(p, _) in &self.inputs {
+            if seen.insert(layer_key(p)) {
+                ordered.push((0, -1, self.nodes[p].layer.clone()));
+            }
+        }
+        ordered.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        ordered.into_iter().map(|(_, _, l)| l).collect()
+    }
+
     /// Runs the graph on concrete tensors.
     pub fn run(&self, inputs: &[Tensor], training: bool) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
@@ -213,6 +271,10 @@ pub(crate) fn check_input(
 }
 
 impl Layer for Functional {
+    fn as_network(&self) -> Option<&dyn Network> {
+        Some(self)
+    }
+
     fn class_name(&self) -> &'static str {
         "Functional"
     }
@@ -263,7 +325,7 @@ impl Layer for Functional {
 
     fn config(&self) -> Map {
         let mut layers = Vec::new();
-        for l in &self.layers {
+        for l in &self.keras_order() {
             let mut entry = super::serialize::layer_json(l.as_ref());
             let nodes: Vec<Value> = self
                 .nodes
@@ -311,6 +373,10 @@ impl Layer for Functional {
 impl Network for Functional {
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn keras_layers(&self) -> Vec<LayerRef> {
+        self.keras_order()
     }
 
     fn layer_graph(&self) -> Result<LayerGraph> {

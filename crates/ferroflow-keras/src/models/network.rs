@@ -30,6 +30,12 @@ pub trait Network: Layer {
     fn output_names(&self) -> Vec<String>;
     /// The rows of `summary()`.
     fn summary_rows(&self) -> Vec<SummaryRow>;
+    /// The layers in the order Keras lists them (`model.layers`): a functional model's
+    /// InputLayers included, in Keras's depth-then-traversal order. Keras names weight
+    /// groups in `.keras` files by this order.
+    fn keras_layers(&self) -> Vec<LayerRef> {
+        self.sublayers()
+    }
     /// The graph of layer calls, for tools that translate a model (exporters). Models
     /// defined by code (subclassed) have none.
     fn layer_graph(&self) -> Result<LayerGraph> {

@@ -155,6 +155,10 @@ impl Sequential {
 }
 
 impl Layer for Sequential {
+    fn as_network(&self) -> Option<&dyn Network> {
+        Some(self)
+    }
+
     fn class_name(&self) -> &'static str {
         "Sequential"
     }

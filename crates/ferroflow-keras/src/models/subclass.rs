@@ -24,6 +24,10 @@ impl Subclassed {
 }
 
 impl Layer for Subclassed {
+    fn as_network(&self) -> Option<&dyn Network> {
+        Some(self)
+    }
+
     fn class_name(&self) -> &'static str {
         self.inner.class_name()
     }

@@ -8,6 +8,8 @@
 //! Loading validates the config, every weight name, shape and dtype before any value is
 //! assigned: a corrupt or mismatched file is an error and leaves the model untouched.
 
+pub mod keras_file;
+pub mod keras_weights;
 pub mod tensor_file;
 
 use crate::layer::{LayerExt, Weight};
@@ -100,9 +102,13 @@ fn assign_all(weights: &[Weight], values: &[Tensor]) -> Result<()> {
 }
 
 impl Model {
-    /// Saves the weights alone to a safetensors file (`save_weights`).
+    /// Saves the weights alone (`save_weights`): Keras 3's HDF5 layout for a path ending
+    /// in `.weights.h5`, otherwise a safetensors file.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        if is_h5(path) {
+            return keras_file::save_keras_weights(self, path);
+        }
         let weights = self.weights();
         let tensors: Vec<(String, Tensor)> = weight_keys(&weights)
             .into_iter()
@@ -113,19 +119,27 @@ impl Model {
         tensor_file::write(path, &tensors, meta)
     }
 
-    /// Loads weights saved by [`Model::save_weights`] (`load_weights`); names and shapes
-    /// must match, and nothing changes unless all do.
+    /// Loads weights saved by [`Model::save_weights`] or by Keras (`.weights.h5`)
+    /// (`load_weights`); names and shapes must match, and nothing changes unless all do.
     pub fn load_weights(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        if is_h5(path) {
+            return keras_file::load_keras_weights(self, path);
+        }
         let (values, _) = tensor_file::read(path)?;
         let weights = self.weights();
         let ordered = match_weights(path, &weights, values)?;
         assign_all(&weights, &ordered)
     }
 
-    /// Saves the whole model (config, weights, optimiser state) to directory `dir`.
+    /// Saves the whole model: to a Keras 3 `.keras` archive when the path ends in
+    /// `.keras` (Python Keras loads it), otherwise to directory `dir` in ferroflow's format
+    /// (config, safetensors weights, optimiser state).
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
+        if dir.extension().is_some_and(|e| e == "keras") {
+            return keras_file::save_keras(self, dir);
+        }
         let mut config = layer_json(self.net.as_ref());
         if let Some(c) = &self.compiled {
             let loss: Vec<Value> = c
@@ -174,6 +188,11 @@ impl Model {
     }
 }
 
+/// Whether a weights path names an HDF5 file (`.h5`, `.hdf5`).
+fn is_h5(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "h5" || e == "hdf5")
+}
+
 /// Lambda layers have no config; refuse to write a model that could not be loaded.
 fn check_serializable(v: &Value) -> Result<()> {
     match v {
@@ -188,10 +207,17 @@ fn check_serializable(v: &Value) -> Result<()> {
     }
 }
 
-/// Loads a model saved by [`Model::save`] (`keras.models.load_model`), compiled when it
-/// was saved compiled, with its optimiser state.
-pub fn load_model(dir: impl AsRef<Path>) -> Result<Model> {
-    let dir = dir.as_ref();
+/// Loads a model (`keras.models.load_model`): a directory saved by [`Model::save`]
+/// (compiled when it was saved compiled, with its optimiser state), a Keras 3 `.keras`
+/// archive, or a legacy Keras `.h5` file.
+pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
+    let path = path.as_ref();
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("keras") => return keras_file::load_keras(path),
+        Some("h5" | "hdf5") if path.is_file() => return keras_file::load_legacy_h5(path),
+        _ => {}
+    }
+    let dir = path;
     let cfg_path = dir.join(CONFIG);
     let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let config: Value =
@@ -199,27 +225,19 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<Model> {
     let mut model = crate::models::serialize::model_from_json(&config)
         .map_err(|e| format_err(&cfg_path, e.to_string()))?;
     model.load_weights(dir.join(WEIGHTS))?;
-    if let Some(cc) = config.get("compile_config").filter(|c| !c.is_null()) {
-        let opt = &cc["optimizer"];
-        let mut optimizer =
-            Optimizer::from_config(opt["class_name"].as_str().unwrap_or("adam"), &opt["config"])?;
-        let loss: Vec<Arc<dyn losses::Loss>> = match &cc["loss"] {
-            Value::Array(a) => a.iter().map(losses::from_json).collect::<Result<_>>()?,
-            v => vec![losses::from_json(v)?],
-        };
-        let metrics: Vec<String> = cc["metrics"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| m.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+    if let Some(cc) = config
+        .get("compile_config")
+        .filter(|c| has_compile_config(c))
+    {
+        compile_from_config(&mut model, cc)?;
         let opt_path = dir.join(OPTIMIZER);
-        if opt_path.exists() {
+        if let (true, Some(optimizer)) = (
+            opt_path.exists(),
+            model.compiled.as_mut().map(|c| &mut c.optimizer),
+        ) {
             let (slots, meta) = tensor_file::read(&opt_path)?;
             let mut by_name: HashMap<String, Tensor> = slots.into_iter().collect();
-            for v in model.trainable_variables() {
+            for v in model.net.trainable_variables() {
                 let names = optimizer.slot_names();
                 let found: Option<Vec<Tensor>> = names
                     .iter()
@@ -233,13 +251,42 @@ pub fn load_model(dir: impl AsRef<Path>) -> Result<Model> {
                 optimizer.set_iterations(it);
             }
         }
-        let metric_refs: Vec<&str> = metrics.iter().map(String::as_str).collect();
-        model.compile(optimizer, losses_arg(loss), &metric_refs)?;
-        if let Some(w) = cc["loss_weights"].as_array() {
-            model.set_loss_weights(w.iter().filter_map(Value::as_f64).collect())?;
-        }
     }
     Ok(model)
+}
+
+/// Whether a `compile_config` says the model was compiled (Keras writes `{}` or `null`
+/// for one that was not).
+pub(crate) fn has_compile_config(cc: &Value) -> bool {
+    cc.as_object()
+        .is_some_and(|m| m.get("loss").is_some_and(|l| !l.is_null()))
+}
+
+/// Compiles `model` from a Keras `compile_config` (optimizer, loss, loss weights, metrics).
+pub(crate) fn compile_from_config(model: &mut Model, cc: &Value) -> Result<()> {
+    let opt = &cc["optimizer"];
+    let optimizer = match opt {
+        Value::String(name) => Optimizer::from_config(name, &Value::Null)?,
+        _ => Optimizer::from_config(opt["class_name"].as_str().unwrap_or("adam"), &opt["config"])?,
+    };
+    let loss: Vec<Arc<dyn losses::Loss>> = match &cc["loss"] {
+        Value::Array(a) => a.iter().map(losses::from_json).collect::<Result<_>>()?,
+        v => vec![losses::from_json(v)?],
+    };
+    let metrics: Vec<String> = cc["metrics"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let metric_refs: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    model.compile(optimizer, losses_arg(loss), &metric_refs)?;
+    if let Some(w) = cc["loss_weights"].as_array() {
+        model.set_loss_weights(w.iter().filter_map(Value::as_f64).collect())?;
+    }
+    Ok(())
 }
 
 fn losses_arg(l: Vec<Arc<dyn losses::Loss>>) -> crate::models::model::LossArg {

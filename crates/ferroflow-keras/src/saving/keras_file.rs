@@ -1,0 +1,331 @@
+//! Keras's own files: `.keras` archives (zip of `metadata.json`, `config.json`,
+//! `model.weights.h5`), `.weights.h5` files, legacy full-model `.h5` files and
+//! `model.to_json()` strings.
+//!
+//! Reading checks the whole config and every weight (path, shape, count) before any value
+//! is assigned; an unknown layer class or option is an error naming it.
+
+use super::keras_weights::{read_weights, write_weights, Layout};
+use super::{compile_from_config, format_err, io};
+use crate::layer::LayerExt;
+use crate::models::serialize::{layer_json, model_from_json};
+use crate::models::Model;
+use ferroflow_core::autodiff::pause_recording;
+use ferroflow_core::{Error, Result, Tensor, Variable};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// The Keras version whose file layout ferroflow writes.
+pub const KERAS_VERSION: &str = "3.15.1";
+
+const CONFIG: &str = "config.json";
+const METADATA: &str = "metadata.json";
+const WEIGHTS: &str = "model.weights.h5";
+
+fn assign(vars: &[Variable], values: &[Tensor]) -> Result<()> {
+    let _pause = pause_recording();
+    for (v, t) in vars.iter().zip(values) {
+        v.assign(t)?;
+    }
+    Ok(())
+}
+
+fn parse_config(text: &str, path: &Path) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| format_err(path, format!("config is not JSON: {e}")))
+}
+
+/// Rebuilds a model from a Keras config (`config.json`, `model.to_json()`), naming the
+/// file in errors.
+fn model_from_config(config: &Value, path: &Path) -> Result<Model> {
+    model_from_json(config).map_err(|e| format_err(path, e.to_string()))
+}
+
+/// Reads a file of the archive into memory.
+fn read_member(
+    zip: &mut zip::ZipArchive<std::fs::File>,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    let mut f = zip
+        .by_name(name)
+        .map_err(|e| format_err(path, format!("no {name} in the archive ({e})")))?;
+    let mut buf = Vec::with_capacity(f.size() as usize);
+    f.read_to_end(&mut buf)
+        .map_err(|e| format_err(path, format!("reading {name}: {e}")))?;
+    Ok(buf)
+}
+
+/// Loads a Keras 3 `.keras` archive: the model from `config.json`, its weights from
+/// `model.weights.h5`, compiled when the archive carries a `compile_config`.
+pub fn load_keras(path: &Path) -> Result<Model> {
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| format_err(path, format!("not a .keras (zip) archive: {e}")))?;
+    let config = parse_config(
+        &String::from_utf8_lossy(&read_member(&mut zip, CONFIG, path)?),
+        path,
+    )?;
+    let weights = read_member(&mut zip, WEIGHTS, path)?;
+    let mut model = model_from_config(&config, path)?;
+    let h5 = hdf5_pure::File::from_bytes(weights)
+        .map_err(|e| format_err(path, format!("{WEIGHTS}: {e}")))?;
+    let layout = Layout::of_model(model.net.as_ref())?;
+    let values = read_weights(&h5, &path.join(WEIGHTS), &layout)?;
+    let vars: Vec<Variable> = layout.variables.iter().map(|(_, v)| v.clone()).collect();
+    assign(&vars, &values)?;
+    if let Some(cc) = config
+        .get("compile_config")
+        .filter(|c| super::has_compile_config(c))
+    {
+        compile_from_config(&mut model, cc)?;
+    }
+    Ok(model)
+}
+
+/// The model's config as Keras writes it in `config.json` (with `compile_config` when
+/// compiled).
+pub fn keras_config(model: &Model) -> Value {
+    let mut config = layer_json(model.net.as_ref());
+    if let (Some(c), Value::Object(m)) = (&model.compiled, &mut config) {
+        let loss: Vec<Value> = c
+            .losses
+            .iter()
+            .map(|l| crate::losses::to_json(l.as_ref()))
+            .collect();
+        m.insert(
+            "compile_config".into(),
+            json!({
+                "optimizer": {"module": "keras.optimizers", "class_name": c.optimizer.name(),
+                              "config": c.optimizer.get_config(), "registered_name": null},
+                "loss": if loss.len() == 1 { loss[0].clone() } else { Value::Array(loss) },
+                "loss_weights": c.loss_weights,
+                "metrics": c.metrics,
+                "weighted_metrics": null,
+                "run_eagerly": c.run_eagerly,
+                "steps_per_execution": 1,
+                "jit_compile": false,
+            }),
+        );
+    }
+    config
+}
+
+/// Writes a Keras 3 `.keras` archive that `keras.saving.load_model` reads.
+pub fn save_keras(model: &Model, path: &Path) -> Result<()> {
+    let config = keras_config(model);
+    super::check_serializable(&config)?;
+    let layout = Layout::of_model(model.net.as_ref())?;
+    let weights = write_weights(&layout)?;
+    let metadata = json!({"keras_version": KERAS_VERSION, "date_saved": date_saved()});
+    let write = || -> std::io::Result<()> {
+        let tmp = path.with_extension("keras.partial");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&tmp)?);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, bytes) in [
+            (METADATA, metadata.to_string().into_bytes()),
+            (CONFIG, config.to_string().into_bytes()),
+            (WEIGHTS, weights),
+        ] {
+            zip.start_file(name, opts)?;
+            zip.write_all(&bytes)?;
+        }
+        zip.finish()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(io(path))
+}
+
+/// `YYYY-MM-DD@HH:MM:SS` in UTC, as Keras stamps `metadata.json`.
+fn date_saved() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}@{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Loads weights from a Keras 3 `.weights.h5` file (`model.save_weights`); names and
+/// shapes must match, and nothing changes unless all do.
+pub fn load_keras_weights(model: &Model, path: &Path) -> Result<()> {
+    let h5 = hdf5_pure::File::open(path).map_err(|e| format_err(path, e.to_string()))?;
+    let layout = Layout::of_model(model.net.as_ref())?;
+    let values = read_weights(&h5, path, &layout)?;
+    let vars: Vec<Variable> = layout.variables.iter().map(|(_, v)| v.clone()).collect();
+    assign(&vars, &values)
+}
+
+/// Writes a Keras 3 `.weights.h5` file.
+pub fn save_keras_weights(model: &Model, path: &Path) -> Result<()> {
+    let layout = Layout::of_model(model.net.as_ref())?;
+    let bytes = write_weights(&layout)?;
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+/// Rebuilds a model from `model.to_json()` (fresh weights, as Keras's `model_from_json`).
+pub fn model_from_json_str(json: &str) -> Result<Model> {
+    let config: Value = serde_json::from_str(json)
+        .map_err(|e| Error::invalid("model_from_json", format!("not JSON: {e}")))?;
+    model_from_json(&config)
+}
+
+fn attr_string(
+    attrs: &std::collections::HashMap<String, hdf5_pure::AttrValue>,
+    key: &str,
+) -> Option<String> {
+    use hdf5_pure::AttrValue as A;
+    match attrs.get(key)? {
+        A::String(s) | A::VarLenString(s) | A::AsciiString(s) | A::VarLenAsciiString(s) => {
+            Some(s.clone())
+        }
+        _ => None,
+    }
+}
+
+fn attr_strings(
+    attrs: &std::collections::HashMap<String, hdf5_pure::AttrValue>,
+    key: &str,
+) -> Option<Vec<String>> {
+    use hdf5_pure::AttrValue as A;
+    match attrs.get(key)? {
+        A::VarLenAsciiStringArray(v)
+        | A::VarLenStringArray(v)
+        | A::StringArray(v)
+        | A::AsciiStringArray(v) => Some(v.clone()),
+        A::F64Array(v) if v.is_empty() => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+/// Loads a legacy full-model `.h5` file (`model.save("model.h5")`): the config from the
+/// `model_config` attribute, weights per layer from `model_weights/<layer>` in
+/// `weight_names` order (trainable, then non-trainable, as Keras's legacy loader assigns
+/// them).
+pub fn load_legacy_h5(path: &Path) -> Result<Model> {
+    let h5 = hdf5_pure::File::open(path).map_err(|e| format_err(path, e.to_string()))?;
+    let root_attrs = h5
+        .root()
+        .attrs()
+        .map_err(|e| format_err(path, e.to_string()))?;
+    let config_text = attr_string(&root_attrs, "model_config")
+        .ok_or_else(|| format_err(path, "no 'model_config' attribute: not a Keras full-model .h5 file (a weights-only file loads with load_weights)"))?;
+    let config = parse_config(&config_text, path)?;
+    let mut model = model_from_config(&config, path)?;
+    let group = h5
+        .group("model_weights")
+        .map_err(|e| format_err(path, format!("no model_weights group: {e}")))?;
+    let attrs = group.attrs().map_err(|e| format_err(path, e.to_string()))?;
+    let layer_names = attr_strings(&attrs, "layer_names")
+        .ok_or_else(|| format_err(path, "model_weights has no layer_names"))?;
+    let mut vars: Vec<Variable> = Vec::new();
+    let mut values: Vec<Tensor> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for name in &layer_names {
+        let g = group
+            .group(name)
+            .map_err(|e| format_err(path, format!("layer group '{name}': {e}")))?;
+        let gattrs = g.attrs().map_err(|e| format_err(path, e.to_string()))?;
+        let weight_names = attr_strings(&gattrs, "weight_names").unwrap_or_default();
+        let layer_vars: Vec<Variable> = if name == "top_level_model_weights" {
+            Vec::new()
+        } else {
+            let layer = model.get_layer(name).map_err(|_| {
+                format_err(
+                    path,
+                    format!(
+                        "the file has weights for layer '{name}', which the model does not have"
+                    ),
+                )
+            })?;
+            seen.insert(name.clone());
+            let mut v = layer.trainable_variables();
+            v.extend(layer.non_trainable_variables());
+            v
+        };
+        if layer_vars.len() != weight_names.len() {
+            return Err(format_err(
+                path,
+                format!(
+                    "layer '{name}' has {} weights in the model but {} in the file",
+                    layer_vars.len(),
+                    weight_names.len()
+                ),
+            ));
+        }
+        for (v, w) in layer_vars.into_iter().zip(&weight_names) {
+            let ds_path = format!("model_weights/{name}/{w}");
+            let ds = h5
+                .dataset(&ds_path)
+                .map_err(|e| format_err(path, format!("'{ds_path}': {e}")))?;
+            let shape: Vec<usize> = ds
+                .shape()
+                .map_err(|e| format_err(path, e.to_string()))?
+                .into_iter()
+                .map(|d| d as usize)
+                .collect();
+            let data = ds
+                .read_f32()
+                .map_err(|e| format_err(path, format!("'{ds_path}': {e}")))?;
+            let t = Tensor::from_vec(data, &shape)?.cast(v.dtype())?;
+            if t.shape() != v.shape() {
+                return Err(format_err(
+                    path,
+                    format!(
+                        "weight '{ds_path}' is {:?} in the file but '{}' is {:?} in the model",
+                        t.shape(),
+                        v.name(),
+                        v.shape()
+                    ),
+                ));
+            }
+            vars.push(v);
+            values.push(t);
+        }
+    }
+    let missing: Vec<String> = model
+        .layers()
+        .iter()
+        .filter(|l| !l.weights().is_empty() && !seen.contains(l.name()))
+        .map(|l| l.name().to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format_err(
+            path,
+            format!(
+                "the file has no weights for layer(s) {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    assign(&vars, &values)?;
+    if let Some(tc) = attr_string(&root_attrs, "training_config") {
+        let cc = parse_config(&tc, path)?;
+        // Legacy files describe the optimizer as `optimizer_config`.
+        let cc = json!({"optimizer": cc["optimizer_config"], "loss": cc["loss"], "metrics": cc["metrics"], "loss_weights": cc["loss_weights"]});
+        if let Err(e) = compile_from_config(&mut model, &cc) {
+            // As Keras does, a training config that cannot be rebuilt leaves the model
+            // uncompiled (with its weights loaded), with a warning.
+            eprintln!(
+                "warning: {}: the model is not compiled: {e}",
+                path.display()
+            );
+        }
+    }
+    Ok(model)
+}

@@ -1,0 +1,170 @@
+//! Models built and saved by Python Keras 3 (`tools/make_keras_fixtures.py`) load in
+//! ferroflow and give Keras's outputs; ferroflow's own `.keras` files load back the same.
+
+use ferroflow_core::npy::read_npy;
+use ferroflow_core::{DType, Tensor};
+use ferroflow_keras::load_model;
+use ferroflow_keras::saving::keras_file::model_from_json_str;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ff_keras_{}_{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn index() -> Vec<(String, usize, usize)> {
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("index.json")).unwrap())
+            .unwrap();
+    v["models"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, m)| {
+            (
+                k.clone(),
+                m["inputs"].as_u64().unwrap() as usize,
+                m["outputs"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect()
+}
+
+fn arrays(name: &str, kind: &str, n: usize) -> Vec<Tensor> {
+    (0..n)
+        .map(|i| read_npy(fixtures().join(format!("{name}_{kind}{i}.npy"))).unwrap())
+        .collect()
+}
+
+/// Max |a − b| / max(1, |b|) over all elements.
+fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.to_f64_vec()
+        .iter()
+        .zip(b.to_f64_vec())
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+        .fold(0.0, f64::max)
+}
+
+fn check(model: &ferroflow_keras::Model, name: &str, n_in: usize, n_out: usize, what: &str) {
+    let xs = arrays(name, "x", n_in);
+    let want = arrays(name, "y", n_out);
+    let got = model.predict(xs, 32).unwrap();
+    assert_eq!(got.len(), n_out, "{name} ({what})");
+    for (g, w) in got.iter().zip(&want) {
+        let d = rel_diff(&g.cast(DType::F32).unwrap(), w);
+        assert!(
+            d <= 1e-4,
+            "{name} ({what}): relative difference {d:.2e} to Keras"
+        );
+    }
+}
+
+#[test]
+fn keras_archives_load_and_match_keras_outputs() {
+    for (name, n_in, n_out) in index() {
+        let model = load_model(fixtures().join(format!("{name}.keras")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check(&model, &name, n_in, n_out, ".keras");
+    }
+}
+
+#[test]
+fn ferroflow_keras_archives_round_trip() {
+    let dir = tmp("roundtrip");
+    for (name, n_in, n_out) in index() {
+        let model = load_model(fixtures().join(format!("{name}.keras"))).unwrap();
+        let out = dir.join(format!("{name}.keras"));
+        model.save(&out).unwrap();
+        let back = load_model(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check(&back, &name, n_in, n_out, "saved by ferroflow");
+        // The weights file alone, into a fresh model from the config.
+        let w = dir.join(format!("{name}.weights.h5"));
+        model.save_weights(&w).unwrap();
+        let fresh = load_model(&out).unwrap();
+        fresh.load_weights(&w).unwrap();
+        check(&fresh, &name, n_in, n_out, ".weights.h5");
+    }
+}
+
+#[test]
+fn legacy_h5_weights_h5_and_json() {
+    let legacy = load_model(fixtures().join("mlp_legacy.h5")).unwrap();
+    check(&legacy, "mlp", 1, 1, "legacy .h5");
+    let json = std::fs::read_to_string(fixtures().join("mlp.json")).unwrap();
+    let fresh = model_from_json_str(&json).unwrap();
+    fresh
+        .load_weights(fixtures().join("mlp.weights.h5"))
+        .unwrap();
+    check(&fresh, "mlp", 1, 1, "to_json + .weights.h5");
+}
+
+/// Writes a `.keras` archive with the fixture's weights and an edited config.
+fn edited_archive(dir: &Path, edit: impl Fn(&mut Value)) -> PathBuf {
+    let src = std::fs::File::open(fixtures().join("mlp.keras")).unwrap();
+    let mut zip = zip::ZipArchive::new(src).unwrap();
+    let mut config: Value = {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name("config.json").unwrap(), &mut s).unwrap();
+        serde_json::from_str(&s).unwrap()
+    };
+    edit(&mut config);
+    let mut weights = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name("model.weights.h5").unwrap(), &mut weights)
+        .unwrap();
+    let out = dir.join("edited.keras");
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&out).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    w.start_file("config.json", opts).unwrap();
+    w.write_all(config.to_string().as_bytes()).unwrap();
+    w.start_file("model.weights.h5", opts).unwrap();
+    w.write_all(&weights).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+#[test]
+fn unknown_layers_options_and_bad_files_are_errors_naming_them() {
+    let dir = tmp("errors");
+    let err = |p: &Path| {
+        load_model(p)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let unknown = edited_archive(&dir, |c| {
+        c["config"]["layers"][1]["class_name"] = "FancyDense".into()
+    });
+    assert!(err(&unknown).contains("FancyDense"), "{}", err(&unknown));
+    let option = edited_archive(&dir, |c| {
+        c["config"]["layers"][1]["config"]["lora_rank"] = 4.into()
+    });
+    assert!(err(&option).contains("lora_rank"), "{}", err(&option));
+    let shape = edited_archive(&dir, |c| {
+        c["config"]["layers"][1]["config"]["units"] = 17.into()
+    });
+    let e = err(&shape);
+    assert!(
+        e.contains("layers/dense/vars/0") && e.contains("[8, 16]"),
+        "{e}"
+    );
+    let garbage = dir.join("garbage.keras");
+    std::fs::write(&garbage, b"not a zip at all").unwrap();
+    assert!(
+        err(&garbage).contains("not a .keras (zip) archive"),
+        "{}",
+        err(&garbage)
+    );
+    let model = load_model(fixtures().join("nested.keras")).unwrap();
+    assert!(model
+        .load_weights(fixtures().join("mlp.weights.h5"))
+        .is_err());
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Builds small Keras 3 models covering ferroflow's layers, saves them as `.keras` files
+(and the MLP also as legacy `.h5`, `.weights.h5` and `to_json()`), with fixed inputs and
+Keras's outputs, for `crates/ferroflow-keras/tests/keras_files.rs`.
+
+    python3 tools/make_keras_fixtures.py crates/ferroflow-keras/tests/fixtures/keras
+
+Needs keras 3 with the TensorFlow backend (the CI venv has it). Weights are random with a
+fixed seed; BatchNormalization statistics are set to non-trivial values so that loading
+them matters.
+"""
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+
+def perturb(model, rng):
+    """Gives every variable a random value so that a wrongly mapped weight shows."""
+    for w in model.weights:
+        v = rng.normal(0.0, 0.3, size=w.shape).astype("float32")
+        if "variance" in w.path:
+            v = np.abs(v) + 0.5
+        w.assign(v)
+
+
+def mlp():
+    return keras.Sequential([
+        keras.Input((8,), name="features"),
+        layers.Dense(16, activation="relu"),
+        layers.BatchNormalization(),
+        layers.Dropout(0.3),
+        layers.Dense(12, activation="gelu"),
+        layers.LayerNormalization(),
+        layers.Dense(4, activation="softmax"),
+    ], name="mlp")
+
+
+def cnn():
+    x = keras.Input((12, 12, 3), name="image")
+    h = layers.Rescaling(1 / 255.0)(x)
+    h = layers.Conv2D(8, 3, padding="same", use_bias=False)(h)
+    h = layers.BatchNormalization()(h)
+    h = layers.Activation("swish")(h)
+    h = layers.DepthwiseConv2D(3, strides=2, padding="same")(h)
+    h = layers.SeparableConv2D(6, 3, padding="valid", activation="relu")(h)
+    h = layers.MaxPooling2D(2)(h)
+    h = layers.ZeroPadding2D(1)(h)
+    h = layers.AveragePooling2D(2, padding="same")(h)
+    h = layers.Conv2DTranspose(4, 3, strides=2, padding="same")(h)
+    g = layers.GlobalAveragePooling2D()(h)
+    m = layers.GlobalMaxPooling2D()(h)
+    h = layers.Concatenate()([g, m])
+    y = layers.Dense(5)(h)
+    return keras.Model(x, y, name="cnn")
+
+
+def rnn():
+    ids = keras.Input((7,), dtype="int32", name="tokens")
+    e = layers.Embedding(20, 6)(ids)
+    h = layers.LSTM(5, return_sequences=True)(e)
+    h = layers.GRU(4, return_sequences=True)(h)
+    h = layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True))(h)
+    h = layers.TimeDistributed(layers.Dense(2))(h)
+    h = layers.Conv1D(3, 2, activation="tanh")(h)
+    h = layers.LSTM(4)(h)
+    y = layers.Dense(3)(h)
+    return keras.Model(ids, y, name="rnn")
+
+
+def attention():
+    x = keras.Input((6, 8), name="sequence")
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=4)(x, x)
+    h = layers.Add()([x, a])
+    h = layers.LayerNormalization()(h)
+    h = layers.Dense(8, activation="relu")(h)
+    h = layers.GlobalAveragePooling1D()(h)
+    y = layers.Dense(2)(h)
+    return keras.Model(x, y, name="attention")
+
+
+def multi_io():
+    a = keras.Input((5,), name="a")
+    b = keras.Input((3,), name="b")
+    shared = layers.Dense(4, activation="tanh", name="shared")
+    ha, hb = shared(layers.Dense(3)(a)), shared(b)
+    c = layers.Concatenate()([ha, hb])
+    p = layers.Dense(2, activation="softmax", name="p")(c)
+    q = layers.Dense(1, name="q")(layers.Multiply()([ha, hb]))
+    return keras.Model([a, b], [p, q], name="multi_io")
+
+
+def nested():
+    inner = keras.Sequential([keras.Input((4,)), layers.Dense(6, activation="relu"),
+                              layers.BatchNormalization(), layers.Dense(3)], name="inner")
+    x = keras.Input((4,), name="x")
+    y = layers.Dense(2)(inner(x))
+    return keras.Model(x, y, name="nested")
+
+
+def inputs_for(model, rng, n=5):
+    out = []
+    for t in model.inputs:
+        shape = (n,) + tuple(t.shape[1:])
+        if "int" in str(t.dtype):
+            out.append(rng.integers(0, 20, size=shape).astype("int32"))
+        else:
+            out.append(rng.normal(0, 1, size=shape).astype("float32") * (100 if t.name == "image" else 1))
+    return out
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "crates/ferroflow-keras/tests/fixtures/keras"
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    index = {}
+    for build in (mlp, cnn, rnn, attention, multi_io, nested):
+        model = build()
+        perturb(model, rng)
+        name = model.name
+        xs = inputs_for(model, rng)
+        ys = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+        ys = ys if isinstance(ys, list) else [ys]
+        model.save(os.path.join(out, f"{name}.keras"))
+        for i, x in enumerate(xs):
+            np.save(os.path.join(out, f"{name}_x{i}.npy"), x)
+        for i, y in enumerate(ys):
+            np.save(os.path.join(out, f"{name}_y{i}.npy"), np.asarray(y))
+        index[name] = {"inputs": len(xs), "outputs": len(ys)}
+        if name == "mlp":
+            model.save(os.path.join(out, "mlp_legacy.h5"))
+            model.save_weights(os.path.join(out, "mlp.weights.h5"))
+            with open(os.path.join(out, "mlp.json"), "w") as f:
+                f.write(model.to_json())
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump({"keras_version": keras.__version__, "models": index}, f, indent=1)
+    print(f"wrote {len(index)} models to {out}")
+
+
+if __name__ == "__main__":
+    main()
