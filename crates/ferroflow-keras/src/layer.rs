@@ -317,6 +317,28 @@ pub trait Layer: Send + Sync {
         Vec::new()
     }
 
+    /// Whether a call with several inputs passes them as separate positional arguments
+    /// (`mha(query, value)`) rather than one list (`Add()([a, b])`), as Keras records
+    /// them in a functional config.
+    fn positional_inputs(&self) -> bool {
+        false
+    }
+
+    /// The `build_config` Keras writes for a layer built on these input specs.
+    fn build_config(&self, specs: &[TensorSpec]) -> serde_json::Value {
+        let shape = if specs.len() == 1 {
+            crate::config::dims_json(&specs[0].shape)
+        } else {
+            serde_json::Value::Array(
+                specs
+                    .iter()
+                    .map(|s| crate::config::dims_json(&s.shape))
+                    .collect(),
+            )
+        };
+        serde_json::json!({ "input_shape": shape })
+    }
+
     /// The layer as a model (Sequential, functional, subclassed), when it is one.
     fn as_network(&self) -> Option<&dyn crate::models::network::Network> {
         None

@@ -168,3 +168,83 @@ fn unknown_layers_options_and_bad_files_are_errors_naming_them() {
         .load_weights(fixtures().join("mlp.weights.h5"))
         .is_err());
 }
+
+/// With FERROFLOW_KERAS_EXPORT_DIR set, `.ci/run` gets files for
+/// `tools/check_keras_roundtrip.py`: each model re-saved by ferroflow, with inputs and
+/// ferroflow's outputs, for Python Keras to load and compare.
+fn export(model: &ferroflow_keras::Model, name: &str, xs: &[Tensor]) {
+    let Some(dir) = std::env::var_os("FERROFLOW_KERAS_EXPORT_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    model.save(dir.join(format!("{name}.keras"))).unwrap();
+    for (i, x) in xs.iter().enumerate() {
+        ferroflow_core::npy::write_npy(dir.join(format!("{name}_x{i}.npy")), x).unwrap();
+    }
+    for (i, y) in model.predict(xs.to_vec(), 32).unwrap().iter().enumerate() {
+        ferroflow_core::npy::write_npy(dir.join(format!("{name}_y{i}.npy")), y).unwrap();
+    }
+}
+
+#[test]
+fn keras_models_fine_tune_in_ferroflow_and_save_back() {
+    use ferroflow_keras::training::progress::Verbosity;
+    use ferroflow_keras::FitOptions;
+    for (name, n_in, _) in index() {
+        let model = load_model(fixtures().join(format!("{name}.keras"))).unwrap();
+        export(
+            &model,
+            &format!("resaved_{name}"),
+            &arrays(&name, "x", n_in),
+        );
+    }
+    // Fine-tune the Keras MLP on a small regression of its own softmax outputs.
+    let mut model = load_model(fixtures().join("mlp.keras")).unwrap();
+    let x = arrays("mlp", "x", 1).remove(0);
+    let before = model.predict(vec![x.clone()], 32).unwrap().remove(0);
+    let y = Tensor::from_vec(vec![0i64, 1, 2, 3, 0], &[5]).unwrap();
+    model
+        .compile("adam", "sparse_categorical_crossentropy", &["accuracy"])
+        .unwrap();
+    // Cross-entropy of the labels under the model's (inference-mode) predictions.
+    let labels = [0usize, 1, 2, 3, 0];
+    let xent = |p: &Tensor| -> f64 {
+        let p = p.to_f64_vec();
+        labels
+            .iter()
+            .enumerate()
+            .map(|(r, &c)| -p[r * 4 + c].ln())
+            .sum::<f64>()
+            / 5.0
+    };
+    model
+        .fit(
+            x.clone(),
+            y,
+            FitOptions::new()
+                .epochs(40)
+                .batch_size(5)
+                .verbose(Verbosity::Silent),
+        )
+        .unwrap();
+    let after = model.predict(vec![x.clone()], 32).unwrap().remove(0);
+    assert!(
+        xent(&after) < xent(&before),
+        "{} -> {}",
+        xent(&before),
+        xent(&after)
+    );
+    assert!(rel_diff(&after, &before) > 1e-3, "training changed nothing");
+    let dir = tmp("finetune");
+    let path = dir.join("tuned.keras");
+    model.save(&path).unwrap();
+    let back = load_model(&path).unwrap();
+    assert!(
+        back.optimizer().is_some(),
+        "the compile config was not restored"
+    );
+    let again = back.predict(vec![x.clone()], 32).unwrap().remove(0);
+    assert!(rel_diff(&again, &after) < 1e-7);
+    export(&model, "finetuned_mlp", &[x]);
+}

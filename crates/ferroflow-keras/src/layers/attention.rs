@@ -153,6 +153,21 @@ fn project(x: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Result<Tensor>
 }
 
 impl Layer for MultiHeadAttention {
+    fn positional_inputs(&self) -> bool {
+        true
+    }
+
+    fn build_config(&self, specs: &[TensorSpec]) -> Value {
+        let mut shapes = Map::new();
+        for (key, spec) in ["query_shape", "value_shape", "key_shape"]
+            .iter()
+            .zip(specs)
+        {
+            shapes.insert((*key).into(), crate::config::dims_json(&spec.shape));
+        }
+        serde_json::json!({ "shapes_dict": shapes })
+    }
+
     fn class_name(&self) -> &'static str {
         "MultiHeadAttention"
     }

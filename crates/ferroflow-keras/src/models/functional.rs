@@ -342,7 +342,7 @@ impl Layer for Functional {
                                 "keras_history": self.history(src)}})
                         })
                         .collect();
-                    let args = if kts.len() == 1 {
+                    let args = if kts.len() == 1 || l.positional_inputs() {
                         Value::Array(kts)
                     } else {
                         json!([kts])

@@ -4,7 +4,6 @@
 use super::functional::Functional;
 use super::sequential::Sequential;
 use super::symbolic::{connect, Input, KerasTensor};
-use crate::config::dims_json;
 use crate::layer::{Layer, LayerExt, LayerRef};
 use crate::layers::{registry, InputLayer};
 use ferroflow_core::{Error, Result};
@@ -27,12 +26,7 @@ pub fn layer_json(layer: &dyn Layer) -> Value {
     m.insert("registered_name".into(), registered);
     if class != "InputLayer" {
         if let Some(specs) = layer.base().built_specs() {
-            let shape = if specs.len() == 1 {
-                dims_json(&specs[0].shape)
-            } else {
-                Value::Array(specs.iter().map(|s| dims_json(&s.shape)).collect())
-            };
-            m.insert("build_config".into(), json!({ "input_shape": shape }));
+            m.insert("build_config".into(), layer.build_config(specs));
         } else if class == "Functional" {
             m.insert("build_config".into(), json!({ "input_shape": null }));
         }
