@@ -49,7 +49,8 @@ enum Command {
     },
     /// Runs a saved model on inputs from .npy files and writes its outputs as .npy.
     Predict {
-        /// A model directory saved by ferroflow.
+        /// A saved model: a ferroflow model directory, a Keras `.keras` or legacy `.h5`
+        /// file, or a `.tflite` file.
         #[arg(long)]
         model: std::path::PathBuf,
         /// One .npy per model input, in the model's input order.
@@ -68,7 +69,7 @@ enum Command {
     Serve(ferroflow_serve::ServeArgs),
     /// Prints the Keras-style summary of a saved model.
     Summary {
-        /// A model directory saved by ferroflow.
+        /// A ferroflow model directory or a Keras `.keras` / `.h5` file.
         #[arg(long)]
         model: std::path::PathBuf,
     },

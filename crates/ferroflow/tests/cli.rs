@@ -129,3 +129,59 @@ fn demo_is_deterministic_and_its_model_serves_predict_and_summary() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+#[test]
+fn predict_and_summary_work_on_keras_files() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ferroflow-keras/tests/fixtures/keras");
+    let out = tmp("keras_predict");
+    std::fs::create_dir_all(&out).unwrap();
+    let y = out.join("y.npy");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    ferroflow(&[
+        "predict",
+        "--model",
+        &s(&fx.join("multi_io.keras")),
+        "--input",
+        &s(&fx.join("multi_io_x0.npy")),
+        "--input",
+        &s(&fx.join("multi_io_x1.npy")),
+        "--output",
+        &s(&y),
+    ]);
+    for (got, want) in [("y.npy", "multi_io_y0.npy"), ("y_1.npy", "multi_io_y1.npy")] {
+        let g = ferroflow::npy::read_npy(out.join(got))
+            .unwrap()
+            .to_f64_vec();
+        let w = ferroflow::npy::read_npy(fx.join(want))
+            .unwrap()
+            .to_f64_vec();
+        assert_eq!(g.len(), w.len());
+        assert!(
+            g.iter()
+                .zip(&w)
+                .all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs().max(1.0)),
+            "{got}"
+        );
+    }
+    let summary = ferroflow(&["summary", "--model", &s(&fx.join("cnn.keras"))]);
+    let text = String::from_utf8_lossy(&summary.stdout);
+    assert!(
+        text.contains("Model: \"cnn\"") && text.contains("separable_conv2d"),
+        "{text}"
+    );
+    // A model with two inputs given one file is an error naming the counts.
+    let bad = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
+        .args([
+            "predict",
+            "--model",
+            &s(&fx.join("multi_io.keras")),
+            "--input",
+            &s(&fx.join("multi_io_x0.npy")),
+            "--output",
+            &s(&y),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("takes 2 input(s), got 1"));
+}
