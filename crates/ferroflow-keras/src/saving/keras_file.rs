@@ -161,10 +161,20 @@ fn date_saved() -> String {
     )
 }
 
-/// Loads weights from a Keras 3 `.weights.h5` file (`model.save_weights`); names and
-/// shapes must match, and nothing changes unless all do.
+/// Loads weights from a Keras `.weights.h5` / `.h5` weights file (`model.save_weights`,
+/// Keras 3's layout or the legacy one by layer name); names and shapes must match, and
+/// nothing changes unless all do.
 pub fn load_keras_weights(model: &Model, path: &Path) -> Result<()> {
     let h5 = hdf5_pure::File::open(path).map_err(|e| format_err(path, e.to_string()))?;
+    let root_attrs = h5
+        .root()
+        .attrs()
+        .map_err(|e| format_err(path, e.to_string()))?;
+    if root_attrs.contains_key("layer_names") {
+        // The legacy layout (Keras 2, and the weights keras.applications downloads).
+        let (vars, values) = legacy_layer_weights(model, &h5, "", path)?;
+        return assign(&vars, &values);
+    }
     let layout = Layout::of_model(model.net.as_ref())?;
     let values = read_weights(&h5, path, &layout)?;
     let vars: Vec<Variable> = layout.variables.iter().map(|(_, v)| v.clone()).collect();
@@ -213,26 +223,29 @@ fn attr_strings(
     }
 }
 
-/// Loads a legacy full-model `.h5` file (`model.save("model.h5")`): the config from the
-/// `model_config` attribute, weights per layer from `model_weights/<layer>` in
-/// `weight_names` order (trainable, then non-trainable, as Keras's legacy loader assigns
-/// them).
-pub fn load_legacy_h5(path: &Path) -> Result<Model> {
-    let h5 = hdf5_pure::File::open(path).map_err(|e| format_err(path, e.to_string()))?;
-    let root_attrs = h5
-        .root()
-        .attrs()
-        .map_err(|e| format_err(path, e.to_string()))?;
-    let config_text = attr_string(&root_attrs, "model_config")
-        .ok_or_else(|| format_err(path, "no 'model_config' attribute: not a Keras full-model .h5 file (a weights-only file loads with load_weights)"))?;
-    let config = parse_config(&config_text, path)?;
-    let mut model = model_from_config(&config, path)?;
-    let group = h5
-        .group("model_weights")
-        .map_err(|e| format_err(path, format!("no model_weights group: {e}")))?;
+/// Reads the weights of a legacy Keras HDF5 group (`layer_names`, then per layer
+/// `weight_names`), checked against `model` layer by layer, without assigning them.
+/// Each layer's weights are trainable then non-trainable, as Keras's legacy loader
+/// assigns them.
+fn legacy_layer_weights(
+    model: &Model,
+    h5: &hdf5_pure::File,
+    group_path: &str,
+    path: &Path,
+) -> Result<(Vec<Variable>, Vec<Tensor>)> {
+    let group = if group_path.is_empty() {
+        h5.root()
+    } else {
+        h5.group(group_path)
+            .map_err(|e| format_err(path, format!("no {group_path} group: {e}")))?
+    };
     let attrs = group.attrs().map_err(|e| format_err(path, e.to_string()))?;
-    let layer_names = attr_strings(&attrs, "layer_names")
-        .ok_or_else(|| format_err(path, "model_weights has no layer_names"))?;
+    let layer_names = attr_strings(&attrs, "layer_names").ok_or_else(|| {
+        format_err(
+            path,
+            "no layer_names attribute: not a Keras HDF5 weights file",
+        )
+    })?;
     let mut vars: Vec<Variable> = Vec::new();
     let mut values: Vec<Tensor> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -242,6 +255,14 @@ pub fn load_legacy_h5(path: &Path) -> Result<Model> {
             .map_err(|e| format_err(path, format!("layer group '{name}': {e}")))?;
         let gattrs = g.attrs().map_err(|e| format_err(path, e.to_string()))?;
         let weight_names = attr_strings(&gattrs, "weight_names").unwrap_or_default();
+        // Layers without weights (inputs, activations) are listed too; Keras skips them.
+        if weight_names.is_empty()
+            && model
+                .get_layer(name)
+                .map_or(true, |l| l.weights().is_empty())
+        {
+            continue;
+        }
         let layer_vars: Vec<Variable> = if name == "top_level_model_weights" {
             Vec::new()
         } else {
@@ -269,7 +290,11 @@ pub fn load_legacy_h5(path: &Path) -> Result<Model> {
             ));
         }
         for (v, w) in layer_vars.into_iter().zip(&weight_names) {
-            let ds_path = format!("model_weights/{name}/{w}");
+            let ds_path = if group_path.is_empty() {
+                format!("{name}/{w}")
+            } else {
+                format!("{group_path}/{name}/{w}")
+            };
             let ds = h5
                 .dataset(&ds_path)
                 .map_err(|e| format_err(path, format!("'{ds_path}': {e}")))?;
@@ -313,6 +338,24 @@ pub fn load_legacy_h5(path: &Path) -> Result<Model> {
             ),
         ));
     }
+    Ok((vars, values))
+}
+
+/// Loads a legacy full-model `.h5` file (`model.save("model.h5")`): the config from the
+/// `model_config` attribute, weights per layer from `model_weights/<layer>` in
+/// `weight_names` order (trainable, then non-trainable, as Keras's legacy loader assigns
+/// them).
+pub fn load_legacy_h5(path: &Path) -> Result<Model> {
+    let h5 = hdf5_pure::File::open(path).map_err(|e| format_err(path, e.to_string()))?;
+    let root_attrs = h5
+        .root()
+        .attrs()
+        .map_err(|e| format_err(path, e.to_string()))?;
+    let config_text = attr_string(&root_attrs, "model_config")
+        .ok_or_else(|| format_err(path, "no 'model_config' attribute: not a Keras full-model .h5 file (a weights-only file loads with load_weights)"))?;
+    let config = parse_config(&config_text, path)?;
+    let mut model = model_from_config(&config, path)?;
+    let (vars, values) = legacy_layer_weights(&model, &h5, "model_weights", path)?;
     assign(&vars, &values)?;
     if let Some(tc) = attr_string(&root_attrs, "training_config") {
         let cc = parse_config(&tc, path)?;
