@@ -28,7 +28,8 @@ SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve")
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
                    "mlp_b32_eager_ms", "mlp_b128_eager_ms", "cnn_b32_eager_ms",
-                   "eager_peak_rss_mib", "compiled_peak_rss_mib", "cnn_float_ms", "cnn_int8_ms"}
+                   "eager_peak_rss_mib", "compiled_peak_rss_mib", "cnn_float_ms", "cnn_int8_ms",
+                   "effnetv2b0_b1_ms", "effnetv2b0_b16_ms", "effnetv2b0_peak_rss_mib"}
 
 
 def ensure_references():
@@ -193,11 +194,32 @@ def torch_train(reps):
     print(json.dumps({"mlp_train_step_ms": best_of(run_torch, reps) / steps * 1e3}))
 
 
-def reference_keras(_reps):
-    """Keras 3 (TF backend) fit of the same MLP on the same-shaped data, in a child process
-    so that its peak RSS is its own."""
-    out = subprocess.check_output([sys.executable, os.path.abspath(__file__), "_keras_fit"])
-    return {"keras": json.loads(out.decode().strip().splitlines()[-1])}
+def reference_keras(reps):
+    """Keras 3 (TF backend) fit of the same MLP on the same-shaped data, and
+    EfficientNetV2B0 inference, each in a child process so that its peak RSS is its own."""
+    res = {}
+    for mode in ("_keras_fit", "_keras_effnet"):
+        out = subprocess.check_output([sys.executable, os.path.abspath(__file__), mode, str(reps)])
+        res.update(json.loads(out.decode().strip().splitlines()[-1]))
+    return {"keras": res}
+
+
+def keras_effnet(reps):
+    """EfficientNetV2B0 (weights=None) inference at batch 1 and 16 with the compiled
+    predict function (`predict_on_batch`), best of `reps`, and peak RSS."""
+    import resource
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import keras
+    keras.utils.set_random_seed(0)
+    model = keras.applications.EfficientNetV2B0(weights=None)
+    out = {}
+    for batch, n in ((1, reps * 2), (16, reps)):
+        x = np.random.default_rng(5).uniform(0, 255, (batch, 224, 224, 3)).astype("float32")
+        model.predict_on_batch(x)
+        out[f"effnetv2b0_b{batch}_ms"] = best_of(lambda: model.predict_on_batch(x), n) * 1e3
+    out["effnetv2b0_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
 
 
 def keras_fit():
@@ -588,6 +610,9 @@ def main():
     if suite == "_keras_fit":
         keras_fit()
         return
+    if suite == "_keras_effnet":
+        keras_effnet(int(sys.argv[2]))
+        return
     if suite == "_tf_data":
         tf_data(int(sys.argv[2]))
         return
@@ -603,6 +628,8 @@ def main():
     reps = int(os.environ.get("BENCH_REPS", "7"))
     extra = ("--model", tflite_model_dir()) if suite == "tflite" else ()
     ff = ferroflow_suite(suite, reps, extra)
+    if suite == "keras":
+        ff.update(ferroflow_suite("keras", reps, ("--mode", "efficientnet")))
     refs = {"core": reference_core, "train": reference_train, "keras": reference_keras,
             "data": reference_data, "function": reference_function,
             "tflite": reference_tflite}[suite](reps)
@@ -622,6 +649,7 @@ def main():
              "pipeline_elements_per_s": "elements/s", "tfrecord_elements_per_s": "elements/s",
              "data_peak_rss_mib": "MiB", "eager_peak_rss_mib": "MiB", "compiled_peak_rss_mib": "MiB"}
     units.update({f"{w}_{m}_ms": "ms" for w in ("mlp_b32", "mlp_b128", "cnn_b32") for m in ("eager", "compiled")})
+    units.update({"effnetv2b0_b1_ms": "ms", "effnetv2b0_b16_ms": "ms", "effnetv2b0_peak_rss_mib": "MiB"})
     units.update({"cnn_float_ms": "ms", "cnn_int8_ms": "ms", "cnn_float_kib": "KiB", "cnn_int8_kib": "KiB"})
     if suite == "tflite":
         print(f"RATIO float_vs_int8_file_size {ff['cnn_float_kib'] / ff['cnn_int8_kib']:.2f}")

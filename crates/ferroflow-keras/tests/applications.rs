@@ -67,7 +67,10 @@ fn architectures_match_keras_applications() {
         );
         let spec = &m.input_specs().unwrap()[0];
         assert_eq!(spec.shape, dims(&d["input_shape"]), "{what}: input shape");
-        let out = m.as_layer().compute_output_spec(std::slice::from_ref(spec)).unwrap();
+        let out = m
+            .as_layer()
+            .compute_output_spec(std::slice::from_ref(spec))
+            .unwrap();
         assert_eq!(
             out[0].shape,
             dims(&d["output_shape"]),

@@ -1,5 +1,6 @@
 //! The `ferroflow` command-line tool.
 
+mod bench_apps;
 mod bench_core;
 mod bench_data;
 mod bench_function;
@@ -83,7 +84,8 @@ enum Command {
         /// Repetitions per workload (best of N is reported).
         #[arg(long, default_value_t = 7)]
         reps: usize,
-        /// `function` suite only: run just `eager` or `compiled` and report peak memory.
+        /// `function` suite: run just `eager` or `compiled` and report peak memory;
+        /// `keras` suite: `efficientnet` runs EfficientNetV2B0 inference instead of `fit`.
         #[arg(long)]
         mode: Option<String>,
         /// `tflite` suite: a directory with `model.tflite`, `model_int8.tflite` and
@@ -135,6 +137,7 @@ fn main() {
             "function" => bench_function::run(json, reps, mode.as_deref()),
             "core" => bench_core::run(json, reps),
             "train" => bench_train::run(json, reps),
+            "keras" if mode.as_deref() == Some("efficientnet") => bench_apps::run(json, reps),
             "keras" => bench_keras::run(json, 3),
             "data" => bench_data::run(json, reps.min(3)),
             other => Err(ff::Error::invalid(

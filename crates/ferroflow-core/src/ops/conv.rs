@@ -237,6 +237,9 @@ impl Tensor {
 
 /// Runs the forward convolution for f32 data in NHWC / HWIO layout.
 pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
+    if g.groups > 1 && g.cin_g() == 1 {
+        return super::depthwise::depthwise_forward(g, x, wt);
+    }
     let rows = g.oh * g.ow;
     let row_len = g.kh * g.kw * g.cin_g();
     let cout_g = g.cout / g.groups;
@@ -337,6 +340,18 @@ mod tests {
             ([1, 8, 9, 3], [3, 2, 3, 2], (2, 3), Padding::Valid, (1, 1)),
             ([2, 9, 9, 4], [3, 3, 2, 6], (2, 2), Padding::Same, (1, 1)),
             ([1, 10, 10, 2], [3, 3, 2, 2], (1, 1), Padding::Same, (2, 2)),
+            // One input channel per group (depthwise): the direct kernel, serial and
+            // parallel, multiplier 1 and 3, strides, dilation, SAME and VALID.
+            ([2, 7, 6, 5], [3, 3, 1, 5], (1, 1), Padding::Same, (1, 1)),
+            ([1, 9, 8, 4], [3, 3, 1, 12], (2, 2), Padding::Same, (1, 1)),
+            ([1, 11, 10, 3], [5, 3, 1, 3], (1, 2), Padding::Valid, (2, 1)),
+            (
+                [3, 40, 40, 96],
+                [3, 3, 1, 96],
+                (2, 2),
+                Padding::Same,
+                (1, 1),
+            ),
         ];
         for (xs, fs, s, p, d) in cases {
             let x = crate::random::normal(&xs, 0.0, 1.0, DType::F32, Some(1)).unwrap();

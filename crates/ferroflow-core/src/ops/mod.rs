@@ -10,6 +10,7 @@ pub mod compare;
 pub mod conv;
 mod conv_grad;
 pub mod conv_transpose;
+mod depthwise;
 pub mod dropout;
 pub mod einsum;
 pub mod gather;
