@@ -172,19 +172,21 @@ impl FusedKernel {
     }
 
     /// Loads elements `start..start + len` of input `i` into `dst`.
+    #[inline(always)]
     fn load(&self, i: usize, src: &[f32], start: usize, dst: &mut [f32]) {
         match &self.access[i] {
             Access::Same => dst.copy_from_slice(&src[start..start + dst.len()]),
             Access::Scalar => dst.fill(src[0]),
             Access::Periodic(p) => {
+                // Whole runs of the period at a time (per-channel parameters).
                 let p = *p;
                 let mut k = start % p;
-                for d in dst.iter_mut() {
-                    *d = src[k];
-                    k += 1;
-                    if k == p {
-                        k = 0;
-                    }
+                let mut filled = 0;
+                while filled < dst.len() {
+                    let n = (p - k).min(dst.len() - filled);
+                    dst[filled..filled + n].copy_from_slice(&src[k..k + n]);
+                    filled += n;
+                    k = 0;
                 }
             }
             Access::Repeat(r) => {
@@ -218,6 +220,7 @@ impl FusedKernel {
     /// using `regs` (at least inputs + steps registers of `BLOCK` floats) as scratch.
     /// Input `inplace`, if any, is read from `out` itself (each block is read before it is
     /// written).
+    #[inline(always)]
     fn eval_range(
         &self,
         inputs: &[&[f32]],
@@ -298,11 +301,15 @@ impl FusedKernel {
                     .enumerate()
                     .for_each(|(c, o)| {
                         let mut regs = self.registers(srcs.len());
-                        self.eval_range(&srcs, inplace, c * chunk.max(BLOCK), o, &mut regs);
+                        ferroflow_core::with_best_isa(|| {
+                            self.eval_range(&srcs, inplace, c * chunk.max(BLOCK), o, &mut regs)
+                        });
                     });
             } else {
                 let mut regs = self.registers(srcs.len());
-                self.eval_range(&srcs, inplace, 0, &mut out, &mut regs);
+                ferroflow_core::with_best_isa(|| {
+                    self.eval_range(&srcs, inplace, 0, &mut out, &mut regs)
+                });
             }
             return Tensor::from_vec(out, &self.out_shape);
         };

@@ -209,6 +209,17 @@ impl Functional {
             check_input(self.base.name(), i, self.nodes[p].layer.name(), spec, x)?;
             values[p] = vec![x.clone()];
         }
+        // Each node's outputs are dropped after their last reader, so activations do not
+        // all stay alive until the end of the call.
+        let mut last_use = vec![0usize; self.nodes.len()];
+        for (p, srcs) in self.sources.iter().enumerate() {
+            for &(q, _) in srcs {
+                last_use[q] = last_use[q].max(p);
+            }
+        }
+        for &(q, _) in &self.outputs {
+            last_use[q] = usize::MAX;
+        }
         let ctx = CallContext { training };
         for (p, node) in self.nodes.iter().enumerate() {
             if node.inputs.is_empty() {
@@ -220,6 +231,11 @@ impl Functional {
                 .collect();
             let out = node.layer.call(&args, ctx)?;
             values[p] = out;
+            for &(q, _) in &self.sources[p] {
+                if last_use[q] == p {
+                    values[q] = Vec::new();
+                }
+            }
         }
         self.outputs
             .iter()
