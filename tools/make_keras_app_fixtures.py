@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 
 MODELS = {
     "efficientnetv2b0": lambda **kw: keras.applications.EfficientNetV2B0(weights=None, **kw),
+    "mobilenetv2": lambda **kw: keras.applications.MobileNetV2(weights=None, **kw),
+    "resnet50": lambda **kw: keras.applications.ResNet50(weights=None, **kw),
 }
 # (name, constructor kwargs) of the architecture variants described for the test.
 VARIANTS = [
@@ -30,6 +32,11 @@ VARIANTS = [
     ("efficientnetv2b0", {"include_top": False, "pooling": "avg", "input_shape": (160, 192, 3)}),
     ("efficientnetv2b0", {"include_top": False, "include_preprocessing": False, "input_shape": (None, None, 3)}),
     ("efficientnetv2b0", {"classes": 10, "classifier_activation": None}),
+    ("mobilenetv2", {}),
+    ("mobilenetv2", {"alpha": 0.35, "include_top": False, "pooling": "max", "input_shape": (160, 160, 3)}),
+    ("mobilenetv2", {"alpha": 1.3, "input_shape": (97, 131, 3), "classes": 7}),
+    ("resnet50", {}),
+    ("resnet50", {"include_top": False, "pooling": "avg", "input_shape": (200, 180, 3)}),
 ]
 
 

@@ -5,15 +5,20 @@
 
 use ferroflow_core::npy::read_npy;
 use ferroflow_core::DType;
-use ferroflow_keras::applications::{efficientnet_v2_b0, AppOptions, Pooling};
+use ferroflow_keras::applications::{
+    efficientnet_v2_b0, mobilenet_v2, resnet50, AppOptions, Pooling,
+};
 use ferroflow_keras::{load_model, LayerExt, Model};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn options(kwargs: &Value) -> AppOptions {
+/// The options and MobileNetV2's `alpha` of a Keras constructor call.
+fn options(kwargs: &Value) -> (AppOptions, f64) {
     let mut o = AppOptions::default();
+    let mut alpha = 1.0;
     for (k, v) in kwargs.as_object().unwrap() {
         match k.as_str() {
+            "alpha" => alpha = v.as_f64().unwrap(),
             "include_top" => o.include_top = v.as_bool().unwrap(),
             "include_preprocessing" => o.include_preprocessing = v.as_bool().unwrap(),
             "classes" => o.classes = v.as_u64().unwrap() as usize,
@@ -36,7 +41,23 @@ fn options(kwargs: &Value) -> AppOptions {
             other => panic!("unhandled kwarg {other}"),
         }
     }
-    o
+    (o, alpha)
+}
+
+/// Generated layer names are process-wide, as in Keras; builds run one at a time, each
+/// in a fresh naming session (`keras.backend.clear_session()`), as the fixtures were made.
+static SESSION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Builds the application called `name` (Keras's model name).
+fn build(name: &str, opts: &AppOptions, alpha: f64) -> Model {
+    let _session = SESSION.lock().unwrap_or_else(|e| e.into_inner());
+    ferroflow_keras::layer::clear_session();
+    match name {
+        "efficientnetv2-b0" => efficientnet_v2_b0(opts).unwrap(),
+        "resnet50" => resnet50(opts).unwrap(),
+        n if n.starts_with("mobilenetv2_") => mobilenet_v2(opts, alpha).unwrap(),
+        other => panic!("no builder for {other}"),
+    }
 }
 
 fn dims(v: &Value) -> Vec<Option<usize>> {
@@ -53,11 +74,8 @@ fn architectures_match_keras_applications() {
         .join("tests/fixtures/applications/architectures.json");
     let descs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for d in &descs {
-        let opts = options(&d["kwargs"]);
-        let m = match d["name"].as_str().unwrap() {
-            "efficientnetv2-b0" => efficientnet_v2_b0(&opts).unwrap(),
-            other => panic!("no builder for {other}"),
-        };
+        let (opts, alpha) = options(&d["kwargs"]);
+        let m = build(d["name"].as_str().unwrap(), &opts, alpha);
         let what = format!("{} {}", d["name"], d["kwargs"]);
         assert_eq!(m.name(), d["name"].as_str().unwrap(), "{what}");
         assert_eq!(
@@ -166,18 +184,23 @@ fn keras_weights_give_keras_outputs() {
         eprintln!("FERROFLOW_KERAS_APPS_DIR is not set: run tools/make_keras_app_fixtures.py DIR (.ci/run does)");
         return;
     };
-    let name = "efficientnetv2b0";
-    check(
-        &load_model(dir.join(format!("{name}.keras"))).unwrap(),
-        &dir,
-        name,
-        ".keras",
-    );
-    for file in [format!("{name}.weights.h5"), format!("{name}_legacy.h5")] {
-        let opts = AppOptions {
-            weights: Some(dir.join(&file)),
-            ..AppOptions::default()
-        };
-        check(&efficientnet_v2_b0(&opts).unwrap(), &dir, name, &file);
+    for (name, keras_name) in [
+        ("efficientnetv2b0", "efficientnetv2-b0"),
+        ("mobilenetv2", "mobilenetv2_1.00_224"),
+        ("resnet50", "resnet50"),
+    ] {
+        check(
+            &load_model(dir.join(format!("{name}.keras"))).unwrap(),
+            &dir,
+            name,
+            ".keras",
+        );
+        for file in [format!("{name}.weights.h5"), format!("{name}_legacy.h5")] {
+            let opts = AppOptions {
+                weights: Some(dir.join(&file)),
+                ..AppOptions::default()
+            };
+            check(&build(keras_name, &opts, 1.0), &dir, name, &file);
+        }
     }
 }

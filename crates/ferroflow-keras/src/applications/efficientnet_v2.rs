@@ -3,7 +3,7 @@
 //! per-sample noise shape), and the top, with Keras's layer names (`block2a_expand_conv`)
 //! and initializers.
 
-use super::{apply, finish, head, merge, AppOptions};
+use super::{apply, finish, head, merge, AppOptions, HeadStyle};
 use crate::models::{Input, KerasTensor, Model};
 use ferroflow_core::{DType, Result};
 use serde_json::{json, Value};
@@ -374,7 +374,15 @@ fn build(v: &Variant, opts: &AppOptions) -> Result<Model> {
     )?;
     x = bn(&x, "top_bn")?;
     x = act(&x, "top_activation")?;
-    let out = head(x, opts, v.dropout, dense_init())?;
+    let style = HeadStyle {
+        pool_names: Some(("avg_pool", "max_pool")),
+        dropout: v.dropout,
+        initializers: Some((
+            dense_init(),
+            json!({"class_name": "Constant", "config": {"value": 0.0}}),
+        )),
+    };
+    let out = head(x, opts, &style)?;
     finish(input, out, v.name, opts)
 }
 

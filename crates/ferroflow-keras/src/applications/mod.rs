@@ -6,8 +6,12 @@
 //! `keras.applications` downloads).
 
 mod efficientnet_v2;
+mod mobilenet_v2;
+mod resnet;
 
 pub use efficientnet_v2::efficientnet_v2_b0;
+pub use mobilenet_v2::mobilenet_v2;
+pub use resnet::resnet50;
 
 use crate::layer::LayerRef;
 use crate::models::{KerasTensor, Model, SymbolicCall};
@@ -39,7 +43,8 @@ pub struct AppOptions {
     pub classes: usize,
     /// Activation of the top classifier (`None`: logits).
     pub classifier_activation: Option<String>,
-    /// Include the model's own input scaling (`Rescaling`/`Normalization`).
+    /// Include the model's own input scaling (`Rescaling`/`Normalization`); only the
+    /// families that have it in Keras (EfficientNetV2) read it.
     pub include_preprocessing: bool,
 }
 
@@ -109,31 +114,52 @@ fn merge(class: &str, name: &str, xs: &[KerasTensor]) -> Result<KerasTensor> {
     Ok(out.remove(0))
 }
 
+/// How a model family writes its top: Keras names the pooling layers in some families
+/// (`avg_pool`) and not in others, and EfficientNet adds dropout and its own initializers.
+struct HeadStyle {
+    /// Names of the average and max pooling layers (`None`: Keras's generated names).
+    pool_names: Option<(&'static str, &'static str)>,
+    /// Dropout rate before the classifier.
+    dropout: f64,
+    /// Kernel and bias initializers of the classifier (`None`: Dense's defaults).
+    initializers: Option<(Value, Value)>,
+}
+
 /// The classifier or pooling head Keras puts on its image models.
-fn head(x: KerasTensor, opts: &AppOptions, dropout: f64, dense_init: Value) -> Result<KerasTensor> {
+fn head(x: KerasTensor, opts: &AppOptions, style: &HeadStyle) -> Result<KerasTensor> {
+    let pool = |class: &str, name: Option<&str>, x: &KerasTensor| {
+        let config = match name {
+            Some(n) => json!({ "name": n }),
+            None => json!({}),
+        };
+        apply(class, config, x)
+    };
+    let (avg, max) = match style.pool_names {
+        Some((a, m)) => (Some(a), Some(m)),
+        None => (None, None),
+    };
     if opts.include_top {
-        let x = apply("GlobalAveragePooling2D", json!({"name": "avg_pool"}), &x)?;
-        let x = if dropout > 0.0 {
+        let x = pool("GlobalAveragePooling2D", avg, &x)?;
+        let x = if style.dropout > 0.0 {
             apply(
                 "Dropout",
-                json!({"name": "top_dropout", "rate": dropout}),
+                json!({"name": "top_dropout", "rate": style.dropout}),
                 &x,
             )?
         } else {
             x
         };
-        apply(
-            "Dense",
-            json!({"name": "predictions", "units": opts.classes,
-                   "activation": opts.classifier_activation.clone().unwrap_or_else(|| "linear".into()),
-                   "kernel_initializer": dense_init,
-                   "bias_initializer": {"class_name": "Constant", "config": {"value": 0.0}}}),
-            &x,
-        )
+        let mut dense = json!({"name": "predictions", "units": opts.classes,
+            "activation": opts.classifier_activation.clone().unwrap_or_else(|| "linear".into())});
+        if let Some((k, b)) = &style.initializers {
+            dense["kernel_initializer"] = k.clone();
+            dense["bias_initializer"] = b.clone();
+        }
+        apply("Dense", dense, &x)
     } else {
         match opts.pooling {
-            Some(Pooling::Avg) => apply("GlobalAveragePooling2D", json!({"name": "avg_pool"}), &x),
-            Some(Pooling::Max) => apply("GlobalMaxPooling2D", json!({"name": "max_pool"}), &x),
+            Some(Pooling::Avg) => pool("GlobalAveragePooling2D", avg, &x),
+            Some(Pooling::Max) => pool("GlobalMaxPooling2D", max, &x),
             None => Ok(x),
         }
     }

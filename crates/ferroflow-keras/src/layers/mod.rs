@@ -111,6 +111,7 @@ pub mod normalization;
 pub mod pooling;
 pub mod preprocessing;
 pub mod registry;
+pub mod relu;
 pub mod reshaping;
 pub mod rnn;
 pub mod wrappers;
@@ -127,6 +128,7 @@ pub use pooling::{
     GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
 };
 pub use preprocessing::{Normalization, Rescaling};
+pub use relu::ReLU;
 pub use reshaping::{Flatten, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D};
 pub use rnn::{CellKind, Recurrent};
 pub use wrappers::{Bidirectional, MergeMode, TimeDistributed};

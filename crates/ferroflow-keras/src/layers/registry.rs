@@ -44,6 +44,7 @@ pub const CLASSES: &[&str] = &[
     "LayerNormalization",
     "Rescaling",
     "Normalization",
+    "ReLU",
     "Sequential",
     "Functional",
 ];
@@ -56,6 +57,7 @@ pub fn from_config(class: &str, config: &Value) -> Result<LayerRef> {
         "InputLayer" => layer_ref(InputLayer::from_config(config)?),
         "Dense" => layer_ref(Dense::from_config(config)?),
         "Activation" => layer_ref(Activation::from_config(config)?),
+        "ReLU" => layer_ref(super::ReLU::from_config(config)?),
         "Dropout" => layer_ref(Dropout::from_config(config)?),
         "Flatten" => layer_ref(Flatten::from_config(config)?),
         "Reshape" => layer_ref(Reshape::from_config(config)?),
