@@ -125,67 +125,29 @@ fn row_inputs(instances: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
     }
     let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(rows.len()); sig.inputs.len()];
     for (r, row) in rows.into_iter().enumerate() {
-        let Value::Object(mut obj) = row else {
+        let Value::Object(obj) = row else {
             return Err(ServeError::invalid(format!(
                 "instance {r} is not an object (instances must be all objects or all values)"
             )));
         };
-        for (info, col) in sig.inputs.iter().zip(columns.iter_mut()) {
-            let v = obj.remove(&info.name).ok_or_else(|| {
-                ServeError::invalid(format!(
-                    "instance {r} has no value for input '{}' (inputs: {})",
-                    info.name,
-                    input_names(sig)
-                ))
-            })?;
+        for (col, v) in columns
+            .iter_mut()
+            .zip(take_inputs(obj, sig, &format!("instance {r}"))?)
+        {
             col.push(v);
         }
-        if let Some(k) = obj.keys().next() {
-            return Err(ServeError::invalid(format!(
-                "instance {r} has '{k}', which is not an input of the model (inputs: {})",
-                input_names(sig)
-            )));
-        }
     }
-    sig.inputs
-        .iter()
-        .zip(columns)
-        .map(|(info, col)| {
-            tensor_from_json(
-                &Value::Array(col),
-                info,
-                &format!("'instances' input '{}'", info.name),
-            )
-        })
-        .collect()
+    stack_columns(columns, sig, "'instances' input")
 }
 
 /// `inputs`: one value (one input) or an object of named values.
 fn columnar_inputs(inputs: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
     match inputs {
-        Value::Object(mut obj) => {
-            let out = sig
-                .inputs
-                .iter()
-                .map(|info| {
-                    let v = obj.remove(&info.name).ok_or_else(|| {
-                        ServeError::invalid(format!(
-                            "'inputs' has no value for input '{}' (inputs: {})",
-                            info.name,
-                            input_names(sig)
-                        ))
-                    })?;
-                    tensor_from_json(&v, info, &format!("'inputs' input '{}'", info.name))
-                })
-                .collect::<ServeResult<Vec<_>>>()?;
-            if let Some(k) = obj.keys().next() {
-                return Err(ServeError::invalid(format!(
-                    "'inputs' has '{k}', which is not an input of the model (inputs: {})",
-                    input_names(sig)
-                )));
-            }
-            Ok(out)
-        }
+        Value::Object(obj) => take_inputs(obj, sig, "'inputs'")?
+            .into_iter()
+            .zip(&sig.inputs)
+            .map(|(v, info)| tensor_from_json(&v, info, &format!("'inputs' input '{}'", info.name)))
+            .collect(),
         v if sig.inputs.len() == 1 => {
             let what = format!("'inputs' for input '{}'", sig.inputs[0].name);
             Ok(vec![tensor_from_json(&v, &sig.inputs[0], &what)?])
@@ -196,6 +158,55 @@ fn columnar_inputs(inputs: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
             input_names(sig)
         ))),
     }
+}
+
+/// Takes each input's value out of `obj` (an instance, the `inputs` object or an example),
+/// in signature order; a missing input or a key that is no input is an error that says
+/// `what` held it.
+fn take_inputs(
+    mut obj: Map<String, Value>,
+    sig: &Signature,
+    what: &str,
+) -> ServeResult<Vec<Value>> {
+    let values = sig
+        .inputs
+        .iter()
+        .map(|info| {
+            obj.remove(&info.name).ok_or_else(|| {
+                ServeError::invalid(format!(
+                    "{what} has no value for input '{}' (inputs: {})",
+                    info.name,
+                    input_names(sig)
+                ))
+            })
+        })
+        .collect::<ServeResult<Vec<_>>>()?;
+    if let Some(k) = obj.keys().next() {
+        return Err(ServeError::invalid(format!(
+            "{what} has '{k}', which is not an input of the model (inputs: {})",
+            input_names(sig)
+        )));
+    }
+    Ok(values)
+}
+
+/// One tensor per input from its per-example values (`label` names it in errors).
+fn stack_columns(
+    columns: Vec<Vec<Value>>,
+    sig: &Signature,
+    label: &str,
+) -> ServeResult<Vec<Tensor>> {
+    sig.inputs
+        .iter()
+        .zip(columns)
+        .map(|(info, col)| {
+            tensor_from_json(
+                &Value::Array(col),
+                info,
+                &format!("{label} '{}'", info.name),
+            )
+        })
+        .collect()
 }
 
 fn input_names(sig: &Signature) -> String {
@@ -328,34 +339,12 @@ pub fn example_inputs(body: Value, sig: &Signature, method: Method) -> ServeResu
             columns[0].push(feature_row(v, &sig.inputs[0], r)?);
             continue;
         }
-        for (info, col) in sig.inputs.iter().zip(columns.iter_mut()) {
-            let v = feats.remove(&info.name).ok_or_else(|| {
-                ServeError::invalid(format!(
-                    "example {r} has no feature '{}' (inputs: {})",
-                    info.name,
-                    input_names(sig)
-                ))
-            })?;
+        let values = take_inputs(feats, sig, &format!("example {r}"))?;
+        for ((col, v), info) in columns.iter_mut().zip(values).zip(&sig.inputs) {
             col.push(feature_row(v, info, r)?);
         }
-        if let Some(k) = feats.keys().next() {
-            return Err(ServeError::invalid(format!(
-                "example {r} has feature '{k}', which is not an input of the model (inputs: {})",
-                input_names(sig)
-            )));
-        }
     }
-    sig.inputs
-        .iter()
-        .zip(columns)
-        .map(|(info, col)| {
-            tensor_from_json(
-                &Value::Array(col),
-                info,
-                &format!("feature '{}'", info.name),
-            )
-        })
-        .collect()
+    stack_columns(columns, sig, "feature")
 }
 
 /// One example's feature (a value or a flat list, as in `tf.train.Example`) nested to

@@ -223,24 +223,71 @@ struct BlockArgs<'a> {
     drop_rate: f64,
 }
 
+/// The expansion step (`expand_conv`, `expand_bn`, `expand_activation`) when the block
+/// expands: a 1x1 convolution in MBConv, the block's full convolution in Fused-MBConv.
+fn expand(x: &KerasTensor, a: &BlockArgs, kernel: usize, strides: usize) -> Result<KerasTensor> {
+    if a.expand_ratio == 1 {
+        return Ok(x.clone());
+    }
+    let p = a.prefix;
+    let filters = a.input_filters * a.expand_ratio;
+    let x = conv(
+        x,
+        &format!("{p}expand_conv"),
+        filters,
+        kernel,
+        strides,
+        false,
+        "linear",
+    )?;
+    let x = bn(&x, &format!("{p}expand_bn"))?;
+    act(&x, &format!("{p}expand_activation"))
+}
+
+/// Squeeze-and-excite when the block has it, the projection (`project_conv`,
+/// `project_bn`, an activation when asked), and the residual when the shape is kept.
+fn finish_block(
+    x: KerasTensor,
+    input: &KerasTensor,
+    a: &BlockArgs,
+    kernel: usize,
+    strides: usize,
+    activate: bool,
+) -> Result<KerasTensor> {
+    let p = a.prefix;
+    let mut x = x;
+    if a.se_ratio > 0.0 && a.se_ratio <= 1.0 {
+        x = squeeze_excite(
+            &x,
+            p,
+            a.input_filters,
+            a.input_filters * a.expand_ratio,
+            a.se_ratio,
+        )?;
+    }
+    x = conv(
+        &x,
+        &format!("{p}project_conv"),
+        a.output_filters,
+        kernel,
+        strides,
+        false,
+        "linear",
+    )?;
+    x = bn(&x, &format!("{p}project_bn"))?;
+    if activate {
+        x = act(&x, &format!("{p}project_activation"))?;
+    }
+    if a.strides == 1 && a.input_filters == a.output_filters {
+        x = residual(x, input, p, a.drop_rate)?;
+    }
+    Ok(x)
+}
+
 /// MBConv: 1x1 expansion, depthwise convolution, squeeze-and-excite, 1x1 projection.
 fn mb_conv(input: &KerasTensor, a: &BlockArgs) -> Result<KerasTensor> {
     let p = a.prefix;
-    let filters = a.input_filters * a.expand_ratio;
-    let mut x = input.clone();
-    if a.expand_ratio != 1 {
-        x = conv(
-            &x,
-            &format!("{p}expand_conv"),
-            filters,
-            1,
-            1,
-            false,
-            "linear",
-        )?;
-        x = bn(&x, &format!("{p}expand_bn"))?;
-        x = act(&x, &format!("{p}expand_activation"))?;
-    }
+    let mut x = expand(input, a, 1, 1)?;
     x = apply(
         "DepthwiseConv2D",
         json!({"name": format!("{p}dwconv2"), "kernel_size": [a.kernel, a.kernel],
@@ -250,68 +297,18 @@ fn mb_conv(input: &KerasTensor, a: &BlockArgs) -> Result<KerasTensor> {
     )?;
     x = bn(&x, &format!("{p}bn"))?;
     x = act(&x, &format!("{p}activation"))?;
-    if a.se_ratio > 0.0 && a.se_ratio <= 1.0 {
-        x = squeeze_excite(&x, p, a.input_filters, filters, a.se_ratio)?;
-    }
-    x = conv(
-        &x,
-        &format!("{p}project_conv"),
-        a.output_filters,
-        1,
-        1,
-        false,
-        "linear",
-    )?;
-    x = bn(&x, &format!("{p}project_bn"))?;
-    if a.strides == 1 && a.input_filters == a.output_filters {
-        x = residual(x, input, p, a.drop_rate)?;
-    }
-    Ok(x)
+    finish_block(x, input, a, 1, 1, false)
 }
 
-/// Fused-MBConv: one full convolution in place of the expansion and depthwise steps.
+/// Fused-MBConv: one full convolution in place of the expansion and depthwise steps
+/// (without expansion, the projection itself is that convolution, activated).
 fn fused_mb_conv(input: &KerasTensor, a: &BlockArgs) -> Result<KerasTensor> {
-    let p = a.prefix;
-    let filters = a.input_filters * a.expand_ratio;
-    let mut x = input.clone();
+    let x = expand(input, a, a.kernel, a.strides)?;
     if a.expand_ratio != 1 {
-        x = conv(
-            &x,
-            &format!("{p}expand_conv"),
-            filters,
-            a.kernel,
-            a.strides,
-            false,
-            "linear",
-        )?;
-        x = bn(&x, &format!("{p}expand_bn"))?;
-        x = act(&x, &format!("{p}expand_activation"))?;
-    }
-    if a.se_ratio > 0.0 && a.se_ratio <= 1.0 {
-        x = squeeze_excite(&x, p, a.input_filters, filters, a.se_ratio)?;
-    }
-    let (k, s) = if a.expand_ratio != 1 {
-        (1, 1)
+        finish_block(x, input, a, 1, 1, false)
     } else {
-        (a.kernel, a.strides)
-    };
-    x = conv(
-        &x,
-        &format!("{p}project_conv"),
-        a.output_filters,
-        k,
-        s,
-        false,
-        "linear",
-    )?;
-    x = bn(&x, &format!("{p}project_bn"))?;
-    if a.expand_ratio == 1 {
-        x = act(&x, &format!("{p}project_activation"))?;
+        finish_block(x, input, a, a.kernel, a.strides, true)
     }
-    if a.strides == 1 && a.input_filters == a.output_filters {
-        x = residual(x, input, p, a.drop_rate)?;
-    }
-    Ok(x)
 }
 
 fn build(v: &Variant, opts: &AppOptions) -> Result<Model> {
