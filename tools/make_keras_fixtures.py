@@ -103,6 +103,33 @@ def nested():
     return keras.Model(x, y, name="nested")
 
 
+def misc():
+    """The remaining layers: reshaping, merging, pooling 1D, normalisation, ReLU."""
+    seq = keras.Input((6, 4), name="seq")
+    img = keras.Input((5, 5, 2), name="img")
+    s = layers.Normalization(mean=[0.1, -0.2, 0.3, 0.0], variance=[1.0, 2.0, 0.5, 1.5])(seq)
+    s = layers.Permute((2, 1))(s)                       # (4, 6)
+    s = layers.Conv1D(6, 2, padding="causal", dilation_rate=2)(s)
+    a = layers.MaxPooling1D(2)(s)
+    b = layers.AveragePooling1D(2, padding="same")(s)
+    s = layers.Subtract()([a, b])
+    s = layers.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.25)(s)
+    g = layers.GlobalMaxPooling1D()(s)                  # (6,)
+    i = layers.UpSampling2D(2)(img)
+    i = layers.Conv2D(3, 3, dilation_rate=2, activation="elu")(i)
+    i = layers.Flatten()(i)
+    i = layers.Dense(6, activation="selu")(i)
+    m = layers.Maximum()([g, i])
+    n = layers.Minimum()([g, i])
+    v = layers.Average()([m, n])
+    d = layers.Dot(axes=1, normalize=True)([m, n])
+    r = layers.RepeatVector(3)(v)
+    r = layers.Reshape((18,))(r)
+    y = layers.Concatenate()([r, d])
+    y = layers.Dense(3, activation="leaky_relu")(y)
+    return keras.Model([seq, img], y, name="misc")
+
+
 def inputs_for(model, rng, n=5):
     out = []
     for t in model.inputs:
@@ -120,7 +147,7 @@ def main():
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
     index = {}
-    for build in (mlp, cnn, rnn, attention, multi_io, nested):
+    for build in (mlp, cnn, rnn, attention, multi_io, nested, misc):
         model = build()
         perturb(model, rng)
         name = model.name

@@ -10,6 +10,7 @@ use crate::config::{ints, ConfigReader, Map};
 use crate::initializers::Initializer;
 use crate::layer::{format_dims, LayerBase, TensorSpec};
 use ferroflow_core::ops::conv::Padding;
+use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::{DType, Error, Result, Tensor, Variable};
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -54,6 +55,9 @@ struct ConvCore {
     strides: Vec<usize>,
     dilation: Vec<usize>,
     padding: Padding,
+    /// Conv1D `padding="causal"`: zeros before the sequence only, so step `t` sees inputs
+    /// up to `t` (output lengths as with "same").
+    causal: bool,
     groups: usize,
     activation: Activation,
     use_bias: bool,
@@ -82,6 +86,7 @@ impl ConvCore {
             strides: vec![1; n],
             dilation: vec![1; n],
             padding: Padding::Valid,
+            causal: false,
             groups: 1,
             activation: Activation::Linear,
             use_bias: true,
@@ -127,7 +132,13 @@ impl ConvCore {
         c.base = LayerBase::from_reader(class, &r);
         c.strides = r.tuple_or("strides", n, &vec![1; n])?;
         c.dilation = r.tuple_or("dilation_rate", n, &vec![1; n])?;
-        c.padding = read_padding(&r)?;
+        if kind == Kind::Conv1D && r.raw("padding").and_then(Value::as_str) == Some("causal") {
+            c.causal = true;
+            c.padding = Padding::Same;
+            r.require("padding", &Value::from("causal"))?;
+        } else {
+            c.padding = read_padding(&r)?;
+        }
         require_channels_last(&r)?;
         if matches!(kind, Kind::Conv1D | Kind::Conv2D) {
             c.groups = r.usize_or("groups", 1)?;
@@ -254,6 +265,11 @@ impl super::Inner for ConvCore {
     fn call(&self, x: &Tensor) -> Result<Tensor> {
         let kernel = self.kernel.get().expect("built").value();
         let y = match self.kind {
+            Kind::Conv1D if self.causal => {
+                let left = self.dilation[0] * (self.kernel_size[0] - 1);
+                let padded = x.pad(&[(0, 0), (left, 0), (0, 0)], PadMode::Constant(0.0))?;
+                padded.conv1d(&kernel, self.strides[0], Padding::Valid, self.dilation[0])?
+            }
             Kind::Conv1D => x.conv1d(&kernel, self.strides[0], self.padding, self.dilation[0])?,
             Kind::Conv2D => x.conv2d(
                 &kernel,
@@ -348,7 +364,12 @@ impl super::Inner for ConvCore {
         }
         m.insert("kernel_size".into(), ints(&self.kernel_size));
         m.insert("strides".into(), ints(&self.strides));
-        m.insert("padding".into(), Value::from(padding_name(self.padding)));
+        let padding = if self.causal {
+            "causal"
+        } else {
+            padding_name(self.padding)
+        };
+        m.insert("padding".into(), Value::from(padding));
         if self.kind == Kind::Conv2DTranspose {
             m.insert("output_padding".into(), Value::Null);
         }
