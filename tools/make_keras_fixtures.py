@@ -141,6 +141,23 @@ def inputs_for(model, rng, n=5):
     return out
 
 
+def trained(out, rng):
+    """A compiled model trained a little (Adam state in the file), the batch it trains on
+    next, and its predictions after that one more step in Keras: a loaded model must
+    resume training exactly."""
+    model = keras.Sequential([keras.Input((6,), name="x"), layers.Dense(8, activation="tanh"),
+                              layers.BatchNormalization(), layers.Dense(3)], name="trained")
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    x = rng.normal(0, 1, (16, 6)).astype("float32")
+    y = rng.normal(0, 1, (16, 3)).astype("float32")
+    model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0)
+    model.save(os.path.join(out, "trained.keras"))
+    np.save(os.path.join(out, "trained_x.npy"), x)
+    np.save(os.path.join(out, "trained_t.npy"), y)
+    model.train_on_batch(x, y)
+    np.save(os.path.join(out, "trained_after_step.npy"), model.predict(x, verbose=0))
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "crates/ferroflow-keras/tests/fixtures/keras"
     os.makedirs(out, exist_ok=True)
@@ -165,6 +182,7 @@ def main():
             model.save_weights(os.path.join(out, "mlp.weights.h5"))
             with open(os.path.join(out, "mlp.json"), "w") as f:
                 f.write(model.to_json())
+    trained(out, rng)
     with open(os.path.join(out, "index.json"), "w") as f:
         json.dump({"keras_version": keras.__version__, "models": index}, f, indent=1)
     print(f"wrote {len(index)} models to {out}")

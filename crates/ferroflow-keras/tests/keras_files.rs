@@ -248,3 +248,35 @@ fn keras_models_fine_tune_in_ferroflow_and_save_back() {
     assert!(rel_diff(&again, &after) < 1e-7);
     export(&model, "finetuned_mlp", &[x]);
 }
+
+#[test]
+fn training_resumes_exactly_from_keras_and_ferroflow_optimizer_state() {
+    let x = read_npy(fixtures().join("trained_x.npy")).unwrap();
+    let t = read_npy(fixtures().join("trained_t.npy")).unwrap();
+    let want = read_npy(fixtures().join("trained_after_step.npy")).unwrap();
+    // Keras's Adam state (iterations, learning rate, moments) is restored from the file:
+    // one more step lands where Keras's did.
+    let mut model = load_model(fixtures().join("trained.keras")).unwrap();
+    let opt = model.optimizer().unwrap();
+    assert_eq!(opt.iterations(), 6);
+    assert!((opt.learning_rate() - 0.01).abs() < 1e-9);
+    model.train_on_batch(x.clone(), t.clone()).unwrap();
+    let got = model.predict(vec![x.clone()], 16).unwrap().remove(0);
+    assert!(
+        rel_diff(&got, &want) < 1e-4,
+        "{:.2e}",
+        rel_diff(&got, &want)
+    );
+    // ferroflow writes the state back the same way.
+    let mut model = load_model(fixtures().join("trained.keras")).unwrap();
+    let path = tmp("optimizer").join("resaved.keras");
+    model.save(&path).unwrap();
+    let mut back = load_model(&path).unwrap();
+    assert_eq!(back.optimizer().unwrap().iterations(), 6);
+    model.train_on_batch(x.clone(), t.clone()).unwrap();
+    back.train_on_batch(x.clone(), t).unwrap();
+    let a = model.predict(vec![x.clone()], 16).unwrap().remove(0);
+    let b = back.predict(vec![x.clone()], 16).unwrap().remove(0);
+    assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    export(&back, "resumed_trained", &[x]);
+}

@@ -148,6 +148,15 @@ impl Optimizer {
         *self.lr.write().unwrap_or_else(|e| e.into_inner()) = LearningRate::Constant(lr);
     }
 
+    /// Whether the learning rate follows a schedule (Keras then keeps no
+    /// `learning_rate` variable).
+    pub fn has_schedule(&self) -> bool {
+        matches!(
+            *self.lr.read().unwrap_or_else(|e| e.into_inner()),
+            LearningRate::Schedule(_)
+        )
+    }
+
     /// Sets the iteration count (restoring a saved optimiser).
     pub fn set_iterations(&mut self, n: u64) {
         // Same dtype and shape by construction.

@@ -5,13 +5,14 @@
 //! Reading checks the whole config and every weight (path, shape, count) before any value
 //! is assigned; an unknown layer class or option is an error naming it.
 
+use super::keras_optimizer;
 use super::keras_weights::{read_weights, write_weights, Layout};
 use super::{compile_from_config, format_err, io};
 use crate::layer::LayerExt;
 use crate::models::serialize::{layer_json, model_from_json};
 use crate::models::Model;
 use ferroflow_core::autodiff::pause_recording;
-use ferroflow_core::{Error, Result, Tensor, Variable};
+use ferroflow_core::{DType, Error, Result, Tensor, Variable};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -79,8 +80,44 @@ pub fn load_keras(path: &Path) -> Result<Model> {
         .filter(|c| super::has_compile_config(c))
     {
         compile_from_config(&mut model, cc)?;
+        restore_optimizer(&mut model, &h5, &layout, path)?;
     }
     Ok(model)
+}
+
+/// Restores the optimiser's state from `optimizer/vars` when the file has it for this
+/// optimiser; a different count is skipped with a warning, as Keras does.
+fn restore_optimizer(
+    model: &mut Model,
+    h5: &hdf5_pure::File,
+    layout: &Layout,
+    path: &Path,
+) -> Result<()> {
+    let Ok(group) = h5.group(keras_optimizer::GROUP) else {
+        return Ok(());
+    };
+    let n = group
+        .datasets()
+        .map_err(|e| format_err(path, e.to_string()))?
+        .len();
+    let expected = keras_optimizer::expected_len(model, layout).unwrap_or(0);
+    if n != expected {
+        eprintln!(
+            "warning: {}: skipping the optimizer state: the file has {n} variables, this optimizer {expected}",
+            path.display()
+        );
+        return Ok(());
+    }
+    let dtypes = std::iter::once(DType::I64).chain(std::iter::repeat(DType::F32));
+    let values = (0..n)
+        .zip(dtypes)
+        .map(|(i, dt)| {
+            let p = format!("{}/{i}", keras_optimizer::GROUP);
+            super::keras_weights::read_dataset(h5, &p, dt)
+                .map_err(|e| format_err(path, format!("'{p}': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    keras_optimizer::restore(model, layout, values)
 }
 
 /// The model's config as Keras writes it in `config.json` (with `compile_config` when
@@ -116,7 +153,13 @@ pub fn save_keras(model: &Model, path: &Path) -> Result<()> {
     let config = keras_config(model);
     super::check_serializable(&config)?;
     let layout = Layout::of_model(model.net.as_ref())?;
-    let weights = write_weights(&layout)?;
+    let optimizer: Vec<(String, Tensor)> = keras_optimizer::state(model, &layout)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("{}/{i}", keras_optimizer::GROUP), t))
+        .collect();
+    let weights = write_weights(&layout, &optimizer)?;
     let metadata = json!({"keras_version": KERAS_VERSION, "date_saved": date_saved()});
     let write = || -> std::io::Result<()> {
         let tmp = path.with_extension("keras.partial");
@@ -184,7 +227,7 @@ pub fn load_keras_weights(model: &Model, path: &Path) -> Result<()> {
 /// Writes a Keras 3 `.weights.h5` file.
 pub fn save_keras_weights(model: &Model, path: &Path) -> Result<()> {
     let layout = Layout::of_model(model.net.as_ref())?;
-    let bytes = write_weights(&layout)?;
+    let bytes = write_weights(&layout, &[])?;
     std::fs::write(path, bytes).map_err(io(path))
 }
 

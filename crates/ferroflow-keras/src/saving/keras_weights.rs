@@ -173,7 +173,7 @@ fn dataset_paths(
 }
 
 /// Reads one dataset as a tensor of `dtype` (float datasets of other widths convert).
-fn read_dataset(
+pub fn read_dataset(
     file: &hdf5_pure::File,
     path: &str,
     dtype: DType,
@@ -281,9 +281,14 @@ fn write_dataset(ds: &mut hdf5_pure::DatasetBuilder, t: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Writes a Keras weights file for `layout` to bytes.
-pub fn write_weights(layout: &Layout) -> Result<Vec<u8>> {
+/// Writes a Keras weights file for `layout` to bytes, with `extra` datasets (the
+/// optimiser's variables under `optimizer/vars`).
+pub fn write_weights(layout: &Layout, extra: &[(String, Tensor)]) -> Result<Vec<u8>> {
     let mut root = Tree::default();
+    for (p, t) in extra {
+        let (dir, leaf) = p.rsplit_once('/').unwrap_or(("", p));
+        root.at(dir).datasets.push((leaf.to_string(), t.clone()));
+    }
     for (g, name) in &layout.groups {
         root.at(g).name_attr = Some(name.clone());
     }

@@ -9,6 +9,7 @@
 //! assigned: a corrupt or mismatched file is an error and leaves the model untouched.
 
 pub mod keras_file;
+pub mod keras_optimizer;
 pub mod keras_weights;
 pub mod tensor_file;
 
