@@ -90,6 +90,18 @@ fn multi_input() -> Model {
     Model::named(&[image, vector], &[y], "multi_input").unwrap()
 }
 
+/// keras.applications' MobileNetV2 (ReLU6 layers, depthwise convolutions, correct-pad
+/// zero padding, residual adds), narrow and small.
+fn mobilenet() -> Model {
+    use ferroflow_keras::applications::{mobilenet_v2, AppOptions};
+    let opts = AppOptions {
+        input_shape: Some([Some(64), Some(64), Some(3)]),
+        classes: 10,
+        ..AppOptions::default()
+    };
+    mobilenet_v2(&opts, 0.35).unwrap()
+}
+
 /// LayerNormalization (as its builtin decomposition) over a concatenation that includes a
 /// sigmoid (fixed int8 range, requantised before joining the concatenation).
 fn layer_norm() -> Model {
@@ -156,6 +168,7 @@ fn exported_models_reproduce_keras_predictions() {
         (multi_input(), true),
         (embedding(), true),
         (layer_norm(), false),
+        (mobilenet(), true),
     ];
     for (model, int8_in_litert) in models {
         perturb_batch_norms(&model);

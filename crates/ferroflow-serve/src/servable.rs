@@ -105,21 +105,24 @@ pub trait Servable: Send + Sync {
     fn kind(&self) -> &'static str;
 }
 
-/// Loads the servable in a version directory: a saved ferroflow model (`config.json`)
-/// or, failing that, the directory's single `.tflite` file.
+/// Loads the servable in a version directory: a saved ferroflow model (`config.json`),
+/// or else the directory's single Keras `.keras` or `.tflite` file.
 pub fn load(dir: &Path) -> Result<Box<dyn Servable>, String> {
     if dir.join("config.json").is_file() {
         return KerasServable::load(dir).map(|s| Box::new(s) as Box<dyn Servable>);
     }
-    let tflite = tflite_files(dir)?;
-    match tflite.as_slice() {
+    let files = model_files(dir)?;
+    match files.as_slice() {
+        [one] if one.extension().is_some_and(|e| e == "keras") => {
+            KerasServable::load(one).map(|s| Box::new(s) as Box<dyn Servable>)
+        }
         [one] => TfliteServable::load(one).map(|s| Box::new(s) as Box<dyn Servable>),
         [] => Err(format!(
-            "{}: no saved model (config.json) or .tflite file",
+            "{}: no saved model (config.json), .keras or .tflite file",
             dir.display()
         )),
         many => Err(format!(
-            "{}: {} .tflite files, expected one: {}",
+            "{}: {} model files, expected one: {}",
             dir.display(),
             many.len(),
             many.iter()
@@ -130,11 +133,12 @@ pub fn load(dir: &Path) -> Result<Box<dyn Servable>, String> {
     }
 }
 
-fn tflite_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// The `.keras` and `.tflite` files of a directory, sorted.
+fn model_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "tflite") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| e == "tflite" || e == "keras") && p.is_file())
         .collect();
     out.sort();
     Ok(out)
@@ -160,7 +164,7 @@ pub struct KerasServable {
 }
 
 impl KerasServable {
-    /// Loads a model directory saved by `Model::save`.
+    /// Loads a model directory saved by `Model::save`, or a Keras `.keras` file.
     pub fn load(dir: &Path) -> Result<Self, String> {
         let model = ferroflow_keras::load_model(dir).map_err(|e| e.to_string())?;
         let signature = keras_signature(&model).map_err(|e| {

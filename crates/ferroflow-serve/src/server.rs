@@ -17,7 +17,7 @@ pub struct ServeArgs {
     #[arg(long = "model_name", default_value = "default")]
     pub model_name: String,
     /// Directory of numbered version folders (DIR/1/, DIR/2/...), each a saved ferroflow
-    /// model or a folder with one .tflite file; the newest is served.
+    /// model or a folder with one .keras or .tflite file; the newest is served.
     #[arg(long = "model_base_path")]
     pub model_base_path: Option<PathBuf>,
     /// A ModelServerConfig text file (model_config_list { config { ... } }) for several

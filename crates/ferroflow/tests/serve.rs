@@ -763,3 +763,44 @@ fn bad_flags_and_files_are_errors_at_startup() {
         "{e}"
     );
 }
+
+#[test]
+fn keras_files_are_served() {
+    // A two-input, two-output model saved by Python Keras, served from `1/model.keras`.
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ferroflow-keras/tests/fixtures/keras");
+    let base = tmp("keras_version");
+    std::fs::create_dir_all(base.join("1")).unwrap();
+    std::fs::copy(fx.join("multi_io.keras"), base.join("1/model.keras")).unwrap();
+    let s = Server::start(&[
+        "--model_name",
+        "mio",
+        "--model_base_path",
+        base.to_str().unwrap(),
+    ]);
+    let a = ferroflow::npy::read_npy(fx.join("multi_io_x0.npy")).unwrap();
+    let b = ferroflow::npy::read_npy(fx.join("multi_io_x1.npy")).unwrap();
+    let rows = |t: &Tensor| -> Vec<Vec<f32>> {
+        let w = t.shape()[1];
+        t.to_vec::<f32>()
+            .unwrap()
+            .chunks(w)
+            .map(<[f32]>::to_vec)
+            .collect()
+    };
+    let body = json!({"inputs": {"a": rows(&a), "b": rows(&b)}}).to_string();
+    let (code, v) = s.post("/v1/models/mio:predict", &body);
+    assert_eq!(code, 200, "{v}");
+    for (name, file) in [("p", "multi_io_y0.npy"), ("q", "multi_io_y1.npy")] {
+        let want = ferroflow::npy::read_npy(fx.join(file))
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let got = numbers(&v["outputs"][name]);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(g, w)| (g - w).abs() <= 1e-4 * w.abs().max(1.0)),
+            "{name}"
+        );
+    }
+}

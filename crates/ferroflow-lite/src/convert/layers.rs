@@ -37,6 +37,7 @@ pub(super) fn lower(
             let act = str_of(&cfg, "activation")?;
             activation(b, &name, &act, x)?
         }
+        "ReLU" => relu_layer(b, &name, &cfg, x)?,
         "Dropout" => x,
         "Flatten" | "Reshape" => reshape(b, &name, x, out_spec)?,
         "Rescaling" => rescaling(b, &name, &cfg, x)?,
@@ -156,6 +157,29 @@ fn finish_activation(b: &mut Builder, name: &str, act: &str, y: usize) -> Result
         return Ok(y);
     }
     activation(b, name, act, y)
+}
+
+/// `keras.layers.ReLU`: RELU, RELU6 or LEAKY_RELU; other ceilings and thresholds have
+/// no TFLite builtin.
+fn relu_layer(b: &mut Builder, name: &str, cfg: &Map<String, Value>, x: usize) -> Result<usize> {
+    let num = |k: &str| cfg.get(k).and_then(Value::as_f64);
+    let (max, slope, threshold) = (
+        num("max_value"),
+        num("negative_slope").unwrap_or(0.0),
+        num("threshold").unwrap_or(0.0),
+    );
+    match (max, slope, threshold) {
+        (None, s, t) if s == 0.0 && t == 0.0 => activation(b, name, "relu", x),
+        (Some(m), s, t) if m == 6.0 && s == 0.0 && t == 0.0 => activation(b, name, "relu6", x),
+        (None, s, t) if s > 0.0 && t == 0.0 => {
+            let y = b.like(name, x);
+            b.op(Op::LeakyRelu { alpha: s as f32 }, &[x as i32], &[y]);
+            Ok(y)
+        }
+        _ => Err(unsupported(&format!(
+            "ReLU with max_value={max:?}, negative_slope={slope}, threshold={threshold} has no TFLite builtin"
+        ))),
+    }
 }
 
 /// A standalone activation op (or ops) on `x`.
