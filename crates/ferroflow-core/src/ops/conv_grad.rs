@@ -196,23 +196,26 @@ pub(crate) fn conv2d_backprop_filter(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> V
         }
     };
     if g.n >= num_threads() && num_threads() > 1 {
-        (0..g.n)
-            .into_par_iter()
-            .fold(
-                || (vec![0.0f32; size], Scratch::<f32>::zeroed(rows * row_len)),
-                |(mut acc, mut cols), img| {
+        // Fixed chunks of images, summed in chunk order: the result does not depend on how
+        // rayon schedules the work, so training is reproducible run to run.
+        let per_chunk = g.n.div_ceil(num_threads());
+        let images: Vec<usize> = (0..g.n).collect();
+        let partials: Vec<Vec<f32>> = images
+            .par_chunks(per_chunk)
+            .map(|imgs| {
+                let mut acc = vec![0.0f32; size];
+                let mut cols = Scratch::<f32>::zeroed(rows * row_len);
+                for &img in imgs {
                     image(img, &mut acc, &mut cols.0, 1);
-                    (acc, cols)
-                },
-            )
-            .map(|(acc, _)| acc)
-            .reduce(
-                || vec![0.0f32; size],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            )
+                }
+                acc
+            })
+            .collect();
+        let mut total = vec![0.0f32; size];
+        for p in &partials {
+            total.iter_mut().zip(p).for_each(|(x, y)| *x += y);
+        }
+        total
     } else {
         let mut acc = vec![0.0f32; size];
         let mut cols = Scratch::<f32>::zeroed(rows * row_len);
