@@ -202,6 +202,22 @@ fn save_version(model: &Model, base: &Path, v: u64) {
     std::fs::rename(&staging, base.join(v.to_string())).unwrap();
 }
 
+/// An MLP saved as version 1 of model `mlp` and a server for it, with `extra` flags.
+fn serve_mlp(dir: &str, extra: &[&str]) -> (Model, Server, PathBuf) {
+    let base = tmp(dir);
+    let m = mlp();
+    save_version(&m, &base, 1);
+    let mut args = vec![
+        "--model_name",
+        "mlp",
+        "--model_base_path",
+        base.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let s = Server::start(&args);
+    (m, s, base)
+}
+
 fn instances(x: &[Vec<f32>]) -> String {
     json!({ "instances": x }).to_string()
 }
@@ -380,17 +396,7 @@ fn metadata_status_version_pinning_and_labels() {
 
 #[test]
 fn bad_requests_get_the_right_codes_and_the_server_keeps_answering() {
-    let base = tmp("bad");
-    let m = mlp();
-    save_version(&m, &base, 1);
-    let s = Server::start(&[
-        "--model_name",
-        "mlp",
-        "--model_base_path",
-        base.to_str().unwrap(),
-        "--rest_api_max_body_bytes",
-        "4096",
-    ]);
+    let (m, s, _base) = serve_mlp("bad", &["--rest_api_max_body_bytes", "4096"]);
     let cases: Vec<(&str, String, u16, &str)> = vec![
         (
             "/v1/models/mlp:predict",
@@ -665,15 +671,7 @@ fn tflite_versions_are_served() {
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
-    let base = tmp("sigterm");
-    let m = mlp();
-    save_version(&m, &base, 1);
-    let mut s = Server::start(&[
-        "--model_name",
-        "mlp",
-        "--model_base_path",
-        base.to_str().unwrap(),
-    ]);
+    let (_m, mut s, _base) = serve_mlp("sigterm", &[]);
     let addr = s.url.trim_start_matches("http://").to_string();
     let body = instances(&rows(2, 4, 0.0));
     let (first, rest) = body.split_at(body.len() / 2);
@@ -715,17 +713,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
 
 #[test]
 fn a_request_past_the_deadline_gets_504_and_the_server_goes_on() {
-    let base = tmp("deadline");
-    let m = mlp();
-    save_version(&m, &base, 1);
-    let s = Server::start(&[
-        "--model_name",
-        "mlp",
-        "--model_base_path",
-        base.to_str().unwrap(),
-        "--rest_api_timeout_in_ms",
-        "1",
-    ]);
+    let (_m, s, _base) = serve_mlp("deadline", &["--rest_api_timeout_in_ms", "1"]);
     // 50,000 rows take well over a millisecond to decode and run.
     let big = json!({ "inputs": rows(50_000, 4, 0.0) }).to_string();
     let (code, v) = s.post("/v1/models/mlp:predict", &big);
