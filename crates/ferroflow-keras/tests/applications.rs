@@ -3,6 +3,9 @@
 //! `tools/make_keras_app_fixtures.py --architecture`), and Keras's weights give Keras's
 //! outputs (the large files are made by `.ci/run` into FERROFLOW_KERAS_APPS_DIR).
 
+mod common;
+
+use common::rel_diff;
 use ferroflow_core::npy::read_npy;
 use ferroflow_core::DType;
 use ferroflow_keras::applications::{
@@ -149,16 +152,6 @@ fn bad_application_arguments_are_errors() {
         ..AppOptions::default()
     };
     assert!(e(gray).contains("3 channels"));
-}
-
-/// Max |a − b| / max(1, |b|).
-fn rel_diff(a: &ferroflow_core::Tensor, b: &ferroflow_core::Tensor) -> f64 {
-    assert_eq!(a.shape(), b.shape());
-    a.to_f64_vec()
-        .iter()
-        .zip(b.to_f64_vec())
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f64::max)
 }
 
 fn check(model: &Model, dir: &Path, name: &str, what: &str) {

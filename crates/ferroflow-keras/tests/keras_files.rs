@@ -1,6 +1,9 @@
 //! Models built and saved by Python Keras 3 (`tools/make_keras_fixtures.py`) load in
 //! ferroflow and give Keras's outputs; ferroflow's own `.keras` files load back the same.
 
+mod common;
+
+use common::rel_diff;
 use ferroflow_core::npy::read_npy;
 use ferroflow_core::{DType, Tensor};
 use ferroflow_keras::load_model;
@@ -42,16 +45,6 @@ fn arrays(name: &str, kind: &str, n: usize) -> Vec<Tensor> {
     (0..n)
         .map(|i| read_npy(fixtures().join(format!("{name}_{kind}{i}.npy"))).unwrap())
         .collect()
-}
-
-/// Max |a − b| / max(1, |b|) over all elements.
-fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.shape(), b.shape());
-    a.to_f64_vec()
-        .iter()
-        .zip(b.to_f64_vec())
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f64::max)
 }
 
 fn check(model: &ferroflow_keras::Model, name: &str, n_in: usize, n_out: usize, what: &str) {

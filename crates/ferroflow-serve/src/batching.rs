@@ -9,7 +9,7 @@
 use crate::config::BatchingParameters;
 use crate::error::{Code, ServeError, ServeResult};
 use crate::metrics::Metrics;
-use crate::servable::Servable;
+use crate::servable::{first_rows, pad_rows, Servable};
 use ferroflow_core::Tensor;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -203,47 +203,17 @@ fn merged_run(
     total: usize,
     params: &BatchingParameters,
 ) -> ServeResult<Vec<Tensor>> {
-    if let [one] = batch {
-        if padded_rows(total, &params.allowed_batch_sizes) == total {
-            return check_rows(servable.run(&one.inputs)?, total);
-        }
-    }
-    let n_inputs = batch[0].inputs.len();
     let target = padded_rows(total, &params.allowed_batch_sizes);
-    let merged = (0..n_inputs)
+    if let ([one], true) = (batch, target == total) {
+        return first_rows(servable.run(&one.inputs)?, total, total);
+    }
+    let merged = (0..batch[0].inputs.len())
         .map(|i| {
-            let mut parts: Vec<Tensor> = batch.iter().map(|t| t.inputs[i].clone()).collect();
-            if target > total {
-                let x = &parts[0];
-                let mut shape = x.shape().to_vec();
-                shape[0] = target - total;
-                parts.push(Tensor::zeros(&shape, x.dtype())?);
-            }
+            let parts: Vec<Tensor> = batch.iter().map(|t| t.inputs[i].clone()).collect();
             Tensor::concat(&parts, 0)
         })
         .collect::<ferroflow_core::Result<Vec<_>>>()?;
-    let outs = check_rows(servable.run(&merged)?, target)?;
-    if target == total {
-        return Ok(outs);
-    }
-    outs.into_iter()
-        .map(|o| {
-            let mut size = vec![-1isize; o.rank()];
-            size[0] = total as isize;
-            Ok(o.slice(&vec![0; o.rank()], &size)?)
-        })
-        .collect()
-}
-
-/// Outputs must have one row per input row to be split between requests.
-fn check_rows(outs: Vec<Tensor>, rows: usize) -> ServeResult<Vec<Tensor>> {
-    match outs.iter().find(|o| o.shape().first() != Some(&rows)) {
-        Some(o) => Err(ServeError::internal(format!(
-            "batching needs outputs with one row per input row; got shape {:?} for {rows} rows",
-            o.shape()
-        ))),
-        None => Ok(outs),
-    }
+    first_rows(servable.run(&pad_rows(&merged, target)?)?, target, total)
 }
 
 #[cfg(test)]

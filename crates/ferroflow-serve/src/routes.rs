@@ -174,15 +174,13 @@ async fn handle_post(
     if version.batcher.is_none() {
         // One hop to a blocking thread for decoding, the model and encoding.
         let run = move || {
-            let inputs = decode(&body, &version, method)?;
+            let (inputs, format) = decode(&body, &version, method)?;
             let t0 = Instant::now();
-            let outputs = version.servable.run(&inputs.0)?;
+            let outputs = version.servable.run(&inputs)?;
             metrics.record_runtime(&name, method.verb(), t0.elapsed());
-            encode(&outputs, &version, method, inputs.1)
+            encode(&outputs, &version, method, format)
         };
-        return tokio::task::spawn_blocking(run)
-            .await
-            .unwrap_or_else(|e| Err(ServeError::internal(format!("the request failed: {e}"))));
+        return blocking(run).await;
     }
     let small = body.len() < INLINE_BODY;
     let (inputs, format) = if small {

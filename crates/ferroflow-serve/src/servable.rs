@@ -5,6 +5,7 @@
 use crate::error::{ServeError, ServeResult};
 use ferroflow_core::{DType, Tensor};
 use ferroflow_keras::models::Model;
+use ferroflow_keras::training::data::slice_rows;
 use ferroflow_lite::Interpreter;
 use std::path::{Path, PathBuf};
 
@@ -180,36 +181,42 @@ impl KerasServable {
     /// Runs `n` rows padded to [`bucket`]`(n)` and cuts the padding off the outputs.
     fn run_chunk(&self, inputs: &[Tensor], n: usize) -> ServeResult<Vec<Tensor>> {
         let padded_rows = bucket(n);
-        let padded = if padded_rows == n {
-            inputs.to_vec()
-        } else {
-            inputs
-                .iter()
-                .map(|t| {
-                    let mut pads = vec![(0, 0); t.rank()];
-                    pads[0] = (0, padded_rows - n);
-                    t.pad(&pads, ferroflow_core::ops::remap::PadMode::Constant(0.0))
-                })
-                .collect::<ferroflow_core::Result<Vec<_>>>()?
-        };
-        let outs = self.model.predict(padded, padded_rows)?;
-        outs.into_iter()
-            .map(|o| {
-                if o.shape().first() != Some(&padded_rows) {
-                    return Err(ServeError::internal(format!(
-                        "model output has shape {:?}, expected {padded_rows} rows",
-                        o.shape()
-                    )));
-                }
-                if padded_rows == n {
-                    return Ok(o);
-                }
-                let mut size = vec![-1isize; o.rank()];
-                size[0] = n as isize;
-                Ok(o.slice(&vec![0; o.rank()], &size)?)
-            })
-            .collect()
+        let outs = self
+            .model
+            .predict(pad_rows(inputs, padded_rows)?, padded_rows)?;
+        first_rows(outs, padded_rows, n)
     }
+}
+
+/// `inputs` with zero rows appended up to `rows` (a batch padded to a planned size).
+pub(crate) fn pad_rows(inputs: &[Tensor], rows: usize) -> ServeResult<Vec<Tensor>> {
+    inputs
+        .iter()
+        .map(|t| {
+            let n = t.shape().first().copied().unwrap_or(0);
+            if n >= rows {
+                return Ok(t.clone());
+            }
+            let mut pads = vec![(0, 0); t.rank()];
+            pads[0] = (0, rows - n);
+            Ok(t.pad(&pads, ferroflow_core::ops::remap::PadMode::Constant(0.0))?)
+        })
+        .collect()
+}
+
+/// Checks that every output has `rows` rows (one per input row) and keeps the first
+/// `keep` of them.
+pub(crate) fn first_rows(outs: Vec<Tensor>, rows: usize, keep: usize) -> ServeResult<Vec<Tensor>> {
+    if let Some(o) = outs.iter().find(|o| o.shape().first() != Some(&rows)) {
+        return Err(ServeError::internal(format!(
+            "serving needs outputs with one row per input row; got shape {:?} for {rows} rows",
+            o.shape()
+        )));
+    }
+    if keep == rows {
+        return Ok(outs);
+    }
+    Ok(slice_rows(&outs, 0, keep)?)
 }
 
 impl Servable for KerasServable {
@@ -228,16 +235,7 @@ impl Servable for KerasServable {
             let chunk = if start == 0 && end == n {
                 inputs.to_vec()
             } else {
-                inputs
-                    .iter()
-                    .map(|t| {
-                        let mut begin = vec![0; t.rank()];
-                        begin[0] = start;
-                        let mut size = vec![-1isize; t.rank()];
-                        size[0] = (end - start) as isize;
-                        t.slice(&begin, &size)
-                    })
-                    .collect::<ferroflow_core::Result<Vec<_>>>()?
+                slice_rows(inputs, start, end)?
             };
             parts.push(self.run_chunk(&chunk, end - start)?);
         }

@@ -6,12 +6,11 @@
 //! is assigned; an unknown layer class or option is an error naming it.
 
 use super::keras_optimizer;
-use super::keras_weights::{read_weights, write_weights, Layout};
-use super::{compile_from_config, format_err, io};
+use super::keras_weights::{read_weight, read_weights, write_weights, Layout};
+use super::{assign_all, compile_from_config, format_err, io};
 use crate::layer::LayerExt;
 use crate::models::serialize::{layer_json, model_from_json};
 use crate::models::Model;
-use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{DType, Error, Result, Tensor, Variable};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -23,14 +22,6 @@ pub const KERAS_VERSION: &str = "3.15.1";
 const CONFIG: &str = "config.json";
 const METADATA: &str = "metadata.json";
 const WEIGHTS: &str = "model.weights.h5";
-
-fn assign(vars: &[Variable], values: &[Tensor]) -> Result<()> {
-    let _pause = pause_recording();
-    for (v, t) in vars.iter().zip(values) {
-        v.assign(t)?;
-    }
-    Ok(())
-}
 
 fn parse_config(text: &str, path: &Path) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| format_err(path, format!("config is not JSON: {e}")))
@@ -73,8 +64,7 @@ pub fn load_keras(path: &Path) -> Result<Model> {
         .map_err(|e| format_err(path, format!("{WEIGHTS}: {e}")))?;
     let layout = Layout::of_model(model.net.as_ref())?;
     let values = read_weights(&h5, &path.join(WEIGHTS), &layout)?;
-    let vars: Vec<Variable> = layout.variables.iter().map(|(_, v)| v.clone()).collect();
-    assign(&vars, &values)?;
+    assign_all(layout.variables.iter().map(|(_, v)| v), &values)?;
     if let Some(cc) = config
         .get("compile_config")
         .filter(|c| super::has_compile_config(c))
@@ -216,12 +206,11 @@ pub fn load_keras_weights(model: &Model, path: &Path) -> Result<()> {
     if root_attrs.contains_key("layer_names") {
         // The legacy layout (Keras 2, and the weights keras.applications downloads).
         let (vars, values) = legacy_layer_weights(model, &h5, "", path)?;
-        return assign(&vars, &values);
+        return assign_all(&vars, &values);
     }
     let layout = Layout::of_model(model.net.as_ref())?;
     let values = read_weights(&h5, path, &layout)?;
-    let vars: Vec<Variable> = layout.variables.iter().map(|(_, v)| v.clone()).collect();
-    assign(&vars, &values)
+    assign_all(layout.variables.iter().map(|(_, v)| v), &values)
 }
 
 /// Writes a Keras 3 `.weights.h5` file.
@@ -338,32 +327,8 @@ fn legacy_layer_weights(
             } else {
                 format!("{group_path}/{name}/{w}")
             };
-            let ds = h5
-                .dataset(&ds_path)
-                .map_err(|e| format_err(path, format!("'{ds_path}': {e}")))?;
-            let shape: Vec<usize> = ds
-                .shape()
-                .map_err(|e| format_err(path, e.to_string()))?
-                .into_iter()
-                .map(|d| d as usize)
-                .collect();
-            let data = ds
-                .read_f32()
-                .map_err(|e| format_err(path, format!("'{ds_path}': {e}")))?;
-            let t = Tensor::from_vec(data, &shape)?.cast(v.dtype())?;
-            if t.shape() != v.shape() {
-                return Err(format_err(
-                    path,
-                    format!(
-                        "weight '{ds_path}' is {:?} in the file but '{}' is {:?} in the model",
-                        t.shape(),
-                        v.name(),
-                        v.shape()
-                    ),
-                ));
-            }
+            values.push(read_weight(h5, &ds_path, &v, path)?);
             vars.push(v);
-            values.push(t);
         }
     }
     let missing: Vec<String> = model
@@ -399,7 +364,7 @@ pub fn load_legacy_h5(path: &Path) -> Result<Model> {
     let config = parse_config(&config_text, path)?;
     let mut model = model_from_config(&config, path)?;
     let (vars, values) = legacy_layer_weights(&model, &h5, "model_weights", path)?;
-    assign(&vars, &values)?;
+    assign_all(&vars, &values)?;
     if let Some(tc) = attr_string(&root_attrs, "training_config") {
         let cc = parse_config(&tc, path)?;
         // Legacy files describe the optimizer as `optimizer_config`.

@@ -195,6 +195,24 @@ pub fn read_dataset(
     t.map_err(|e| e.to_string())
 }
 
+/// Reads dataset `p` as the value of `v`: its dtype, and its shape or an error naming both
+/// (`path` is the file, for messages).
+pub fn read_weight(file: &hdf5_pure::File, p: &str, v: &Variable, path: &Path) -> Result<Tensor> {
+    let t = read_dataset(file, p, v.dtype()).map_err(|e| h5_err(path, format!("'{p}': {e}")))?;
+    if t.shape() != v.shape() {
+        return Err(h5_err(
+            path,
+            format!(
+                "weight '{p}' is {:?} in the file but '{}' is {:?} in the model",
+                t.shape(),
+                v.name(),
+                v.shape()
+            ),
+        ));
+    }
+    Ok(t)
+}
+
 /// Reads the values a Keras weights file holds for `model`, checking every path, shape and
 /// count first; returns them in layout order without assigning anything.
 pub fn read_weights(file: &hdf5_pure::File, path: &Path, layout: &Layout) -> Result<Vec<Tensor>> {
@@ -220,20 +238,7 @@ pub fn read_weights(file: &hdf5_pure::File, path: &Path, layout: &Layout) -> Res
                 format!("missing weight '{p}' (for '{}')", v.name()),
             ));
         }
-        let t =
-            read_dataset(file, p, v.dtype()).map_err(|e| h5_err(path, format!("'{p}': {e}")))?;
-        if t.shape() != v.shape() {
-            return Err(h5_err(
-                path,
-                format!(
-                    "weight '{p}' is {:?} in the file but '{}' is {:?} in the model",
-                    t.shape(),
-                    v.name(),
-                    v.shape()
-                ),
-            ));
-        }
-        values.push(t);
+        values.push(read_weight(file, p, v, path)?);
     }
     Ok(values)
 }

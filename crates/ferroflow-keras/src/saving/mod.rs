@@ -19,7 +19,7 @@ use crate::models::serialize::layer_json;
 use crate::models::Model;
 use crate::optimizers::Optimizer;
 use ferroflow_core::autodiff::pause_recording;
-use ferroflow_core::{Error, Result, Tensor};
+use ferroflow_core::{Error, Result, Tensor, Variable};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -94,10 +94,11 @@ fn match_weights(
     Ok(out)
 }
 
-fn assign_all(weights: &[Weight], values: &[Tensor]) -> Result<()> {
+/// Assigns checked values to variables, outside any gradient tape.
+fn assign_all<'a>(vars: impl IntoIterator<Item = &'a Variable>, values: &[Tensor]) -> Result<()> {
     let _pause = pause_recording();
-    for (w, v) in weights.iter().zip(values) {
-        w.variable.assign(v)?;
+    for (v, t) in vars.into_iter().zip(values) {
+        v.assign(t)?;
     }
     Ok(())
 }
@@ -130,7 +131,7 @@ impl Model {
         let (values, _) = tensor_file::read(path)?;
         let weights = self.weights();
         let ordered = match_weights(path, &weights, values)?;
-        assign_all(&weights, &ordered)
+        assign_all(weights.iter().map(|w| &w.variable), &ordered)
     }
 
     /// Saves the whole model: to a Keras 3 `.keras` archive when the path ends in
