@@ -2,19 +2,33 @@
 //! compiled; `tools/bench_compare.py function` compares them with TensorFlow's
 //! `tf.function(jit_compile=True)`.
 
-use crate::bench_core::{best_of, report};
+use crate::bench_core::report;
 use ferroflow as ff;
 use ff::workloads::Workload;
 
-/// ms per step, best of `reps` runs.
-fn measure(w: Workload, reps: usize, compiled: bool) -> ff::Result<f64> {
+/// ms per step of each requested mode (eager, compiled), best of `reps` runs. The modes'
+/// runs alternate, so a burst of load on a shared machine slows both alike.
+fn measure(w: Workload, reps: usize, modes: &[bool]) -> ff::Result<Vec<f64>> {
     let steps = match w {
         Workload::Mlp(_) => 30,
         Workload::Cnn(_) => 5,
     };
-    let mut run = w.runner(compiled)?;
-    let t = best_of(reps, || run(steps))?;
-    Ok(t / steps as f64 * 1e3)
+    let mut runners = modes
+        .iter()
+        .map(|&compiled| w.runner(compiled))
+        .collect::<ff::Result<Vec<_>>>()?;
+    let mut best = vec![f64::INFINITY; modes.len()];
+    for run in runners.iter_mut() {
+        run(steps)?;
+    }
+    for _ in 0..reps.max(1) {
+        for (run, b) in runners.iter_mut().zip(best.iter_mut()) {
+            let t = std::time::Instant::now();
+            run(steps)?;
+            *b = b.min(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(best.into_iter().map(|t| t / steps as f64 * 1e3).collect())
 }
 
 /// The peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
@@ -40,21 +54,25 @@ fn steady_peak_rss_mib(compiled: bool) -> ff::Result<f64> {
     Ok(peak_rss_mib())
 }
 
+fn label(compiled: bool) -> &'static str {
+    if compiled {
+        "compiled"
+    } else {
+        "eager"
+    }
+}
+
 /// Prints `<workload>_<eager|compiled>_ms` for every workload (or only `mode`, then also
 /// the process's `peak_rss_mib`, for running each mode in its own process).
 pub fn run(json: bool, reps: usize, mode: Option<&str>) -> ff::Result<()> {
     let mut figures: Vec<(String, f64, &str)> = Vec::new();
+    let modes: Vec<bool> = [false, true]
+        .into_iter()
+        .filter(|&c| mode.is_none_or(|m| m == label(c)))
+        .collect();
     for w in [Workload::Mlp(32), Workload::Mlp(128), Workload::Cnn(32)] {
-        for compiled in [false, true] {
-            let label = if compiled { "compiled" } else { "eager" };
-            if mode.is_some_and(|m| m != label) {
-                continue;
-            }
-            figures.push((
-                format!("{}_{label}_ms", w.name()),
-                measure(w, reps, compiled)?,
-                "ms",
-            ));
+        for (&compiled, ms) in modes.iter().zip(measure(w, reps, &modes)?) {
+            figures.push((format!("{}_{}_ms", w.name(), label(compiled)), ms, "ms"));
         }
     }
     if let Some(m) = mode {

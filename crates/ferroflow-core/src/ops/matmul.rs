@@ -4,7 +4,7 @@ use crate::autodiff::record::Recorder;
 use crate::dispatch::with_numeric;
 use crate::layout::for_each_run;
 use crate::ops::binary::same_dtype;
-use crate::parallel::num_threads;
+use crate::parallel::{for_each_part, num_threads, MatrixSplit, SharedMut};
 use crate::shape::{broadcast_shapes, numel};
 use crate::transpose_copy::transpose_into_init;
 use crate::{DType, Error, Numeric, Result, Tensor};
@@ -69,11 +69,10 @@ pub(crate) fn gemm_into<T: Numeric>(
             gemm_into(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
             return;
         }
-        let par = if threads > 1 && m * n * k >= PAR_GEMM_WORK {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        if threads > 1 && m * n * k >= PAR_GEMM_WORK {
+            split_gemm(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
+            return;
+        }
         // SAFETY: the operands' extents were validated by the callers from tensor layouts
         // (checked by the debug assertions above); `T` is f32 or f64, which gemm supports.
         unsafe {
@@ -96,7 +95,7 @@ pub(crate) fn gemm_into<T: Numeric>(
                 false,
                 false,
                 false,
-                par,
+                gemm::Parallelism::None,
             );
         }
         return;
@@ -114,6 +113,57 @@ pub(crate) fn gemm_into<T: Numeric>(
             }
         }
     }
+}
+
+/// Splits one product between `threads` threads by [`MatrixSplit`] of the output, each
+/// block a single-threaded gemm, the first on the calling thread: a weight matrix's block
+/// then stays with the same core from the forward product through its gradient to the
+/// optimiser update (moving cache lines between cores costs more than the arithmetic).
+#[allow(clippy::too_many_arguments)]
+fn split_gemm<T: Numeric>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: usize,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accumulate: bool,
+    threads: usize,
+) {
+    let split = MatrixSplit::new(m, n, threads);
+    let out = SharedMut(dst.as_mut_ptr());
+    for_each_part(split.parts, |p| {
+        let r = split.range(p, m, n);
+        if r.is_empty() {
+            return;
+        }
+        // SAFETY: the blocks are disjoint column (or row) ranges of `dst`, which outlives
+        // `for_each_part`; each slice below stays within `dst` (rows of stride `dst_rs`).
+        unsafe {
+            if split.by_cols {
+                let d = std::slice::from_raw_parts_mut(
+                    out.ptr().add(r.start),
+                    (m - 1) * dst_rs + r.len(),
+                );
+                let rhs = MatRef {
+                    offset: rhs.offset + r.start * rhs.cs,
+                    ..rhs
+                };
+                gemm_into(m, r.len(), k, d, dst_rs, lhs, rhs, accumulate, 1);
+            } else {
+                let d = std::slice::from_raw_parts_mut(
+                    out.ptr().add(r.start * dst_rs),
+                    (r.len() - 1) * dst_rs + n,
+                );
+                let lhs = MatRef {
+                    offset: lhs.offset + r.start * lhs.rs,
+                    ..lhs
+                };
+                gemm_into(r.len(), n, k, d, dst_rs, lhs, rhs, accumulate, 1);
+            }
+        }
+    });
 }
 
 impl Tensor {
@@ -316,6 +366,33 @@ mod tests {
                 .iter()
                 .zip(&expect)
                 .all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
+        }
+    }
+
+    #[test]
+    fn products_split_between_threads_match_naive() {
+        // Wide (column blocks), tall (row blocks), a ragged column split and transposed
+        // operands, all above the threshold from which a product is split.
+        for &(m, k, n, ta, tb) in &[
+            (8, 300, 257, false, false),
+            (300, 64, 40, true, false),
+            (33, 70, 130, false, true),
+            (5, 500, 1000, true, true),
+        ] {
+            assert!(m * n * k >= PAR_GEMM_WORK);
+            let av: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+            let bv: Vec<f64> = (0..k * n).map(|i| ((i * 3) % 13) as f64 - 6.0).collect();
+            let expect = naive(&av, &bv, m, k, n);
+            let mut a = Tensor::from_vec(av, &[m, k]).unwrap();
+            let mut b = Tensor::from_vec(bv, &[k, n]).unwrap();
+            if ta {
+                a = a.t().unwrap().contiguous();
+            }
+            if tb {
+                b = b.t().unwrap().contiguous();
+            }
+            let got = a.matmul_t(&b, ta, tb).unwrap().to_vec::<f64>().unwrap();
+            assert_eq!(got, expect, "{m}x{k}x{n} ta={ta} tb={tb}");
         }
     }
 

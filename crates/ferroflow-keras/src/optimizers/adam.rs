@@ -2,7 +2,7 @@
 //! decoupled `weight_decay` set, 0.004 by default).
 
 use super::optimizer::UpdateRule;
-use ferroflow_core::{DType, Result, Tensor};
+use ferroflow_core::{DType, Result, SharedMut, Tensor};
 
 /// Adam with Keras 3's update:
 /// `m += (g - m)(1 - β1); v += (g² - v)(1 - β2); α = lr·√(1 - β2^t)/(1 - β1^t);
@@ -107,15 +107,22 @@ impl Adam {
         };
         let step = self.scalars(&alpha)?;
         let gd = g.data::<f32>()?;
-        let kernel = |start: usize, w: &mut [f32], m: &mut [f32], v: &mut [f32]| {
-            let gd = &gd[start..start + w.len()];
+        let (pw, pm, pv) = (
+            SharedMut(w.as_mut_ptr()),
+            SharedMut(m.as_mut_ptr()),
+            SharedMut(v.as_mut_ptr()),
+        );
+        for_each_weight_run(&shape, |r| {
+            // SAFETY: the runs are disjoint ranges of the three `n`-long buffers, which
+            // outlive the call.
+            let (w, m, v) = unsafe { (pw.slice(&r), pm.slice(&r), pv.slice(&r)) };
+            let gd = &gd[r];
             ferroflow_core::with_best_isa(|| {
                 for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(gd) {
                     (*m, *v, *w) = step.apply(*w, g, *m, *v);
                 }
             })
-        };
-        for_chunks(&mut w, &mut m, &mut v, kernel);
+        });
         drop(gd);
         Ok(vec![
             Tensor::from_vec(m, &shape)?,
@@ -149,8 +156,15 @@ impl Adam {
         // Every element of the three outputs is written below.
         let fresh = ferroflow_core::alloc::overwritable::<f32>;
         let (mut m, mut v, mut out) = (fresh(n), fresh(n), fresh(n));
-        let kernel = |start: usize, m: &mut [f32], v: &mut [f32], out: &mut [f32]| {
-            let r = start..start + m.len();
+        let (pm, pv, po) = (
+            SharedMut(m.as_mut_ptr()),
+            SharedMut(v.as_mut_ptr()),
+            SharedMut(out.as_mut_ptr()),
+        );
+        for_each_weight_run(var.shape(), |r| {
+            // SAFETY: the runs are disjoint ranges of the three `n`-long outputs, which
+            // outlive the call.
+            let (m, v, out) = unsafe { (pm.slice(&r), pv.slice(&r), po.slice(&r)) };
             let (w, gd, m0, v0) = (&w[r.clone()], &gd[r.clone()], &m0[r.clone()], &v0[r]);
             let inputs = w.iter().zip(gd).zip(m0).zip(v0);
             let outputs = m.iter_mut().zip(v.iter_mut()).zip(out.iter_mut());
@@ -159,8 +173,7 @@ impl Adam {
                     (*m, *v, *out) = step.apply(*w, *g, *m0, *v0);
                 }
             })
-        };
-        for_chunks(&mut m, &mut v, &mut out, kernel);
+        });
         let shape = var.shape().to_vec();
         Ok(vec![
             Tensor::from_vec(m, &shape)?,
@@ -223,25 +236,14 @@ impl UpdateRule for Adam {
     }
 }
 
-/// Runs `kernel(start, a, b, c)` over matching chunks of three equally long buffers, on
-/// worker threads when they are large.
-fn for_chunks(
-    a: &mut [f32],
-    b: &mut [f32],
-    c: &mut [f32],
-    kernel: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync,
-) {
-    const CHUNK: usize = 1 << 15;
-    if a.len() > 2 * CHUNK {
-        use rayon::prelude::*;
-        a.par_chunks_mut(CHUNK)
-            .zip(b.par_chunks_mut(CHUNK))
-            .zip(c.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(i, ((a, b), c))| kernel(i * CHUNK, a, b, c));
-    } else {
-        kernel(0, a, b, c);
-    }
+/// Runs `f` over the elements of a variable of `shape` in blocks of whole rows, one per
+/// thread (see [`ferroflow_core::for_each_row_block`]).
+fn for_each_weight_run(shape: &[usize], f: impl Fn(std::ops::Range<usize>) + Sync) {
+    /// Elements from which the update is shared between threads.
+    const PAR_MIN: usize = 1 << 14;
+    let cols = shape.last().copied().unwrap_or(1);
+    let rows = shape.iter().product::<usize>() / cols.max(1);
+    ferroflow_core::for_each_row_block(rows, cols, PAR_MIN, f);
 }
 
 /// The f32 constants of one Adam step: `alpha` (learning rate with bias correction),
