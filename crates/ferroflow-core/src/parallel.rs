@@ -56,21 +56,27 @@ pub(crate) fn par_rows<T: Send>(
         .for_each(|(i, c)| f(i * chunk, c));
 }
 
-/// Runs `f(p)` for every part `p` in `0..parts`, part 0 on the calling thread and the
-/// others on rayon workers (split in halves with `rayon::join`, so part `p` runs on the
-/// same worker call after call while the pool is otherwise idle).
+/// Runs `f(p)` for every part `p` in `0..parts`, part `i % parts` on the calling thread
+/// when it is rayon worker `i` (part 0 on any other thread) and the rest on other workers.
+/// With as many parts as workers (and the pool otherwise idle), part `p` thus runs on
+/// worker `p` call after call, whichever worker calls: the data a kernel leaves in one
+/// core's cache is where the next kernel over the same block looks for it.
 pub fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
-    fn run(lo: usize, hi: usize, f: &(impl Fn(usize) + Sync)) {
+    fn run(lo: usize, hi: usize, parts: usize, f: &(impl Fn(usize) + Sync)) {
         if hi - lo <= 1 {
             if hi > lo {
-                f(lo);
+                f(lo % parts);
             }
         } else {
             let mid = lo + (hi - lo).div_ceil(2);
-            rayon::join(|| run(lo, mid, f), || run(mid, hi, f));
+            rayon::join(|| run(lo, mid, parts, f), || run(mid, hi, parts, f));
         }
     }
-    run(0, parts, &f);
+    if parts == 0 {
+        return;
+    }
+    let me = rayon::current_thread_index().unwrap_or(0) % parts;
+    run(me, me + parts, parts, &f);
 }
 
 /// How kernels share out a row-major matrix `[rows, cols]` between threads so that every

@@ -6,7 +6,8 @@ use crate::bench_core::report;
 use ferroflow as ff;
 use ff::workloads::Workload;
 
-/// ms per step of each requested mode (eager, compiled), best of `reps` runs. The modes'
+/// ms per step of each requested mode (eager, compiled), best of `reps` runs (three
+/// times as many for the MLPs). The modes'
 /// runs alternate, so a burst of load on a shared machine slows both alike.
 fn measure(w: Workload, reps: usize, modes: &[bool]) -> ff::Result<Vec<f64>> {
     let steps = match w {
@@ -21,7 +22,12 @@ fn measure(w: Workload, reps: usize, modes: &[bool]) -> ff::Result<Vec<f64>> {
     for run in runners.iter_mut() {
         run(steps)?;
     }
-    for _ in 0..reps.max(1) {
+    // MLP steps are short: more windows even out this machine's bursts of load.
+    let windows = match w {
+        Workload::Mlp(_) => reps.max(1) * 3,
+        Workload::Cnn(_) => reps.max(1),
+    };
+    for _ in 0..windows {
         for (run, b) in runners.iter_mut().zip(best.iter_mut()) {
             let t = std::time::Instant::now();
             run(steps)?;

@@ -131,6 +131,10 @@ fn split_gemm<T: Numeric>(
     accumulate: bool,
     threads: usize,
 ) {
+    if rhs.cs == 1 && m * SPLIT_K_RATIO <= k && k >= 64 * threads && m * n <= SPLIT_K_MAX_OUT {
+        split_k_gemm(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
+        return;
+    }
     let split = MatrixSplit::new(m, n, threads);
     let out = SharedMut(dst.as_mut_ptr());
     for_each_part(split.parts, |p| {
@@ -164,6 +168,71 @@ fn split_gemm<T: Numeric>(
             }
         }
     });
+}
+
+/// A product whose left operand has at most `1/SPLIT_K_RATIO` as many rows as the inner
+/// dimension (a small batch through a dense layer) is split along the inner dimension.
+const SPLIT_K_RATIO: usize = 4;
+/// Largest output (elements) of a product split along the inner dimension (each thread
+/// but one writes a partial product of this size, summed afterwards).
+const SPLIT_K_MAX_OUT: usize = 1 << 16;
+
+/// Splits a product with a row-major right operand along the inner dimension: thread `p`
+/// multiplies the rows of block `p` of the right operand ([`MatrixSplit::rows`], the
+/// blocks an optimiser update of that matrix gives the same thread), and the partial
+/// products are summed in block order afterwards (so the result does not depend on which
+/// thread finishes first). For a small batch through a dense layer each core then reads
+/// only the part of the weight matrix it last wrote, instead of every core reading all of
+/// it from the others' caches.
+#[allow(clippy::too_many_arguments)]
+fn split_k_gemm<T: Numeric>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: usize,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accumulate: bool,
+    threads: usize,
+) {
+    let split = MatrixSplit::rows(k, threads);
+    let mut partials =
+        crate::alloc::Scratch(crate::alloc::overwritable::<T>((split.parts - 1) * m * n));
+    let (out, part_out) = (
+        SharedMut(dst.as_mut_ptr()),
+        SharedMut(partials.0.as_mut_ptr()),
+    );
+    let dst_len = dst.len();
+    for_each_part(split.parts, |p| {
+        let r = split.range(p, k, n);
+        let lhs = MatRef {
+            offset: lhs.offset + r.start * lhs.cs,
+            ..lhs
+        };
+        let rhs = MatRef {
+            offset: rhs.offset + r.start * rhs.rs,
+            ..rhs
+        };
+        // SAFETY: part 0 alone writes `dst`; part `p > 0` alone writes its own `m·n`
+        // block of `partials`; both outlive `for_each_part`.
+        unsafe {
+            if p == 0 {
+                let d = std::slice::from_raw_parts_mut(out.ptr(), dst_len);
+                gemm_into(m, n, r.len(), d, dst_rs, lhs, rhs, accumulate, 1);
+            } else {
+                let d = std::slice::from_raw_parts_mut(part_out.ptr().add((p - 1) * m * n), m * n);
+                gemm_into(m, n, r.len(), d, n, lhs, rhs, false, 1);
+            }
+        }
+    });
+    for part in partials.0.chunks_exact(m * n) {
+        for (i, row) in part.chunks_exact(n).enumerate() {
+            for (d, &x) in dst[i * dst_rs..i * dst_rs + n].iter_mut().zip(row) {
+                *d += x;
+            }
+        }
+    }
 }
 
 impl Tensor {
