@@ -4,7 +4,7 @@
 //! keras` runs the same in Keras 3 (`predict_on_batch`).
 
 use crate::bench_core::report;
-use crate::bench_keras::peak_rss_mib;
+use crate::heap_meter::peak_rss_mib;
 use ferroflow as ff;
 use ff::keras::applications::{efficientnet_v2_b0, AppOptions};
 use std::time::Instant;

@@ -4,7 +4,7 @@
 //! (parse `tf.train.Example`s, batch, prefetch). Reports elements per second and peak RSS.
 
 use crate::bench_core::report;
-use crate::bench_keras::peak_rss_mib;
+use crate::heap_meter::peak_rss_mib;
 use ferroflow as ff;
 use ff::data::{
     parse_example, tfrecord_dataset, Dataset, Element, Example, FeatureSpec, TFRecordWriter,

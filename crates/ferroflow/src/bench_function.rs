@@ -3,6 +3,7 @@
 //! `tf.function(jit_compile=True)`.
 
 use crate::bench_core::report;
+use crate::heap_meter;
 use ferroflow as ff;
 use ff::workloads::Workload;
 
@@ -37,27 +38,19 @@ fn measure(w: Workload, reps: usize, modes: &[bool]) -> ff::Result<Vec<f64>> {
     Ok(best.into_iter().map(|t| t / steps as f64 * 1e3).collect())
 }
 
-/// The peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Peak resident memory while running MLP batch-128 steps after warm-up (tracing
-/// included in the warm-up), in MiB: the peak is reset (`/proc/self/clear_refs`) once the
-/// steps are in their steady state.
-fn steady_peak_rss_mib(compiled: bool) -> ff::Result<f64> {
+/// Memory of MLP batch-128 steps after warm-up (tracing included in the warm-up), in
+/// MiB: the process's peak resident memory (the peak is reset through
+/// `/proc/self/clear_refs` once the steps are in their steady state), and the most heap
+/// the steps held above what was in use before them (run with `FERROFLOW_POOL_MB=0`
+/// for the steps' own need, without the buffer cache's keeping).
+fn steady_peaks_mib(compiled: bool) -> ff::Result<(f64, f64)> {
     let mut run = Workload::Mlp(128).runner(compiled)?;
     run(5)?;
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = heap_meter::reset_peak();
     run(50)?;
-    Ok(peak_rss_mib())
+    let step = heap_meter::peak().saturating_sub(before) as f64 / (1 << 20) as f64;
+    Ok((heap_meter::peak_rss_mib(), step))
 }
 
 fn label(compiled: bool) -> &'static str {
@@ -82,11 +75,9 @@ pub fn run(json: bool, reps: usize, mode: Option<&str>) -> ff::Result<()> {
         }
     }
     if let Some(m) = mode {
-        figures.push((
-            format!("{m}_peak_rss_mib"),
-            steady_peak_rss_mib(m == "compiled")?,
-            "MiB",
-        ));
+        let (rss, step) = steady_peaks_mib(m == "compiled")?;
+        figures.push((format!("{m}_peak_rss_mib"), rss, "MiB"));
+        figures.push((format!("{m}_step_peak_heap_mib"), step, "MiB"));
     }
     let refs: Vec<(&str, f64, &str)> = figures
         .iter()

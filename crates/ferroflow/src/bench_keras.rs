@@ -3,6 +3,7 @@
 //! resident memory. `tools/bench_compare.py keras` runs the same in Keras 3 (TF backend).
 
 use crate::bench_core::report;
+use crate::heap_meter::peak_rss_mib;
 use ferroflow as ff;
 use ff::keras::callbacks::Callback;
 use ff::keras::layers::Dense;
@@ -32,19 +33,6 @@ impl Callback for EpochTimer {
         }
         Ok(())
     }
-}
-
-/// Peak resident set size of this process in MiB (Linux `VmHWM`).
-pub(crate) fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Runs the workload and prints its figures.

@@ -9,10 +9,14 @@ mod bench_tflite;
 mod bench_train;
 mod convert;
 mod demo;
+mod heap_meter;
 mod predict;
 
 use clap::{Parser, Subcommand};
 use ferroflow as ff;
+
+#[global_allocator]
+static ALLOCATOR: heap_meter::HeapMeter = heap_meter::HeapMeter;
 
 #[derive(Parser)]
 #[command(
