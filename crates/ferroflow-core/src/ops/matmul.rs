@@ -70,7 +70,16 @@ pub(crate) fn gemm_into<T: Numeric>(
             return;
         }
         if threads > 1 && m * n * k >= PAR_GEMM_WORK {
-            split_gemm(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
+            let p = Product {
+                m,
+                n,
+                k,
+                lhs,
+                rhs,
+                dst_rs,
+                accumulate,
+            };
+            split_gemm(p, dst, threads);
             return;
         }
         // SAFETY: the operands' extents were validated by the callers from tensor layouts
@@ -115,58 +124,72 @@ pub(crate) fn gemm_into<T: Numeric>(
     }
 }
 
-/// Splits one product between `threads` threads by [`MatrixSplit`] of the output, each
-/// block a single-threaded gemm, the first on the calling thread: a weight matrix's block
-/// then stays with the same core from the forward product through its gradient to the
-/// optimiser update (moving cache lines between cores costs more than the arithmetic).
-#[allow(clippy::too_many_arguments)]
-fn split_gemm<T: Numeric>(
+impl<T> MatRef<'_, T> {
+    /// The operand from element (`row`, `col`) on.
+    fn at(self, row: usize, col: usize) -> Self {
+        MatRef {
+            offset: self.offset + row * self.rs + col * self.cs,
+            ..self
+        }
+    }
+}
+
+/// One product `dst[m×n] (row stride dst_rs) = lhs[m×k] · rhs[k×n]` (plus `dst` when
+/// `accumulate`), as the split kernels hand it around.
+struct Product<'a, T> {
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [T],
+    lhs: MatRef<'a, T>,
+    rhs: MatRef<'a, T>,
     dst_rs: usize,
-    lhs: MatRef<'_, T>,
-    rhs: MatRef<'_, T>,
     accumulate: bool,
-    threads: usize,
-) {
-    if rhs.cs == 1 && m * SPLIT_K_RATIO <= k && k >= 64 * threads && m * n <= SPLIT_K_MAX_OUT {
-        split_k_gemm(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
+}
+
+/// Splits one product between `threads` threads, each block a single-threaded gemm, block
+/// `p` on worker `p` ([`for_each_part`]): a weight matrix's block then stays with the same
+/// core from the forward product through its gradient to the optimiser update (moving
+/// cache lines between cores costs more than the arithmetic). A small batch through a
+/// dense layer splits the inner dimension ([`split_k_gemm`]); other products split their
+/// output by [`MatrixSplit`].
+fn split_gemm<T: Numeric>(p: Product<'_, T>, dst: &mut [T], threads: usize) {
+    let Product { m, n, k, .. } = p;
+    if p.rhs.cs == 1 && m * SPLIT_K_RATIO <= k && k >= 64 * threads && m * n <= SPLIT_K_MAX_OUT {
+        split_k_gemm(p, dst, threads);
         return;
     }
     let split = MatrixSplit::new(m, n, threads);
     let out = SharedMut(dst.as_mut_ptr());
-    for_each_part(split.parts, |p| {
-        let r = split.range(p, m, n);
+    for_each_part(split.parts, |part| {
+        let r = split.range(part, m, n);
         if r.is_empty() {
             return;
         }
+        let (rows, cols, start) = if split.by_cols {
+            (0..m, r.clone(), r.start)
+        } else {
+            (r.clone(), 0..n, r.start * p.dst_rs)
+        };
         // SAFETY: the blocks are disjoint column (or row) ranges of `dst`, which outlives
-        // `for_each_part`; each slice below stays within `dst` (rows of stride `dst_rs`).
-        unsafe {
-            if split.by_cols {
-                let d = std::slice::from_raw_parts_mut(
-                    out.ptr().add(r.start),
-                    (m - 1) * dst_rs + r.len(),
-                );
-                let rhs = MatRef {
-                    offset: rhs.offset + r.start * rhs.cs,
-                    ..rhs
-                };
-                gemm_into(m, r.len(), k, d, dst_rs, lhs, rhs, accumulate, 1);
-            } else {
-                let d = std::slice::from_raw_parts_mut(
-                    out.ptr().add(r.start * dst_rs),
-                    (r.len() - 1) * dst_rs + n,
-                );
-                let lhs = MatRef {
-                    offset: lhs.offset + r.start * lhs.rs,
-                    ..lhs
-                };
-                gemm_into(r.len(), n, k, d, dst_rs, lhs, rhs, accumulate, 1);
-            }
-        }
+        // `for_each_part`; the slice spans the block's rows of stride `dst_rs` in `dst`.
+        let d = unsafe {
+            std::slice::from_raw_parts_mut(
+                out.ptr().add(start),
+                (rows.len() - 1) * p.dst_rs + cols.len(),
+            )
+        };
+        let (lhs, rhs) = (p.lhs.at(rows.start, 0), p.rhs.at(0, cols.start));
+        gemm_into(
+            rows.len(),
+            cols.len(),
+            k,
+            d,
+            p.dst_rs,
+            lhs,
+            rhs,
+            p.accumulate,
+            1,
+        );
     });
 }
 
@@ -184,18 +207,8 @@ const SPLIT_K_MAX_OUT: usize = 1 << 16;
 /// thread finishes first). For a small batch through a dense layer each core then reads
 /// only the part of the weight matrix it last wrote, instead of every core reading all of
 /// it from the others' caches.
-#[allow(clippy::too_many_arguments)]
-fn split_k_gemm<T: Numeric>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_rs: usize,
-    lhs: MatRef<'_, T>,
-    rhs: MatRef<'_, T>,
-    accumulate: bool,
-    threads: usize,
-) {
+fn split_k_gemm<T: Numeric>(p: Product<'_, T>, dst: &mut [T], threads: usize) {
+    let Product { m, n, k, .. } = p;
     let split = MatrixSplit::rows(k, threads);
     let mut partials =
         crate::alloc::Scratch(crate::alloc::overwritable::<T>((split.parts - 1) * m * n));
@@ -204,31 +217,25 @@ fn split_k_gemm<T: Numeric>(
         SharedMut(partials.0.as_mut_ptr()),
     );
     let dst_len = dst.len();
-    for_each_part(split.parts, |p| {
-        let r = split.range(p, k, n);
-        let lhs = MatRef {
-            offset: lhs.offset + r.start * lhs.cs,
-            ..lhs
-        };
-        let rhs = MatRef {
-            offset: rhs.offset + r.start * rhs.rs,
-            ..rhs
-        };
+    for_each_part(split.parts, |part| {
+        let r = split.range(part, k, n);
+        let (lhs, rhs) = (p.lhs.at(0, r.start), p.rhs.at(r.start, 0));
         // SAFETY: part 0 alone writes `dst`; part `p > 0` alone writes its own `m·n`
         // block of `partials`; both outlive `for_each_part`.
-        unsafe {
-            if p == 0 {
+        let (d, rs, acc) = unsafe {
+            if part == 0 {
                 let d = std::slice::from_raw_parts_mut(out.ptr(), dst_len);
-                gemm_into(m, n, r.len(), d, dst_rs, lhs, rhs, accumulate, 1);
+                (d, p.dst_rs, p.accumulate)
             } else {
-                let d = std::slice::from_raw_parts_mut(part_out.ptr().add((p - 1) * m * n), m * n);
-                gemm_into(m, n, r.len(), d, n, lhs, rhs, false, 1);
+                let at = part_out.ptr().add((part - 1) * m * n);
+                (std::slice::from_raw_parts_mut(at, m * n), n, false)
             }
-        }
+        };
+        gemm_into(m, n, r.len(), d, rs, lhs, rhs, acc, 1);
     });
     for part in partials.0.chunks_exact(m * n) {
         for (i, row) in part.chunks_exact(n).enumerate() {
-            for (d, &x) in dst[i * dst_rs..i * dst_rs + n].iter_mut().zip(row) {
+            for (d, &x) in dst[i * p.dst_rs..i * p.dst_rs + n].iter_mut().zip(row) {
                 *d += x;
             }
         }
