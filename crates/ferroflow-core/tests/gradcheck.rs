@@ -433,6 +433,12 @@ fn convolution_and_pooling() {
             &[x.clone(), w.clone()],
         );
     }
+    let w1x1 = t(&[1, 1, 4, 3], 27);
+    check32(
+        "pointwise conv2d",
+        &|v| v[0].conv2d(&v[1], (1, 1), Padding::Valid, (1, 1)),
+        &[x.clone(), w1x1],
+    );
     let wg = t(&[2, 2, 2, 6], 23); // 2 groups
     check32(
         "grouped conv2d",

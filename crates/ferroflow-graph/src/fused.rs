@@ -134,9 +134,13 @@ impl ScalarFn<f32> for Unary<'_> {
     type Output = ();
     #[inline(always)]
     fn apply<F: Fn(f32) -> f32 + Send + Sync + Copy>(self, _: usize, f: F) {
-        for (d, &s) in self.0.iter_mut().zip(self.1) {
-            *d = f(s);
-        }
+        // `UnaryOp::with_fn` is too large to inline into the caller's `with_best_isa`
+        // context: compile the loop for the best instruction set here, per function.
+        ferroflow_core::with_best_isa(|| {
+            for (d, &s) in self.0.iter_mut().zip(self.1) {
+                *d = f(s);
+            }
+        })
     }
 }
 
@@ -145,9 +149,12 @@ impl ScalarFn2<f32> for Binary<'_> {
     type Output = ();
     #[inline(always)]
     fn apply<F: Fn(f32, f32) -> f32 + Send + Sync + Copy>(self, _: usize, f: F) {
-        for ((d, &a), &b) in self.0.iter_mut().zip(self.1).zip(self.2) {
-            *d = f(a, b);
-        }
+        // As for `Unary`.
+        ferroflow_core::with_best_isa(|| {
+            for ((d, &a), &b) in self.0.iter_mut().zip(self.1).zip(self.2) {
+                *d = f(a, b);
+            }
+        })
     }
 }
 
@@ -178,9 +185,14 @@ impl FusedKernel {
             Access::Same => dst.copy_from_slice(&src[start..start + dst.len()]),
             Access::Scalar => dst.fill(src[0]),
             Access::Periodic(p) => {
-                // Whole runs of the period at a time (per-channel parameters).
                 let p = *p;
                 let mut k = start % p;
+                if src.len() >= k + dst.len() {
+                    // The input was repeated to cover a block (see `run`): one copy.
+                    dst.copy_from_slice(&src[k..k + dst.len()]);
+                    return;
+                }
+                // Whole runs of the period at a time (per-channel parameters).
                 let mut filled = 0;
                 while filled < dst.len() {
                     let n = (p - k).min(dst.len() - filled);
@@ -289,7 +301,28 @@ impl FusedKernel {
                 ));
             }
         }
-        let srcs: Vec<&[f32]> = data.iter().map(|d| &d[..]).collect();
+        // Short periodic inputs (per-channel parameters) repeated to cover a block and a
+        // period more, so that loading a block is one copy rather than one per period.
+        let tiled: Vec<Option<Vec<f32>>> = self
+            .access
+            .iter()
+            .zip(&data)
+            .map(|(a, d)| match a {
+                Access::Periodic(p) if *p < BLOCK && d.len() == *p => Some(
+                    d.iter()
+                        .copied()
+                        .cycle()
+                        .take(p * (BLOCK / p + 2))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+        let srcs: Vec<&[f32]> = data
+            .iter()
+            .zip(&tiled)
+            .map(|(d, t)| t.as_deref().unwrap_or(&d[..]))
+            .collect();
         let Some(red) = &self.reduce else {
             let (mut out, inplace) = match inplace {
                 Some((i, v)) if v.len() == total && self.access[i] == Access::Same => (v, Some(i)),

@@ -76,28 +76,50 @@ impl Conv2dGeom {
         self.cin / self.groups
     }
 
+    /// A 1x1 convolution with stride 1, no padding and one group: a product of the pixels
+    /// (rows) with the filter, the input already being its own patch matrix.
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == (1, 1)
+            && self.pad == (0, 0)
+            && self.groups == 1
+            && self.cin > 0
+    }
+
     /// Writes the patch matrix of image `img` and group `g` into `cols`
     /// (`[oh*ow, kh*kw*cin_g]`, zeros where a tap falls into the padding).
     pub fn im2col(&self, x: &[f32], img: usize, g: usize, cols: &mut [f32]) {
+        self.im2col_rows(x, img, g, 0..self.oh * self.ow, cols);
+    }
+
+    /// Writes the patch rows of output pixels `pixels` (row-major over `[oh, ow]`) of image
+    /// `img` and group `g` into `cols` (`[pixels.len(), kh*kw*cin_g]`).
+    pub fn im2col_rows(
+        &self,
+        x: &[f32],
+        img: usize,
+        g: usize,
+        pixels: std::ops::Range<usize>,
+        cols: &mut [f32],
+    ) {
         let cg = self.cin_g();
         let row_len = self.kh * self.kw * cg;
         let base = img * self.h * self.w * self.cin + g * cg;
-        for oy in 0..self.oh {
-            for ox in 0..self.ow {
-                let row = &mut cols[(oy * self.ow + ox) * row_len..][..row_len];
-                for i in 0..self.kh {
-                    let y =
-                        (oy * self.stride.0 + i * self.dilation.0) as isize - self.pad.0 as isize;
-                    for j in 0..self.kw {
-                        let xx = (ox * self.stride.1 + j * self.dilation.1) as isize
-                            - self.pad.1 as isize;
-                        let dst = &mut row[(i * self.kw + j) * cg..][..cg];
-                        if y < 0 || y >= self.h as isize || xx < 0 || xx >= self.w as isize {
-                            dst.fill(0.0);
-                        } else {
-                            let src = base + (y as usize * self.w + xx as usize) * self.cin;
-                            dst.copy_from_slice(&x[src..src + cg]);
-                        }
+        for (k, p) in pixels.enumerate() {
+            let (oy, ox) = (p / self.ow, p % self.ow);
+            let row = &mut cols[k * row_len..][..row_len];
+            for i in 0..self.kh {
+                let y = (oy * self.stride.0 + i * self.dilation.0) as isize - self.pad.0 as isize;
+                for j in 0..self.kw {
+                    let xx =
+                        (ox * self.stride.1 + j * self.dilation.1) as isize - self.pad.1 as isize;
+                    let dst = &mut row[(i * self.kw + j) * cg..][..cg];
+                    if y < 0 || y >= self.h as isize || xx < 0 || xx >= self.w as isize {
+                        dst.fill(0.0);
+                    } else {
+                        let src = base + (y as usize * self.w + xx as usize) * self.cin;
+                        dst.copy_from_slice(&x[src..src + cg]);
                     }
                 }
             }
@@ -240,19 +262,56 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
     if g.groups > 1 && g.cin_g() == 1 {
         return super::depthwise::depthwise_forward(g, x, wt);
     }
+    if g.is_pointwise() {
+        // Every pixel of the batch is one row of a single product: no patch matrix.
+        let m = g.n * g.h * g.w;
+        let mut out = crate::alloc::overwritable::<f32>(m * g.cout);
+        let lhs = MatRef {
+            data: x,
+            offset: 0,
+            rs: g.cin,
+            cs: 1,
+        };
+        let rhs = MatRef {
+            data: wt,
+            offset: 0,
+            rs: g.cout,
+            cs: 1,
+        };
+        gemm_into(
+            m,
+            g.cout,
+            g.cin,
+            &mut out,
+            g.cout,
+            lhs,
+            rhs,
+            false,
+            num_threads(),
+        );
+        return out;
+    }
     let rows = g.oh * g.ow;
     let row_len = g.kh * g.kw * g.cin_g();
     let cout_g = g.cout / g.groups;
     let per_image = rows * g.cout;
-    let mut out = crate::alloc::zeroed::<f32>(g.n * per_image);
-    {
-        let scratch = || Scratch::<f32>::zeroed(rows * row_len);
-        let image = |img: usize, dst: &mut [f32], cols: &mut Scratch<f32>, threads: usize| {
-            let cols = &mut cols.0;
+    let mut out = crate::alloc::overwritable::<f32>(g.n * per_image);
+    if per_image == 0 {
+        return out;
+    }
+    // Output pixels per tile: the tile's patch rows stay in L2 between im2col and gemm
+    // (a whole image's patch matrix is 9x the image for a 3x3 filter, megabytes early in
+    // a network, and would go out to memory and back).
+    let tile = (CONV_TILE_BYTES / (4 * row_len.max(1))).max(16).min(rows);
+    let tiles = rows.div_ceil(tile);
+    let run_tile =
+        |img: usize, t: usize, dst: &mut [f32], cols: &mut Scratch<f32>, threads: usize| {
+            let pixels = t * tile..((t + 1) * tile).min(rows);
+            let len = pixels.len();
             for grp in 0..g.groups {
-                g.im2col(x, img, grp, cols);
+                g.im2col_rows(x, img, grp, pixels.clone(), &mut cols.0);
                 let lhs = MatRef {
-                    data: cols,
+                    data: &cols.0,
                     offset: 0,
                     rs: row_len,
                     cs: 1,
@@ -264,7 +323,7 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
                     cs: 1,
                 };
                 gemm_into(
-                    rows,
+                    len,
                     cout_g,
                     row_len,
                     &mut dst[grp * cout_g..],
@@ -276,19 +335,30 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
                 );
             }
         };
-        if g.n >= num_threads() && num_threads() > 1 && per_image > 0 {
-            out.par_chunks_mut(per_image)
-                .enumerate()
-                .for_each_init(scratch, |cols, (i, d)| image(i, d, cols, 1));
-        } else if per_image > 0 {
-            let mut cols = scratch();
-            for (i, d) in out.chunks_mut(per_image).enumerate() {
-                image(i, d, &mut cols, num_threads());
+    let scratch = || Scratch::<f32>::zeroed(tile * row_len);
+    let threads = num_threads();
+    if g.n * tiles >= 2 * threads && threads > 1 {
+        out.par_chunks_mut(per_image)
+            .enumerate()
+            .flat_map(|(img, d)| {
+                d.par_chunks_mut(tile * g.cout)
+                    .enumerate()
+                    .map(move |(t, dd)| (img, t, dd))
+            })
+            .for_each_init(scratch, |cols, (img, t, d)| run_tile(img, t, d, cols, 1));
+    } else {
+        let mut cols = scratch();
+        for (img, d) in out.chunks_mut(per_image).enumerate() {
+            for (t, dd) in d.chunks_mut(tile * g.cout).enumerate() {
+                run_tile(img, t, dd, &mut cols, threads);
             }
         }
     }
     out
 }
+
+/// Bytes of patch rows a convolution tile holds (about half of a core's L2).
+const CONV_TILE_BYTES: usize = 256 << 10;
 
 #[cfg(test)]
 mod tests {
@@ -340,6 +410,9 @@ mod tests {
             ([1, 8, 9, 3], [3, 2, 3, 2], (2, 3), Padding::Valid, (1, 1)),
             ([2, 9, 9, 4], [3, 3, 2, 6], (2, 2), Padding::Same, (1, 1)),
             ([1, 10, 10, 2], [3, 3, 2, 2], (1, 1), Padding::Same, (2, 2)),
+            // 1x1 (one product over the batch's pixels), and 1x1 with a stride (patches).
+            ([3, 9, 7, 40], [1, 1, 40, 24], (1, 1), Padding::Same, (1, 1)),
+            ([2, 9, 7, 6], [1, 1, 6, 5], (2, 2), Padding::Valid, (1, 1)),
             // One input channel per group (depthwise): the direct kernel, serial and
             // parallel, multiplier 1 and 3, strides, dilation, SAME and VALID.
             ([2, 7, 6, 5], [3, 3, 1, 5], (1, 1), Padding::Same, (1, 1)),

@@ -106,6 +106,39 @@ fn conv_kernel(
 /// dL/dx of a convolution: `dy` is `[n, oh, ow, cout]`, `wt` the `[kh, kw, cin_g, cout]`
 /// filter; returns `[n, h, w, cin]`.
 pub(crate) fn conv2d_backprop_input(g: &Conv2dGeom, dy: &[f32], wt: &[f32]) -> Vec<f32> {
+    if g.is_pointwise() {
+        // dx[p, i] = Σ_o dy[p, o] · w[i, o] over every pixel p of the batch.
+        let m = g.n * g.h * g.w;
+        let mut dx = crate::alloc::overwritable::<f32>(m * g.cin);
+        let lhs = MatRef {
+            data: dy,
+            offset: 0,
+            rs: g.cout,
+            cs: 1,
+        };
+        let rhs = MatRef {
+            data: wt,
+            offset: 0,
+            rs: 1,
+            cs: g.cout,
+        };
+        if g.cout == 0 {
+            dx.fill(0.0);
+        } else {
+            gemm_into(
+                m,
+                g.cin,
+                g.cout,
+                &mut dx,
+                g.cin,
+                lhs,
+                rhs,
+                false,
+                num_threads(),
+            );
+        }
+        return dx;
+    }
     let rows = g.oh * g.ow;
     let cg = g.cin_g();
     let row_len = g.kh * g.kw * cg;
@@ -161,6 +194,38 @@ pub(crate) fn conv2d_backprop_input(g: &Conv2dGeom, dy: &[f32], wt: &[f32]) -> V
 /// dL/dw of a convolution: `x` is `[n, h, w, cin]`, `dy` `[n, oh, ow, cout]`; returns the
 /// `[kh, kw, cin_g, cout]` filter gradient.
 pub(crate) fn conv2d_backprop_filter(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if g.is_pointwise() {
+        // dw[i, o] = Σ_p x[p, i] · dy[p, o] over every pixel p of the batch, one product
+        // (split between threads in a fixed way, so the sum's order is fixed too).
+        let m = g.n * g.h * g.w;
+        let mut dw = vec![0.0f32; g.cin * g.cout];
+        let lhs = MatRef {
+            data: x,
+            offset: 0,
+            rs: 1,
+            cs: g.cin,
+        };
+        let rhs = MatRef {
+            data: dy,
+            offset: 0,
+            rs: g.cout,
+            cs: 1,
+        };
+        if m > 0 {
+            gemm_into(
+                g.cin,
+                g.cout,
+                m,
+                &mut dw,
+                g.cout,
+                lhs,
+                rhs,
+                false,
+                num_threads(),
+            );
+        }
+        return dw;
+    }
     let rows = g.oh * g.ow;
     let cg = g.cin_g();
     let row_len = g.kh * g.kw * cg;

@@ -1,0 +1,31 @@
+//! Times one 2-D convolution (eager, best of 10):
+//! `cargo run --release -p ferroflow --example conv_timing -- N H W CIN K COUT STRIDE`.
+use ferroflow as ff;
+fn main() -> ff::Result<()> {
+    let a: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|s| s.parse().expect("integer arguments"))
+        .collect();
+    let [n, h, w, cin, k, cout, s] = a[..] else {
+        panic!("usage: N H W CIN K COUT STRIDE");
+    };
+    let x = ff::random::normal(&[n, h, w, cin], 0.0, 1.0, ff::DType::F32, Some(1))?;
+    let f = ff::random::normal(&[k, k, cin, cout], 0.0, 0.1, ff::DType::F32, Some(2))?;
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..10 {
+        let t = std::time::Instant::now();
+        out = Some(x.conv2d(&f, (s, s), ff::ops::conv::Padding::Same, (1, 1))?);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let o = out.expect("ran");
+    let flops = 2.0 * o.numel() as f64 * (k * k * cin) as f64;
+    println!(
+        "{:?} -> {:?}: {:.2} ms, {:.1} GFLOP/s",
+        x.shape(),
+        o.shape(),
+        best * 1e3,
+        flops / best / 1e9
+    );
+    Ok(())
+}
