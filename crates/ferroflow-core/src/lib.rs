@@ -36,5 +36,5 @@ pub use ops::binary::BinaryOp;
 pub use ops::compare::CmpOp;
 pub use ops::reduce::{Axes, ReduceOp};
 pub use ops::unary::UnaryOp;
-pub use parallel::{for_each_part, for_each_row_block, with_best_isa, MatrixSplit, SharedMut};
+pub use parallel::{for_each_row_block, with_best_isa, SharedMut};
 pub use tensor::{Tensor, TensorId};

@@ -61,7 +61,7 @@ pub(crate) fn par_rows<T: Send>(
 /// With as many parts as workers (and the pool otherwise idle), part `p` thus runs on
 /// worker `p` call after call, whichever worker calls: the data a kernel leaves in one
 /// core's cache is where the next kernel over the same block looks for it.
-pub fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
+pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
     fn run(lo: usize, hi: usize, parts: usize, f: &(impl Fn(usize) + Sync)) {
         if hi - lo <= 1 {
             if hi > lo {
@@ -83,13 +83,13 @@ pub fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
 /// kernel touching the same matrix gives each thread the same block: column blocks when
 /// the matrix is wide enough, else row blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MatrixSplit {
+pub(crate) struct MatrixSplit {
     /// Blocks of columns (`true`) or of rows (`false`).
-    pub by_cols: bool,
+    pub(crate) by_cols: bool,
     /// Columns (or rows) per block; the last block may be shorter.
-    pub step: usize,
+    pub(crate) step: usize,
     /// Number of blocks.
-    pub parts: usize,
+    pub(crate) parts: usize,
 }
 
 impl MatrixSplit {
@@ -97,7 +97,7 @@ impl MatrixSplit {
     /// multiple of 16 (a 64-byte line of f32) when the matrix is wider than tall and has
     /// at least 32 columns per thread, else rows (contiguous blocks, which elementwise
     /// kernels over the same matrix can match).
-    pub fn new(rows: usize, cols: usize, threads: usize) -> MatrixSplit {
+    pub(crate) fn new(rows: usize, cols: usize, threads: usize) -> MatrixSplit {
         let threads = threads.max(1);
         if cols < 32 * threads || cols <= rows {
             return MatrixSplit::rows(rows, threads);
@@ -112,7 +112,7 @@ impl MatrixSplit {
     }
 
     /// Blocks of whole rows, one per thread (fewer when there are fewer rows).
-    pub fn rows(rows: usize, threads: usize) -> MatrixSplit {
+    pub(crate) fn rows(rows: usize, threads: usize) -> MatrixSplit {
         let step = rows.div_ceil(threads.clamp(1, rows.max(1))).max(1);
         MatrixSplit {
             by_cols: false,
@@ -122,7 +122,7 @@ impl MatrixSplit {
     }
 
     /// The columns (or rows) of block `p`.
-    pub fn range(&self, p: usize, rows: usize, cols: usize) -> std::ops::Range<usize> {
+    pub(crate) fn range(&self, p: usize, rows: usize, cols: usize) -> std::ops::Range<usize> {
         let len = if self.by_cols { cols } else { rows };
         (p * self.step).min(len)..((p + 1) * self.step).min(len)
     }

@@ -8,8 +8,8 @@ use ferroflow as ff;
 use ff::workloads::Workload;
 
 /// ms per step of each requested mode (eager, compiled), best of `reps` runs (three
-/// times as many for the MLPs). The modes'
-/// runs alternate, so a burst of load on a shared machine slows both alike.
+/// times as many for the MLPs). The modes' runs alternate, so a burst of load on a shared
+/// machine slows both alike.
 fn measure(w: Workload, reps: usize, modes: &[bool]) -> ff::Result<Vec<f64>> {
     let steps = match w {
         Workload::Mlp(_) => 30,
@@ -62,7 +62,8 @@ fn label(compiled: bool) -> &'static str {
 }
 
 /// Prints `<workload>_<eager|compiled>_ms` for every workload (or only `mode`, then also
-/// the process's `peak_rss_mib`, for running each mode in its own process).
+/// `<mode>_peak_rss_mib` and `<mode>_step_peak_heap_mib`, for running each mode in its own
+/// process).
 pub fn run(json: bool, reps: usize, mode: Option<&str>) -> ff::Result<()> {
     let mut figures: Vec<(String, f64, &str)> = Vec::new();
     let modes: Vec<bool> = [false, true]

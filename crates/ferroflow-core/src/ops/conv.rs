@@ -266,18 +266,8 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
         // Every pixel of the batch is one row of a single product: no patch matrix.
         let m = g.n * g.h * g.w;
         let mut out = crate::alloc::overwritable::<f32>(m * g.cout);
-        let lhs = MatRef {
-            data: x,
-            offset: 0,
-            rs: g.cin,
-            cs: 1,
-        };
-        let rhs = MatRef {
-            data: wt,
-            offset: 0,
-            rs: g.cout,
-            cs: 1,
-        };
+        let lhs = MatRef::row_major(x, g.cin);
+        let rhs = MatRef::row_major(wt, g.cout);
         gemm_into(
             m,
             g.cout,
@@ -310,18 +300,8 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
             let len = pixels.len();
             for grp in 0..g.groups {
                 g.im2col_rows(x, img, grp, pixels.clone(), &mut cols.0);
-                let lhs = MatRef {
-                    data: &cols.0,
-                    offset: 0,
-                    rs: row_len,
-                    cs: 1,
-                };
-                let rhs = MatRef {
-                    data: wt,
-                    offset: grp * cout_g,
-                    rs: g.cout,
-                    cs: 1,
-                };
+                let lhs = MatRef::row_major(&cols.0, row_len);
+                let rhs = MatRef::row_major(wt, g.cout).at(0, grp * cout_g);
                 gemm_into(
                     len,
                     cout_g,

@@ -110,33 +110,20 @@ pub(crate) fn conv2d_backprop_input(g: &Conv2dGeom, dy: &[f32], wt: &[f32]) -> V
         // dx[p, i] = Σ_o dy[p, o] · w[i, o] over every pixel p of the batch.
         let m = g.n * g.h * g.w;
         let mut dx = crate::alloc::overwritable::<f32>(m * g.cin);
-        let lhs = MatRef {
-            data: dy,
-            offset: 0,
-            rs: g.cout,
-            cs: 1,
-        };
-        let rhs = MatRef {
-            data: wt,
-            offset: 0,
-            rs: 1,
-            cs: g.cout,
-        };
-        if g.cout == 0 {
-            dx.fill(0.0);
-        } else {
-            gemm_into(
-                m,
-                g.cin,
-                g.cout,
-                &mut dx,
-                g.cin,
-                lhs,
-                rhs,
-                false,
-                num_threads(),
-            );
-        }
+        let lhs = MatRef::row_major(dy, g.cout);
+        let rhs = MatRef::row_major(wt, g.cout).t();
+        // (With no output channels, gemm_into writes zeros.)
+        gemm_into(
+            m,
+            g.cin,
+            g.cout,
+            &mut dx,
+            g.cin,
+            lhs,
+            rhs,
+            false,
+            num_threads(),
+        );
         return dx;
     }
     let rows = g.oh * g.ow;
@@ -151,18 +138,8 @@ pub(crate) fn conv2d_backprop_input(g: &Conv2dGeom, dy: &[f32], wt: &[f32]) -> V
     let image = |img: usize, dst: &mut [f32], cols: &mut Scratch<f32>, threads: usize| {
         for grp in 0..g.groups {
             // cols[r, t] = Σ_o dy[r, o] · w[t, o]
-            let lhs = MatRef {
-                data: dy,
-                offset: img * rows * g.cout + grp * cout_g,
-                rs: g.cout,
-                cs: 1,
-            };
-            let rhs = MatRef {
-                data: wt,
-                offset: grp * cout_g,
-                rs: 1,
-                cs: g.cout,
-            };
+            let lhs = MatRef::row_major(dy, g.cout).at(img * rows, grp * cout_g);
+            let rhs = MatRef::row_major(wt, g.cout).at(0, grp * cout_g).t();
             gemm_into(
                 rows,
                 row_len,
@@ -198,32 +175,21 @@ pub(crate) fn conv2d_backprop_filter(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> V
         // dw[i, o] = Σ_p x[p, i] · dy[p, o] over every pixel p of the batch, one product
         // (split between threads in a fixed way, so the sum's order is fixed too).
         let m = g.n * g.h * g.w;
-        let mut dw = vec![0.0f32; g.cin * g.cout];
-        let lhs = MatRef {
-            data: x,
-            offset: 0,
-            rs: 1,
-            cs: g.cin,
-        };
-        let rhs = MatRef {
-            data: dy,
-            offset: 0,
-            rs: g.cout,
-            cs: 1,
-        };
-        if m > 0 {
-            gemm_into(
-                g.cin,
-                g.cout,
-                m,
-                &mut dw,
-                g.cout,
-                lhs,
-                rhs,
-                false,
-                num_threads(),
-            );
-        }
+        let mut dw = crate::alloc::overwritable::<f32>(g.cin * g.cout);
+        let lhs = MatRef::row_major(x, g.cin).t();
+        let rhs = MatRef::row_major(dy, g.cout);
+        // (With no pixels, gemm_into writes zeros.)
+        gemm_into(
+            g.cin,
+            g.cout,
+            m,
+            &mut dw,
+            g.cout,
+            lhs,
+            rhs,
+            false,
+            num_threads(),
+        );
         return dw;
     }
     let rows = g.oh * g.ow;
@@ -235,18 +201,8 @@ pub(crate) fn conv2d_backprop_filter(g: &Conv2dGeom, x: &[f32], dy: &[f32]) -> V
     let image = |img: usize, acc: &mut [f32], cols: &mut [f32], threads: usize| {
         for grp in 0..g.groups {
             g.im2col(x, img, grp, cols);
-            let lhs = MatRef {
-                data: cols,
-                offset: 0,
-                rs: 1,
-                cs: row_len,
-            };
-            let rhs = MatRef {
-                data: dy,
-                offset: img * rows * g.cout + grp * cout_g,
-                rs: g.cout,
-                cs: 1,
-            };
+            let lhs = MatRef::row_major(cols, row_len).t();
+            let rhs = MatRef::row_major(dy, g.cout).at(img * rows, grp * cout_g);
             gemm_into(
                 row_len,
                 cout_g,

@@ -60,12 +60,7 @@ pub(crate) fn gemm_into<T: Numeric>(
             // in cache-sized tiles first.
             let mut packed = crate::alloc::Scratch(crate::alloc::overwritable::<T>(k * n));
             transpose_into_init(rhs.data, rhs.offset, k, n, rhs.cs, &mut packed.0);
-            let rhs = MatRef {
-                data: &packed.0,
-                offset: 0,
-                rs: n,
-                cs: 1,
-            };
+            let rhs = MatRef::row_major(&packed.0, n);
             gemm_into(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
             return;
         }
@@ -124,11 +119,30 @@ pub(crate) fn gemm_into<T: Numeric>(
     }
 }
 
-impl<T> MatRef<'_, T> {
+impl<'a, T> MatRef<'a, T> {
+    /// A row-major matrix of `cols` columns stored from the start of `data`.
+    pub(crate) fn row_major(data: &'a [T], cols: usize) -> Self {
+        MatRef {
+            data,
+            offset: 0,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
     /// The operand from element (`row`, `col`) on.
-    fn at(self, row: usize, col: usize) -> Self {
+    pub(crate) fn at(self, row: usize, col: usize) -> Self {
         MatRef {
             offset: self.offset + row * self.rs + col * self.cs,
+            ..self
+        }
+    }
+
+    /// The transpose (a view: only the strides swap).
+    pub(crate) fn t(self) -> Self {
+        MatRef {
+            rs: self.cs,
+            cs: self.rs,
             ..self
         }
     }
