@@ -2,10 +2,10 @@
 //! columnar (`inputs`) format, `:classify` and `:regress` with `examples`.
 
 use crate::error::{ServeError, ServeResult};
+use crate::json::{take, Budget, Json, Object};
 use crate::json_tensor::{tensor_from_json, write_str, JsonTensor};
 use crate::servable::{Signature, DEFAULT_SIGNATURE};
 use ferroflow_core::Tensor;
-use serde_json::{Map, Value};
 
 /// How the inputs were sent, which decides how the outputs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,82 +50,95 @@ impl Method {
 /// Checks the optional `signature_name`: the default signature answers to its key, to
 /// an empty name and to the method's name (as the TF Serving docs' `regress` example
 /// sends).
-fn check_signature_name(body: &Map<String, Value>, method: Method) -> ServeResult<()> {
-    match body.get("signature_name") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s))
+fn check_signature_name(body: &Object, method: Method) -> ServeResult<()> {
+    match body
+        .iter()
+        .find(|(k, _)| k == "signature_name")
+        .map(|(_, v)| v)
+    {
+        None | Some(Json::Null) => Ok(()),
+        Some(Json::Str(s))
             if s.is_empty() || s == DEFAULT_SIGNATURE || s == method.method_name() =>
         {
             Ok(())
         }
-        Some(Value::String(s)) => Err(ServeError::invalid(format!(
+        Some(Json::Str(s)) => Err(ServeError::invalid(format!(
             "Serving signature name: \"{s}\" not found in signature def"
         ))),
         Some(other) => Err(ServeError::invalid(format!(
-            "'signature_name' must be a string, got {other}"
+            "'signature_name' must be a string, got {}",
+            other.kind()
         ))),
     }
 }
 
-fn as_object(body: Value) -> ServeResult<Map<String, Value>> {
+fn as_object(body: Json) -> ServeResult<Object> {
     match body {
-        Value::Object(m) => Ok(m),
+        Json::Object(m) => Ok(m),
         _ => Err(ServeError::invalid(
             "the request body must be a JSON object",
         )),
     }
 }
 
-/// Decodes a `:predict` body into input tensors in the signature's order.
-pub fn predict_inputs(body: Value, sig: &Signature) -> ServeResult<(Vec<Tensor>, Format)> {
+/// Decodes a `:predict` body into input tensors in the signature's order, charging
+/// the tensors to `budget`.
+pub fn predict_inputs(
+    body: Json,
+    sig: &Signature,
+    budget: &Budget,
+) -> ServeResult<(Vec<Tensor>, Format)> {
     let mut body = as_object(body)?;
     check_signature_name(&body, Method::Predict)?;
-    if let Some(k) = body
-        .keys()
-        .find(|k| !["signature_name", "instances", "inputs"].contains(&k.as_str()))
+    if let Some((k, _)) = body
+        .iter()
+        .find(|(k, _)| !["signature_name", "instances", "inputs"].contains(&k.as_str()))
     {
         return Err(ServeError::invalid(format!(
             "unknown key '{k}' in the request (expected 'instances' or 'inputs', and optionally 'signature_name')"
         )));
     }
-    match (body.remove("instances"), body.remove("inputs")) {
+    match (take(&mut body, "instances"), take(&mut body, "inputs")) {
         (Some(_), Some(_)) => Err(ServeError::invalid(
             "a request may have 'instances' or 'inputs', not both",
         )),
         (None, None) => Err(ServeError::invalid(
             "missing 'instances' (row format) or 'inputs' (columnar format)",
         )),
-        (Some(instances), None) => Ok((row_inputs(instances, sig)?, Format::Row)),
-        (None, Some(inputs)) => Ok((columnar_inputs(inputs, sig)?, Format::Columnar)),
+        (Some(instances), None) => Ok((row_inputs(instances, sig, budget)?, Format::Row)),
+        (None, Some(inputs)) => Ok((columnar_inputs(inputs, sig, budget)?, Format::Columnar)),
     }
 }
 
 /// `instances`: a list of values (one input) or of objects keyed by input name.
-fn row_inputs(instances: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
-    let Value::Array(rows) = instances else {
+fn row_inputs(instances: Json, sig: &Signature, budget: &Budget) -> ServeResult<Vec<Tensor>> {
+    if !instances.is_list() {
         return Err(ServeError::invalid(
             "'instances' must be a list with one entry per example",
         ));
-    };
-    let named = rows.first().is_some_and(Value::is_object);
-    if !named {
-        if sig.inputs.len() != 1 {
-            return Err(ServeError::invalid(format!(
+    }
+    let rows = match instances {
+        Json::List(rows) if rows.first().is_some_and(|r| matches!(r, Json::Object(_))) => rows,
+        unnamed => {
+            if sig.inputs.len() != 1 {
+                return Err(ServeError::invalid(format!(
                 "the model has {} inputs ({}): each instance must be an object keyed by input name",
                 sig.inputs.len(),
                 input_names(sig)
             )));
+            }
+            let what = format!("'instances' for input '{}'", sig.inputs[0].name);
+            return Ok(vec![tensor_from_json(
+                &unnamed,
+                &sig.inputs[0],
+                &what,
+                budget,
+            )?]);
         }
-        let what = format!("'instances' for input '{}'", sig.inputs[0].name);
-        return Ok(vec![tensor_from_json(
-            &Value::Array(rows),
-            &sig.inputs[0],
-            &what,
-        )?]);
-    }
-    let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(rows.len()); sig.inputs.len()];
+    };
+    let mut columns: Vec<Vec<Json>> = vec![Vec::with_capacity(rows.len()); sig.inputs.len()];
     for (r, row) in rows.into_iter().enumerate() {
-        let Value::Object(obj) = row else {
+        let Json::Object(obj) = row else {
             return Err(ServeError::invalid(format!(
                 "instance {r} is not an object (instances must be all objects or all values)"
             )));
@@ -137,20 +150,23 @@ fn row_inputs(instances: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
             col.push(v);
         }
     }
-    stack_columns(columns, sig, "'instances' input")
+    stack_columns(columns, sig, "'instances' input", budget)
 }
 
 /// `inputs`: one value (one input) or an object of named values.
-fn columnar_inputs(inputs: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
+fn columnar_inputs(inputs: Json, sig: &Signature, budget: &Budget) -> ServeResult<Vec<Tensor>> {
     match inputs {
-        Value::Object(obj) => take_inputs(obj, sig, "'inputs'")?
+        Json::Object(obj) => take_inputs(obj, sig, "'inputs'")?
             .into_iter()
             .zip(&sig.inputs)
-            .map(|(v, info)| tensor_from_json(&v, info, &format!("'inputs' input '{}'", info.name)))
+            .map(|(v, info)| {
+                let what = format!("'inputs' input '{}'", info.name);
+                tensor_from_json(&v, info, &what, budget)
+            })
             .collect(),
         v if sig.inputs.len() == 1 => {
             let what = format!("'inputs' for input '{}'", sig.inputs[0].name);
-            Ok(vec![tensor_from_json(&v, &sig.inputs[0], &what)?])
+            Ok(vec![tensor_from_json(&v, &sig.inputs[0], &what, budget)?])
         }
         _ => Err(ServeError::invalid(format!(
             "the model has {} inputs ({}): 'inputs' must be an object keyed by input name",
@@ -163,16 +179,12 @@ fn columnar_inputs(inputs: Value, sig: &Signature) -> ServeResult<Vec<Tensor>> {
 /// Takes each input's value out of `obj` (an instance, the `inputs` object or an example),
 /// in signature order; a missing input or a key that is no input is an error that says
 /// `what` held it.
-fn take_inputs(
-    mut obj: Map<String, Value>,
-    sig: &Signature,
-    what: &str,
-) -> ServeResult<Vec<Value>> {
+fn take_inputs(mut obj: Object, sig: &Signature, what: &str) -> ServeResult<Vec<Json>> {
     let values = sig
         .inputs
         .iter()
         .map(|info| {
-            obj.remove(&info.name).ok_or_else(|| {
+            take(&mut obj, &info.name).ok_or_else(|| {
                 ServeError::invalid(format!(
                     "{what} has no value for input '{}' (inputs: {})",
                     info.name,
@@ -181,7 +193,7 @@ fn take_inputs(
             })
         })
         .collect::<ServeResult<Vec<_>>>()?;
-    if let Some(k) = obj.keys().next() {
+    if let Some((k, _)) = obj.first() {
         return Err(ServeError::invalid(format!(
             "{what} has '{k}', which is not an input of the model (inputs: {})",
             input_names(sig)
@@ -192,19 +204,17 @@ fn take_inputs(
 
 /// One tensor per input from its per-example values (`label` names it in errors).
 fn stack_columns(
-    columns: Vec<Vec<Value>>,
+    columns: Vec<Vec<Json>>,
     sig: &Signature,
     label: &str,
+    budget: &Budget,
 ) -> ServeResult<Vec<Tensor>> {
     sig.inputs
         .iter()
         .zip(columns)
         .map(|(info, col)| {
-            tensor_from_json(
-                &Value::Array(col),
-                info,
-                &format!("{label} '{}'", info.name),
-            )
+            let what = format!("{label} '{}'", info.name);
+            tensor_from_json(&Json::List(col), info, &what, budget)
         })
         .collect()
 }
@@ -288,54 +298,61 @@ pub fn predict_response(
 
 /// Decodes a `:classify`/`:regress` body: each example (merged with `context`) gives
 /// one row of every input; a feature's value or list is reshaped to the input's
-/// per-example shape.
-pub fn example_inputs(body: Value, sig: &Signature, method: Method) -> ServeResult<Vec<Tensor>> {
+/// per-example shape. Copies of `context` are charged to `budget`.
+pub fn example_inputs(
+    body: Json,
+    sig: &Signature,
+    method: Method,
+    budget: &Budget,
+) -> ServeResult<Vec<Tensor>> {
     let mut body = as_object(body)?;
     check_signature_name(&body, method)?;
-    if let Some(k) = body
-        .keys()
-        .find(|k| !["signature_name", "context", "examples"].contains(&k.as_str()))
+    if let Some((k, _)) = body
+        .iter()
+        .find(|(k, _)| !["signature_name", "context", "examples"].contains(&k.as_str()))
     {
         return Err(ServeError::invalid(format!(
             "unknown key '{k}' in the request (expected 'examples', and optionally 'context' and 'signature_name')"
         )));
     }
-    let context = match body.remove("context") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
+    let context = match take(&mut body, "context") {
+        None | Some(Json::Null) => Object::new(),
+        Some(Json::Object(m)) => m,
         Some(_) => {
             return Err(ServeError::invalid(
                 "'context' must be an object of features",
             ))
         }
     };
-    let Some(Value::Array(examples)) = body.remove("examples") else {
-        return Err(ServeError::invalid(
-            "'examples' must be a list of objects of features",
-        ));
+    let context_bytes: usize = context.iter().map(|(k, v)| k.len() + v.footprint()).sum();
+    let examples = match take(&mut body, "examples") {
+        Some(Json::List(examples)) => examples,
+        Some(empty) if empty.list_len() == Some(0) => Vec::new(),
+        _ => {
+            return Err(ServeError::invalid(
+                "'examples' must be a list of objects of features",
+            ))
+        }
     };
-    let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(examples.len()); sig.inputs.len()];
+    let mut columns: Vec<Vec<Json>> = vec![Vec::with_capacity(examples.len()); sig.inputs.len()];
     for (r, ex) in examples.into_iter().enumerate() {
-        let Value::Object(mut feats) = ex else {
+        let Json::Object(mut feats) = ex else {
             return Err(ServeError::invalid(format!(
                 "example {r} is not an object of features"
             )));
         };
+        budget.charge(context_bytes)?;
         for (k, v) in &context {
-            if feats.contains_key(k) {
+            if feats.iter().any(|(f, _)| f == k) {
                 return Err(ServeError::invalid(format!(
                     "feature '{k}' is in both 'context' and example {r}"
                 )));
             }
-            feats.insert(k.clone(), v.clone());
+            feats.push((k.clone(), v.clone()));
         }
         // A one-input model takes a lone feature whatever its name.
-        if sig.inputs.len() == 1 && feats.len() == 1 && !feats.contains_key(&sig.inputs[0].name) {
-            let v = feats
-                .into_iter()
-                .next()
-                .map(|(_, v)| v)
-                .unwrap_or(Value::Null);
+        if sig.inputs.len() == 1 && feats.len() == 1 && feats[0].0 != sig.inputs[0].name {
+            let v = feats.pop().map(|(_, v)| v).unwrap_or(Json::Null);
             columns[0].push(feature_row(v, &sig.inputs[0], r)?);
             continue;
         }
@@ -344,55 +361,55 @@ pub fn example_inputs(body: Value, sig: &Signature, method: Method) -> ServeResu
             col.push(feature_row(v, info, r)?);
         }
     }
-    stack_columns(columns, sig, "feature")
+    stack_columns(columns, sig, "feature", budget)
 }
 
 /// One example's feature (a value or a flat list, as in `tf.train.Example`) nested to
 /// the input's per-example shape.
-fn feature_row(v: Value, info: &crate::servable::TensorInfo, r: usize) -> ServeResult<Value> {
-    let flat: Vec<Value> = match v {
-        Value::Array(a) => a,
-        other => vec![other],
-    };
+fn feature_row(v: Json, info: &crate::servable::TensorInfo, r: usize) -> ServeResult<Json> {
+    let len = v.list_len().unwrap_or(1);
     let dims = &info.shape[1..];
     let unknown = dims.iter().filter(|d| d.is_none()).count();
-    let known: usize = dims.iter().flatten().product();
-    let dims: Vec<usize> = match unknown {
-        0 => dims.iter().flatten().copied().collect(),
-        1 if known > 0 && flat.len() % known == 0 => dims
-            .iter()
-            .map(|d| d.unwrap_or(flat.len() / known))
-            .collect(),
-        _ => {
-            return Err(ServeError::invalid(format!(
-                "example {r}: input '{}' has shape {} and cannot be built from a flat feature list",
-                info.name,
-                crate::servable::shape_string(&info.shape)
-            )))
+    let known = dims
+        .iter()
+        .flatten()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let dims: Option<Vec<usize>> = match (unknown, known) {
+        (0, Some(_)) => Some(dims.iter().flatten().copied().collect()),
+        (1, Some(known)) if known > 0 && len % known == 0 => {
+            Some(dims.iter().map(|d| d.unwrap_or(len / known)).collect())
         }
+        _ => None,
     };
-    let want: usize = dims.iter().product();
-    if flat.len() != want {
+    let Some(dims) = dims else {
         return Err(ServeError::invalid(format!(
-            "example {r}: feature '{}' has {} values, input shape {} needs {want}",
+            "example {r}: input '{}' has shape {} and cannot be built from a flat feature list",
             info.name,
-            flat.len(),
             crate::servable::shape_string(&info.shape)
         )));
+    };
+    let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if want != Some(len) {
+        return Err(ServeError::invalid(format!(
+            "example {r}: feature '{}' has {len} values, input shape {} needs {}",
+            info.name,
+            crate::servable::shape_string(&info.shape),
+            want.map_or_else(|| "more".to_string(), |w| w.to_string())
+        )));
     }
+    let flat = if v.is_list() { v } else { Json::List(vec![v]) };
     Ok(nest(flat, &dims))
 }
 
-fn nest(flat: Vec<Value>, dims: &[usize]) -> Value {
+/// A flat list of `dims`' product elements as nested lists of shape `dims`.
+fn nest(flat: Json, dims: &[usize]) -> Json {
     match dims.split_first() {
-        None => flat.into_iter().next().unwrap_or(Value::Null),
-        Some((_, rest)) => {
-            let stride: usize = rest.iter().product::<usize>().max(1);
-            let mut it = flat.into_iter();
-            let chunks: Vec<Value> = (0..dims[0])
-                .map(|_| nest(it.by_ref().take(stride).collect(), rest))
-                .collect();
-            Value::Array(chunks)
+        None => flat.item(0).unwrap_or(Json::Null),
+        Some((_, [])) => flat,
+        Some((&d, rest)) => {
+            let stride: usize = rest.iter().product();
+            let chunks = flat.split_list(d, stride).unwrap_or_default();
+            Json::List(chunks.into_iter().map(|c| nest(c, rest)).collect())
         }
     }
 }
@@ -487,6 +504,15 @@ mod tests {
     use ferroflow_core::DType;
     use serde_json::json;
 
+    /// A request body as the server parses it.
+    fn j(v: serde_json::Value) -> Json {
+        Json::parse(v.to_string().as_bytes(), &b()).unwrap()
+    }
+
+    fn b() -> Budget {
+        Budget::new(1 << 20)
+    }
+
     fn sig(inputs: &[(&str, &[Option<usize>])], outputs: &[&str]) -> Signature {
         Signature {
             inputs: inputs
@@ -512,34 +538,41 @@ mod tests {
     fn row_and_columnar_formats_give_the_same_tensors() {
         let s = sig(&[("a", &[None, Some(2)]), ("b", &[None])], &["y"]);
         let (row, f) = predict_inputs(
-            json!({"instances": [{"a": [1, 2], "b": 5}, {"a": [3, 4], "b": 6}]}),
+            j(json!({"instances": [{"a": [1, 2], "b": 5}, {"a": [3, 4], "b": 6}]})),
             &s,
+            &b(),
         )
         .unwrap();
         assert_eq!(f, Format::Row);
-        let (col, f) =
-            predict_inputs(json!({"inputs": {"b": [5, 6], "a": [[1, 2], [3, 4]]}}), &s).unwrap();
+        let (col, f) = predict_inputs(
+            j(json!({"inputs": {"b": [5, 6], "a": [[1, 2], [3, 4]]}})),
+            &s,
+            &b(),
+        )
+        .unwrap();
         assert_eq!(f, Format::Columnar);
         for (r, c) in row.iter().zip(&col) {
             assert_eq!(r.shape(), c.shape());
             assert_eq!(r.to_vec::<f32>().unwrap(), c.to_vec::<f32>().unwrap());
         }
         let one = sig(&[("x", &[None])], &["y"]);
-        let (t, _) = predict_inputs(json!({"instances": [1.0, 2.0, 5.0]}), &one).unwrap();
+        let (t, _) = predict_inputs(j(json!({"instances": [1.0, 2.0, 5.0]})), &one, &b()).unwrap();
         assert_eq!(t[0].shape(), [3]);
     }
 
     #[test]
     fn request_errors_name_the_problem() {
         let s = sig(&[("a", &[None, Some(2)]), ("b", &[None])], &["y"]);
-        let e = |v: Value| predict_inputs(v, &s).unwrap_err().message;
-        assert!(e(json!({"instances": [[1, 2]]})).contains("keyed by input name"));
-        assert!(e(json!({"instances": [{"a": [1, 2]}]})).contains("no value for input 'b'"));
-        assert!(e(json!({"instances": [{"a": [1, 2], "b": 1, "c": 0}]})).contains("'c'"));
-        assert!(e(json!({"inputs": {"a": [[1, 2]]}, "instances": []})).contains("not both"));
-        assert!(e(json!({"signature_name": "other", "inputs": {}})).contains("\"other\" not found"));
-        assert!(e(json!([1, 2])).contains("JSON object"));
-        assert!(e(json!({"input": 1})).contains("unknown key 'input'"));
+        let e = |v: Json| predict_inputs(v, &s, &b()).unwrap_err().message;
+        assert!(e(j(json!({"instances": [[1, 2]]}))).contains("keyed by input name"));
+        assert!(e(j(json!({"instances": [{"a": [1, 2]}]}))).contains("no value for input 'b'"));
+        assert!(e(j(json!({"instances": [{"a": [1, 2], "b": 1, "c": 0}]}))).contains("'c'"));
+        assert!(e(j(json!({"inputs": {"a": [[1, 2]]}, "instances": []}))).contains("not both"));
+        assert!(
+            e(j(json!({"signature_name": "other", "inputs": {}}))).contains("\"other\" not found")
+        );
+        assert!(e(j(json!([1, 2]))).contains("JSON object"));
+        assert!(e(j(json!({"input": 1}))).contains("unknown key 'input'"));
     }
 
     #[test]
@@ -567,24 +600,27 @@ mod tests {
     fn examples_merge_context_and_reshape_features() {
         let s = sig(&[("x", &[None, Some(2)]), ("k", &[None])], &["y"]);
         let t = example_inputs(
-            json!({"context": {"k": 3}, "examples": [{"x": [1, 2]}, {"x": [3, 4]}]}),
+            j(json!({"context": {"k": 3}, "examples": [{"x": [1, 2]}, {"x": [3, 4]}]})),
             &s,
             Method::Regress,
+            &b(),
         )
         .unwrap();
         assert_eq!(t[0].shape(), [2, 2]);
         assert_eq!(t[1].to_vec::<f32>().unwrap(), [3.0, 3.0]);
         let e = example_inputs(
-            json!({"context": {"k": 3}, "examples": [{"x": [1, 2], "k": 1}]}),
+            j(json!({"context": {"k": 3}, "examples": [{"x": [1, 2], "k": 1}]})),
             &s,
             Method::Regress,
+            &b(),
         )
         .unwrap_err();
         assert!(e.message.contains("both 'context' and example 0"));
         let e = example_inputs(
-            json!({"examples": [{"x": [1, 2, 3], "k": 1}]}),
+            j(json!({"examples": [{"x": [1, 2, 3], "k": 1}]})),
             &s,
             Method::Regress,
+            &b(),
         )
         .unwrap_err();
         assert!(e.message.contains("has 3 values"), "{}", e.message);

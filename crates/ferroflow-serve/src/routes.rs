@@ -1,7 +1,7 @@
 //! The HTTP surface: TF Serving's `/v1/models/...` endpoints and the Prometheus page.
 
 use crate::error::{json_response, Code, ServeError, ServeResult};
-use crate::json_tensor::parse_body;
+use crate::json::{Budget, Json, MEMORY_PER_BODY_BYTE};
 use crate::manager::{metadata_json, LoadedVersion, ModelManager, VersionSpec};
 use crate::metrics::Metrics;
 use crate::request::{self, Format, Method};
@@ -174,7 +174,7 @@ async fn handle_post(
     if version.batcher.is_none() {
         // One hop to a blocking thread for decoding, the model and encoding.
         let run = move || {
-            let (inputs, format) = decode(&body, &version, method)?;
+            let (inputs, format) = decode(&body, st.max_body, &version, method)?;
             let t0 = Instant::now();
             let outputs = version.servable.run(&inputs)?;
             metrics.record_runtime(&name, method.verb(), t0.elapsed());
@@ -184,10 +184,11 @@ async fn handle_post(
     }
     let small = body.len() < INLINE_BODY;
     let (inputs, format) = if small {
-        decode(&body, &version, method)?
+        decode(&body, st.max_body, &version, method)?
     } else {
         let v = version.clone();
-        blocking(move || decode(&body, &v, method)).await?
+        let max_body = st.max_body;
+        blocking(move || decode(&body, max_body, &v, method)).await?
     };
     let rows = version.servable.signature().check(&inputs)?;
     let t0 = Instant::now();
@@ -212,16 +213,19 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(ServeError::internal(format!("the request failed: {e}"))))
 }
 
+/// Decodes a body within the memory budget that `max_body` (the body size limit) sets.
 fn decode(
     body: &[u8],
+    max_body: usize,
     version: &LoadedVersion,
     method: Method,
 ) -> ServeResult<(Vec<Tensor>, Format)> {
     let sig = version.servable.signature();
-    let json = parse_body(body)?;
+    let budget = Budget::new(max_body.saturating_mul(MEMORY_PER_BODY_BYTE));
+    let json = Json::parse(body, &budget)?;
     match method {
-        Method::Predict => request::predict_inputs(json, sig),
-        m => Ok((request::example_inputs(json, sig, m)?, Format::Row)),
+        Method::Predict => request::predict_inputs(json, sig, &budget),
+        m => Ok((request::example_inputs(json, sig, m, &budget)?, Format::Row)),
     }
 }
 
