@@ -88,10 +88,33 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 
 /// Decodes and resizes one image file to `[h, w, channels]` float32 in 0-255.
 pub fn load_image(path: &Path, size: (usize, usize), mode: ColorMode) -> Result<Tensor> {
-    let img = image::open(path).map_err(|e| Error::Format {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    decode_image(&bytes, path, size, mode)
+}
+
+/// The most memory one decoded image may take (the decoders check a header's claimed
+/// dimensions against it before allocating).
+pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+
+/// Decodes image bytes (PNG, JPEG, BMP or GIF, found from the bytes themselves) and
+/// resizes them to `[h, w, channels]` float32 in 0-255; `path` labels errors.
+pub fn decode_image(
+    bytes: &[u8],
+    path: &Path,
+    size: (usize, usize),
+    mode: ColorMode,
+) -> Result<Tensor> {
+    let bad = |e: image::ImageError| Error::Format {
         path: path.display().to_string(),
         msg: format!("cannot decode image: {e}"),
-    })?;
+    };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| io_err(path, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(bad)?;
     let (h, w) = size;
     let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
     let (data, c): (Vec<u8>, usize) = match mode {

@@ -21,7 +21,9 @@ pub use dataset::{Dataset, AUTOTUNE};
 pub use element::Element;
 pub use example::{parse_example, Example, FeatureSpec};
 pub use images::{image_dataset_from_directory, ImageDirectoryOptions};
-pub use readers::{csv_dataset, npy_dataset, read_idx, text_line_dataset, CsvColumn};
+pub use readers::{
+    csv_dataset, idx_from_bytes, npy_dataset, read_idx, text_line_dataset, CsvColumn,
+};
 pub use source::{Cardinality, ElementIter, Source};
 pub use tfrecord::{
     tfrecord_dataset, tfrecord_dataset_with, Compression, TFRecordReader, TFRecordWriter,

@@ -208,54 +208,80 @@ pub fn csv_dataset(
 /// Reads an IDX file (the MNIST format; gzip by magic number) into one tensor.
 pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let mut bytes = Vec::new();
-    open_maybe_gz(path)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_err(path, e))?;
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+    read_idx_from(open_maybe_gz(path)?, path)
+}
+
+/// Reads IDX bytes (plain or gzip) into one tensor; `name` labels errors.
+pub fn idx_from_bytes(bytes: &[u8], name: &Path) -> Result<Tensor> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        read_idx_from(flate2::read::GzDecoder::new(bytes), name)
+    } else {
+        read_idx_from(bytes, name)
+    }
+}
+
+/// Parses an IDX stream: the header first, then exactly the data its shape needs, read
+/// as it arrives (a header claiming more than the stream holds fails without allocating
+/// for the claim).
+fn read_idx_from(mut input: impl Read, path: &Path) -> Result<Tensor> {
+    let mut magic = [0u8; 4];
+    input.read_exact(&mut magic).map_err(|_| {
+        format_err(
+            path,
+            "not an IDX file (shorter than its magic number)".into(),
+        )
+    })?;
+    if magic[0] != 0 || magic[1] != 0 {
         return Err(format_err(
             path,
             "not an IDX file (bad magic number)".into(),
         ));
     }
-    let (code, ndim) = (bytes[2], bytes[3] as usize);
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
-        return Err(format_err(path, "truncated header".into()));
-    }
-    let shape: Vec<usize> = (0..ndim)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
-        .collect();
-    let n: usize = shape.iter().product();
-    let data = &bytes[header..];
-    let size = match code {
+    let (code, ndim) = (magic[2], magic[3] as usize);
+    let size: usize = match code {
         0x08 | 0x09 => 1,
         0x0B => 2,
         0x0C | 0x0D => 4,
         0x0E => 8,
         c => return Err(format_err(path, format!("unknown IDX type code 0x{c:02x}"))),
     };
-    if data.len() != n * size {
+    let mut dims = vec![0u8; 4 * ndim];
+    input
+        .read_exact(&mut dims)
+        .map_err(|_| format_err(path, format!("truncated header ({ndim} dimensions)")))?;
+    let shape: Vec<usize> = dims
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let need = shape
+        .iter()
+        .try_fold(size, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format_err(path, format!("shape {shape:?} overflows")))?;
+    let mut data = Vec::with_capacity(need.min(1 << 20));
+    input
+        .take(need as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| io_err(path, e))?;
+    if data.len() != need {
+        let found = if data.len() > need {
+            "more".to_string()
+        } else {
+            data.len().to_string()
+        };
         return Err(format_err(
             path,
-            format!(
-                "shape {shape:?} needs {} bytes of data, found {}",
-                n * size,
-                data.len()
-            ),
+            format!("shape {shape:?} needs {need} bytes of data, found {found}"),
         ));
     }
     macro_rules! be {
         ($ty:ty) => {
             data.chunks_exact(size)
-                .map(|c| <$ty>::from_be_bytes(c.try_into().expect("sized")))
+                .map(|c| <$ty>::from_be_bytes(c.try_into().unwrap_or_default()))
                 .collect::<Vec<$ty>>()
         };
     }
     match code {
-        0x08 => Tensor::from_vec(data.to_vec(), &shape),
+        0x08 => Tensor::from_vec(data, &shape),
         0x09 => Tensor::from_vec(data.iter().map(|&b| b as i8).collect::<Vec<i8>>(), &shape),
         0x0B => Tensor::from_vec(
             be!(i16).into_iter().map(i32::from).collect::<Vec<i32>>(),

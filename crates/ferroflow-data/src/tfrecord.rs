@@ -94,6 +94,8 @@ fn corrupt(path: &Path, record: u64, msg: &str) -> Error {
 pub struct TFRecordReader {
     path: PathBuf,
     input: Box<dyn Read + Send>,
+    /// Bytes left in a plain file (a record claiming more is refused before reading).
+    remaining: Option<u64>,
     record: u64,
     failed: bool,
 }
@@ -107,21 +109,37 @@ impl TFRecordReader {
     /// Opens `path` written with `compression`.
     pub fn open_with(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file =
-            BufReader::with_capacity(1 << 16, File::open(&path).map_err(|e| io_err(&path, e))?);
-        let input: Box<dyn Read + Send> = match compression {
-            Compression::None => Box::new(file),
-            Compression::Gzip => Box::new(BufReader::with_capacity(
-                1 << 16,
-                flate2::read::GzDecoder::new(file),
-            )),
+        let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+        let size = file.metadata().map_err(|e| io_err(&path, e))?.len();
+        Ok(Self::from_reader(path, file, compression, Some(size)))
+    }
+
+    /// Reads records from `input` (named `name` in errors) written with `compression`;
+    /// `size`, when known, is the number of bytes `input` holds.
+    pub fn from_reader(
+        name: impl Into<PathBuf>,
+        input: impl Read + Send + 'static,
+        compression: Compression,
+        size: Option<u64>,
+    ) -> Self {
+        let file = BufReader::with_capacity(1 << 16, input);
+        let (input, remaining): (Box<dyn Read + Send>, _) = match compression {
+            Compression::None => (Box::new(file), size),
+            Compression::Gzip => (
+                Box::new(BufReader::with_capacity(
+                    1 << 16,
+                    flate2::read::GzDecoder::new(file),
+                )),
+                None,
+            ),
         };
-        Ok(TFRecordReader {
+        TFRecordReader {
             input,
-            path,
+            path: name.into(),
+            remaining,
             record: 0,
             failed: false,
-        })
+        }
     }
 
     /// Fills `buf` completely; `Ok(false)` at a clean end of file before any byte.
@@ -159,8 +177,9 @@ impl TFRecordReader {
             Err(e) => return Some(Err(e)),
             Ok(true) => {}
         }
-        let len_bytes: [u8; 8] = header[..8].try_into().expect("8 bytes");
-        let crc = u32::from_le_bytes(header[8..].try_into().expect("4 bytes"));
+        let [l0, l1, l2, l3, l4, l5, l6, l7, c0, c1, c2, c3] = header;
+        let len_bytes = [l0, l1, l2, l3, l4, l5, l6, l7];
+        let crc = u32::from_le_bytes([c0, c1, c2, c3]);
         if masked_crc32c(&len_bytes) != crc {
             return Some(Err(corrupt(
                 &self.path,
@@ -169,21 +188,28 @@ impl TFRecordReader {
             )));
         }
         let len = u64::from_le_bytes(len_bytes);
-        if len > (1 << 34) {
-            return Some(Err(corrupt(
-                &self.path,
-                self.record,
-                &format!("implausible length {len}"),
-            )));
+        if let Some(left) = self.remaining.as_mut() {
+            *left = left.saturating_sub(12);
+            if len.saturating_add(4) > *left {
+                let msg = format!(
+                    "length {len} (and its 4-byte CRC) exceeds the {left} bytes left in the file"
+                );
+                return Some(Err(corrupt(&self.path, self.record, &msg)));
+            }
+            *left -= len + 4;
         }
-        let mut data = vec![0u8; len as usize + 4];
-        match self.read_exact_or_eof(&mut data) {
-            Ok(true) => {}
-            Ok(false) => return Some(Err(corrupt(&self.path, self.record, "truncated record"))),
-            Err(e) => return Some(Err(e)),
+        // Read what is there rather than allocate what the length claims: a compressed
+        // stream's length is unknown, and the buffer grows only with bytes that arrive.
+        let want = len.saturating_add(4);
+        let mut data = Vec::with_capacity(want.min(1 << 16) as usize);
+        match (&mut self.input).take(want).read_to_end(&mut data) {
+            Ok(n) if n as u64 == want => {}
+            Ok(_) => return Some(Err(corrupt(&self.path, self.record, "truncated record"))),
+            Err(e) => return Some(Err(io_err(&self.path, e))),
         }
-        let crc = u32::from_le_bytes(data[len as usize..].try_into().expect("4 bytes"));
-        data.truncate(len as usize);
+        let body = data.len() - 4;
+        let crc = u32::from_le_bytes([data[body], data[body + 1], data[body + 2], data[body + 3]]);
+        data.truncate(body);
         if masked_crc32c(&data) != crc {
             return Some(Err(corrupt(
                 &self.path,

@@ -15,6 +15,49 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+thread_local! {
+    /// Bytes of weights layers built on this thread may still create, while a model is
+    /// rebuilt from a file's config (`None`: no limit).
+    static WEIGHT_ALLOWANCE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `build` (rebuilding a model from the config of `file`, whose weights take
+/// `weight_bytes`) with the weights its layers create limited to what such a file can
+/// hold: a config that claims a terabyte-sized layer is an error before anything of that
+/// size is allocated. Weights are stored uncompressed by Keras and ferroflow; the limit
+/// leaves room for HDF5's compression filters (8x) and 16 MiB besides.
+pub fn with_weight_allowance<T>(weight_bytes: u64, build: impl FnOnce() -> Result<T>) -> Result<T> {
+    let allowance = weight_bytes.saturating_mul(8).saturating_add(16 << 20);
+    let before = WEIGHT_ALLOWANCE.with(|a| a.replace(Some(allowance)));
+    let out = build();
+    WEIGHT_ALLOWANCE.with(|a| a.set(before));
+    out
+}
+
+/// Takes the bytes of a new weight from the allowance, if one is set.
+fn charge_weight(layer: &str, name: &str, shape: &[usize], dtype: DType) -> Result<()> {
+    WEIGHT_ALLOWANCE.with(|a| {
+        let Some(left) = a.get() else {
+            return Ok(());
+        };
+        let bytes = shape
+            .iter()
+            .try_fold(dtype.size_in_bytes() as u64, |n, &d| n.checked_mul(d as u64));
+        match bytes.and_then(|b| left.checked_sub(b)) {
+            Some(rest) => {
+                a.set(Some(rest));
+                Ok(())
+            }
+            None => Err(Error::invalid(
+                "load_model",
+                format!(
+                    "layer '{layer}' asks for a weight '{name}' of shape {shape:?}, more than the model file's weights can hold (the config and the weights do not match, or the file is corrupt)"
+                ),
+            )),
+        }
+    })
+}
+
 /// A static shape with unknown dimensions (`None`), like Keras's `(None, 28, 28, 1)`.
 pub type Dims = Vec<Option<usize>>;
 
@@ -239,6 +282,7 @@ impl LayerBase {
         regularizer: Option<Regularizer>,
         constraint: Option<Constraint>,
     ) -> Result<Variable> {
+        charge_weight(&self.name, name, shape, dtype)?;
         let value = initializer.init(shape, dtype)?;
         let variable = Variable::with_options(value, &format!("{}/{name}", self.name), trainable);
         self.weights

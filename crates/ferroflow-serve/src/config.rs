@@ -99,6 +99,11 @@ pub fn read_model_config_file(path: &Path) -> Result<Vec<ModelConfig>, String> {
     parse_model_configs(&root).map_err(|e| file_err(path, e))
 }
 
+/// Parses the text of a `--model_config_file`.
+pub fn parse_model_config_text(text: &str) -> Result<Vec<ModelConfig>, TextError> {
+    parse_model_configs(&textproto::parse(text)?)
+}
+
 fn parse_model_configs(root: &Message) -> Result<Vec<ModelConfig>, TextError> {
     root.check_fields("ModelServerConfig", &["model_config_list"])?;
     let list = root.message("model_config_list")?.ok_or(TextError {
@@ -223,6 +228,11 @@ fn parse_policy(p: &Message, line: usize) -> Result<VersionPolicy, TextError> {
 pub fn read_batching_parameters(path: &Path) -> Result<BatchingParameters, String> {
     let root = read(path)?;
     parse_batching(&root).map_err(|e| file_err(path, e))
+}
+
+/// Parses the text of a `--batching_parameters_file`.
+pub fn parse_batching_text(text: &str) -> Result<BatchingParameters, TextError> {
+    parse_batching(&textproto::parse(text)?)
 }
 
 fn parse_batching(m: &Message) -> Result<BatchingParameters, TextError> {

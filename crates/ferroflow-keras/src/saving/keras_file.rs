@@ -27,24 +27,55 @@ fn parse_config(text: &str, path: &Path) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| format_err(path, format!("config is not JSON: {e}")))
 }
 
-/// Rebuilds a model from a Keras config (`config.json`, `model.to_json()`), naming the
-/// file in errors.
-fn model_from_config(config: &Value, path: &Path) -> Result<Model> {
-    model_from_json(config).map_err(|e| format_err(path, e.to_string()))
+/// Rebuilds a model from the Keras config of a file whose weights take `weight_bytes`
+/// (the layers' weights may not claim more), naming the file in errors.
+fn model_from_config(config: &Value, path: &Path, weight_bytes: u64) -> Result<Model> {
+    crate::layer::with_weight_allowance(weight_bytes, || model_from_json(config))
+        .map_err(|e| format_err(path, e.to_string()))
 }
 
-/// Reads a file of the archive into memory.
-fn read_member(
-    zip: &mut zip::ZipArchive<std::fs::File>,
+/// The most bytes one member of a `.keras` archive may hold once decompressed.
+pub const MAX_MEMBER_BYTES: u64 = 16 << 30;
+
+/// The most a deflated member may expand (deflate itself cannot exceed about 1032:1,
+/// so a header claiming more is lying).
+const MAX_RATIO: u64 = 1100;
+
+/// Reads a file of the archive into memory, checking the sizes its header claims
+/// against the limits before reading and the bytes that arrive against the claim.
+fn read_member<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
     name: &str,
     path: &Path,
 ) -> Result<Vec<u8>> {
-    let mut f = zip
+    let f = zip
         .by_name(name)
         .map_err(|e| format_err(path, format!("no {name} in the archive ({e})")))?;
-    let mut buf = Vec::with_capacity(f.size() as usize);
-    f.read_to_end(&mut buf)
+    let (size, packed) = (f.size(), f.compressed_size());
+    if size > MAX_MEMBER_BYTES {
+        return Err(format_err(
+            path,
+            format!("{name} claims {size} bytes, over the limit of {MAX_MEMBER_BYTES}"),
+        ));
+    }
+    if size > 1 << 16 && size / packed.max(1) > MAX_RATIO {
+        return Err(format_err(
+            path,
+            format!(
+                "{name} claims {size} bytes from {packed} compressed (a ratio over {MAX_RATIO}:1: a zip bomb or a corrupt header)"
+            ),
+        ));
+    }
+    let mut buf = Vec::with_capacity(size.min(1 << 20) as usize);
+    f.take(size + 1)
+        .read_to_end(&mut buf)
         .map_err(|e| format_err(path, format!("reading {name}: {e}")))?;
+    if buf.len() as u64 != size {
+        return Err(format_err(
+            path,
+            format!("{name} holds more or fewer bytes than the {size} its header claims"),
+        ));
+    }
     Ok(buf)
 }
 
@@ -52,14 +83,23 @@ fn read_member(
 /// `model.weights.h5`, compiled when the archive carries a `compile_config`.
 pub fn load_keras(path: &Path) -> Result<Model> {
     let file = std::fs::File::open(path).map_err(io(path))?;
-    let mut zip = zip::ZipArchive::new(file)
+    load_keras_from(std::io::BufReader::new(file), path)
+}
+
+/// [`load_keras`] from the bytes of an archive; `path` labels errors.
+pub fn load_keras_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
+    load_keras_from(std::io::Cursor::new(bytes), path)
+}
+
+fn load_keras_from<R: Read + std::io::Seek>(archive: R, path: &Path) -> Result<Model> {
+    let mut zip = zip::ZipArchive::new(archive)
         .map_err(|e| format_err(path, format!("not a .keras (zip) archive: {e}")))?;
     let config = parse_config(
         &String::from_utf8_lossy(&read_member(&mut zip, CONFIG, path)?),
         path,
     )?;
     let weights = read_member(&mut zip, WEIGHTS, path)?;
-    let mut model = model_from_config(&config, path)?;
+    let mut model = model_from_config(&config, path, weights.len() as u64)?;
     let h5 = hdf5_pure::File::from_bytes(weights)
         .map_err(|e| format_err(path, format!("{WEIGHTS}: {e}")))?;
     let layout = Layout::of_model(model.net.as_ref())?;
@@ -354,7 +394,19 @@ fn legacy_layer_weights(
 /// `weight_names` order (trainable, then non-trainable, as Keras's legacy loader assigns
 /// them).
 pub fn load_legacy_h5(path: &Path) -> Result<Model> {
+    let size = std::fs::metadata(path).map_err(io(path))?.len();
     let h5 = hdf5_pure::File::open(path).map_err(|e| format_err(path, e.to_string()))?;
+    legacy_h5_model(&h5, path, size)
+}
+
+/// [`load_legacy_h5`] from the bytes of a file; `path` labels errors.
+pub fn load_legacy_h5_bytes(bytes: Vec<u8>, path: &Path) -> Result<Model> {
+    let size = bytes.len() as u64;
+    let h5 = hdf5_pure::File::from_bytes(bytes).map_err(|e| format_err(path, e.to_string()))?;
+    legacy_h5_model(&h5, path, size)
+}
+
+fn legacy_h5_model(h5: &hdf5_pure::File, path: &Path, size: u64) -> Result<Model> {
     let root_attrs = h5
         .root()
         .attrs()
@@ -362,8 +414,8 @@ pub fn load_legacy_h5(path: &Path) -> Result<Model> {
     let config_text = attr_string(&root_attrs, "model_config")
         .ok_or_else(|| format_err(path, "no 'model_config' attribute: not a Keras full-model .h5 file (a weights-only file loads with load_weights)"))?;
     let config = parse_config(&config_text, path)?;
-    let mut model = model_from_config(&config, path)?;
-    let (vars, values) = legacy_layer_weights(&model, &h5, "model_weights", path)?;
+    let mut model = model_from_config(&config, path, size)?;
+    let (vars, values) = legacy_layer_weights(&model, h5, "model_weights", path)?;
     assign_all(&vars, &values)?;
     if let Some(tc) = attr_string(&root_attrs, "training_config") {
         let cc = parse_config(&tc, path)?;

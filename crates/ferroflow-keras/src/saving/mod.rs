@@ -224,8 +224,14 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
     let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let config: Value =
         serde_json::from_str(&text).map_err(|e| format_err(&cfg_path, e.to_string()))?;
-    let mut model = crate::models::serialize::model_from_json(&config)
-        .map_err(|e| format_err(&cfg_path, e.to_string()))?;
+    let weights_path = dir.join(WEIGHTS);
+    let weight_bytes = std::fs::metadata(&weights_path)
+        .map_err(io(&weights_path))?
+        .len();
+    let mut model = crate::layer::with_weight_allowance(weight_bytes, || {
+        crate::models::serialize::model_from_json(&config)
+    })
+    .map_err(|e| format_err(&cfg_path, e.to_string()))?;
     model.load_weights(dir.join(WEIGHTS))?;
     if let Some(cc) = config
         .get("compile_config")

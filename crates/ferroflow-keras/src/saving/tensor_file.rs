@@ -73,8 +73,13 @@ pub fn read(path: &Path) -> Result<(NamedTensors, HashMap<String, String>)> {
         path: path.display().to_string(),
         source: e,
     })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format_err(path, e))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format_err(path, e))?;
+    from_bytes(&bytes, path)
+}
+
+/// [`read`] from the bytes of a file; `path` labels errors.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(NamedTensors, HashMap<String, String>)> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format_err(path, e))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format_err(path, e))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut out = Vec::new();
     for name in st.names() {
