@@ -46,7 +46,9 @@ for t in "${TARGETS[@]}"; do
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   found=$(find "fuzz/artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
-  echo "FUZZ $t execs=${execs:-0} seconds=$SECONDS_EACH crashes=$found rc=$rc"
+  line="FUZZ $t execs=${execs:-0} seconds=$SECONDS_EACH crashes=$found rc=$rc"
+  echo "$line"
+  echo "$(date -u +%FT%TZ) $(git rev-parse --short HEAD) $line" >>fuzz/artifacts/history.log
   if [ "$rc" -ne 0 ] || [ "$found" -ne 0 ]; then
     status=1
     grep -E "^==[0-9]+==|panicked|ERROR" "$log" | head -n 5
