@@ -63,10 +63,51 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// Inputs that do not fit a model, said in the model's terms:
+    /// `model 'digits': input 'pixels' expects shape (None, 64), got (3, 7)`.
+    #[error("model '{model}': {msg}")]
+    ModelInput {
+        /// The model's name.
+        model: String,
+        /// What is wrong, naming the input, what it expects and what it got.
+        msg: String,
+    },
+    /// An error with what ferroflow was doing when it happened. It displays the cause
+    /// first and then, a line each, what it happened during, innermost first:
+    ///
+    /// ```text
+    /// model 'digits': input 'pixels' expects shape (None, 64), got (3, 7)
+    ///   while tracing 'predict_function'
+    /// ```
+    #[error("{inner}\n  while {context}")]
+    Context {
+        /// What was being done ("tracing 'predict_function'").
+        context: String,
+        /// The error it met.
+        inner: Box<Error>,
+    },
 }
 
 /// Result alias used throughout ferroflow.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// [`Error::context`] on results: `load(path).context("loading the model")?`.
+pub trait ResultExt<T> {
+    /// Adds `what` as the context of an error.
+    fn context(self, what: impl Into<String>) -> Result<T>;
+    /// Adds the context `what()` makes, only when there is an error.
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| e.context(what))
+    }
+
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| e.context(what()))
+    }
+}
 
 impl Error {
     /// Builds an [`Error::InvalidArgument`].
@@ -77,6 +118,46 @@ impl Error {
         }
     }
 
+    /// This error as the cause of a failure while doing `what` (see [`Error::Context`]).
+    pub fn context(self, what: impl Into<String>) -> Self {
+        Error::Context {
+            context: what.into(),
+            inner: Box::new(self),
+        }
+    }
+
+    /// The error at the bottom of the context chain: what actually went wrong.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::Context { inner, .. } => inner.cause(),
+            other => other,
+        }
+    }
+
+    /// The contexts the cause happened in, innermost first.
+    pub fn contexts(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut e = self;
+        while let Error::Context { context, inner } = e {
+            out.push(context.as_str());
+            e = inner;
+        }
+        out.reverse();
+        out
+    }
+
+    /// The message on one line (for logs and request errors): the cause, then
+    /// `(while ...; while ...)`.
+    pub fn one_line(&self) -> String {
+        let contexts = self.contexts();
+        let cause = self.cause().to_string();
+        if contexts.is_empty() {
+            return cause;
+        }
+        let chain: Vec<String> = contexts.iter().map(|c| format!("while {c}")).collect();
+        format!("{cause} ({})", chain.join("; "))
+    }
+
     /// Builds an [`Error::ShapeMismatch`].
     pub fn shapes(op: &'static str, msg: &'static str, lhs: &[usize], rhs: &[usize]) -> Self {
         Error::ShapeMismatch {
@@ -85,5 +166,28 @@ impl Error {
             lhs: lhs.to_vec(),
             rhs: rhs.to_vec(),
         }
+    }
+}
+
+#[cfg(test)]
+mod context_tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_comes_first_and_contexts_follow_innermost_first() {
+        let e = Error::invalid("matmul", "inner dimensions differ")
+            .context("calling layer 'dense'")
+            .context("tracing 'predict_function'");
+        assert_eq!(
+            e.to_string(),
+            "matmul: inner dimensions differ\n  while calling layer 'dense'\n  while tracing 'predict_function'"
+        );
+        assert_eq!(e.cause().to_string(), "matmul: inner dimensions differ");
+        assert_eq!(
+            e.one_line(),
+            "matmul: inner dimensions differ (while calling layer 'dense'; while tracing 'predict_function')"
+        );
+        let r: Result<()> = Err(Error::invalid("x", "y"));
+        assert_eq!(r.context("z").unwrap_err().contexts(), ["z"]);
     }
 }

@@ -30,7 +30,7 @@ pub use autodiff::{
 };
 pub use device::Device;
 pub use dtype::{DType, Element, Float, Numeric};
-pub use error::{Error, Result};
+pub use error::{Error, Result, ResultExt};
 pub use layout::Layout;
 pub use ops::binary::BinaryOp;
 pub use ops::compare::CmpOp;

@@ -33,12 +33,7 @@ impl ConcreteFunction {
     ) -> Result<(ConcreteFunction, Vec<Tensor>)> {
         let rng = ferroflow_core::random::snapshot();
         let (res, mut tracer) = ferroflow_core::trace::trace(GraphTracer::new(args), || f(args));
-        let outs = res.map_err(|e| {
-            Error::invalid(
-                "function",
-                format!("tracing '{name}' failed inside the traced closure: {e}"),
-            )
-        })?;
+        let outs = res.map_err(|e| e.context(format!("tracing '{name}'")))?;
         let out_values = outs.iter().map(|t| tracer.value_of(t)).collect();
         let mut traced = tracer.graph;
         traced.outputs = out_values;

@@ -12,11 +12,13 @@ use crate::ir::{
 use ferroflow_core::ops::conv::Padding as CorePadding;
 use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::ops::slice::SliceArg;
-use ferroflow_core::{Axes, DType, Error, Result, Tensor};
+use ferroflow_core::{Axes, DType, Error, Result, ResultExt, Tensor};
 use std::path::Path;
 
 /// A loaded model, ready to run (`tf.lite.Interpreter`).
 pub struct Interpreter {
+    /// What errors call the model (its file name, or `tflite model`).
+    name: String,
     model: LiteModel,
     /// Constant tensors as ferroflow tensors (quantised ones dequantised to float).
     consts: Vec<Option<Tensor>>,
@@ -43,18 +45,30 @@ impl Interpreter {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_bytes(&bytes).map_err(|e| match e {
+        let me = Self::from_bytes(&bytes).map_err(|e| match e {
             Error::Format { msg, .. } => Error::Format {
                 path: path.display().to_string(),
                 msg,
             },
             other => other,
-        })
+        })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        Ok(me.with_name(name.unwrap_or_default()))
     }
 
-    /// Parses and validates `.tflite` bytes.
+    /// Names the model in errors (`model 'NAME': input ...`).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Parses and validates `.tflite` bytes. A file that uses tensor types or operators
+    /// ferroflow cannot run is an error listing all of them.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Self::new(crate::read::from_bytes(bytes)?)
+        match crate::read::from_bytes(bytes) {
+            Ok(model) => Self::new(model),
+            Err(e) => Err(unsupported_parts(bytes).unwrap_or(e)),
+        }
     }
 
     /// Prepares `model` to run.
@@ -66,6 +80,7 @@ impl Interpreter {
             .collect::<Result<Vec<_>>>()?;
         let macs_per_row = macs(&model);
         let mut me = Interpreter {
+            name: "tflite model".into(),
             model,
             consts,
             filters: Vec::new(),
@@ -178,24 +193,26 @@ impl Interpreter {
     fn run_all_here(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         let m = &self.model;
         if inputs.len() != m.inputs.len() {
-            return Err(err(
-                "tflite",
-                format!(
-                    "the model takes {} input(s), got {}",
+            let names: Vec<&str> = self.inputs().iter().map(|t| t.name.as_str()).collect();
+            return Err(Error::ModelInput {
+                model: self.name.clone(),
+                msg: format!(
+                    "takes {} input(s) ({}), got {}",
                     m.inputs.len(),
+                    names.join(", "),
                     inputs.len()
                 ),
-            ));
+            });
         }
         let mut vals: Vec<Option<Tensor>> = self.consts.clone();
         for (x, &i) in inputs.iter().zip(&m.inputs) {
-            check_input(&m.tensors[i], x)?;
+            check_input(&self.name, &m.tensors[i], x)?;
             vals[i] = Some(x.clone());
         }
         for (k, op) in m.ops.iter().enumerate() {
-            let y = self.run_op(k, &vals).map_err(|e| {
+            let y = self.run_op(k, &vals).with_context(|| {
                 let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
-                err("tflite", format!("operator {k} ({name}): {e}"))
+                format!("running operator {k} ({name}) of model '{}'", self.name)
             })?;
             let out = op.outputs[0] as usize;
             vals[out] = Some(to_output(&m.tensors[out], y)?);
@@ -761,18 +778,63 @@ fn to_output(meta: &LiteTensor, y: Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
-fn check_input(meta: &LiteTensor, x: &Tensor) -> Result<()> {
+/// The error for a file that uses what ferroflow cannot run, naming every such tensor
+/// type and operator (`None` when the file has none: its error is something else).
+fn unsupported_parts(bytes: &[u8]) -> Option<Error> {
+    let v = crate::inspect::inspect(bytes).ok()?;
+    let mut parts: Vec<String> = v["unsupported_tensor_types"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| t.as_str().map(|t| format!("tensors of type {t}")))
+        .collect();
+    for op in v["ops"].as_array()? {
+        if let Some(reason) = op["reason"].as_str() {
+            parts.push(format!(
+                "{} x {} ({reason})",
+                op["count"],
+                op["op"].as_str()?
+            ));
+        }
+    }
+    (!parts.is_empty()).then(|| Error::Format {
+        path: "tflite model".into(),
+        msg: format!(
+            "ferroflow cannot run this model yet: it uses {}",
+            parts.join("; ")
+        ),
+    })
+}
+
+/// A TFLite shape as Keras writes shapes: `(None, 64)`, dynamic dimensions as `None`.
+pub fn format_lite_dims(shape: &[i32], signature: &[i32]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .enumerate()
+        .map(|(d, &v)| match signature.get(d) {
+            Some(&-1) => "None".to_string(),
+            _ => v.to_string(),
+        })
+        .collect();
+    match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    }
+}
+
+fn check_input(model: &str, meta: &LiteTensor, x: &Tensor) -> Result<()> {
+    let mismatch = |msg: String| Error::ModelInput {
+        model: model.to_string(),
+        msg,
+    };
     let want = core_dtype(meta.dtype);
     if x.dtype() != want {
-        return Err(err(
-            "tflite",
-            format!(
-                "input '{}' is {} but the model takes {}",
-                meta.name,
-                x.dtype(),
-                meta.dtype.name()
-            ),
-        ));
+        return Err(mismatch(format!(
+            "input '{}' expects {} ({}), got {}",
+            meta.name,
+            want,
+            meta.dtype.name(),
+            x.dtype()
+        )));
     }
     let ok = x.rank() == meta.shape.len()
         && x.shape()
@@ -780,20 +842,13 @@ fn check_input(meta: &LiteTensor, x: &Tensor) -> Result<()> {
             .enumerate()
             .all(|(d, &v)| meta.signature.get(d) == Some(&-1) || meta.shape[d] as usize == v);
     if !ok {
-        let sig = if meta.signature.is_empty() {
-            &meta.shape
-        } else {
-            &meta.signature
-        };
-        return Err(err(
-            "tflite",
-            format!(
-                "input '{}' has shape {:?}, the model takes {:?}",
-                meta.name,
-                x.shape(),
-                sig
-            ),
-        ));
+        let got: Vec<i32> = x.shape().iter().map(|&d| d as i32).collect();
+        return Err(mismatch(format!(
+            "input '{}' expects shape {}, got {}",
+            meta.name,
+            format_lite_dims(&meta.shape, &meta.signature),
+            format_lite_dims(&got, &[])
+        )));
     }
     Ok(())
 }

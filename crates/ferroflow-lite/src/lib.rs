@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod inspect;
 mod interpreter;
 pub mod ir;
 pub mod quantize;
@@ -27,5 +28,5 @@ pub mod write;
 #[rustfmt::skip]
 mod schema_generated;
 
-pub use interpreter::{core_dtype, Interpreter};
+pub use interpreter::{core_dtype, format_lite_dims, Interpreter};
 pub use schema_generated::tflite as schema;

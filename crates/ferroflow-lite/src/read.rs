@@ -22,8 +22,9 @@ fn bad(what: impl Into<String>) -> Error {
     }
 }
 
-/// Parses `.tflite` bytes (main subgraph).
-pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
+/// The root of `.tflite` bytes, after the flatbuffers verifier has checked every offset
+/// and the file identifier and schema version are right.
+pub(crate) fn verified_root(bytes: &[u8]) -> Result<fb::Model<'_>> {
     let opts = flatbuffers::VerifierOptions {
         max_tables: 1 << 24,
         max_apparent_size: 1 << 31,
@@ -48,6 +49,12 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
             model.version()
         )));
     }
+    Ok(model)
+}
+
+/// Parses `.tflite` bytes (main subgraph).
+pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
+    let model = verified_root(bytes)?;
     let subgraphs = model.subgraphs().ok_or_else(|| bad("no subgraphs"))?;
     if subgraphs.is_empty() {
         return Err(bad("no subgraphs"));
@@ -144,7 +151,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
     })
 }
 
-fn element_type(t: fb::TensorType) -> Result<ElementType> {
+/// The element type of a tensor type ferroflow reads; an error for the others.
+pub(crate) fn element_type(t: fb::TensorType) -> Result<ElementType> {
     Ok(match t {
         fb::TensorType::FLOAT32 => ElementType::F32,
         fb::TensorType::INT32 => ElementType::I32,
@@ -178,7 +186,10 @@ fn tensor(
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
         .ok_or_else(|| what(format!("shape {shape:?} overflows")))?;
-    let dtype = element_type(t.type_()).map_err(|e| what(e.to_string()))?;
+    let dtype = element_type(t.type_()).map_err(|e| match e {
+        Error::Format { msg, .. } => what(msg),
+        other => other,
+    })?;
     let b = t.buffer() as usize;
     if b >= n_buffers.max(1) && b != 0 {
         return Err(what(format!("buffer {b} of {n_buffers}")));
@@ -328,7 +339,9 @@ fn max_version(code: fb::BuiltinOperator) -> i32 {
     }
 }
 
-fn operator(
+/// The operator `o` (with opcode `code` at `version`) in ferroflow's form, or an error
+/// saying why ferroflow cannot run it.
+pub(crate) fn operator(
     code: fb::BuiltinOperator,
     version: i32,
     custom: Option<&str>,

@@ -107,7 +107,7 @@ impl std::error::Error for ServeError {}
 /// kernel shape errors) naming the op.
 impl From<ferroflow_core::Error> for ServeError {
     fn from(e: ferroflow_core::Error) -> Self {
-        ServeError::invalid(e.to_string())
+        ServeError::invalid(e.one_line())
     }
 }
 

@@ -11,8 +11,13 @@ const CALLS: usize = 200;
 /// ms per batch-1 call of the model in `file` on the first row of `x`, best of `reps`.
 fn latency_ms(file: &Path, x: &ff::Tensor, reps: usize) -> ff::Result<f64> {
     let interp = ff::lite::Interpreter::from_file(file)?;
+    // The first sample, whatever the rank (images too).
+    let mut size = vec![-1isize; x.rank()];
+    if let Some(first) = size.first_mut() {
+        *first = 1;
+    }
     let row = x
-        .slice(&[0, 0], &[1, -1])?
+        .slice(&vec![0; x.rank()], &size)?
         .cast(ff::DType::F32)?
         .contiguous();
     let t = best_of(reps, || {

@@ -10,22 +10,47 @@ pub struct ConvertArgs {
     /// A model directory saved by ferroflow.
     #[arg(long)]
     pub model: PathBuf,
-    /// Target format: `tflite`.
-    #[arg(long, default_value = "tflite")]
-    pub to: String,
+    /// Target format.
+    #[arg(long, value_enum, default_value_t = Target::Tflite)]
+    pub to: Target,
     /// Output file.
     #[arg(long)]
     pub output: PathBuf,
-    /// Post-training quantisation: `dynamic` (int8 weights) or `int8` (full integer).
-    #[arg(long)]
-    pub quantize: Option<String>,
+    /// Post-training quantisation.
+    #[arg(long, value_enum)]
+    pub quantize: Option<Quantize>,
     /// Representative inputs for `--quantize int8` (.npy, rows are samples); once per
     /// model input, in input order.
     #[arg(long)]
     pub representative: Vec<PathBuf>,
-    /// Input/output type of an `int8` model: `int8` or `float`.
-    #[arg(long, default_value = "int8")]
-    pub io: String,
+    /// Input/output type of an `int8` model.
+    #[arg(long, value_enum, default_value_t = Io::Int8)]
+    pub io: Io,
+}
+
+/// Formats `convert` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// A TFLite flatbuffer.
+    Tflite,
+}
+
+/// Post-training quantisation modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Quantize {
+    /// int8 weights, float activations (dynamic range).
+    Dynamic,
+    /// Full integer: int8 weights and activations, calibrated on --representative data.
+    Int8,
+}
+
+/// The edge type of a full-integer model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Io {
+    /// int8 inputs and outputs.
+    Int8,
+    /// float inputs and outputs, quantised inside the model.
+    Float,
 }
 
 /// Reads one .npy per model input and splits them into calibration batches.
@@ -52,36 +77,19 @@ fn representative(
 
 /// Loads the model, converts it and writes the output file.
 pub fn run(args: &ConvertArgs) -> ff::Result<()> {
-    if args.to != "tflite" {
-        return Err(ff::Error::invalid(
-            "convert",
-            format!("unknown target format '{}' (available: tflite)", args.to),
-        ));
-    }
+    let Target::Tflite = args.to;
     let m = ff::keras::load_model(&args.model)?;
     let float = ff::lite::convert::from_keras(&m)?;
-    let lite = match args.quantize.as_deref() {
+    let lite = match args.quantize {
         None => float,
-        Some("dynamic") => ff::lite::quantize::dynamic_range(&float),
-        Some("int8") => {
-            let io = match args.io.as_str() {
-                "int8" => IoType::Int8,
-                "float" => IoType::Float,
-                other => {
-                    return Err(ff::Error::invalid(
-                        "convert",
-                        format!("--io must be int8 or float, not '{other}'"),
-                    ))
-                }
+        Some(Quantize::Dynamic) => ff::lite::quantize::dynamic_range(&float),
+        Some(Quantize::Int8) => {
+            let io = match args.io {
+                Io::Int8 => IoType::Int8,
+                Io::Float => IoType::Float,
             };
             let samples = representative(&args.representative, &float)?;
             ff::lite::quantize::full_integer(&float, &samples, io)?
-        }
-        Some(other) => {
-            return Err(ff::Error::invalid(
-                "convert",
-                format!("--quantize must be dynamic or int8, not '{other}'"),
-            ))
         }
     };
     let bytes = ff::lite::write::to_bytes(&lite);

@@ -9,10 +9,28 @@ use ff::keras::{FitOptions, Input, Model, SymbolicCall};
 use ff::ops::conv::Padding;
 use std::path::{Path, PathBuf};
 
+/// The demo's two models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoModel {
+    /// A Keras-style MLP (64-64-10 with dropout).
+    Mlp,
+    /// A small Conv2D network.
+    Cnn,
+}
+
+impl DemoModel {
+    fn name(self) -> &'static str {
+        match self {
+            DemoModel::Mlp => "mlp",
+            DemoModel::Cnn => "cnn",
+        }
+    }
+}
+
 /// The demo's settings.
 pub struct DemoArgs {
-    /// `mlp` or `cnn`.
-    pub model: String,
+    /// Which model to train.
+    pub model: DemoModel,
     /// Seed for all randomness.
     pub seed: u64,
     /// Epochs to train (the default depends on the model).
@@ -63,15 +81,9 @@ fn cnn() -> ff::Result<Model> {
 pub fn run(args: &DemoArgs) -> ff::Result<()> {
     ff::random::set_seed(args.seed);
     let ((x_train, y_train), (x_test, y_test)) = digits::load_split(0.2, args.seed)?;
-    let (mut model, epochs) = match args.model.as_str() {
-        "mlp" => (mlp()?, args.epochs.unwrap_or(40)),
-        "cnn" => (cnn()?, args.epochs.unwrap_or(20)),
-        other => {
-            return Err(ff::Error::invalid(
-                "demo",
-                format!("unknown model '{other}' (mlp, cnn)"),
-            ))
-        }
+    let (mut model, epochs) = match args.model {
+        DemoModel::Mlp => (mlp()?, args.epochs.unwrap_or(40)),
+        DemoModel::Cnn => (cnn()?, args.epochs.unwrap_or(20)),
     };
     println!(
         "digits: {} training and {} held-out images of 8x8 pixels (0-16), 10 classes",
@@ -98,7 +110,7 @@ pub fn run(args: &DemoArgs) -> ff::Result<()> {
     let save = args
         .save
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("digits_{}", args.model)));
+        .unwrap_or_else(|| PathBuf::from(format!("digits_{}", args.model.name())));
     model.save(&save)?;
     write_samples(&save, &x_test, &y_test)?;
     println!(

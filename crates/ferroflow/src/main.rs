@@ -5,11 +5,13 @@ mod bench_core;
 mod bench_data;
 mod bench_function;
 mod bench_keras;
+mod bench_model;
 mod bench_tflite;
 mod bench_train;
 mod convert;
 mod demo;
 mod heap_meter;
+mod inspect;
 mod predict;
 
 use clap::{Parser, Subcommand};
@@ -33,9 +35,9 @@ struct Cli {
 enum Command {
     /// Trains a digits classifier Keras-style, evaluates it on held-out data and saves it.
     Demo {
-        /// `mlp` or `cnn`.
-        #[arg(long, default_value = "mlp")]
-        model: String,
+        /// The model to train.
+        #[arg(long, value_enum, default_value_t = demo::DemoModel::Mlp)]
+        model: demo::DemoModel,
         /// Seed for all randomness (data split, initial weights, shuffling, dropout).
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -78,30 +80,63 @@ enum Command {
         #[arg(long)]
         model: std::path::PathBuf,
     },
+    /// Shows what a model file expects and contains: its inputs and outputs (names,
+    /// dtypes, shapes), ops or layers, parameters, quantisation and format version, and
+    /// for `.tflite` files the operators ferroflow cannot run.
+    Inspect {
+        /// A ferroflow model directory, a `.keras`, `.h5` or `.tflite` file.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// Print the description as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs a benchmark suite and prints its figures.
     Bench {
-        /// The suite: `core`, `train`, `keras`, `data`, `function` or `tflite`.
-        suite: String,
+        /// The suite.
+        #[arg(value_enum)]
+        suite: Suite,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
-        /// Repetitions per workload (best of N is reported).
+        /// Repetitions per workload (best of N is reported; timed calls with --model).
         #[arg(long, default_value_t = 7)]
         reps: usize,
         /// `function` suite: run just `eager` or `compiled` and report peak memory;
         /// `keras` suite: `efficientnet` runs EfficientNetV2B0 inference instead of `fit`.
         #[arg(long)]
         mode: Option<String>,
-        /// `tflite` suite: a directory with `model.tflite`, `model_int8.tflite` and
-        /// `sample_inputs.npy` (what `ferroflow demo` saves).
+        /// `tflite` or `keras` suite: time this model file (random inputs of its
+        /// signature; p50/p99 latency and peak memory). For `tflite`, a directory saved by
+        /// `ferroflow demo` times its `model.tflite` and `model_int8.tflite` on its samples.
         #[arg(long)]
         model: Option<std::path::PathBuf>,
+        /// Rows per call where the model's first dimension is dynamic (with --model).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
 }
 
-fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
+/// The benchmark suites.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    /// Tensor-core kernels (matmul, elementwise, reductions).
+    Core,
+    /// Training steps.
+    Train,
+    /// Keras `fit` (or EfficientNetV2B0 inference, or a model file).
+    Keras,
+    /// Input pipelines.
+    Data,
+    /// Compiled functions against eager execution.
+    Function,
+    /// The TFLite interpreter.
+    Tflite,
+}
+
+/// Runs one command.
+fn run(command: Command) -> ff::Result<()> {
+    match command {
         Command::Demo {
             model,
             seed,
@@ -130,30 +165,39 @@ fn main() {
         Command::Summary { model } => {
             ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
         }
+        Command::Inspect { model, json } => inspect::run(&model, json),
         Command::Bench {
             suite,
             json,
             reps,
             mode,
             model,
-        } => match suite.as_str() {
-            "tflite" => bench_tflite::run(json, reps, model.as_deref()),
-            "function" => bench_function::run(json, reps, mode.as_deref()),
-            "core" => bench_core::run(json, reps),
-            "train" => bench_train::run(json, reps),
-            "keras" if mode.as_deref() == Some("efficientnet") => bench_apps::run(json, reps),
-            "keras" => bench_keras::run(json, 3),
-            "data" => bench_data::run(json, reps.min(3)),
-            other => Err(ff::Error::invalid(
-                "bench",
-                format!(
-                    "unknown suite '{other}' (available: core, train, keras, data, function, tflite)"
-                ),
-            )),
+            batch,
+        } => match (suite, model) {
+            (Suite::Tflite, Some(m)) if m.is_file() => bench_model::tflite(&m, batch, reps, json),
+            (Suite::Tflite, m) => bench_tflite::run(json, reps, m.as_deref()),
+            (Suite::Keras, Some(m)) => bench_model::keras(&m, batch, reps, json),
+            (Suite::Keras, None) if mode.as_deref() == Some("efficientnet") => {
+                bench_apps::run(json, reps)
+            }
+            (Suite::Keras, None) => bench_keras::run(json, 3),
+            (Suite::Function, _) => bench_function::run(json, reps, mode.as_deref()),
+            (Suite::Core, _) => bench_core::run(json, reps),
+            (Suite::Train, _) => bench_train::run(json, reps),
+            (Suite::Data, _) => bench_data::run(json, reps.min(3)),
         },
-    };
-    if let Err(e) = result {
+    }
+}
+
+/// Exit status for an error in what the user gave (a file, an input, a model): clap
+/// exits with 2 for bad command-line use.
+const EXIT_BAD_INPUT: i32 = 1;
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli.command) {
+        // The cause first, in the user's terms; what ferroflow was doing on the lines after.
         eprintln!("error: {e}");
-        std::process::exit(1);
+        std::process::exit(EXIT_BAD_INPUT);
     }
 }

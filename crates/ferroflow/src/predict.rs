@@ -15,56 +15,127 @@ fn output_path(base: &Path, i: usize) -> PathBuf {
     base.with_file_name(format!("{stem}_{i}.npy"))
 }
 
+/// What `predict` needs to know of one model input.
+pub struct InputInfo {
+    /// The input's name.
+    pub name: String,
+    /// The dtype the model computes with.
+    pub dtype: ff::DType,
+    /// Whether a float array is fed as it is (a quantised TFLite input quantises it).
+    pub takes_float: bool,
+}
+
+/// Checks the number of input files and converts each array to its input's dtype where
+/// that loses nothing a user meant: integers and booleans become floats, floats change
+/// width, integers change width when every value fits. Floats into an integer input and
+/// anything but booleans into a boolean input are errors naming the input and the file.
+pub fn feed(
+    model: &str,
+    infos: &[InputInfo],
+    xs: Vec<ff::Tensor>,
+    files: &[PathBuf],
+) -> ff::Result<Vec<ff::Tensor>> {
+    if infos.len() != xs.len() {
+        let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+        return Err(ff::Error::ModelInput {
+            model: model.to_string(),
+            msg: format!(
+                "takes {} input(s) ({}), got {} --input file(s)",
+                infos.len(),
+                names.join(", "),
+                xs.len()
+            ),
+        });
+    }
+    xs.into_iter()
+        .zip(infos)
+        .zip(files)
+        .map(|((x, info), file)| {
+            let (have, want) = (x.dtype(), info.dtype);
+            let refuse = |why: &str| ff::Error::ModelInput {
+                model: model.to_string(),
+                msg: format!(
+                    "input '{}' expects {want}, got {have} values from {} ({why})",
+                    info.name,
+                    file.display()
+                ),
+            };
+            if have == want || (have.is_float() && info.takes_float) {
+                return Ok(x);
+            }
+            if want.is_float() {
+                return x.cast(want);
+            }
+            if want == ff::DType::Bool {
+                return Err(refuse("save the array as booleans"));
+            }
+            if have.is_float() {
+                return Err(refuse("cast the array to an integer type first"));
+            }
+            // Integer (or boolean) into an integer input: every value must fit.
+            let y = x.cast(want)?;
+            let back = y.cast(ff::DType::I64)?.to_vec::<i64>()?;
+            let orig = x.cast(ff::DType::I64)?.to_vec::<i64>()?;
+            if back != orig {
+                return Err(refuse("some values do not fit"));
+            }
+            Ok(y)
+        })
+        .collect()
+}
+
 /// Loads the model, reads each input, predicts in batches and writes each output.
 pub fn run(model: &Path, inputs: &[PathBuf], output: &Path, batch_size: usize) -> ff::Result<()> {
     if model.extension().is_some_and(|e| e == "tflite") {
         return run_tflite(model, inputs, output);
     }
     let m = ff::keras::load_model(model)?;
-    let xs = inputs
-        .iter()
-        .map(ff::npy::read_npy)
-        .collect::<ff::Result<Vec<_>>>()?;
-    if let Some(specs) = m.input_specs() {
-        if specs.len() != xs.len() {
-            return Err(ff::Error::invalid(
-                "predict",
-                format!(
-                    "model '{}' takes {} input(s), got {} --input file(s)",
-                    m.name(),
-                    specs.len(),
-                    xs.len()
-                ),
-            ));
-        }
-    }
-    // Integer pixel files are fed as float32, the model's input dtype.
-    let xs = xs
-        .into_iter()
-        .zip(
-            m.input_specs()
-                .unwrap_or_default()
-                .into_iter()
-                .map(Some)
-                .chain(std::iter::repeat(None)),
-        )
-        .map(|(x, spec)| match spec {
-            Some(s) if s.dtype != x.dtype() => x.cast(s.dtype),
-            _ => Ok(x),
-        })
-        .collect::<ff::Result<Vec<_>>>()?;
+    let xs = read_inputs(inputs)?;
+    let infos: Vec<InputInfo> = match m.input_specs() {
+        Some(specs) => specs
+            .into_iter()
+            .zip(m.input_names())
+            .map(|(s, name)| InputInfo {
+                name,
+                dtype: s.dtype,
+                takes_float: false,
+            })
+            .collect(),
+        None => xs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| InputInfo {
+                name: format!("input {i}"),
+                dtype: x.dtype(),
+                takes_float: false,
+            })
+            .collect(),
+    };
+    let xs = feed(m.name(), &infos, xs, inputs)?;
     let outs = m.predict(&xs, batch_size)?;
     write_outputs(output, &outs)
+}
+
+fn read_inputs(inputs: &[PathBuf]) -> ff::Result<Vec<ff::Tensor>> {
+    inputs.iter().map(ff::npy::read_npy).collect()
 }
 
 /// Runs a `.tflite` file: float inputs are quantised for int8-input models, and int8
 /// outputs are written dequantised to float.
 fn run_tflite(model: &Path, inputs: &[PathBuf], output: &Path) -> ff::Result<()> {
     let interp = ff::lite::Interpreter::from_file(model)?;
-    let xs = inputs
+    let xs = read_inputs(inputs)?;
+    let infos: Vec<InputInfo> = interp
+        .inputs()
         .iter()
-        .map(ff::npy::read_npy)
-        .collect::<ff::Result<Vec<_>>>()?;
+        .map(|t| InputInfo {
+            name: t.name.clone(),
+            dtype: ff::lite::core_dtype(t.dtype),
+            takes_float: t.quant.is_some(),
+        })
+        .collect();
+    let name = model.file_name().map(|n| n.to_string_lossy().into_owned());
+    let xs = feed(&name.unwrap_or_default(), &infos, xs, inputs)?;
     let outs = interp.run_float(&xs)?;
     write_outputs(output, &outs)
 }

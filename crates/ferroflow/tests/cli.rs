@@ -183,5 +183,5 @@ fn predict_and_summary_work_on_keras_files() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("takes 2 input(s), got 1"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("takes 2 input(s) (a, b), got 1"));
 }

@@ -4,7 +4,7 @@ use super::common::WeightOptions;
 use crate::config::{ConfigReader, Map};
 use crate::initializers::Initializer;
 use crate::layer::{expect_inputs, CallContext, Layer, LayerBase, TensorSpec};
-use ferroflow_core::{DType, Error, Result, Tensor, Variable};
+use ferroflow_core::{DType, Error, Result, ResultExt, Tensor, Variable};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -86,16 +86,10 @@ impl Layer for Embedding {
             }
         };
         let table = self.embeddings.get().expect("built").value();
-        table.gather(&ids, 0).map(|t| vec![t]).map_err(|e| {
-            Error::invalid(
-                "Embedding",
-                format!(
-                    "layer '{}' (input_dim {}): {e}",
-                    self.base.name(),
-                    self.input_dim
-                ),
-            )
-        })
+        table
+            .gather(&ids, 0)
+            .map(|t| vec![t])
+            .with_context(|| format!("looking up ids in a table of input_dim {}", self.input_dim))
     }
 
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {

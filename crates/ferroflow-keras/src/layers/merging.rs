@@ -184,9 +184,7 @@ fn merge_call(
     };
     let mut acc = inputs[0].clone();
     for x in &inputs[1..] {
-        acc = acc
-            .binary(op, x)
-            .map_err(|e| Error::invalid(class, format!("layer '{name}': {e}")))?;
+        acc = acc.binary(op, x)?;
     }
     if kind == Merge::Average {
         acc = acc.mul_scalar(1.0 / inputs.len() as f64)?;
@@ -251,11 +249,7 @@ impl Layer for Concatenate {
 
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         need_at_least("Concatenate", self.base.name(), inputs.len(), 1)?;
-        Tensor::concat(inputs, self.axis as isize)
-            .map(|t| vec![t])
-            .map_err(|e| {
-                Error::invalid("Concatenate", format!("layer '{}': {e}", self.base.name()))
-            })
+        Tensor::concat(inputs, self.axis as isize).map(|t| vec![t])
     }
 
     fn number_of_inputs(&self) -> Option<usize> {

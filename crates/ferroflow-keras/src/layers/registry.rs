@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::layer::{layer_ref, LayerRef};
-use ferroflow_core::{Error, Result};
+use ferroflow_core::{Error, Result, ResultExt};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -115,8 +115,8 @@ pub fn from_config(class: &str, config: &Value) -> Result<LayerRef> {
         }
         other => {
             return Err(Error::invalid(
-                "layers::deserialize",
-                format!("unknown layer class '{other}'"),
+                "Keras config",
+                format!("unknown layer class '{other}': ferroflow has no layer of that name"),
             ))
         }
     })
@@ -127,10 +127,13 @@ pub fn from_json(v: &Value) -> Result<LayerRef> {
     let class = v
         .get("class_name")
         .and_then(Value::as_str)
-        .ok_or_else(|| Error::invalid("layers::deserialize", format!("no class_name in {v}")))?;
+        .ok_or_else(|| Error::invalid("Keras config", format!("no class_name in {v}")))?;
     let config = v
         .get("config")
         .cloned()
         .unwrap_or(Value::Object(Default::default()));
-    from_config(class, &config)
+    from_config(class, &config).with_context(|| match config.get("name").and_then(Value::as_str) {
+        Some(name) => format!("rebuilding layer '{name}' ({class})"),
+        None => format!("rebuilding a {class} layer"),
+    })
 }

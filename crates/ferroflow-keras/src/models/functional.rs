@@ -5,7 +5,7 @@ use super::network::{GraphNode, LayerGraph, Network, SummaryRow};
 use super::symbolic::{KerasTensor, Node};
 use crate::config::{dims_json, Map};
 use crate::layer::{format_dims, CallContext, Layer, LayerBase, LayerExt, LayerRef, TensorSpec};
-use ferroflow_core::{Error, Result, Tensor};
+use ferroflow_core::{Error, Result, ResultExt, Tensor};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -229,7 +229,13 @@ impl Functional {
                 .iter()
                 .map(|&(q, i)| values[q][i].clone())
                 .collect();
-            let out = node.layer.call(&args, ctx)?;
+            let out = node.layer.call(&args, ctx).with_context(|| {
+                format!(
+                    "calling layer '{}' ({})",
+                    node.layer.name(),
+                    node.layer.class_name()
+                )
+            })?;
             values[p] = out;
             for &(q, _) in &self.sources[p] {
                 if last_use[q] == p {
@@ -262,7 +268,7 @@ impl Functional {
 /// Checks a model input against its spec (rank, known dims), naming the input.
 pub(crate) fn check_input(
     model: &str,
-    i: usize,
+    _index: usize,
     name: &str,
     spec: &TensorSpec,
     x: &Tensor,
@@ -274,14 +280,15 @@ pub(crate) fn check_input(
             .zip(x.shape())
             .all(|(d, &a)| d.is_none_or(|d| d == a));
     if !ok {
-        return Err(Error::invalid(
-            "Model",
-            format!(
-                "model '{model}': input {i} ('{name}') expects shape {}, got {:?}",
+        let got: Vec<Option<usize>> = x.shape().iter().map(|&d| Some(d)).collect();
+        return Err(Error::ModelInput {
+            model: model.to_string(),
+            msg: format!(
+                "input '{name}' expects shape {}, got {}",
                 format_dims(&spec.shape),
-                x.shape()
+                format_dims(&got)
             ),
-        ));
+        });
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! [`Model`], which trains, evaluates, predicts, summarises and saves either (or any
 //! subclass-style [`crate::layer::Layer`]).
 
+mod describe;
 pub mod functional;
 pub mod model;
 pub mod network;

@@ -267,6 +267,16 @@ impl Model {
         self.net.input_specs()
     }
 
+    /// The input names (the InputLayers' names), in order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.net.input_names()
+    }
+
+    /// The output names (the producing layers' names), in order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.net.output_names()
+    }
+
     /// Runs the model on tensors (`model(x, training=...)`).
     pub fn call(&self, inputs: &[Tensor], training: bool) -> Result<Vec<Tensor>> {
         self.net.forward(inputs, training)

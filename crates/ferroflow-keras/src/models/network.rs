@@ -84,35 +84,71 @@ fn readable_size(bytes: f64) -> String {
     format!("{v:.2} {}", units[i])
 }
 
+/// Splits `text` into lines of at most `width` characters, at spaces where it can and
+/// inside a word longer than a line (so no cell ever overflows its column).
 fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
     let mut lines = vec![String::new()];
     for word in text.split(' ') {
-        let cur = lines.last_mut().expect("one line");
-        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
-            lines.push(word.to_string());
-        } else {
-            if !cur.is_empty() {
-                cur.push(' ');
+        let chars: Vec<char> = word.chars().collect();
+        for piece in chars.chunks(width) {
+            let piece: String = piece.iter().collect();
+            let cur = lines.last_mut().expect("one line");
+            let len = cur.chars().count();
+            if len > 0 && len + 1 + piece.chars().count() > width {
+                lines.push(piece);
+            } else {
+                if len > 0 {
+                    cur.push(' ');
+                }
+                cur.push_str(&piece);
             }
-            cur.push_str(word);
         }
     }
     lines
+}
+
+/// Column widths (borders' padding included) that fit the headers and the cells, each
+/// capped so the table stays within a terminal; longer cells wrap.
+fn column_widths(headers: &[&str], cells: &[Vec<String>], caps: &[usize]) -> Vec<usize> {
+    headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let longest = cells
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0);
+            longest.max(h.chars().count()).min(caps[i]) + 2
+        })
+        .collect()
 }
 
 /// Renders the summary table of `net` as Keras 3 prints it.
 pub fn summary_string<N: Network + ?Sized>(net: &N) -> String {
     let rows = net.summary_rows();
     let functional = rows.iter().any(|r| r.connected.is_some());
-    let widths: Vec<usize> = if functional {
-        vec![21, 19, 12, 19]
-    } else {
-        vec![33, 24, 15]
-    };
     let mut headers = vec!["Layer (type)", "Output Shape", "Param #"];
     if functional {
         headers.push("Connected to");
     }
+    let values: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut vals = vec![
+                format!("{} ({})", r.name, r.class),
+                r.output_shape.clone(),
+                r.params.to_string(),
+            ];
+            if functional {
+                vals.push(r.connected.clone().unwrap_or_else(|| "-".into()));
+            }
+            vals
+        })
+        .collect();
+    let widths = column_widths(&headers, &values, &[40, 28, 12, 36]);
     let line = |l: &str, m: &str, r: &str, fill: &str| {
         let parts: Vec<String> = widths.iter().map(|&w| fill.repeat(w)).collect();
         format!("{l}{}{r}\n", parts.join(m))
@@ -149,16 +185,8 @@ pub fn summary_string<N: Network + ?Sized>(net: &N) -> String {
         true,
     ));
     s.push_str(&line("┡", "╇", "┩", "━"));
-    for (i, r) in rows.iter().enumerate() {
-        let mut vals = vec![
-            format!("{} ({})", r.name, r.class),
-            r.output_shape.clone(),
-            r.params.to_string(),
-        ];
-        if functional {
-            vals.push(r.connected.clone().unwrap_or_else(|| "-".into()));
-        }
-        s.push_str(&cells(&vals, false));
+    for (i, vals) in values.iter().enumerate() {
+        s.push_str(&cells(vals, false));
         if i + 1 < rows.len() {
             s.push_str(&line("├", "┼", "┤", "─"));
         }

@@ -5,7 +5,7 @@ use super::symbolic::KerasTensor;
 use crate::config::Map;
 use crate::layer::{format_dims, CallContext, Layer, LayerBase, LayerExt, LayerRef, TensorSpec};
 use crate::layers::InputLayer;
-use ferroflow_core::{Error, Result, Tensor};
+use ferroflow_core::{Error, Result, ResultExt, Tensor};
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 
@@ -177,16 +177,20 @@ impl Layer for Sequential {
         if self.read().input.is_none() {
             self.build_for(TensorSpec::of_batch(x))?;
         }
-        let (input, layers) = {
+        let (input, layers, input_name) = {
             let st = self.read();
-            (st.input.clone(), st.layers.clone())
+            let name = st.input_name.clone();
+            (st.input.clone(), st.layers.clone(), name)
         };
         if let Some(spec) = &input {
-            super::functional::check_input(self.base.name(), 0, "input", spec, x)?;
+            let name = input_name.as_deref().unwrap_or("input_layer");
+            super::functional::check_input(self.base.name(), 0, name, spec, x)?;
         }
         let mut x = x.clone();
         for l in &layers {
-            let mut out = l.call(std::slice::from_ref(&x), ctx)?;
+            let mut out = l
+                .call(std::slice::from_ref(&x), ctx)
+                .with_context(|| format!("calling layer '{}' ({})", l.name(), l.class_name()))?;
             x = out.remove(0);
         }
         Ok(vec![x])

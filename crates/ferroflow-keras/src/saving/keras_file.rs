@@ -11,7 +11,7 @@ use super::{assign_all, compile_from_config, format_err, io};
 use crate::layer::LayerExt;
 use crate::models::serialize::{layer_json, model_from_json};
 use crate::models::Model;
-use ferroflow_core::{DType, Error, Result, Tensor, Variable};
+use ferroflow_core::{DType, Error, Result, ResultExt, Tensor, Variable};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -31,7 +31,7 @@ fn parse_config(text: &str, path: &Path) -> Result<Value> {
 /// (the layers' weights may not claim more), naming the file in errors.
 fn model_from_config(config: &Value, path: &Path, weight_bytes: u64) -> Result<Model> {
     crate::layer::with_weight_allowance(weight_bytes, || model_from_json(config))
-        .map_err(|e| format_err(path, e.to_string()))
+        .with_context(|| format!("loading {}", path.display()))
 }
 
 /// The most bytes one member of a `.keras` archive may hold once decompressed.
@@ -431,4 +431,35 @@ fn legacy_h5_model(h5: &hdf5_pure::File, path: &Path, size: u64) -> Result<Model
         }
     }
     Ok(model)
+}
+
+/// The format of a Keras file and who wrote it, as JSON: `format` (`keras` or
+/// `keras_h5`), `format_version` (the Keras version the file names) and, when the file
+/// says, `backend` and `date_saved`.
+pub fn file_format(path: &Path) -> Result<Value> {
+    let is_archive = path.extension().is_some_and(|e| e == "keras");
+    if is_archive {
+        let file = std::fs::File::open(path).map_err(io(path))?;
+        let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+            .map_err(|e| format_err(path, format!("not a .keras (zip) archive: {e}")))?;
+        let meta: Value = read_member(&mut zip, METADATA, path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        return Ok(json!({
+            "format": "keras",
+            "format_version": meta["keras_version"],
+            "date_saved": meta["date_saved"],
+        }));
+    }
+    let h5 = hdf5_pure::File::open(path).map_err(|e| format_err(path, e.to_string()))?;
+    let attrs = h5
+        .root()
+        .attrs()
+        .map_err(|e| format_err(path, e.to_string()))?;
+    Ok(json!({
+        "format": "keras_h5",
+        "format_version": attr_string(&attrs, "keras_version"),
+        "backend": attr_string(&attrs, "backend"),
+    }))
 }

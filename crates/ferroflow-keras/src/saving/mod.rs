@@ -19,7 +19,7 @@ use crate::models::serialize::layer_json;
 use crate::models::Model;
 use crate::optimizers::Optimizer;
 use ferroflow_core::autodiff::pause_recording;
-use ferroflow_core::{Error, Result, Tensor, Variable};
+use ferroflow_core::{Error, Result, ResultExt, Tensor, Variable};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -219,8 +219,20 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
         Some("h5" | "hdf5") if path.is_file() => return keras_file::load_legacy_h5(path),
         _ => {}
     }
+    if !path.exists() {
+        return Err(format_err(
+            path,
+            "no such file or directory (a model is a ferroflow model directory, a .keras or a .h5 file)",
+        ));
+    }
     let dir = path;
     let cfg_path = dir.join(CONFIG);
+    if !cfg_path.is_file() {
+        return Err(format_err(
+            path,
+            format!("not a saved model: no {CONFIG} in it (a model is a ferroflow model directory, a .keras or a .h5 file)"),
+        ));
+    }
     let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
     let config: Value =
         serde_json::from_str(&text).map_err(|e| format_err(&cfg_path, e.to_string()))?;
@@ -231,7 +243,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
     let mut model = crate::layer::with_weight_allowance(weight_bytes, || {
         crate::models::serialize::model_from_json(&config)
     })
-    .map_err(|e| format_err(&cfg_path, e.to_string()))?;
+    .with_context(|| format!("loading {}", path.display()))?;
     model.load_weights(dir.join(WEIGHTS))?;
     if let Some(cc) = config
         .get("compile_config")
@@ -261,6 +273,20 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
         }
     }
     Ok(model)
+}
+
+/// The format of a saved model (a ferroflow model directory, a `.keras` archive or a
+/// legacy `.h5` file) and its version, as JSON (`format`, `format_version`, ...).
+pub fn file_format(path: impl AsRef<Path>) -> Result<Value> {
+    let path = path.as_ref();
+    if path.is_dir() {
+        return Ok(json!({
+            "format": "ferroflow_saved_model",
+            "format_version": 1,
+            "optimizer_state": path.join(OPTIMIZER).exists(),
+        }));
+    }
+    keras_file::file_format(path)
 }
 
 /// Whether a `compile_config` says the model was compiled (Keras writes `{}` or `null`

@@ -270,11 +270,6 @@ impl Model {
         Self::update_state(state, y, &outs, &total, &parts, sw)
     }
 
-    /// The names of the outputs, for log keys.
-    pub(crate) fn output_names(&self) -> Vec<String> {
-        self.net.output_names()
-    }
-
     /// One training step on one batch (`train_on_batch`); returns the batch's logs.
     pub fn train_on_batch(
         &mut self,

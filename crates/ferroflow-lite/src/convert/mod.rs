@@ -52,9 +52,9 @@ pub fn from_keras(model: &Model) -> Result<LiteModel> {
     Ok(b.model)
 }
 
-/// Prefixes an error with the layer it came from.
+/// Says which layer an error came from.
 fn in_layer(e: Error, name: &str, class: &str) -> Error {
-    Error::invalid("tflite export", format!("layer '{name}' ({class}): {e}"))
+    e.context(format!("exporting layer '{name}' ({class}) to TFLite"))
 }
 
 /// Accumulates tensors and operators while layers are lowered.

@@ -1,0 +1,117 @@
+//! `ferroflow bench tflite|keras --model PATH`: latency of any model file on inputs its
+//! signature asks for (random values of the declared dtype and shape, `--batch` rows
+//! where the first dimension is dynamic), as p50 and p99 of single calls, and the peak
+//! resident memory of the process.
+
+use crate::bench_core::report;
+use crate::heap_meter::peak_rss_mib;
+use ferroflow as ff;
+use std::path::Path;
+use std::time::Instant;
+
+/// Dynamic dimensions other than the batch (a text model's sequence length) are this long.
+const DYNAMIC_LEN: usize = 32;
+
+/// A random input of `dtype` and `shape` (`None`: the batch for the first dimension,
+/// [`DYNAMIC_LEN`] elsewhere): floats in [0, 1), integers in [0, 2) (valid ids for any
+/// embedding), booleans.
+pub fn random_input(
+    shape: &[Option<usize>],
+    dtype: ff::DType,
+    batch: usize,
+    seed: u64,
+) -> ff::Result<ff::Tensor> {
+    let dims: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, d)| d.unwrap_or(if i == 0 { batch } else { DYNAMIC_LEN }))
+        .collect();
+    let u = ff::random::uniform(&dims, 0.0, 1.0, ff::DType::F32, Some(seed))?;
+    match dtype {
+        d if d.is_float() => u.cast(d),
+        ff::DType::Bool => u.greater(&ff::Tensor::scalar(0.5f32)),
+        // Casting truncates: 0 or 1.
+        d => u.mul_scalar(2.0)?.cast(d),
+    }
+}
+
+/// p50 and p99 in ms of `reps` timed calls of `f` after two warm-up calls.
+fn percentiles(reps: usize, mut f: impl FnMut() -> ff::Result<()>) -> ff::Result<(f64, f64)> {
+    f()?;
+    f()?;
+    let mut times: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f().map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<ff::Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.5), at(0.99)))
+}
+
+/// Prints `<stem>_b<batch>_p50_ms`, `_p99_ms` and `peak_rss_mib` for `f`.
+fn print(stem: &str, batch: usize, p: (f64, f64), json: bool) {
+    let (p50, p99) = (
+        format!("{stem}_b{batch}_p50_ms"),
+        format!("{stem}_b{batch}_p99_ms"),
+    );
+    report(
+        &[
+            (p50.as_str(), p.0, "ms"),
+            (p99.as_str(), p.1, "ms"),
+            ("peak_rss_mib", peak_rss_mib(), "MiB"),
+        ],
+        json,
+    );
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
+/// Times a `.tflite` file in ferroflow's interpreter.
+pub fn tflite(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<()> {
+    let interp = ff::lite::Interpreter::from_file(path)?;
+    let inputs = interp
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let shape: Vec<Option<usize>> = t
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(d, &v)| (t.signature.get(d) != Some(&-1)).then_some(v as usize))
+                .collect();
+            random_input(&shape, ff::lite::core_dtype(t.dtype), batch, i as u64)
+        })
+        .collect::<ff::Result<Vec<_>>>()?;
+    let p = percentiles(reps, || interp.run(&inputs).map(|_| ()))?;
+    print(&stem(path), batch, p, json);
+    Ok(())
+}
+
+/// Times a saved model, `.keras` or `.h5` file through the compiled predict step.
+pub fn keras(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<()> {
+    let model = ff::keras::load_model(path)?;
+    let specs = model.input_specs().ok_or_else(|| {
+        ff::Error::invalid(
+            "bench",
+            format!(
+                "model '{}' has no known input specs to make inputs from",
+                model.name()
+            ),
+        )
+    })?;
+    let inputs = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| random_input(&s.shape, s.dtype, batch, i as u64))
+        .collect::<ff::Result<Vec<_>>>()?;
+    let p = percentiles(reps, || model.predict(inputs.clone(), batch).map(|_| ()))?;
+    print(&stem(path), batch, p, json);
+    Ok(())
+}
