@@ -257,7 +257,7 @@ fn read_idx_from(mut input: impl Read, path: &Path) -> Result<Tensor> {
         .iter()
         .try_fold(size, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format_err(path, format!("shape {shape:?} overflows")))?;
-    let mut data = Vec::with_capacity(need.min(1 << 20));
+    let mut data = Vec::with_capacity(need.min(1 << 16));
     input
         .take(need as u64 + 1)
         .read_to_end(&mut data)

@@ -117,7 +117,13 @@ impl Activation {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, a)| *a)
-            .ok_or_else(|| Error::invalid("activations", format!("unknown activation '{name}'")))
+            .ok_or_else(|| {
+                let known: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+                Error::invalid(
+                    "activations",
+                    format!("unknown activation '{name}' (known: {})", known.join(", ")),
+                )
+            })
     }
 
     /// The Keras name written to configs.

@@ -120,6 +120,9 @@ pub struct LayerBase {
     built: OnceLock<Vec<TensorSpec>>,
     build_lock: Mutex<()>,
     nodes: AtomicUsize,
+    /// The first invalid option a builder method was given (an unknown activation name):
+    /// building the layer reports it, so builders can keep returning `Self`.
+    invalid: Option<String>,
 }
 
 static NAME_COUNTS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
@@ -211,7 +214,25 @@ impl LayerBase {
             built: OnceLock::new(),
             build_lock: Mutex::new(()),
             nodes: AtomicUsize::new(0),
+            invalid: None,
         }
+    }
+
+    /// The error for a layer used before it was built (its weights do not exist yet).
+    pub fn not_built(&self) -> Error {
+        Error::invalid(
+            "Layer",
+            format!(
+                "layer '{}' is called before it was built: call it through apply, forward or a model",
+                self.name
+            ),
+        )
+    }
+
+    /// Records an invalid option given to a builder method; the layer then fails to
+    /// build (and so to be added, applied or called) with `msg`. The first one is kept.
+    pub fn reject_option(&mut self, msg: impl Into<String>) {
+        self.invalid.get_or_insert_with(|| msg.into());
     }
 
     /// State for a layer rebuilt from a config: its name (or a generated one) and its
@@ -480,6 +501,12 @@ impl<L: Layer + ?Sized> LayerExt for L {
         let _guard = base.build_lock.lock().unwrap_or_else(|e| e.into_inner());
         if base.built.get().is_some() {
             return Ok(());
+        }
+        if let Some(msg) = &base.invalid {
+            return Err(Error::invalid(
+                self.class_name(),
+                format!("layer '{}': {msg}", base.name()),
+            ));
         }
         if let Some(n) = self.number_of_inputs() {
             if inputs.len() != n {

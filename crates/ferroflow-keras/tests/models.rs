@@ -259,3 +259,23 @@ fn summaries_stay_rectangular_with_long_names_nesting_and_several_inputs() {
     assert_rectangular(&s);
     assert_rectangular(&inner.summary());
 }
+
+#[test]
+fn an_unknown_activation_name_is_an_error_when_the_layer_is_built_not_a_panic() {
+    let _serial = serial();
+    let m = Model::sequential(None);
+    m.add(Input::new(&[4])).unwrap();
+    let e = m
+        .add(Dense::new(3).activation("rleu"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 'dense") && e.contains("unknown activation 'rleu'") && e.contains("relu"),
+        "{e}"
+    );
+    assert_eq!(m.layers().len(), 0, "nothing was added");
+    let x = Input::new(&[6, 6, 1]);
+    let conv = ferroflow_keras::layers::Conv2D::new(2, &[3]).activation("nope");
+    let e = conv.apply(&x).unwrap_err().to_string();
+    assert!(e.contains("unknown activation 'nope'"), "{e}");
+}

@@ -308,7 +308,13 @@ impl Interpreter {
                 }
                 if *keep_num_dims {
                     let mut shape: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
-                    *shape.last_mut().expect("rank >= 1") = units as isize;
+                    let Some(last) = shape.last_mut() else {
+                        return Err(err(
+                            "FULLY_CONNECTED",
+                            "keep_num_dims needs an input of rank 1 or more, got a scalar",
+                        ));
+                    };
+                    *last = units as isize;
                     y = y.reshape(&shape)?;
                 }
                 apply(y, *act)?

@@ -86,10 +86,11 @@ impl Budget {
     }
 }
 
-/// How many bytes of decoded request one byte of body may become: a dense list of
-/// one-digit numbers (`0,` per number) packs to 8 bytes a number and then to a tensor of
-/// up to 8 bytes an element, so a body of the largest allowed size still decodes.
-pub const MEMORY_PER_BODY_BYTE: usize = 10;
+/// How many bytes of memory one byte of body may take while it is decoded. A dense list
+/// of one-digit numbers (`0,` per number) packs to 8 bytes a number in a buffer that may
+/// be twice its length (8x the body), then becomes a tensor of up to 8 bytes an element
+/// (4x): a body of the largest allowed size still decodes.
+pub const MEMORY_PER_BODY_BYTE: usize = 16;
 
 /// The bytes a node costs beyond its own slot.
 const NODE: usize = std::mem::size_of::<Json>();
@@ -337,30 +338,36 @@ enum ListBuilder {
 }
 
 impl ListBuilder {
-    /// Adds `v`, unpacking the list when `v` is not a number (charging for the nodes).
-    fn push<E: serde::de::Error>(&mut self, v: Json, seed: &Seed) -> Result<(), E> {
+    /// Adds `v`, unpacking the list when `v` is not a number.
+    fn push(&mut self, v: Json) {
         match (&mut *self, v) {
             (ListBuilder::Ints(xs), Json::Int(x)) => xs.push(x),
             (ListBuilder::Ints(xs), Json::Float(f)) => {
-                let floats = xs.iter().map(|&x| x as f64).chain([f]).collect();
+                let mut floats = Vec::with_capacity(xs.capacity());
+                floats.extend(xs.iter().map(|&x| x as f64));
+                floats.push(f);
                 *self = ListBuilder::Floats(floats);
             }
             (ListBuilder::Floats(xs), v @ (Json::Int(_) | Json::Float(_))) => {
                 xs.push(v.as_f64().unwrap_or(f64::NAN))
             }
-            (ListBuilder::Values(xs), v) => {
-                seed.charge(NODE)?;
-                xs.push(v)
-            }
+            (ListBuilder::Values(xs), v) => xs.push(v),
             (packed, v) => {
                 let items = std::mem::replace(packed, ListBuilder::Values(Vec::new())).finish();
                 let mut values = items.into_items().unwrap_or_default();
-                seed.charge(NODE * (values.len() + 1))?;
                 values.push(v);
                 *self = ListBuilder::Values(values);
             }
         }
-        Ok(())
+    }
+
+    /// The bytes the list's buffer holds (its capacity, not its length).
+    fn allocated(&self) -> usize {
+        match self {
+            ListBuilder::Ints(v) => v.capacity() * 8,
+            ListBuilder::Floats(v) => v.capacity() * 8,
+            ListBuilder::Values(v) => v.capacity() * NODE,
+        }
     }
 
     fn finish(self) -> Json {
@@ -370,6 +377,23 @@ impl ListBuilder {
             ListBuilder::Values(v) => Json::List(v),
             ListBuilder::Ints(_) => Json::List(Vec::new()),
         }
+    }
+}
+
+/// What a growing buffer has been charged: its capacity, as it grows. (While a buffer
+/// grows the old one lives until the copy is done: the allocator's peak can pass the
+/// budget by that half-size buffer.)
+struct Growth {
+    charged: usize,
+}
+
+impl Growth {
+    fn track<E: serde::de::Error>(&mut self, allocated: usize, seed: &Seed) -> Result<(), E> {
+        if allocated > self.charged {
+            seed.charge(allocated - self.charged)?;
+            self.charged = allocated;
+        }
+        Ok(())
     }
 }
 
@@ -410,28 +434,30 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
         let mut list = ListBuilder::Ints(Vec::new());
+        let mut growth = Growth { charged: 0 };
         while let Some(v) = seq.next_element_seed(self)? {
-            if !matches!(list, ListBuilder::Values(_)) {
-                self.charge(8)?;
-            }
-            list.push(v, &self)?;
+            list.push(v);
+            growth.track(list.allocated(), &self)?;
         }
         Ok(list.finish())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        const ENTRY: usize = std::mem::size_of::<(String, Json)>();
         let mut entries: Vec<(String, Json)> = Vec::new();
+        let mut growth = Growth { charged: 0 };
         // Keys seen, once an object is large enough for a linear search to cost.
         let mut seen: Option<std::collections::HashSet<String>> = None;
         while let Some(key) = map.next_key::<String>()? {
-            // The key, its node, and its copy in `seen` for large objects.
-            self.charge(NODE + 2 * (key.len() + 24))?;
+            // The key's bytes, and their copy in `seen` for large objects.
+            self.charge(2 * key.len() + 24)?;
             let twice = match &mut seen {
                 Some(set) => !set.insert(key.clone()),
                 None if entries.len() < 16 => entries.iter().any(|(k, _)| *k == key),
                 None => {
                     let mut set: std::collections::HashSet<String> =
                         entries.iter().map(|(k, _)| k.clone()).collect();
+                    self.charge(set.capacity() * (24 + 8))?;
                     let twice = !set.insert(key.clone());
                     seen = Some(set);
                     twice
@@ -445,6 +471,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             }
             let v = map.next_value_seed(self)?;
             entries.push((key, v));
+            growth.track(entries.capacity() * ENTRY, &self)?;
         }
         Ok(Json::Object(entries))
     }

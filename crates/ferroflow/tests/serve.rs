@@ -792,3 +792,48 @@ fn keras_files_are_served() {
         );
     }
 }
+
+#[test]
+fn a_request_shaped_to_claim_terabytes_is_refused_and_nothing_else_is_affected() {
+    // A text model with a dynamic sequence length (`Input((None,))`).
+    let base = tmp("text");
+    let model = {
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = Input::with(vec![None], DType::I32, Some("tokens"));
+        let e = ferroflow::keras::layers::Embedding::new(100, 4)
+            .apply(&ids)
+            .unwrap();
+        let h = ferroflow::keras::layers::GlobalAveragePooling1D::new()
+            .apply(&e)
+            .unwrap();
+        let y = Dense::new(2).name("scores").apply(&h).unwrap();
+        Model::named(&[ids], &[y], "text").unwrap()
+    };
+    save_version(&model, &base, 1);
+    let s = Server::start(&[
+        "--model_name",
+        "text",
+        "--model_base_path",
+        base.to_str().unwrap(),
+    ]);
+    // 20 MB: a first row of 4 * 10^6 ids, then 4 * 10^6 empty rows. Read from its first
+    // elements the shape is [4e6, 4e6] (64 TB of int32).
+    let n = 4_000_000;
+    let mut body = String::with_capacity(21 << 20);
+    body.push_str("{\"instances\": [[");
+    body.push_str(&"0,".repeat(n - 1));
+    body.push_str("0]");
+    body.push_str(&",[]".repeat(n - 1));
+    body.push_str("]}");
+    let (code, v) = s.post("/v1/models/text:predict", &body);
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("ragged"), "{v}");
+    // The server is still there, and right.
+    let (code, v) = s.post(
+        "/v1/models/text:predict",
+        "{\"instances\": [[1, 2, 3], [4, 5, 6]]}",
+    );
+    assert_eq!(code, 200, "{v}");
+    let x = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], &[2, 3]).unwrap();
+    assert_close(&numbers(&v["predictions"]), &predict(&model, &[x])[0]);
+}

@@ -211,7 +211,7 @@ impl Layer for MultiHeadAttention {
     fn call(&self, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
         let specs: Vec<TensorSpec> = inputs.iter().map(TensorSpec::of_batch).collect();
         self.dims(&specs)?;
-        let w = self.weights.get().expect("built");
+        let w = self.weights.get().ok_or_else(|| self.base.not_built())?;
         let (query, value) = (&inputs[0], &inputs[1]);
         let key = inputs.get(2).unwrap_or(value);
         let val =

@@ -263,7 +263,11 @@ impl super::Inner for ConvCore {
     }
 
     fn call(&self, x: &Tensor) -> Result<Tensor> {
-        let kernel = self.kernel.get().expect("built").value();
+        let kernel = self
+            .kernel
+            .get()
+            .ok_or_else(|| self.base.not_built())?
+            .value();
         let y = match self.kind {
             Kind::Conv1D if self.causal => {
                 let left = self.dilation[0] * (self.kernel_size[0] - 1);
@@ -444,12 +448,13 @@ macro_rules! conv_layer {
                 self
             }
 
-            /// Sets the activation by Keras name.
-            ///
-            /// # Panics
-            /// On an unknown name.
+            /// Sets the activation by Keras name. An unknown name makes building the
+            /// layer fail with an error naming it.
             pub fn activation(mut self, name: &str) -> Self {
-                self.0.activation = Activation::from_name(name).expect("unknown activation name");
+                match Activation::from_name(name) {
+                    Ok(a) => self.0.activation = a,
+                    Err(e) => self.0.base.reject_option(e.to_string()),
+                }
                 self
             }
 

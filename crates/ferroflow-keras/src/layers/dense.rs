@@ -36,12 +36,15 @@ impl Dense {
         }
     }
 
-    /// Sets the activation by Keras name (`"relu"`, `"softmax"`...).
-    ///
-    /// # Panics
-    /// On an unknown name; use [`Dense::try_activation`] for user-supplied names.
-    pub fn activation(self, name: &str) -> Self {
-        self.try_activation(name).expect("unknown activation name")
+    /// Sets the activation by Keras name (`"relu"`, `"softmax"`...). An unknown name
+    /// makes building the layer fail with an error naming it; [`Dense::try_activation`]
+    /// reports it at once.
+    pub fn activation(mut self, name: &str) -> Self {
+        match Activation::from_name(name) {
+            Ok(a) => self.activation = a,
+            Err(e) => self.base.reject_option(e.to_string()),
+        }
+        self
     }
 
     /// Sets the activation by Keras name, failing on an unknown name.
@@ -123,7 +126,11 @@ impl Layer for Dense {
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         let x = &inputs[0];
-        let kernel = self.kernel.get().expect("built").value();
+        let kernel = self
+            .kernel
+            .get()
+            .ok_or_else(|| self.base.not_built())?
+            .value();
         let y = if x.rank() == 2 {
             x.matmul(&kernel)?
         } else {

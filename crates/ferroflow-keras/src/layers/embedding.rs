@@ -85,7 +85,11 @@ impl Layer for Embedding {
                 ))
             }
         };
-        let table = self.embeddings.get().expect("built").value();
+        let table = self
+            .embeddings
+            .get()
+            .ok_or_else(|| self.base.not_built())?
+            .value();
         table
             .gather(&ids, 0)
             .map(|t| vec![t])

@@ -184,8 +184,12 @@ impl Layer for BatchNormalization {
         let c = x.shape()[axis];
         let bshape = channel_shape(x.rank(), axis, c);
         let (mm, mv) = (
-            self.moving_mean.get().expect("built"),
-            self.moving_variance.get().expect("built"),
+            self.moving_mean
+                .get()
+                .ok_or_else(|| self.base.not_built())?,
+            self.moving_variance
+                .get()
+                .ok_or_else(|| self.base.not_built())?,
         );
         let (mean, var) = if ctx.training && self.base.trainable() {
             let axes: Vec<isize> = (0..x.rank() as isize)

@@ -293,8 +293,14 @@ impl Layer for Normalization {
                 (expand(m)?, expand(v)?)
             }
             None => (
-                self.mean.get().expect("built").read_untracked(),
-                self.variance.get().expect("built").read_untracked(),
+                self.mean
+                    .get()
+                    .ok_or_else(|| self.base.not_built())?
+                    .read_untracked(),
+                self.variance
+                    .get()
+                    .ok_or_else(|| self.base.not_built())?
+                    .read_untracked(),
             ),
         };
         let mean = mean.reshape_to(&bshape)?;

@@ -362,8 +362,16 @@ impl Layer for Recurrent {
             ));
         }
         let (b, t, f) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-        let w = self.kernel.get().expect("built").value();
-        let u = self.recurrent.get().expect("built").value();
+        let w = self
+            .kernel
+            .get()
+            .ok_or_else(|| self.base.not_built())?
+            .value();
+        let u = self
+            .recurrent
+            .get()
+            .ok_or_else(|| self.base.not_built())?
+            .value();
         let mut x = x.clone();
         if ctx.training && self.dropout > 0.0 {
             let mask =

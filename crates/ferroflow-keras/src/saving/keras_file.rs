@@ -66,7 +66,7 @@ fn read_member<R: Read + std::io::Seek>(
             ),
         ));
     }
-    let mut buf = Vec::with_capacity(size.min(1 << 20) as usize);
+    let mut buf = Vec::with_capacity(size.min(1 << 16) as usize);
     f.take(size + 1)
         .read_to_end(&mut buf)
         .map_err(|e| format_err(path, format!("reading {name}: {e}")))?;
@@ -139,11 +139,19 @@ fn restore_optimizer(
         return Ok(());
     }
     let dtypes = std::iter::once(DType::I64).chain(std::iter::repeat(DType::F32));
+    // No optimizer variable is larger than the largest model variable.
+    let largest = layout
+        .variables
+        .iter()
+        .map(|(_, v)| v.shape().iter().product::<usize>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let values = (0..n)
         .zip(dtypes)
         .map(|(i, dt)| {
             let p = format!("{}/{i}", keras_optimizer::GROUP);
-            super::keras_weights::read_dataset(h5, &p, dt)
+            super::keras_weights::read_dataset(h5, &p, dt, largest)
                 .map_err(|e| format_err(path, format!("'{p}': {e}")))
         })
         .collect::<Result<Vec<_>>>()?;

@@ -172,19 +172,29 @@ fn dataset_paths(
     Ok(())
 }
 
-/// Reads one dataset as a tensor of `dtype` (float datasets of other widths convert).
+/// Reads one dataset as a tensor of `dtype` (float datasets of other widths convert); a
+/// dataset whose shape claims more than `max_elements` values is an error before any of
+/// it is read.
 pub fn read_dataset(
     file: &hdf5_pure::File,
     path: &str,
     dtype: DType,
+    max_elements: usize,
 ) -> std::result::Result<Tensor, String> {
     let ds = file.dataset(path).map_err(|e| e.to_string())?;
-    let shape: Vec<usize> = ds
-        .shape()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|d| d as usize)
-        .collect();
+    let dims = ds.shape().map_err(|e| e.to_string())?;
+    // The shape is what the file claims: check it before anything is read for it.
+    let numel = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= max_elements as u64)
+        .ok_or_else(|| {
+            format!(
+                "the dataset claims shape {dims:?}, more than the {max_elements} values expected"
+            )
+        })?;
+    let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    debug_assert_eq!(numel as usize, shape.iter().product::<usize>());
     let t = match dtype {
         DType::F64 => Tensor::from_vec(ds.read_f64().map_err(|e| e.to_string())?, &shape),
         DType::I64 => Tensor::from_vec(ds.read::<i64>().map_err(|e| e.to_string())?, &shape),
@@ -198,7 +208,8 @@ pub fn read_dataset(
 /// Reads dataset `p` as the value of `v`: its dtype, and its shape or an error naming both
 /// (`path` is the file, for messages).
 pub fn read_weight(file: &hdf5_pure::File, p: &str, v: &Variable, path: &Path) -> Result<Tensor> {
-    let t = read_dataset(file, p, v.dtype()).map_err(|e| h5_err(path, format!("'{p}': {e}")))?;
+    let t = read_dataset(file, p, v.dtype(), v.shape().iter().product())
+        .map_err(|e| h5_err(path, format!("'{p}': {e}")))?;
     if t.shape() != v.shape() {
         return Err(h5_err(
             path,
