@@ -93,8 +93,12 @@ pub fn load_image(path: &Path, size: (usize, usize), mode: ColorMode) -> Result<
 }
 
 /// The most memory one decoded image may take (the decoders check a header's claimed
-/// dimensions against it before allocating).
-pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+/// dimensions against it before allocating): 64 megapixels of RGBA.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// The widest and tallest image decoded (a few bytes of GIF or PNG can claim a canvas
+/// of any size; 16384 is past what cameras write).
+pub const MAX_IMAGE_SIDE: u32 = 16384;
 
 /// Decodes image bytes (PNG, JPEG, BMP or GIF, found from the bytes themselves) and
 /// resizes them to `[h, w, channels]` float32 in 0-255; `path` labels errors.
@@ -113,6 +117,8 @@ pub fn decode_image(
         .map_err(|e| io_err(path, e))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
     reader.limits(limits);
     let img = reader.decode().map_err(bad)?;
     let (h, w) = size;

@@ -34,4 +34,6 @@ pub mod serve {
 }
 
 #[doc(hidden)]
+pub mod fuzzing;
+#[doc(hidden)]
 pub mod workloads;
