@@ -10,8 +10,11 @@ use ff::serve::json::{Budget, Json, MEMORY_PER_BODY_BYTE};
 use ff::serve::request::{example_inputs, predict_inputs, Method};
 use ff::serve::servable::{Signature, TensorInfo};
 
+/// A harness: runs one input.
+pub type Harness = fn(&[u8]);
+
 /// Every harness by its fuzz target's name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("npy", npy),
     ("safetensors", safetensors),
     ("keras_archive", keras_archive),
