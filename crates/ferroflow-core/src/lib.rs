@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod atomic_file;
 pub mod autodiff;
 mod creation;
 pub mod device;

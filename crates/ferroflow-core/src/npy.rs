@@ -152,11 +152,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor> {
 
 /// Writes a tensor to a `.npy` file.
 pub fn write_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
-    let p = path.as_ref();
-    std::fs::write(p, to_npy_bytes(t)?).map_err(|source| Error::Io {
-        path: p.display().to_string(),
-        source,
-    })
+    crate::atomic_file::write_atomic(path, &to_npy_bytes(t)?)
 }
 
 #[cfg(test)]

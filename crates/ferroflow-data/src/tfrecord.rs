@@ -4,6 +4,7 @@
 
 use crate::source::{Cardinality, ElementIter, Source};
 use crate::{Dataset, Element};
+use ferroflow_core::atomic_file::AtomicFile;
 use ferroflow_core::{Error, Result, Tensor};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -26,10 +27,58 @@ pub enum Compression {
     Gzip,
 }
 
+/// Where a writer's bytes go: a file that appears whole when the writer is closed
+/// (crash-safe), or one written in place (a log read while it grows).
+enum Sink {
+    Atomic(AtomicFile),
+    InPlace(BufWriter<File>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Atomic(f) => f.write(buf),
+            Sink::InPlace(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Atomic(f) => f.flush(),
+            Sink::InPlace(f) => f.flush(),
+        }
+    }
+}
+
+impl Sink {
+    /// Makes the file final: committed in place of the path, or flushed to disk.
+    fn finish(self, path: &Path) -> Result<()> {
+        match self {
+            Sink::Atomic(f) => f.commit(),
+            Sink::InPlace(f) => f
+                .into_inner()
+                .map_err(|e| io_err(path, e.into_error()))?
+                .sync_all()
+                .map_err(|e| io_err(path, e)),
+        }
+    }
+}
+
+/// The stream a writer's records go into, compressed or not.
+enum Stream {
+    Plain(Sink),
+    Gzip(flate2::write::GzEncoder<Sink>),
+}
+
 /// Writes records to a TFRecord file (`tf.io.TFRecordWriter`).
+///
+/// The file is crash-safe: records go to a temporary file beside `path`, which replaces
+/// `path` (flushed to disk) when the writer is closed or dropped; a process killed while
+/// writing leaves `path` as it was. [`TFRecordWriter::streaming`] writes in place instead,
+/// for files read while they grow (TensorBoard event files).
 pub struct TFRecordWriter {
     path: PathBuf,
-    out: Box<dyn Write + Send>,
+    out: Option<Stream>,
 }
 
 impl TFRecordWriter {
@@ -41,38 +90,86 @@ impl TFRecordWriter {
     /// Creates (or replaces) `path` with the given compression.
     pub fn create_with(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let sink = Sink::Atomic(AtomicFile::create(&path)?);
+        Ok(Self::over(path, sink, compression))
+    }
+
+    /// Creates (or truncates) `path` and writes records into it as they come, flushed to
+    /// the file by [`TFRecordWriter::flush`], so a reader sees them while writing goes on.
+    pub fn streaming(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
         let file = BufWriter::new(File::create(&path).map_err(|e| io_err(&path, e))?);
-        let out: Box<dyn Write + Send> = match compression {
-            Compression::None => Box::new(file),
-            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
-                file,
+        Ok(Self::over(path, Sink::InPlace(file), Compression::None))
+    }
+
+    fn over(path: PathBuf, sink: Sink, compression: Compression) -> Self {
+        let out = match compression {
+            Compression::None => Stream::Plain(sink),
+            Compression::Gzip => Stream::Gzip(flate2::write::GzEncoder::new(
+                sink,
                 flate2::Compression::default(),
             )),
         };
-        Ok(TFRecordWriter { out, path })
+        TFRecordWriter {
+            path,
+            out: Some(out),
+        }
+    }
+
+    fn stream(&mut self) -> Result<&mut dyn Write> {
+        match &mut self.out {
+            Some(Stream::Plain(s)) => Ok(s),
+            Some(Stream::Gzip(g)) => Ok(g),
+            None => Err(Error::invalid("TFRecordWriter", "the writer is closed")),
+        }
     }
 
     /// Appends one record.
     pub fn write(&mut self, record: &[u8]) -> Result<()> {
         let len = (record.len() as u64).to_le_bytes();
-        let r = self
-            .out
+        let path = self.path.clone();
+        let out = self.stream()?;
+        let r = out
             .write_all(&len)
-            .and_then(|_| self.out.write_all(&masked_crc32c(&len).to_le_bytes()))
-            .and_then(|_| self.out.write_all(record))
-            .and_then(|_| self.out.write_all(&masked_crc32c(record).to_le_bytes()));
-        r.map_err(|e| io_err(&self.path, e))
+            .and_then(|_| out.write_all(&masked_crc32c(&len).to_le_bytes()))
+            .and_then(|_| out.write_all(record))
+            .and_then(|_| out.write_all(&masked_crc32c(record).to_le_bytes()));
+        r.map_err(|e| io_err(&path, e))
     }
 
-    /// Flushes buffered records to the file.
+    /// Flushes buffered records to the file (to the temporary file until the writer is
+    /// closed, unless it is [`TFRecordWriter::streaming`]).
     pub fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| io_err(&self.path, e))
+        let path = self.path.clone();
+        self.stream()?.flush().map_err(|e| io_err(&path, e))
+    }
+
+    /// Finishes the file: it is at its path, whole and flushed to disk.
+    pub fn close(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    /// Gives up: a crash-safe writer leaves `path` as it was.
+    pub fn discard(mut self) {
+        self.out = None;
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let sink = match self.out.take() {
+            None => return Ok(()),
+            Some(Stream::Plain(s)) => s,
+            Some(Stream::Gzip(g)) => g.finish().map_err(|e| io_err(&self.path, e))?,
+        };
+        sink.finish(&self.path)
     }
 }
 
 impl Drop for TFRecordWriter {
     fn drop(&mut self) {
-        let _ = self.out.flush();
+        // A writer dropped while a panic unwinds publishes nothing half-written.
+        if !std::thread::panicking() {
+            let _ = self.finish();
+        }
     }
 }
 

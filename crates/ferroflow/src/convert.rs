@@ -93,10 +93,7 @@ pub fn run(args: &ConvertArgs) -> ff::Result<()> {
         }
     };
     let bytes = ff::lite::write::to_bytes(&lite);
-    std::fs::write(&args.output, &bytes).map_err(|source| ff::Error::Io {
-        path: args.output.display().to_string(),
-        source,
-    })?;
+    ff::atomic_file::write_atomic(&args.output, &bytes)?;
     println!(
         "wrote {} ({} bytes, {} ops)",
         args.output.display(),

@@ -146,10 +146,7 @@ fn export_tflite(
     for (file, lite) in [("model.tflite", &float), ("model_int8.tflite", &int8)] {
         let bytes = ff::lite::write::to_bytes(lite);
         let path = dir.join(file);
-        std::fs::write(&path, &bytes).map_err(|source| ff::Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        ff::atomic_file::write_atomic(&path, &bytes)?;
         let interp = ff::lite::Interpreter::from_bytes(&bytes)?;
         let probs = interp.run_float(&[x_test.cast(ff::DType::F32)?])?.remove(0);
         let predicted = probs.argmax(-1)?.cast(ff::DType::I64)?.to_vec::<i64>()?;

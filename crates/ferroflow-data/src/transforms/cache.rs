@@ -70,11 +70,9 @@ impl Source for FileCache {
             })));
         }
         let mut upstream = self.input.source().open()?;
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let mut writer = Some(TFRecordWriter::create(&tmp)?);
-        let (final_path, tmp_path) = (self.path.clone(), tmp);
+        // The cache file appears (whole) only when a pass completes; an abandoned or
+        // failed pass leaves nothing behind.
+        let mut writer = Some(PendingCache(Some(TFRecordWriter::create(&self.path)?)));
         Ok(Box::new(std::iter::from_fn(move || {
             match upstream.next() {
                 Some(Ok(e)) => {
@@ -85,7 +83,6 @@ impl Source for FileCache {
                             .is_err()
                         {
                             writer = None;
-                            let _ = std::fs::remove_file(&tmp_path);
                         }
                     }
                     Some(Ok(e))
@@ -93,15 +90,11 @@ impl Source for FileCache {
                 Some(Err(e)) => {
                     // An incomplete pass is never published as the cache.
                     writer = None;
-                    let _ = std::fs::remove_file(&tmp_path);
                     Some(Err(e))
                 }
                 None => {
-                    if let Some(mut w) = writer.take() {
-                        if w.flush().is_ok() {
-                            drop(w);
-                            let _ = std::fs::rename(&tmp_path, &final_path);
-                        }
+                    if let Some(w) = writer.take() {
+                        let _ = w.publish();
                     }
                     None
                 }
@@ -111,5 +104,30 @@ impl Source for FileCache {
 
     fn cardinality(&self) -> Cardinality {
         self.input.cardinality()
+    }
+}
+
+/// A cache file being written: published by a complete pass, discarded otherwise
+/// (an error, or the iterator dropped part-way).
+struct PendingCache(Option<crate::tfrecord::TFRecordWriter>);
+
+impl PendingCache {
+    fn write(&mut self, record: &[u8]) -> Result<()> {
+        match self.0.as_mut() {
+            Some(w) => w.write(record),
+            None => Ok(()),
+        }
+    }
+
+    fn publish(mut self) -> Result<()> {
+        self.0.take().map_or(Ok(()), |w| w.close())
+    }
+}
+
+impl Drop for PendingCache {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.discard();
+        }
     }
 }

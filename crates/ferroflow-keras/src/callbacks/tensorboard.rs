@@ -68,7 +68,7 @@ impl EventWriter {
             std::process::id()
         ));
         let mut w = EventWriter {
-            out: TFRecordWriter::create(&path)?,
+            out: TFRecordWriter::streaming(&path)?,
         };
         w.write(&Event {
             wall_time: now(),

@@ -199,9 +199,8 @@ pub fn save_keras(model: &Model, path: &Path) -> Result<()> {
         .collect();
     let weights = write_weights(&layout, &optimizer)?;
     let metadata = json!({"keras_version": KERAS_VERSION, "date_saved": date_saved()});
-    let write = || -> std::io::Result<()> {
-        let tmp = path.with_extension("keras.partial");
-        let mut zip = zip::ZipWriter::new(std::fs::File::create(&tmp)?);
+    let archive = || -> std::io::Result<Vec<u8>> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
         for (name, bytes) in [
@@ -212,10 +211,10 @@ pub fn save_keras(model: &Model, path: &Path) -> Result<()> {
             zip.start_file(name, opts)?;
             zip.write_all(&bytes)?;
         }
-        zip.finish()?;
-        std::fs::rename(&tmp, path)
+        Ok(zip.finish()?.into_inner())
     };
-    write().map_err(io(path))
+    let bytes = archive().map_err(io(path))?;
+    ferroflow_core::atomic_file::write_atomic(path, &bytes)
 }
 
 /// `YYYY-MM-DD@HH:MM:SS` in UTC, as Keras stamps `metadata.json`.
@@ -265,7 +264,7 @@ pub fn load_keras_weights(model: &Model, path: &Path) -> Result<()> {
 pub fn save_keras_weights(model: &Model, path: &Path) -> Result<()> {
     let layout = Layout::of_model(model.net.as_ref())?;
     let bytes = write_weights(&layout, &[])?;
-    std::fs::write(path, bytes).map_err(io(path))
+    ferroflow_core::atomic_file::write_atomic(path, &bytes)
 }
 
 /// Rebuilds a model from `model.to_json()` (fresh weights, as Keras's `model_from_json`).

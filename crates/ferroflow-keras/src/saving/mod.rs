@@ -161,11 +161,19 @@ impl Model {
             }
         }
         check_serializable(&config)?;
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let text =
             serde_json::to_string_pretty(&config).map_err(|e| format_err(dir, e.to_string()))?;
-        std::fs::write(dir.join(CONFIG), text).map_err(io(dir))?;
-        self.save_weights(dir.join(WEIGHTS))?;
+        // The directory is written whole beside `dir` and swapped in: killed at any moment,
+        // `dir` holds the old model or the new one.
+        ferroflow_core::atomic_file::replace_dir(dir, &[CONFIG, WEIGHTS, OPTIMIZER], |new| {
+            ferroflow_core::atomic_file::write_atomic(new.join(CONFIG), text.as_bytes())?;
+            self.save_weights(new.join(WEIGHTS))?;
+            self.save_optimizer_state(new)
+        })
+    }
+
+    /// Writes the optimiser's slots and step count beside the weights (compiled models).
+    fn save_optimizer_state(&self, dir: &Path) -> Result<()> {
         if let Some(c) = &self.compiled {
             let weights = self.net.trainable_variables();
             let mut tensors = Vec::new();

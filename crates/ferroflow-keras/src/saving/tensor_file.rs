@@ -54,14 +54,8 @@ pub fn write(
         .collect::<Result<Vec<_>>>()?;
     let bytes =
         safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| format_err(path, e))?;
-    // Write to a temporary file and rename, so a failed save never leaves half a file.
-    let tmp = path.with_extension("tmp");
-    let io = |e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    // Crash-safe: a failed or interrupted save never leaves half a file.
+    ferroflow_core::atomic_file::write_atomic(path, &bytes)
 }
 
 /// Named tensors in file order.
