@@ -113,7 +113,16 @@ impl From<ferroflow_core::Error> for ServeError {
 
 impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
-        json_response(self.code.http_status(), self.body())
+        let mut r = json_response(self.code.http_status(), self.body());
+        if self.code == Code::ResourceExhausted {
+            // An oversized body is left unread: the connection closes after this
+            // answer, and the header tells the client so before it sends the next one.
+            r.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        r
     }
 }
 

@@ -118,6 +118,12 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     if let Some(n) = args.rest_api_num_threads {
         rt.worker_threads(n.max(1));
     }
+    // Requests decode and run on a fixed set of long-lived threads: as many as could
+    // usefully compute at once, not one per concurrent request (tokio's default of up to
+    // 512, each new thread with its own allocator arena and cold caches).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    rt.max_blocking_threads(2 * cores.max(2))
+        .thread_keep_alive(Duration::from_secs(3600));
     let rt = rt
         .enable_all()
         .build()
