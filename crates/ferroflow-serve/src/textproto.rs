@@ -55,6 +55,7 @@ pub fn parse(text: &str) -> Result<Message, TextError> {
         chars: text.chars().collect(),
         pos: 0,
         line: 1,
+        depth: 0,
     };
     let msg = p.message(None)?;
     p.skip_space();
@@ -68,7 +69,13 @@ struct Parser {
     chars: Vec<char>,
     pos: usize,
     line: usize,
+    /// Messages open around the current position.
+    depth: usize,
 }
+
+/// The deepest nesting of messages accepted (TF Serving's configs use four levels): the
+/// parser recurses per level, and a file of a million `{` must not overflow its stack.
+const MAX_DEPTH: usize = 64;
 
 impl Parser {
     fn err(&self, msg: impl Into<String>) -> TextError {
@@ -131,7 +138,12 @@ impl Parser {
             match self.peek() {
                 Some(open @ ('{' | '<')) => {
                     self.bump();
+                    if self.depth == MAX_DEPTH {
+                        return Err(self.err(format!("messages nested more than {MAX_DEPTH} deep")));
+                    }
+                    self.depth += 1;
                     let inner = self.message(Some(if open == '{' { '}' } else { '>' }))?;
+                    self.depth -= 1;
                     msg.fields.push((name, Value::Message(inner), line));
                 }
                 Some('[') if colon => {
@@ -374,6 +386,15 @@ mod tests {
             panic!()
         };
         assert_eq!(b.string("name").unwrap().as_deref(), Some("bc"));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let text = format!("{}{}", "a {".repeat(100_000), "}".repeat(100_000));
+        let e = parse(&text).unwrap_err();
+        assert!(e.msg.contains("nested more than 64 deep"), "{e}");
+        let ok = format!("{}{}", "a {".repeat(10), "}".repeat(10));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
