@@ -462,12 +462,17 @@ def start_logged(cmd, marker, log_path):
     sys.exit(f"{cmd[0]} did not start:\n" + open(log_path).read())
 
 
-def peak_rss_mib(pid):
+def status_mib(pid, key):
+    """A memory figure of /proc/PID/status in MiB (`VmHWM`: peak, `VmRSS`: now)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mib(pid):
+    return status_mib(pid, "VmHWM")
 
 
 def wrk(url, body, seconds, connections):

@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from bench_compare import start_logged, status_mib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BODY = 64 << 10
@@ -56,11 +57,7 @@ def version_of(pred, base, scale):
 
 
 def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return status_mib(pid, "VmRSS")
 
 
 class Stats:
@@ -227,22 +224,10 @@ def main():
         for m in ("affine", "pair"):
             f.write(f"  config {{ name: '{m}' base_path: '{os.path.join(base, m)}' }}\n")
         f.write("}\n")
-    log = open(os.path.join(work, "server.log"), "w+")
-    server = subprocess.Popen([args.exe, "serve", "--model_config_file", config, "--rest_api_port", "0",
-                               "--rest_api_bind_address", "127.0.0.1", "--file_system_poll_wait_seconds", "1",
-                               "--rest_api_max_body_bytes", str(MAX_BODY)],
-                              stdout=subprocess.DEVNULL, stderr=log)
-    addr = None
-    for _ in range(600):
-        log.seek(0)
-        m = re.search(r"Exporting HTTP/REST API at:(\S+)", log.read())
-        if m:
-            addr = m.group(1)
-            break
-        time.sleep(0.1)
-    if not addr:
-        server.kill()
-        sys.exit("the server did not start")
+    server, addr = start_logged([args.exe, "serve", "--model_config_file", config, "--rest_api_port", "0",
+                                 "--rest_api_bind_address", "127.0.0.1", "--file_system_poll_wait_seconds", "1",
+                                 "--rest_api_max_body_bytes", str(MAX_BODY)],
+                                "Exporting HTTP/REST API at:", os.path.join(work, "server.log"))
     stats, published, stop = Stats(), Published(), threading.Event()
     threads = [threading.Thread(target=client, args=(addr, stop, stats, published, i, args.bad_fraction))
                for i in range(args.connections)]

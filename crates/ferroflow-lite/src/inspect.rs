@@ -108,21 +108,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Value> {
                 .collect(),
         )
     };
-    let codes: Vec<(fb::BuiltinOperator, i32, Option<String>)> = model
-        .operator_codes()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    let code = c.builtin_code().0.max(c.deprecated_builtin_code() as i32);
-                    (
-                        fb::BuiltinOperator(code),
-                        c.version(),
-                        c.custom_code().map(str::to_string),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let codes = read::operator_codes(&model);
     // Operator kinds in order of first use, with their counts and whether ferroflow runs them.
     let mut ops: Vec<(String, i32, usize, Option<String>)> = Vec::new();
     for o in sg.operators().iter().flatten() {

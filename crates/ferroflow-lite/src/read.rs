@@ -52,6 +52,29 @@ pub(crate) fn verified_root(bytes: &[u8]) -> Result<fb::Model<'_>> {
     Ok(model)
 }
 
+/// An operator code: the builtin operator, its version and a custom op's name.
+pub(crate) type OpCode = (fb::BuiltinOperator, i32, Option<String>);
+
+/// The model's operator codes, indexed as the operators' `opcode_index` (the larger of
+/// the deprecated and the current builtin code field, as the schema says).
+pub(crate) fn operator_codes(model: &fb::Model<'_>) -> Vec<OpCode> {
+    model
+        .operator_codes()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let code = c.builtin_code().0.max(c.deprecated_builtin_code() as i32);
+                    (
+                        fb::BuiltinOperator(code),
+                        c.version(),
+                        c.custom_code().map(str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Parses `.tflite` bytes (main subgraph).
 pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
     let model = verified_root(bytes)?;
@@ -80,21 +103,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
         }
     };
 
-    let codes: Vec<(fb::BuiltinOperator, i32, Option<String>)> = model
-        .operator_codes()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    let code = c.builtin_code().0.max(c.deprecated_builtin_code() as i32);
-                    (
-                        fb::BuiltinOperator(code),
-                        c.version(),
-                        c.custom_code().map(str::to_string),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let codes = operator_codes(&model);
 
     let mut ops = Vec::new();
     if let Some(list) = sg.operators() {
