@@ -529,9 +529,9 @@ def bench_serve():
     exe = ferroflow_exe()
     runs = {
         "ferroflow": [exe, "serve", "--model_name", "digits", "--model_base_path", base,
-                      "--rest_api_port", "0", "--rest_api_bind_address", "127.0.0.1"],
+                      "--rest_api_port", "0", "--port", "0", "--rest_api_bind_address", "127.0.0.1"],
         "ferroflow_batching": [exe, "serve", "--model_name", "digits", "--model_base_path", base,
-                               "--rest_api_port", "0", "--rest_api_bind_address", "127.0.0.1",
+                               "--rest_api_port", "0", "--port", "0", "--rest_api_bind_address", "127.0.0.1",
                                "--enable_batching", "--batching_parameters_file", params],
         "keras_predict": [sys.executable, os.path.abspath(__file__), "_keras_server", base, "predict"],
         "keras_call": [sys.executable, os.path.abspath(__file__), "_keras_server", base, "call"],

@@ -224,7 +224,7 @@ def main():
         for m in ("affine", "pair"):
             f.write(f"  config {{ name: '{m}' base_path: '{os.path.join(base, m)}' }}\n")
         f.write("}\n")
-    server, addr = start_logged([args.exe, "serve", "--model_config_file", config, "--rest_api_port", "0",
+    server, addr = start_logged([args.exe, "serve", "--model_config_file", config, "--rest_api_port", "0", "--port", "0",
                                  "--rest_api_bind_address", "127.0.0.1", "--file_system_poll_wait_seconds", "1",
                                  "--rest_api_max_body_bytes", str(MAX_BODY)],
                                 "Exporting HTTP/REST API at:", os.path.join(work, "server.log"))

@@ -14,6 +14,7 @@
 pub mod batching;
 pub mod config;
 pub mod error;
+pub mod grpc;
 pub mod json;
 pub mod json_tensor;
 pub mod manager;

@@ -11,6 +11,7 @@ use crate::config::{BatchingParameters, ModelConfig};
 use crate::error::{ServeError, ServeResult};
 use crate::metrics::Metrics;
 use crate::servable::{self, Servable, Signature, TensorInfo};
+use ferroflow_core::Tensor;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,30 @@ pub struct LoadedVersion {
     pub servable: Arc<dyn Servable>,
     /// Its batching queue, when `--enable_batching` is on.
     pub batcher: Option<Batcher>,
+}
+
+impl LoadedVersion {
+    /// Runs inputs through this version (on either API): checked against the signature,
+    /// then through its batching queue when batching is on, else on a blocking thread.
+    pub async fn run(self: &Arc<Self>, inputs: Vec<Tensor>) -> ServeResult<Vec<Tensor>> {
+        let rows = self.servable.signature().check(&inputs)?;
+        match &self.batcher {
+            Some(b) => b.run(inputs, rows).await,
+            None => {
+                let me = self.clone();
+                blocking(move || me.servable.run(&inputs)).await
+            }
+        }
+    }
+}
+
+/// Runs `f` on one of the runtime's blocking threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ServeResult<T> + Send + 'static,
+) -> ServeResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ServeError::internal(format!("the request failed: {e}"))))
 }
 
 /// Which version a request names.
@@ -292,8 +317,9 @@ impl ModelManager {
         found.ok_or_else(not_found)
     }
 
-    /// `GET /v1/models/{name}[/versions/{v}|/labels/{l}]`: `GetModelStatusResponse`.
-    pub fn status(&self, name: &str, spec: &VersionSpec) -> ServeResult<Value> {
+    /// The state of the model's versions (newest first), or of the one `spec` names:
+    /// what `GetModelStatus` answers on either API.
+    pub fn statuses(&self, name: &str, spec: &VersionSpec) -> ServeResult<Vec<VersionStatus>> {
         let models = self.read();
         let m = models.get(name).ok_or_else(|| {
             ServeError::not_found(format!("Could not find any versions of model {name}"))
@@ -305,21 +331,15 @@ impl ModelManager {
                 ServeError::invalid(format!("Unrecognized servable version label: {l}"))
             })?),
         };
-        let statuses: Vec<Value> = m
+        let statuses: Vec<VersionStatus> = m
             .versions
             .iter()
             .rev()
             .filter(|(v, _)| only.is_none_or(|o| o == **v))
-            .map(|(v, e)| {
-                let (code, msg) = match &e.error {
-                    Some((msg, _)) => ("UNKNOWN", msg.as_str()),
-                    None => ("OK", ""),
-                };
-                json!({
-                    "version": v.to_string(),
-                    "state": e.state.name(),
-                    "status": {"error_code": code, "error_message": msg},
-                })
+            .map(|(v, e)| VersionStatus {
+                version: *v,
+                state: e.state,
+                error: e.error.as_ref().map(|(msg, _)| msg.clone()),
             })
             .collect();
         if statuses.is_empty() {
@@ -328,8 +348,62 @@ impl ModelManager {
                 None => format!("Could not find any versions of model {name}"),
             }));
         }
+        Ok(statuses)
+    }
+
+    /// `GET /v1/models/{name}[/versions/{v}|/labels/{l}]`: `GetModelStatusResponse`.
+    pub fn status(&self, name: &str, spec: &VersionSpec) -> ServeResult<Value> {
+        let statuses: Vec<Value> = self
+            .statuses(name, spec)?
+            .into_iter()
+            .map(|s| {
+                let (code, msg) = match &s.error {
+                    Some(msg) => ("UNKNOWN", msg.as_str()),
+                    None => ("OK", ""),
+                };
+                json!({
+                    "version": s.version.to_string(),
+                    "state": s.state.name(),
+                    "status": {"error_code": code, "error_message": msg},
+                })
+            })
+            .collect();
         Ok(json!({ "model_version_status": statuses }))
     }
+
+    /// Replaces the served models with `configs` (`HandleReloadConfigRequest`): models
+    /// not in it are unloaded, new ones start loading at the next poll, and a model whose
+    /// config changed keeps its loaded versions until the poll applies the new policy.
+    pub fn reconfigure(&self, configs: Vec<ModelConfig>) {
+        let mut models = self.write();
+        models.retain(|name, _| configs.iter().any(|c| &c.name == name));
+        for c in configs {
+            match models.get_mut(&c.name) {
+                Some(m) => m.config = c,
+                None => {
+                    models.insert(
+                        c.name.clone(),
+                        ModelState {
+                            config: c,
+                            versions: BTreeMap::new(),
+                            last_note: None,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One version's state, as `GetModelStatus` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionStatus {
+    /// The version number.
+    pub version: u64,
+    /// Its lifecycle state.
+    pub state: State,
+    /// Why it failed to load, if it did.
+    pub error: Option<String>,
 }
 
 /// TF's name of a dtype (`DT_FLOAT`).

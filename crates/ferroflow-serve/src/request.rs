@@ -57,19 +57,23 @@ fn check_signature_name(body: &Object, method: Method) -> ServeResult<()> {
         .map(|(_, v)| v)
     {
         None | Some(Json::Null) => Ok(()),
-        Some(Json::Str(s))
-            if s.is_empty() || s == DEFAULT_SIGNATURE || s == method.method_name() =>
-        {
-            Ok(())
-        }
-        Some(Json::Str(s)) => Err(ServeError::invalid(format!(
-            "Serving signature name: \"{s}\" not found in signature def"
-        ))),
+        Some(Json::Str(s)) => check_signature(s, method),
         Some(other) => Err(ServeError::invalid(format!(
             "'signature_name' must be a string, got {}",
             other.kind()
         ))),
     }
+}
+
+/// Checks a request's signature name (on either API): the default signature answers to
+/// its key, to an empty name and to the method's name.
+pub fn check_signature(name: &str, method: Method) -> ServeResult<()> {
+    if name.is_empty() || name == DEFAULT_SIGNATURE || name == method.method_name() {
+        return Ok(());
+    }
+    Err(ServeError::invalid(format!(
+        "Serving signature name: \"{name}\" not found in signature def"
+    )))
 }
 
 fn as_object(body: Json) -> ServeResult<Object> {
@@ -435,9 +439,9 @@ fn single_output<'a>(
     }
 }
 
-/// `{"result": [[[label, score], ...], ...]}`: class scores per example, labelled by
-/// class index; a single score per example has an empty label.
-pub fn classify_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<String> {
+/// Class scores per example, each labelled by its class index (a single score per
+/// example has an empty label): what `:classify` answers, on either API.
+pub fn class_scores(outputs: &[Tensor], sig: &Signature) -> ServeResult<Vec<Vec<(String, f32)>>> {
     let y = single_output(outputs, sig, Method::Classify)?;
     let (rows, classes) = match y.shape() {
         [n] => (*n, 1),
@@ -450,26 +454,38 @@ pub fn classify_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<Str
         }
     };
     let scores = y.cast(ferroflow_core::DType::F32)?.to_vec::<f32>()?;
+    Ok((0..rows)
+        .map(|r| {
+            (0..classes)
+                .map(|c| {
+                    let label = if classes == 1 {
+                        String::new()
+                    } else {
+                        c.to_string()
+                    };
+                    (label, scores[r * classes + c])
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// `{"result": [[[label, score], ...], ...]}`: [`class_scores`] as TF Serving's JSON.
+pub fn classify_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<String> {
     let mut out = String::from("{\"result\":[");
-    for r in 0..rows {
+    for (r, row) in class_scores(outputs, sig)?.iter().enumerate() {
         if r > 0 {
             out.push(',');
         }
         out.push('[');
-        for c in 0..classes {
+        for (c, (label, score)) in row.iter().enumerate() {
             if c > 0 {
                 out.push(',');
             }
-            let label = if classes == 1 {
-                String::new()
-            } else {
-                c.to_string()
-            };
             out.push('[');
-            write_str(&mut out, &label);
+            write_str(&mut out, label);
             out.push(',');
-            let t = Tensor::scalar(scores[r * classes + c]);
-            JsonTensor::new(&t)?.write_all(&mut out);
+            JsonTensor::new(&Tensor::scalar(*score))?.write_all(&mut out);
             out.push(']');
         }
         out.push(']');
@@ -478,8 +494,8 @@ pub fn classify_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<Str
     Ok(out)
 }
 
-/// `{"result": [value, ...]}`: one value per example.
-pub fn regress_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<String> {
+/// One value per example: what `:regress` answers, on either API.
+pub fn regression_values(outputs: &[Tensor], sig: &Signature) -> ServeResult<Tensor> {
     let y = single_output(outputs, sig, Method::Regress)?;
     let rows = match y.shape() {
         [n] | [n, 1] => *n,
@@ -490,7 +506,12 @@ pub fn regress_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<Stri
             )))
         }
     };
-    let flat = y.reshape(&[rows as isize])?;
+    Ok(y.reshape(&[rows as isize])?)
+}
+
+/// `{"result": [value, ...]}`: [`regression_values`] as TF Serving's JSON.
+pub fn regress_response(outputs: &[Tensor], sig: &Signature) -> ServeResult<String> {
+    let flat = regression_values(outputs, sig)?;
     let mut out = String::from("{\"result\":");
     JsonTensor::new(&flat)?.write_all(&mut out);
     out.push('}');

@@ -2,7 +2,7 @@
 
 use crate::error::{json_response, Code, ServeError, ServeResult};
 use crate::json::{Budget, Json, MEMORY_PER_BODY_BYTE};
-use crate::manager::{metadata_json, LoadedVersion, ModelManager, VersionSpec};
+use crate::manager::{blocking, metadata_json, LoadedVersion, ModelManager, VersionSpec};
 use crate::metrics::Metrics;
 use crate::request::{self, Format, Method};
 use axum::body::Bytes;
@@ -203,14 +203,6 @@ async fn handle_post(
     } else {
         blocking(move || encode(&outputs, &version, method, format)).await
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ServeResult<T> + Send + 'static,
-) -> ServeResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ServeError::internal(format!("the request failed: {e}"))))
 }
 
 /// Decodes a body within the memory budget that `max_body` (the body size limit) sets.

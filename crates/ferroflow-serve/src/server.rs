@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 use crate::config::{self, BatchingParameters, ModelConfig};
+use crate::grpc::GrpcOptions;
 use crate::manager::ModelManager;
 use crate::metrics::Metrics;
 use crate::routes::{router, AppState};
@@ -24,6 +25,18 @@ pub struct ServeArgs {
     /// models, version policies and labels.
     #[arg(long = "model_config_file")]
     pub model_config_file: Option<PathBuf>,
+    /// Port of the gRPC API (PredictionService, ModelService; 0 picks a free one,
+    /// printed at startup).
+    #[arg(long = "port", default_value_t = 8500)]
+    pub port: u16,
+    /// Calls the gRPC API answers at once (default: four per core); the rest wait.
+    #[arg(long = "grpc_max_threads")]
+    pub grpc_max_threads: Option<usize>,
+    /// gRPC server arguments, `key=value` separated by commas: grpc.max_receive_message_length,
+    /// grpc.max_send_message_length (-1: no limit), grpc.max_concurrent_streams,
+    /// grpc.keepalive_time_ms, grpc.keepalive_timeout_ms; others are ignored with a warning.
+    #[arg(long = "grpc_channel_arguments", default_value = "")]
+    pub grpc_channel_arguments: String,
     /// Port of the REST API (0 picks a free one, printed at startup).
     #[arg(long = "rest_api_port", default_value_t = 8501)]
     pub rest_api_port: u16,
@@ -77,6 +90,47 @@ impl ServeArgs {
         Ok(configs)
     }
 
+    /// The gRPC server's options, from `--grpc_max_threads` and `--grpc_channel_arguments`.
+    pub fn grpc_options(&self) -> Result<GrpcOptions, String> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut o = GrpcOptions {
+            max_receive_bytes: self.rest_api_max_body_bytes,
+            max_send_bytes: i32::MAX as usize,
+            max_concurrent_calls: self.grpc_max_threads.unwrap_or(4 * cores).max(1),
+            max_concurrent_streams: None,
+            keepalive: None,
+        };
+        let (mut keep_time, mut keep_timeout) = (None, Duration::from_secs(20));
+        for arg in self
+            .grpc_channel_arguments
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| format!("--grpc_channel_arguments: '{arg}' is not key=value"))?;
+            let n: i64 = value.trim().parse().map_err(|_| {
+                format!("--grpc_channel_arguments: {key} must be an integer, got '{value}'")
+            })?;
+            let size = |n: i64| if n < 0 { usize::MAX } else { n as usize };
+            match key.trim() {
+                "grpc.max_receive_message_length" => o.max_receive_bytes = size(n),
+                "grpc.max_send_message_length" => o.max_send_bytes = size(n),
+                "grpc.max_concurrent_streams" => o.max_concurrent_streams = u32::try_from(n).ok(),
+                "grpc.keepalive_time_ms" => {
+                    keep_time = Some(Duration::from_millis(n.max(1) as u64))
+                }
+                "grpc.keepalive_timeout_ms" => {
+                    keep_timeout = Duration::from_millis(n.max(1) as u64)
+                }
+                other => eprintln!("ferroflow serve: ignoring gRPC channel argument {other}"),
+            }
+        }
+        o.keepalive = keep_time.map(|t| (t, keep_timeout));
+        Ok(o)
+    }
+
     /// The batching parameters when batching is on.
     pub fn batching(&self) -> Result<Option<BatchingParameters>, String> {
         match (&self.batching_parameters_file, self.enable_batching) {
@@ -108,9 +162,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             })
             .map_err(|e| format!("cannot start the model poller: {e}"))?;
     }
+    let grpc_options = args.grpc_options()?;
     let state = Arc::new(AppState {
-        manager,
-        metrics,
+        manager: manager.clone(),
+        metrics: metrics.clone(),
         timeout: Duration::from_millis(args.rest_api_timeout_in_ms.max(1)),
         max_body: args.rest_api_max_body_bytes,
     });
@@ -136,11 +191,36 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         let bound: SocketAddr = listener
             .local_addr()
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        eprintln!("ferroflow serve: Exporting HTTP/REST API at:{bound} ...");
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
+        let grpc_addr = format!("{}:{}", args.rest_api_bind_address, args.port);
+        let grpc_listener = tokio::net::TcpListener::bind(&grpc_addr)
             .await
-            .map_err(|e| format!("server error: {e}"))?;
+            .map_err(|e| format!("cannot listen on {grpc_addr} (--port): {e}"))?;
+        let grpc_bound: SocketAddr = grpc_listener
+            .local_addr()
+            .map_err(|e| format!("cannot listen on {grpc_addr}: {e}"))?;
+        // The two lines TF Serving prints, which scripts wait for.
+        eprintln!("ferroflow serve: Running gRPC ModelServer at {grpc_bound} ...");
+        eprintln!("ferroflow serve: Exporting HTTP/REST API at:{bound} ...");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let rest = axum::serve(listener, router(state))
+            .with_graceful_shutdown(until_stopped(stopped.clone()));
+        let grpc = crate::grpc::serve(
+            grpc_listener,
+            manager,
+            metrics,
+            grpc_options,
+            until_stopped(stopped),
+        );
+        let (rest, grpc) = tokio::join!(rest, grpc);
+        rest.map_err(|e| format!("server error: {e}"))?;
+        grpc?;
         eprintln!("ferroflow serve: stopped");
         Ok(())
     })

@@ -107,6 +107,8 @@ impl Server {
             .args([
                 "--rest_api_port",
                 "0",
+                "--port",
+                "0",
                 "--rest_api_bind_address",
                 "127.0.0.1",
             ])
