@@ -96,6 +96,8 @@ fn assert_close(got: &[f32], want: &[f32]) {
 struct Server {
     child: Child,
     url: String,
+    /// The gRPC API's `host:port`.
+    grpc: String,
     log: Arc<Mutex<Vec<String>>>,
     agent: ureq::Agent,
 }
@@ -122,14 +124,18 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
+            let mut grpc = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("Running gRPC ModelServer at ").nth(1) {
+                    grpc = addr.trim_end_matches(" ...").to_string();
+                }
                 if let Some(addr) = line.split("Exporting HTTP/REST API at:").nth(1) {
-                    let _ = tx.send(addr.trim_end_matches(" ...").to_string());
+                    let _ = tx.send((addr.trim_end_matches(" ...").to_string(), grpc.clone()));
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+        let (addr, grpc) = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -144,6 +150,7 @@ impl Server {
         Server {
             child,
             url: format!("http://{addr}"),
+            grpc,
             log,
             agent,
         }
@@ -838,4 +845,123 @@ fn a_request_shaped_to_claim_terabytes_is_refused_and_nothing_else_is_affected()
     assert_eq!(code, 200, "{v}");
     let x = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], &[2, 3]).unwrap();
     assert_close(&numbers(&v["predictions"]), &predict(&model, &[x])[0]);
+}
+
+mod grpc {
+    //! The gRPC API through the client generated from the same protos.
+    use super::*;
+    use ferroflow::serve::grpc::proto::tensorflow::serving as pb;
+    use ferroflow::serve::grpc::proto::tensorflow::{DataType, TensorProto};
+    use ferroflow::serve::grpc::tensor_proto::{data_type, tensor_to_proto};
+    use pb::prediction_service_client::PredictionServiceClient;
+
+    fn predict_request(model: &str, x: &Tensor) -> pb::PredictRequest {
+        pb::PredictRequest {
+            model_spec: Some(pb::ModelSpec {
+                name: model.into(),
+                ..Default::default()
+            }),
+            inputs: [("features".to_string(), tensor_to_proto(x))].into(),
+            output_filter: Vec::new(),
+        }
+    }
+
+    fn values(p: &TensorProto) -> Vec<f32> {
+        assert_eq!(p.dtype, data_type(DType::F32) as i32);
+        p.tensor_content
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    #[test]
+    fn predict_metadata_and_status_codes_over_grpc() {
+        let (m, s, _base) = serve_mlp(
+            "grpc",
+            &[
+                "--grpc_channel_arguments",
+                "grpc.max_receive_message_length=65536",
+            ],
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = PredictionServiceClient::connect(format!("http://{}", s.grpc))
+                .await
+                .unwrap();
+            let x = tensor(&rows(5, 4, 0.3));
+            let r = c
+                .predict(predict_request("mlp", &x))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_close(&values(&r.outputs["scores"]), &predict(&m, &[x.clone()])[0]);
+            assert_eq!(
+                r.model_spec.unwrap().version_choice,
+                Some(pb::model_spec::VersionChoice::Version(1))
+            );
+            let code = |r: Result<tonic::Response<pb::PredictResponse>, tonic::Status>| {
+                r.map(|_| tonic::Code::Ok).unwrap_or_else(|e| e.code())
+            };
+            assert_eq!(
+                code(c.predict(predict_request("nope", &x)).await),
+                tonic::Code::NotFound
+            );
+            let wrong = tensor(&rows(5, 3, 0.0));
+            assert_eq!(
+                code(c.predict(predict_request("mlp", &wrong)).await),
+                tonic::Code::InvalidArgument
+            );
+            let big = tensor(&rows(8000, 4, 0.0));
+            assert_eq!(
+                code(c.predict(predict_request("mlp", &big)).await),
+                tonic::Code::ResourceExhausted
+            );
+            // A deadline that passes (tonic's client gives up itself, with CANCELLED; the
+            // server's DEADLINE_EXCEEDED is checked in its unit tests and by TF Serving's
+            // Python client in CI).
+            let mut slow =
+                tonic::Request::new(predict_request("mlp", &tensor(&rows(4000, 4, 0.0))));
+            slow.set_timeout(Duration::from_micros(200));
+            let c2 = code(c.predict(slow).await);
+            assert!(
+                matches!(c2, tonic::Code::DeadlineExceeded | tonic::Code::Cancelled),
+                "{c2:?}"
+            );
+            let md = c
+                .get_model_metadata(pb::GetModelMetadataRequest {
+                    model_spec: Some(pb::ModelSpec {
+                        name: "mlp".into(),
+                        ..Default::default()
+                    }),
+                    metadata_field: vec!["signature_def".into()],
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let any = &md.metadata["signature_def"];
+            assert_eq!(
+                any.type_url,
+                "type.googleapis.com/tensorflow.serving.SignatureDefMap"
+            );
+            let map =
+                <pb::SignatureDefMap as prost::Message>::decode(any.value.as_slice()).unwrap();
+            let sig = &map.signature_def["serving_default"];
+            assert_eq!(sig.inputs["features"].dtype, DataType::DtFloat as i32);
+            // Still answering.
+            let r = c
+                .predict(predict_request("mlp", &x))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(values(&r.outputs["scores"]).len(), 15);
+        });
+        let metrics = s.text("/monitoring/prometheus/metrics");
+        assert!(
+            metrics.contains("api=\"predict\"") || metrics.contains("request_count"),
+            "{metrics}"
+        );
+    }
 }

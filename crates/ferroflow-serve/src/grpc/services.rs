@@ -301,12 +301,14 @@ impl Server {
             let method = match task.method_name.as_str() {
                 "tensorflow/serving/classify" => Method::Classify,
                 "tensorflow/serving/regress" => Method::Regress,
-                other => return Err(ServeError::new(
-                    Code::Unimplemented,
-                    format!(
+                other => {
+                    return Err(ServeError::new(
+                        Code::Unimplemented,
+                        format!(
                         "method '{other}' is not supported in MultiInference (classify, regress)"
                     ),
-                )),
+                    ))
+                }
             };
             let (name, v) = self.version(spec, method)?;
             let sig = v.servable.signature();
@@ -697,7 +699,10 @@ where
     }
 }
 
-/// Serves both services on `listener` until `shutdown` resolves.
+/// Serves both services on `listener` until `shutdown` resolves, then lets calls in
+/// flight finish. (HTTP/2 is served here rather than by tonic's transport, whose own
+/// timer would answer a passed deadline with CANCELLED before the handler's
+/// DEADLINE_EXCEEDED.)
 pub async fn serve(
     listener: tokio::net::TcpListener,
     manager: Arc<ModelManager>,
@@ -721,27 +726,97 @@ pub async fn serve(
     let models = ModelServiceServer::new(server)
         .max_decoding_message_size(options.max_receive_bytes)
         .max_encoding_message_size(options.max_send_bytes);
-    let mut builder = tonic::transport::Server::builder()
-        .max_concurrent_streams(options.max_concurrent_streams)
-        .tcp_nodelay(true);
+    let routes = OversizeAsExhausted(
+        tonic::service::Routes::new(predict)
+            .add_service(models)
+            .prepare(),
+    );
+    let mut http2 = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    http2.max_concurrent_streams(options.max_concurrent_streams);
     if let Some((interval, timeout)) = options.keepalive {
-        builder = builder
-            .http2_keepalive_interval(Some(interval))
-            .http2_keepalive_timeout(Some(timeout));
+        http2
+            .keep_alive_interval(Some(interval))
+            .keep_alive_timeout(timeout)
+            .timer(hyper_util::rt::TokioTimer::new());
     }
-    let incoming = tokio_stream_listener(listener);
-    builder
-        .layer(tower::layer::layer_fn(OversizeAsExhausted))
-        .add_service(predict)
-        .add_service(models)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(|e| format!("gRPC server error: {e}"))
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok(c) => c,
+                // A connection that failed as it arrived (out of file descriptors, a reset)
+                // costs only itself.
+                Err(_) => continue,
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(routes.clone());
+        let conn = http2.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }
 
-/// The listener's connections as the stream tonic serves.
-fn tokio_stream_listener(
-    listener: tokio::net::TcpListener,
-) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Server {
+        let metrics = Arc::new(Metrics::new());
+        Server {
+            manager: Arc::new(ModelManager::new(Vec::new(), None, metrics.clone())),
+            metrics,
+            budget: 1 << 20,
+            calls: Arc::new(tokio::sync::Semaphore::new(2)),
+        }
+    }
+
+    #[test]
+    fn a_passed_deadline_is_deadline_exceeded() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut req = Request::new(());
+        req.metadata_mut()
+            .insert("grpc-timeout", "50m".parse().unwrap());
+        let limit = deadline(&req).unwrap();
+        assert!(limit < Duration::from_millis(50) && limit > Duration::from_millis(40));
+        let s = server();
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        };
+        let e = rt
+            .block_on(s.call("m", "predict", Some(limit), slow))
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
+        let fast = async { Ok(7) };
+        let r = rt
+            .block_on(s.call("m", "predict", Some(limit), fast))
+            .unwrap();
+        assert_eq!(r.into_inner(), 7);
+    }
+
+    #[test]
+    fn model_specs_and_reload_configs_are_checked() {
+        assert!(model_spec(None)
+            .unwrap_err()
+            .message
+            .contains("Missing ModelSpec"));
+        let spec = pb::ModelSpec {
+            name: "m".into(),
+            signature_name: String::new(),
+            version_choice: Some(pb::model_spec::VersionChoice::Version(-2)),
+        };
+        assert!(model_spec(Some(&spec)).is_err());
+        let e = model_configs(None).unwrap_err();
+        assert!(e.message.contains("model_config_list"), "{}", e.message);
+    }
 }
