@@ -897,7 +897,10 @@ mod grpc {
                 .await
                 .unwrap()
                 .into_inner();
-            assert_close(&values(&r.outputs["scores"]), &predict(&m, &[x.clone()])[0]);
+            assert_close(
+                &values(&r.outputs["scores"]),
+                &predict(&m, std::slice::from_ref(&x))[0],
+            );
             assert_eq!(
                 r.model_spec.unwrap().version_choice,
                 Some(pb::model_spec::VersionChoice::Version(1))
