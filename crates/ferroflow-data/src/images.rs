@@ -92,13 +92,17 @@ pub fn load_image(path: &Path, size: (usize, usize), mode: ColorMode) -> Result<
     decode_image(&bytes, path, size, mode)
 }
 
-/// The most memory one decoded image may take (the decoders check a header's claimed
-/// dimensions against it before allocating): 64 megapixels of RGBA.
+/// The most memory one image's decoder may allocate.
 pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
 /// The widest and tallest image decoded (a few bytes of GIF or PNG can claim a canvas
 /// of any size; 16384 is past what cameras write).
 pub const MAX_IMAGE_SIDE: u32 = 16384;
+
+/// The most pixels an image may have (40 megapixels: an 8K frame, most cameras). Checked
+/// from the header before decoding: GIF canvases are not covered by the decoders' own
+/// allocation limit.
+pub const MAX_IMAGE_PIXELS: u64 = 40_000_000;
 
 /// Decodes image bytes (PNG, JPEG, BMP or GIF, found from the bytes themselves) and
 /// resizes them to `[h, w, channels]` float32 in 0-255; `path` labels errors.
@@ -112,9 +116,21 @@ pub fn decode_image(
         path: path.display().to_string(),
         msg: format!("cannot decode image: {e}"),
     };
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| io_err(path, e))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| io_err(path, e))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(bad)?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || w as u64 * h as u64 > MAX_IMAGE_PIXELS {
+        return Err(Error::Format {
+            path: path.display().to_string(),
+            msg: format!(
+                "the image claims {w}x{h} pixels, more than the limit of {MAX_IMAGE_PIXELS} ({MAX_IMAGE_SIDE} a side)"
+            ),
+        });
+    }
+    let mut reader = reader()?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
     limits.max_image_width = Some(MAX_IMAGE_SIDE);

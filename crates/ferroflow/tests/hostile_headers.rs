@@ -235,14 +235,19 @@ fn crc32(data: &[u8]) -> u32 {
 #[test]
 fn image_header_claiming_a_terapixel() {
     let png = huge_png();
-    refused("image", png.len(), "cannot decode image", || {
-        ff::data::images::decode_image(
-            &png,
-            Path::new("huge.png"),
-            (8, 8),
-            ff::data::images::ColorMode::Rgb,
-        )
-    });
+    refused(
+        "image",
+        png.len(),
+        "the image claims 1048576x1048576 pixels",
+        || {
+            ff::data::images::decode_image(
+                &png,
+                Path::new("huge.png"),
+                (8, 8),
+                ff::data::images::ColorMode::Rgb,
+            )
+        },
+    );
 }
 
 #[test]
