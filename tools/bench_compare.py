@@ -5,7 +5,8 @@
     python3 tools/bench_compare.py train   # MLP train step vs TensorFlow (and PyTorch)
     python3 tools/bench_compare.py function  # eager vs compiled steps vs tf.function(jit_compile=True)
     python3 tools/bench_compare.py tflite  # demo CNN .tflite (float, int8) at batch 1 vs LiteRT
-    python3 tools/bench_compare.py serve   # ferroflow serve vs a Python Keras HTTP server, under wrk
+    python3 tools/bench_compare.py serve   # ferroflow serve vs a Python Keras HTTP server, under wrk;
+                                           # then REST vs gRPC at batch 1/32, 8/64 connections
 
 PyTorch joins the `train` comparison when it is importable (it is large to install, so the
 script does not install it; `pip install torch` into .venv-bench to include it).
@@ -569,6 +570,57 @@ def bench_serve():
               f"{r['non_2xx']:>8} {r['max_abs_diff_vs_ferroflow']:>10.2e}")
 
 
+def grpc_load(addr, rows, seconds, connections):
+    """The `grpc_load` example against a running server: requests/s, p50, p99."""
+    exe = os.path.join(ROOT, "target", "release", "examples", "grpc_load")
+    out = subprocess.check_output([exe, addr, "digits", "input_layer", str(rows), "64", str(connections),
+                                   str(seconds)], text=True)
+    return json.loads(out)
+
+
+def bench_serve_apis():
+    """REST (wrk) and gRPC (the `grpc_load` example, also loopback) against one ferroflow
+    serve without batching: requests/s and p50/p99 at batch 1 and 32, 8 and 64
+    connections; the targets are REST p99 under 2 ms at 8 connections (batch 1) and gRPC
+    at least 1.5x REST's request rate at batch 32."""
+    import numpy as np
+    base = serve_model_dir()
+    seconds = int(os.environ.get("BENCH_SERVE_SECONDS", "10"))
+    subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "ferroflow", "--example", "grpc_load"],
+                          cwd=ROOT)
+    exe = ferroflow_exe()
+    cmd = [exe, "serve", "--model_name", "digits", "--model_base_path", base, "--rest_api_port", "0",
+           "--port", "0", "--rest_api_bind_address", "127.0.0.1"]
+    log = os.path.join(SERVE_DIR, "apis.log")
+    proc, rest_addr = start_logged(cmd, "Exporting HTTP/REST API at:", log)
+    grpc_addr = open(log).read().split("Running gRPC ModelServer at ", 1)[1].split()[0]
+    x = np.load(os.path.join(base, "1", "sample_inputs.npy")).astype(np.float32)
+    url = f"http://{rest_addr}/v1/models/digits:predict"
+    rows = {}
+    for batch in (1, 32):
+        body = json.dumps({"instances": x[:batch].tolist()})
+        for conns in (8, 64):
+            wrk(url, body, 1, conns)
+            rows[("rest", batch, conns)] = wrk(url, body, seconds, conns)
+            grpc_load(grpc_addr, batch, 1, conns)
+            rows[("grpc", batch, conns)] = grpc_load(grpc_addr, batch, seconds, conns)
+    proc.terminate()
+    proc.wait()
+    for batch in (1, 32):
+        for conns in (8, 64):
+            g, r = rows[("grpc", batch, conns)], rows[("rest", batch, conns)]
+            print(f"RATIO serve_grpc_vs_rest_rps_b{batch}_c{conns} {g['rps'] / r['rps']:.3f}")
+    rest_p99 = rows[("rest", 1, 8)]["p99_ms"]
+    ratio = rows[("grpc", 32, 8)]["rps"] / rows[("rest", 32, 8)]["rps"]
+    print(f"TARGET serve_rest_p99_b1_c8_under_2ms {rest_p99:.3f} {'met' if rest_p99 < 2 else 'missed'}")
+    print(f"TARGET serve_grpc_rps_b32_at_least_1.5x_rest {ratio:.3f} {'met' if ratio >= 1.5 else 'missed'}")
+    print()
+    print(f"demo MLP, one server, no batching, {seconds} s per row, loopback (wrk -t2 for REST)")
+    print(f"{'api':<6} {'batch':>5} {'conns':>5} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
+    for (api, batch, conns), r in rows.items():
+        print(f"{api:<6} {batch:>5} {conns:>5} {r['rps']:>11.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
+
+
 def keras_server(base, mode):
     """A minimal TF-Serving-shaped HTTP server around a Keras model: the ferroflow saved
     model's config.json is Keras 3's serialisation, and its weights are keyed by Keras
@@ -637,6 +689,8 @@ def main():
     ensure_references()
     if suite == "serve":
         bench_serve()
+        print()
+        bench_serve_apis()
         return
     reps = int(os.environ.get("BENCH_REPS", "7"))
     extra = ("--model", tflite_model_dir()) if suite == "tflite" else ()
