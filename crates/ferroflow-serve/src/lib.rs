@@ -21,6 +21,7 @@ pub mod manager;
 pub mod metrics;
 pub mod request;
 pub mod routes;
+pub mod run_cost;
 pub mod servable;
 pub mod server;
 pub mod textproto;

@@ -10,6 +10,7 @@ use crate::batching::Batcher;
 use crate::config::{BatchingParameters, ModelConfig};
 use crate::error::{ServeError, ServeResult};
 use crate::metrics::Metrics;
+use crate::run_cost::{timed, RunCost};
 use crate::servable::{self, Servable, Signature, TensorInfo};
 use ferroflow_core::Tensor;
 use serde_json::{json, Value};
@@ -26,30 +27,26 @@ pub struct LoadedVersion {
     pub servable: Arc<dyn Servable>,
     /// Its batching queue, when `--enable_batching` is on.
     pub batcher: Option<Batcher>,
+    /// How long its runs take, which decides where unbatched requests run.
+    pub cost: Arc<RunCost>,
 }
 
 impl LoadedVersion {
     /// Runs inputs through this version (on either API): checked against the signature,
-    /// then through its batching queue when batching is on, else on a blocking thread.
+    /// then through its batching queue when batching is on, else where its
+    /// [`RunCost`] says (here when quick, on a blocking thread when not).
     pub async fn run(self: &Arc<Self>, inputs: Vec<Tensor>) -> ServeResult<Vec<Tensor>> {
         let rows = self.servable.signature().check(&inputs)?;
         match &self.batcher {
             Some(b) => b.run(inputs, rows).await,
             None => {
                 let me = self.clone();
-                blocking(move || me.servable.run(&inputs)).await
+                self.cost
+                    .run(true, move || timed(|| me.servable.run(&inputs)))
+                    .await
             }
         }
     }
-}
-
-/// Runs `f` on one of the runtime's blocking threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ServeResult<T> + Send + 'static,
-) -> ServeResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ServeError::internal(format!("the request failed: {e}"))))
 }
 
 /// Which version a request names.
@@ -229,6 +226,7 @@ impl ModelManager {
                         version: v,
                         servable,
                         batcher,
+                        cost: Arc::default(),
                     });
                     self.set(config, v, State::Available, Some(loaded), None);
                 }

@@ -38,6 +38,24 @@ fn size_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 13))
 }
 
+/// Which API a request came in by (TF Serving's `entrypoint` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entrypoint {
+    /// The HTTP/REST API.
+    Rest,
+    /// The gRPC API.
+    Grpc,
+}
+
+impl Entrypoint {
+    fn label(self) -> &'static str {
+        match self {
+            Entrypoint::Rest => "REST",
+            Entrypoint::Grpc => "GRPC",
+        }
+    }
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -107,7 +125,14 @@ impl Metrics {
     }
 
     /// Counts a finished request and its latency; `status` is `OK` or a TF code name.
-    pub fn record_request(&self, model: &str, api: &str, status: &str, latency: Duration) {
+    pub fn record_request(
+        &self,
+        model: &str,
+        api: &str,
+        entrypoint: Entrypoint,
+        status: &str,
+        latency: Duration,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
                 model_name: model.to_string(),
@@ -115,14 +140,20 @@ impl Metrics {
             })
             .inc();
         self.request_latency
-            .get_or_create(&latency_labels(model, api))
+            .get_or_create(&latency_labels(model, api, entrypoint))
             .observe(latency.as_secs_f64() * 1e6);
     }
 
     /// Records how long the model took for one request.
-    pub fn record_runtime(&self, model: &str, api: &str, latency: Duration) {
+    pub fn record_runtime(
+        &self,
+        model: &str,
+        api: &str,
+        entrypoint: Entrypoint,
+        latency: Duration,
+    ) {
         self.runtime_latency
-            .get_or_create(&latency_labels(model, api))
+            .get_or_create(&latency_labels(model, api, entrypoint))
             .observe(latency.as_secs_f64() * 1e6);
     }
 
@@ -147,11 +178,11 @@ impl Metrics {
     }
 }
 
-fn latency_labels(model: &str, api: &str) -> LatencyLabels {
+fn latency_labels(model: &str, api: &str, entrypoint: Entrypoint) -> LatencyLabels {
     LatencyLabels {
         model_name: model.to_string(),
         API: api.to_string(),
-        entrypoint: "REST".to_string(),
+        entrypoint: entrypoint.label().to_string(),
     }
 }
 
@@ -162,10 +193,17 @@ mod tests {
     #[test]
     fn exposition_has_tf_serving_names_and_labels() {
         let m = Metrics::new();
-        m.record_request("digits", "predict", "OK", Duration::from_micros(250));
         m.record_request(
             "digits",
             "predict",
+            Entrypoint::Rest,
+            "OK",
+            Duration::from_micros(250),
+        );
+        m.record_request(
+            "digits",
+            "predict",
+            Entrypoint::Grpc,
             "INVALID_ARGUMENT",
             Duration::from_micros(20),
         );
@@ -177,9 +215,11 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains(
-            ":tensorflow:serving:request_latency_count{model_name=\"digits\",API=\"predict\",entrypoint=\"REST\"} 2"
-        ));
+        for entrypoint in ["REST", "GRPC"] {
+            assert!(text.contains(&format!(
+                ":tensorflow:serving:request_latency_count{{model_name=\"digits\",API=\"predict\",entrypoint=\"{entrypoint}\"}} 1"
+            )), "{text}");
+        }
         assert!(text.contains(":tensorflow:serving:batching_session:processed_batch_size_sum{model_name=\"digits\"} 8.0"));
     }
 }

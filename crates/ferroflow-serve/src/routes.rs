@@ -2,9 +2,10 @@
 
 use crate::error::{json_response, Code, ServeError, ServeResult};
 use crate::json::{Budget, Json, MEMORY_PER_BODY_BYTE};
-use crate::manager::{blocking, metadata_json, LoadedVersion, ModelManager, VersionSpec};
-use crate::metrics::Metrics;
+use crate::manager::{metadata_json, LoadedVersion, ModelManager, VersionSpec};
+use crate::metrics::{Entrypoint, Metrics};
 use crate::request::{self, Format, Method};
+use crate::run_cost::{blocking, timed};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -124,7 +125,7 @@ async fn post_model(
         Err(e) => e.code.name(),
     };
     st.metrics
-        .record_request(&model, api, status, start.elapsed());
+        .record_request(&model, api, Entrypoint::Rest, status, start.elapsed());
     match result {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(e) => e.into_response(),
@@ -145,8 +146,8 @@ fn parse_post_path(rest: &str) -> ServeResult<(String, VersionSpec, Method)> {
     Ok((name, spec, method))
 }
 
-/// Bodies smaller than this are decoded and encoded on the async worker; larger ones
-/// on a blocking thread.
+/// Bodies smaller than this are decoded and encoded on the async worker (and run there
+/// too when the model is quick and unbatched); larger ones on a blocking thread.
 const INLINE_BODY: usize = 64 * 1024;
 
 async fn handle_post(
@@ -171,18 +172,19 @@ async fn handle_post(
     })?;
     let version = st.manager.get(&name, &spec)?;
     let metrics = st.metrics.clone();
+    let small = body.len() < INLINE_BODY;
     if version.batcher.is_none() {
-        // One hop to a blocking thread for decoding, the model and encoding.
+        // Decoding, the model and encoding in one place: here when the body is small and
+        // the model quick, else with one hop to a blocking thread.
+        let cost = version.cost.clone();
         let run = move || {
             let (inputs, format) = decode(&body, st.max_body, &version, method)?;
-            let t0 = Instant::now();
-            let outputs = version.servable.run(&inputs)?;
-            metrics.record_runtime(&name, method.verb(), t0.elapsed());
-            encode(&outputs, &version, method, format)
+            let (outputs, took) = timed(|| version.servable.run(&inputs))?;
+            metrics.record_runtime(&name, method.verb(), Entrypoint::Rest, took);
+            Ok((encode(&outputs, &version, method, format)?, took))
         };
-        return blocking(run).await;
+        return cost.run(small, run).await;
     }
-    let small = body.len() < INLINE_BODY;
     let (inputs, format) = if small {
         decode(&body, st.max_body, &version, method)?
     } else {
@@ -197,7 +199,7 @@ async fn handle_post(
         .as_ref()
         .ok_or_else(|| ServeError::internal("no batcher"))?;
     let outputs = batcher.run(inputs, rows).await?;
-    metrics.record_runtime(&name, method.verb(), t0.elapsed());
+    metrics.record_runtime(&name, method.verb(), Entrypoint::Rest, t0.elapsed());
     if small {
         encode(&outputs, &version, method, format)
     } else {

@@ -10,7 +10,7 @@ use crate::config::{ModelConfig, VersionPolicy};
 use crate::error::{Code, ServeError, ServeResult};
 use crate::json::{Budget, Json, MEMORY_PER_BODY_BYTE};
 use crate::manager::{LoadedVersion, ModelManager, State, VersionSpec};
-use crate::metrics::Metrics;
+use crate::metrics::{Entrypoint, Metrics};
 use crate::request::{self, Method};
 use crate::servable::{Signature, TensorInfo, DEFAULT_SIGNATURE};
 use ferroflow_core::Tensor;
@@ -140,7 +140,7 @@ impl Server {
             Err(e) => e.code.name(),
         };
         self.metrics
-            .record_request(model, api, status, start.elapsed());
+            .record_request(model, api, Entrypoint::Grpc, status, start.elapsed());
         result.map(Response::new).map_err(ServeError::into_status)
     }
 
@@ -167,7 +167,7 @@ impl Server {
         let t0 = Instant::now();
         let outputs = v.run(inputs).await?;
         self.metrics
-            .record_runtime(name, method.verb(), t0.elapsed());
+            .record_runtime(name, method.verb(), Entrypoint::Grpc, t0.elapsed());
         Ok(outputs)
     }
 
@@ -398,7 +398,7 @@ impl Server {
         self.manager.reconfigure(configs);
         // Answer once the new configuration is loaded, as TF Serving does.
         let manager = self.manager.clone();
-        crate::manager::blocking(move || {
+        crate::run_cost::blocking(move || {
             manager.poll();
             Ok(())
         })
