@@ -1,6 +1,6 @@
 """Makes the fixtures of `ferroflow inspect`'s tests: a TFLite file with operators
-ferroflow cannot run (float16 weights through DEQUANTIZE and CUMSUM, as TF's converter
-writes them with supported_types=[tf.float16]), and, for it and the TF-converted
+ferroflow cannot run (a magnitude spectrum: RFFT2D with COMPLEX64 tensors and
+COMPLEX_ABS, as TF's converter writes tf.signal.rfft), and, for it and the TF-converted
 fixtures of ferroflow-lite, what LiteRT itself reports of each file (input and output
 names, dtypes, shape signatures, quantisation; the operator list) as NAME.litert.json.
 
@@ -21,23 +21,17 @@ LITE = os.path.join(ROOT, "crates", "ferroflow-lite", "tests", "fixtures")
 os.makedirs(OUT, exist_ok=True)
 
 
-class CumsumModel(tf.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = tf.Variable(tf.random.stateless_normal([16, 64], seed=[1, 2]))
-
+class SpectrumModel(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="x")])
     def __call__(self, x):
-        return {"y": tf.math.cumsum(tf.matmul(x, self.w), axis=-1)}
+        return {"y": tf.abs(tf.signal.rfft(x))}
 
 
-def float16_cumsum():
-    m = CumsumModel()
+def complex_spectrum():
+    m = SpectrumModel()
     fn = m.__call__.get_concrete_function()
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], m)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.target_spec.supported_types = [tf.float16]
-    path = os.path.join(OUT, "cumsum_f16.tflite")
+    path = os.path.join(OUT, "spectrum_c64.tflite")
     with open(path, "wb") as f:
         f.write(conv.convert())
     return path
@@ -64,7 +58,7 @@ def litert_view(path):
 
 
 def main():
-    paths = [float16_cumsum()]
+    paths = [complex_spectrum()]
     paths += [os.path.join(LITE, n + ".tflite") for n in ("mlp_int8", "cnn_int8", "multi_input_int8")]
     for p in paths:
         name = os.path.basename(p)[: -len(".tflite")]

@@ -9,6 +9,7 @@ use crate::ir::{
     Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, Op, Padding,
     Quantization, ReduceKind, UnaryKind,
 };
+use crate::kernels;
 use ferroflow_core::ops::conv::Padding as CorePadding;
 use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::ops::slice::SliceArg;
@@ -24,6 +25,8 @@ pub struct Interpreter {
     consts: Vec<Option<Tensor>>,
     /// Per op: its filter in ferroflow's layout, when constant.
     filters: Vec<Option<Tensor>>,
+    /// Per op: whether it was computed at load (all its inputs are constants).
+    folded: Vec<bool>,
     /// Multiply-adds of the matmuls and convolutions per batch row (the static shapes have
     /// batch 1): a measure of the work of a call.
     macs_per_row: usize,
@@ -81,11 +84,13 @@ impl Interpreter {
         let macs_per_row = macs(&model);
         let mut me = Interpreter {
             name: "tflite model".into(),
+            folded: vec![false; model.ops.len()],
             model,
             consts,
             filters: Vec::new(),
             macs_per_row,
         };
+        me.fold_constants()?;
         me.filters = (0..me.model.ops.len())
             .map(|i| me.prepare_filter(i))
             .collect::<Result<_>>()?;
@@ -129,6 +134,10 @@ impl Interpreter {
             // [out, kh, kw, in] -> [kh, kw, in, out]
             Op::Conv2d { .. } if filter.rank() == 4 => {
                 Some(filter.transpose(&[1, 2, 3, 0])?.contiguous())
+            }
+            // [out, kh, kw, in] -> [kh, kw, out, in]
+            Op::TransposeConv { .. } if filter.rank() == 4 => {
+                Some(filter.transpose(&[1, 2, 0, 3])?.contiguous())
             }
             // [1, kh, kw, in * m] -> [kh, kw, in, m]
             Op::DepthwiseConv2d { .. } if filter.rank() == 4 => {
@@ -210,14 +219,65 @@ impl Interpreter {
             vals[i] = Some(x.clone());
         }
         for (k, op) in m.ops.iter().enumerate() {
-            let y = self.run_op(k, &vals).with_context(|| {
+            if self.folded[k] {
+                continue;
+            }
+            let ys = self.run_op(k, &vals).with_context(|| {
                 let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
                 format!("running operator {k} ({name}) of model '{}'", self.name)
             })?;
-            let out = op.outputs[0] as usize;
-            vals[out] = Some(to_output(&m.tensors[out], y)?);
+            self.store(k, ys, &mut vals)?;
         }
         Ok(vals)
+    }
+
+    /// Stores op `k`'s results in its output tensors, converted to their types.
+    fn store(&self, k: usize, ys: Vec<Tensor>, vals: &mut [Option<Tensor>]) -> Result<()> {
+        let op = &self.model.ops[k];
+        if ys.len() != op.outputs.len() {
+            return Err(err(
+                "tflite",
+                format!(
+                    "operator {k} gives {} results for its {} outputs",
+                    ys.len(),
+                    op.outputs.len()
+                ),
+            ));
+        }
+        for (y, &out) in ys.into_iter().zip(&op.outputs) {
+            let out = out as usize;
+            vals[out] = Some(to_output(&self.model.tensors[out], y)?);
+        }
+        Ok(())
+    }
+
+    /// Runs, once at load, every op whose inputs are all constants (float16 and sparse
+    /// weights decoded by `DEQUANTIZE`/`DENSIFY`, shape arithmetic on constants), keeping
+    /// its results as constants.
+    fn fold_constants(&mut self) -> Result<()> {
+        for k in 0..self.model.ops.len() {
+            let op = &self.model.ops[k];
+            let constant_inputs = op
+                .inputs
+                .iter()
+                .all(|&i| i < 0 || self.consts[i as usize].is_some());
+            if op.inputs.iter().all(|&i| i < 0) || !constant_inputs {
+                continue;
+            }
+            let ys = self.run_op(k, &self.consts).with_context(|| {
+                let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
+                format!(
+                    "folding constant operator {k} ({name}) of model '{}'",
+                    self.name
+                )
+            })?;
+            let mut consts = std::mem::take(&mut self.consts);
+            let stored = self.store(k, ys, &mut consts);
+            self.consts = consts;
+            stored?;
+            self.folded[k] = true;
+        }
+        Ok(())
     }
 
     /// Runs the model on float inputs and returns float outputs: inputs of a quantised
@@ -279,7 +339,51 @@ impl Interpreter {
             .ok_or_else(|| err("tflite", format!("input {j} is missing")))
     }
 
-    fn run_op(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
+    /// Op `k`'s results, one per output.
+    fn run_op(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+        let op = &self.model.ops[k];
+        match &op.op {
+            Op::Split { num, sized } => {
+                let (x, axis) = if *sized {
+                    (self.required(k, 0, vals)?, self.required(k, 2, vals)?)
+                } else {
+                    (self.required(k, 1, vals)?, self.required(k, 0, vals)?)
+                };
+                let axis = scalar_int("SPLIT", &axis)? as isize;
+                let parts = if *sized {
+                    let sizes: Vec<isize> = ints(&self.required(k, 1, vals)?)?
+                        .into_iter()
+                        .map(|v| v as isize)
+                        .collect();
+                    x.split(&sizes, axis)?
+                } else {
+                    x.split_even(*num, axis)?
+                };
+                if parts.len() != *num {
+                    return Err(err(
+                        "SPLIT",
+                        format!("{} parts for num_splits {num}", parts.len()),
+                    ));
+                }
+                Ok(parts.into_iter().map(|p| p.contiguous()).collect())
+            }
+            Op::Unpack { num, axis } => {
+                let x = self.required(k, 0, vals)?;
+                let parts = x.unstack(*axis as isize)?;
+                if parts.len() != *num {
+                    return Err(err(
+                        "UNPACK",
+                        format!("{} parts of {:?} for num {num}", parts.len(), x.shape()),
+                    ));
+                }
+                Ok(parts.into_iter().map(|p| p.contiguous()).collect())
+            }
+            _ => Ok(vec![self.run_single(k, vals)?]),
+        }
+    }
+
+    /// The result of op `k`, which has one output.
+    fn run_single(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
         let op = &self.model.ops[k];
         let x = self.required(k, 0, vals)?;
         Ok(match &op.op {
@@ -430,24 +534,7 @@ impl Interpreter {
             }
             Op::Pad => {
                 let p = ints(&self.required(k, 1, vals)?)?;
-                if p.len() != 2 * x.rank() || p.iter().any(|&v| v < 0) {
-                    return Err(err("PAD", format!("paddings {p:?} for rank {}", x.rank())));
-                }
-                let pairs: Vec<(usize, usize)> = p
-                    .chunks(2)
-                    .map(|c| (c[0] as usize, c[1] as usize))
-                    .collect();
-                let padded = x
-                    .shape()
-                    .iter()
-                    .zip(&pairs)
-                    .try_fold(1usize, |n, (&d, &(a, b))| n.checked_mul(d + a + b));
-                if padded.is_none_or(|n| n > MAX_ELEMENTS) {
-                    return Err(err(
-                        "PAD",
-                        format!("paddings {p:?} of {:?} are too large", x.shape()),
-                    ));
-                }
+                let pairs = paddings("PAD", &x, &p)?;
                 x.pad(&pairs, PadMode::Constant(0.0))?
             }
             Op::Transpose => {
@@ -457,13 +544,15 @@ impl Interpreter {
                     .collect();
                 x.transpose(&perm)?.contiguous()
             }
-            Op::Quantize | Op::Dequantize => {
+            Op::Quantize => {
                 if x.dtype().is_float() {
                     x
                 } else {
                     x.cast(DType::F32)?
                 }
             }
+            // int8/int16 inputs arrive dequantised (see `input`); float16 is widened.
+            Op::Dequantize => x.cast(DType::F32)?,
             Op::Cast => {
                 let out = &self.model.tensors[op.outputs[0] as usize];
                 x.cast(core_dtype(out.dtype))?
@@ -557,6 +646,133 @@ impl Interpreter {
                 let y = self.required(k, 1, vals)?;
                 x.matmul_t(&y, *adj_x, *adj_y)?
             }
+            Op::Prelu => kernels::prelu(&x, &self.required(k, 1, vals)?)?,
+            Op::Resize {
+                bilinear,
+                align_corners,
+                half_pixel_centers,
+            } => {
+                let size = ints(&self.required(k, 1, vals)?)?;
+                let [h, w] = size[..] else {
+                    return Err(err(
+                        "RESIZE",
+                        format!("size {size:?} is not [height, width]"),
+                    ));
+                };
+                if h < 1 || w < 1 {
+                    return Err(err("RESIZE", format!("size {size:?} is not positive")));
+                }
+                kernels::resize(
+                    &x,
+                    (h as usize, w as usize),
+                    *bilinear,
+                    *align_corners,
+                    *half_pixel_centers,
+                )?
+            }
+            Op::DepthToSpace { block } => kernels::depth_to_space(&x, *block)?,
+            Op::SpaceToDepth { block } => kernels::space_to_depth(&x, *block)?,
+            Op::TransposeConv { window, act } => {
+                // Inputs: output shape, filter [out, kh, kw, in], image, bias.
+                let shape = ints(&x)?;
+                let image = self.required(k, 2, vals)?;
+                let [_, oh, ow, _] = shape[..] else {
+                    return Err(err(
+                        "TRANSPOSE_CONV",
+                        format!("output shape {shape:?} is not NHWC"),
+                    ));
+                };
+                let w = match &self.filters[k] {
+                    Some(f) => f.clone(),
+                    None => self
+                        .required(k, 1, vals)?
+                        .transpose(&[1, 2, 0, 3])?
+                        .contiguous(),
+                };
+                if oh < 1 || ow < 1 {
+                    return Err(err(
+                        "TRANSPOSE_CONV",
+                        format!("output shape {shape:?} is not positive"),
+                    ));
+                }
+                let mut y = image.conv2d_transpose(
+                    &w,
+                    (oh as usize, ow as usize),
+                    window.stride,
+                    pad(window.padding),
+                    (1, 1),
+                )?;
+                if let Some(b) = self.input(k, 3, vals)? {
+                    y = y.add(&b)?;
+                }
+                apply(y, *act)?
+            }
+            Op::Split { .. } | Op::Unpack { .. } => {
+                return Err(err("tflite", "an op with several outputs run as one"))
+            }
+            Op::Slice => {
+                let begin = ints(&self.required(k, 1, vals)?)?;
+                let size = ints(&self.required(k, 2, vals)?)?;
+                if begin.len() != x.rank() || size.len() != x.rank() || begin.iter().any(|&b| b < 0)
+                {
+                    return Err(err(
+                        "SLICE",
+                        format!(
+                            "begin {begin:?} and size {size:?} for shape {:?}",
+                            x.shape()
+                        ),
+                    ));
+                }
+                let begin: Vec<usize> = begin.iter().map(|&b| b as usize).collect();
+                let size: Vec<isize> = size.iter().map(|&s| s as isize).collect();
+                x.slice(&begin, &size)?.contiguous()
+            }
+            Op::Tile => {
+                let m = ints(&self.required(k, 1, vals)?)?;
+                let tiled = x.shape().iter().zip(&m).try_fold(1usize, |n, (&d, &t)| {
+                    usize::try_from(t)
+                        .ok()
+                        .and_then(|t| n.checked_mul(d)?.checked_mul(t))
+                });
+                if m.len() != x.rank() || tiled.is_none_or(|n| n > MAX_ELEMENTS) {
+                    return Err(err(
+                        "TILE",
+                        format!("multiples {m:?} for shape {:?}", x.shape()),
+                    ));
+                }
+                let m: Vec<usize> = m.iter().map(|&t| t as usize).collect();
+                x.tile(&m)?
+            }
+            Op::GatherNd => x.gather_nd(&self.required(k, 1, vals)?)?,
+            Op::ArgReduce { max } => {
+                let axis = scalar_int("ARG_MAX", &self.required(k, 1, vals)?)? as isize;
+                if *max {
+                    x.argmax(axis)?
+                } else {
+                    x.argmin(axis)?
+                }
+            }
+            Op::L2Normalization { act } => apply(kernels::l2_normalize(&x)?, *act)?,
+            Op::LocalResponseNorm {
+                radius,
+                bias,
+                alpha,
+                beta,
+            } => kernels::local_response_norm(&x, *radius, *bias, *alpha, *beta)?,
+            Op::MirrorPad { symmetric } => {
+                let p = ints(&self.required(k, 1, vals)?)?;
+                let pairs = paddings("MIRROR_PAD", &x, &p)?;
+                let mode = if *symmetric {
+                    PadMode::Symmetric
+                } else {
+                    PadMode::Reflect
+                };
+                x.pad(&pairs, mode)?
+            }
+            Op::Cumsum { exclusive, reverse } => {
+                let axis = scalar_int("CUMSUM", &self.required(k, 1, vals)?)? as isize;
+                x.cumsum(axis, *exclusive, *reverse)?
+            }
             Op::LeakyRelu { alpha } => x.leaky_relu(*alpha as f64)?,
             Op::Gelu { approximate } => {
                 if *approximate {
@@ -641,6 +857,38 @@ fn ints(t: &Tensor) -> Result<Vec<i64>> {
     t.cast(DType::I64)?.to_vec::<i64>()
 }
 
+/// The one integer of a scalar or one-element tensor (an axis).
+fn scalar_int(op: &'static str, t: &Tensor) -> Result<i64> {
+    match ints(t)?[..] {
+        [v] => Ok(v),
+        ref other => Err(err(op, format!("expected one axis, got {other:?}"))),
+    }
+}
+
+/// `paddings` (`[rank, 2]`, flattened) as (before, after) pairs, checked to be
+/// non-negative and to give an output of at most [`MAX_ELEMENTS`].
+fn paddings(op: &'static str, x: &Tensor, p: &[i64]) -> Result<Vec<(usize, usize)>> {
+    if p.len() != 2 * x.rank() || p.iter().any(|&v| v < 0) {
+        return Err(err(op, format!("paddings {p:?} for rank {}", x.rank())));
+    }
+    let pairs: Vec<(usize, usize)> = p
+        .chunks(2)
+        .map(|c| (c[0] as usize, c[1] as usize))
+        .collect();
+    let padded = x
+        .shape()
+        .iter()
+        .zip(&pairs)
+        .try_fold(1usize, |n, (&d, &(a, b))| n.checked_mul(d + a + b));
+    if padded.is_none_or(|n| n > MAX_ELEMENTS) {
+        return Err(err(
+            op,
+            format!("paddings {p:?} of {:?} are too large", x.shape()),
+        ));
+    }
+    Ok(pairs)
+}
+
 /// The ferroflow dtype of a TFLite element type (int16 computes as int32).
 pub fn core_dtype(t: ElementType) -> DType {
     match t {
@@ -650,6 +898,7 @@ pub fn core_dtype(t: ElementType) -> DType {
         ElementType::I8 => DType::I8,
         ElementType::U8 => DType::U8,
         ElementType::Bool => DType::Bool,
+        ElementType::F16 => DType::F16,
     }
 }
 
@@ -684,11 +933,16 @@ fn constant(t: &LiteTensor) -> Result<Tensor> {
         ElementType::Bool => {
             Tensor::from_vec(data.iter().map(|&b| b != 0).collect::<Vec<bool>>(), &shape)?
         }
+        ElementType::F16 => Tensor::from_vec(
+            le::<2, u16>(data, u16::from_le_bytes)
+                .into_iter()
+                .map(half::f16::from_bits)
+                .collect::<Vec<half::f16>>(),
+            &shape,
+        )?,
     };
     match &t.quant {
-        Some(q) if t.dtype != ElementType::F32 && t.dtype != ElementType::I64 => {
-            dequantize_with(&raw, q)
-        }
+        Some(q) if is_quantized(t) || t.dtype == ElementType::I32 => dequantize_with(&raw, q),
         _ => Ok(raw),
     }
 }

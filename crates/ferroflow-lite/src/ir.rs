@@ -22,6 +22,8 @@ pub enum ElementType {
     I16,
     /// Boolean, one byte each.
     Bool,
+    /// IEEE half precision (float16 weights feeding `DEQUANTIZE`).
+    F16,
 }
 
 impl ElementType {
@@ -31,7 +33,7 @@ impl ElementType {
             ElementType::F32 | ElementType::I32 => 4,
             ElementType::I64 => 8,
             ElementType::I8 | ElementType::U8 | ElementType::Bool => 1,
-            ElementType::I16 => 2,
+            ElementType::I16 | ElementType::F16 => 2,
         }
     }
 
@@ -45,6 +47,7 @@ impl ElementType {
             ElementType::U8 => "UINT8",
             ElementType::I16 => "INT16",
             ElementType::Bool => "BOOL",
+            ElementType::F16 => "FLOAT16",
         }
     }
 }
@@ -297,6 +300,87 @@ pub enum Op {
         /// Transpose the last two axes of `y`.
         adj_y: bool,
     },
+    /// `PRELU(x, alpha)`: `x` where `x >= 0`, else `alpha * x` (alpha broadcasts).
+    Prelu,
+    /// `RESIZE_BILINEAR` / `RESIZE_NEAREST_NEIGHBOR(x, size)` of NHWC images.
+    Resize {
+        /// Bilinear (true) or nearest-neighbour interpolation.
+        bilinear: bool,
+        /// Corner pixels of input and output are aligned.
+        align_corners: bool,
+        /// Pixel centres at +0.5 (TF2's `tf.image.resize`).
+        half_pixel_centers: bool,
+    },
+    /// `DEPTH_TO_SPACE`: channel blocks become `block x block` spatial tiles.
+    DepthToSpace {
+        /// Block size.
+        block: usize,
+    },
+    /// `SPACE_TO_DEPTH`: the inverse of [`Op::DepthToSpace`].
+    SpaceToDepth {
+        /// Block size.
+        block: usize,
+    },
+    /// `TRANSPOSE_CONV(output_shape, filter[out, kh, kw, in], x, bias?)`.
+    TransposeConv {
+        /// Padding and strides (dilation 1).
+        window: Window,
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `SPLIT(axis, x)` into `num` equal parts, or `SPLIT_V(x, sizes, axis)`.
+    Split {
+        /// Number of outputs.
+        num: usize,
+        /// `SPLIT_V`: sizes given as the second input.
+        sized: bool,
+    },
+    /// `SLICE(x, begin, size)` (a size of -1 runs to the end).
+    Slice,
+    /// `TILE(x, multiples)`.
+    Tile,
+    /// `UNPACK`: `num` outputs, one per index along `axis`, which is removed.
+    Unpack {
+        /// Number of outputs.
+        num: usize,
+        /// The axis.
+        axis: i32,
+    },
+    /// `GATHER_ND(params, indices)`.
+    GatherNd,
+    /// `ARG_MAX` / `ARG_MIN(x, axis)`, as the output tensor's integer type.
+    ArgReduce {
+        /// Largest (true) or smallest.
+        max: bool,
+    },
+    /// `L2_NORMALIZATION` over the last axis.
+    L2Normalization {
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `LOCAL_RESPONSE_NORMALIZATION` across the channels (last axis).
+    LocalResponseNorm {
+        /// Channels on each side in the sum.
+        radius: usize,
+        /// Added to the scaled sum.
+        bias: f32,
+        /// Scale of the sum of squares.
+        alpha: f32,
+        /// Exponent.
+        beta: f32,
+    },
+    /// `MIRROR_PAD(x, paddings)`.
+    MirrorPad {
+        /// `SYMMETRIC` (edge repeated) rather than `REFLECT`.
+        symmetric: bool,
+    },
+    /// `CUMSUM(x, axis)`.
+    Cumsum {
+        /// Each sum leaves out its own element.
+        exclusive: bool,
+        /// Sums run from the end.
+        reverse: bool,
+    },
 }
 
 /// Comparison builtins.
@@ -438,6 +522,8 @@ impl Op {
             | Op::Conv2d { act, .. }
             | Op::DepthwiseConv2d { act, .. }
             | Op::Pool2d { act, .. }
+            | Op::TransposeConv { act, .. }
+            | Op::L2Normalization { act }
             | Op::Concatenation { act, .. } => Some(act),
             Op::Binary {
                 kind: BinaryKind::Add | BinaryKind::Sub | BinaryKind::Mul | BinaryKind::Div,

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod inspect;
 mod interpreter;
 pub mod ir;
+mod kernels;
 pub mod quantize;
 pub mod read;
 pub mod write;

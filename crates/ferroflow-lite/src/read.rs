@@ -170,6 +170,7 @@ pub(crate) fn element_type(t: fb::TensorType) -> Result<ElementType> {
         fb::TensorType::UINT8 => ElementType::U8,
         fb::TensorType::INT16 => ElementType::I16,
         fb::TensorType::BOOL => ElementType::Bool,
+        fb::TensorType::FLOAT16 => ElementType::F16,
         other => {
             return Err(bad(format!(
                 "tensor type {} is not supported",
@@ -344,6 +345,7 @@ fn max_version(code: fb::BuiltinOperator) -> i32 {
         B::DEPTHWISE_CONV_2D => 7,
         B::ADD | B::SUB | B::MUL => 5,
         B::SOFTMAX | B::CONCATENATION | B::MEAN | B::GATHER | B::PAD => 4,
+        B::TRANSPOSE_CONV | B::RESIZE_BILINEAR | B::RESIZE_NEAREST_NEIGHBOR => 4,
         _ => 3,
     }
 }
@@ -564,6 +566,113 @@ pub(crate) fn operator(
             Op::BatchMatMul {
                 adj_x: opt.is_some_and(|b| b.adj_x()),
                 adj_y: opt.is_some_and(|b| b.adj_y()),
+            }
+        }
+        B::PRELU => Op::Prelu,
+        B::RESIZE_BILINEAR => {
+            let opt = o.builtin_options_as_resize_bilinear_options();
+            Op::Resize {
+                bilinear: true,
+                align_corners: opt.is_some_and(|r| r.align_corners()),
+                half_pixel_centers: opt.is_some_and(|r| r.half_pixel_centers()),
+            }
+        }
+        B::RESIZE_NEAREST_NEIGHBOR => {
+            let opt = o.builtin_options_as_resize_nearest_neighbor_options();
+            Op::Resize {
+                bilinear: false,
+                align_corners: opt.is_some_and(|r| r.align_corners()),
+                half_pixel_centers: opt.is_some_and(|r| r.half_pixel_centers()),
+            }
+        }
+        B::DEPTH_TO_SPACE => Op::DepthToSpace {
+            block: positive(
+                o.builtin_options_as_depth_to_space_options()
+                    .ok_or_else(missing)?
+                    .block_size(),
+                "block size",
+            )?,
+        },
+        B::SPACE_TO_DEPTH => Op::SpaceToDepth {
+            block: positive(
+                o.builtin_options_as_space_to_depth_options()
+                    .ok_or_else(missing)?
+                    .block_size(),
+                "block size",
+            )?,
+        },
+        B::TRANSPOSE_CONV => {
+            let opt = o
+                .builtin_options_as_transpose_conv_options()
+                .ok_or_else(missing)?;
+            Op::TransposeConv {
+                window: window(opt.padding(), (opt.stride_h(), opt.stride_w()), (1, 1))?,
+                act: activation(opt.fused_activation_function())?,
+            }
+        }
+        B::SPLIT => Op::Split {
+            num: positive(
+                o.builtin_options_as_split_options()
+                    .ok_or_else(missing)?
+                    .num_splits(),
+                "num_splits",
+            )?,
+            sized: false,
+        },
+        B::SPLIT_V => Op::Split {
+            num: positive(
+                o.builtin_options_as_split_voptions()
+                    .ok_or_else(missing)?
+                    .num_splits(),
+                "num_splits",
+            )?,
+            sized: true,
+        },
+        B::SLICE => Op::Slice,
+        B::TILE => Op::Tile,
+        B::UNPACK => {
+            let opt = o.builtin_options_as_unpack_options().ok_or_else(missing)?;
+            Op::Unpack {
+                num: positive(opt.num(), "num")?,
+                axis: opt.axis(),
+            }
+        }
+        B::GATHER_ND => Op::GatherNd,
+        B::ARG_MAX | B::ARG_MIN => Op::ArgReduce {
+            max: code == B::ARG_MAX,
+        },
+        B::L2_NORMALIZATION => Op::L2Normalization {
+            act: activation(
+                o.builtin_options_as_l2_norm_options()
+                    .map_or(fb::ActivationFunctionType::NONE, |l| {
+                        l.fused_activation_function()
+                    }),
+            )?,
+        },
+        B::LOCAL_RESPONSE_NORMALIZATION => {
+            let opt = o
+                .builtin_options_as_local_response_normalization_options()
+                .ok_or_else(missing)?;
+            if opt.radius() < 0 {
+                return Err(bad(format!("radius {} is negative", opt.radius())));
+            }
+            Op::LocalResponseNorm {
+                radius: opt.radius() as usize,
+                bias: opt.bias(),
+                alpha: opt.alpha(),
+                beta: opt.beta(),
+            }
+        }
+        B::MIRROR_PAD => Op::MirrorPad {
+            symmetric: o
+                .builtin_options_as_mirror_pad_options()
+                .is_some_and(|m| m.mode() == fb::MirrorPadMode::SYMMETRIC),
+        },
+        B::CUMSUM => {
+            let opt = o.builtin_options_as_cumsum_options();
+            Op::Cumsum {
+                exclusive: opt.is_some_and(|c| c.exclusive()),
+                reverse: opt.is_some_and(|c| c.reverse()),
             }
         }
         _ => return Err(bad(format!("builtin op {name} is not supported"))),

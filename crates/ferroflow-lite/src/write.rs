@@ -84,7 +84,12 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
                 codes.len() - 1
             }
         };
-        let (kind, options) = options(&mut fbb, &op.op);
+        let out_type = op
+            .outputs
+            .first()
+            .and_then(|&i| model.tensors.get(i as usize))
+            .map_or(ElementType::F32, |t| t.dtype);
+        let (kind, options) = options(&mut fbb, &op.op, out_type);
         let inputs = fbb.create_vector(&op.inputs);
         let outputs = fbb.create_vector(&op.outputs);
         operators.push(fb::Operator::create(
@@ -235,6 +240,7 @@ pub(crate) fn tensor_type(dtype: ElementType) -> fb::TensorType {
         ElementType::U8 => fb::TensorType::UINT8,
         ElementType::I16 => fb::TensorType::INT16,
         ElementType::Bool => fb::TensorType::BOOL,
+        ElementType::F16 => fb::TensorType::FLOAT16,
     }
 }
 
@@ -321,6 +327,26 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
         Op::Cast => B::CAST,
         Op::LeakyRelu { .. } => B::LEAKY_RELU,
         Op::Gelu { .. } => B::GELU,
+        Op::Prelu => B::PRELU,
+        Op::Resize { bilinear: true, .. } => B::RESIZE_BILINEAR,
+        Op::Resize {
+            bilinear: false, ..
+        } => B::RESIZE_NEAREST_NEIGHBOR,
+        Op::DepthToSpace { .. } => B::DEPTH_TO_SPACE,
+        Op::SpaceToDepth { .. } => B::SPACE_TO_DEPTH,
+        Op::TransposeConv { .. } => B::TRANSPOSE_CONV,
+        Op::Split { sized: false, .. } => B::SPLIT,
+        Op::Split { sized: true, .. } => B::SPLIT_V,
+        Op::Slice => B::SLICE,
+        Op::Tile => B::TILE,
+        Op::Unpack { .. } => B::UNPACK,
+        Op::GatherNd => B::GATHER_ND,
+        Op::ArgReduce { max: true } => B::ARG_MAX,
+        Op::ArgReduce { max: false } => B::ARG_MIN,
+        Op::L2Normalization { .. } => B::L2_NORMALIZATION,
+        Op::LocalResponseNorm { .. } => B::LOCAL_RESPONSE_NORMALIZATION,
+        Op::MirrorPad { .. } => B::MIRROR_PAD,
+        Op::Cumsum { .. } => B::CUMSUM,
     }
 }
 
@@ -388,12 +414,134 @@ fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32
     }
 }
 
+/// The builtin options of `op` (`out_type`: its first output's type).
 fn options<'a>(
     fbb: &mut FlatBufferBuilder<'a>,
     op: &Op,
+    out_type: ElementType,
 ) -> (fb::BuiltinOptions, Option<WIPOffset<UnionWIPOffset>>) {
     use fb::BuiltinOptions as O;
+    macro_rules! table {
+        ($kind:ident, $args:ident { $($field:ident: $value:expr),* $(,)? }) => {{
+            // Fields left out (TRANSPOSE_CONV's quantized_bias_type) take their defaults.
+            #[allow(clippy::needless_update)]
+            let args = fb::$args { $($field: $value,)* ..Default::default() };
+            let o = fb::$kind::create(fbb, &args);
+            (O::$kind, Some(o.as_union_value()))
+        }};
+    }
     match op {
+        Op::Resize {
+            bilinear: true,
+            align_corners,
+            half_pixel_centers,
+        } => table!(
+            ResizeBilinearOptions,
+            ResizeBilinearOptionsArgs {
+                align_corners: *align_corners,
+                half_pixel_centers: *half_pixel_centers,
+            }
+        ),
+        Op::Resize {
+            bilinear: false,
+            align_corners,
+            half_pixel_centers,
+        } => table!(
+            ResizeNearestNeighborOptions,
+            ResizeNearestNeighborOptionsArgs {
+                align_corners: *align_corners,
+                half_pixel_centers: *half_pixel_centers,
+            }
+        ),
+        Op::DepthToSpace { block } => table!(
+            DepthToSpaceOptions,
+            DepthToSpaceOptionsArgs {
+                block_size: *block as i32,
+            }
+        ),
+        Op::SpaceToDepth { block } => table!(
+            SpaceToDepthOptions,
+            SpaceToDepthOptionsArgs {
+                block_size: *block as i32,
+            }
+        ),
+        Op::TransposeConv { window, act } => table!(
+            TransposeConvOptions,
+            TransposeConvOptionsArgs {
+                padding: padding(window.padding),
+                stride_h: window.stride.0 as i32,
+                stride_w: window.stride.1 as i32,
+                fused_activation_function: activation(*act),
+            }
+        ),
+        Op::Split { num, sized: false } => table!(
+            SplitOptions,
+            SplitOptionsArgs {
+                num_splits: *num as i32,
+            }
+        ),
+        Op::Split { num, sized: true } => table!(
+            SplitVOptions,
+            SplitVOptionsArgs {
+                num_splits: *num as i32,
+            }
+        ),
+        Op::Unpack { num, axis } => table!(
+            UnpackOptions,
+            UnpackOptionsArgs {
+                num: *num as i32,
+                axis: *axis,
+            }
+        ),
+        Op::ArgReduce { max: true } => table!(
+            ArgMaxOptions,
+            ArgMaxOptionsArgs {
+                output_type: tensor_type(out_type),
+            }
+        ),
+        Op::ArgReduce { max: false } => table!(
+            ArgMinOptions,
+            ArgMinOptionsArgs {
+                output_type: tensor_type(out_type),
+            }
+        ),
+        Op::L2Normalization { act } => table!(
+            L2NormOptions,
+            L2NormOptionsArgs {
+                fused_activation_function: activation(*act),
+            }
+        ),
+        Op::LocalResponseNorm {
+            radius,
+            bias,
+            alpha,
+            beta,
+        } => table!(
+            LocalResponseNormalizationOptions,
+            LocalResponseNormalizationOptionsArgs {
+                radius: *radius as i32,
+                bias: *bias,
+                alpha: *alpha,
+                beta: *beta,
+            }
+        ),
+        Op::MirrorPad { symmetric } => table!(
+            MirrorPadOptions,
+            MirrorPadOptionsArgs {
+                mode: if *symmetric {
+                    fb::MirrorPadMode::SYMMETRIC
+                } else {
+                    fb::MirrorPadMode::REFLECT
+                },
+            }
+        ),
+        Op::Cumsum { exclusive, reverse } => table!(
+            CumsumOptions,
+            CumsumOptionsArgs {
+                exclusive: *exclusive,
+                reverse: *reverse,
+            }
+        ),
         Op::FullyConnected { act, keep_num_dims } => {
             let o = fb::FullyConnectedOptions::create(
                 fbb,
@@ -622,6 +770,10 @@ fn options<'a>(
         | Op::Cast
         | Op::ExpandDims
         | Op::Compare(_)
+        | Op::Prelu
+        | Op::Slice
+        | Op::Tile
+        | Op::GatherNd
         | Op::Select => (O::NONE, None),
     }
 }

@@ -191,8 +191,8 @@ fn inspect_of_tflite_files_agrees_with_litert() {
             crate_fixture("ferroflow-lite", "multi_input_int8.tflite"),
         ),
         (
-            "cumsum_f16",
-            fixtures().join("cumsum_f16.tflite").display().to_string(),
+            "spectrum_c64",
+            fixtures().join("spectrum_c64.tflite").display().to_string(),
         ),
     ];
     for (name, path) in files {
@@ -228,15 +228,21 @@ fn inspect_of_tflite_files_agrees_with_litert() {
     assert!(v["quantization"]["per_channel"].as_u64().unwrap() > 0);
     assert_eq!(v["unsupported_ops"], serde_json::json!([]));
     // What ferroflow cannot run is named, with the reason, and not fatal to inspect.
-    let f16 = fixtures().join("cumsum_f16.tflite");
-    let v = inspect(f16.to_str().unwrap());
-    assert_eq!(v["unsupported_ops"], serde_json::json!(["CUMSUM"]));
+    let c64 = fixtures().join("spectrum_c64.tflite");
+    let v = inspect(c64.to_str().unwrap());
+    assert_eq!(
+        v["unsupported_ops"],
+        serde_json::json!(["RFFT2D", "COMPLEX_ABS"])
+    );
     assert_eq!(
         v["unsupported_tensor_types"],
-        serde_json::json!(["FLOAT16"])
+        serde_json::json!(["COMPLEX64"])
     );
-    let text = ok(&["inspect", "--model", f16.to_str().unwrap()]);
-    assert!(text.contains("ferroflow cannot run: CUMSUM"), "{text}");
+    let text = ok(&["inspect", "--model", c64.to_str().unwrap()]);
+    assert!(
+        text.contains("ferroflow cannot run: RFFT2D, COMPLEX_ABS"),
+        "{text}"
+    );
 }
 
 /// Writes a `.npy` of f32 zeros (or i32 when `int`).
@@ -329,13 +335,13 @@ fn each_common_mistake_is_named_on_the_first_line() {
         "{line}"
     );
     // An unsupported TFLite op and tensor type: all of them named at once.
-    let f16 = fixtures().join("cumsum_f16.tflite");
+    let c64 = fixtures().join("spectrum_c64.tflite");
     let x = npy(&dir, "x16.npy", &[1, 16], ff::DType::F32);
     let line = fails(
         &[
             "predict",
             "--model",
-            f16.to_str().unwrap(),
+            c64.to_str().unwrap(),
             "--input",
             &x,
             "--output",
@@ -345,8 +351,9 @@ fn each_common_mistake_is_named_on_the_first_line() {
     );
     assert!(
         line.contains("cannot run this model yet")
-            && line.contains("FLOAT16")
-            && line.contains("CUMSUM"),
+            && line.contains("COMPLEX64")
+            && line.contains("RFFT2D")
+            && line.contains("COMPLEX_ABS"),
         "{line}"
     );
     // TFLite inputs of the wrong shape or count, in the same terms.

@@ -1,0 +1,256 @@
+"""Makes one small .tflite file per builtin op that production models use beyond the
+basic set (PRELU, resizes, depth/space rearrangement, TRANSPOSE_CONV, SPLIT, SLICE, TILE,
+UNPACK, GATHER_ND, ARG_MAX/MIN, L2 and local response normalisation, MIRROR_PAD,
+CUMSUM, float16 weights...), each converted by TensorFlow's own TFLiteConverter and run
+by LiteRT (ai-edge-litert) for the expected outputs.
+
+    TF_CPP_MIN_LOG_LEVEL=3 python tools/make_tflite_op_fixtures.py [OUT_DIR]
+
+Writes op_NAME.tflite, op_NAME_x.npy (op_NAME_x1.npy... for further inputs), op_NAME_y.npy
+(op_NAME_y1.npy... for further outputs, in LiteRT's output order) and ops_manifest.json
+({name: {"inputs": n, "outputs": m, "builtins": [...]}}) into OUT_DIR (default
+crates/ferroflow-lite/tests/fixtures/ops). Needs tensorflow and keras.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+import keras
+from ai_edge_litert.interpreter import Interpreter
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(__file__), "..", "crates", "ferroflow-lite", "tests", "fixtures", "ops")
+os.makedirs(OUT, exist_ok=True)
+rng = np.random.default_rng(11)
+keras.utils.set_random_seed(11)
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def normal(*shape):
+    return rng.normal(size=shape).astype(np.float32)
+
+
+def function(f, *xs):
+    """A tf.function of fixed input shapes, converted."""
+    spec = [tf.TensorSpec(x.shape, tf.as_dtype(x.dtype)) for x in xs]
+    cf = tf.function(f, input_signature=spec).get_concrete_function()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf])
+    return conv.convert(), list(xs)
+
+
+def keras_model(model, *xs, float16=False):
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if float16:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    return conv.convert(), list(xs)
+
+
+@case
+def prelu_shared():
+    x = keras.Input((6, 6, 4), batch_size=1)
+    h = keras.layers.Conv2D(4, 3, padding="same")(x)
+    p = keras.layers.PReLU(shared_axes=[1, 2])
+    y = p(h)
+    m = keras.Model(x, y)
+    p.alpha.assign(rng.uniform(0.05, 0.5, size=p.alpha.shape).astype(np.float32))
+    return keras_model(m, normal(1, 6, 6, 4))
+
+
+@case
+def prelu_full():
+    x = keras.Input((3, 5), batch_size=2)
+    p = keras.layers.PReLU()
+    m = keras.Model(x, p(x))
+    p.alpha.assign(rng.uniform(-0.5, 0.5, size=p.alpha.shape).astype(np.float32))
+    return keras_model(m, normal(2, 3, 5))
+
+
+@case
+def resize_bilinear_half_pixel():
+    return function(lambda x: tf.image.resize(x, [9, 7], "bilinear"), normal(1, 5, 4, 3))
+
+
+@case
+def resize_bilinear_align_corners():
+    return function(lambda x: tf.compat.v1.image.resize_bilinear(x, [9, 7], align_corners=True),
+                    normal(2, 5, 4, 3))
+
+
+@case
+def resize_bilinear_legacy():
+    return function(lambda x: tf.compat.v1.image.resize_bilinear(x, [3, 7]), normal(1, 5, 4, 2))
+
+
+@case
+def resize_nearest_half_pixel():
+    return function(lambda x: tf.image.resize(x, [10, 5], "nearest"), normal(1, 4, 3, 2))
+
+
+@case
+def resize_nearest_align_corners():
+    return function(
+        lambda x: tf.compat.v1.image.resize_nearest_neighbor(x, [7, 9], align_corners=True),
+        normal(1, 4, 3, 2))
+
+
+@case
+def resize_nearest_legacy():
+    return function(lambda x: tf.compat.v1.image.resize_nearest_neighbor(x, [2, 9]),
+                    normal(1, 4, 3, 2))
+
+
+@case
+def depth_to_space():
+    return function(lambda x: tf.nn.depth_to_space(x, 2), normal(1, 3, 4, 8))
+
+
+@case
+def space_to_depth():
+    return function(lambda x: tf.nn.space_to_depth(x, 2), normal(2, 4, 6, 3))
+
+
+@case
+def transpose_conv_same():
+    x = keras.Input((5, 5, 3), batch_size=1)
+    y = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(x)
+    return keras_model(keras.Model(x, y), normal(1, 5, 5, 3))
+
+
+@case
+def transpose_conv_valid():
+    x = keras.Input((4, 3, 2), batch_size=1)
+    y = keras.layers.Conv2DTranspose(3, (3, 2), strides=(2, 1), padding="valid")(x)
+    return keras_model(keras.Model(x, y), normal(1, 4, 3, 2))
+
+
+@case
+def split():
+    return function(lambda x: tf.split(x, 3, axis=-1), normal(2, 4, 6))
+
+
+@case
+def split_v():
+    return function(lambda x: tf.split(x, [1, 2, 3], axis=1), normal(2, 6, 3))
+
+
+@case
+def slice():
+    return function(lambda x: tf.slice(x, [0, 1, 2], [-1, 2, 3]) * 2.0, normal(2, 4, 6))
+
+
+@case
+def tile():
+    return function(lambda x: tf.tile(x, [2, 1, 3]), normal(2, 3, 2))
+
+
+@case
+def unpack():
+    return function(lambda x: tf.unstack(x, axis=1), normal(2, 3, 4))
+
+
+@case
+def gather_nd():
+    idx = tf.constant([[0, 1], [1, 2], [0, 0]])
+    return function(lambda x: tf.gather_nd(x, idx), normal(2, 3, 4))
+
+
+@case
+def arg_max():
+    return function(lambda x: tf.argmax(x, axis=-1), normal(3, 7))
+
+
+@case
+def arg_min():
+    return function(lambda x: tf.argmin(x, axis=1, output_type=tf.int32), normal(2, 5, 3))
+
+
+@case
+def l2_normalization():
+    return function(lambda x: tf.math.l2_normalize(x, axis=-1), normal(3, 8))
+
+
+@case
+def local_response_normalization():
+    return function(
+        lambda x: tf.nn.local_response_normalization(x, depth_radius=2, bias=1.5, alpha=0.3,
+                                                      beta=0.6),
+        normal(1, 3, 3, 7))
+
+
+@case
+def mirror_pad_reflect():
+    return function(lambda x: tf.pad(x, [[0, 0], [1, 2], [2, 1], [0, 0]], "REFLECT"),
+                    normal(1, 4, 4, 2))
+
+
+@case
+def mirror_pad_symmetric():
+    return function(lambda x: tf.pad(x, [[1, 0], [0, 3]], "SYMMETRIC"), normal(3, 4))
+
+
+@case
+def cumsum():
+    return function(lambda x: tf.math.cumsum(x, axis=1, exclusive=True, reverse=True),
+                    normal(2, 5, 3))
+
+
+@case
+def cumsum_plain():
+    return function(lambda x: tf.math.cumsum(x, axis=-1), normal(4, 6))
+
+
+@case
+def hard_swish_and_squared_difference():
+    return function(lambda a, b: tf.math.squared_difference(a * tf.nn.relu6(a + 3.0) / 6.0, b),
+                    normal(2, 6), normal(2, 6))
+
+
+@case
+def cnn_float16_weights():
+    x = keras.Input((8, 8, 3), batch_size=1)
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(x)
+    h = keras.layers.DepthwiseConv2D(3, padding="same")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    y = keras.layers.Dense(4)(h)
+    return keras_model(keras.Model(x, y), normal(1, 8, 8, 3), float16=True)
+
+
+def builtins(blob):
+    """The op names in the file, as LiteRT reports them."""
+    interp = Interpreter(model_content=blob)
+    return sorted({d["op_name"] for d in interp._get_ops_details()})
+
+
+def run_litert(blob, xs):
+    interp = Interpreter(model_content=blob)
+    interp.allocate_tensors()
+    for d, x in zip(interp.get_input_details(), xs):
+        interp.set_tensor(d["index"], x)
+    interp.invoke()
+    return [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+
+
+manifest = {}
+for name, build in CASES.items():
+    blob, xs = build()
+    ys = run_litert(blob, xs)
+    base = os.path.join(OUT, f"op_{name}")
+    with open(base + ".tflite", "wb") as f:
+        f.write(blob)
+    for i, x in enumerate(xs):
+        np.save(f"{base}_x{'' if i == 0 else i}.npy", x)
+    for i, y in enumerate(ys):
+        np.save(f"{base}_y{'' if i == 0 else i}.npy", y)
+    manifest[name] = {"inputs": len(xs), "outputs": len(ys), "builtins": builtins(blob)}
+    print(name, len(blob), "bytes", manifest[name]["builtins"], [y.shape for y in ys])
+with open(os.path.join(OUT, "ops_manifest.json"), "w") as f:
+    json.dump(manifest, f, indent=1, sort_keys=True)
+    f.write("\n")
