@@ -476,7 +476,21 @@ def peak_rss_mib(pid):
     return status_mib(pid, "VmHWM")
 
 
-def wrk(url, body, seconds, connections):
+def split_cores():
+    """(server, client) command prefixes that pin a server and its load generator to
+    disjoint halves of this process's cores with taskset (on a small machine, a client
+    sharing the server's cores puts the OS's time slices into the server's latency), and
+    the number of client cores; no pinning where taskset is missing or there is one core."""
+    import shutil
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2 or not shutil.which("taskset"):
+        return [], [], max(1, len(cores))
+    half = len(cores) // 2
+    cpus = lambda cs: ["taskset", "-c", ",".join(map(str, cs))]
+    return cpus(cores[:half]), cpus(cores[half:]), len(cores) - half
+
+
+def wrk(url, body, seconds, connections, prefix=(), threads=2):
     """Runs wrk against `url` with a POST body; returns requests/s, p50 and p99 in ms."""
     import shutil
     import tempfile
@@ -486,8 +500,8 @@ def wrk(url, body, seconds, connections):
     script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                  f"wrk.body = {json.dumps(body)}\n")
     script.close()
-    out = subprocess.check_output(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
-                                   "-s", script.name, url], text=True)
+    out = subprocess.check_output([*prefix, "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+                                   "--latency", "-s", script.name, url], text=True)
     os.unlink(script.name)
 
     def ms(tok):
@@ -570,10 +584,10 @@ def bench_serve():
               f"{r['non_2xx']:>8} {r['max_abs_diff_vs_ferroflow']:>10.2e}")
 
 
-def grpc_load(addr, rows, seconds, connections):
+def grpc_load(addr, rows, seconds, connections, prefix=()):
     """The `grpc_load` example against a running server: requests/s, p50, p99."""
     exe = os.path.join(ROOT, "target", "release", "examples", "grpc_load")
-    out = subprocess.check_output([exe, addr, "digits", "input_layer", str(rows), "64", str(connections),
+    out = subprocess.check_output([*prefix, exe, addr, "digits", "input_layer", str(rows), "64", str(connections),
                                    str(seconds)], text=True)
     return json.loads(out)
 
@@ -589,8 +603,9 @@ def bench_serve_apis():
     subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "ferroflow", "--example", "grpc_load"],
                           cwd=ROOT)
     exe = ferroflow_exe()
-    cmd = [exe, "serve", "--model_name", "digits", "--model_base_path", base, "--rest_api_port", "0",
-           "--port", "0", "--rest_api_bind_address", "127.0.0.1"]
+    server_cpus, client_cpus, client_threads = split_cores()
+    cmd = [*server_cpus, exe, "serve", "--model_name", "digits", "--model_base_path", base,
+           "--rest_api_port", "0", "--port", "0", "--rest_api_bind_address", "127.0.0.1"]
     log = os.path.join(SERVE_DIR, "apis.log")
     proc, rest_addr = start_logged(cmd, "Exporting HTTP/REST API at:", log)
     grpc_addr = open(log).read().split("Running gRPC ModelServer at ", 1)[1].split()[0]
@@ -600,10 +615,10 @@ def bench_serve_apis():
     for batch in (1, 32):
         body = json.dumps({"instances": x[:batch].tolist()})
         for conns in (8, 64):
-            wrk(url, body, 1, conns)
-            rows[("rest", batch, conns)] = wrk(url, body, seconds, conns)
-            grpc_load(grpc_addr, batch, 1, conns)
-            rows[("grpc", batch, conns)] = grpc_load(grpc_addr, batch, seconds, conns)
+            wrk(url, body, 1, conns, client_cpus, client_threads)
+            rows[("rest", batch, conns)] = wrk(url, body, seconds, conns, client_cpus, client_threads)
+            grpc_load(grpc_addr, batch, 1, conns, client_cpus)
+            rows[("grpc", batch, conns)] = grpc_load(grpc_addr, batch, seconds, conns, client_cpus)
     proc.terminate()
     proc.wait()
     for batch in (1, 32):
@@ -615,7 +630,10 @@ def bench_serve_apis():
     print(f"TARGET serve_rest_p99_b1_c8_under_2ms {rest_p99:.3f} {'met' if rest_p99 < 2 else 'missed'}")
     print(f"TARGET serve_grpc_rps_b32_at_least_1.5x_rest {ratio:.3f} {'met' if ratio >= 1.5 else 'missed'}")
     print()
-    print(f"demo MLP, one server, no batching, {seconds} s per row, loopback (wrk -t2 for REST)")
+    pinning = (f"server on cores {server_cpus[-1]}, clients on {client_cpus[-1]}" if server_cpus
+               else "server and clients share the cores")
+    print(f"demo MLP, one server, no batching, {seconds} s per row, loopback, {pinning} "
+          f"(wrk -t{client_threads} for REST)")
     print(f"{'api':<6} {'batch':>5} {'conns':>5} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
     for (api, batch, conns), r in rows.items():
         print(f"{api:<6} {batch:>5} {conns:>5} {r['rps']:>11.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
