@@ -13,11 +13,15 @@ crates/ferroflow-lite/tests/fixtures/ops). Needs tensorflow and keras.
 """
 import json
 import os
+import struct
 import sys
+
+import flatbuffers
 
 import numpy as np
 import tensorflow as tf
 import keras
+from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
@@ -46,6 +50,11 @@ def function(f, *xs):
 
 
 def keras_model(model, *xs, float16=False):
+    # Non-zero biases: the converter drops zero ones, leaving the bias input untested.
+    for layer in model.layers:
+        bias = getattr(layer, "bias", None)
+        if bias is not None:
+            bias.assign(rng.normal(size=bias.shape).astype(np.float32) * 0.5)
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if float16:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -223,10 +232,40 @@ def cnn_float16_weights():
     return keras_model(keras.Model(x, y), normal(1, 8, 8, 3), float16=True)
 
 
+@case
+def custom_transpose_conv_bias():
+    """MediaPipe's Convolution2DTransposeBias custom op (segmentation models), which
+    LiteRT's Python build runs: a TF-converted TRANSPOSE_CONV with bias rewritten into it
+    (inputs image, filter, bias; options padding, stride_w, stride_h as int32)."""
+    x = keras.Input((5, 4, 3), batch_size=1)
+    y = keras.layers.Conv2DTranspose(4, (3, 2), strides=(2, 2), padding="same")(x)
+    blob, xs = keras_model(keras.Model(x, y), normal(1, 5, 4, 3))
+    m = schema.ModelT.InitFromPackedBuf(blob, 0)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = "Convolution2DTransposeBias"
+    code.version = 1
+    m.operatorCodes.append(code)
+    for op in m.subgraphs[0].operators:
+        c = m.operatorCodes[op.opcodeIndex]
+        if max(c.builtinCode, c.deprecatedBuiltinCode) != schema.BuiltinOperator.TRANSPOSE_CONV:
+            continue
+        o = op.builtinOptions
+        padding = 1 if o.padding == schema.Padding.SAME else 2
+        op.inputs = [op.inputs[2], op.inputs[1], op.inputs[3]]
+        op.builtinOptionsType, op.builtinOptions = 0, None
+        op.customOptions = list(struct.pack("<iii", padding, o.strideW, o.strideH))
+        op.opcodeIndex = len(m.operatorCodes) - 1
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output()), xs
+
+
 def builtins(blob):
     """The op names in the file, as LiteRT reports them."""
     interp = Interpreter(model_content=blob)
-    return sorted({d["op_name"] for d in interp._get_ops_details()})
+    return sorted({d["op_name"] if d["op_name"] != "CUSTOM" else "CUSTOM(%s)" % d.get("custom_name", "?")
+                   for d in interp._get_ops_details()})
 
 
 def run_litert(blob, xs):

@@ -2,6 +2,8 @@
 //! flatbuffers verifier) without building the model: so files that ferroflow cannot run
 //! are described too, with the reason for each operator it cannot run.
 
+use crate::custom::CustomOps;
+use crate::ir::Op;
 use crate::read;
 use crate::schema as fb;
 use ferroflow_core::{Error, Result};
@@ -124,12 +126,14 @@ pub fn inspect(bytes: &[u8]) -> Result<Value> {
             (Some(n), _) => n.to_string(),
             (None, _) => format!("BUILTIN_{}", code.0),
         };
-        let reason = read::operator(*code, *version, custom.as_deref(), &o)
-            .err()
-            .map(|e| match e {
-                Error::Format { msg, .. } => msg,
-                other => other.to_string(),
-            });
+        let reason = match read::operator(*code, *version, custom.as_deref(), &o) {
+            Err(Error::Format { msg, .. }) => Some(msg),
+            Err(other) => Some(other.to_string()),
+            Ok(Op::Custom { name, .. }) if !CustomOps::is_builtin(&name) => Some(format!(
+                "custom op '{name}' has no built-in kernel (an application can register one)"
+            )),
+            Ok(_) => None,
+        };
         match ops
             .iter_mut()
             .find(|(n, v, _, _)| *n == name && v == version)

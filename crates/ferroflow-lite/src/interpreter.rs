@@ -5,6 +5,7 @@
 //! parameters, as TFLite's reference kernels specify; quantised weights (full-integer and
 //! dynamic-range models) are dequantised once when the interpreter is built.
 
+use crate::custom::{CustomOp, CustomOps};
 use crate::ir::{
     Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, Op, Padding,
     Quantization, ReduceKind, UnaryKind,
@@ -27,9 +28,58 @@ pub struct Interpreter {
     filters: Vec<Option<Tensor>>,
     /// Per op: whether it was computed at load (all its inputs are constants).
     folded: Vec<bool>,
+    /// Kernels of custom ops.
+    custom: CustomOps,
     /// Multiply-adds of the matmuls and convolutions per batch row (the static shapes have
     /// batch 1): a measure of the work of a call.
     macs_per_row: usize,
+}
+
+/// Builds an [`Interpreter`] with kernels for custom ops besides the built-in ones.
+#[derive(Clone, Default)]
+pub struct InterpreterBuilder {
+    custom: CustomOps,
+}
+
+impl InterpreterBuilder {
+    /// Registers `kernel` for the custom op named `name` (a closure
+    /// `|inputs, options, outputs| -> Result<Vec<Tensor>>` or a [`CustomOp`]).
+    pub fn custom_op(mut self, name: impl Into<String>, kernel: impl CustomOp + 'static) -> Self {
+        self.custom.register(name, std::sync::Arc::new(kernel));
+        self
+    }
+
+    /// Reads and validates a `.tflite` file.
+    pub fn from_file(self, path: impl AsRef<Path>) -> Result<Interpreter> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let me = self.from_bytes(&bytes).map_err(|e| match e {
+            Error::Format { msg, .. } => Error::Format {
+                path: path.display().to_string(),
+                msg,
+            },
+            other => other,
+        })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        Ok(me.with_name(name.unwrap_or_default()))
+    }
+
+    /// Parses and validates `.tflite` bytes. A file that uses tensor types or operators
+    /// ferroflow cannot run is an error listing all of them.
+    pub fn from_bytes(self, bytes: &[u8]) -> Result<Interpreter> {
+        match crate::read::from_bytes(bytes) {
+            Ok(model) => self.build(model),
+            Err(e) => Err(unsupported_parts(bytes).unwrap_or(e)),
+        }
+    }
+
+    /// Prepares `model` to run.
+    pub fn build(self, model: LiteModel) -> Result<Interpreter> {
+        Interpreter::with_custom_ops(model, self.custom)
+    }
 }
 
 /// Multiply-adds per call from which a call runs on a rayon worker thread (below, the
@@ -41,22 +91,9 @@ fn err(op: &'static str, msg: impl Into<String>) -> Error {
 }
 
 impl Interpreter {
-    /// Reads and validates a `.tflite` file.
+    /// Reads and validates a `.tflite` file (builtin custom ops only; see [`Self::builder`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let me = Self::from_bytes(&bytes).map_err(|e| match e {
-            Error::Format { msg, .. } => Error::Format {
-                path: path.display().to_string(),
-                msg,
-            },
-            other => other,
-        })?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        Ok(me.with_name(name.unwrap_or_default()))
+        Self::builder().from_file(path)
     }
 
     /// Names the model in errors (`model 'NAME': input ...`).
@@ -68,14 +105,45 @@ impl Interpreter {
     /// Parses and validates `.tflite` bytes. A file that uses tensor types or operators
     /// ferroflow cannot run is an error listing all of them.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        match crate::read::from_bytes(bytes) {
-            Ok(model) => Self::new(model),
-            Err(e) => Err(unsupported_parts(bytes).unwrap_or(e)),
-        }
+        Self::builder().from_bytes(bytes)
     }
 
     /// Prepares `model` to run.
     pub fn new(model: LiteModel) -> Result<Self> {
+        Self::builder().build(model)
+    }
+
+    /// An interpreter with kernels for an application's custom ops (TFLite's op resolver):
+    /// `Interpreter::builder().custom_op("Name", kernel).from_file(path)`.
+    pub fn builder() -> InterpreterBuilder {
+        InterpreterBuilder::default()
+    }
+
+    fn with_custom_ops(model: LiteModel, custom: CustomOps) -> Result<Self> {
+        let missing: Vec<&str> = model
+            .ops
+            .iter()
+            .filter_map(|op| match &op.op {
+                Op::Custom { name, .. } if custom.get(name).is_none() => Some(name.as_str()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Format {
+                path: "tflite model".into(),
+                msg: format!(
+                    "ferroflow cannot run this model yet: it uses custom op(s) {} with no kernel \
+                     (an application registers one with Interpreter::builder().custom_op(name, kernel))",
+                    missing
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         let consts = model
             .tensors
             .iter()
@@ -89,6 +157,7 @@ impl Interpreter {
             consts,
             filters: Vec::new(),
             macs_per_row,
+            custom,
         };
         me.fold_constants()?;
         me.filters = (0..me.model.ops.len())
@@ -377,6 +446,21 @@ impl Interpreter {
                     ));
                 }
                 Ok(parts.into_iter().map(|p| p.contiguous()).collect())
+            }
+            Op::Custom { name, options } => {
+                let kernel = self
+                    .custom
+                    .get(name)
+                    .ok_or_else(|| err("tflite", format!("custom op '{name}' has no kernel")))?;
+                let inputs = (0..op.inputs.len())
+                    .map(|j| self.input(k, j, vals))
+                    .collect::<Result<Vec<_>>>()?;
+                let outputs: Vec<&LiteTensor> = op
+                    .outputs
+                    .iter()
+                    .map(|&o| &self.model.tensors[o as usize])
+                    .collect();
+                kernel.run(&inputs, options, &outputs)
             }
             _ => Ok(vec![self.run_single(k, vals)?]),
         }
@@ -707,7 +791,7 @@ impl Interpreter {
                 }
                 apply(y, *act)?
             }
-            Op::Split { .. } | Op::Unpack { .. } => {
+            Op::Split { .. } | Op::Unpack { .. } | Op::Custom { .. } => {
                 return Err(err("tflite", "an op with several outputs run as one"))
             }
             Op::Slice => {

@@ -374,6 +374,14 @@ pub enum Op {
         /// `SYMMETRIC` (edge repeated) rather than `REFLECT`.
         symmetric: bool,
     },
+    /// A custom operator, run by the kernel registered under its name (see
+    /// [`crate::custom`]).
+    Custom {
+        /// The operator code's `custom_code`.
+        name: String,
+        /// The operator's `custom_options` bytes, for its kernel to decode.
+        options: Vec<u8>,
+    },
     /// `CUMSUM(x, axis)`.
     Cumsum {
         /// Each sum leaves out its own element.

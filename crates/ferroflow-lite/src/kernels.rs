@@ -24,8 +24,19 @@ fn nhwc(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
     }
 }
 
-/// Most elements one resized output may have.
+/// Most elements one output of these kernels may have.
 const MAX_OUTPUT: usize = 1 << 30;
+
+/// An error unless an output of shape `dims` has at most [`MAX_OUTPUT`] elements.
+pub(crate) fn check_output_size(op: &'static str, dims: &[usize]) -> Result<usize> {
+    match dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(n) if n <= MAX_OUTPUT => Ok(n),
+        _ => Err(Error::invalid(
+            op,
+            format!("an output of shape {dims:?} is too large"),
+        )),
+    }
+}
 
 /// The source coordinate scale of one axis (TFLite's `align_corners` rule).
 fn axis_scale(input: usize, output: usize, align_corners: bool) -> f32 {
@@ -83,17 +94,15 @@ pub fn resize(
     };
     let [n, h, w, c] = nhwc(op, x)?;
     let (oh, ow) = size;
-    let total = [n, oh, ow, c]
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d));
-    if oh == 0 || ow == 0 || h == 0 || w == 0 || total.is_none_or(|t| t > MAX_OUTPUT) {
+    let total = check_output_size(op, &[n, oh, ow, c])?;
+    if h == 0 || w == 0 || oh == 0 || ow == 0 {
         return Err(Error::invalid(
             op,
             format!("cannot resize {:?} to {oh}x{ow}", x.shape()),
         ));
     }
     let data = float_data(op, x)?;
-    let mut out = Vec::with_capacity(total.unwrap_or(0));
+    let mut out = Vec::with_capacity(total);
     let pixel = |b: usize, y: usize, xx: usize| ((b * h + y) * w + xx) * c;
     if bilinear {
         let ys = bilinear_taps(h, oh, align_corners, half_pixel_centers);

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod custom;
 pub mod inspect;
 mod interpreter;
 pub mod ir;
@@ -29,5 +30,5 @@ pub mod write;
 #[rustfmt::skip]
 mod schema_generated;
 
-pub use interpreter::{core_dtype, format_lite_dims, Interpreter};
+pub use interpreter::{core_dtype, format_lite_dims, Interpreter, InterpreterBuilder};
 pub use schema_generated::tflite as schema;

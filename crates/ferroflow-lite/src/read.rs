@@ -361,10 +361,21 @@ pub(crate) fn operator(
     use fb::BuiltinOperator as B;
     let name = code.variant_name().unwrap_or("unknown");
     if code == B::CUSTOM {
-        return Err(bad(format!(
-            "custom op '{}' is not supported",
-            custom.unwrap_or("?")
-        )));
+        if o.large_custom_options_size() > 0 {
+            return Err(bad(
+                "custom options stored outside the flatbuffer are not supported",
+            ));
+        }
+        return match custom {
+            Some(name) if !name.is_empty() => Ok(Op::Custom {
+                name: name.to_string(),
+                options: o
+                    .custom_options()
+                    .map(|v| v.bytes().to_vec())
+                    .unwrap_or_default(),
+            }),
+            _ => Err(bad("a custom op without a name")),
+        };
     }
     if version > max_version(code) {
         return Err(bad(format!(

@@ -64,23 +64,30 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
         .collect();
 
     // Operator codes in order of first use, with the version each use needs.
-    let mut codes: Vec<(fb::BuiltinOperator, i32)> = Vec::new();
+    let mut codes: Vec<(fb::BuiltinOperator, i32, Option<&str>)> = Vec::new();
     let mut operators = Vec::with_capacity(model.ops.len());
     for op in &model.ops {
         let code = builtin(&op.op);
+        let custom = match &op.op {
+            Op::Custom { name, .. } => Some(name.as_str()),
+            _ => None,
+        };
         let input_type = op
             .inputs
             .first()
             .and_then(|&i| model.tensors.get(i as usize))
             .map(|t| t.dtype);
         let version = version(&op.op, input_type, model, &op.inputs);
-        let index = match codes.iter().position(|(c, _)| *c == code) {
+        let index = match codes
+            .iter()
+            .position(|(c, _, n)| *c == code && *n == custom)
+        {
             Some(i) => {
                 codes[i].1 = codes[i].1.max(version);
                 i
             }
             None => {
-                codes.push((code, version));
+                codes.push((code, version, custom));
                 codes.len() - 1
             }
         };
@@ -92,6 +99,10 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
         let (kind, options) = options(&mut fbb, &op.op, out_type);
         let inputs = fbb.create_vector(&op.inputs);
         let outputs = fbb.create_vector(&op.outputs);
+        let custom_options = match &op.op {
+            Op::Custom { options, .. } => Some(fbb.create_vector(options)),
+            _ => None,
+        };
         operators.push(fb::Operator::create(
             &mut fbb,
             &fb::OperatorArgs {
@@ -100,18 +111,20 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
                 outputs: Some(outputs),
                 builtin_options_type: kind,
                 builtin_options: options,
+                custom_options,
                 ..Default::default()
             },
         ));
     }
     let codes: Vec<_> = codes
         .iter()
-        .map(|&(code, version)| {
+        .map(|&(code, version, custom)| {
+            let custom_code = custom.map(|n| fbb.create_string(n));
             fb::OperatorCode::create(
                 &mut fbb,
                 &fb::OperatorCodeArgs {
                     deprecated_builtin_code: code.0.min(127) as i8,
-                    custom_code: None,
+                    custom_code,
                     version,
                     builtin_code: code,
                 },
@@ -347,6 +360,7 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
         Op::LocalResponseNorm { .. } => B::LOCAL_RESPONSE_NORMALIZATION,
         Op::MirrorPad { .. } => B::MIRROR_PAD,
         Op::Cumsum { .. } => B::CUMSUM,
+        Op::Custom { .. } => B::CUSTOM,
     }
 }
 
@@ -771,6 +785,7 @@ fn options<'a>(
         | Op::ExpandDims
         | Op::Compare(_)
         | Op::Prelu
+        | Op::Custom { .. }
         | Op::Slice
         | Op::Tile
         | Op::GatherNd
