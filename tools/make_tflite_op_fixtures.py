@@ -1,14 +1,14 @@
 """Makes one small .tflite file per builtin op that production models use beyond the
 basic set (PRELU, resizes, depth/space rearrangement, TRANSPOSE_CONV, SPLIT, SLICE, TILE,
 UNPACK, GATHER_ND, ARG_MAX/MIN, L2 and local response normalisation, MIRROR_PAD,
-CUMSUM, float16 weights...), each converted by TensorFlow's own TFLiteConverter and run
+CUMSUM, float16 and sparse weights, a built-in custom op...), each converted by TensorFlow's own TFLiteConverter and run
 by LiteRT (ai-edge-litert) for the expected outputs.
 
     TF_CPP_MIN_LOG_LEVEL=3 python tools/make_tflite_op_fixtures.py [OUT_DIR]
 
 Writes op_NAME.tflite, op_NAME_x.npy (op_NAME_x1.npy... for further inputs), op_NAME_y.npy
 (op_NAME_y1.npy... for further outputs, in LiteRT's output order) and ops_manifest.json
-({name: {"inputs": n, "outputs": m, "builtins": [...]}}) into OUT_DIR (default
+({name: {"inputs": n, "outputs": m, "builtins": [...], "tolerance": relative}}) into OUT_DIR (default
 crates/ferroflow-lite/tests/fixtures/ops). Needs tensorflow and keras.
 """
 import json
@@ -261,6 +261,49 @@ def custom_transpose_conv_bias():
     return bytes(b.Output()), xs
 
 
+def dense_with_pruned_weights(pattern):
+    """A Dense layer whose kernel is 75-80 % zeros: at random ("random") or in 1x4 blocks
+    along the input axis ("blocks"), which TF's converter stores sparse."""
+    x = keras.Input((32,), batch_size=1)
+    d = keras.layers.Dense(48)
+    m = keras.Model(x, d(x))
+    w = rng.normal(size=(32, 48)).astype(np.float32)
+    if pattern == "random":
+        w[rng.uniform(size=w.shape) < 0.8] = 0
+    else:
+        w.reshape(8, 4, 48).transpose(0, 2, 1)[rng.uniform(size=(8, 48)) < 0.75] = 0
+    d.kernel.assign(w)
+    d.bias.assign(rng.normal(size=48).astype(np.float32))
+    return m
+
+
+def sparse(model, dynamic=False):
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    if dynamic:
+        conv.optimizations.append(tf.lite.Optimize.DEFAULT)
+    return conv.convert()
+
+
+@case
+def sparse_csr_densify():
+    """Random sparsity: a CSR weight tensor decoded by DENSIFY."""
+    return sparse(dense_with_pruned_weights("random")), [normal(1, 32)]
+
+
+@case
+def sparse_blocks_fully_connected():
+    """Block sparsity: 1x4 blocks read by FULLY_CONNECTED itself (no DENSIFY)."""
+    return sparse(dense_with_pruned_weights("blocks")), [normal(1, 32)]
+
+
+@case
+def sparse_dynamic_range_int8():
+    """Dynamic range: int8 CSR weights; LiteRT quantises the activations on the fly, so
+    the outputs agree to that rounding (2e-2), as for the other dynamic-range models."""
+    return sparse(dense_with_pruned_weights("random"), dynamic=True), [normal(1, 32)], 2e-2
+
+
 def builtins(blob):
     """The op names in the file, as LiteRT reports them."""
     interp = Interpreter(model_content=blob)
@@ -269,8 +312,16 @@ def builtins(blob):
 
 
 def run_litert(blob, xs):
-    interp = Interpreter(model_content=blob)
-    interp.allocate_tensors()
+    try:
+        interp = Interpreter(model_content=blob)
+        interp.allocate_tensors()
+    except RuntimeError:
+        # XNNPACK cannot take every kernel (hybrid sparse FULLY_CONNECTED): LiteRT's
+        # builtin kernels then, as LiteRT itself falls back on a device without it.
+        from ai_edge_litert.interpreter import OpResolverType
+        interp = Interpreter(model_content=blob,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interp.allocate_tensors()
     for d, x in zip(interp.get_input_details(), xs):
         interp.set_tensor(d["index"], x)
     interp.invoke()
@@ -279,7 +330,7 @@ def run_litert(blob, xs):
 
 manifest = {}
 for name, build in CASES.items():
-    blob, xs = build()
+    blob, xs, *tolerance = build()
     ys = run_litert(blob, xs)
     base = os.path.join(OUT, f"op_{name}")
     with open(base + ".tflite", "wb") as f:
@@ -288,7 +339,8 @@ for name, build in CASES.items():
         np.save(f"{base}_x{'' if i == 0 else i}.npy", x)
     for i, y in enumerate(ys):
         np.save(f"{base}_y{'' if i == 0 else i}.npy", y)
-    manifest[name] = {"inputs": len(xs), "outputs": len(ys), "builtins": builtins(blob)}
+    manifest[name] = {"inputs": len(xs), "outputs": len(ys), "builtins": builtins(blob),
+                      "tolerance": tolerance[0] if tolerance else 1e-5}
     print(name, len(blob), "bytes", manifest[name]["builtins"], [y.shape for y in ys])
 with open(os.path.join(OUT, "ops_manifest.json"), "w") as f:
     json.dump(manifest, f, indent=1, sort_keys=True)

@@ -30,6 +30,9 @@ pub struct Interpreter {
     folded: Vec<bool>,
     /// Kernels of custom ops.
     custom: CustomOps,
+    /// Per tensor: an op output computed at load and kept as float although the tensor
+    /// is quantised.
+    folded_float: Vec<bool>,
     /// Multiply-adds of the matmuls and convolutions per batch row (the static shapes have
     /// batch 1): a measure of the work of a call.
     macs_per_row: usize,
@@ -153,6 +156,7 @@ impl Interpreter {
         let mut me = Interpreter {
             name: "tflite model".into(),
             folded: vec![false; model.ops.len()],
+            folded_float: vec![false; model.tensors.len()],
             model,
             consts,
             filters: Vec::new(),
@@ -196,9 +200,25 @@ impl Interpreter {
             Some(&w) if w >= 0 => w as usize,
             _ => return Ok(None),
         };
-        let Some(filter) = &self.consts[w] else {
-            return Ok(None);
-        };
+        match &self.consts[w] {
+            Some(filter) => self.filter_layout(i, filter),
+            None => Ok(None),
+        }
+    }
+
+    /// Op `k`'s filter: prepared at load when constant, else laid out now from `vals`.
+    fn filter(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
+        if let Some(Some(f)) = self.filters.get(k) {
+            return Ok(f.clone());
+        }
+        let w = self.required(k, 1, vals)?;
+        self.filter_layout(k, &w)?
+            .ok_or_else(|| err("tflite", format!("operator {k} has no filter of rank 4")))
+    }
+
+    /// `filter` (op `i`'s second input) in ferroflow's layout for the op.
+    fn filter_layout(&self, i: usize, filter: &Tensor) -> Result<Option<Tensor>> {
+        let op = &self.model.ops[i];
         Ok(match &op.op {
             // [out, kh, kw, in] -> [kh, kw, in, out]
             Op::Conv2d { .. } if filter.rank() == 4 => {
@@ -210,7 +230,7 @@ impl Interpreter {
             }
             // [1, kh, kw, in * m] -> [kh, kw, in, m]
             Op::DepthwiseConv2d { .. } if filter.rank() == 4 => {
-                let x = op.inputs[0];
+                let x = op.inputs.first().copied().unwrap_or(-1);
                 let cin = self
                     .model
                     .tensors
@@ -345,6 +365,17 @@ impl Interpreter {
             self.consts = consts;
             stored?;
             self.folded[k] = true;
+            // Kept dequantised, as constants with data are, so filters can be prepared
+            // from them; `input` knows not to dequantise them again.
+            for &o in &self.model.ops[k].outputs {
+                let (o, meta) = (o as usize, &self.model.tensors[o as usize]);
+                if is_quantized(meta) {
+                    if let Some(v) = &self.consts[o] {
+                        self.consts[o] = Some(dequantize(v, meta)?);
+                    }
+                    self.folded_float[o] = true;
+                }
+            }
         }
         Ok(())
     }
@@ -390,7 +421,7 @@ impl Interpreter {
             .clone()
             .ok_or_else(|| err("tflite", format!("tensor {t} is read before it is written")))?;
         let meta = &self.model.tensors[t];
-        if meta.data.is_none() && is_quantized(meta) {
+        if meta.data.is_none() && is_quantized(meta) && !self.folded_float[t] {
             return dequantize(&v, meta).map(Some);
         }
         Ok(Some(v))
@@ -508,13 +539,7 @@ impl Interpreter {
                 apply(y, *act)?
             }
             Op::Conv2d { window, act } => {
-                let w = match &self.filters[k] {
-                    Some(f) => f.clone(),
-                    None => self
-                        .required(k, 1, vals)?
-                        .transpose(&[1, 2, 3, 0])?
-                        .contiguous(),
-                };
+                let w = self.filter(k, vals)?;
                 let mut y = x.conv2d(&w, window.stride, pad(window.padding), window.dilation)?;
                 if let Some(b) = self.input(k, 2, vals)? {
                     y = y.add(&b)?;
@@ -522,12 +547,7 @@ impl Interpreter {
                 apply(y, *act)?
             }
             Op::DepthwiseConv2d { window, act, .. } => {
-                let w = self.filters[k].clone().ok_or_else(|| {
-                    err(
-                        "DEPTHWISE_CONV_2D",
-                        "a filter computed at run time is not supported",
-                    )
-                })?;
+                let w = self.filter(k, vals)?;
                 let mut y =
                     x.depthwise_conv2d(&w, window.stride, pad(window.padding), window.dilation)?;
                 if let Some(b) = self.input(k, 2, vals)? {
@@ -731,6 +751,7 @@ impl Interpreter {
                 x.matmul_t(&y, *adj_x, *adj_y)?
             }
             Op::Prelu => kernels::prelu(&x, &self.required(k, 1, vals)?)?,
+            Op::Densify => x,
             Op::Resize {
                 bilinear,
                 align_corners,
@@ -766,13 +787,7 @@ impl Interpreter {
                         format!("output shape {shape:?} is not NHWC"),
                     ));
                 };
-                let w = match &self.filters[k] {
-                    Some(f) => f.clone(),
-                    None => self
-                        .required(k, 1, vals)?
-                        .transpose(&[1, 2, 0, 3])?
-                        .contiguous(),
-                };
+                let w = self.filter(k, vals)?;
                 if oh < 1 || ow < 1 {
                     return Err(err(
                         "TRANSPOSE_CONV",

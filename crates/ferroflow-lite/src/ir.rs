@@ -300,6 +300,9 @@ pub enum Op {
         /// Transpose the last two axes of `y`.
         adj_y: bool,
     },
+    /// `DENSIFY`: a sparse constant as a dense tensor (sparse constants are decoded when
+    /// read, so this passes its input on).
+    Densify,
     /// `PRELU(x, alpha)`: `x` where `x >= 0`, else `alpha * x` (alpha broadcasts).
     Prelu,
     /// `RESIZE_BILINEAR` / `RESIZE_NEAREST_NEIGHBOR(x, size)` of NHWC images.

@@ -13,6 +13,7 @@ pub mod ir;
 mod kernels;
 pub mod quantize;
 pub mod read;
+mod sparse;
 pub mod write;
 
 #[allow(

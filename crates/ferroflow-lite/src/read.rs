@@ -212,7 +212,13 @@ fn tensor(
                 "buffers stored outside the flatbuffer (>2 GB models) are not supported".into(),
             ));
         }
-        if let Some(d) = buf.data() {
+        if let (Some(sp), Some(d)) = (t.sparsity(), buf.data()) {
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            data = Some(
+                crate::sparse::densify(&sp, &dims, dtype.size(), d.bytes())
+                    .map_err(|e| what(e.to_string()))?,
+            );
+        } else if let Some(d) = buf.data() {
             if !d.is_empty() {
                 let want = numel
                     .checked_mul(dtype.size())
@@ -580,6 +586,8 @@ pub(crate) fn operator(
             }
         }
         B::PRELU => Op::Prelu,
+        // Sparse constants are decoded when the file is read: DENSIFY passes them on.
+        B::DENSIFY => Op::Densify,
         B::RESIZE_BILINEAR => {
             let opt = o.builtin_options_as_resize_bilinear_options();
             Op::Resize {

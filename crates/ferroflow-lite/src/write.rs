@@ -341,6 +341,7 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
         Op::LeakyRelu { .. } => B::LEAKY_RELU,
         Op::Gelu { .. } => B::GELU,
         Op::Prelu => B::PRELU,
+        Op::Densify => B::DENSIFY,
         Op::Resize { bilinear: true, .. } => B::RESIZE_BILINEAR,
         Op::Resize {
             bilinear: false, ..
@@ -785,6 +786,7 @@ fn options<'a>(
         | Op::ExpandDims
         | Op::Compare(_)
         | Op::Prelu
+        | Op::Densify
         | Op::Custom { .. }
         | Op::Slice
         | Op::Tile

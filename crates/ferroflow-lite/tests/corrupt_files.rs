@@ -33,13 +33,18 @@ fn load_and_run(bytes: &[u8]) {
     }
 }
 
-const FILES: [&str; 6] = [
+const FILES: [&str; 11] = [
     "mlp_float.tflite",
     "cnn_int8.tflite",
     "multi_input_int8.tflite",
     "cnn_dynamic.tflite",
     "conv_gelu_layernorm_float.tflite",
     "int_embedding_float.tflite",
+    "ops/op_sparse_csr_densify.tflite",
+    "ops/op_sparse_blocks_fully_connected.tflite",
+    "ops/op_cnn_float16_weights.tflite",
+    "ops/op_custom_transpose_conv_bias.tflite",
+    "ops/op_split_v.tflite",
 ];
 
 #[test]
