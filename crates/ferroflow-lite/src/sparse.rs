@@ -70,22 +70,17 @@ pub(crate) fn densify(
     data: &[u8],
 ) -> Result<Vec<u8>> {
     let n = shape.len();
-    let order: Vec<usize> = sp
-        .traversal_order()
-        .map(|v| {
+    // Negative entries become usize::MAX, which every check below rejects.
+    let dims = |v: Option<flatbuffers::Vector<'_, i32>>| -> Vec<usize> {
+        v.map(|v| {
             v.iter()
                 .map(|x| usize::try_from(x).unwrap_or(usize::MAX))
                 .collect()
         })
-        .unwrap_or_default();
-    let block_map: Vec<usize> = sp
-        .block_map()
-        .map(|v| {
-            v.iter()
-                .map(|x| usize::try_from(x).unwrap_or(usize::MAX))
-                .collect()
-        })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
+    let order = dims(sp.traversal_order());
+    let block_map = dims(sp.block_map());
     let total = n + block_map.len();
     if total > MAX_SPARSE_DIMS {
         return Err(bad(format!("a sparse tensor of {total} dimensions")));
