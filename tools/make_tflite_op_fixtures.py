@@ -304,6 +304,24 @@ def sparse_dynamic_range_int8():
     return sparse(dense_with_pruned_weights("random"), dynamic=True), [normal(1, 32)], 2e-2
 
 
+@case
+def int16_activations():
+    """16x8 quantisation (int16 activations, int8 weights) with float edges; LiteRT's
+    integer kernels and ferroflow's agree to the int16 rounding (1e-3 relative)."""
+    x = keras.Input((16,), batch_size=1)
+    h = keras.layers.Dense(24, activation="relu")(x)
+    y = keras.layers.Dense(5)(h)
+    model = keras.Model(x, y)
+    for layer in model.layers[1:]:
+        layer.bias.assign(rng.normal(size=layer.bias.shape).astype(np.float32) * 0.5)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([normal(1, 16)] for _ in range(64))
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return conv.convert(), [normal(1, 16)], 1e-3
+
+
 def builtins(blob):
     """The op names in the file, as LiteRT reports them."""
     interp = Interpreter(model_content=blob)

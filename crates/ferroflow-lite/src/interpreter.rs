@@ -1041,7 +1041,10 @@ fn constant(t: &LiteTensor) -> Result<Tensor> {
         )?,
     };
     match &t.quant {
-        Some(q) if is_quantized(t) || t.dtype == ElementType::I32 => dequantize_with(&raw, q),
+        // int32 (int8 models) and int64 (16x8 models) biases carry a scale too.
+        Some(q) if is_quantized(t) || matches!(t.dtype, ElementType::I32 | ElementType::I64) => {
+            dequantize_with(&raw, q)
+        }
         _ => Ok(raw),
     }
 }
