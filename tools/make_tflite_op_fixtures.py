@@ -322,6 +322,39 @@ def int16_activations():
     return conv.convert(), [normal(1, 16)], 1e-3
 
 
+def recurrent(layer, steps=5, features=4):
+    """A Keras recurrent layer: TF's converter makes a WHILE loop over the time steps
+    (condition and body subgraphs: LESS/LOGICAL_AND, FULLY_CONNECTED, SPLIT, GATHER...)."""
+    x = keras.Input((steps, features), batch_size=1)
+    return keras_model(keras.Model(x, layer(x)), normal(1, steps, features))
+
+
+@case
+def while_lstm():
+    return recurrent(keras.layers.LSTM(8))
+
+
+@case
+def while_lstm_sequences():
+    return recurrent(keras.layers.LSTM(6, return_sequences=True))
+
+
+@case
+def while_gru():
+    return recurrent(keras.layers.GRU(8))
+
+
+@case
+def while_simple_rnn():
+    return recurrent(keras.layers.SimpleRNN(7, return_sequences=True))
+
+
+@case
+def while_bidirectional_lstm():
+    """Two WHILE loops, the backward one over REVERSE_V2 of the sequence."""
+    return recurrent(keras.layers.Bidirectional(keras.layers.LSTM(5)))
+
+
 def builtins(blob):
     """The op names in the file, as LiteRT reports them."""
     interp = Interpreter(model_content=blob)

@@ -7,8 +7,8 @@
 
 use crate::custom::{CustomOp, CustomOps};
 use crate::ir::{
-    Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, Op, Padding,
-    Quantization, ReduceKind, UnaryKind,
+    Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, LogicalKind, Op,
+    Padding, Quantization, ReduceKind, UnaryKind,
 };
 use crate::kernels;
 use ferroflow_core::ops::conv::Padding as CorePadding;
@@ -30,6 +30,8 @@ pub struct Interpreter {
     folded: Vec<bool>,
     /// Kernels of custom ops.
     custom: CustomOps,
+    /// The file's other subgraphs (WHILE conditions and bodies), file index - 1.
+    subgraphs: Vec<Interpreter>,
     /// Per tensor: an op output computed at load and kept as float although the tensor
     /// is quantised.
     folded_float: Vec<bool>,
@@ -37,6 +39,18 @@ pub struct Interpreter {
     /// batch 1): a measure of the work of a call.
     macs_per_row: usize,
 }
+
+/// Where a (sub)graph runs: the model's subgraphs, and how deep in WHILE loops.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    graphs: &'a [Interpreter],
+    depth: usize,
+}
+
+/// Most WHILE loops nested in one another.
+const MAX_WHILE_DEPTH: usize = 16;
+/// Most iterations of one WHILE loop (a recurrent layer runs one per time step).
+const MAX_WHILE_ITERATIONS: usize = 1 << 20;
 
 /// Builds an [`Interpreter`] with kernels for custom ops besides the built-in ones.
 #[derive(Clone, Default)]
@@ -153,7 +167,19 @@ impl Interpreter {
             .map(|t| t.data.as_ref().map(|_| constant(t)).transpose())
             .collect::<Result<Vec<_>>>()?;
         let macs_per_row = macs(&model);
+        let subgraphs = model
+            .subgraphs
+            .iter()
+            .enumerate()
+            .map(|(i, sub)| {
+                let mut sub = sub.clone();
+                sub.subgraphs.clear();
+                Interpreter::with_custom_ops(sub, custom.clone())
+                    .with_context(|| format!("preparing subgraph {}", i + 1))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut me = Interpreter {
+            subgraphs,
             name: "tflite model".into(),
             folded: vec![false; model.ops.len()],
             folded_float: vec![false; model.tensors.len()],
@@ -283,12 +309,27 @@ impl Interpreter {
         if self.macs_per_row.saturating_mul(batch) >= HOP_MIN_MACS
             && rayon::current_thread_index().is_none()
         {
-            return rayon::scope(|_| self.run_all_here(inputs));
+            return rayon::scope(|_| self.run_all_here(inputs, self.root(), true));
         }
-        self.run_all_here(inputs)
+        self.run_all_here(inputs, self.root(), true)
     }
 
-    fn run_all_here(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+    /// The context of a run from the main subgraph.
+    fn root(&self) -> Ctx<'_> {
+        Ctx {
+            graphs: &self.subgraphs,
+            depth: 0,
+        }
+    }
+
+    /// Runs this (sub)graph; `checked`: the inputs are checked against its declared
+    /// shapes and types (loop values of a WHILE body may change shape).
+    fn run_all_here(
+        &self,
+        inputs: &[Tensor],
+        ctx: Ctx<'_>,
+        checked: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
         let m = &self.model;
         if inputs.len() != m.inputs.len() {
             let names: Vec<&str> = self.inputs().iter().map(|t| t.name.as_str()).collect();
@@ -304,20 +345,36 @@ impl Interpreter {
         }
         let mut vals: Vec<Option<Tensor>> = self.consts.clone();
         for (x, &i) in inputs.iter().zip(&m.inputs) {
-            check_input(&self.name, &m.tensors[i], x)?;
+            if checked {
+                check_input(&self.name, &m.tensors[i], x)?;
+            }
             vals[i] = Some(x.clone());
         }
         for (k, op) in m.ops.iter().enumerate() {
             if self.folded[k] {
                 continue;
             }
-            let ys = self.run_op(k, &vals).with_context(|| {
+            let ys = self.run_op(k, &vals, ctx).with_context(|| {
                 let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
                 format!("running operator {k} ({name}) of model '{}'", self.name)
             })?;
             self.store(k, ys, &mut vals)?;
         }
         Ok(vals)
+    }
+
+    /// Runs this subgraph (a WHILE condition or body) on `inputs`; its outputs.
+    fn run_sub(&self, inputs: &[Tensor], ctx: Ctx<'_>) -> Result<Vec<Tensor>> {
+        let vals = self.run_all_here(inputs, ctx, false)?;
+        self.model
+            .outputs
+            .iter()
+            .map(|&o| {
+                vals[o]
+                    .clone()
+                    .ok_or_else(|| err("tflite", format!("subgraph output {o} was never computed")))
+            })
+            .collect()
     }
 
     /// Stores op `k`'s results in its output tensors, converted to their types.
@@ -350,10 +407,15 @@ impl Interpreter {
                 .inputs
                 .iter()
                 .all(|&i| i < 0 || self.consts[i as usize].is_some());
-            if op.inputs.iter().all(|&i| i < 0) || !constant_inputs {
+            let control_flow = matches!(op.op, Op::While { .. });
+            if op.inputs.iter().all(|&i| i < 0) || !constant_inputs || control_flow {
                 continue;
             }
-            let ys = self.run_op(k, &self.consts).with_context(|| {
+            let none = Ctx {
+                graphs: &[],
+                depth: 0,
+            };
+            let ys = self.run_op(k, &self.consts, none).with_context(|| {
                 let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
                 format!(
                     "folding constant operator {k} ({name}) of model '{}'",
@@ -440,9 +502,59 @@ impl Interpreter {
     }
 
     /// Op `k`'s results, one per output.
-    fn run_op(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
+    fn run_op(&self, k: usize, vals: &[Option<Tensor>], ctx: Ctx<'_>) -> Result<Vec<Tensor>> {
         let op = &self.model.ops[k];
         match &op.op {
+            Op::While { cond, body } => {
+                if ctx.depth >= MAX_WHILE_DEPTH {
+                    return Err(err(
+                        "WHILE",
+                        format!("loops nested more than {MAX_WHILE_DEPTH} deep"),
+                    ));
+                }
+                let graph = |g: usize| {
+                    ctx.graphs
+                        .get(g.wrapping_sub(1))
+                        .ok_or_else(|| err("WHILE", format!("subgraph {g} is not in the model")))
+                };
+                let (c, b) = (graph(*cond)?, graph(*body)?);
+                let inner = Ctx {
+                    graphs: ctx.graphs,
+                    depth: ctx.depth + 1,
+                };
+                let mut state = self.all_inputs(k, vals)?;
+                for _ in 0..=MAX_WHILE_ITERATIONS {
+                    let go = c.run_sub(&state, inner)?;
+                    let go = match &go[..] {
+                        [g] if g.numel() == 1 => g.cast(DType::Bool)?.to_vec::<bool>()?[0],
+                        _ => {
+                            return Err(err(
+                                "WHILE",
+                                format!("condition subgraph {cond} gives no single boolean"),
+                            ))
+                        }
+                    };
+                    if !go {
+                        return Ok(state);
+                    }
+                    let next = b.run_sub(&state, inner)?;
+                    if next.len() != state.len() {
+                        return Err(err(
+                            "WHILE",
+                            format!(
+                                "body subgraph {body} gives {} values for {} loop values",
+                                next.len(),
+                                state.len()
+                            ),
+                        ));
+                    }
+                    state = next;
+                }
+                Err(err(
+                    "WHILE",
+                    format!("ran more than {MAX_WHILE_ITERATIONS} iterations"),
+                ))
+            }
             Op::Split { num, sized } => {
                 let (x, axis) = if *sized {
                     (self.required(k, 0, vals)?, self.required(k, 2, vals)?)
@@ -806,7 +918,19 @@ impl Interpreter {
                 }
                 apply(y, *act)?
             }
-            Op::Split { .. } | Op::Unpack { .. } | Op::Custom { .. } => {
+            Op::Logical(kind) => match kind {
+                LogicalKind::And => x.logical_and(&self.required(k, 1, vals)?)?,
+                LogicalKind::Or => x.logical_or(&self.required(k, 1, vals)?)?,
+                LogicalKind::Not => x.logical_not()?,
+            },
+            Op::Reverse => {
+                let axes: Vec<isize> = ints(&self.required(k, 1, vals)?)?
+                    .into_iter()
+                    .map(|a| a as isize)
+                    .collect();
+                x.reverse(&axes)?.contiguous()
+            }
+            Op::Split { .. } | Op::Unpack { .. } | Op::Custom { .. } | Op::While { .. } => {
                 return Err(err("tflite", "an op with several outputs run as one"))
             }
             Op::Slice => {

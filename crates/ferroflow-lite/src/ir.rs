@@ -385,6 +385,18 @@ pub enum Op {
         /// The operator's `custom_options` bytes, for its kernel to decode.
         options: Vec<u8>,
     },
+    /// `WHILE`: runs subgraph `body` on its loop values while subgraph `cond` says so
+    /// (what TF's converter makes of Keras's recurrent layers).
+    While {
+        /// Index (in the file) of the subgraph giving the loop condition.
+        cond: usize,
+        /// Index (in the file) of the subgraph computing the next loop values.
+        body: usize,
+    },
+    /// `LOGICAL_AND`, `LOGICAL_OR` (with broadcasting) and `LOGICAL_NOT`.
+    Logical(LogicalKind),
+    /// `REVERSE_V2(x, axes)`.
+    Reverse,
     /// `CUMSUM(x, axis)`.
     Cumsum {
         /// Each sum leaves out its own element.
@@ -409,6 +421,17 @@ pub enum CompareKind {
     Equal,
     /// `NOT_EQUAL`.
     NotEqual,
+}
+
+/// Boolean builtins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogicalKind {
+    /// `LOGICAL_AND`.
+    And,
+    /// `LOGICAL_OR`.
+    Or,
+    /// `LOGICAL_NOT`.
+    Not,
 }
 
 /// Elementwise binary builtins.
@@ -501,6 +524,9 @@ pub struct LiteModel {
     pub outputs: Vec<usize>,
     /// Model description.
     pub description: String,
+    /// The file's other subgraphs (control-flow conditions and bodies), in order: file
+    /// subgraph `i` is `subgraphs[i - 1]`; their own `subgraphs` are empty.
+    pub subgraphs: Vec<LiteModel>,
 }
 
 impl LiteModel {

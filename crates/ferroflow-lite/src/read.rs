@@ -6,8 +6,8 @@
 //! that fails any check is an error naming what is wrong; nothing panics on bad bytes.
 
 use crate::ir::{
-    Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteOp, LiteTensor, Op, Padding,
-    Quantization, ReduceKind, UnaryKind, Window,
+    Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteOp, LiteTensor, LogicalKind,
+    Op, Padding, Quantization, ReduceKind, UnaryKind, Window,
 };
 use crate::schema as fb;
 use ferroflow_core::{Error, Result};
@@ -75,17 +75,48 @@ pub(crate) fn operator_codes(model: &fb::Model<'_>) -> Vec<OpCode> {
         .unwrap_or_default()
 }
 
-/// Parses `.tflite` bytes (main subgraph).
+/// Most subgraphs a file may have.
+const MAX_SUBGRAPHS: usize = 1024;
+
+/// Parses `.tflite` bytes: the main subgraph, and the others (control-flow bodies).
 pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
     let model = verified_root(bytes)?;
     let subgraphs = model.subgraphs().ok_or_else(|| bad("no subgraphs"))?;
     if subgraphs.is_empty() {
         return Err(bad("no subgraphs"));
     }
-    let sg = subgraphs.get(0);
+    if subgraphs.len() > MAX_SUBGRAPHS {
+        return Err(bad(format!(
+            "{} subgraphs (ferroflow reads at most {MAX_SUBGRAPHS})",
+            subgraphs.len()
+        )));
+    }
+    let codes = operator_codes(&model);
     let buffers = model.buffers();
-    let n_buffers = buffers.map_or(0, |b| b.len());
+    let mut graphs = Vec::with_capacity(subgraphs.len());
+    for (g, sg) in subgraphs.iter().enumerate() {
+        let parsed = subgraph(&sg, buffers, &codes, subgraphs.len()).map_err(|e| match e {
+            Error::Format { msg, .. } if g > 0 => bad(format!("subgraph {g}: {msg}")),
+            other => other,
+        })?;
+        graphs.push(parsed);
+    }
+    let mut main = graphs.remove(0);
+    main.subgraphs = graphs;
+    main.description = model.description().unwrap_or_default().to_string();
+    Ok(main)
+}
 
+type Buffers<'a> = Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::Buffer<'a>>>>;
+
+/// One subgraph (its `subgraphs` empty); `n_graphs`: how many the file has.
+fn subgraph(
+    sg: &fb::SubGraph<'_>,
+    buffers: Buffers<'_>,
+    codes: &[OpCode],
+    n_graphs: usize,
+) -> Result<LiteModel> {
+    let n_buffers = buffers.map_or(0, |b| b.len());
     let mut tensors = Vec::new();
     if let Some(ts) = sg.tensors() {
         for (i, t) in ts.iter().enumerate() {
@@ -102,8 +133,6 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
             )))
         }
     };
-
-    let codes = operator_codes(&model);
 
     let mut ops = Vec::new();
     if let Some(list) = sg.operators() {
@@ -122,6 +151,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
                 Error::Format { msg, .. } => bad(format!("operator {k}: {msg}")),
                 other => other,
             })?;
+            if let Op::While { cond, body } = op {
+                if cond == 0 || body == 0 || cond >= n_graphs || body >= n_graphs {
+                    return Err(bad(format!(
+                        "operator {k}: WHILE names subgraphs {cond} and {body} of {n_graphs} (the main one, 0, cannot be a body)"
+                    )));
+                }
+            }
             let inputs: Vec<i32> = o.inputs().map(|v| v.iter().collect()).unwrap_or_default();
             let outputs: Vec<i32> = o.outputs().map(|v| v.iter().collect()).unwrap_or_default();
             for &i in &inputs {
@@ -156,7 +192,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<LiteModel> {
         ops,
         inputs,
         outputs,
-        description: model.description().unwrap_or_default().to_string(),
+        ..Default::default()
     })
 }
 
@@ -183,7 +219,7 @@ pub(crate) fn element_type(t: fb::TensorType) -> Result<ElementType> {
 fn tensor(
     i: usize,
     t: &fb::Tensor<'_>,
-    buffers: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::Buffer<'_>>>>,
+    buffers: Buffers<'_>,
     n_buffers: usize,
 ) -> Result<LiteTensor> {
     let name = t.name().unwrap_or_default().to_string();
@@ -687,6 +723,18 @@ pub(crate) fn operator(
                 .builtin_options_as_mirror_pad_options()
                 .is_some_and(|m| m.mode() == fb::MirrorPadMode::SYMMETRIC),
         },
+        B::WHILE => {
+            let opt = o.builtin_options_as_while_options().ok_or_else(missing)?;
+            let index = |v: i32| usize::try_from(v).map_err(|_| bad(format!("subgraph {v}")));
+            Op::While {
+                cond: index(opt.cond_subgraph_index())?,
+                body: index(opt.body_subgraph_index())?,
+            }
+        }
+        B::LOGICAL_AND => Op::Logical(LogicalKind::And),
+        B::LOGICAL_OR => Op::Logical(LogicalKind::Or),
+        B::LOGICAL_NOT => Op::Logical(LogicalKind::Not),
+        B::REVERSE_V2 => Op::Reverse,
         B::CUMSUM => {
             let opt = o.builtin_options_as_cumsum_options();
             Op::Cumsum {

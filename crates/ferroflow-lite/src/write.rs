@@ -1,9 +1,9 @@
 //! Serialises a [`LiteModel`] into the TFLite flatbuffer format (schema version 3).
 
-use crate::ir::CompareKind;
 use crate::ir::{
     Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, Padding, ReduceKind, UnaryKind,
 };
+use crate::ir::{CompareKind, LogicalKind};
 use crate::schema as fb;
 use flatbuffers::{FlatBufferBuilder, PushAlignment, UnionWIPOffset, WIPOffset};
 
@@ -30,12 +30,72 @@ impl flatbuffers::Push for AlignedByte {
     }
 }
 
-/// Serialises `model` into `.tflite` bytes.
+/// Serialises `model` (and its further subgraphs) into `.tflite` bytes.
 pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
     let mut fbb = FlatBufferBuilder::with_capacity(1 << 16);
-
     // Buffer 0 is the empty sentinel; every constant tensor gets its own buffer.
     let mut buffers = vec![fb::Buffer::create(&mut fbb, &fb::BufferArgs::default())];
+    // Operator codes in order of first use, with the version each use needs.
+    let mut codes: Vec<(fb::BuiltinOperator, i32, Option<&str>)> = Vec::new();
+    let graphs: Vec<&LiteModel> = std::iter::once(model).chain(&model.subgraphs).collect();
+    let subgraphs: Vec<_> = graphs
+        .iter()
+        .enumerate()
+        .map(|(g, graph)| {
+            let name = if g == 0 {
+                "main".to_string()
+            } else {
+                format!("subgraph_{g}")
+            };
+            subgraph(&mut fbb, graph, &name, &mut buffers, &mut codes)
+        })
+        .collect();
+    let codes: Vec<_> = codes
+        .iter()
+        .map(|&(code, version, custom)| {
+            let custom_code = custom.map(|n| fbb.create_string(n));
+            fb::OperatorCode::create(
+                &mut fbb,
+                &fb::OperatorCodeArgs {
+                    deprecated_builtin_code: code.0.min(127) as i8,
+                    custom_code,
+                    version,
+                    builtin_code: code,
+                },
+            )
+        })
+        .collect();
+
+    let signature = signature(&mut fbb, model);
+    let codes = fbb.create_vector(&codes);
+    let subgraphs = fbb.create_vector(&subgraphs);
+    let description = fbb.create_string(&model.description);
+    let buffers = fbb.create_vector(&buffers);
+    let signatures = fbb.create_vector(&[signature]);
+    let root = fb::Model::create(
+        &mut fbb,
+        &fb::ModelArgs {
+            version: SCHEMA_VERSION,
+            operator_codes: Some(codes),
+            subgraphs: Some(subgraphs),
+            description: Some(description),
+            buffers: Some(buffers),
+            signature_defs: Some(signatures),
+            ..Default::default()
+        },
+    );
+    fb::finish_model_buffer(&mut fbb, root);
+    fbb.finished_data().to_vec()
+}
+
+/// One subgraph: its constants appended to `buffers`, its operator codes to `codes`.
+fn subgraph<'a, 'm>(
+    fbb: &mut FlatBufferBuilder<'a>,
+    model: &'m LiteModel,
+    name: &str,
+    buffers: &mut Vec<WIPOffset<fb::Buffer<'a>>>,
+    codes: &mut Vec<(fb::BuiltinOperator, i32, Option<&'m str>)>,
+) -> WIPOffset<fb::SubGraph<'a>> {
     let mut buffer_of = Vec::with_capacity(model.tensors.len());
     for t in &model.tensors {
         match &t.data {
@@ -43,7 +103,7 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
                 let aligned: Vec<AlignedByte> = bytes.iter().map(|&b| AlignedByte(b)).collect();
                 let data = fbb.create_vector(&aligned);
                 let buf = fb::Buffer::create(
-                    &mut fbb,
+                    fbb,
                     &fb::BufferArgs {
                         data: Some(data),
                         ..Default::default()
@@ -55,16 +115,12 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
             None => buffer_of.push(0),
         }
     }
-
     let tensors: Vec<_> = model
         .tensors
         .iter()
         .zip(&buffer_of)
-        .map(|(t, &b)| tensor(&mut fbb, t, b))
+        .map(|(t, &b)| tensor(fbb, t, b))
         .collect();
-
-    // Operator codes in order of first use, with the version each use needs.
-    let mut codes: Vec<(fb::BuiltinOperator, i32, Option<&str>)> = Vec::new();
     let mut operators = Vec::with_capacity(model.ops.len());
     for op in &model.ops {
         let code = builtin(&op.op);
@@ -96,7 +152,7 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
             .first()
             .and_then(|&i| model.tensors.get(i as usize))
             .map_or(ElementType::F32, |t| t.dtype);
-        let (kind, options) = options(&mut fbb, &op.op, out_type);
+        let (kind, options) = options(fbb, &op.op, out_type);
         let inputs = fbb.create_vector(&op.inputs);
         let outputs = fbb.create_vector(&op.outputs);
         let custom_options = match &op.op {
@@ -104,7 +160,7 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
             _ => None,
         };
         operators.push(fb::Operator::create(
-            &mut fbb,
+            fbb,
             &fb::OperatorArgs {
                 opcode_index: index as u32,
                 inputs: Some(inputs),
@@ -116,30 +172,14 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
             },
         ));
     }
-    let codes: Vec<_> = codes
-        .iter()
-        .map(|&(code, version, custom)| {
-            let custom_code = custom.map(|n| fbb.create_string(n));
-            fb::OperatorCode::create(
-                &mut fbb,
-                &fb::OperatorCodeArgs {
-                    deprecated_builtin_code: code.0.min(127) as i8,
-                    custom_code,
-                    version,
-                    builtin_code: code,
-                },
-            )
-        })
-        .collect();
-
     let to_i32 = |v: &[usize]| v.iter().map(|&i| i as i32).collect::<Vec<i32>>();
     let tensors = fbb.create_vector(&tensors);
     let inputs = fbb.create_vector(&to_i32(&model.inputs));
     let outputs = fbb.create_vector(&to_i32(&model.outputs));
     let operators = fbb.create_vector(&operators);
-    let name = fbb.create_string("main");
-    let subgraph = fb::SubGraph::create(
-        &mut fbb,
+    let name = fbb.create_string(name);
+    fb::SubGraph::create(
+        fbb,
         &fb::SubGraphArgs {
             tensors: Some(tensors),
             inputs: Some(inputs),
@@ -147,28 +187,7 @@ pub fn to_bytes(model: &LiteModel) -> Vec<u8> {
             operators: Some(operators),
             name: Some(name),
         },
-    );
-
-    let signature = signature(&mut fbb, model);
-    let codes = fbb.create_vector(&codes);
-    let subgraphs = fbb.create_vector(&[subgraph]);
-    let description = fbb.create_string(&model.description);
-    let buffers = fbb.create_vector(&buffers);
-    let signatures = fbb.create_vector(&[signature]);
-    let root = fb::Model::create(
-        &mut fbb,
-        &fb::ModelArgs {
-            version: SCHEMA_VERSION,
-            operator_codes: Some(codes),
-            subgraphs: Some(subgraphs),
-            description: Some(description),
-            buffers: Some(buffers),
-            signature_defs: Some(signatures),
-            ..Default::default()
-        },
-    );
-    fb::finish_model_buffer(&mut fbb, root);
-    fbb.finished_data().to_vec()
+    )
 }
 
 /// The `serving_default` signature, naming inputs and outputs by their tensor names (as
@@ -362,6 +381,11 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
         Op::MirrorPad { .. } => B::MIRROR_PAD,
         Op::Cumsum { .. } => B::CUMSUM,
         Op::Custom { .. } => B::CUSTOM,
+        Op::While { .. } => B::WHILE,
+        Op::Logical(LogicalKind::And) => B::LOGICAL_AND,
+        Op::Logical(LogicalKind::Or) => B::LOGICAL_OR,
+        Op::Logical(LogicalKind::Not) => B::LOGICAL_NOT,
+        Op::Reverse => B::REVERSE_V2,
     }
 }
 
@@ -548,6 +572,13 @@ fn options<'a>(
                 } else {
                     fb::MirrorPadMode::REFLECT
                 },
+            }
+        ),
+        Op::While { cond, body } => table!(
+            WhileOptions,
+            WhileOptionsArgs {
+                cond_subgraph_index: *cond as i32,
+                body_subgraph_index: *body as i32,
             }
         ),
         Op::Cumsum { exclusive, reverse } => table!(
@@ -786,6 +817,8 @@ fn options<'a>(
         | Op::ExpandDims
         | Op::Compare(_)
         | Op::Prelu
+        | Op::Logical(_)
+        | Op::Reverse
         | Op::Densify
         | Op::Custom { .. }
         | Op::Slice

@@ -33,7 +33,7 @@ fn load_and_run(bytes: &[u8]) {
     }
 }
 
-const FILES: [&str; 11] = [
+const FILES: [&str; 12] = [
     "mlp_float.tflite",
     "cnn_int8.tflite",
     "multi_input_int8.tflite",
@@ -45,6 +45,7 @@ const FILES: [&str; 11] = [
     "ops/op_cnn_float16_weights.tflite",
     "ops/op_custom_transpose_conv_bias.tflite",
     "ops/op_split_v.tflite",
+    "ops/op_while_bidirectional_lstm.tflite",
 ];
 
 #[test]

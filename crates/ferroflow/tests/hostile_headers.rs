@@ -176,7 +176,7 @@ fn tflite_constant_claiming_terabytes() {
         ops: Vec::new(),
         inputs: Vec::new(),
         outputs: vec![0],
-        description: String::new(),
+        ..Default::default()
     };
     let bytes = ff::lite::write::to_bytes(&model);
     refused("tflite", bytes.len(), "holds 4 bytes, but shape", || {
