@@ -32,6 +32,8 @@ pub struct Interpreter {
     custom: CustomOps,
     /// The file's other subgraphs (WHILE conditions and bodies), file index - 1.
     subgraphs: Vec<Interpreter>,
+    /// Threads of its own (`with_threads`); `None`: the shared rayon pool.
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     /// Per tensor: an op output computed at load and kept as float although the tensor
     /// is quantised.
     folded_float: Vec<bool>,
@@ -113,6 +115,23 @@ impl Interpreter {
         Self::builder().from_file(path)
     }
 
+    /// Runs calls on `n` threads of the interpreter's own (LiteRT's `num_threads`; 1 runs
+    /// every kernel on one thread); 0 returns to the shared pool, which small calls leave
+    /// on the calling thread.
+    pub fn with_threads(mut self, n: usize) -> Result<Self> {
+        self.pool = match n {
+            0 => None,
+            n => Some(std::sync::Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("ferroflow-lite-{i}"))
+                    .build()
+                    .map_err(|e| err("tflite", format!("cannot start {n} threads: {e}")))?,
+            )),
+        };
+        Ok(self)
+    }
+
     /// Names the model in errors (`model 'NAME': input ...`).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -180,6 +199,7 @@ impl Interpreter {
             .collect::<Result<Vec<_>>>()?;
         let mut me = Interpreter {
             subgraphs,
+            pool: None,
             name: "tflite model".into(),
             folded: vec![false; model.ops.len()],
             folded_float: vec![false; model.tensors.len()],
@@ -306,6 +326,9 @@ impl Interpreter {
             .first()
             .and_then(|x| x.shape().first().copied())
             .unwrap_or(1);
+        if let Some(pool) = &self.pool {
+            return pool.install(|| self.run_all_here(inputs, self.root(), true));
+        }
         if self.macs_per_row.saturating_mul(batch) >= HOP_MIN_MACS
             && rayon::current_thread_index().is_none()
         {

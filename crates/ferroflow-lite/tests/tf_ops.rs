@@ -46,6 +46,15 @@ fn check(name: &str, inputs: usize, outputs: usize, tolerance: f32) -> Option<St
             .map(|t| t.cast(DType::F64).unwrap().to_vec::<f64>().unwrap())
             .collect()
     };
+    // The interpreter's own threads (LiteRT's num_threads) give the same results.
+    let threaded = Interpreter::from_file(fixture(&format!("op_{name}.tflite")))
+        .and_then(|i| i.with_threads(2))
+        .and_then(|i| i.run(&xs));
+    match threaded {
+        Ok(t) if values(&t) == values(&ours) => {}
+        Ok(_) => return Some("with_threads(2) gives other outputs".into()),
+        Err(e) => return Some(format!("with_threads(2): {e}")),
+    }
     let rewritten = ferroflow_lite::write::to_bytes(interp.model());
     match Interpreter::from_bytes(&rewritten).and_then(|i| i.run(&xs)) {
         Ok(again) if values(&again) == values(&ours) => {}

@@ -72,9 +72,16 @@ fn stem(path: &Path) -> String {
         .unwrap_or_else(|| "model".into())
 }
 
-/// Times a `.tflite` file in ferroflow's interpreter.
-pub fn tflite(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<()> {
-    let interp = ff::lite::Interpreter::from_file(path)?;
+/// Times a `.tflite` file in ferroflow's interpreter (on `threads` threads of its own;
+/// 0: the shared pool).
+pub fn tflite(
+    path: &Path,
+    batch: usize,
+    threads: usize,
+    reps: usize,
+    json: bool,
+) -> ff::Result<()> {
+    let interp = ff::lite::Interpreter::from_file(path)?.with_threads(threads)?;
     let inputs = interp
         .inputs()
         .iter()

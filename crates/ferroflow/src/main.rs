@@ -114,6 +114,10 @@ enum Command {
         /// Rows per call where the model's first dimension is dynamic (with --model).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// `tflite` with --model: the interpreter's threads (LiteRT's num_threads; 0: the
+        /// shared pool).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -173,8 +177,11 @@ fn run(command: Command) -> ff::Result<()> {
             mode,
             model,
             batch,
+            threads,
         } => match (suite, model) {
-            (Suite::Tflite, Some(m)) if m.is_file() => bench_model::tflite(&m, batch, reps, json),
+            (Suite::Tflite, Some(m)) if m.is_file() => {
+                bench_model::tflite(&m, batch, threads, reps, json)
+            }
             (Suite::Tflite, m) => bench_tflite::run(json, reps, m.as_deref()),
             (Suite::Keras, Some(m)) => bench_model::keras(&m, batch, reps, json),
             (Suite::Keras, None) if mode.as_deref() == Some("efficientnet") => {
