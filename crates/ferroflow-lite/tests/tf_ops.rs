@@ -40,7 +40,6 @@ fn check(name: &str, inputs: usize, outputs: usize, tolerance: f32) -> Option<St
     if ours.len() != outputs {
         return Some(format!("{} outputs, LiteRT {outputs}", ours.len()));
     }
-    // ferroflow's writer keeps every option: the rewritten file gives the same outputs.
     let values = |ts: &[Tensor]| -> Vec<Vec<f64>> {
         ts.iter()
             .map(|t| t.cast(DType::F64).unwrap().to_vec::<f64>().unwrap())
@@ -55,6 +54,7 @@ fn check(name: &str, inputs: usize, outputs: usize, tolerance: f32) -> Option<St
         Ok(_) => return Some("with_threads(2) gives other outputs".into()),
         Err(e) => return Some(format!("with_threads(2): {e}")),
     }
+    // ferroflow's writer keeps every option: the rewritten file gives the same outputs.
     let rewritten = ferroflow_lite::write::to_bytes(interp.model());
     match Interpreter::from_bytes(&rewritten).and_then(|i| i.run(&xs)) {
         Ok(again) if values(&again) == values(&ours) => {}
