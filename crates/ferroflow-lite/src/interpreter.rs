@@ -929,6 +929,8 @@ impl Interpreter {
                         format!("output shape {shape:?} is not positive"),
                     ));
                 }
+                let (n, cout) = (image.shape().first().copied().unwrap_or(0), w.shape()[2]);
+                kernels::check_output_size("TRANSPOSE_CONV", &[n, oh as usize, ow as usize, cout])?;
                 let mut y = image.conv2d_transpose(
                     &w,
                     (oh as usize, ow as usize),
