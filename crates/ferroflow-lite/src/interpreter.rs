@@ -305,6 +305,11 @@ impl Interpreter {
     /// any size where the shape signature has -1) and returns its outputs.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let vals = self.run_all(inputs)?;
+        self.outputs_of(vals)
+    }
+
+    /// The model outputs among all tensor values.
+    fn outputs_of(&self, vals: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
         self.model
             .outputs
             .iter()
@@ -389,15 +394,7 @@ impl Interpreter {
     /// Runs this subgraph (a WHILE condition or body) on `inputs`; its outputs.
     fn run_sub(&self, inputs: &[Tensor], ctx: Ctx<'_>) -> Result<Vec<Tensor>> {
         let vals = self.run_all_here(inputs, ctx, false)?;
-        self.model
-            .outputs
-            .iter()
-            .map(|&o| {
-                vals[o]
-                    .clone()
-                    .ok_or_else(|| err("tflite", format!("subgraph output {o} was never computed")))
-            })
-            .collect()
+        self.outputs_of(vals)
     }
 
     /// Stores op `k`'s results in its output tensors, converted to their types.
