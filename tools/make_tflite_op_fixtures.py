@@ -355,6 +355,47 @@ def while_bidirectional_lstm():
     return recurrent(keras.layers.Bidirectional(keras.layers.LSTM(5)))
 
 
+def int8(model, x):
+    """Full-integer int8 with float edges (QUANTIZE ... DEQUANTIZE); ferroflow computes in
+    float between int8 tensors, so outputs agree to about one output step (2e-2)."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([normal(*x.shape)] for _ in range(32))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return conv.convert(), [x], 2e-2
+
+
+def attention():
+    x = keras.Input((5, 8), batch_size=1)
+    return keras.Model(x, keras.layers.MultiHeadAttention(2, 4)(x, x))
+
+
+@case
+def attention_int8():
+    return int8(attention(), normal(1, 5, 8))
+
+
+@case
+def attention_float16():
+    return keras_model(attention(), normal(1, 5, 8), float16=True)
+
+
+@case
+def layer_norm_int8():
+    x = keras.Input((6, 8), batch_size=1)
+    return int8(keras.Model(x, keras.layers.LayerNormalization()(x)), normal(1, 6, 8))
+
+
+@case
+def transpose_conv_prelu_int8():
+    x = keras.Input((5, 5, 3), batch_size=1)
+    h = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(x)
+    p = keras.layers.PReLU(shared_axes=[1, 2])
+    m = keras.Model(x, p(h))
+    p.alpha.assign(rng.uniform(0.05, 0.5, size=p.alpha.shape).astype(np.float32))
+    return int8(m, normal(1, 5, 5, 3))
+
+
 def builtins(blob):
     """The op names in the file, as LiteRT reports them."""
     interp = Interpreter(model_content=blob)
