@@ -10,7 +10,7 @@ use crate::ir::{
     Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, LogicalKind, Op,
     Padding, Quantization, ReduceKind, UnaryKind,
 };
-use crate::kernels;
+use crate::kernels::{self, MAX_ELEMENTS};
 use ferroflow_core::ops::conv::Padding as CorePadding;
 use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::ops::slice::SliceArg;
@@ -1077,9 +1077,6 @@ fn round_half_away(x: f32) -> f32 {
         t
     }
 }
-
-/// Most elements one intermediate may have (a corrupt file cannot ask for more).
-const MAX_ELEMENTS: usize = 1 << 31;
 
 fn pad(p: Padding) -> CorePadding {
     match p {

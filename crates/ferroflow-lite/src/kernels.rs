@@ -24,13 +24,15 @@ fn nhwc(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
     }
 }
 
-/// Most elements one output of these kernels may have.
-const MAX_OUTPUT: usize = 1 << 30;
+/// Most elements an op may produce from sizes a file gives (tile multiples, paddings,
+/// resize and output shapes): 2^28 (1 GiB of float32), past the largest activations of
+/// real models (a 1024x1024x64 segmentation map is 2^26) and within a fuzzer's 2 GB.
+pub(crate) const MAX_ELEMENTS: usize = 1 << 28;
 
-/// An error unless an output of shape `dims` has at most [`MAX_OUTPUT`] elements.
+/// An error unless an output of shape `dims` has at most [`MAX_ELEMENTS`] elements.
 pub(crate) fn check_output_size(op: &'static str, dims: &[usize]) -> Result<usize> {
     match dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
-        Some(n) if n <= MAX_OUTPUT => Ok(n),
+        Some(n) if n <= MAX_ELEMENTS => Ok(n),
         _ => Err(Error::invalid(
             op,
             format!("an output of shape {dims:?} is too large"),
@@ -269,6 +271,7 @@ mod tests {
         let x = Tensor::zeros(&[1, 2, 2, 1], DType::F32).unwrap();
         assert!(resize(&x, (0, 4), true, false, false).is_err());
         assert!(resize(&x, (1 << 20, 1 << 20), false, false, false).is_err());
+        assert!(resize(&x, (1 << 15, 1 << 14), false, false, false).is_err());
         assert!(resize(
             &Tensor::zeros(&[2, 2], DType::F32).unwrap(),
             (4, 4),
