@@ -73,8 +73,9 @@ fn type_name(t: fb::TensorType) -> String {
 }
 
 /// Describes `.tflite` bytes as JSON: `format`, `format_version`, `description`,
-/// `signature_keys`, `inputs` / `outputs` (name, dtype, shape with `null` for dynamic
-/// dimensions, quantization), `ops` (one entry per operator kind and version: `op`,
+/// `subgraphs` (how many), `signature_keys`, `inputs` / `outputs` of the main subgraph
+/// (name, dtype, shape with `null` for dynamic dimensions, quantization); over every
+/// subgraph: `operators` (how many), `ops` (one entry per operator kind and version: `op`,
 /// `version`, `count`, `supported`, and `reason` when ferroflow cannot run it),
 /// `unsupported_ops`, `unsupported_tensor_types` (element types ferroflow cannot read),
 /// `parameters` (constant tensors: `count` of values, `bytes`,
@@ -113,7 +114,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Value> {
     let codes = read::operator_codes(&model);
     // Operator kinds in order of first use, with their counts and whether ferroflow runs them.
     let mut ops: Vec<(String, i32, usize, Option<String>)> = Vec::new();
-    for o in sg.operators().iter().flatten() {
+    // Every subgraph's operators (WHILE conditions and bodies too).
+    for o in subgraphs
+        .iter()
+        .flat_map(|g| g.operators().into_iter().flatten())
+    {
         let Some((code, version, custom)) = codes.get(o.opcode_index() as usize) else {
             return Err(bad(format!(
                 "an operator uses opcode {} of {}",
@@ -157,7 +162,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Value> {
     let (mut per_tensor, mut per_channel) = (0usize, 0usize);
     let (mut values, mut param_bytes, mut constants) = (0u64, 0u64, 0usize);
     let buffers = model.buffers();
-    for t in tensors.iter().flatten() {
+    for t in subgraphs
+        .iter()
+        .flat_map(|g| g.tensors().into_iter().flatten())
+    {
         let name = type_name(t.type_());
         if read::element_type(t.type_()).is_err() && !unreadable.contains(&name) {
             unreadable.push(name.clone());
@@ -216,7 +224,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Value> {
         "signature_keys": signature_keys,
         "inputs": io(sg.inputs()),
         "outputs": io(sg.outputs()),
-        "operators": sg.operators().map_or(0, |o| o.len()),
+        "operators": subgraphs.iter().map(|g| g.operators().map_or(0, |o| o.len())).sum::<usize>(),
         "ops": ops_json,
         "unsupported_ops": unsupported,
         "parameters": {"count": values, "bytes": param_bytes, "tensors": constants},

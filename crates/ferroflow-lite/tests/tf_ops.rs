@@ -119,3 +119,28 @@ fn every_op_fixture_matches_litert() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn inspect_covers_every_subgraph() {
+    // Keras LSTM(8) on 4 features: its 416 weights and its cell's ops live in the body.
+    let bytes = std::fs::read(fixture("op_while_lstm.tflite")).unwrap();
+    let v = ferroflow_lite::inspect::inspect(&bytes).unwrap();
+    assert_eq!(v["subgraphs"], 3);
+    let ops: Vec<&str> = v["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["op"].as_str().unwrap())
+        .collect();
+    for op in [
+        "WHILE",
+        "LOGICAL_AND",
+        "FULLY_CONNECTED",
+        "LOGISTIC",
+        "TANH",
+    ] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    assert!(v["parameters"]["count"].as_u64().unwrap() >= 416, "{v}");
+    assert_eq!(v["unsupported_ops"], serde_json::json!([]));
+}

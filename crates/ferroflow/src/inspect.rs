@@ -135,7 +135,14 @@ pub fn render(v: &Value) -> String {
         }
     }
     if let Some(ops) = v["ops"].as_array() {
-        s.push_str(&format!("Operators: {} in all\n", v["operators"]));
+        match v["subgraphs"].as_u64() {
+            Some(n) if n > 1 => s.push_str(&format!(
+                "Operators: {} in all, in {n} subgraphs (the main one and {} run by control flow)\n",
+                v["operators"],
+                n - 1
+            )),
+            _ => s.push_str(&format!("Operators: {} in all\n", v["operators"])),
+        }
         for o in ops {
             let mark = match o["reason"].as_str() {
                 Some(r) => format!("  <- ferroflow cannot run this: {r}"),
