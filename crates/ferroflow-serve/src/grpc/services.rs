@@ -78,6 +78,11 @@ fn model_spec(spec: Option<&pb::ModelSpec>) -> ServeResult<(String, VersionSpec,
     Ok((spec.name.clone(), version, spec.signature_name.clone()))
 }
 
+/// The model a `ModelSpec` names, for metrics ("" when there is none).
+fn spec_name(spec: Option<&pb::ModelSpec>) -> String {
+    spec.map(|s| s.name.clone()).unwrap_or_default()
+}
+
 /// The `ModelSpec` of an answer: the model, the version that answered, the signature.
 fn answered_spec(name: &str, version: u64) -> pb::ModelSpec {
     pb::ModelSpec {
@@ -550,11 +555,7 @@ impl PredictionService for Server {
     ) -> Result<Response<pb::ClassificationResponse>, Status> {
         let limit = deadline(&request);
         let req = request.into_inner();
-        let name = req
-            .model_spec
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let name = spec_name(req.model_spec.as_ref());
         self.call(&name, "classify", limit, Server::classify(self, req))
             .await
     }
@@ -565,11 +566,7 @@ impl PredictionService for Server {
     ) -> Result<Response<pb::RegressionResponse>, Status> {
         let limit = deadline(&request);
         let req = request.into_inner();
-        let name = req
-            .model_spec
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let name = spec_name(req.model_spec.as_ref());
         self.call(&name, "regress", limit, Server::regress(self, req))
             .await
     }
@@ -580,11 +577,7 @@ impl PredictionService for Server {
     ) -> Result<Response<pb::PredictResponse>, Status> {
         let limit = deadline(&request);
         let req = request.into_inner();
-        let name = req
-            .model_spec
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let name = spec_name(req.model_spec.as_ref());
         self.call(&name, "predict", limit, Server::predict(self, req))
             .await
     }
@@ -595,12 +588,7 @@ impl PredictionService for Server {
     ) -> Result<Response<pb::MultiInferenceResponse>, Status> {
         let limit = deadline(&request);
         let req = request.into_inner();
-        let name = req
-            .tasks
-            .first()
-            .and_then(|t| t.model_spec.as_ref())
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let name = spec_name(req.tasks.first().and_then(|t| t.model_spec.as_ref()));
         self.call(
             &name,
             "multi_inference",
@@ -615,11 +603,7 @@ impl PredictionService for Server {
         request: Request<pb::GetModelMetadataRequest>,
     ) -> Result<Response<pb::GetModelMetadataResponse>, Status> {
         let req = request.into_inner();
-        let name = req
-            .model_spec
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let name = spec_name(req.model_spec.as_ref());
         self.call(&name, "metadata", None, async { self.metadata(req) })
             .await
     }
@@ -632,11 +616,7 @@ impl ModelService for Server {
         request: Request<pb::GetModelStatusRequest>,
     ) -> Result<Response<pb::GetModelStatusResponse>, Status> {
         let req = request.into_inner();
-        let name = req
-            .model_spec
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let name = spec_name(req.model_spec.as_ref());
         self.call(&name, "status", None, async { self.status(req) })
             .await
     }
