@@ -42,6 +42,11 @@ pub struct Interpreter {
     macs_per_row: usize,
 }
 
+/// The builtin's name (`CONV_2D`...), for errors.
+fn op_name(op: &Op) -> &'static str {
+    crate::write::builtin(op).variant_name().unwrap_or("op")
+}
+
 /// Where a (sub)graph runs: the model's subgraphs, and how deep in WHILE loops.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
@@ -383,8 +388,11 @@ impl Interpreter {
                 continue;
             }
             let ys = self.run_op(k, &vals, ctx).with_context(|| {
-                let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
-                format!("running operator {k} ({name}) of model '{}'", self.name)
+                format!(
+                    "running operator {k} ({}) of model '{}'",
+                    op_name(&op.op),
+                    self.name
+                )
             })?;
             self.store(k, ys, &mut vals)?;
         }
@@ -436,9 +444,9 @@ impl Interpreter {
                 depth: 0,
             };
             let ys = self.run_op(k, &self.consts, none).with_context(|| {
-                let name = crate::write::builtin(&op.op).variant_name().unwrap_or("op");
                 format!(
-                    "folding constant operator {k} ({name}) of model '{}'",
+                    "folding constant operator {k} ({}) of model '{}'",
+                    op_name(&op.op),
                     self.name
                 )
             })?;
