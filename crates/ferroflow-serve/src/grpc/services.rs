@@ -131,13 +131,21 @@ impl Server {
                 })?;
             work.await
         };
+        // A deadline is honoured whether the work yields or not: one already passed runs
+        // nothing, and an answer that comes after it is not sent (a quick model runs
+        // without yielding, so the timer alone would never fire).
+        let passed = |d: Duration| {
+            ServeError::new(
+                Code::DeadlineExceeded,
+                format!("the call's deadline of {} ms passed", d.as_millis()),
+            )
+        };
         let result = match limit {
-            Some(d) => tokio::time::timeout(d, run).await.unwrap_or_else(|_| {
-                Err(ServeError::new(
-                    Code::DeadlineExceeded,
-                    format!("the call's deadline of {} ms passed", d.as_millis()),
-                ))
-            }),
+            Some(d) if d.is_zero() => Err(passed(d)),
+            Some(d) => match tokio::time::timeout(d, run).await {
+                Ok(r) if start.elapsed() <= d => r,
+                _ => Err(passed(d)),
+            },
             None => run.await,
         };
         let status = match &result {
@@ -782,6 +790,29 @@ mod tests {
             .block_on(s.call("m", "predict", Some(limit), fast))
             .unwrap();
         assert_eq!(r.into_inner(), 7);
+        // Work that never yields (a quick model run inline) but ends after the deadline.
+        let blocking = async {
+            std::thread::sleep(limit + Duration::from_millis(5));
+            Ok(())
+        };
+        let e = rt
+            .block_on(s.call("m", "predict", Some(limit), blocking))
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
+        // A deadline shorter than the margin (the client's 0.5 ms) runs nothing.
+        let mut req = Request::new(());
+        req.metadata_mut()
+            .insert("grpc-timeout", "500u".parse().unwrap());
+        let ran = std::cell::Cell::new(false);
+        let work = async {
+            ran.set(true);
+            Ok(())
+        };
+        let e = rt
+            .block_on(s.call("m", "predict", deadline(&req), work))
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e}");
+        assert!(!ran.get());
     }
 
     #[test]
