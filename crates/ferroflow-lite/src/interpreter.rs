@@ -1,11 +1,14 @@
 //! Runs a TFLite model on ferroflow's CPU kernels.
 //!
-//! Float ops run directly. Quantised (int8) tensors are dequantised with their own scale
-//! and zero point, the op runs in float, and quantised outputs are rounded back to their
-//! parameters, as TFLite's reference kernels specify; quantised weights (full-integer and
-//! dynamic-range models) are dequantised once when the interpreter is built.
+//! Float ops run directly. FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D and the pools
+//! between int8 tensors run on the integers (`crate::int8`: int32 accumulation,
+//! LiteRT's requantisation). Other ops on quantised tensors dequantise them with their own
+//! scale and zero point, run in float, and round their outputs back to their parameters;
+//! quantised weights of those ops (and of dynamic-range models) are dequantised once when
+//! the interpreter is built.
 
 use crate::custom::{CustomOp, CustomOps};
+use crate::int8::NativeOp;
 use crate::ir::{
     Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, LogicalKind, Op,
     Padding, Quantization, ReduceKind, UnaryKind,
@@ -40,6 +43,8 @@ pub struct Interpreter {
     /// Multiply-adds of the matmuls and convolutions per batch row (the static shapes have
     /// batch 1): a measure of the work of a call.
     macs_per_row: usize,
+    /// Per op: its int8 kernel with packed weights, when it runs on integers.
+    native: Vec<Option<NativeOp>>,
 }
 
 /// The builtin's name (`CONV_2D`...), for errors.
@@ -213,11 +218,19 @@ impl Interpreter {
             filters: Vec::new(),
             macs_per_row,
             custom,
+            native: Vec::new(),
         };
         me.fold_constants()?;
         me.filters = (0..me.model.ops.len())
             .map(|i| me.prepare_filter(i))
             .collect::<Result<_>>()?;
+        me.native = (0..me.model.ops.len())
+            .map(|k| {
+                (!me.folded[k])
+                    .then(|| NativeOp::prepare(&me.model, k))
+                    .flatten()
+            })
+            .collect();
         Ok(me)
     }
 
@@ -387,6 +400,16 @@ impl Interpreter {
             if self.folded[k] {
                 continue;
             }
+            if let Some(y) = self.run_native(k, &vals).with_context(|| {
+                format!(
+                    "running operator {k} ({}) of model '{}'",
+                    op_name(&op.op),
+                    self.name
+                )
+            })? {
+                vals[op.outputs[0] as usize] = Some(y);
+                continue;
+            }
             let ys = self.run_op(k, &vals, ctx).with_context(|| {
                 format!(
                     "running operator {k} ({}) of model '{}'",
@@ -397,6 +420,19 @@ impl Interpreter {
             self.store(k, ys, &mut vals)?;
         }
         Ok(vals)
+    }
+
+    /// Op `k`'s int8 result from its int8 kernel, when it has one and its input holds int8
+    /// values (`None`: run it in float).
+    fn run_native(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        let Some(Some(native)) = self.native.get(k) else {
+            return Ok(None);
+        };
+        let x = self.model.ops[k].inputs[0] as usize;
+        match &vals[x] {
+            Some(v) if v.dtype() == DType::I8 && !self.folded_float[x] => native.run(v).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Runs this subgraph (a WHILE condition or body) on `inputs`; its outputs.
@@ -892,6 +928,15 @@ impl Interpreter {
             }
             Op::Prelu => kernels::prelu(&x, &self.required(k, 1, vals)?)?,
             Op::Densify => x,
+            Op::SpaceToBatchNd | Op::BatchToSpaceNd => {
+                let block = ints(&self.required(k, 1, vals)?)?;
+                let pairs = ints(&self.required(k, 2, vals)?)?;
+                if matches!(op.op, Op::SpaceToBatchNd) {
+                    kernels::space_to_batch_nd(&x, &block, &pairs)?
+                } else {
+                    kernels::batch_to_space_nd(&x, &block, &pairs)?
+                }
+            }
             Op::Resize {
                 bilinear,
                 align_corners,

@@ -319,6 +319,10 @@ pub enum Op {
         /// Block size.
         block: usize,
     },
+    /// `SPACE_TO_BATCH_ND(x, block_shape, paddings)`.
+    SpaceToBatchNd,
+    /// `BATCH_TO_SPACE_ND(x, block_shape, crops)`.
+    BatchToSpaceNd,
     /// `SPACE_TO_DEPTH`: the inverse of [`Op::DepthToSpace`].
     SpaceToDepth {
         /// Block size.

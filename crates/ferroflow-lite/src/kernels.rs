@@ -2,6 +2,7 @@
 //! resizing with TFLite's coordinate rules, depth/space rearrangement, PReLU, and L2 and
 //! local response normalisation, each as LiteRT's reference kernels define it.
 
+use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::{DType, Error, Result, Tensor};
 
 fn float_data(op: &'static str, x: &Tensor) -> Result<Vec<f32>> {
@@ -181,6 +182,123 @@ pub fn space_to_depth(x: &Tensor, block: usize) -> Result<Tensor> {
         .transpose(&[0, 1, 3, 2, 4, 5])?
         .contiguous()
         .reshape(&[n, ho, wo, b * b * c])
+}
+
+/// The block sizes and per-axis pairs of `SPACE_TO_BATCH_ND` / `BATCH_TO_SPACE_ND`,
+/// checked against `x`: one block size (>= 1) and one pair (>= 0) per spatial axis,
+/// which are the axes after the batch.
+fn blocks(op: &'static str, x: &Tensor, block: &[i64], pairs: &[i64]) -> Result<Vec<usize>> {
+    let m = block.len();
+    if m == 0
+        || x.rank() < m + 1
+        || pairs.len() != 2 * m
+        || block.iter().any(|&b| !(1..=1 << 16).contains(&b))
+        || pairs.iter().any(|&p| !(0..=1 << 24).contains(&p))
+    {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "block shape {block:?} and pads/crops {pairs:?} for an input of shape {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    Ok(block.iter().map(|&b| b as usize).collect())
+}
+
+/// `SPACE_TO_BATCH_ND(x, block_shape, paddings)`: the padded spatial axes cut into
+/// blocks whose offsets move to the batch (block offsets major, batch minor):
+/// `[n, p1, .., pm, rest..]` to `[n * b1 * .. * bm, p1 / b1, .., pm / bm, rest..]`. TF's
+/// converter brackets a dilated convolution with it and [`batch_to_space_nd`].
+pub fn space_to_batch_nd(x: &Tensor, block: &[i64], pads: &[i64]) -> Result<Tensor> {
+    let op = "SPACE_TO_BATCH_ND";
+    let b = blocks(op, x, block, pads)?;
+    let m = b.len();
+    let mut pairs = vec![(0usize, 0usize); x.rank()];
+    let mut padded = x.shape().to_vec();
+    for i in 0..m {
+        pairs[i + 1] = (pads[2 * i] as usize, pads[2 * i + 1] as usize);
+        padded[i + 1] += pairs[i + 1].0 + pairs[i + 1].1;
+        if padded[i + 1] % b[i] != 0 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "block {} does not divide padded axis {} of size {}",
+                    b[i],
+                    i + 1,
+                    padded[i + 1]
+                ),
+            ));
+        }
+    }
+    check_output_size(op, &padded)?;
+    let xp = x.pad(&pairs, PadMode::Constant(0.0))?;
+    let rest = &padded[m + 1..];
+    let mut split = vec![padded[0] as isize];
+    for i in 0..m {
+        split.extend([(padded[i + 1] / b[i]) as isize, b[i] as isize]);
+    }
+    split.extend(rest.iter().map(|&d| d as isize));
+    let mut perm: Vec<usize> = (0..m).map(|i| 2 * i + 2).collect();
+    perm.push(0);
+    perm.extend((0..m).map(|i| 2 * i + 1));
+    perm.extend(2 * m + 1..2 * m + 1 + rest.len());
+    let mut out = vec![(padded[0] * b.iter().product::<usize>()) as isize];
+    out.extend((0..m).map(|i| (padded[i + 1] / b[i]) as isize));
+    out.extend(rest.iter().map(|&d| d as isize));
+    xp.reshape(&split)?
+        .transpose(&perm)?
+        .contiguous()
+        .reshape(&out)
+}
+
+/// `BATCH_TO_SPACE_ND(x, block_shape, crops)`: the inverse of [`space_to_batch_nd`], then
+/// `crops` taken off each spatial axis.
+pub fn batch_to_space_nd(x: &Tensor, block: &[i64], crops: &[i64]) -> Result<Tensor> {
+    let op = "BATCH_TO_SPACE_ND";
+    let b = blocks(op, x, block, crops)?;
+    let m = b.len();
+    let shape = x.shape();
+    let blocks_n: usize = b.iter().product();
+    if shape[0] % blocks_n != 0 {
+        return Err(Error::invalid(
+            op,
+            format!("block shape {block:?} does not divide the batch of {shape:?}"),
+        ));
+    }
+    let n = shape[0] / blocks_n;
+    let rest = &shape[m + 1..];
+    let mut split: Vec<isize> = b.iter().map(|&v| v as isize).collect();
+    split.push(n as isize);
+    split.extend(shape[1..].iter().map(|&d| d as isize));
+    let mut perm = vec![m];
+    for i in 0..m {
+        perm.extend([m + 1 + i, i]);
+    }
+    perm.extend(2 * m + 1..2 * m + 1 + rest.len());
+    let mut joined = vec![n as isize];
+    joined.extend((0..m).map(|i| (shape[i + 1] * b[i]) as isize));
+    joined.extend(rest.iter().map(|&d| d as isize));
+    let mut begin = vec![0usize; x.rank()];
+    let mut size: Vec<isize> = joined.clone();
+    for i in 0..m {
+        let (lo, hi) = (crops[2 * i] as usize, crops[2 * i + 1] as usize);
+        let full = shape[i + 1] * b[i];
+        if lo + hi > full {
+            return Err(Error::invalid(
+                op,
+                format!("crops {crops:?} exceed axis {} of size {full}", i + 1),
+            ));
+        }
+        begin[i + 1] = lo;
+        size[i + 1] = (full - lo - hi) as isize;
+    }
+    x.reshape(&split)?
+        .transpose(&perm)?
+        .contiguous()
+        .reshape(&joined)?
+        .slice(&begin, &size)
+        .map(|t| t.contiguous())
 }
 
 /// `PRELU`: `x` where `x >= 0`, else `alpha * x`, with `alpha` broadcasting.

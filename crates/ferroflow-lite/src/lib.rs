@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod custom;
 pub mod inspect;
+mod int8;
 mod interpreter;
 pub mod ir;
 mod kernels;

@@ -624,6 +624,8 @@ pub(crate) fn operator(
         B::PRELU => Op::Prelu,
         // Sparse constants are decoded when the file is read: DENSIFY passes them on.
         B::DENSIFY => Op::Densify,
+        B::SPACE_TO_BATCH_ND => Op::SpaceToBatchNd,
+        B::BATCH_TO_SPACE_ND => Op::BatchToSpaceNd,
         B::RESIZE_BILINEAR => {
             let opt = o.builtin_options_as_resize_bilinear_options();
             Op::Resize {

@@ -361,6 +361,8 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
         Op::Gelu { .. } => B::GELU,
         Op::Prelu => B::PRELU,
         Op::Densify => B::DENSIFY,
+        Op::SpaceToBatchNd => B::SPACE_TO_BATCH_ND,
+        Op::BatchToSpaceNd => B::BATCH_TO_SPACE_ND,
         Op::Resize { bilinear: true, .. } => B::RESIZE_BILINEAR,
         Op::Resize {
             bilinear: false, ..
@@ -820,6 +822,8 @@ fn options<'a>(
         | Op::Logical(_)
         | Op::Reverse
         | Op::Densify
+        | Op::SpaceToBatchNd
+        | Op::BatchToSpaceNd
         | Op::Custom { .. }
         | Op::Slice
         | Op::Tile

@@ -1,0 +1,214 @@
+//! int8 CONV_2D (im2col tiles times packed filters), DEPTHWISE_CONV_2D and pooling over
+//! NHWC inputs.
+
+use super::gemm::PackedWeights;
+use super::requant::Requant;
+use super::window::Geometry;
+use ferroflow_core::with_best_isa;
+use rayon::prelude::*;
+
+/// Patch bytes per tile of output pixels (the tile's patches stay in L2 while its
+/// product runs).
+const TILE_BYTES: usize = 64 << 10;
+/// Work (multiply-adds or window taps) from which a kernel is split across threads.
+const PAR_MIN_WORK: usize = 1 << 20;
+
+/// Runs `f(first_pixel, out_chunk)` over chunks of `per_pixel`-wide output pixels, on the
+/// rayon pool when the work is large.
+fn over_pixels(
+    out: &mut [i8],
+    per_pixel: usize,
+    pixels_per_chunk: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [i8]) + Sync,
+) {
+    let chunk = (pixels_per_chunk.max(1) * per_pixel).max(1);
+    if work >= PAR_MIN_WORK && rayon::current_num_threads() > 1 && out.len() > chunk {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, o)| with_best_isa(|| f(i * pixels_per_chunk, o)));
+    } else {
+        with_best_isa(|| {
+            for (i, o) in out.chunks_mut(chunk).enumerate() {
+                f(i * pixels_per_chunk, o);
+            }
+        });
+    }
+}
+
+/// CONV_2D: filters `[out, kh, kw, in]` as rows of `kh * kw * in`.
+#[derive(Clone, Debug)]
+pub(crate) struct Conv {
+    pub(crate) kernel: (usize, usize),
+    pub(crate) input_zp: i8,
+    pub(crate) weights: PackedWeights,
+}
+
+impl Conv {
+    /// The output (`g.pixels()` x out channels) of input `x` laid out as `g`.
+    pub(crate) fn run(&self, x: &[i8], g: &Geometry) -> Vec<i8> {
+        let n = self.weights.n;
+        let k = self.weights.k;
+        let mut out = vec![0i8; g.pixels() * n];
+        let pointwise = self.kernel == (1, 1)
+            && g.h.stride == 1
+            && g.w.stride == 1
+            && g.h.pad == 0
+            && g.w.pad == 0;
+        if pointwise {
+            self.weights.multiply(x, &mut out);
+            return out;
+        }
+        let tile = (TILE_BYTES / k.max(1)).clamp(1, 256);
+        let work = g.pixels() * n * k;
+        over_pixels(&mut out, n, tile, work, |first, o| {
+            let count = o.len() / n;
+            let mut patches = vec![self.input_zp; count * k];
+            for (i, patch) in patches.chunks_exact_mut(k).enumerate() {
+                self.patch(x, g, first + i, patch);
+            }
+            self.weights.rows_into(&patches, o);
+        });
+        out
+    }
+
+    /// The input values under output pixel `p`'s window, (ky, kx, channel) order; taps
+    /// outside the input keep the zero point they were filled with.
+    #[inline(always)]
+    fn patch(&self, x: &[i8], g: &Geometry, p: usize, patch: &mut [i8]) {
+        let (b, oy, ox) = g.pixel(p);
+        let c = g.channels;
+        for ky in 0..self.kernel.0 {
+            let Some(iy) = g.h.source(oy, ky) else {
+                continue;
+            };
+            for kx in 0..self.kernel.1 {
+                let Some(ix) = g.w.source(ox, kx) else {
+                    continue;
+                };
+                let at = g.at(b, iy, ix);
+                let dst = (ky * self.kernel.1 + kx) * c;
+                patch[dst..dst + c].copy_from_slice(&x[at..at + c]);
+            }
+        }
+    }
+}
+
+/// DEPTHWISE_CONV_2D: filters `[kh, kw, in * multiplier]`.
+#[derive(Clone, Debug)]
+pub(crate) struct Depthwise {
+    pub(crate) kernel: (usize, usize),
+    pub(crate) multiplier: usize,
+    pub(crate) input_zp: i32,
+    pub(crate) weights: Vec<i8>,
+    pub(crate) bias: Vec<i32>,
+    pub(crate) requant: Requant,
+}
+
+impl Depthwise {
+    /// The output (`g.pixels()` x in * multiplier) of input `x` laid out as `g`.
+    pub(crate) fn run(&self, x: &[i8], g: &Geometry) -> Vec<i8> {
+        let (cin, m) = (g.channels, self.multiplier);
+        let cout = cin * m;
+        let mut out = vec![0i8; g.pixels() * cout];
+        let taps = self.kernel.0 * self.kernel.1;
+        let work = g.pixels() * cout * taps;
+        let rows = g.w.out.max(1);
+        over_pixels(&mut out, cout, rows, work, |first, o| {
+            let mut acc = vec![0i32; cout];
+            for (i, o) in o.chunks_exact_mut(cout).enumerate() {
+                let (b, oy, ox) = g.pixel(first + i);
+                acc.copy_from_slice(&self.bias);
+                for ky in 0..self.kernel.0 {
+                    let Some(iy) = g.h.source(oy, ky) else {
+                        continue;
+                    };
+                    for kx in 0..self.kernel.1 {
+                        let Some(ix) = g.w.source(ox, kx) else {
+                            continue;
+                        };
+                        let src = &x[g.at(b, iy, ix)..][..cin];
+                        let w = &self.weights[(ky * self.kernel.1 + kx) * cout..][..cout];
+                        if m == 1 {
+                            for ((a, &v), &f) in acc.iter_mut().zip(src).zip(w) {
+                                *a = a.wrapping_add((v as i32 - self.input_zp) * f as i32);
+                            }
+                        } else {
+                            for (c, &v) in src.iter().enumerate() {
+                                let v = v as i32 - self.input_zp;
+                                for j in 0..m {
+                                    let a = &mut acc[c * m + j];
+                                    *a = a.wrapping_add(v * w[c * m + j] as i32);
+                                }
+                            }
+                        }
+                    }
+                }
+                for (ch, (y, &a)) in o.iter_mut().zip(&acc).enumerate() {
+                    *y = self.requant.apply(a, ch);
+                }
+            }
+        });
+        out
+    }
+}
+
+/// MAX_POOL_2D and AVERAGE_POOL_2D with the input's quantisation on the output.
+#[derive(Clone, Debug)]
+pub(crate) struct Pool {
+    pub(crate) max: bool,
+    pub(crate) filter: (usize, usize),
+    /// The fused activation's range.
+    pub(crate) range: (i32, i32),
+}
+
+impl Pool {
+    /// The output (`g.pixels()` x channels) of input `x` laid out as `g`: the window's
+    /// maximum, or its mean over the taps inside the input rounded half away from zero
+    /// (TFLite's int8 kernels), clamped to the activation's range.
+    pub(crate) fn run(&self, x: &[i8], g: &Geometry) -> Vec<i8> {
+        let c = g.channels;
+        let mut out = vec![0i8; g.pixels() * c];
+        let work = g.pixels() * c * self.filter.0 * self.filter.1;
+        over_pixels(&mut out, c, g.w.out.max(1), work, |first, o| {
+            let mut acc = vec![0i32; c];
+            for (i, o) in o.chunks_exact_mut(c).enumerate() {
+                let (b, oy, ox) = g.pixel(first + i);
+                acc.fill(if self.max { i32::MIN } else { 0 });
+                let mut count = 0i32;
+                for ky in 0..self.filter.0 {
+                    let Some(iy) = g.h.source(oy, ky) else {
+                        continue;
+                    };
+                    for kx in 0..self.filter.1 {
+                        let Some(ix) = g.w.source(ox, kx) else {
+                            continue;
+                        };
+                        count += 1;
+                        let src = &x[g.at(b, iy, ix)..][..c];
+                        if self.max {
+                            for (a, &v) in acc.iter_mut().zip(src) {
+                                *a = (*a).max(v as i32);
+                            }
+                        } else {
+                            for (a, &v) in acc.iter_mut().zip(src) {
+                                *a += v as i32;
+                            }
+                        }
+                    }
+                }
+                for (y, &a) in o.iter_mut().zip(&acc) {
+                    let v = if self.max || count == 0 {
+                        a.max(-128)
+                    } else if a > 0 {
+                        (a + count / 2) / count
+                    } else {
+                        (a - count / 2) / count
+                    };
+                    *y = v.clamp(self.range.0, self.range.1) as i8;
+                }
+            }
+        });
+        out
+    }
+}

@@ -1,0 +1,245 @@
+//! Native int8 kernels: ops whose activations are int8 (per-tensor) and whose weights are
+//! int8 (per-channel or per-tensor, zero point 0) run on the integers, accumulating in
+//! int32 and requantising as LiteRT does, instead of through float.
+//!
+//! [`NativeOp::prepare`] decides per operator at load, from the tensors' types and
+//! quantisation, and packs the weights once; the interpreter runs the float path for
+//! every other operator.
+
+mod conv;
+mod gemm;
+mod requant;
+mod window;
+
+use crate::ir::{ElementType, LiteModel, LiteTensor, Op, Window};
+use conv::{Conv, Depthwise, Pool};
+use ferroflow_core::{DType, Error, Result, Tensor};
+use gemm::PackedWeights;
+use requant::{activation_range, Requant};
+use window::Geometry;
+
+/// An operator prepared to run on int8 values.
+#[derive(Clone, Debug)]
+pub(crate) enum NativeOp {
+    /// `FULLY_CONNECTED`.
+    FullyConnected {
+        weights: PackedWeights,
+        keep_num_dims: bool,
+    },
+    /// `CONV_2D`.
+    Conv2d { conv: Conv, window: Window },
+    /// `DEPTHWISE_CONV_2D`.
+    Depthwise { dw: Depthwise, window: Window },
+    /// `MAX_POOL_2D` / `AVERAGE_POOL_2D`.
+    Pool { pool: Pool, window: Window },
+}
+
+/// Scale and zero point of an int8 activation quantised per tensor.
+fn activation(t: &LiteTensor) -> Option<(f32, i32)> {
+    let q = t.quant.as_ref()?;
+    (t.dtype == ElementType::I8 && t.data.is_none() && q.scale.len() == 1)
+        .then(|| (q.scale[0], i32::try_from(q.zero_point[0]).ok()))
+        .and_then(|(s, z)| Some((s, z?)))
+        .filter(|(s, z)| s.is_finite() && *s > 0.0 && (-128..=127).contains(z))
+}
+
+/// An int8 constant quantised symmetrically (zero point 0) per tensor or per channel
+/// along `axis`, which must have `channels` entries: its values and scales.
+fn weights(t: &LiteTensor, axis: usize, channels: usize) -> Option<(Vec<i8>, Vec<f32>)> {
+    let q = t.quant.as_ref()?;
+    let data = t.data.as_ref()?;
+    let per_channel = q.scale.len() > 1;
+    let ok = t.dtype == ElementType::I8
+        && data.len() == t.numel()
+        && q.zero_point.iter().all(|&z| z == 0)
+        && q.zero_point.len() == q.scale.len()
+        && (!per_channel || (q.axis == axis && q.scale.len() == channels));
+    ok.then(|| (data.iter().map(|&b| b as i8).collect(), q.scale.clone()))
+}
+
+/// An int32 constant of `n` values (a bias).
+fn bias(t: &LiteTensor, n: usize) -> Option<Vec<i32>> {
+    let data = t.data.as_ref()?;
+    (t.dtype == ElementType::I32 && data.len() == n * 4).then(|| {
+        data.chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    })
+}
+
+impl NativeOp {
+    /// Operator `k` of `model` prepared for int8, or `None` when it must run in float
+    /// (other types, float activations, weights computed at run time...).
+    pub(crate) fn prepare(model: &LiteModel, k: usize) -> Option<NativeOp> {
+        let op = model.ops.get(k)?;
+        let tensor = |j: usize| -> Option<&LiteTensor> {
+            let i = usize::try_from(*op.inputs.get(j)?).ok()?;
+            model.tensors.get(i)
+        };
+        let out = model
+            .tensors
+            .get(usize::try_from(*op.outputs.first()?).ok()?)?;
+        if op.outputs.len() != 1 {
+            return None;
+        }
+        let (x, y) = (activation(tensor(0)?)?, activation(out)?);
+        // The bias, when there is one, must be an int32 constant.
+        let bias_of = |j: usize, n: usize| -> Option<Option<Vec<i32>>> {
+            match op.inputs.get(j) {
+                None | Some(-1) => Some(None),
+                Some(_) => bias(tensor(j)?, n).map(Some),
+            }
+        };
+        Some(match &op.op {
+            Op::FullyConnected { act, keep_num_dims } => {
+                let w = tensor(1)?;
+                let [n, _] = w.shape[..] else { return None };
+                let n = usize::try_from(n).ok()?;
+                let (values, scales) = weights(w, 0, n)?;
+                let rq = Requant::new(x.0, &scales, y, *act)?;
+                NativeOp::FullyConnected {
+                    weights: PackedWeights::new(values, bias_of(2, n)?, n, x.1, rq)?,
+                    keep_num_dims: *keep_num_dims,
+                }
+            }
+            Op::Conv2d { window, act } => {
+                let w = tensor(1)?;
+                let [n, kh, kw, _] = w.shape[..] else {
+                    return None;
+                };
+                let n = usize::try_from(n).ok()?;
+                let (values, scales) = weights(w, 0, n)?;
+                let rq = Requant::new(x.0, &scales, y, *act)?;
+                NativeOp::Conv2d {
+                    conv: Conv {
+                        kernel: (usize::try_from(kh).ok()?, usize::try_from(kw).ok()?),
+                        input_zp: x.1 as i8,
+                        weights: PackedWeights::new(values, bias_of(2, n)?, n, x.1, rq)?,
+                    },
+                    window: *window,
+                }
+            }
+            Op::DepthwiseConv2d {
+                window,
+                act,
+                multiplier,
+            } => {
+                let w = tensor(1)?;
+                let [1, kh, kw, n] = w.shape[..] else {
+                    return None;
+                };
+                let n = usize::try_from(n).ok()?;
+                let cin = usize::try_from(*tensor(0)?.shape.last()?).ok()?;
+                let m = if cin > 0 && n % cin == 0 {
+                    n / cin
+                } else {
+                    return None;
+                };
+                if *multiplier != 0 && *multiplier != m {
+                    return None;
+                }
+                let (values, scales) = weights(w, 3, n)?;
+                NativeOp::Depthwise {
+                    dw: Depthwise {
+                        kernel: (usize::try_from(kh).ok()?, usize::try_from(kw).ok()?),
+                        multiplier: m,
+                        input_zp: x.1,
+                        weights: values,
+                        bias: bias_of(2, n)?.unwrap_or_else(|| vec![0; n]),
+                        requant: Requant::new(x.0, &scales, y, *act)?,
+                    },
+                    window: *window,
+                }
+            }
+            // The integer pools keep the input's parameters, which the converter gives
+            // their outputs.
+            Op::Pool2d {
+                max,
+                window,
+                filter,
+                act,
+            } if x == y => NativeOp::Pool {
+                pool: Pool {
+                    max: *max,
+                    filter: *filter,
+                    range: activation_range(*act, y.0, y.1)?,
+                },
+                window: *window,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The op's output for the int8 input `x`.
+    pub(crate) fn run(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dtype() != DType::I8 {
+            return Err(Error::invalid(
+                "int8 kernel",
+                format!("input of type {:?}", x.dtype()),
+            ));
+        }
+        let data = x.data::<i8>()?;
+        let shape = x.shape();
+        match self {
+            NativeOp::FullyConnected {
+                weights,
+                keep_num_dims,
+            } => {
+                let k = weights.k;
+                if k == 0 || x.numel() % k != 0 {
+                    return Err(Error::shapes(
+                        "FULLY_CONNECTED",
+                        "input does not fit the weights",
+                        shape,
+                        &[weights.n, k],
+                    ));
+                }
+                let m = x.numel() / k;
+                let mut out = vec![0i8; m * weights.n];
+                weights.multiply(&data, &mut out);
+                let out_shape = match (keep_num_dims, shape.split_last()) {
+                    (true, Some((_, lead))) => [lead, &[weights.n]].concat(),
+                    _ => vec![m, weights.n],
+                };
+                Tensor::from_vec(out, &out_shape)
+            }
+            NativeOp::Conv2d { conv, window } => {
+                let g = Geometry::new("CONV_2D", shape, conv.kernel, window)?;
+                if g.channels * conv.kernel.0 * conv.kernel.1 != conv.weights.k {
+                    return Err(Error::shapes(
+                        "CONV_2D",
+                        "input channels do not fit the filter",
+                        shape,
+                        &[conv.weights.n, conv.kernel.0, conv.kernel.1],
+                    ));
+                }
+                let out = conv.run(&data, &g);
+                Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, conv.weights.n])
+            }
+            NativeOp::Depthwise { dw, window } => {
+                let g = Geometry::new("DEPTHWISE_CONV_2D", shape, dw.kernel, window)?;
+                let n = g.channels * dw.multiplier;
+                if n != dw.bias.len() {
+                    return Err(Error::shapes(
+                        "DEPTHWISE_CONV_2D",
+                        "input channels do not fit the filter",
+                        shape,
+                        &[1, dw.kernel.0, dw.kernel.1, dw.bias.len()],
+                    ));
+                }
+                let out = dw.run(&data, &g);
+                Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, n])
+            }
+            NativeOp::Pool { pool, window } => {
+                let op = if pool.max {
+                    "MAX_POOL_2D"
+                } else {
+                    "AVERAGE_POOL_2D"
+                };
+                let g = Geometry::new(op, shape, pool.filter, window)?;
+                let out = pool.run(&data, &g);
+                Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, g.channels])
+            }
+        }
+    }
+}

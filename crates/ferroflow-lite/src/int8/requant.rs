@@ -1,0 +1,93 @@
+//! Requantisation: an int32 accumulator to an int8 output, as LiteRT's int8 kernels
+//! (XNNPACK's, which LiteRT applies by default) do it.
+
+use crate::ir::Activation;
+
+/// Turns int32 accumulators into int8 outputs: `acc * scale` in float32, rounded to
+/// nearest (ties to even, the CPU's rounding), plus the output zero point, clamped to the
+/// fused activation's range.
+#[derive(Clone, Debug)]
+pub(crate) struct Requant {
+    /// One scale per output channel (`input_scale * filter_scale / output_scale`, in
+    /// float32 and in that order), or one for all.
+    scales: Vec<f32>,
+    zero_point: i32,
+    min: i32,
+    max: i32,
+}
+
+impl Requant {
+    /// Requantisation with per-channel (`filter_scales.len() > 1`) or per-tensor scales;
+    /// `None` when a scale is not a finite positive number or the activation has no
+    /// integer form.
+    pub(crate) fn new(
+        input_scale: f32,
+        filter_scales: &[f32],
+        output: (f32, i32),
+        act: Activation,
+    ) -> Option<Self> {
+        let (min, max) = activation_range(act, output.0, output.1)?;
+        let scales: Vec<f32> = filter_scales
+            .iter()
+            .map(|&f| input_scale * f / output.0)
+            .collect();
+        if scales.is_empty() || scales.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+            return None;
+        }
+        Some(Requant {
+            scales,
+            zero_point: output.1,
+            min,
+            max,
+        })
+    }
+
+    /// The output value of accumulator `acc` of output channel `channel`.
+    #[inline(always)]
+    pub(crate) fn apply(&self, acc: i32, channel: usize) -> i8 {
+        let s = if self.scales.len() == 1 {
+            self.scales[0]
+        } else {
+            self.scales[channel]
+        };
+        let r = (acc as f32 * s).round_ties_even();
+        // Saturating float-to-int conversion, then the zero point and the range.
+        ((r as i32).saturating_add(self.zero_point)).clamp(self.min, self.max) as i8
+    }
+}
+
+/// The int8 range `[min, max]` of a tensor with scale `scale` and zero point `zp` after
+/// the fused activation `act` (TFLite's `CalculateActivationRangeQuantized`); `None` for
+/// activations that have no integer form (tanh).
+pub(crate) fn activation_range(act: Activation, scale: f32, zp: i32) -> Option<(i32, i32)> {
+    let q = |v: f32| zp.saturating_add((v / scale).round() as i32);
+    let (lo, hi) = (-128, 127);
+    Some(match act {
+        Activation::None => (lo, hi),
+        Activation::Relu => (zp.max(lo), hi),
+        Activation::Relu6 => (zp.max(lo), q(6.0).min(hi)),
+        Activation::ReluN1To1 => (q(-1.0).max(lo), q(1.0).min(hi)),
+        Activation::Tanh => return None,
+    })
+    .filter(|(a, b)| a <= b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_ties_to_even_and_clamps_to_the_activation() {
+        let r = Requant::new(1.0, &[0.5], (1.0, 3), Activation::None).unwrap();
+        assert_eq!(r.apply(5, 0), 5); // 2.5 -> 2, + 3
+        assert_eq!(r.apply(7, 0), 7); // 3.5 -> 4, + 3
+        assert_eq!(r.apply(-5, 0), 1); // -2.5 -> -2, + 3
+        assert_eq!(r.apply(1000, 0), 127);
+        assert_eq!(r.apply(i32::MIN, 0), -128);
+        let relu = Requant::new(1.0, &[1.0], (0.5, -10), Activation::Relu6).unwrap();
+        assert_eq!(relu.apply(-100, 0), -10);
+        assert_eq!(relu.apply(100, 0), 2); // 6 / 0.5 - 10
+        assert!(Requant::new(1.0, &[1.0], (0.0, 0), Activation::None).is_none());
+        assert!(Requant::new(1.0, &[1.0], (1.0, 0), Activation::Tanh).is_none());
+    }
+}
