@@ -4,7 +4,8 @@
     python3 tools/bench_compare.py core    # tensor kernels vs NumPy and TensorFlow
     python3 tools/bench_compare.py train   # MLP train step vs TensorFlow (and PyTorch)
     python3 tools/bench_compare.py function  # eager vs compiled steps vs tf.function(jit_compile=True)
-    python3 tools/bench_compare.py tflite  # demo CNN .tflite (float, int8) at batch 1 vs LiteRT
+    python3 tools/bench_compare.py tflite  # MobileNetV2 (float, int8; 1 and 2 threads) and the
+                                           # demo CNN .tflite (float, int8) at batch 1 vs LiteRT
     python3 tools/bench_compare.py serve   # ferroflow serve vs a Python Keras HTTP server, under wrk;
                                            # then REST vs gRPC at batch 1/32, 8/64 connections
 
@@ -108,6 +109,70 @@ def reference_tflite(reps):
         out[f"cnn_{name}_ms"] = best_of(run, reps) / calls * 1e3
         out[f"cnn_{name}_kib"] = os.path.getsize(os.path.join(TFLITE_DIR, file)) / 1024
     return {"litert": out}
+
+
+def mobilenet_files():
+    """MobileNetV2 1.0 at 224x224 (keras.applications, random weights, fixed seed) converted
+    by TF's converter to float32 and full-integer int8 (int8 input and output)."""
+    import numpy as np
+    paths = {m: os.path.join(TFLITE_DIR, f"mobilenetv2_{m}.tflite") for m in ("float", "int8")}
+    if all(os.path.exists(p) for p in paths.values()):
+        return paths
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    import keras
+    keras.utils.set_random_seed(3)
+    model = keras.applications.MobileNetV2(weights=None)
+    rng = np.random.default_rng(3)
+    os.makedirs(TFLITE_DIR, exist_ok=True)
+    for mode, path in paths.items():
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        if mode == "int8":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = lambda: (
+                [rng.uniform(-1, 1, size=(1, 224, 224, 3)).astype(np.float32)] for _ in range(8))
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+        with open(path, "wb") as f:
+            f.write(conv.convert())
+    return paths
+
+
+def bench_mobilenet(reps):
+    """Batch-1 p50 latency of MobileNetV2 float and int8 in ferroflow and in LiteRT
+    (XNNPACK, its default), on 1 and 2 threads; RATIO lines LiteRT time / ferroflow time."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+    exe = ferroflow_exe()
+    rows = []
+    for mode, path in mobilenet_files().items():
+        for threads in (1, 2):
+            out = subprocess.check_output(
+                [exe, "bench", "tflite", "--model", path, "--batch", "1", "--threads", str(threads),
+                 "--reps", "30", "--json"], cwd=ROOT)
+            ours = json.loads(out)
+            ff_ms = next(v for k, v in ours.items() if k.endswith("_p50_ms"))
+            interp = Interpreter(model_path=path, num_threads=threads)
+            interp.allocate_tensors()
+            d = interp.get_input_details()[0]
+            x = (np.random.default_rng(0).integers(-128, 128, size=d["shape"]).astype(d["dtype"])
+                 if d["dtype"] == np.int8 else np.random.default_rng(0).uniform(
+                     -1, 1, size=d["shape"]).astype(np.float32))
+            interp.set_tensor(d["index"], x)
+            times = []
+            for _ in range(30 + 2):
+                t = time.perf_counter()
+                interp.invoke()
+                times.append(time.perf_counter() - t)
+            lite_ms = sorted(times[2:])[len(times[2:]) // 2] * 1e3
+            name = f"mobilenetv2_{mode}_b1_t{threads}"
+            print(f"RATIO {name}_vs_litert {lite_ms / ff_ms:.3f}")
+            rows.append((name, ff_ms, lite_ms, ours.get("peak_rss_mib")))
+    print(f"{'workload':<28} {'ferroflow ms':>12} {'LiteRT ms':>10} {'ff peak RSS MiB':>16}")
+    for name, a, b, rss in rows:
+        print(f"{name:<28} {a:>12.2f} {b:>10.2f} {rss:>16.1f}")
+    print()
 
 
 def reference_train(reps):
@@ -711,6 +776,8 @@ def main():
         bench_serve_apis()
         return
     reps = int(os.environ.get("BENCH_REPS", "7"))
+    if suite == "tflite":
+        bench_mobilenet(reps)
     extra = ("--model", tflite_model_dir()) if suite == "tflite" else ()
     ff = ferroflow_suite(suite, reps, extra)
     if suite == "keras":

@@ -86,7 +86,7 @@ pub(crate) fn with_capacity<T>(n: usize) -> Vec<T> {
 fn with_capacity_init<T>(n: usize) -> (Vec<T>, usize) {
     let size = std::mem::size_of::<T>();
     let bytes = n * size;
-    if bytes < POOL_MIN_BYTES || size == 0 || POOL_GRANULE % size != 0 {
+    if bytes < POOL_MIN_BYTES || size == 0 || !POOL_GRANULE.is_multiple_of(size) {
         return (Vec::with_capacity(n), 0);
     }
     let rounded = bytes.next_multiple_of(POOL_GRANULE);
@@ -154,7 +154,7 @@ impl<T: Copy> Drop for Scratch<T> {
 pub(crate) fn recycle<T: Copy>(v: Vec<T>) {
     let size = std::mem::size_of::<T>();
     let bytes = v.capacity() * size;
-    if bytes < POOL_MIN_BYTES || bytes % POOL_GRANULE != 0 {
+    if bytes < POOL_MIN_BYTES || !bytes.is_multiple_of(POOL_GRANULE) {
         return;
     }
     let p = pool();

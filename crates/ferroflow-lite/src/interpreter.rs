@@ -302,7 +302,7 @@ impl Interpreter {
                     .and_then(|t| t.shape.last().copied())
                     .unwrap_or(0) as usize;
                 let f = filter.shape();
-                if cin == 0 || f[3] % cin != 0 {
+                if cin == 0 || !f[3].is_multiple_of(cin) {
                     return Err(err(
                         "DEPTHWISE_CONV_2D",
                         format!("filter {f:?} does not fit {cin} input channels"),

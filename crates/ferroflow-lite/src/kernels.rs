@@ -219,7 +219,7 @@ pub fn space_to_batch_nd(x: &Tensor, block: &[i64], pads: &[i64]) -> Result<Tens
     for i in 0..m {
         pairs[i + 1] = (pads[2 * i] as usize, pads[2 * i + 1] as usize);
         padded[i + 1] += pairs[i + 1].0 + pairs[i + 1].1;
-        if padded[i + 1] % b[i] != 0 {
+        if !padded[i + 1].is_multiple_of(b[i]) {
             return Err(Error::invalid(
                 op,
                 format!(
@@ -260,7 +260,7 @@ pub fn batch_to_space_nd(x: &Tensor, block: &[i64], crops: &[i64]) -> Result<Ten
     let m = b.len();
     let shape = x.shape();
     let blocks_n: usize = b.iter().product();
-    if shape[0] % blocks_n != 0 {
+    if !shape[0].is_multiple_of(blocks_n) {
         return Err(Error::invalid(
             op,
             format!("block shape {block:?} does not divide the batch of {shape:?}"),

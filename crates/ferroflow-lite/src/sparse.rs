@@ -139,7 +139,7 @@ pub(crate) fn densify(
     for (b, &d) in block_map.iter().enumerate() {
         let level = order.iter().position(|&o| o == n + b).unwrap_or(0);
         let size = match levels[level] {
-            Level::Dense(s) if s > 0 && shape[d] % s == 0 => s,
+            Level::Dense(s) if s > 0 && shape[d].is_multiple_of(s) => s,
             _ => {
                 return Err(bad(format!(
                     "block {b} of dimension {d} (size {}) has no dense block size dividing it",

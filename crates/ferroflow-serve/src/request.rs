@@ -380,7 +380,7 @@ fn feature_row(v: Json, info: &crate::servable::TensorInfo, r: usize) -> ServeRe
         .try_fold(1usize, |a, &d| a.checked_mul(d));
     let dims: Option<Vec<usize>> = match (unknown, known) {
         (0, Some(_)) => Some(dims.iter().flatten().copied().collect()),
-        (1, Some(known)) if known > 0 && len % known == 0 => {
+        (1, Some(known)) if known > 0 && len.is_multiple_of(known) => {
             Some(dims.iter().map(|d| d.unwrap_or(len / known)).collect())
         }
         _ => None,

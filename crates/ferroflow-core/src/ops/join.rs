@@ -136,7 +136,7 @@ impl Tensor {
     /// Splits along `axis` into `num` equal pieces (`tf.split` with a count).
     pub fn split_even(&self, num: usize, axis: isize) -> Result<Vec<Tensor>> {
         let a = normalize_axis("split", axis, self.rank())?;
-        if num == 0 || self.shape()[a] % num != 0 {
+        if num == 0 || !self.shape()[a].is_multiple_of(num) {
             return Err(Error::invalid(
                 "split",
                 format!(

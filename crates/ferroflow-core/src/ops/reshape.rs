@@ -31,7 +31,7 @@ impl Tensor {
         }
         let known = numel(&out);
         if let Some(i) = infer {
-            if known == 0 || n % known != 0 {
+            if known == 0 || !n.is_multiple_of(known) {
                 return Err(Error::invalid(
                     "reshape",
                     format!(

@@ -212,7 +212,7 @@ impl super::Inner for ConvCore {
             ));
         }
         let cin = known_last(class, self.base.name(), shape)?;
-        if cin % self.groups != 0 || self.filters % self.groups != 0 {
+        if cin % self.groups != 0 || !self.filters.is_multiple_of(self.groups) {
             return Err(Error::invalid(
                 class,
                 format!(

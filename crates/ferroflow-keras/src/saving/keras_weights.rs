@@ -125,7 +125,7 @@ impl Layout {
             }
             "MultiHeadAttention" => {
                 let vars = own_variables(layer.as_ref());
-                if vars.len() % 4 != 0 {
+                if !vars.len().is_multiple_of(4) {
                     return Err(Error::invalid(
                         "keras weights",
                         format!("MultiHeadAttention '{}' has {} weights, expected 4 projections", layer.name(), vars.len()),

@@ -4,7 +4,6 @@
 use super::gemm::PackedWeights;
 use super::requant::Requant;
 use super::window::Geometry;
-use ferroflow_core::with_best_isa;
 use rayon::prelude::*;
 
 /// Patch bytes per tile of output pixels (the tile's patches stay in L2 while its
@@ -14,7 +13,8 @@ const TILE_BYTES: usize = 64 << 10;
 const PAR_MIN_WORK: usize = 1 << 20;
 
 /// Runs `f(first_pixel, out_chunk)` over chunks of `per_pixel`-wide output pixels, on the
-/// rayon pool when the work is large.
+/// rayon pool when the work is large. (`f` calls a `vectorised!` body, compiled for the
+/// CPU's vectors.)
 fn over_pixels(
     out: &mut [i8],
     per_pixel: usize,
@@ -26,15 +26,17 @@ fn over_pixels(
     if work >= PAR_MIN_WORK && rayon::current_num_threads() > 1 && out.len() > chunk {
         out.par_chunks_mut(chunk)
             .enumerate()
-            .for_each(|(i, o)| with_best_isa(|| f(i * pixels_per_chunk, o)));
+            .for_each(|(i, o)| f(i * pixels_per_chunk, o));
     } else {
-        with_best_isa(|| {
-            for (i, o) in out.chunks_mut(chunk).enumerate() {
-                f(i * pixels_per_chunk, o);
-            }
-        });
+        for (i, o) in out.chunks_mut(chunk).enumerate() {
+            f(i * pixels_per_chunk, o);
+        }
     }
 }
+
+vectorised!(conv_tile: Conv => tile(x: &[i8], g: &Geometry, first: usize, o: &mut [i8]));
+vectorised!(depthwise_pixels: Depthwise => pixels(x: &[i8], g: &Geometry, first: usize, o: &mut [i8]));
+vectorised!(pool_pixels: Pool => pixels(x: &[i8], g: &Geometry, first: usize, o: &mut [i8]));
 
 /// CONV_2D: filters `[out, kh, kw, in]` as rows of `kh * kw * in`.
 #[derive(Clone, Debug)]
@@ -62,14 +64,21 @@ impl Conv {
         let tile = (TILE_BYTES / k.max(1)).clamp(1, 256);
         let work = g.pixels() * n * k;
         over_pixels(&mut out, n, tile, work, |first, o| {
-            let count = o.len() / n;
-            let mut patches = vec![self.input_zp; count * k];
-            for (i, patch) in patches.chunks_exact_mut(k).enumerate() {
-                self.patch(x, g, first + i, patch);
-            }
-            self.weights.rows_into(&patches, o);
+            conv_tile(self, x, g, first, o)
         });
         out
+    }
+
+    /// Output pixels from `first` on, into `o`: their patches, then their product.
+    #[inline(always)]
+    fn tile(&self, x: &[i8], g: &Geometry, first: usize, o: &mut [i8]) {
+        let k = self.weights.k;
+        let count = o.len() / self.weights.n;
+        let mut patches = vec![self.input_zp; count * k];
+        for (i, patch) in patches.chunks_exact_mut(k).enumerate() {
+            self.patch(x, g, first + i, patch);
+        }
+        self.weights.rows_into(&patches, o);
     }
 
     /// The input values under output pixel `p`'s window, (ky, kx, channel) order; taps
@@ -115,6 +124,17 @@ impl Depthwise {
         let work = g.pixels() * cout * taps;
         let rows = g.w.out.max(1);
         over_pixels(&mut out, cout, rows, work, |first, o| {
+            depthwise_pixels(self, x, g, first, o)
+        });
+        out
+    }
+
+    /// Output pixels from `first` on, into `o`.
+    #[inline(always)]
+    fn pixels(&self, x: &[i8], g: &Geometry, first: usize, o: &mut [i8]) {
+        let (cin, m) = (g.channels, self.multiplier);
+        let cout = cin * m;
+        {
             let mut acc = vec![0i32; cout];
             for (i, o) in o.chunks_exact_mut(cout).enumerate() {
                 let (b, oy, ox) = g.pixel(first + i);
@@ -148,8 +168,7 @@ impl Depthwise {
                     *y = self.requant.apply(a, ch);
                 }
             }
-        });
-        out
+        }
     }
 }
 
@@ -171,6 +190,16 @@ impl Pool {
         let mut out = vec![0i8; g.pixels() * c];
         let work = g.pixels() * c * self.filter.0 * self.filter.1;
         over_pixels(&mut out, c, g.w.out.max(1), work, |first, o| {
+            pool_pixels(self, x, g, first, o)
+        });
+        out
+    }
+
+    /// Output pixels from `first` on, into `o`.
+    #[inline(always)]
+    fn pixels(&self, x: &[i8], g: &Geometry, first: usize, o: &mut [i8]) {
+        let c = g.channels;
+        {
             let mut acc = vec![0i32; c];
             for (i, o) in o.chunks_exact_mut(c).enumerate() {
                 let (b, oy, ox) = g.pixel(first + i);
@@ -208,7 +237,6 @@ impl Pool {
                     *y = v.clamp(self.range.0, self.range.1) as i8;
                 }
             }
-        });
-        out
+        }
     }
 }

@@ -2,11 +2,12 @@
 //! rows, accumulated in int32, requantised to int8.
 
 use super::requant::Requant;
-use ferroflow_core::with_best_isa;
 use rayon::prelude::*;
 
 /// Multiply-adds from which a product is split across threads.
 const PAR_MIN_MACS: usize = 1 << 20;
+
+vectorised!(gemm_rows: PackedWeights => rows_into(rows: &[i8], out: &mut [i8]));
 
 /// Weights `[n, k]` (int8, zero point 0) with their bias folded with the input's zero
 /// point, ready to multiply rows of an int8 input.
@@ -20,6 +21,9 @@ pub(crate) struct PackedWeights {
     /// Output channels.
     pub(crate) n: usize,
     requant: Requant,
+    /// The same weights packed for AVX-512 VNNI, on CPUs that have it.
+    #[cfg(target_arch = "x86_64")]
+    vnni: Option<super::vnni::VnniWeights>,
 }
 
 impl PackedWeights {
@@ -32,7 +36,8 @@ impl PackedWeights {
         input_zp: i32,
         requant: Requant,
     ) -> Option<Self> {
-        if n == 0 || weights.len() % n != 0 || bias.as_ref().is_some_and(|b| b.len() != n) {
+        if n == 0 || !weights.len().is_multiple_of(n) || bias.as_ref().is_some_and(|b| b.len() != n)
+        {
             return None;
         }
         let k = weights.len() / n;
@@ -44,13 +49,27 @@ impl PackedWeights {
                 let b = bias.as_ref().map_or(0, |b| b[j]);
                 b.wrapping_sub(input_zp.wrapping_mul(sum))
             })
-            .collect();
+            .collect::<Vec<i32>>();
+        #[cfg(target_arch = "x86_64")]
+        let vnni = super::vnni::available().then(|| {
+            super::vnni::VnniWeights::new(
+                &weights,
+                n,
+                k,
+                &offsets,
+                requant.scales(),
+                requant.zero_point(),
+                requant.range(),
+            )
+        });
         Some(PackedWeights {
             weights,
             offsets,
             k,
             n,
             requant,
+            #[cfg(target_arch = "x86_64")]
+            vnni,
         })
     }
 
@@ -64,14 +83,19 @@ impl PackedWeights {
             let per = m.div_ceil(rayon::current_num_threads() * 4).max(1);
             out.par_chunks_mut(per * self.n)
                 .zip(rows.par_chunks(per * self.k))
-                .for_each(|(o, r)| with_best_isa(|| self.rows_into(r, o)));
+                .for_each(|(o, r)| gemm_rows(self, r, o));
         } else {
-            with_best_isa(|| self.rows_into(rows, out));
+            gemm_rows(self, rows, out);
         }
     }
 
     #[inline(always)]
     pub(crate) fn rows_into(&self, rows: &[i8], out: &mut [i8]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v) = &self.vnni {
+            v.multiply(rows, self.k, out, &mut Vec::new());
+            return;
+        }
         let (k, n) = (self.k, self.n);
         for (row, o) in rows.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
             // Four weight rows per pass over the input row.
@@ -123,6 +147,40 @@ fn dot4(a: &[i8], w: &[i8], k: usize) -> [i32; 4] {
 mod tests {
     use super::*;
     use crate::ir::Activation;
+
+    /// The packed product (VNNI where the CPU has it) equals dot products requantised one
+    /// by one, for sizes that leave partial blocks, rows and depth groups.
+    #[test]
+    fn packed_product_equals_plain_dot_products() {
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as i8
+        };
+        for (m, n, k) in [(9, 37, 29), (1, 16, 4), (5, 3, 130), (64, 33, 7)] {
+            let w: Vec<i8> = (0..n * k).map(|_| next()).collect();
+            let x: Vec<i8> = (0..m * k).map(|_| next()).collect();
+            let b: Vec<i32> = (0..n).map(|j| j as i32 * 97 - 1000).collect();
+            let scales: Vec<f32> = (0..n).map(|j| 0.0007 + j as f32 * 1e-5).collect();
+            let rq = Requant::new(1.0, &scales, (1.0, -3), Activation::Relu).unwrap();
+            let p = PackedWeights::new(w.clone(), Some(b.clone()), n, -5, rq.clone()).unwrap();
+            let mut out = vec![0i8; m * n];
+            p.multiply(&x, &mut out);
+            for r in 0..m {
+                for j in 0..n {
+                    let acc: i32 = (0..k)
+                        .map(|d| (x[r * k + d] as i32 + 5) * w[j * k + d] as i32)
+                        .sum::<i32>()
+                        + b[j];
+                    assert_eq!(
+                        out[r * n + j],
+                        rq.apply(acc, j),
+                        "m {m} n {n} k {k} at {r},{j}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn product_with_zero_point_and_bias() {

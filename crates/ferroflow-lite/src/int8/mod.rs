@@ -6,9 +6,45 @@
 //! quantisation, and packs the weights once; the interpreter runs the float path for
 //! every other operator.
 
+/// Defines `fn $name(this: &$ty, args..)`, which runs `this.$body(args..)` compiled for
+/// AVX-512 or AVX2 when the CPU has them. The body must be `#[inline(always)]`: it is then
+/// compiled into each variant (a closure handed to a feature-enabled function may not be
+/// inlined into it, and runs on baseline SSE2 code).
+macro_rules! vectorised {
+    ($name:ident: $ty:ty => $body:ident($($arg:ident: $aty:ty),*)) => {
+        fn $name(this: &$ty, $($arg: $aty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi2")]
+                unsafe fn v4(this: &$ty, $($arg: $aty),*) {
+                    this.$body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma,bmi2")]
+                unsafe fn v3(this: &$ty, $($arg: $aty),*) {
+                    this.$body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512dq")
+                {
+                    // SAFETY: the features were detected on this CPU.
+                    return unsafe { v4(this, $($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { v3(this, $($arg),*) };
+                }
+            }
+            this.$body($($arg),*)
+        }
+    };
+}
+
 mod conv;
 mod gemm;
 mod requant;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 mod window;
 
 use crate::ir::{ElementType, LiteModel, LiteTensor, Op, Window};
@@ -186,7 +222,7 @@ impl NativeOp {
                 keep_num_dims,
             } => {
                 let k = weights.k;
-                if k == 0 || x.numel() % k != 0 {
+                if k == 0 || !x.numel().is_multiple_of(k) {
                     return Err(Error::shapes(
                         "FULLY_CONNECTED",
                         "input does not fit the weights",

@@ -42,6 +42,21 @@ impl Requant {
         })
     }
 
+    /// The scales, one per channel or one for all.
+    pub(crate) fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// The output zero point.
+    pub(crate) fn zero_point(&self) -> i32 {
+        self.zero_point
+    }
+
+    /// The output range `[min, max]`.
+    pub(crate) fn range(&self) -> (i32, i32) {
+        (self.min, self.max)
+    }
+
     /// The output value of accumulator `acc` of output channel `channel`.
     #[inline(always)]
     pub(crate) fn apply(&self, acc: i32, channel: usize) -> i8 {
@@ -50,9 +65,17 @@ impl Requant {
         } else {
             self.scales[channel]
         };
-        let r = (acc as f32 * s).round_ties_even();
-        // Saturating float-to-int conversion, then the zero point and the range.
-        ((r as i32).saturating_add(self.zero_point)).clamp(self.min, self.max) as i8
+        // Clamped to the range less the zero point first (those bounds are integers, so
+        // clamping commutes with rounding), then rounded to nearest even by adding
+        // 1.5 * 2^23, whose float then holds the integer in its low mantissa bits (exact
+        // for |v| < 2^22): no libm call and no saturating cast, so loops calling this
+        // vectorise.
+        let lo = (self.min - self.zero_point) as f32;
+        let hi = (self.max - self.zero_point) as f32;
+        let v = (acc as f32 * s).max(lo).min(hi);
+        const MAGIC: f32 = 12_582_912.0;
+        let rounded = (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
+        (rounded + self.zero_point) as i8
     }
 }
 

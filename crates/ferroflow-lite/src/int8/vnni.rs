@@ -1,0 +1,170 @@
+//! The int8 product on AVX-512 VNNI (`vpdpbusd`: unsigned 8-bit times signed 8-bit, four
+//! products summed into each int32 lane), the instruction LiteRT's XNNPACK uses on these
+//! CPUs. Inputs are made unsigned by adding 128 (flipping the sign bit), which the
+//! channels' offsets take back: `sum((x + 128) * w) - 128 * sum(w) = sum(x * w)`.
+//! Requantisation runs in the same registers: float32 multiply, round to nearest even
+//! (the CPU's default rounding, as `f32::round_ties_even`), exactly as the portable path.
+
+use std::arch::x86_64::*;
+
+/// Output channels per block (one 512-bit register of int32 lanes).
+const LANES: usize = 16;
+/// Rows per pass over a pair of blocks.
+const ROWS: usize = 4;
+
+/// Whether this CPU runs [`VnniWeights`].
+pub(crate) fn available() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vnni")
+}
+
+/// Weights packed in blocks of 16 channels by groups of 4 depths, with their offsets and
+/// requantisation parameters padded to whole blocks.
+#[derive(Clone, Debug)]
+pub(crate) struct VnniWeights {
+    packed: Vec<i8>,
+    /// Depth rounded up to a multiple of 4 (the row stride of the unsigned inputs).
+    pub(crate) k4: usize,
+    n: usize,
+    blocks: usize,
+    offsets: Vec<i32>,
+    scales: Vec<f32>,
+    /// The output range less the zero point, in float.
+    lo: f32,
+    hi: f32,
+    zero_point: i32,
+}
+
+impl VnniWeights {
+    /// Packs `weights` (`n` rows of `k`); `offsets[j]` already includes everything but
+    /// `sum(x * w)`; `scales` per channel (or one), output zero point and range.
+    pub(crate) fn new(
+        weights: &[i8],
+        n: usize,
+        k: usize,
+        offsets: &[i32],
+        scales: &[f32],
+        zero_point: i32,
+        range: (i32, i32),
+    ) -> Self {
+        let k4 = k.div_ceil(4) * 4;
+        let blocks = n.div_ceil(LANES);
+        let groups = k4 / 4;
+        let mut packed = vec![0i8; blocks * LANES * k4];
+        for j in 0..n {
+            let (jb, c) = (j / LANES, j % LANES);
+            for d in 0..k {
+                let (g, t) = (d / 4, d % 4);
+                packed[((jb * groups + g) * LANES + c) * 4 + t] = weights[j * k + d];
+            }
+        }
+        let mut sums = vec![0i32; blocks * LANES];
+        for (j, s) in sums.iter_mut().enumerate().take(n) {
+            *s = weights[j * k..(j + 1) * k]
+                .iter()
+                .fold(0i32, |a, &w| a.wrapping_add(w as i32));
+        }
+        let offsets = (0..blocks * LANES)
+            .map(|j| {
+                let o = offsets.get(j).copied().unwrap_or(0);
+                o.wrapping_sub(128i32.wrapping_mul(sums[j]))
+            })
+            .collect();
+        let scales = (0..blocks * LANES)
+            .map(|j| match scales.len() {
+                1 => scales[0],
+                _ => scales.get(j).copied().unwrap_or(1.0),
+            })
+            .collect();
+        VnniWeights {
+            packed,
+            k4,
+            n,
+            blocks,
+            offsets,
+            scales,
+            lo: (range.0 - zero_point) as f32,
+            hi: (range.1 - zero_point) as f32,
+            zero_point,
+        }
+    }
+
+    /// `out` (`rows` x n) for `rows` int8 input rows of depth `k`, converted to unsigned
+    /// rows of stride `k4` in `buf` a tile at a time.
+    pub(crate) fn multiply(&self, input: &[i8], k: usize, out: &mut [i8], buf: &mut Vec<u8>) {
+        let m = out.len() / self.n.max(1);
+        const TILE: usize = 64;
+        let mut r = 0;
+        while r < m {
+            let rows = (m - r).min(TILE);
+            buf.clear();
+            buf.resize(rows * self.k4, 0);
+            for (src, dst) in input[r * k..(r + rows) * k]
+                .chunks_exact(k)
+                .zip(buf.chunks_exact_mut(self.k4))
+            {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = (s as u8) ^ 0x80;
+                }
+            }
+            // SAFETY: `available()` was checked when these weights were made (the only
+            // constructor's caller does), and the slices hold `rows` rows of `k4` and of `n`.
+            unsafe { self.kernel(buf, rows, &mut out[r * self.n..(r + rows) * self.n]) };
+            r += rows;
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn kernel(&self, u: &[u8], m: usize, out: &mut [i8]) {
+        let groups = self.k4 / 4;
+        let (lo, hi) = (_mm512_set1_ps(self.lo), _mm512_set1_ps(self.hi));
+        let zp = _mm512_set1_epi32(self.zero_point);
+        let mut r = 0;
+        while r < m {
+            let mr = (m - r).min(ROWS);
+            let a: [*const u8; ROWS] =
+                std::array::from_fn(|i| u.as_ptr().add((r + i.min(mr - 1)) * self.k4));
+            let mut jb = 0;
+            while jb < self.blocks {
+                let pair = usize::from(jb + 1 < self.blocks) + 1;
+                let w0 = self.packed.as_ptr().add(jb * LANES * self.k4);
+                let w1 = w0.add((pair - 1) * LANES * self.k4);
+                let mut acc = [[_mm512_setzero_si512(); 2]; ROWS];
+                for g in 0..groups {
+                    let b0 = _mm512_loadu_si512(w0.add(g * 64) as *const _);
+                    let b1 = _mm512_loadu_si512(w1.add(g * 64) as *const _);
+                    for i in 0..ROWS {
+                        let x = _mm512_set1_epi32((a[i].add(g * 4) as *const i32).read_unaligned());
+                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], x, b0);
+                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], x, b1);
+                    }
+                }
+                for (i, row) in acc.iter().enumerate().take(mr) {
+                    for (h, &v) in row.iter().enumerate().take(pair) {
+                        let ch = (jb + h) * LANES;
+                        let count = self.n.saturating_sub(ch).min(LANES);
+                        let v = _mm512_add_epi32(
+                            v,
+                            _mm512_loadu_si512(self.offsets.as_ptr().add(ch) as *const _),
+                        );
+                        let f = _mm512_mul_ps(
+                            _mm512_cvtepi32_ps(v),
+                            _mm512_loadu_ps(self.scales.as_ptr().add(ch)),
+                        );
+                        let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                        let q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
+                        let mask: __mmask16 = ((1u32 << count) - 1) as __mmask16;
+                        _mm512_mask_cvtepi32_storeu_epi8(
+                            out.as_mut_ptr().add((r + i) * self.n + ch) as *mut _,
+                            mask,
+                            q,
+                        );
+                    }
+                }
+                jb += 2;
+            }
+            r += ROWS;
+        }
+    }
+}
