@@ -41,6 +41,11 @@ impl PackedWeights {
             return None;
         }
         let k = weights.len() / n;
+        if k == 0 {
+            // A filter with no depth (a zero-sized dimension in a file): the float path
+            // gives its error or its empty result.
+            return None;
+        }
         let offsets = (0..n)
             .map(|j| {
                 let sum: i32 = weights[j * k..(j + 1) * k]
@@ -180,6 +185,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn weights_without_depth_are_not_packed() {
+        let rq = Requant::new(1.0, &[1.0], (1.0, 0), Activation::None).unwrap();
+        assert!(PackedWeights::new(Vec::new(), None, 3, 0, rq.clone()).is_none());
+        assert!(PackedWeights::new(vec![1; 6], Some(vec![0; 2]), 3, 0, rq).is_none());
     }
 
     #[test]
