@@ -111,6 +111,7 @@ pub(crate) struct Depthwise {
     pub(crate) input_zp: i32,
     pub(crate) weights: Vec<i8>,
     pub(crate) bias: Vec<i32>,
+    /// Per channel (see [`Requant::per_channel`]).
     pub(crate) requant: Requant,
 }
 
@@ -164,9 +165,7 @@ impl Depthwise {
                         }
                     }
                 }
-                for (ch, (y, &a)) in o.iter_mut().zip(&acc).enumerate() {
-                    *y = self.requant.apply(a, ch);
-                }
+                self.requant.row(&acc, o);
             }
         }
     }

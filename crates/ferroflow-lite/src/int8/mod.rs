@@ -182,7 +182,7 @@ impl NativeOp {
                         input_zp: x.1,
                         weights: values,
                         bias: bias_of(2, n)?.unwrap_or_else(|| vec![0; n]),
-                        requant: Requant::new(x.0, &scales, y, *act)?,
+                        requant: Requant::new(x.0, &scales, y, *act)?.per_channel(n),
                     },
                     window: *window,
                 }

@@ -65,18 +65,45 @@ impl Requant {
         } else {
             self.scales[channel]
         };
-        // Clamped to the range less the zero point first (those bounds are integers, so
-        // clamping commutes with rounding), then rounded to nearest even by adding
-        // 1.5 * 2^23, whose float then holds the integer in its low mantissa bits (exact
-        // for |v| < 2^22): no libm call and no saturating cast, so loops calling this
-        // vectorise.
         let lo = (self.min - self.zero_point) as f32;
         let hi = (self.max - self.zero_point) as f32;
-        let v = (acc as f32 * s).max(lo).min(hi);
-        const MAGIC: f32 = 12_582_912.0;
-        let rounded = (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
-        (rounded + self.zero_point) as i8
+        round_clamped(acc, s, lo, hi, self.zero_point)
     }
+
+    /// The scales repeated per channel for `n` channels (per-tensor parameters made
+    /// per-channel), so that [`Self::row`] reads them as a vector.
+    pub(crate) fn per_channel(mut self, n: usize) -> Self {
+        if self.scales.len() == 1 {
+            self.scales = vec![self.scales[0]; n];
+        }
+        self
+    }
+
+    /// `out[c] = apply(acc[c], c)` for a row of channels (scales per channel, see
+    /// [`Self::per_channel`]); a loop the compiler vectorises.
+    #[inline(always)]
+    pub(crate) fn row(&self, acc: &[i32], out: &mut [i8]) {
+        let lo = (self.min - self.zero_point) as f32;
+        let hi = (self.max - self.zero_point) as f32;
+        for ((y, &a), &s) in out.iter_mut().zip(acc).zip(&self.scales) {
+            *y = round_clamped(a, s, lo, hi, self.zero_point);
+        }
+    }
+}
+
+/// `round_to_nearest_even(clamp(acc * scale, lo, hi)) + zero_point`, where `lo` and `hi`
+/// are integers: clamped first (clamping commutes with rounding to integer bounds), then
+/// rounded by adding 1.5 * 2^23, whose float then holds the integer in its low mantissa
+/// bits (exact for |v| < 2^22): no libm call, no saturating cast and selects for the
+/// clamp, so loops calling this vectorise.
+#[inline(always)]
+fn round_clamped(acc: i32, scale: f32, lo: f32, hi: f32, zero_point: i32) -> i8 {
+    let v = acc as f32 * scale;
+    let v = if v < lo { lo } else { v };
+    let v = if v > hi { hi } else { v };
+    const MAGIC: f32 = 12_582_912.0;
+    let rounded = (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
+    (rounded + zero_point) as i8
 }
 
 /// The int8 range `[min, max]` of a tensor with scale `scale` and zero point `zp` after
