@@ -428,11 +428,18 @@ impl Interpreter {
         let Some(Some(native)) = self.native.get(k) else {
             return Ok(None);
         };
-        let x = self.model.ops[k].inputs[0] as usize;
-        match &vals[x] {
-            Some(v) if v.dtype() == DType::I8 && !self.folded_float[x] => native.run(v).map(Some),
-            _ => Ok(None),
+        // Every activation input must hold int8 values (a constant folded at load is
+        // kept in float).
+        let mut inputs = Vec::with_capacity(native.activations());
+        for &t in &self.model.ops[k].inputs[..native.activations()] {
+            match &vals[t as usize] {
+                Some(v) if v.dtype() == DType::I8 && !self.folded_float[t as usize] => {
+                    inputs.push(v)
+                }
+                _ => return Ok(None),
+            }
         }
+        native.run(&inputs)
     }
 
     /// Runs this subgraph (a WHILE condition or body) on `inputs`; its outputs.

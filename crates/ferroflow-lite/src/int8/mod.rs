@@ -40,6 +40,7 @@ macro_rules! vectorised {
     };
 }
 
+mod add;
 mod conv;
 mod gemm;
 mod requant;
@@ -47,7 +48,8 @@ mod requant;
 mod vnni;
 mod window;
 
-use crate::ir::{ElementType, LiteModel, LiteTensor, Op, Window};
+use crate::ir::{Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, Window};
+use add::Add;
 use conv::{Conv, Depthwise, Pool};
 use ferroflow_core::{DType, Error, Result, Tensor};
 use gemm::PackedWeights;
@@ -68,6 +70,8 @@ pub(crate) enum NativeOp {
     Depthwise { dw: Depthwise, window: Window },
     /// `MAX_POOL_2D` / `AVERAGE_POOL_2D`.
     Pool { pool: Pool, window: Window },
+    /// `ADD` of two int8 tensors of one shape.
+    Add(Add),
 }
 
 /// Scale and zero point of an int8 activation quantised per tensor.
@@ -202,18 +206,49 @@ impl NativeOp {
                 },
                 window: *window,
             },
+            Op::Binary {
+                kind: BinaryKind::Add,
+                act,
+            } if !matches!(act, Activation::Tanh) => NativeOp::Add(Add {
+                a: x,
+                b: activation(tensor(1)?)?,
+                out: y,
+                act: *act,
+            }),
             _ => return None,
         })
     }
 
-    /// The op's output for the int8 input `x`.
-    pub(crate) fn run(&self, x: &Tensor) -> Result<Tensor> {
-        if x.dtype() != DType::I8 {
+    /// How many of the op's first inputs are int8 activations it reads.
+    pub(crate) fn activations(&self) -> usize {
+        match self {
+            NativeOp::Add(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// The op's output for its int8 activation inputs (`None`: this call must run in
+    /// float, as an ADD whose inputs broadcast).
+    pub(crate) fn run(&self, inputs: &[&Tensor]) -> Result<Option<Tensor>> {
+        if inputs.len() != self.activations() || inputs.iter().any(|x| x.dtype() != DType::I8) {
             return Err(Error::invalid(
                 "int8 kernel",
-                format!("input of type {:?}", x.dtype()),
+                format!("{} inputs, not all int8", inputs.len()),
             ));
         }
+        let x = inputs[0];
+        if let NativeOp::Add(add) = self {
+            let b = inputs[1];
+            if b.shape() != x.shape() {
+                return Ok(None);
+            }
+            let out = add.run(&x.data::<i8>()?, &b.data::<i8>()?);
+            return Tensor::from_vec(out, x.shape()).map(Some);
+        }
+        self.run_one(x).map(Some)
+    }
+
+    fn run_one(&self, x: &Tensor) -> Result<Tensor> {
         let data = x.data::<i8>()?;
         let shape = x.shape();
         match self {
@@ -276,6 +311,7 @@ impl NativeOp {
                 let out = pool.run(&data, &g);
                 Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, g.channels])
             }
+            NativeOp::Add(_) => Err(Error::invalid("ADD", "two inputs run as one")),
         }
     }
 }
