@@ -77,8 +77,9 @@ pub(crate) enum NativeOp {
 /// Scale and zero point of an int8 activation quantised per tensor.
 fn activation(t: &LiteTensor) -> Option<(f32, i32)> {
     let q = t.quant.as_ref()?;
+    let (&s, &z) = (q.scale.first()?, q.zero_point.first()?);
     (t.dtype == ElementType::I8 && t.data.is_none() && q.scale.len() == 1)
-        .then(|| (q.scale[0], i32::try_from(q.zero_point[0]).ok()))
+        .then(|| (s, i32::try_from(z).ok()))
         .and_then(|(s, z)| Some((s, z?)))
         .filter(|(s, z)| s.is_finite() && *s > 0.0 && (-128..=127).contains(z))
 }
@@ -284,6 +285,10 @@ impl NativeOp {
                         &[conv.weights.n, conv.kernel.0, conv.kernel.1],
                     ));
                 }
+                crate::kernels::check_output_size(
+                    "CONV_2D",
+                    &[g.batch, g.h.out, g.w.out, conv.weights.n],
+                )?;
                 let out = conv.run(&data, &g);
                 Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, conv.weights.n])
             }
@@ -298,6 +303,10 @@ impl NativeOp {
                         &[1, dw.kernel.0, dw.kernel.1, dw.bias.len()],
                     ));
                 }
+                crate::kernels::check_output_size(
+                    "DEPTHWISE_CONV_2D",
+                    &[g.batch, g.h.out, g.w.out, n],
+                )?;
                 let out = dw.run(&data, &g);
                 Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, n])
             }
