@@ -48,7 +48,9 @@ mod requant;
 mod vnni;
 mod window;
 
-use crate::ir::{Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, Window};
+use crate::ir::{
+    Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, UnaryKind, Window,
+};
 use add::Add;
 use conv::{Conv, Depthwise, Pool};
 use ferroflow_core::{DType, Error, Result, Tensor};
@@ -72,6 +74,8 @@ pub(crate) enum NativeOp {
     Pool { pool: Pool, window: Window },
     /// `ADD` of two int8 tensors of one shape.
     Add(Add),
+    /// `LOGISTIC` and `TANH`: a table of the 256 outputs.
+    Table(Box<[i8; 256]>),
 }
 
 /// Scale and zero point of an int8 activation quantised per tensor.
@@ -106,6 +110,23 @@ fn bias(t: &LiteTensor, n: usize) -> Option<Vec<i32>> {
             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()
     })
+}
+
+/// The outputs of `f` for the 256 int8 inputs, as LiteRT's int8 LOGISTIC and TANH tables
+/// are made: each input dequantised, `f` in float32, multiplied by the inverse output
+/// scale, rounded to nearest even, the zero point added, saturated.
+fn table(x: (f32, i32), y: (f32, i32), f: fn(f32) -> f32) -> Option<[i8; 256]> {
+    let inverse = 1.0 / y.0;
+    if !inverse.is_finite() {
+        return None;
+    }
+    let mut t = [0i8; 256];
+    for q in -128i32..=127 {
+        let v = f(x.0 * (q - x.1) as f32) * inverse;
+        let r = v.round_ties_even().clamp(-1e6, 1e6) as i32 + y.1;
+        t[q as u8 as usize] = r.clamp(-128, 127) as i8;
+    }
+    Some(t)
 }
 
 impl NativeOp {
@@ -216,6 +237,13 @@ impl NativeOp {
                 out: y,
                 act: *act,
             }),
+            Op::Unary(kind @ (UnaryKind::Logistic | UnaryKind::Tanh)) => {
+                let f: fn(f32) -> f32 = match kind {
+                    UnaryKind::Logistic => |v| 1.0 / (1.0 + (-v).exp()),
+                    _ => f32::tanh,
+                };
+                NativeOp::Table(Box::new(table(x, y, f)?))
+            }
             _ => return None,
         })
     }
@@ -321,6 +349,10 @@ impl NativeOp {
                 Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, g.channels])
             }
             NativeOp::Add(_) => Err(Error::invalid("ADD", "two inputs run as one")),
+            NativeOp::Table(t) => {
+                let out: Vec<i8> = data.iter().map(|&v| t[v as u8 as usize]).collect();
+                Tensor::from_vec(out, shape)
+            }
         }
     }
 }
