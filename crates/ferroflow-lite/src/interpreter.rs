@@ -1,8 +1,8 @@
 //! Runs a TFLite model on ferroflow's CPU kernels.
 //!
-//! Float ops run directly. FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D and the pools
-//! between int8 tensors run on the integers (`crate::int8`: int32 accumulation,
-//! LiteRT's requantisation). Other ops on quantised tensors dequantise them with their own
+//! Float ops run directly. FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD,
+//! LOGISTIC and TANH between int8 tensors run on the integers (`crate::int8`: int32
+//! accumulation, LiteRT's requantisation, tables). Other ops on quantised tensors dequantise them with their own
 //! scale and zero point, run in float, and round their outputs back to their parameters;
 //! quantised weights of those ops (and of dynamic-range models) are dequantised once when
 //! the interpreter is built.
@@ -400,23 +400,18 @@ impl Interpreter {
             if self.folded[k] {
                 continue;
             }
-            if let Some(y) = self.run_native(k, &vals).with_context(|| {
+            let context = || {
                 format!(
                     "running operator {k} ({}) of model '{}'",
                     op_name(&op.op),
                     self.name
                 )
-            })? {
+            };
+            if let Some(y) = self.run_native(k, &vals).with_context(context)? {
                 vals[op.outputs[0] as usize] = Some(y);
                 continue;
             }
-            let ys = self.run_op(k, &vals, ctx).with_context(|| {
-                format!(
-                    "running operator {k} ({}) of model '{}'",
-                    op_name(&op.op),
-                    self.name
-                )
-            })?;
+            let ys = self.run_op(k, &vals, ctx).with_context(context)?;
             self.store(k, ys, &mut vals)?;
         }
         Ok(vals)
@@ -1129,7 +1124,7 @@ fn macs(m: &LiteModel) -> usize {
 /// `x` rounded half away from zero (TFLite's rounding), in a form that vectorises (the
 /// library `round` is a call per element).
 #[inline(always)]
-fn round_half_away(x: f32) -> f32 {
+pub(crate) fn round_half_away(x: f32) -> f32 {
     let t = x.trunc();
     if (x - t).abs() >= 0.5 {
         t + x.signum()

@@ -3,6 +3,7 @@
 //! output's parameters. These are the float operations of the interpreter's general
 //! quantised path, fused, so results are the same bytes (and LiteRT's on the fixtures).
 
+use crate::interpreter::round_half_away;
 use crate::ir::Activation;
 
 /// Quantisation of both inputs and the output, and the fused activation (not tanh).
@@ -39,14 +40,7 @@ impl Add {
             let v = (x as f32 - za) * sa + (z as f32 - zb) * sb;
             let v = if v < lo { lo } else { v };
             let v = if v > hi { hi } else { v };
-            let q = v / so;
-            let t = q.trunc();
-            let r = if (q - t).abs() >= 0.5 {
-                t + q.signum()
-            } else {
-                t
-            };
-            let r = r + zo;
+            let r = round_half_away(v / so) + zo;
             let r = if r < -128.0 { -128.0 } else { r };
             let r = if r > 127.0 { 127.0 } else { r };
             *y = r as i8;
