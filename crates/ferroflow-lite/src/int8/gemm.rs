@@ -46,27 +46,21 @@ impl PackedWeights {
             // gives its error or its empty result.
             return None;
         }
-        let offsets = (0..n)
-            .map(|j| {
-                let sum: i32 = weights[j * k..(j + 1) * k]
-                    .iter()
-                    .fold(0i32, |s, &w| s.wrapping_add(w as i32));
+        let sums: Vec<i32> = weights
+            .chunks_exact(k)
+            .map(|row| row.iter().fold(0i32, |s, &w| s.wrapping_add(w as i32)))
+            .collect();
+        let offsets = sums
+            .iter()
+            .enumerate()
+            .map(|(j, &sum)| {
                 let b = bias.as_ref().map_or(0, |b| b[j]);
                 b.wrapping_sub(input_zp.wrapping_mul(sum))
             })
             .collect::<Vec<i32>>();
         #[cfg(target_arch = "x86_64")]
-        let vnni = super::vnni::available().then(|| {
-            super::vnni::VnniWeights::new(
-                &weights,
-                n,
-                k,
-                &offsets,
-                requant.scales(),
-                requant.zero_point(),
-                requant.range(),
-            )
-        });
+        let vnni = super::vnni::available()
+            .then(|| super::vnni::VnniWeights::new(&weights, n, k, &offsets, &sums, &requant));
         Some(PackedWeights {
             weights,
             offsets,

@@ -5,6 +5,7 @@
 //! Requantisation runs in the same registers: float32 multiply, round to nearest even
 //! (the CPU's default rounding, as `f32::round_ties_even`), exactly as the portable path.
 
+use super::requant::Requant;
 use std::arch::x86_64::*;
 
 /// Output channels per block (one 512-bit register of int32 lanes).
@@ -37,17 +38,18 @@ pub(crate) struct VnniWeights {
 }
 
 impl VnniWeights {
-    /// Packs `weights` (`n` rows of `k`); `offsets[j]` already includes everything but
-    /// `sum(x * w)`; `scales` per channel (or one), output zero point and range.
+    /// Packs `weights` (`n` rows of `k`, summing to `sums`); `offsets[j]` already
+    /// includes everything but `sum(x * w)`; `requant` gives the scales, output zero
+    /// point and range.
     pub(crate) fn new(
         weights: &[i8],
         n: usize,
         k: usize,
         offsets: &[i32],
-        scales: &[f32],
-        zero_point: i32,
-        range: (i32, i32),
+        sums: &[i32],
+        requant: &Requant,
     ) -> Self {
+        let (scales, zero_point, range) = (requant.scales(), requant.zero_point(), requant.range());
         let k4 = k.div_ceil(4) * 4;
         let blocks = n.div_ceil(LANES);
         let groups = k4 / 4;
@@ -59,16 +61,11 @@ impl VnniWeights {
                 packed[((jb * groups + g) * LANES + c) * 4 + t] = weights[j * k + d];
             }
         }
-        let mut sums = vec![0i32; blocks * LANES];
-        for (j, s) in sums.iter_mut().enumerate().take(n) {
-            *s = weights[j * k..(j + 1) * k]
-                .iter()
-                .fold(0i32, |a, &w| a.wrapping_add(w as i32));
-        }
         let offsets = (0..blocks * LANES)
             .map(|j| {
                 let o = offsets.get(j).copied().unwrap_or(0);
-                o.wrapping_sub(128i32.wrapping_mul(sums[j]))
+                let sum = sums.get(j).copied().unwrap_or(0);
+                o.wrapping_sub(128i32.wrapping_mul(sum))
             })
             .collect();
         let scales = (0..blocks * LANES)
