@@ -266,21 +266,9 @@ impl NativeOp {
             ));
         }
         let x = inputs[0];
-        if let NativeOp::Add(add) = self {
-            let b = inputs[1];
-            if b.shape() != x.shape() {
-                return Ok(None);
-            }
-            let out = add.run(&x.data::<i8>()?, &b.data::<i8>()?);
-            return Tensor::from_vec(out, x.shape()).map(Some);
-        }
-        self.run_one(x).map(Some)
-    }
-
-    fn run_one(&self, x: &Tensor) -> Result<Tensor> {
         let data = x.data::<i8>()?;
         let shape = x.shape();
-        match self {
+        let out = match self {
             NativeOp::FullyConnected {
                 weights,
                 keep_num_dims,
@@ -348,11 +336,18 @@ impl NativeOp {
                 let out = pool.run(&data, &g);
                 Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, g.channels])
             }
-            NativeOp::Add(_) => Err(Error::invalid("ADD", "two inputs run as one")),
+            NativeOp::Add(add) => {
+                let b = inputs[1];
+                if b.shape() != shape {
+                    return Ok(None);
+                }
+                Tensor::from_vec(add.run(&data, &b.data::<i8>()?), shape)
+            }
             NativeOp::Table(t) => {
                 let out: Vec<i8> = data.iter().map(|&v| t[v as u8 as usize]).collect();
                 Tensor::from_vec(out, shape)
             }
-        }
+        };
+        out.map(Some)
     }
 }
