@@ -5,9 +5,11 @@
 //! accumulation, LiteRT's requantisation, tables). Other ops on quantised tensors dequantise them with their own
 //! scale and zero point, run in float, and round their outputs back to their parameters;
 //! quantised weights of those ops (and of dynamic-range models) are dequantised once when
-//! the interpreter is built.
+//! the interpreter is built; dynamic-range kernels quantise their float input on each
+//! call as LiteRT does (`crate::hybrid`).
 
 use crate::custom::{CustomOp, CustomOps};
+use crate::hybrid::InputQuantization;
 use crate::int8::NativeOp;
 use crate::ir::{
     Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, LogicalKind, Op,
@@ -45,6 +47,8 @@ pub struct Interpreter {
     macs_per_row: usize,
     /// Per op: its int8 kernel with packed weights, when it runs on integers.
     native: Vec<Option<NativeOp>>,
+    /// Per op: how a dynamic-range kernel quantises its float input on each call.
+    hybrid: Vec<Option<InputQuantization>>,
 }
 
 /// The builtin's name (`CONV_2D`...), for errors.
@@ -219,6 +223,7 @@ impl Interpreter {
             macs_per_row,
             custom,
             native: Vec::new(),
+            hybrid: Vec::new(),
         };
         me.fold_constants()?;
         me.filters = (0..me.model.ops.len())
@@ -230,6 +235,9 @@ impl Interpreter {
                     .then(|| NativeOp::prepare(&me.model, k))
                     .flatten()
             })
+            .collect();
+        me.hybrid = (0..me.model.ops.len())
+            .map(|k| InputQuantization::of_op(&me.model, k))
             .collect();
         Ok(me)
     }
@@ -678,9 +686,14 @@ impl Interpreter {
     /// The result of op `k`, which has one output.
     fn run_single(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
         let op = &self.model.ops[k];
-        let x = self.required(k, 0, vals)?;
+        let mut x = self.required(k, 0, vals)?;
+        if let Some(Some(q)) = self.hybrid.get(k) {
+            x = q.apply(&x)?;
+        }
         Ok(match &op.op {
-            Op::FullyConnected { act, keep_num_dims } => {
+            Op::FullyConnected {
+                act, keep_num_dims, ..
+            } => {
                 let w = self.required(k, 1, vals)?;
                 if w.rank() != 2 {
                     return Err(err(

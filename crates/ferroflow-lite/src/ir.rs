@@ -174,6 +174,9 @@ pub enum Op {
         act: Activation,
         /// Keep the leading dimensions of `x` instead of flattening to 2-D.
         keep_num_dims: bool,
+        /// With int8 weights and float input (dynamic range): quantise each input row
+        /// with its own zero point rather than symmetrically.
+        asymmetric_inputs: bool,
     },
     /// `CONV_2D(x, filter[out, kh, kw, in], bias?)`.
     Conv2d {

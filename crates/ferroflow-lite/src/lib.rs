@@ -7,6 +7,7 @@
 
 pub mod convert;
 pub mod custom;
+mod hybrid;
 pub mod inspect;
 mod int8;
 mod interpreter;

@@ -66,7 +66,8 @@ fn to_int8_weights(t: &mut LiteTensor, axis: usize) {
 }
 
 /// Dynamic-range quantisation: int8 weights for FULLY_CONNECTED and CONV_2D layers with at
-/// least 1024 weights; everything else unchanged.
+/// least 1024 weights, whose fully-connected layers then quantise their inputs
+/// asymmetrically at run time; everything else unchanged.
 pub fn dynamic_range(model: &LiteModel) -> LiteModel {
     let mut m = model.clone();
     let weights: Vec<(usize, usize)> = m
@@ -84,6 +85,20 @@ pub fn dynamic_range(model: &LiteModel) -> LiteModel {
             && readers[w] == 1
         {
             to_int8_weights(&mut m.tensors[w], axis);
+        }
+    }
+    // As TensorFlow's converter does: hybrid fully-connected layers quantise their input
+    // rows asymmetrically (LiteRT's XNNPACK and builtin kernels both honour the flag).
+    for op in &mut m.ops {
+        let hybrid = op
+            .inputs
+            .get(1)
+            .is_some_and(|&w| w >= 0 && m.tensors[w as usize].dtype == ElementType::I8);
+        if let Op::FullyConnected {
+            asymmetric_inputs, ..
+        } = &mut op.op
+        {
+            *asymmetric_inputs = hybrid;
         }
     }
     m

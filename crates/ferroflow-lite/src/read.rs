@@ -442,6 +442,7 @@ pub(crate) fn operator(
                     o.fused_activation_function()
                 }))?,
                 keep_num_dims: opt.is_some_and(|o| o.keep_num_dims()),
+                asymmetric_inputs: opt.is_some_and(|o| o.asymmetric_quantize_inputs()),
             }
         }
         B::CONV_2D => {

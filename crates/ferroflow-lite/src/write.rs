@@ -590,12 +590,17 @@ fn options<'a>(
                 reverse: *reverse,
             }
         ),
-        Op::FullyConnected { act, keep_num_dims } => {
+        Op::FullyConnected {
+            act,
+            keep_num_dims,
+            asymmetric_inputs,
+        } => {
             let o = fb::FullyConnectedOptions::create(
                 fbb,
                 &fb::FullyConnectedOptionsArgs {
                     fused_activation_function: activation(*act),
                     keep_num_dims: *keep_num_dims,
+                    asymmetric_quantize_inputs: *asymmetric_inputs,
                     ..Default::default()
                 },
             );

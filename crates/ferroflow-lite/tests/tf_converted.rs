@@ -71,13 +71,13 @@ fn int8_models_match_litert_within_one_step() {
 
 #[test]
 fn dynamic_range_models_match_litert() {
-    // LiteRT's hybrid kernels quantise activations on the fly; ferroflow computes with the
-    // dequantised weights in float, so the two agree to the activations' rounding.
+    // LiteRT's hybrid kernels quantise activations on every call; ferroflow quantises
+    // them the same way (`hybrid.rs`), so only the float sums' rounding differs.
     for m in ["mlp", "cnn", "multi_input"] {
         let (ours, want, _) = run(&format!("{m}_dynamic"));
         let d = max_diff(&ours, &want);
         eprintln!("{m}: max |ferroflow - LiteRT| = {d}");
-        assert!(d <= 2e-2, "{m}_dynamic differs from LiteRT by {d}");
+        assert!(d <= 1e-5, "{m}_dynamic differs from LiteRT by {d}");
     }
 }
 
@@ -92,4 +92,37 @@ fn shape_computations_and_decompositions_match_litert() {
         eprintln!("{m}: max |ferroflow - LiteRT| = {d}");
         assert!(d <= 1e-5, "{m}_float differs from LiteRT by {d}");
     }
+}
+
+#[test]
+fn our_dynamic_range_quantiser_reproduces_tf_and_litert() {
+    // ferroflow's dynamic-range quantisation of TF's float32 file: the same int8 weights
+    // as TF's converter and the asymmetric input flag it sets, so that LiteRT's output on
+    // TF's dynamic-range file is ferroflow's too (after a write and read of the file).
+    let float = Interpreter::from_file(fixture("mlp_float.tflite")).unwrap();
+    let ours = ferroflow_lite::quantize::dynamic_range(float.model());
+    let written = ferroflow_lite::write::to_bytes(&ours);
+    let interp = Interpreter::from_bytes(&written).unwrap();
+    let fc_flags: Vec<bool> = interp
+        .model()
+        .ops
+        .iter()
+        .filter_map(|op| match op.op {
+            ferroflow_lite::ir::Op::FullyConnected {
+                asymmetric_inputs, ..
+            } => Some(asymmetric_inputs),
+            _ => None,
+        })
+        .collect();
+    // Two layers have >= 1024 weights; the last (480) stays float.
+    assert_eq!(fc_flags, [true, true, false]);
+    let x = read_npy(fixture("mlp_dynamic_x.npy")).unwrap();
+    let got = interp.run_float(&[x]).unwrap().remove(0);
+    let want = read_npy(fixture("mlp_dynamic_y.npy")).unwrap();
+    let d = max_diff(
+        &got.to_vec::<f32>().unwrap(),
+        &want.to_vec::<f32>().unwrap(),
+    );
+    eprintln!("ferroflow-quantised mlp: max |ferroflow - LiteRT| = {d}");
+    assert!(d <= 1e-5, "differs from LiteRT on TF's file by {d}");
 }

@@ -260,6 +260,7 @@ fn dense(
         Op::FullyConnected {
             act: Activation::None,
             keep_num_dims,
+            asymmetric_inputs: false,
         },
         &[x as i32, w as i32, bias as i32],
         &[y],

@@ -153,7 +153,9 @@ impl NativeOp {
             }
         };
         Some(match &op.op {
-            Op::FullyConnected { act, keep_num_dims } => {
+            Op::FullyConnected {
+                act, keep_num_dims, ..
+            } => {
                 let w = tensor(1)?;
                 let [n, _] = w.shape[..] else { return None };
                 let n = usize::try_from(n).ok()?;
