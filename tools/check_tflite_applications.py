@@ -26,8 +26,8 @@ from float.
 
 The other direction (modes `ff_float32` and `ff_int8`): the Keras model is saved as
 `.keras`, `ferroflow convert` exports it (int8 calibrated on the same 8 images), and LiteRT
-runs the export: float32 against Keras's own prediction (1e-4 relative), int8 identical
-to `ferroflow predict` on the same file.
+runs the export: float32 against Keras's own prediction (1e-4 relative, and `ferroflow
+predict` of the `.keras` file too), int8 identical to `ferroflow predict` on the same file.
 
 Float modes compare logits (a softmax over random weights is nearly flat and would hide
 differences); int8 keeps the softmax head the applications ship with. Prints one line per
@@ -200,7 +200,13 @@ class Run:
                 return False, f"ferroflow predict failed: {error}"
             return compare_int8(got, want, scale, zero_point)
         keras_y = model.predict(self.x, verbose=0)
-        return compare_float(want, keras_y, lambda peak: 1e-4 * peak, "LiteRT - Keras")
+        ok, detail = compare_float(want, keras_y, lambda peak: 1e-4 * peak, "LiteRT - Keras")
+        # ferroflow's own run of the .keras file, against Keras as well.
+        got, error = predict(self.args.ff, keras_path, self.path("x.npy"), self.path("keras_y.npy"))
+        if error:
+            return False, f"{detail}; ferroflow predict of the .keras failed: {error}"
+        ok2, detail2 = compare_float(got, keras_y, lambda peak: 1e-4 * peak, "ferroflow - Keras")
+        return ok and ok2, f"{detail}; .keras in ferroflow: {detail2}"
 
 
 def main():

@@ -419,6 +419,27 @@ pub trait Layer: Send + Sync {
     fn number_of_inputs(&self) -> Option<usize> {
         Some(1)
     }
+
+    /// The Python module Keras records for the class (`keras.layers`; operations called on
+    /// symbolic tensors come from `keras.src.ops.numpy`).
+    fn keras_module(&self) -> &'static str {
+        "keras.layers"
+    }
+
+    /// The `args` of a call node in a functional config, given the call's tensors (as
+    /// `__keras_tensor__` references); operations put their constants among them.
+    fn node_args(&self, tensors: Vec<serde_json::Value>) -> serde_json::Value {
+        if tensors.len() == 1 || self.positional_inputs() {
+            serde_json::Value::Array(tensors)
+        } else {
+            serde_json::json!([tensors])
+        }
+    }
+
+    /// The layer as an operation node (`x + 3.0`), when it is one.
+    fn as_operation(&self) -> Option<&crate::layers::operation::Operation> {
+        None
+    }
 }
 
 /// Runs `layer` on zeros shaped like `inputs` to learn its output specs.

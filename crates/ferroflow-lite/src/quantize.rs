@@ -10,7 +10,9 @@
 //!   DEQUANTIZE ops are added at the edges).
 
 use crate::interpreter::Interpreter;
-use crate::ir::{ElementType, LiteModel, LiteOp, LiteTensor, Op, Quantization, UnaryKind};
+use crate::ir::{
+    BinaryKind, ElementType, LiteModel, LiteOp, LiteTensor, Op, Quantization, UnaryKind,
+};
 use ferroflow_core::{Error, Result, Tensor};
 
 /// Weights with fewer elements stay float in dynamic-range mode (as in TensorFlow's
@@ -291,14 +293,19 @@ fn joins(op: &Op) -> bool {
             | Op::Transpose
             | Op::Gather { .. }
             | Op::Concatenation { .. }
+            | Op::Binary {
+                kind: BinaryKind::Maximum | BinaryKind::Minimum,
+                ..
+            }
     )
 }
 
 /// The inputs of a joining op that share its output's parameters: all of a
-/// concatenation's, the data input (the first) of the others.
+/// concatenation's and of MAXIMUM/MINIMUM's (LiteRT's int8 kernels compare the integers
+/// as they are), the data input (the first) of the others.
 fn joined_inputs(op: &LiteOp) -> &[i32] {
     match op.op {
-        Op::Concatenation { .. } => &op.inputs,
+        Op::Concatenation { .. } | Op::Binary { .. } => &op.inputs,
         _ => &op.inputs[..1],
     }
 }

@@ -448,7 +448,8 @@ fn version(op: &Op, input: Option<ElementType>, model: &LiteModel, inputs: &[i32
             }
         }
         Op::Dequantize => 2,
-        Op::Reshape { .. } | Op::Cast => 1,
+        // LiteRT registers one version of HARD_SWISH, int8 included.
+        Op::Reshape { .. } | Op::Cast | Op::Unary(UnaryKind::HardSwish) => 1,
         Op::Quantize => 2,
         _ if int8 => 2,
         _ => 1,

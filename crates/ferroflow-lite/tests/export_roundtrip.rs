@@ -122,6 +122,43 @@ fn embedding() -> Model {
     Model::named(&[ids], &[y], "embedding").unwrap()
 }
 
+/// A Keras 3 functional config with operation nodes (`x * (1/6)`, `3.0 - x`, as
+/// MobileNetV3's hard sigmoid has them) after a `Normalization` with fixed statistics.
+fn ops_and_normalization() -> Model {
+    use serde_json::json;
+    let t = |h: &str, c: usize| {
+        json!({"class_name": "__keras_tensor__",
+               "config": {"shape": [null, c], "dtype": "float32", "keras_history": [h, 0, 0]}})
+    };
+    let op = |class: &str, name: &str, args: serde_json::Value| {
+        json!({"module": "keras.src.ops.numpy", "class_name": class, "config": {"name": name},
+               "name": name, "inbound_nodes": [{"args": args, "kwargs": {}}]})
+    };
+    let layer = |class: &str, name: &str, config: serde_json::Value, input: serde_json::Value| {
+        json!({"module": "keras.layers", "class_name": class, "name": name, "config": config,
+               "inbound_nodes": [{"args": [input], "kwargs": {}}]})
+    };
+    let config = json!({"class_name": "Functional", "config": {"name": "ops_and_normalization",
+        "layers": [
+            {"module": "keras.layers", "class_name": "InputLayer", "name": "x",
+             "config": {"batch_shape": [null, 6], "dtype": "float32", "name": "x"},
+             "inbound_nodes": []},
+            layer("Normalization", "normalization",
+                  json!({"name": "normalization", "axis": -1, "invert": false,
+                         "mean": [8.0, 7.0, 9.0, 8.5, 6.0, 8.0],
+                         "variance": [20.0, 25.0, 16.0, 21.0, 30.0, 0.5]}),
+                  t("x", 6)),
+            layer("Dense", "dense", json!({"name": "dense", "units": 8}), t("normalization", 6)),
+            op("Add", "add", json!([t("dense", 8), 3.0])),
+            op("Multiply", "multiply", json!([t("add", 8), 1.0 / 6.0])),
+            op("Subtract", "subtract", json!([1.0, t("multiply", 8)])),
+            op("Maximum", "maximum", json!([t("subtract", 8), t("dense", 8)])),
+            layer("Dense", "out", json!({"name": "out", "units": 3}), t("maximum", 8)),
+        ],
+        "input_layers": [["x", 0, 0]], "output_layers": [["out", 0, 0]]}});
+    ferroflow_keras::models::serialize::model_from_json(&config).unwrap()
+}
+
 fn inputs(model: &Model, batch: usize) -> Vec<Tensor> {
     model
         .input_specs()
@@ -169,6 +206,7 @@ fn exported_models_reproduce_keras_predictions() {
         (embedding(), true),
         (layer_norm(), false),
         (mobilenet(), true),
+        (ops_and_normalization(), true),
     ];
     for (model, int8_in_litert) in models {
         perturb_batch_norms(&model);

@@ -108,6 +108,7 @@ pub mod dense;
 pub mod embedding;
 pub mod merging;
 pub mod normalization;
+pub mod operation;
 pub mod pooling;
 pub mod preprocessing;
 pub mod registry;

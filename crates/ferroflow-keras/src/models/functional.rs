@@ -365,12 +365,7 @@ impl Layer for Functional {
                                 "keras_history": self.history(src)}})
                         })
                         .collect();
-                    let args = if kts.len() == 1 || l.positional_inputs() {
-                        Value::Array(kts)
-                    } else {
-                        json!([kts])
-                    };
-                    json!({"args": args, "kwargs": {}})
+                    json!({"args": l.node_args(kts), "kwargs": {}})
                 })
                 .collect();
             if let Value::Object(m) = &mut entry {

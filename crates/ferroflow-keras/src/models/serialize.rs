@@ -5,6 +5,7 @@ use super::functional::Functional;
 use super::sequential::Sequential;
 use super::symbolic::{connect, Input, KerasTensor};
 use crate::layer::{Layer, LayerExt, LayerRef};
+use crate::layers::operation::{self, Operation};
 use crate::layers::{registry, InputLayer};
 use ferroflow_core::{Error, Result};
 use serde_json::{json, Value};
@@ -17,14 +18,15 @@ pub fn layer_json(layer: &dyn Layer) -> Value {
     let (module, registered) = match class {
         "Sequential" => ("keras", Value::Null),
         "Functional" => ("keras.src.models.functional", Value::from("Functional")),
-        _ => ("keras.layers", Value::Null),
+        _ if layer.as_operation().is_some() => (layer.keras_module(), Value::from(class)),
+        _ => (layer.keras_module(), Value::Null),
     };
     let mut m = serde_json::Map::new();
     m.insert("module".into(), Value::from(module));
     m.insert("class_name".into(), Value::from(class));
     m.insert("config".into(), Value::Object(layer.get_config()));
     m.insert("registered_name".into(), registered);
-    if class != "InputLayer" {
+    if class != "InputLayer" && layer.as_operation().is_none() {
         if let Some(specs) = layer.base().built_specs() {
             m.insert("build_config".into(), layer.build_config(specs));
         } else if class == "Functional" {
@@ -135,7 +137,12 @@ pub fn functional_from_config(config: &Value) -> Result<Functional> {
             by_name.insert(name.clone(), il);
             continue;
         }
-        let layer = registry::from_json(entry)?;
+        let module = entry.get("module").and_then(Value::as_str);
+        let layer: LayerRef = if module == Some(operation::MODULE) {
+            Arc::new(Operation::from_entry(entry)?)
+        } else {
+            registry::from_json(entry)?
+        };
         let nodes = entry
             .get("inbound_nodes")
             .and_then(Value::as_array)

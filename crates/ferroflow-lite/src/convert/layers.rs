@@ -2,8 +2,9 @@
 
 use super::Builder;
 use crate::ir::{Activation, BinaryKind, Op, Padding, ReduceKind, UnaryKind, Window};
-use ferroflow_core::{Error, Result, Tensor};
+use ferroflow_core::{BinaryOp, Error, Result, Tensor};
 use ferroflow_keras::layer::{Layer, LayerExt, TensorSpec};
+use ferroflow_keras::layers::operation::{Operation, OperationArg};
 use serde_json::{Map, Value};
 
 /// Lowers one call of `layer` on tensors `inputs`; returns its output tensors.
@@ -22,6 +23,9 @@ pub(super) fn lower(
     let out_spec = outputs
         .first()
         .ok_or_else(|| unsupported("a layer without outputs"))?;
+    if let Some(op) = layer.as_operation() {
+        return Ok(vec![operation(b, &name, op, inputs, out_spec)?]);
+    }
     let y = match layer.class_name() {
         "Dense" => dense(b, layer, &cfg, x, out_spec)?,
         "Conv2D" => conv2d(b, layer, &cfg, x, out_spec, false)?,
@@ -41,6 +45,7 @@ pub(super) fn lower(
         "Dropout" => x,
         "Flatten" | "Reshape" => reshape(b, &name, x, out_spec)?,
         "Rescaling" => rescaling(b, &name, &cfg, x)?,
+        "Normalization" => normalization(b, layer, &cfg, x)?,
         "Concatenate" => concatenate(b, &name, &cfg, inputs, out_spec)?,
         "Add" | "Subtract" | "Multiply" | "Maximum" | "Minimum" | "Average" => {
             merge(b, &name, layer.class_name(), inputs)?
@@ -539,6 +544,69 @@ fn rescaling(b: &mut Builder, name: &str, cfg: &Map<String, Value>, x: usize) ->
     affine(b, name, x, &scale, &offset)
 }
 
+/// `keras.layers.Normalization`: `(x - mean) / max(sqrt(var), 1e-7)` (SUB, then MUL by
+/// the reciprocal), or `x * std + mean` when inverted; features on the last axis.
+fn normalization(
+    b: &mut Builder,
+    layer: &dyn Layer,
+    cfg: &Map<String, Value>,
+    x: usize,
+) -> Result<usize> {
+    let name = layer.name();
+    let shape = b.model.tensors[x].shape.clone();
+    let rank = shape.len() as i64;
+    let axes: Vec<i64> = match cfg.get("axis") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
+        Some(Value::Number(n)) => n.as_i64().into_iter().collect(),
+        _ => vec![-1],
+    };
+    if axes.len() != 1 || (axes[0] != -1 && axes[0] != rank - 1) {
+        return Err(unsupported(&format!(
+            "Normalization over axes {axes:?} (only the last axis is supported)"
+        )));
+    }
+    let c = shape.last().copied().unwrap_or(1).max(1) as usize;
+    let stat = |key: &str| -> Result<Vec<f32>> {
+        let values: Vec<f32> = match cfg.get(key) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_f64)
+                .map(|v| v as f32)
+                .collect(),
+            Some(Value::Number(n)) => vec![n.as_f64().unwrap_or(0.0) as f32],
+            _ => required(layer, key)?.to_vec::<f32>()?,
+        };
+        match values.len() {
+            1 => Ok(vec![values[0]; c]),
+            n if n == c => Ok(values),
+            n => Err(unsupported(&format!(
+                "Normalization with {n} {key} values for {c} features"
+            ))),
+        }
+    };
+    let mean = stat("mean")?;
+    let std: Vec<f32> = stat("variance")?
+        .iter()
+        .map(|v| v.sqrt().max(1e-7))
+        .collect();
+    let m = b.const_f32(&format!("{name}/mean"), &[c as i32], &mean);
+    let (first, second) = if bool_of(cfg, "invert", false) {
+        let s = b.const_f32(&format!("{name}/std"), &[c as i32], &std);
+        ((BinaryKind::Mul, s), (BinaryKind::Add, m))
+    } else {
+        // A product with the reciprocal, as TF's converter emits (int8 kernels have no
+        // DIV); within a rounding of Keras's quotient.
+        let inv: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
+        let s = b.const_f32(&format!("{name}/inverse_std"), &[c as i32], &inv);
+        ((BinaryKind::Sub, m), (BinaryKind::Mul, s))
+    };
+    let t = b.like(&format!("{name}/centred"), x);
+    b.op(bin(first.0), &[x as i32, first.1 as i32], &[t]);
+    let y = b.like(name, x);
+    b.op(bin(second.0), &[t as i32, second.1 as i32], &[y]);
+    Ok(y)
+}
+
 fn concatenate(
     b: &mut Builder,
     name: &str,
@@ -563,6 +631,12 @@ fn concatenate(
 }
 
 fn merge(b: &mut Builder, name: &str, class: &str, inputs: &[usize]) -> Result<usize> {
+    if inputs.len() < 2 {
+        return Err(unsupported(&format!(
+            "merge layer {class} with {} input(s)",
+            inputs.len()
+        )));
+    }
     let kind = match class {
         "Add" | "Average" => BinaryKind::Add,
         "Subtract" => BinaryKind::Sub,
@@ -588,6 +662,48 @@ fn merge(b: &mut Builder, name: &str, class: &str, inputs: &[usize]) -> Result<u
         acc = y;
     }
     Ok(acc)
+}
+
+/// An operation node (`x + 3.0`): its constants become scalar tensors.
+fn operation(
+    b: &mut Builder,
+    name: &str,
+    op: &Operation,
+    inputs: &[usize],
+    out: &TensorSpec,
+) -> Result<usize> {
+    let kind = match op.op() {
+        BinaryOp::Add => BinaryKind::Add,
+        BinaryOp::Sub => BinaryKind::Sub,
+        BinaryOp::Mul => BinaryKind::Mul,
+        BinaryOp::Div => BinaryKind::Div,
+        BinaryOp::Pow => BinaryKind::Pow,
+        BinaryOp::Maximum => BinaryKind::Maximum,
+        BinaryOp::Minimum => BinaryKind::Minimum,
+        BinaryOp::SquaredDifference => BinaryKind::SquaredDifference,
+        other => {
+            return Err(unsupported(&format!(
+                "operation {} has no TFLite lowering",
+                other.name()
+            )))
+        }
+    };
+    let mut tensors = inputs.iter();
+    let mut operands = Vec::with_capacity(2);
+    for (k, arg) in op.args().iter().enumerate() {
+        operands.push(match arg {
+            OperationArg::Tensor => *tensors
+                .next()
+                .ok_or_else(|| unsupported("an operation without its tensor input"))?
+                as i32,
+            OperationArg::Scalar(v) => {
+                b.const_f32(&format!("{name}/constant{k}"), &[], &[*v as f32]) as i32
+            }
+        });
+    }
+    let y = b.activation_tensor(name, out)?;
+    b.op(bin(kind), &operands, &[y]);
+    Ok(y)
 }
 
 fn embedding(b: &mut Builder, layer: &dyn Layer, x: usize, out: &TensorSpec) -> Result<usize> {
