@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn symmetric_rows_use_127_steps_each_side() {
-        let y = quantized(&[-2.0, 0.01, 1.0], false);
+        let y = quantized(&[-2.0, 0.005, 1.0], false);
         assert_eq!(y[0], -2.0);
         assert_eq!(y[1], 0.0);
         assert!((y[2] - 64.0 * 2.0 / 127.0).abs() < 1e-6);
@@ -192,7 +192,7 @@ mod tests {
             asymmetric: false,
             per_batch: true,
         };
-        let x = Tensor::from_vec(vec![1.0, 0.3, 100.0, 0.3], &[2, 1, 2]).unwrap();
+        let x = Tensor::from_vec(vec![1.0f32, 0.3, 100.0, 0.3], &[2, 1, 2]).unwrap();
         let y = q.apply(&x).unwrap().to_vec::<f32>().unwrap();
         // Each image has its own scale: 0.3 survives in the first, not in the second.
         assert!((y[1] - 0.3).abs() < 0.5 / 127.0);

@@ -1,8 +1,8 @@
 //! Runs a TFLite model on ferroflow's CPU kernels.
 //!
 //! Float ops run directly. FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, the pools, ADD,
-//! LOGISTIC and TANH between int8 tensors run on the integers (`crate::int8`: int32
-//! accumulation, LiteRT's requantisation, tables). Other ops on quantised tensors dequantise them with their own
+//! LOGISTIC, TANH and requantising QUANTIZE between int8 tensors run on the integers
+//! (`crate::int8`: int32 accumulation, LiteRT's requantisation, tables). Other ops on quantised tensors dequantise them with their own
 //! scale and zero point, run in float, and round their outputs back to their parameters;
 //! quantised weights of those ops (and of dynamic-range models) are dequantised once when
 //! the interpreter is built; dynamic-range kernels quantise their float input on each

@@ -56,14 +56,14 @@ fn float_models_match_litert() {
 }
 
 #[test]
-fn int8_models_match_litert_within_one_step() {
+fn int8_models_match_litert_exactly() {
     for m in ["mlp", "cnn", "multi_input"] {
         let (ours, want, scale) = run(&format!("{m}_int8"));
         let step = scale.expect("int8 output");
         let d = max_diff(&ours, &want);
         eprintln!("{m}: max |ferroflow - LiteRT| = {d}");
         assert!(
-            d <= step * 1.01,
+            d == 0.0,
             "{m}_int8 differs from LiteRT by {d} (one step is {step})"
         );
     }

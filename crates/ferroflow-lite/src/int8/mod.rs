@@ -74,7 +74,7 @@ pub(crate) enum NativeOp {
     Pool { pool: Pool, window: Window },
     /// `ADD` of two int8 tensors of one shape.
     Add(Add),
-    /// `LOGISTIC` and `TANH`: a table of the 256 outputs.
+    /// `LOGISTIC`, `TANH` and int8 -> int8 `QUANTIZE`: a table of the 256 outputs.
     Table(Box<[i8; 256]>),
 }
 
@@ -125,6 +125,24 @@ fn table(x: (f32, i32), y: (f32, i32), f: fn(f32) -> f32) -> Option<[i8; 256]> {
         let v = f(x.0 * (q - x.1) as f32) * inverse;
         let r = v.round_ties_even().clamp(-1e6, 1e6) as i32 + y.1;
         t[q as u8 as usize] = r.clamp(-128, 127) as i8;
+    }
+    Some(t)
+}
+
+/// The outputs of an int8 -> int8 QUANTIZE (a requantisation) for the 256 inputs, as
+/// LiteRT's XNNPACK delegate computes them: the scale ratio as a multiplier with 8
+/// fractional bits (rounded to nearest even), `(zp_out * 256 + (q - zp_in) * m + 128) >> 8`,
+/// saturated. XNNPACK takes ratios in [2^-8, 2^7]; others stay on the float path.
+fn requantize_table(x: (f32, i32), y: (f32, i32)) -> Option<[i8; 256]> {
+    let ratio = x.0 / y.0;
+    if !(1.0 / 256.0..=128.0).contains(&ratio) {
+        return None;
+    }
+    let m = (256.0 * ratio).round_ties_even() as i64;
+    let mut t = [0i8; 256];
+    for q in -128i64..=127 {
+        let acc = ((y.1 as i64) << 8) + (q - x.1 as i64) * m + 0x80;
+        t[q as u8 as usize] = (acc >> 8).clamp(-128, 127) as i8;
     }
     Some(t)
 }
@@ -246,6 +264,7 @@ impl NativeOp {
                 };
                 NativeOp::Table(Box::new(table(x, y, f)?))
             }
+            Op::Quantize => NativeOp::Table(Box::new(requantize_table(x, y)?)),
             _ => return None,
         })
     }
