@@ -431,6 +431,15 @@ fn affine(b: &mut Builder, name: &str, x: usize, scale: &[f32], shift: &[f32]) -
     Ok(y)
 }
 
+/// The `axis` option of a normalisation layer (one axis or a list; the last by default).
+fn axes_of(cfg: &Map<String, Value>) -> Vec<i64> {
+    match cfg.get("axis") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
+        Some(Value::Number(n)) => vec![n.as_i64().unwrap_or(-1)],
+        _ => vec![-1],
+    }
+}
+
 /// LayerNormalization as TFLite's builtin decomposition: mean, squared difference, mean,
 /// rsqrt, then scale and offset.
 fn layer_norm(
@@ -441,11 +450,7 @@ fn layer_norm(
 ) -> Result<usize> {
     let name = layer.name();
     let rank = b.model.tensors[x].shape.len() as i64;
-    let axes: Vec<i64> = match cfg.get("axis") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
-        Some(Value::Number(n)) => vec![n.as_i64().unwrap_or(-1)],
-        _ => vec![-1],
-    };
+    let axes = axes_of(cfg);
     let axes: Vec<i32> = axes
         .iter()
         .map(|&a| (if a < 0 { a + rank } else { a }) as i32)
@@ -555,11 +560,7 @@ fn normalization(
     let name = layer.name();
     let shape = b.model.tensors[x].shape.clone();
     let rank = shape.len() as i64;
-    let axes: Vec<i64> = match cfg.get("axis") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
-        Some(Value::Number(n)) => n.as_i64().into_iter().collect(),
-        _ => vec![-1],
-    };
+    let axes = axes_of(cfg);
     if axes.len() != 1 || (axes[0] != -1 && axes[0] != rank - 1) {
         return Err(unsupported(&format!(
             "Normalization over axes {axes:?} (only the last axis is supported)"
