@@ -167,6 +167,8 @@ class Run:
             return False, f"ferroflow predict failed: {error}"
         if mode == "int8":
             return compare_int8(got, want, scale, zero_point)
+        if mode == "float32":
+            self.float_reference = want
         if mode == "dynamic":
             if self.float_reference is None:
                 ref = self.path("float32_ref.tflite")
