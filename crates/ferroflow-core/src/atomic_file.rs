@@ -122,6 +122,8 @@ impl AtomicFile {
             source: e.into_error(),
         })?;
         file.sync_all().map_err(io_err(&self.tmp))?;
+        // Closed before the rename (wasm32's File, which never opens, has no Drop).
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::drop_non_drop))]
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(io_err(&self.path))?;
         sync_dir(parent(&self.path))

@@ -77,14 +77,27 @@ pub fn op_rng(op_seed: Option<u64>) -> ChaCha8Rng {
         }
         (None, None) => {
             s.counter += 1;
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            mix(nanos, s.counter)
+            mix(clock_entropy(), s.counter)
         }
     };
     ChaCha8Rng::seed_from_u64(key)
+}
+
+/// Entropy for unseeded streams: the wall clock. A browser (`wasm32-unknown-unknown`) has
+/// no clock in `std`, where it panics; there the address of a fresh allocation stands in
+/// (the per-call counter keeps streams apart either way).
+#[cfg(not(target_arch = "wasm32"))]
+fn clock_entropy() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn clock_entropy() -> u64 {
+    let probe = Box::new(0u8);
+    &*probe as *const u8 as u64
 }
 
 fn float_dtype(op: &'static str, dtype: DType) -> Result<()> {

@@ -13,6 +13,7 @@ mod demo;
 mod heap_meter;
 mod inspect;
 mod predict;
+mod web;
 
 use clap::{Parser, Subcommand};
 use ferroflow as ff;
@@ -74,6 +75,9 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Serves models over TF Serving's REST API (`tensorflow_model_server` flags).
     Serve(ferroflow_serve::ServeArgs),
+    /// Serves a browser demo of a model on localhost: the model runs in the page, in
+    /// WebAssembly (`ferroflow.js`, `loadModel('/model/')`).
+    Web(web::WebArgs),
     /// Prints the Keras-style summary of a saved model.
     Summary {
         /// A ferroflow model directory or a Keras `.keras` / `.h5` file.
@@ -166,6 +170,7 @@ fn run(command: Command) -> ff::Result<()> {
         Command::Serve(args) => {
             ferroflow_serve::run(&args).map_err(|e| ff::Error::invalid("serve", e))
         }
+        Command::Web(args) => web::run(&args),
         Command::Summary { model } => {
             ff::keras::load_model(&model).map(|m| print!("{}", m.summary()))
         }

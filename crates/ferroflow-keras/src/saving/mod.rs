@@ -248,10 +248,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
     let weight_bytes = std::fs::metadata(&weights_path)
         .map_err(io(&weights_path))?
         .len();
-    let mut model = crate::layer::with_weight_allowance(weight_bytes, || {
-        crate::models::serialize::model_from_json(&config)
-    })
-    .with_context(|| format!("loading {}", path.display()))?;
+    let mut model = model_from_config(&config, weight_bytes, path)?;
     model.load_weights(dir.join(WEIGHTS))?;
     if let Some(cc) = config
         .get("compile_config")
@@ -282,6 +279,34 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
     }
     Ok(model)
 }
+
+/// Builds the model a saved `config.json` describes, its weight allocations bounded by the
+/// size of the weights that will fill them; `path` labels errors.
+fn model_from_config(config: &Value, weight_bytes: u64, path: &Path) -> Result<Model> {
+    crate::layer::with_weight_allowance(weight_bytes, || {
+        crate::models::serialize::model_from_json(config)
+    })
+    .with_context(|| format!("loading {}", path.display()))
+}
+
+/// Loads a ferroflow model directory for inference from the bytes of its two files,
+/// `config.json` and `model.weights.safetensors` (what a browser fetches); the optimiser
+/// state is not needed. `path` labels errors.
+pub fn load_model_from_bytes(config: &[u8], weights: &[u8], path: &Path) -> Result<Model> {
+    let cfg_path = path.join(CONFIG);
+    let config: Value =
+        serde_json::from_slice(config).map_err(|e| format_err(&cfg_path, e.to_string()))?;
+    let model = model_from_config(&config, weights.len() as u64, path)?;
+    let weights_path = path.join(WEIGHTS);
+    let (values, _) = tensor_file::from_bytes(weights, &weights_path)?;
+    let vars = model.weights();
+    let ordered = match_weights(&weights_path, &vars, values)?;
+    assign_all(vars.iter().map(|w| &w.variable), &ordered)?;
+    Ok(model)
+}
+
+/// The file names of a ferroflow model directory: its config and its weights.
+pub const SAVED_MODEL_FILES: [&str; 2] = [CONFIG, WEIGHTS];
 
 /// The format of a saved model (a ferroflow model directory, a `.keras` archive or a
 /// legacy `.h5` file) and its version, as JSON (`format`, `format_version`, ...).

@@ -43,16 +43,19 @@ impl Requant {
     }
 
     /// The scales, one per channel or one for all.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn scales(&self) -> &[f32] {
         &self.scales
     }
 
     /// The output zero point.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn zero_point(&self) -> i32 {
         self.zero_point
     }
 
     /// The output range `[min, max]`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn range(&self) -> (i32, i32) {
         (self.min, self.max)
     }
