@@ -8,6 +8,8 @@
                                            # demo CNN .tflite (float, int8) at batch 1 vs LiteRT
     python3 tools/bench_compare.py serve   # ferroflow serve vs a Python Keras HTTP server, under wrk;
                                            # then REST vs gRPC at batch 1/32, 8/64 connections
+    python3 tools/bench_compare.py web     # ferroflow-wasm vs TF.js's WASM backend in headless
+                                           # Chromium: demo CNN and MobileNetV2 at batch 1, bytes
 
 PyTorch joins the `train` comparison when it is importable (it is large to install, so the
 script does not install it; `pip install torch` into .venv-bench to include it).
@@ -25,7 +27,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve")
+SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web")
 # Figures where smaller is better (times); the rest are rates.
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
@@ -776,6 +778,11 @@ def main():
         bench_serve_apis()
         return
     reps = int(os.environ.get("BENCH_REPS", "7"))
+    if suite == "web":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_web
+        bench_web.run(ferroflow_exe(), int(os.environ.get("BENCH_REPS", "30")))
+        return
     if suite == "tflite":
         bench_mobilenet(reps)
     extra = ("--model", tflite_model_dir()) if suite == "tflite" else ()

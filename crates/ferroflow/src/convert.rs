@@ -1,4 +1,5 @@
-//! `ferroflow convert`: a saved model to a `.tflite` file, optionally quantised.
+//! `ferroflow convert`: a saved model to a `.tflite` file, optionally quantised, or to a
+//! Keras 3 `.keras` archive.
 
 use ferroflow as ff;
 use ff::lite::quantize::IoType;
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 /// The command's arguments.
 #[derive(clap::Args)]
 pub struct ConvertArgs {
-    /// A model directory saved by ferroflow.
+    /// A saved model: a ferroflow model directory, or a Keras `.keras` / `.h5` file.
     #[arg(long)]
     pub model: PathBuf,
     /// Target format.
@@ -33,6 +34,8 @@ pub struct ConvertArgs {
 pub enum Target {
     /// A TFLite flatbuffer.
     Tflite,
+    /// A Keras 3 `.keras` archive (Python Keras loads it); the output must end in `.keras`.
+    Keras,
 }
 
 /// Post-training quantisation modes.
@@ -77,8 +80,10 @@ fn representative(
 
 /// Loads the model, converts it and writes the output file.
 pub fn run(args: &ConvertArgs) -> ff::Result<()> {
-    let Target::Tflite = args.to;
     let m = ff::keras::load_model(&args.model)?;
+    if args.to == Target::Keras {
+        return to_keras(args, &m);
+    }
     let float = ff::lite::convert::from_keras(&m)?;
     let lite = match args.quantize {
         None => float,
@@ -100,5 +105,27 @@ pub fn run(args: &ConvertArgs) -> ff::Result<()> {
         bytes.len(),
         lite.ops.len()
     );
+    Ok(())
+}
+
+/// Writes the model as a `.keras` archive.
+fn to_keras(args: &ConvertArgs, m: &ff::keras::Model) -> ff::Result<()> {
+    if args.quantize.is_some() {
+        return Err(ff::Error::invalid(
+            "convert",
+            "--quantize applies to --to tflite only",
+        ));
+    }
+    if args.output.extension().is_none_or(|e| e != "keras") {
+        return Err(ff::Error::invalid(
+            "convert",
+            format!(
+                "--to keras writes a .keras archive: the output {} must end in .keras",
+                args.output.display()
+            ),
+        ));
+    }
+    m.save(&args.output)?;
+    println!("wrote {}", args.output.display());
     Ok(())
 }

@@ -185,3 +185,70 @@ fn predict_and_summary_work_on_keras_files() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("takes 2 input(s) (a, b), got 1"));
 }
+
+#[test]
+fn convert_to_keras_writes_an_archive_that_predicts_the_same() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ferroflow-keras/tests/fixtures/keras");
+    let out = tmp("to_keras");
+    std::fs::create_dir_all(&out).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let archive = out.join("again.keras");
+    ferroflow(&[
+        "convert",
+        "--model",
+        &s(&fx.join("multi_io.keras")),
+        "--to",
+        "keras",
+        "--output",
+        &s(&archive),
+    ]);
+    let predict = |model: &Path, y: &Path| {
+        ferroflow(&[
+            "predict",
+            "--model",
+            &s(model),
+            "--input",
+            &s(&fx.join("multi_io_x0.npy")),
+            "--input",
+            &s(&fx.join("multi_io_x1.npy")),
+            "--output",
+            &s(y),
+        ]);
+        ferroflow::npy::read_npy(y).unwrap().to_f64_vec()
+    };
+    let (a, b) = (
+        predict(&fx.join("multi_io.keras"), &out.join("a.npy")),
+        predict(&archive, &out.join("b.npy")),
+    );
+    assert_eq!(a, b);
+    // Only .keras outputs, and no quantisation.
+    for extra in [
+        vec!["--output", "x.tflite"],
+        vec!["--output", "x.keras", "--quantize", "dynamic"],
+    ] {
+        let mut args = vec![
+            "convert".to_string(),
+            "--model".into(),
+            s(&fx.join("cnn.keras")),
+        ];
+        args.extend(["--to", "keras"].map(String::from));
+        args.extend(extra.iter().map(|e| {
+            if e.starts_with("x.") {
+                s(&out.join(e))
+            } else {
+                e.to_string()
+            }
+        }));
+        let bad = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            err.contains(".keras") || err.contains("--quantize"),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
