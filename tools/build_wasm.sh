@@ -18,13 +18,13 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown ||
 WB_VERSION="$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' crates/ferroflow-wasm/Cargo.toml)"
 if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$WB_VERSION" ]; then
   echo "installing wasm-bindgen-cli $WB_VERSION (once)" >&2
-  cargo install -q wasm-bindgen-cli --version "$WB_VERSION" --locked
+  cargo install -q wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
 # SIMD128 comes from .cargo/config.toml ([target.wasm32-unknown-unknown] rustflags).
-cargo build -q --release --target wasm32-unknown-unknown -p ferroflow-wasm
+cargo build -q --profile wasm-release --target wasm32-unknown-unknown -p ferroflow-wasm
 wasm-bindgen --target web --no-typescript --out-dir "$OUT" \
-  "$TARGET_DIR/wasm32-unknown-unknown/release/ferroflow_wasm.wasm"
+  "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/ferroflow_wasm.wasm"
 # binaryen before version 116 breaks wasm-bindgen's externref table: older ones are skipped.
 WASM_OPT_VERSION="$(wasm-opt --version 2>/dev/null | sed -n 's/.*version \([0-9]*\).*/\1/p')"
 if [ "${WASM_OPT_VERSION:-0}" -ge 116 ]; then
