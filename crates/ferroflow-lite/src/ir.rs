@@ -94,6 +94,27 @@ pub struct LiteTensor {
 }
 
 impl LiteTensor {
+    /// The dimensions a caller sees: the signature (with `-1` for dynamic sizes) when the
+    /// file gives one, otherwise the shape.
+    pub fn declared_dims(&self) -> &[i32] {
+        if self.signature.is_empty() {
+            &self.shape
+        } else {
+            &self.signature
+        }
+    }
+
+    /// The element type a caller feeds or reads: float32 for a quantised edge (quantised
+    /// and dequantised with the tensor's own parameters, as `run_float` does), otherwise
+    /// the tensor's own type.
+    pub fn float_edge_dtype(&self) -> ferroflow_core::DType {
+        if self.quant.is_some() {
+            ferroflow_core::DType::F32
+        } else {
+            crate::interpreter::core_dtype(self.dtype)
+        }
+    }
+
     /// Number of elements of the static shape.
     pub fn numel(&self) -> usize {
         self.shape.iter().map(|&d| d.max(0) as usize).product()

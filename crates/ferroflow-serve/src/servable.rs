@@ -340,31 +340,21 @@ impl TfliteServable {
     /// Loads and validates a `.tflite` file.
     pub fn load(path: &Path) -> Result<Self, String> {
         let interpreter = Interpreter::from_file(path).map_err(|e| e.to_string())?;
-        let info = |t: &ferroflow_lite::ir::LiteTensor| {
-            let dims = if t.signature.is_empty() {
-                &t.shape
-            } else {
-                &t.signature
-            };
-            TensorInfo {
-                name: tflite_name(&t.name),
-                dtype: if t.quant.is_some() {
-                    DType::F32
-                } else {
-                    ferroflow_lite::core_dtype(t.dtype)
-                },
-                shape: dims
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| {
-                        if i == 0 || d < 0 {
-                            None
-                        } else {
-                            Some(d as usize)
-                        }
-                    })
-                    .collect(),
-            }
+        let info = |t: &ferroflow_lite::ir::LiteTensor| TensorInfo {
+            name: tflite_name(&t.name),
+            dtype: t.float_edge_dtype(),
+            shape: t
+                .declared_dims()
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if i == 0 || d < 0 {
+                        None
+                    } else {
+                        Some(d as usize)
+                    }
+                })
+                .collect(),
         };
         let mut inputs: Vec<TensorInfo> = interpreter.inputs().into_iter().map(info).collect();
         let mut outputs: Vec<TensorInfo> = interpreter.outputs().into_iter().map(info).collect();

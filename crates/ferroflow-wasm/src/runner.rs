@@ -137,21 +137,14 @@ impl LoadedModel {
     }
 
     fn tflite(interp: Interpreter, bytes: &[u8]) -> Result<LoadedModel> {
-        let info = |t: &ferroflow_lite::ir::LiteTensor| {
-            let dims = if t.signature.is_empty() {
-                &t.shape
-            } else {
-                &t.signature
-            };
-            TensorInfo {
-                name: t.name.clone(),
-                dtype: if t.quant.is_some() {
-                    DType::F32
-                } else {
-                    ferroflow_lite::core_dtype(t.dtype)
-                },
-                shape: dims.iter().map(|&d| usize::try_from(d).ok()).collect(),
-            }
+        let info = |t: &ferroflow_lite::ir::LiteTensor| TensorInfo {
+            name: t.name.clone(),
+            dtype: t.float_edge_dtype(),
+            shape: t
+                .declared_dims()
+                .iter()
+                .map(|&d| usize::try_from(d).ok())
+                .collect(),
         };
         let inputs = interp.inputs().into_iter().map(info).collect();
         let outputs = interp.outputs().into_iter().map(info).collect();
