@@ -182,9 +182,14 @@ impl Tensor {
         if let Some(r) = crate::autodiff::record::Recorder::new(&[self]) {
             r.finish(&out, |g, _| Ok(vec![Some(g.clone())]));
         }
-        crate::trace::record_other("contiguous", String::new, &[self], &out, |t| {
-            Ok(t[0].contiguous())
-        });
+        crate::trace::record(
+            "contiguous",
+            crate::trace::OpKind::Identity,
+            String::new,
+            &[self],
+            &out,
+            |t| Ok(t[0].contiguous()),
+        );
         out
     }
 

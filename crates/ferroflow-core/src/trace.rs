@@ -59,8 +59,98 @@ pub enum OpKind {
     },
     /// Draws random numbers: never folded or merged.
     Random,
+    /// A 2-D convolution of an NHWC input with an HWIO filter (`[kh, kw, cin/groups,
+    /// cout]`).
+    Conv2d(ConvSpec),
+    /// The transpose of a 2-D convolution: NHWC input, filter `[kh, kw, cout, cin]`; the
+    /// spec is that of the convolution it transposes (its input is this op's output).
+    Conv2dTranspose(ConvSpec),
+    /// Max or average pooling over NHWC windows (an average counts only real elements).
+    Pool2d {
+        /// Max (true) or average (false).
+        max: bool,
+        /// Window height and width.
+        ksize: (usize, usize),
+        /// The geometry (dilations 1, groups 1).
+        spec: ConvSpec,
+    },
+    /// Softmax (or log-softmax) over the last axis.
+    Softmax {
+        /// Log-softmax.
+        log: bool,
+    },
+    /// Concatenation along an axis.
+    Concat(usize),
+    /// A slice starting at `begin`; its sizes are the output's.
+    Slice {
+        /// First index per axis.
+        begin: Vec<usize>,
+    },
+    /// Gathers slices along an axis by an index tensor (`tf.gather`).
+    Gather(usize),
+    /// `clip(x, lo, hi)` with broadcasting bounds.
+    Clip,
+    /// Returns its input (a copy or a gradient boundary).
+    Identity,
     /// Any other op (replayed as is).
     Other,
+}
+
+/// The geometry of a 2-D window op over an NHWC input, with the padding made explicit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvSpec {
+    /// Strides (height, width).
+    pub strides: (usize, usize),
+    /// Dilations (height, width).
+    pub dilations: (usize, usize),
+    /// Zero padding: top, left, bottom, right (TF's SAME puts the odd one after).
+    pub pads: [usize; 4],
+    /// Channel groups (`cin` for a depthwise convolution).
+    pub groups: usize,
+}
+
+impl ConvSpec {
+    /// The spec of a window op of `kernel` size over `input` (h, w) giving `output`, with
+    /// leading pads `before`: the trailing pads are what the last window reaches past the
+    /// input (never negative).
+    pub fn new(
+        input: (usize, usize),
+        output: (usize, usize),
+        kernel: (usize, usize),
+        strides: (usize, usize),
+        dilations: (usize, usize),
+        before: (usize, usize),
+        groups: usize,
+    ) -> ConvSpec {
+        let after = |i: usize, o: usize, k: usize, s: usize, d: usize, b: usize| {
+            (o.saturating_sub(1) * s + (k.saturating_sub(1)) * d + 1).saturating_sub(i + b)
+        };
+        ConvSpec {
+            strides,
+            dilations,
+            pads: [
+                before.0,
+                before.1,
+                after(
+                    input.0,
+                    output.0,
+                    kernel.0,
+                    strides.0,
+                    dilations.0,
+                    before.0,
+                ),
+                after(
+                    input.1,
+                    output.1,
+                    kernel.1,
+                    strides.1,
+                    dilations.1,
+                    before.1,
+                ),
+            ],
+            groups,
+        }
+    }
 }
 
 impl OpKind {

@@ -1,5 +1,5 @@
-//! `ferroflow convert`: a saved model to a `.tflite` file, optionally quantised, or to a
-//! Keras 3 `.keras` archive.
+//! `ferroflow convert`: a saved model to a `.tflite` file, optionally quantised, to an
+//! ONNX model, or to a Keras 3 `.keras` archive.
 
 use ferroflow as ff;
 use ff::lite::quantize::IoType;
@@ -27,6 +27,9 @@ pub struct ConvertArgs {
     /// Input/output type of an `int8` model.
     #[arg(long, value_enum, default_value_t = Io::Int8)]
     pub io: Io,
+    /// The ONNX opset of `--to onnx` (13 to 21).
+    #[arg(long, default_value_t = ff::onnx::DEFAULT_OPSET)]
+    pub opset: i64,
 }
 
 /// Formats `convert` writes.
@@ -36,6 +39,8 @@ pub enum Target {
     Tflite,
     /// A Keras 3 `.keras` archive (Python Keras loads it); the output must end in `.keras`.
     Keras,
+    /// An ONNX model (onnxruntime loads it) with a symbolic batch axis.
+    Onnx,
 }
 
 /// Post-training quantisation modes.
@@ -81,8 +86,16 @@ fn representative(
 /// Loads the model, converts it and writes the output file.
 pub fn run(args: &ConvertArgs) -> ff::Result<()> {
     let m = ff::keras::load_model(&args.model)?;
-    if args.to == Target::Keras {
-        return to_keras(args, &m);
+    if args.to != Target::Tflite && args.quantize.is_some() {
+        return Err(ff::Error::invalid(
+            "convert",
+            "--quantize applies to --to tflite only",
+        ));
+    }
+    match args.to {
+        Target::Keras => return to_keras(args, &m),
+        Target::Onnx => return to_onnx(args, &m),
+        Target::Tflite => {}
     }
     let float = ff::lite::convert::from_keras(&m)?;
     let lite = match args.quantize {
@@ -110,12 +123,6 @@ pub fn run(args: &ConvertArgs) -> ff::Result<()> {
 
 /// Writes the model as a `.keras` archive.
 fn to_keras(args: &ConvertArgs, m: &ff::keras::Model) -> ff::Result<()> {
-    if args.quantize.is_some() {
-        return Err(ff::Error::invalid(
-            "convert",
-            "--quantize applies to --to tflite only",
-        ));
-    }
     if args.output.extension().is_none_or(|e| e != "keras") {
         return Err(ff::Error::invalid(
             "convert",
@@ -127,5 +134,25 @@ fn to_keras(args: &ConvertArgs, m: &ff::keras::Model) -> ff::Result<()> {
     }
     m.save(&args.output)?;
     println!("wrote {}", args.output.display());
+    Ok(())
+}
+
+/// Writes the model's inference graph as ONNX.
+fn to_onnx(args: &ConvertArgs, m: &ff::keras::Model) -> ff::Result<()> {
+    let opts = ff::onnx::ExportOptions {
+        opset: args.opset,
+        ..Default::default()
+    };
+    let model = ff::onnx::export_model(m, &opts)?;
+    let graph = model.graph.as_ref().expect("export writes a graph");
+    let bytes = ff::onnx::to_bytes(&model);
+    ff::atomic_file::write_atomic(&args.output, &bytes)?;
+    println!(
+        "wrote {} ({} bytes, {} nodes, opset {})",
+        args.output.display(),
+        bytes.len(),
+        graph.node.len(),
+        args.opset
+    );
     Ok(())
 }

@@ -28,6 +28,11 @@ pub mod lite {
     pub use ferroflow_lite::*;
 }
 
+/// ONNX export (`ferroflow-onnx`).
+pub mod onnx {
+    pub use ferroflow_onnx::*;
+}
+
 /// The TF-Serving compatible model server behind `ferroflow serve`.
 pub mod serve {
     pub use ferroflow_serve::*;

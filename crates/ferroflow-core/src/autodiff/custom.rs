@@ -54,9 +54,14 @@ impl Tensor {
     /// function keeps the dependency).
     fn identity(&self) -> Tensor {
         let out = self.detached();
-        crate::trace::record_other("identity", String::new, &[self], &out, |t| {
-            Ok(t[0].identity())
-        });
+        crate::trace::record(
+            "identity",
+            crate::trace::OpKind::Identity,
+            String::new,
+            &[self],
+            &out,
+            |t| Ok(t[0].identity()),
+        );
         out
     }
 

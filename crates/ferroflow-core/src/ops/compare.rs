@@ -225,7 +225,7 @@ impl Tensor {
         }
         crate::trace::record(
             "clip",
-            OpKind::Other,
+            OpKind::Clip,
             String::new,
             &[self, lo, hi],
             &out,

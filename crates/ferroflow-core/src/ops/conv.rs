@@ -193,9 +193,18 @@ impl Tensor {
             conv2d_backprop_input,
             conv2d_backprop_filter,
         );
+        let spec = crate::trace::ConvSpec::new(
+            (s[1], s[2]),
+            (oh, ow),
+            (f[0], f[1]),
+            strides,
+            dilations,
+            (pt, pl),
+            groups,
+        );
         crate::trace::record(
             op,
-            crate::trace::OpKind::Other,
+            crate::trace::OpKind::Conv2d(spec),
             move || format!("strides={strides:?}, padding={padding:?}, dilations={dilations:?}"),
             &[self, filter],
             &out,

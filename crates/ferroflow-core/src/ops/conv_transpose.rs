@@ -78,9 +78,18 @@ impl Tensor {
         record_conv(self, filter, &out, g, conv2d_forward, |g, x, dy| {
             conv2d_backprop_filter(g, dy, x)
         });
+        let spec = crate::trace::ConvSpec::new(
+            output_hw,
+            (s[1], s[2]),
+            (f[0], f[1]),
+            strides,
+            dilations,
+            (pt, pl),
+            1,
+        );
         crate::trace::record(
             op,
-            crate::trace::OpKind::Other,
+            crate::trace::OpKind::Conv2dTranspose(spec),
             move || {
                 format!("output_hw={output_hw:?}, strides={strides:?}, padding={padding:?}, dilations={dilations:?}")
             },

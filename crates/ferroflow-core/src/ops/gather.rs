@@ -76,8 +76,9 @@ impl Tensor {
                 });
             }
         }
-        record(
+        crate::trace::record(
             "gather",
+            crate::trace::OpKind::Gather(a),
             move || format!("axis={axis}"),
             &[self, indices],
             &out,

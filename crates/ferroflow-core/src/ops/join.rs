@@ -65,8 +65,9 @@ impl Tensor {
                 Ok(grads)
             });
         }
-        crate::trace::record_other(
+        crate::trace::record(
             "concat",
+            crate::trace::OpKind::Concat(a),
             move || format!("axis={axis}"),
             &refs,
             &out,

@@ -175,8 +175,14 @@ impl Tensor {
                 Ok(vec![Some(dx)])
             });
         }
-        crate::trace::record_other(
+        let spec = crate::trace::ConvSpec::new((h, w), (oh, ow), k, s, (1, 1), (pt, pl), 1);
+        crate::trace::record(
             op,
+            crate::trace::OpKind::Pool2d {
+                max: kind == PoolKind::Max,
+                ksize: k,
+                spec,
+            },
             move || format!("ksize={k:?}, strides={s:?}, padding={p:?}"),
             &[self],
             &out,

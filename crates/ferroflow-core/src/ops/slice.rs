@@ -67,8 +67,11 @@ impl Tensor {
             });
         }
         let (b, sz) = (begin.to_vec(), size.to_vec());
-        crate::trace::record_other(
+        crate::trace::record(
             "slice",
+            crate::trace::OpKind::Slice {
+                begin: begin.to_vec(),
+            },
             || format!("begin={begin:?}, size={size:?}"),
             &[self],
             &view,

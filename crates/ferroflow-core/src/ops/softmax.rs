@@ -52,9 +52,14 @@ impl Tensor {
                     Ok(vec![Some(gx)])
                 });
             }
-            crate::trace::record_other(op, String::new, &[x], &y, move |t| {
-                t[0].softmax_impl(op, -1, log)
-            });
+            crate::trace::record(
+                op,
+                crate::trace::OpKind::Softmax { log },
+                String::new,
+                &[x],
+                &y,
+                move |t| t[0].softmax_impl(op, -1, log),
+            );
             Ok(y)
         })
     }

@@ -1,0 +1,284 @@
+//! Export: trace, lower every node through the [`registry`](crate::registry), write the
+//! model.
+
+use crate::builder::Builder;
+use crate::proto::{
+    self, tensor_shape_proto::dimension, type_proto, GraphProto, ModelProto, OperatorSetIdProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use crate::registry::{lower, Lowering, ValueMeta};
+use crate::tensor::{onnx_dtype, to_proto};
+use ferroflow_core::{Error, Result, Tensor};
+use ferroflow_graph::{ConcreteFunction, Graph, NodeKind, OptLevel, TensorSpec, Value};
+use ferroflow_keras::Model;
+use std::collections::HashMap;
+
+/// How to export.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// The ONNX opset (13 to 21).
+    pub opset: i64,
+    /// Keep `None` axes of the input specs symbolic (else they are fixed at 1).
+    pub dynamic_batch: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            opset: crate::DEFAULT_OPSET,
+            dynamic_batch: true,
+        }
+    }
+}
+
+/// Exports a Keras model's inference pass (`model(x, training=False)`), with the model's
+/// input and output names.
+pub fn export_model(model: &Model, opts: &ExportOptions) -> Result<ModelProto> {
+    let specs = model.input_specs().ok_or_else(|| {
+        Error::invalid(
+            "onnx export",
+            format!(
+                "model '{}' is not built: its input shapes are unknown",
+                model.name()
+            ),
+        )
+    })?;
+    let specs: Vec<TensorSpec> = specs
+        .iter()
+        .map(|s| TensorSpec::new(&s.shape, s.dtype))
+        .collect();
+    export_function(
+        model.name(),
+        |x| model.call(x, false),
+        &specs,
+        &model.input_names(),
+        &model.output_names(),
+        opts,
+    )
+}
+
+/// Exports a closure over tensors of `specs` (`None` axes stay symbolic), naming its
+/// inputs and outputs (`input_i` / `output_i` where names run short).
+pub fn export_function(
+    name: &str,
+    f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>>,
+    specs: &[TensorSpec],
+    input_names: &[String],
+    output_names: &[String],
+    opts: &ExportOptions,
+) -> Result<ModelProto> {
+    if !crate::OPSETS.contains(&opts.opset) {
+        return Err(Error::invalid(
+            "onnx export",
+            format!(
+                "opset {} is not supported (supported: {} to {})",
+                opts.opset,
+                crate::OPSETS.start(),
+                crate::OPSETS.end()
+            ),
+        ));
+    }
+    let dynamic = opts.dynamic_batch && specs.iter().any(|s| s.shape.contains(&None));
+    let trace = |size: usize| -> Result<Graph> {
+        let args = specs
+            .iter()
+            .map(|s| example(s, if opts.dynamic_batch { size } else { 1 }))
+            .collect::<Result<Vec<_>>>()?;
+        let (cf, _) = ConcreteFunction::trace(name, |x| f(x), &args, OptLevel::Basic)?;
+        Ok(cf.graph().clone())
+    };
+    let g = trace(2)?;
+    let meta = if dynamic {
+        crate::dynamic::value_meta(&g, &trace(3)?)?
+    } else {
+        crate::dynamic::value_meta(&g, &g)?
+    };
+    let input_names: Vec<String> = (0..specs.len())
+        .map(|i| {
+            input_names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("input_{i}"))
+        })
+        .collect();
+    let output_names: Vec<String> = (0..g.outputs.len())
+        .map(|i| {
+            output_names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("output_{i}"))
+        })
+        .collect();
+    let graph = lower_graph(name, &g, &meta, &input_names, &output_names, opts.opset)?;
+    Ok(ModelProto {
+        ir_version: Some(ir_version(opts.opset)),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opts.opset),
+        }],
+        producer_name: Some("ferroflow".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        graph: Some(graph),
+        ..Default::default()
+    })
+}
+
+/// The model's protobuf encoding (the `.onnx` file's bytes).
+pub fn to_bytes(model: &ModelProto) -> Vec<u8> {
+    prost::Message::encode_to_vec(model)
+}
+
+/// Writes a model to `path`.
+pub fn save_model(model: &ModelProto, path: impl AsRef<std::path::Path>) -> Result<()> {
+    let path = path.as_ref();
+    std::fs::write(path, to_bytes(model)).map_err(|e| {
+        Error::invalid(
+            "onnx export",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })
+}
+
+/// The IR version that goes with an opset (ONNX's versioning table).
+fn ir_version(opset: i64) -> i64 {
+    match opset {
+        ..=14 => 7,
+        15..=18 => 8,
+        19..=20 => 9,
+        _ => 10,
+    }
+}
+
+/// A tensor that fits `spec` with `size` on its `None` axes (ones: valid as indices and
+/// as data).
+fn example(spec: &TensorSpec, size: usize) -> Result<Tensor> {
+    let shape: Vec<usize> = spec.shape.iter().map(|d| d.unwrap_or(size)).collect();
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(vec![0.0f32; n], &shape)?.cast(spec.dtype)
+}
+
+fn lower_graph(
+    name: &str,
+    g: &Graph,
+    meta: &[Vec<ValueMeta>],
+    input_names: &[String],
+    output_names: &[String],
+    opset: i64,
+) -> Result<GraphProto> {
+    let mut b = Builder::new(opset, input_names.iter().chain(output_names).cloned());
+    let mut names: HashMap<Value, String> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        let outs: Result<Vec<String>> = match &node.kind {
+            NodeKind::Input(k) => Ok(vec![input_names[*k].clone()]),
+            NodeKind::Const(t) if meta[i][0].dynamic.contains(&true) => Err(Error::invalid(
+                "onnx export",
+                format!(
+                    "a constant of shape {:?} changes with the batch size; export with a fixed batch size",
+                    t.shape()
+                ),
+            )),
+            NodeKind::Const(t) => Ok(vec![b.initializer("const", to_proto("", t))]),
+            NodeKind::ReadVariable(v) => Ok(vec![b.initializer(v.name(), to_proto("", &v.value()))]),
+            NodeKind::Op { name, kind, .. } => {
+                let inputs: Vec<String> = node.inputs.iter().map(|v| names[v].clone()).collect();
+                let input_meta: Vec<ValueMeta> =
+                    node.inputs.iter().map(|v| meta[v.node][v.output].clone()).collect();
+                lower(
+                    &mut b,
+                    kind,
+                    &Lowering {
+                        op: name,
+                        inputs: &inputs,
+                        input_meta: &input_meta,
+                        output_meta: &meta[i],
+                    },
+                )
+            }
+            other => Err(Error::invalid(
+                "onnx export",
+                format!("{} has no ONNX form (export an inference function)", other.name()),
+            )),
+        };
+        let outs = outs.unwrap_or_else(|e| {
+            problems.push(format!("node {i} ({}): {e}", node.kind.name()));
+            (0..node.outputs.len())
+                .map(|o| format!("unlowered_{i}_{o}"))
+                .collect()
+        });
+        for (o, n) in outs.into_iter().enumerate() {
+            names.insert(Value { node: i, output: o }, n);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::invalid(
+            "onnx export",
+            format!(
+                "'{name}' has {} node(s) that do not export:\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ),
+        ));
+    }
+    for (v, out) in g.outputs.iter().zip(output_names) {
+        b.node_to("Identity", &[&names[v]], out, vec![]);
+    }
+    let input_meta = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| match n.kind {
+            NodeKind::Input(k) => Some((k, &meta[i][0])),
+            _ => None,
+        });
+    let mut inputs: Vec<(usize, &ValueMeta)> = input_meta.collect();
+    inputs.sort_by_key(|(k, _)| *k);
+    Ok(GraphProto {
+        name: Some(name.to_string()),
+        node: std::mem::take(&mut b.nodes),
+        initializer: std::mem::take(&mut b.initializers),
+        input: inputs
+            .iter()
+            .map(|(k, m)| value_info(&input_names[*k], m))
+            .collect(),
+        output: g
+            .outputs
+            .iter()
+            .zip(output_names)
+            .map(|(v, n)| value_info(n, &meta[v.node][v.output]))
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// A graph input's or output's declared type: symbolic `batch` for a dynamic first axis,
+/// an unnamed dimension for any other dynamic axis.
+fn value_info(name: &str, m: &ValueMeta) -> ValueInfoProto {
+    let dim = |(i, (&d, &dy)): (usize, (&usize, &bool))| proto::tensor_shape_proto::Dimension {
+        value: Some(match (dy, i) {
+            (false, _) => dimension::Value::DimValue(d as i64),
+            (true, 0) => dimension::Value::DimParam("batch".into()),
+            (true, _) => dimension::Value::DimParam(format!("{name}_dim{i}")),
+        }),
+        ..Default::default()
+    };
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(onnx_dtype(m.dtype) as i32),
+                shape: Some(TensorShapeProto {
+                    dim: m
+                        .shape
+                        .iter()
+                        .zip(&m.dynamic)
+                        .enumerate()
+                        .map(dim)
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
