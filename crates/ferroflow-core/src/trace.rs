@@ -92,6 +92,14 @@ pub enum OpKind {
     Clip,
     /// Returns its input (a copy or a gradient boundary).
     Identity,
+    /// Output index `(i0, i1, ...)` takes input `(maps[0][i0], maps[1][i1], ...)`, or
+    /// `fill` where an entry is `None`: pad, tile, reverse and upsampling.
+    Remap {
+        /// One index map per axis.
+        maps: Arc<Vec<Vec<Option<usize>>>>,
+        /// The padding value.
+        fill: f64,
+    },
     /// Any other op (replayed as is).
     Other,
 }

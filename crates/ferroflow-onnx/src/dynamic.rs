@@ -4,7 +4,7 @@
 
 use crate::registry::ValueMeta;
 use ferroflow_core::{Error, Result};
-use ferroflow_graph::Graph;
+use ferroflow_graph::{Graph, NodeKind};
 
 /// The facts of every node's outputs (`[node][output]`), from graph `a` traced at the
 /// first sizes and `b` at the second (the same graph when nothing is dynamic).
@@ -29,7 +29,7 @@ pub fn value_meta(a: &Graph, b: &Graph) -> Result<Vec<Vec<ValueMeta>>> {
         .zip(&b.nodes)
         .enumerate()
         .map(|(i, (na, nb))| {
-            if na.kind.name() != nb.kind.name() || na.inputs != nb.inputs {
+            if what(&na.kind) != what(&nb.kind) || na.inputs != nb.inputs {
                 return Err(differ(format!(
                     "node {i} is {} at one size, {} at another",
                     na.kind.name(),
@@ -57,4 +57,13 @@ pub fn value_meta(a: &Graph, b: &Graph) -> Result<Vec<Vec<ValueMeta>>> {
                 .collect()
         })
         .collect()
+}
+
+/// What a node is, without the attributes that may follow the batch (a reshape's shape).
+fn what(kind: &NodeKind) -> String {
+    match kind {
+        NodeKind::Op { name, .. } => (*name).to_string(),
+        NodeKind::Const(t) => format!("const {} rank {}", t.dtype(), t.rank()),
+        other => other.name(),
+    }
 }

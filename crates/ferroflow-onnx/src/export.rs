@@ -87,9 +87,9 @@ pub fn export_function(
         let (cf, _) = ConcreteFunction::trace(name, |x| f(x), &args, OptLevel::Basic)?;
         Ok(cf.graph().clone())
     };
-    let g = trace(2)?;
+    let g = trace(EXAMPLE_SIZES.0)?;
     let meta = if dynamic {
-        crate::dynamic::value_meta(&g, &trace(3)?)?
+        crate::dynamic::value_meta(&g, &trace(EXAMPLE_SIZES.1)?)?
     } else {
         crate::dynamic::value_meta(&g, &g)?
     };
@@ -139,6 +139,9 @@ pub fn save_model(model: &ModelProto, path: impl AsRef<std::path::Path>) -> Resu
     })
 }
 
+/// The sizes a `None` axis takes in the two traces.
+const EXAMPLE_SIZES: (usize, usize) = (2, 3);
+
 /// The IR version that goes with an opset (ONNX's versioning table).
 fn ir_version(opset: i64) -> i64 {
     match opset {
@@ -171,13 +174,9 @@ fn lower_graph(
     for (i, node) in g.nodes.iter().enumerate() {
         let outs: Result<Vec<String>> = match &node.kind {
             NodeKind::Input(k) => Ok(vec![input_names[*k].clone()]),
-            NodeKind::Const(t) if meta[i][0].dynamic.contains(&true) => Err(Error::invalid(
-                "onnx export",
-                format!(
-                    "a constant of shape {:?} changes with the batch size; export with a fixed batch size",
-                    t.shape()
-                ),
-            )),
+            NodeKind::Const(t) if meta[i][0].dynamic.contains(&true) => {
+                batch_sized_fill(&mut b, t, &meta[i][0], g, meta, input_names).map(|n| vec![n])
+            }
             NodeKind::Const(t) => Ok(vec![b.initializer("const", to_proto("", t))]),
             NodeKind::ReadVariable(v) => Ok(vec![b.initializer(v.name(), to_proto("", &v.value()))]),
             NodeKind::Op { name, kind, .. } => {
@@ -249,6 +248,70 @@ fn lower_graph(
             .collect(),
         ..Default::default()
     })
+}
+
+/// A constant whose size follows the batch (an RNN's zero initial state): it must hold
+/// one value throughout, and is built at run time as that value expanded to a shape whose
+/// dynamic sizes are read from the one input axis that is dynamic.
+fn batch_sized_fill(
+    b: &mut Builder,
+    t: &Tensor,
+    m: &ValueMeta,
+    g: &Graph,
+    meta: &[Vec<ValueMeta>],
+    input_names: &[String],
+) -> Result<String> {
+    let refuse = |why: &str| {
+        Error::invalid(
+            "onnx export",
+            format!(
+                "a constant of shape {:?} changes with the batch size ({why}); export with a fixed batch size",
+                t.shape()
+            ),
+        )
+    };
+    let values = t.cast(ferroflow_core::DType::F64)?.to_vec::<f64>()?;
+    if values.iter().any(|v| v.to_bits() != values[0].to_bits()) {
+        return Err(refuse("its values differ"));
+    }
+    let axes: Vec<(usize, usize)> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| match n.kind {
+            NodeKind::Input(k) => Some((i, k)),
+            _ => None,
+        })
+        .flat_map(|(i, k)| {
+            meta[i][0]
+                .dynamic
+                .iter()
+                .enumerate()
+                .filter(|(_, &d)| d)
+                .map(move |(a, _)| (k, a))
+        })
+        .collect();
+    let [(k, axis)] = axes[..] else {
+        return Err(refuse("more than one input axis is dynamic"));
+    };
+    let shape = b.node("Shape", &[&input_names[k]], vec![]);
+    let at = b.int64s("axis", &[axis as i64]);
+    let batch = b.node("Gather", &[&shape, &at], vec![crate::builder::int("axis", 0)]);
+    let mut dims = Vec::new();
+    for (&d, &dy) in m.shape.iter().zip(&m.dynamic) {
+        if !dy {
+            dims.push(b.int64s("dim", &[d as i64]));
+        } else if d == EXAMPLE_SIZES.0 {
+            dims.push(batch.clone());
+        } else {
+            return Err(refuse("a size that is a multiple of the batch"));
+        }
+    }
+    let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
+    let target = b.node("Concat", &dims, vec![crate::builder::int("axis", 0)]);
+    let scalar = Tensor::scalar(values.first().copied().unwrap_or(0.0)).cast(t.dtype())?;
+    let v = b.initializer("fill", to_proto("", &scalar));
+    Ok(b.node("Expand", &[&v, &target], vec![]))
 }
 
 /// A graph input's or output's declared type: symbolic `batch` for a dynamic first axis,

@@ -185,11 +185,46 @@ pub fn lower(b: &mut Builder, kind: &OpKind, l: &Lowering) -> Result<Vec<String>
             one(b.node("Min", &[&lo, l.x(2)], vec![]))
         }
         OpKind::Identity => one(b.node("Identity", &[l.x(0)], vec![])),
+        OpKind::Remap { maps, fill } => one(remap(b, maps, *fill, l)?),
         OpKind::Random => {
             Err(l.unsupported("random draws do not export (export the inference graph)"))
         }
         OpKind::Other => Err(l.unsupported("no ONNX lowering")),
     }
+}
+
+/// A remap as one Gather of constant indices per axis that moves; an axis with `None`
+/// entries is first padded by one `fill` element, which they then index.
+fn remap(b: &mut Builder, maps: &[Vec<Option<usize>>], fill: f64, l: &Lowering) -> Result<String> {
+    let from = &l.input_meta[0];
+    let rank = from.shape.len();
+    let mut x = l.x(0).to_string();
+    for (a, map) in maps.iter().enumerate() {
+        let n = from.shape[a];
+        let identity = map.len() == n && map.iter().enumerate().all(|(i, &m)| m == Some(i));
+        if identity && from.dynamic[a] == l.output_meta[0].dynamic[a] {
+            continue;
+        }
+        if from.dynamic[a] || l.output_meta[0].dynamic[a] {
+            return Err(l.unsupported(format!(
+                "padding, tiling or reversing axis {a}, whose size follows the batch, needs a fixed batch"
+            )));
+        }
+        if map.contains(&None) {
+            let mut pads = vec![0i64; 2 * rank];
+            pads[rank + a] = 1;
+            let p = b.int64s("pads", &pads);
+            let v = constant(b, from.dtype, fill)?;
+            x = b.node("Pad", &[&x, &p, &v], vec![string("mode", "constant")]);
+        }
+        let idx: Vec<i64> = map.iter().map(|m| m.unwrap_or(n) as i64).collect();
+        let i = b.int64s("indices", &idx);
+        x = b.node("Gather", &[&x, &i], vec![int("axis", a as i64)]);
+    }
+    if x == l.x(0) {
+        x = b.node("Identity", &[&x], vec![]);
+    }
+    Ok(x)
 }
 
 /// `strides`, `dilations` and `pads` of a window op.

@@ -31,8 +31,12 @@ impl Tensor {
         let out = self.remap_axes_kernel(&maps, fill)?;
         if crate::trace::is_tracing() {
             let m = std::sync::Arc::new(maps.clone());
-            crate::trace::record_other(
+            crate::trace::record(
                 "remap_axes",
+                crate::trace::OpKind::Remap {
+                    maps: m.clone(),
+                    fill,
+                },
                 || format!("maps#{:016x}, fill={fill}", maps_hash(&maps)),
                 &[self],
                 &out,
