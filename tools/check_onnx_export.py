@@ -97,7 +97,7 @@ def main():
     for path in sorted(glob.glob(os.path.join(args.apps or "", "*.keras"))) if args.apps else []:
         name = os.path.splitext(os.path.basename(path))[0]
         shape = onnx_input_shape(args.ff, path, args.work, name)
-        x = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype(np.float32)
+        x = np.random.default_rng(0).uniform(0, 255, (1, *shape)).astype(np.float32)
         ok &= check_model(args.ff, args.work, name, path, [x], 1e-4)
     fn = os.path.join(args.work, "function")
     run([os.path.join(os.path.dirname(args.ff), "examples", "onnx_function"), fn])

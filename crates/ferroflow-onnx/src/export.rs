@@ -178,11 +178,16 @@ fn lower_graph(
                 batch_sized_fill(&mut b, t, &meta[i][0], g, meta, input_names).map(|n| vec![n])
             }
             NodeKind::Const(t) => Ok(vec![b.initializer("const", to_proto("", t))]),
-            NodeKind::ReadVariable(v) => Ok(vec![b.initializer(v.name(), to_proto("", &v.value()))]),
+            NodeKind::ReadVariable(v) => {
+                Ok(vec![b.initializer(v.name(), to_proto("", &v.value()))])
+            }
             NodeKind::Op { name, kind, .. } => {
                 let inputs: Vec<String> = node.inputs.iter().map(|v| names[v].clone()).collect();
-                let input_meta: Vec<ValueMeta> =
-                    node.inputs.iter().map(|v| meta[v.node][v.output].clone()).collect();
+                let input_meta: Vec<ValueMeta> = node
+                    .inputs
+                    .iter()
+                    .map(|v| meta[v.node][v.output].clone())
+                    .collect();
                 lower(
                     &mut b,
                     kind,
@@ -196,7 +201,10 @@ fn lower_graph(
             }
             other => Err(Error::invalid(
                 "onnx export",
-                format!("{} has no ONNX form (export an inference function)", other.name()),
+                format!(
+                    "{} has no ONNX form (export an inference function)",
+                    other.name()
+                ),
             )),
         };
         let outs = outs.unwrap_or_else(|e| {
@@ -296,7 +304,11 @@ fn batch_sized_fill(
     };
     let shape = b.node("Shape", &[&input_names[k]], vec![]);
     let at = b.int64s("axis", &[axis as i64]);
-    let batch = b.node("Gather", &[&shape, &at], vec![crate::builder::int("axis", 0)]);
+    let batch = b.node(
+        "Gather",
+        &[&shape, &at],
+        vec![crate::builder::int("axis", 0)],
+    );
     let mut dims = Vec::new();
     for (&d, &dy) in m.shape.iter().zip(&m.dynamic) {
         if !dy {

@@ -10,7 +10,11 @@ use ferroflow as ff;
 use ff::{DType, Tensor, TensorSpec};
 
 fn block(x: &Tensor, w: &Tensor, b: &Tensor) -> ff::Result<Tensor> {
-    let h = x.matmul(w)?.add(b)?.layer_norm(None, None, 1, 1e-5)?.gelu()?;
+    let h = x
+        .matmul(w)?
+        .add(b)?
+        .layer_norm(None, None, 1, 1e-5)?
+        .gelu()?;
     let r = h.add(x)?;
     let head = r.slice(&[0, 0], &[-1, 4])?;
     let both = Tensor::concat(&[r, head.tanh()?], -1)?;
@@ -19,7 +23,8 @@ fn block(x: &Tensor, w: &Tensor, b: &Tensor) -> ff::Result<Tensor> {
 
 fn main() -> ff::Result<()> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: onnx_function DIR"));
-    std::fs::create_dir_all(&dir).map_err(|e| ff::Error::invalid("onnx_function", e.to_string()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ff::Error::invalid("onnx_function", e.to_string()))?;
     let w = ff::random::normal(&[16, 16], 0.0, 0.3, DType::F32, Some(7))?;
     let b = ff::random::normal(&[16], 0.0, 0.1, DType::F32, Some(8))?;
     let spec = TensorSpec::new(&[None, Some(16)], DType::F32);

@@ -252,3 +252,39 @@ fn convert_to_keras_writes_an_archive_that_predicts_the_same() {
     }
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn convert_to_onnx_writes_a_model_and_refuses_quantisation() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ferroflow-keras/tests/fixtures/keras");
+    let out = tmp("to_onnx");
+    std::fs::create_dir_all(&out).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let file = out.join("cnn.onnx");
+    let (model, file_s) = (s(&fx.join("cnn.keras")), s(&file));
+    let args = [
+        "convert", "--model", &model, "--to", "onnx", "--output", &file_s,
+    ];
+    let stdout = String::from_utf8_lossy(&ferroflow(&args).stdout).to_string();
+    assert!(stdout.contains("opset 17"), "{stdout}");
+    let bytes = std::fs::read(&file).unwrap();
+    let m = <ferroflow::onnx::proto::ModelProto as prost::Message>::decode(&bytes[..]).unwrap();
+    assert_eq!(
+        m.graph.unwrap().input[0].name.as_deref(),
+        Some("input_layer")
+    );
+    for extra in [vec!["--quantize", "dynamic"], vec!["--opset", "9"]] {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(extra.iter().copied());
+        let bad = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
+            .args(&all)
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            err.contains("--quantize applies to --to tflite only")
+                || err.contains("opset 9 is not supported"),
+            "{err}"
+        );
+    }
+}
