@@ -93,10 +93,19 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
         DType::F64 => Tensor::from_vec(p.double_data.clone(), &shape),
         DType::I64 => Tensor::from_vec(p.int64_data.clone(), &shape),
         DType::I32 => Tensor::from_vec(p.int32_data.clone(), &shape),
-        _ => Err(Error::invalid(
-            "onnx",
-            format!("{}: {dt} needs raw_data", what()),
-        )),
+        // Narrow types sit one per int32 (float16/bfloat16 as their bit patterns).
+        DType::F16 | DType::BF16 => {
+            let bytes: Vec<u8> = p
+                .int32_data
+                .iter()
+                .flat_map(|&v| (v as u16).to_le_bytes())
+                .collect();
+            Tensor::from_le_bytes(dt, &shape, &bytes)
+        }
+        DType::Bool | DType::U8 | DType::I8 => {
+            let bytes: Vec<u8> = p.int32_data.iter().map(|&v| v as u8).collect();
+            Tensor::from_le_bytes(dt, &shape, &bytes)
+        }
     };
     t.map_err(|e| e.context(what()))
 }

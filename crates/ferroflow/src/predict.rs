@@ -89,6 +89,9 @@ pub fn run(model: &Path, inputs: &[PathBuf], output: &Path, batch_size: usize) -
     if model.extension().is_some_and(|e| e == "tflite") {
         return run_tflite(model, inputs, output);
     }
+    if model.extension().is_some_and(|e| e == "onnx") {
+        return run_onnx(model, inputs, output, batch_size);
+    }
     let m = ff::keras::load_model(model)?;
     let xs = read_inputs(inputs)?;
     let infos: Vec<InputInfo> = match m.input_specs() {
@@ -137,6 +140,58 @@ fn run_tflite(model: &Path, inputs: &[PathBuf], output: &Path) -> ff::Result<()>
     let name = model.file_name().map(|n| n.to_string_lossy().into_owned());
     let xs = feed(&name.unwrap_or_default(), &infos, xs, inputs)?;
     let outs = interp.run_float(&xs)?;
+    write_outputs(output, &outs)
+}
+
+/// Runs an `.onnx` file (one `.npy` per graph input, in the graph's order), in batches:
+/// of the model's own batch size where its inputs fix one, else of `batch_size`.
+fn run_onnx(model: &Path, inputs: &[PathBuf], output: &Path, batch_size: usize) -> ff::Result<()> {
+    let m = ff::onnx::load(model)?;
+    let xs = read_inputs(inputs)?;
+    let infos: Vec<InputInfo> = m
+        .model()
+        .inputs()
+        .iter()
+        .map(|i| InputInfo {
+            name: i.name.clone(),
+            dtype: i.dtype,
+            takes_float: false,
+        })
+        .collect();
+    let name = model.file_name().map(|n| n.to_string_lossy().into_owned());
+    let xs = feed(&name.unwrap_or_default(), &infos, xs, inputs)?;
+    let rows = xs
+        .first()
+        .and_then(|x| x.shape().first().copied())
+        .unwrap_or(0);
+    let batched = !xs.is_empty() && xs.iter().all(|x| x.rank() > 0 && x.shape()[0] == rows);
+    let fixed: Option<usize> = m
+        .model()
+        .inputs()
+        .first()
+        .and_then(|i| i.shape.first().copied().flatten());
+    let step = fixed.unwrap_or(batch_size.max(1));
+    if !batched || rows <= step || rows % step != 0 && fixed.is_some() {
+        return write_outputs(output, &m.call(&xs)?);
+    }
+    let mut parts: Vec<Vec<ff::Tensor>> = Vec::new();
+    for start in (0..rows).step_by(step) {
+        let n = step.min(rows - start);
+        let chunk = xs
+            .iter()
+            .map(|x| {
+                let mut size: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
+                size[0] = n as isize;
+                let mut begin = vec![0; x.rank()];
+                begin[0] = start;
+                x.slice(&begin, &size)
+            })
+            .collect::<ff::Result<Vec<_>>>()?;
+        parts.push(m.call(&chunk)?);
+    }
+    let outs = (0..parts[0].len())
+        .map(|k| ff::Tensor::concat(&parts.iter().map(|p| p[k].clone()).collect::<Vec<_>>(), 0))
+        .collect::<ff::Result<Vec<_>>>()?;
     write_outputs(output, &outs)
 }
 

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Exports PyTorch models to ONNX (random weights, fixed seed) with onnxruntime's outputs,
+for ferroflow's ONNX import check (tools/check_onnx_import.py).
+
+    python3 tools/make_onnx_import_fixtures.py DIR [--small]
+
+The small ones are committed in crates/ferroflow-onnx/tests/fixtures/import (regenerate
+with `--small` there); .ci/run generates the torchvision ones.
+
+DIR gets, per model, NAME.onnx, NAME_x0.npy... (inputs in graph order) and NAME_y0.npy...
+(onnxruntime's outputs, CPU, in graph order). The models: torchvision resnet18 and
+mobilenet_v2 (dynamic batch), an nn.TransformerEncoderLayer, an LSTM and a GRU with
+initial states as inputs and final states as outputs (bidirectional LSTM, batch_first
+GRU), a scripted module with an `If`, and a 1-D CNN with ConvTranspose, Resize and
+padding. `--small` skips the two torchvision models (~60 MB).
+"""
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn as nn
+import torchvision
+
+
+class Lstm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(8, 16, num_layers=1, bidirectional=True)
+
+    def forward(self, x, h0, c0):
+        y, (h, c) = self.rnn(x, (h0, c0))
+        return y, h, c
+
+
+class Gru(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(8, 12, batch_first=True)
+
+    def forward(self, x, h0):
+        y, h = self.rnn(x, h0)
+        return y, h
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, batch_first=True)
+
+    def forward(self, x):
+        return self.layer(x, src_mask=None, is_causal=False)
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        if bool(x.sum() > 0):
+            return torch.relu(x) * 2.0
+        return x - 1.0
+
+
+class Signal(nn.Module):
+    """1-D convolutions, a transposed one, upsampling, padding, pooling and a reduction."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 8, 5, stride=2, padding=2)
+        self.c2 = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = torch.nn.functional.hardswish(self.c1(x))  # [n, 8, 16]
+        y = y.unsqueeze(2)  # [n, 8, 1, 16]
+        y = self.bn(self.c2(y))  # [n, 4, 2, 32]
+        y = torch.nn.functional.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+        y = torch.nn.functional.pad(y, (1, 2, 0, 1))
+        y = torch.nn.functional.avg_pool2d(y, 3, stride=2, padding=1, count_include_pad=False)
+        return torch.nn.functional.leaky_relu(y.mean(dim=(2,)), 0.1)
+
+
+def export(directory, name, module, inputs, opset, dynamic=None, script=False):
+    module.eval()
+    path = os.path.join(directory, f"{name}.onnx")
+    names = [f"input_{i}" for i in range(len(inputs))]
+    m = torch.jit.script(module) if script else module
+    with torch.no_grad():
+        torch.onnx.export(m, tuple(torch.from_numpy(x) for x in inputs), path, opset_version=opset,
+                          input_names=names, dynamic_axes=dynamic, dynamo=False)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {i.name: x for i, x in zip(sess.get_inputs(), inputs)}
+    outs = sess.run(None, feeds)
+    for i, x in enumerate(inputs):
+        np.save(os.path.join(directory, f"{name}_x{i}.npy"), x)
+    for i, y in enumerate(outs):
+        np.save(os.path.join(directory, f"{name}_y{i}.npy"), y)
+    print(f"wrote {name} (opset {opset}, {len(inputs)} inputs, {len(outs)} outputs)")
+
+
+def main():
+    directory = sys.argv[1]
+    small = "--small" in sys.argv
+    os.makedirs(directory, exist_ok=True)
+    torch.manual_seed(0)
+    # The fused inference kernel of nn.TransformerEncoderLayer has no ONNX form.
+    torch.backends.mha.set_fastpath_enabled(False)
+    rng = np.random.default_rng(0)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
+    batch = {"input_0": {0: "batch"}}
+    if not small:
+        export(directory, "resnet18", torchvision.models.resnet18(weights=None), [f32(2, 3, 224, 224)], 17, batch)
+        export(directory, "mobilenet_v2", torchvision.models.mobilenet_v2(weights=None), [f32(2, 3, 224, 224)], 13, batch)
+    export(directory, "transformer_encoder", Encoder(), [f32(2, 10, 32)], 17)
+    export(directory, "lstm_state", Lstm(), [f32(7, 3, 8), f32(2, 3, 16), f32(2, 3, 16)], 14)
+    export(directory, "gru_state", Gru(), [f32(3, 7, 8), f32(1, 3, 12)], 11)
+    # The same scripted `If` once down each branch.
+    export(directory, "branchy_if_then", Branchy(), [np.abs(f32(2, 5))], 16, script=True)
+    export(directory, "branchy_if_else", Branchy(), [-np.abs(f32(2, 5))], 16, script=True)
+    export(directory, "signal_cnn", Signal(), [f32(2, 3, 32)], 18)
+
+
+if __name__ == "__main__":
+    main()
