@@ -11,8 +11,9 @@ DIR gets, per model, NAME.onnx, NAME_x0.npy... (inputs in graph order) and NAME_
 (onnxruntime's outputs, CPU, in graph order). The models: torchvision resnet18 and
 mobilenet_v2 (dynamic batch), an nn.TransformerEncoderLayer, an LSTM and a GRU with
 initial states as inputs and final states as outputs (bidirectional LSTM, batch_first
-GRU), a scripted module with an `If`, and a 1-D CNN with ConvTranspose, Resize and
-padding. `--small` skips the two torchvision models (~60 MB).
+GRU), a scripted module with an `If` (run down each branch), a 1-D CNN with ConvTranspose,
+Resize and padding; and two Keras models through tf2onnx (a CNN with batch norm and a
+depthwise convolution; embedding, Conv1D, LSTM). `--small` skips the two torchvision models (~60 MB).
 """
 import os
 import sys
@@ -79,6 +80,52 @@ class Signal(nn.Module):
         return torch.nn.functional.leaky_relu(y.mean(dim=(2,)), 0.1)
 
 
+def keras_models():
+    """Two Keras models for tf2onnx: a CNN (NHWC, batch norm, pooling) and a text model
+    (embedding, 1-D convolution, LSTM)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    cnn = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x))
+    tokens = keras.Input((12,), dtype="int32")
+    y = keras.layers.Embedding(50, 8)(tokens)
+    y = keras.layers.Conv1D(8, 3, padding="same", activation="tanh")(y)
+    y = keras.layers.LSTM(16)(y)
+    text = keras.Model(tokens, keras.layers.Dense(3)(y))
+    rng = np.random.default_rng(1)
+    return [("keras_cnn_tf2onnx", cnn, [rng.standard_normal((3, 16, 16, 3)).astype(np.float32)]),
+            ("keras_text_tf2onnx", text, [rng.integers(0, 50, (3, 12)).astype(np.int32)])]
+
+
+def export_keras(directory, name, model, inputs, opset):
+    """Keras -> SavedModel -> tf2onnx, then onnxruntime's outputs."""
+    import subprocess
+    import tempfile
+    saved = tempfile.mkdtemp()
+    model.export(saved, verbose=False)
+    path = os.path.join(directory, f"{name}.onnx")
+    subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved, "--output", path,
+                    "--opset", str(opset)], check=True, capture_output=True)
+    save_outputs(directory, name, path, inputs)
+
+
+def save_outputs(directory, name, path, inputs):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {i.name: x for i, x in zip(sess.get_inputs(), inputs)}
+    outs = sess.run(None, feeds)
+    for i, x in enumerate(inputs):
+        np.save(os.path.join(directory, f"{name}_x{i}.npy"), x)
+    for i, y in enumerate(outs):
+        np.save(os.path.join(directory, f"{name}_y{i}.npy"), y)
+    print(f"wrote {name} ({len(inputs)} inputs, {len(outs)} outputs)")
+
+
 def export(directory, name, module, inputs, opset, dynamic=None, script=False):
     module.eval()
     path = os.path.join(directory, f"{name}.onnx")
@@ -87,14 +134,7 @@ def export(directory, name, module, inputs, opset, dynamic=None, script=False):
     with torch.no_grad():
         torch.onnx.export(m, tuple(torch.from_numpy(x) for x in inputs), path, opset_version=opset,
                           input_names=names, dynamic_axes=dynamic, dynamo=False)
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feeds = {i.name: x for i, x in zip(sess.get_inputs(), inputs)}
-    outs = sess.run(None, feeds)
-    for i, x in enumerate(inputs):
-        np.save(os.path.join(directory, f"{name}_x{i}.npy"), x)
-    for i, y in enumerate(outs):
-        np.save(os.path.join(directory, f"{name}_y{i}.npy"), y)
-    print(f"wrote {name} (opset {opset}, {len(inputs)} inputs, {len(outs)} outputs)")
+    save_outputs(directory, name, path, inputs)
 
 
 def main():
@@ -117,6 +157,8 @@ def main():
     export(directory, "branchy_if_then", Branchy(), [np.abs(f32(2, 5))], 16, script=True)
     export(directory, "branchy_if_else", Branchy(), [-np.abs(f32(2, 5))], 16, script=True)
     export(directory, "signal_cnn", Signal(), [f32(2, 3, 32)], 18)
+    for (name, model, inputs), opset in zip(keras_models(), (13, 15)):
+        export_keras(directory, name, model, inputs, opset)
 
 
 if __name__ == "__main__":
