@@ -1,6 +1,6 @@
 //! A loaded model version behind one interface: its signature (named, typed inputs and
-//! outputs) and a batched `run`. Saved ferroflow (Keras) models and `.tflite` files are
-//! both servables.
+//! outputs) and a batched `run`. Saved ferroflow (Keras) models, `.tflite` files and
+//! `.onnx` files are servables.
 
 use crate::error::{ServeError, ServeResult};
 use ferroflow_core::{DType, Tensor};
@@ -117,9 +117,12 @@ pub fn load(dir: &Path) -> Result<Box<dyn Servable>, String> {
         [one] if one.extension().is_some_and(|e| e == "keras") => {
             KerasServable::load(one).map(|s| Box::new(s) as Box<dyn Servable>)
         }
+        [one] if one.extension().is_some_and(|e| e == "onnx") => {
+            OnnxServable::load(one).map(|s| Box::new(s) as Box<dyn Servable>)
+        }
         [one] => TfliteServable::load(one).map(|s| Box::new(s) as Box<dyn Servable>),
         [] => Err(format!(
-            "{}: no saved model (config.json), .keras or .tflite file",
+            "{}: no saved model (config.json), .keras, .tflite or .onnx file",
             dir.display()
         )),
         many => Err(format!(
@@ -134,12 +137,16 @@ pub fn load(dir: &Path) -> Result<Box<dyn Servable>, String> {
     }
 }
 
-/// The `.keras` and `.tflite` files of a directory, sorted.
+/// The model files (`.keras`, `.tflite`, `.onnx`) of a directory, sorted.
 fn model_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut out: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "tflite" || e == "keras") && p.is_file())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "tflite" || e == "keras" || e == "onnx")
+                && p.is_file()
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -405,6 +412,83 @@ impl Servable for TfliteServable {
 
     fn kind(&self) -> &'static str {
         "tflite"
+    }
+}
+
+/// An `.onnx` file, imported and compiled with `function`. A model whose inputs fix the
+/// batch size (PyTorch exports often fix it at 1) is served with any batch size, run in
+/// chunks of its own.
+pub struct OnnxServable {
+    model: ferroflow_onnx::CompiledOnnx,
+    fixed_batch: Option<usize>,
+    signature: Signature,
+}
+
+impl OnnxServable {
+    /// Loads, validates and compiles an `.onnx` file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let model = ferroflow_onnx::load(path).map_err(|e| e.to_string())?;
+        let m = model.model();
+        let fixed_batch = m
+            .inputs()
+            .first()
+            .and_then(|i| i.shape.first().copied().flatten());
+        let info = |i: &ferroflow_onnx::import::InputInfo| TensorInfo {
+            name: i.name.clone(),
+            dtype: i.dtype,
+            shape: i
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(k, &d)| if k == 0 { None } else { d })
+                .collect(),
+        };
+        let inputs: Vec<TensorInfo> = m.inputs().iter().map(info).collect();
+        if let Some(t) = inputs.iter().find(|t| t.shape.is_empty()) {
+            return Err(format!(
+                "{}: input '{}' is a scalar; a served model needs a batch dimension",
+                path.display(),
+                t.name
+            ));
+        }
+        let outputs = m.outputs().iter().map(info).collect();
+        Ok(OnnxServable {
+            model,
+            fixed_batch,
+            signature: Signature { inputs, outputs },
+        })
+    }
+}
+
+impl Servable for OnnxServable {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn run(&self, inputs: &[Tensor]) -> ServeResult<Vec<Tensor>> {
+        let rows = self.signature.check(inputs)?;
+        let step = match self.fixed_batch {
+            Some(b) if b != rows => b,
+            _ => return Ok(self.model.call(inputs)?),
+        };
+        if step == 0 || rows % step != 0 {
+            return Err(ServeError::invalid(format!(
+                "the model takes batches of {step} rows; {rows} rows is not a multiple"
+            )));
+        }
+        let mut parts = Vec::new();
+        for start in (0..rows).step_by(step) {
+            let chunk = slice_rows(inputs, start, start + step)?;
+            parts.push(self.model.call(&chunk)?);
+        }
+        let n = parts.first().map_or(0, Vec::len);
+        Ok((0..n)
+            .map(|k| Tensor::concat(&parts.iter().map(|p| p[k].clone()).collect::<Vec<_>>(), 0))
+            .collect::<ferroflow_core::Result<_>>()?)
+    }
+
+    fn kind(&self) -> &'static str {
+        "onnx"
     }
 }
 

@@ -679,6 +679,31 @@ fn tflite_versions_are_served() {
 }
 
 #[test]
+fn onnx_versions_are_served() {
+    // ferroflow's own ONNX export of the MLP, served from a version folder.
+    let base = tmp("onnx");
+    let m = mlp();
+    std::fs::create_dir_all(base.join("1")).unwrap();
+    let exported =
+        ferroflow::onnx::export_model(&m, &ferroflow::onnx::ExportOptions::default()).unwrap();
+    ferroflow::onnx::save_model(&exported, base.join("1/model.onnx")).unwrap();
+    let s = Server::start(&[
+        "--model_name",
+        "onnx",
+        "--model_base_path",
+        base.to_str().unwrap(),
+    ]);
+    let x = rows(3, 4, 0.4);
+    let (code, v) = s.post("/v1/models/onnx:predict", &instances(&x));
+    assert_eq!(code, 200, "{v}");
+    assert_close(&numbers(&v["predictions"]), &predict(&m, &[tensor(&x)])[0]);
+    let (code, v) = s.post("/v1/models/onnx:predict", &instances(&rows(2, 5, 0.1)));
+    assert_eq!(code, 400, "{v}");
+    let log = s.log.lock().unwrap().join("\n");
+    assert!(log.contains("(onnx)"), "{log}");
+}
+
+#[test]
 fn sigterm_lets_an_in_flight_request_finish() {
     let (_m, mut s, _base) = serve_mlp("sigterm", &[]);
     let addr = s.url.trim_start_matches("http://").to_string();

@@ -49,6 +49,7 @@ pub struct OnnxModel {
     initializers: HashMap<String, Tensor>,
     inputs: Vec<InputInfo>,
     outputs: Vec<String>,
+    output_infos: Vec<InputInfo>,
     control_flow: bool,
 }
 
@@ -146,12 +147,24 @@ impl OnnxModel {
                 ),
             ));
         }
+        let output_infos = graph
+            .output
+            .iter()
+            .map(|v| {
+                input_info(v).unwrap_or_else(|_| InputInfo {
+                    name: v.name.clone().unwrap_or_default(),
+                    shape: Vec::new(),
+                    dtype: DType::F32,
+                })
+            })
+            .collect();
         Ok(OnnxModel {
             opset,
             graph,
             initializers,
             inputs,
             outputs,
+            output_infos,
             control_flow,
         })
     }
@@ -159,6 +172,12 @@ impl OnnxModel {
     /// The inputs to feed, in order.
     pub fn inputs(&self) -> &[InputInfo] {
         &self.inputs
+    }
+
+    /// The outputs as the graph declares them (element type float32 and no shape where
+    /// it declares none).
+    pub fn outputs(&self) -> &[InputInfo] {
+        &self.output_infos
     }
 
     /// The output names, in order.
