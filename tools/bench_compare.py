@@ -27,7 +27,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web")
+SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web", "onnx")
 # Figures where smaller is better (times); the rest are rates.
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
@@ -706,6 +706,47 @@ def bench_serve_apis():
         print(f"{api:<6} {batch:>5} {conns:>5} {r['rps']:>11.1f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
 
 
+ONNX_DIR = os.path.join(ROOT, "target", "bench-onnx")
+
+
+def bench_onnx(reps):
+    """Batch-1 and batch-16 latency (p50) of torchvision resnet18 and mobilenet_v2 exported
+    to ONNX (random weights), imported by ferroflow against onnxruntime's CPU provider with
+    2 threads, in the same run."""
+    import numpy as np
+    import onnxruntime as ort
+    if not os.path.exists(os.path.join(ONNX_DIR, "mobilenet_v2.onnx")):
+        subprocess.check_call([sys.executable, os.path.join(ROOT, "tools", "make_onnx_import_fixtures.py"),
+                               ONNX_DIR], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    for name in ("resnet18", "mobilenet_v2"):
+        path = os.path.join(ONNX_DIR, f"{name}.onnx")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        for batch in (1, 16):
+            x = np.random.default_rng(0).random((batch, 3, 224, 224), dtype=np.float32)
+            feed = {sess.get_inputs()[0].name: x}
+            sess.run(None, feed)
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                sess.run(None, feed)
+                times.append((time.perf_counter() - t) * 1e3)
+            ort_ms = float(np.median(times))
+            out = subprocess.check_output([ferroflow_exe(), "bench", "onnx", "--model", path, "--batch", str(batch),
+                                           "--reps", str(reps), "--json"], cwd=ROOT)
+            ff_ms = json.loads(out)[f"{name}_b{batch}_p50_ms"]
+            rows.append((name, batch, ff_ms, ort_ms))
+            print(f"RATIO onnx_{name}_b{batch}_vs_onnxruntime {ort_ms / ff_ms:.3f}")
+    print()
+    print(f"p50 latency (ms), {reps} calls; onnxruntime CPU with 2 threads")
+    print(f"{'model':<14} {'batch':>5} {'ferroflow':>10} {'onnxruntime':>12}")
+    for name, batch, ff_ms, ort_ms in rows:
+        print(f"{name:<14} {batch:>5} {ff_ms:>10.2f} {ort_ms:>12.2f}")
+
+
 def keras_server(base, mode):
     """A minimal TF-Serving-shaped HTTP server around a Keras model: the ferroflow saved
     model's config.json is Keras 3's serialisation, and its weights are keyed by Keras
@@ -778,6 +819,9 @@ def main():
         bench_serve_apis()
         return
     reps = int(os.environ.get("BENCH_REPS", "7"))
+    if suite == "onnx":
+        bench_onnx(int(os.environ.get("BENCH_REPS", "20")))
+        return
     if suite == "web":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_web

@@ -122,3 +122,18 @@ pub fn keras(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<(
     print(&stem(path), batch, p, json);
     Ok(())
 }
+
+/// Times an imported `.onnx` file (compiled with `function`).
+pub fn onnx(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<()> {
+    let model = ff::onnx::load(path)?;
+    let inputs = model
+        .model()
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| random_input(&t.shape, t.dtype, batch, i as u64))
+        .collect::<ff::Result<Vec<_>>>()?;
+    let p = percentiles(reps, || model.call(&inputs).map(|_| ()))?;
+    print(&stem(path), batch, p, json);
+    Ok(())
+}

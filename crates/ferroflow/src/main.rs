@@ -110,7 +110,7 @@ enum Command {
         /// `keras` suite: `efficientnet` runs EfficientNetV2B0 inference instead of `fit`.
         #[arg(long)]
         mode: Option<String>,
-        /// `tflite` or `keras` suite: time this model file (random inputs of its
+        /// `tflite`, `keras` or `onnx` suite: time this model file (random inputs of its
         /// signature; p50/p99 latency and peak memory). For `tflite`, a directory saved by
         /// `ferroflow demo` times its `model.tflite` and `model_int8.tflite` on its samples.
         #[arg(long)]
@@ -140,6 +140,8 @@ enum Suite {
     Function,
     /// The TFLite interpreter.
     Tflite,
+    /// An imported `.onnx` model (`--model` required).
+    Onnx,
 }
 
 /// Runs one command.
@@ -189,6 +191,11 @@ fn run(command: Command) -> ff::Result<()> {
             }
             (Suite::Tflite, m) => bench_tflite::run(json, reps, m.as_deref()),
             (Suite::Keras, Some(m)) => bench_model::keras(&m, batch, reps, json),
+            (Suite::Onnx, Some(m)) => bench_model::onnx(&m, batch, reps, json),
+            (Suite::Onnx, None) => Err(ff::Error::invalid(
+                "bench",
+                "the onnx suite times a model file: pass --model m.onnx",
+            )),
             (Suite::Keras, None) if mode.as_deref() == Some("efficientnet") => {
                 bench_apps::run(json, reps)
             }
