@@ -277,29 +277,39 @@ pub(crate) fn run_graph(
             e.insert(from_proto(t)?);
         }
     }
+    // Channels-last forms of values whose producers computed them so (window ops and the
+    // elementwise ops after them), for consumers that work channels-last.
+    let mut nhwc: HashMap<String, Tensor> = HashMap::new();
     for node in &g.node {
-        let ins: Vec<Option<Tensor>> = node
-            .input
-            .iter()
-            .map(|n| {
-                if n.is_empty() {
-                    None
-                } else {
-                    env.get(n).cloned()
-                }
-            })
-            .collect();
-        let outs = ops::run(node, &ins, opset, env).map_err(|e| {
+        let get = |m: &HashMap<String, Tensor>| -> Vec<Option<Tensor>> {
+            node.input
+                .iter()
+                .map(|n| {
+                    if n.is_empty() {
+                        None
+                    } else {
+                        m.get(n).cloned()
+                    }
+                })
+                .collect()
+        };
+        let (ins, ins_nhwc) = (get(env), get(&nhwc));
+        let (outs, outs_nhwc) = ops::run(node, &ins, &ins_nhwc, opset, env).map_err(|e| {
             e.context(format!(
                 "ONNX node '{}' ({})",
                 node.name.as_deref().unwrap_or(""),
                 node.op_type.as_deref().unwrap_or("")
             ))
         })?;
-        for (name, t) in node.output.iter().zip(outs) {
-            if !name.is_empty() {
-                env.insert(name.clone(), t);
+        for ((name, t), n) in node.output.iter().zip(outs).zip(outs_nhwc) {
+            if name.is_empty() {
+                continue;
             }
+            env.insert(name.clone(), t);
+            match n {
+                Some(n) => nhwc.insert(name.clone(), n),
+                None => nhwc.remove(name),
+            };
         }
     }
     Ok(())

@@ -17,6 +17,10 @@ use std::collections::HashMap;
 pub struct Ctx<'a> {
     node: &'a NodeProto,
     ins: &'a [Option<Tensor>],
+    /// Each input's channels-last (NHWC) form, where its producer computed in that layout.
+    nhwc: &'a [Option<Tensor>],
+    /// The channels-last forms of the outputs, where the handler computed in that layout.
+    nhwc_out: std::cell::RefCell<Vec<Option<Tensor>>>,
     opset: i64,
     a: Attrs<'a>,
     env: &'a HashMap<String, Tensor>,
@@ -39,6 +43,23 @@ impl Ctx<'_> {
             .get(i)
             .and_then(Option::as_ref)
             .ok_or_else(|| self.err(format!("input {i} is missing")))
+    }
+
+    /// Input `i` (rank 4, NCHW) in channels-last order: its producer's NHWC result where
+    /// there is one, else a transposed view.
+    fn x_nhwc(&self, i: usize) -> Result<Tensor> {
+        match self.nhwc.get(i).and_then(Option::as_ref) {
+            Some(t) => Ok(t.clone()),
+            None => self.x(i)?.transpose(&[0, 2, 3, 1]),
+        }
+    }
+
+    /// One output computed channels-last: kept as such for consumers that want it, and
+    /// returned as the NCHW view the graph means.
+    fn emit_nhwc(&self, y: Tensor) -> Result<Vec<Tensor>> {
+        let logical = y.transpose(&[0, 3, 1, 2])?;
+        *self.nhwc_out.borrow_mut() = vec![Some(y)];
+        Ok(vec![logical])
     }
 
     /// Optional input `i`.
@@ -78,37 +99,91 @@ fn axis(c: &Ctx, a: i64, rank: usize) -> Result<usize> {
     Ok(if a < 0 { (a + r) as usize } else { a as usize })
 }
 
-/// Runs one node.
+/// What a node produced: its outputs (in the graph's layout) and, per output, its
+/// channels-last form where one was computed.
+pub type NodeOutputs = (Vec<Tensor>, Vec<Option<Tensor>>);
+
+/// Runs one node; `nhwc` holds the channels-last forms of its inputs where known.
 pub fn run(
     node: &NodeProto,
     ins: &[Option<Tensor>],
+    nhwc: &[Option<Tensor>],
     opset: i64,
     env: &HashMap<String, Tensor>,
-) -> Result<Vec<Tensor>> {
+) -> Result<NodeOutputs> {
     let op = node.op_type.as_deref().unwrap_or("");
-    let handler = TABLE
+    let def = TABLE
         .iter()
-        .find(|(name, _)| *name == op)
-        .map(|(_, h)| *h)
+        .find(|d| d.name == op)
         .ok_or_else(|| Error::invalid("onnx", format!("op type {op} is not supported")))?;
-    let c = Ctx {
-        node,
-        ins,
-        opset,
-        a: Attrs::of(node),
-        env,
+    let ctx = |ins: &'_ [Option<Tensor>], nhwc: &'_ [Option<Tensor>]| -> Result<NodeOutputs> {
+        let c = Ctx {
+            node,
+            ins,
+            nhwc,
+            nhwc_out: std::cell::RefCell::new(Vec::new()),
+            opset,
+            a: Attrs::of(node),
+            env,
+        };
+        let outs = (def.run)(&c)?;
+        let mut channels_last = c.nhwc_out.into_inner();
+        channels_last.resize(outs.len(), None);
+        Ok((outs, channels_last))
     };
-    handler(&c)
+    if def.elementwise {
+        if let Some(r) = channels_last_elementwise(ins, nhwc, |i| ctx(i, &[]))? {
+            return Ok(r);
+        }
+    }
+    ctx(ins, nhwc)
+}
+
+/// An elementwise op with an input already channels-last runs channels-last: every
+/// input of rank <= 4 is brought to that order (broadcasting commutes with permuting the
+/// axes), and each rank-4 output is returned as its NCHW view. `None` where it does not
+/// apply.
+fn channels_last_elementwise(
+    ins: &[Option<Tensor>],
+    nhwc: &[Option<Tensor>],
+    run: impl Fn(&[Option<Tensor>]) -> Result<NodeOutputs>,
+) -> Result<Option<NodeOutputs>> {
+    let known = nhwc.iter().any(Option::is_some);
+    if !known || ins.iter().flatten().any(|t| t.rank() > 4) {
+        return Ok(None);
+    }
+    let permuted = ins
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match (t, nhwc.get(i).and_then(Option::as_ref)) {
+            (_, Some(n)) => Ok(Some(n.clone())),
+            (Some(t), None) => {
+                let mut shape = vec![1usize; 4 - t.rank()];
+                shape.extend_from_slice(t.shape());
+                Ok(Some(t.reshape_to(&shape)?.transpose(&[0, 2, 3, 1])?))
+            }
+            (None, None) => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (outs, _) = run(&permuted)?;
+    if outs.iter().any(|o| o.rank() != 4) {
+        return Ok(None);
+    }
+    let logical = outs
+        .iter()
+        .map(|o| o.transpose(&[0, 3, 1, 2]))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some((logical, outs.into_iter().map(Some).collect())))
 }
 
 /// Whether import runs `op` (ONNX's default domain).
 pub fn is_supported(op: &str) -> bool {
-    TABLE.iter().any(|(name, _)| *name == op)
+    TABLE.iter().any(|d| d.name == op)
 }
 
 /// The op types import runs.
 pub fn supported_ops() -> impl Iterator<Item = &'static str> {
-    TABLE.iter().map(|(name, _)| *name)
+    TABLE.iter().map(|d| d.name)
 }
 
 macro_rules! unary_ops {
@@ -161,19 +236,9 @@ const REDUCE: &[(&str, Handler)] = reduce_ops! {
     "ReduceMean" => None,
 };
 
-const OTHER: &[(&str, Handler)] = &[
-    ("Conv", conv),
-    ("ConvTranspose", conv_transpose),
-    ("MaxPool", |c| pool(c, true)),
-    ("AveragePool", |c| pool(c, false)),
-    ("GlobalAveragePool", |c| global_pool(c, false)),
-    ("GlobalMaxPool", |c| global_pool(c, true)),
-    ("Gemm", gemm),
-    ("MatMul", |c| one(matmul(c.x(0)?, c.x(1)?)?)),
-    ("BatchNormalization", batch_norm),
-    ("LayerNormalization", layer_norm),
-    ("Softmax", |c| softmax(c, false)),
-    ("LogSoftmax", |c| softmax(c, true)),
+/// Elementwise ops beyond the unary and binary tables (activations with attributes,
+/// variadic, logical).
+const ELEMENTWISE: &[(&str, Handler)] = &[
     ("Gelu", |c| {
         let tanh = c.a.string("approximate", "none") == "tanh";
         one(c.x(0)?.unary(if tanh {
@@ -235,6 +300,23 @@ const OTHER: &[(&str, Handler)] = &[
     ("Or", |c| one(c.x(0)?.logical_or(c.x(1)?)?)),
     ("Xor", |c| one(c.x(0)?.logical_xor(c.x(1)?)?)),
     ("Where", |c| one(Tensor::where_(c.x(0)?, c.x(1)?, c.x(2)?)?)),
+    ("Cast", cast),
+    ("Identity", |c| one(c.x(0)?.clone())),
+];
+
+const OTHER: &[(&str, Handler)] = &[
+    ("Conv", conv),
+    ("ConvTranspose", conv_transpose),
+    ("MaxPool", |c| pool(c, true)),
+    ("AveragePool", |c| pool(c, false)),
+    ("GlobalAveragePool", |c| global_pool(c, false)),
+    ("GlobalMaxPool", |c| global_pool(c, true)),
+    ("Gemm", gemm),
+    ("MatMul", |c| one(matmul(c.x(0)?, c.x(1)?)?)),
+    ("BatchNormalization", batch_norm),
+    ("LayerNormalization", layer_norm),
+    ("Softmax", |c| softmax(c, false)),
+    ("LogSoftmax", |c| softmax(c, true)),
     ("Reshape", reshape),
     ("Flatten", |c| {
         let x = c.x(0)?;
@@ -352,15 +434,7 @@ const OTHER: &[(&str, Handler)] = &[
     ("Resize", resize),
     ("ArgMax", |c| arg(c, true)),
     ("ArgMin", |c| arg(c, false)),
-    ("Cast", |c| {
-        let to = crate::proto::tensor_proto::DataType::try_from(c.a.int("to", 0) as i32)
-            .ok()
-            .and_then(crate::tensor::ferroflow_dtype)
-            .ok_or_else(|| c.err(format!("cannot cast to element type {}", c.a.int("to", 0))))?;
-        one(c.x(0)?.cast(to)?)
-    }),
     ("CastLike", |c| one(c.x(0)?.cast(c.x(1)?.dtype())?)),
-    ("Identity", |c| one(c.x(0)?.clone())),
     ("Dropout", |c| {
         let x = c.x(0)?;
         let mut out = vec![x.clone()];
@@ -390,8 +464,42 @@ const OTHER: &[(&str, Handler)] = &[
 ];
 
 /// Every handler, by op type: the one list import and validation read.
-static TABLE: std::sync::LazyLock<Vec<(&'static str, Handler)>> =
-    std::sync::LazyLock::new(|| [UNARY, BINARY, COMPARE, REDUCE, OTHER].concat());
+static TABLE: std::sync::LazyLock<Vec<OpDef>> = std::sync::LazyLock::new(|| {
+    let groups: [(&[(&'static str, Handler)], bool); 6] = [
+        (UNARY, true),
+        (BINARY, true),
+        (COMPARE, true),
+        (ELEMENTWISE, true),
+        (REDUCE, false),
+        (OTHER, false),
+    ];
+    groups
+        .iter()
+        .flat_map(|&(ops, elementwise)| {
+            ops.iter().map(move |&(name, run)| OpDef {
+                name,
+                run,
+                elementwise,
+            })
+        })
+        .collect()
+});
+
+/// One op type: its handler, and whether it is elementwise (and so runs in whatever
+/// layout its inputs are stored in).
+struct OpDef {
+    name: &'static str,
+    run: Handler,
+    elementwise: bool,
+}
+
+fn cast(c: &Ctx) -> Result<Vec<Tensor>> {
+    let to = crate::proto::tensor_proto::DataType::try_from(c.a.int("to", 0) as i32)
+        .ok()
+        .and_then(crate::tensor::ferroflow_dtype)
+        .ok_or_else(|| c.err(format!("cannot cast to element type {}", c.a.int("to", 0))))?;
+    one(c.x(0)?.cast(to)?)
+}
 
 /// The most elements a tensor whose size a model computes may have (1 GiB of float32):
 /// a hostile file must not make the loader allocate without bound.
@@ -496,6 +604,14 @@ fn channel(t: &Tensor, rank: usize) -> Result<Tensor> {
 fn batch_norm(c: &Ctx) -> Result<Vec<Tensor>> {
     let x = c.x(0)?;
     let eps = c.a.float("epsilon", 1e-5);
+    if x.rank() == 4 && c.nhwc.first().is_some_and(Option::is_some) {
+        // Channels-last: the per-channel parameters broadcast along the last axis.
+        let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| c.x(i).cloned());
+        let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
+        let k = scale.mul(&var.add_scalar(eps)?.rsqrt()?)?;
+        let shift = bias.sub(&mean.mul(&k)?)?;
+        return c.emit_nhwc(c.x_nhwc(0)?.mul(&k)?.add(&shift)?);
+    }
     let r = x.rank();
     let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| c.x(i).and_then(|t| channel(t, r)));
     let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
@@ -886,19 +1002,19 @@ fn is_tf_same(input: usize, w: &Window) -> bool {
 fn to_nhwc(c: &Ctx, x: &Tensor) -> Result<(Tensor, bool)> {
     match x.rank() {
         3 => Ok((x.expand_dims(2)?.transpose(&[0, 2, 3, 1])?, true)),
-        4 => Ok((x.transpose(&[0, 2, 3, 1])?, false)),
+        4 => Ok((c.x_nhwc(0)?, false)),
         r => Err(c.err(format!(
             "needs a 1-D or 2-D image (rank 3 or 4), got rank {r}"
         ))),
     }
 }
 
-fn from_nhwc(y: &Tensor, one_d: bool) -> Result<Tensor> {
-    let y = y.transpose(&[0, 3, 1, 2])?;
+/// The result of a window op computed channels-last, as the node's outputs.
+fn from_nhwc(c: &Ctx, y: Tensor, one_d: bool) -> Result<Vec<Tensor>> {
     if one_d {
-        y.squeeze(&[2])
+        one(y.transpose(&[0, 3, 1, 2])?.squeeze(&[2])?)
     } else {
-        Ok(y)
+        c.emit_nhwc(y)
     }
 }
 
@@ -952,7 +1068,7 @@ fn conv(c: &Ctx) -> Result<Vec<Tensor>> {
     if let Some(b) = c.opt(2) {
         y = y.add(b)?;
     }
-    one(from_nhwc(&y, one_d)?)
+    from_nhwc(c, y, one_d)
 }
 
 fn conv_transpose(c: &Ctx) -> Result<Vec<Tensor>> {
@@ -1046,7 +1162,7 @@ fn conv_transpose(c: &Ctx) -> Result<Vec<Tensor>> {
     if let Some(b) = c.opt(2) {
         y = y.add(b)?;
     }
-    one(from_nhwc(&y, one_d)?)
+    from_nhwc(c, y, one_d)
 }
 
 fn pool(c: &Ctx, max: bool) -> Result<Vec<Tensor>> {
@@ -1103,11 +1219,19 @@ fn pool(c: &Ctx, max: bool) -> Result<Vec<Tensor>> {
             sum
         }
     };
-    one(from_nhwc(&y, one_d)?)
+    from_nhwc(c, y, one_d)
 }
 
 fn global_pool(c: &Ctx, max: bool) -> Result<Vec<Tensor>> {
     let x = c.x(0)?;
+    if x.rank() == 4 && c.nhwc.first().is_some_and(Option::is_some) {
+        let xn = c.x_nhwc(0)?;
+        return c.emit_nhwc(if max {
+            xn.max(vec![1, 2], true)?
+        } else {
+            xn.mean(vec![1, 2], true)?
+        });
+    }
     let axes: Vec<isize> = (2..x.rank() as isize).collect();
     one(if max {
         x.max(axes, true)?
