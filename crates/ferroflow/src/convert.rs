@@ -85,6 +85,16 @@ fn representative(
 
 /// Loads the model, converts it and writes the output file.
 pub fn run(args: &ConvertArgs) -> ff::Result<()> {
+    if args.model.extension().is_some_and(|e| e == "onnx") {
+        return Err(ff::Error::invalid(
+            "convert",
+            format!(
+                "{}: converting an ONNX model is not supported yet; it runs as it is with \
+                 `ferroflow predict` and `ferroflow serve`",
+                args.model.display()
+            ),
+        ));
+    }
     let m = ff::keras::load_model(&args.model)?;
     if args.to != Target::Tflite && args.quantize.is_some() {
         return Err(ff::Error::invalid(
