@@ -268,10 +268,7 @@ fn convert_to_onnx_writes_a_model_and_refuses_quantisation() {
     assert!(stdout.contains("opset 17"), "{stdout}");
     let bytes = std::fs::read(&file).unwrap();
     let m = <ferroflow::onnx::proto::ModelProto as prost::Message>::decode(&bytes[..]).unwrap();
-    assert_eq!(
-        m.graph.unwrap().input[0].name.as_deref(),
-        Some("input_layer")
-    );
+    assert_eq!(m.graph.unwrap().input[0].name.as_deref(), Some("image"));
     for extra in [vec!["--quantize", "dynamic"], vec!["--opset", "9"]] {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(extra.iter().copied());

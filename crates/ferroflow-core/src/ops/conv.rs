@@ -19,9 +19,11 @@ pub enum Padding {
     Valid,
     /// Zero padding so that `out = ceil(in / stride)`; the extra goes after (TF's rule).
     Same,
+    /// Zero padding given per side, as ONNX's `pads`: top, left, bottom, right.
+    Explicit([usize; 4]),
 }
 
-/// Output size and leading pad of one spatial axis.
+/// Output size and leading pad of spatial axis `axis` (0: height, 1: width).
 pub(crate) fn conv_output(
     op: &'static str,
     input: usize,
@@ -29,6 +31,7 @@ pub(crate) fn conv_output(
     stride: usize,
     dilation: usize,
     padding: Padding,
+    axis: usize,
 ) -> Result<(usize, usize)> {
     if stride == 0 || dilation == 0 || kernel == 0 {
         return Err(Error::invalid(
@@ -48,6 +51,19 @@ pub(crate) fn conv_output(
             let out = input.div_ceil(stride);
             let total = ((out.saturating_sub(1)) * stride + eff).saturating_sub(input);
             Ok((out, total / 2))
+        }
+        Padding::Explicit(p) => {
+            let (before, after) = (p[axis], p[axis + 2]);
+            let padded = input.saturating_add(before).saturating_add(after);
+            if padded < eff || before >= eff || after >= eff {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "pads {p:?} do not fit input size {input} and the (dilated) window {eff}"
+                    ),
+                ));
+            }
+            Ok(((padded - eff) / stride + 1, before))
         }
     }
 }
@@ -164,8 +180,8 @@ impl Tensor {
             return Err(Error::shapes(op, "input channels must be a multiple of the filter's input channels, and output channels of the group count", s, f));
         }
         let groups = s[3] / f[2];
-        let (oh, pt) = conv_output(op, s[1], f[0], strides.0, dilations.0, padding)?;
-        let (ow, pl) = conv_output(op, s[2], f[1], strides.1, dilations.1, padding)?;
+        let (oh, pt) = conv_output(op, s[1], f[0], strides.0, dilations.0, padding, 0)?;
+        let (ow, pl) = conv_output(op, s[2], f[1], strides.1, dilations.1, padding, 1)?;
         let g = Conv2dGeom {
             n: s[0],
             h: s[1],
@@ -357,8 +373,8 @@ mod tests {
     fn naive(x: &Tensor, f: &Tensor, s: (usize, usize), p: Padding, d: (usize, usize)) -> Vec<f32> {
         let (xs, fs) = (x.shape().to_vec(), f.shape().to_vec());
         let (xv, fv) = (x.to_vec::<f32>().unwrap(), f.to_vec::<f32>().unwrap());
-        let (oh, pt) = conv_output("t", xs[1], fs[0], s.0, d.0, p).unwrap();
-        let (ow, pl) = conv_output("t", xs[2], fs[1], s.1, d.1, p).unwrap();
+        let (oh, pt) = conv_output("t", xs[1], fs[0], s.0, d.0, p, 0).unwrap();
+        let (ow, pl) = conv_output("t", xs[2], fs[1], s.1, d.1, p, 1).unwrap();
         let groups = xs[3] / fs[2];
         let (cg, og) = (fs[2], fs[3] / groups);
         let mut out = vec![0.0; xs[0] * oh * ow * fs[3]];

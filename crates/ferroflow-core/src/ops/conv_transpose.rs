@@ -43,8 +43,8 @@ impl Tensor {
         }
         let (s, f) = (self.shape(), filter.shape());
         // The forward conv maps the output size back to the input size.
-        let (fh, pt) = conv_output(op, output_hw.0, f[0], strides.0, dilations.0, padding)?;
-        let (fw, pl) = conv_output(op, output_hw.1, f[1], strides.1, dilations.1, padding)?;
+        let (fh, pt) = conv_output(op, output_hw.0, f[0], strides.0, dilations.0, padding, 0)?;
+        let (fw, pl) = conv_output(op, output_hw.1, f[1], strides.1, dilations.1, padding, 1)?;
         if (fh, fw) != (s[1], s[2]) {
             return Err(Error::invalid(
                 op,

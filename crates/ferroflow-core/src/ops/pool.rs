@@ -108,8 +108,8 @@ impl Tensor {
         }
         let sh = self.shape();
         let (n, h, w, c) = (sh[0], sh[1], sh[2], sh[3]);
-        let (oh, pt) = conv_output(op, h, k.0, s.0, 1, p)?;
-        let (ow, pl) = conv_output(op, w, k.1, s.1, 1, p)?;
+        let (oh, pt) = conv_output(op, h, k.0, s.0, 1, p, 0)?;
+        let (ow, pl) = conv_output(op, w, k.1, s.1, 1, p, 1)?;
         let x = self.contiguous_data::<f32>()?;
         let mut out = crate::alloc::zeroed::<f32>(n * oh * ow * c);
         out.par_chunks_mut((ow * c).max(1))

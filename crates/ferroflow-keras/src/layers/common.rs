@@ -143,6 +143,8 @@ pub fn padding_name(p: Padding) -> &'static str {
     match p {
         Padding::Valid => "valid",
         Padding::Same => "same",
+        // Keras layers only take the two names; explicit pads come from imported graphs.
+        Padding::Explicit(_) => "explicit",
     }
 }
 
@@ -170,6 +172,7 @@ pub fn window_output(
                 Some((n - span) / stride + 1)
             }
         }
+        Padding::Explicit(_) => None,
     }
 }
 

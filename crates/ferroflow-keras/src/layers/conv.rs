@@ -183,6 +183,7 @@ impl ConvCore {
         Some(match self.padding {
             Padding::Valid => n * s + k.saturating_sub(s),
             Padding::Same => n * s,
+            Padding::Explicit(_) => return None,
         })
     }
 }

@@ -492,6 +492,14 @@ impl CompiledOnnx {
         &self.model
     }
 
+    /// The compiled plan's nodes by mean time over `runs` calls on `inputs` (see
+    /// `ConcreteFunction::profile`).
+    pub fn profile(&self, inputs: &[Tensor], runs: usize) -> Result<String> {
+        self.model.check_inputs(inputs)?;
+        let mut f = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        f.concrete_function(inputs)?.profile(inputs, runs)
+    }
+
     /// Runs the model on `inputs` (in input order).
     pub fn call(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         self.model.check_inputs(inputs)?;

@@ -1018,20 +1018,17 @@ fn from_nhwc(c: &Ctx, y: Tensor, one_d: bool) -> Result<Vec<Tensor>> {
     }
 }
 
-/// Pads an NHWC tensor's spatial axes, choosing TF's SAME or VALID where they match.
-fn padded(x: &Tensor, w: &[Window; 2], fill: f64) -> Result<(Tensor, Padding)> {
+/// The padding of a window op over NHWC `x`: TF's VALID or SAME where the pads are
+/// exactly those, else the explicit pads (no copy of the input either way).
+fn padding_of(x: &Tensor, w: &[Window; 2]) -> Padding {
     let (h, wd) = (x.shape()[1], x.shape()[2]);
     if w.iter().all(|w| w.pads == (0, 0)) {
-        return Ok((x.clone(), Padding::Valid));
+        Padding::Valid
+    } else if is_tf_same(h, &w[0]) && is_tf_same(wd, &w[1]) {
+        Padding::Same
+    } else {
+        Padding::Explicit([w[0].pads.0, w[1].pads.0, w[0].pads.1, w[1].pads.1])
     }
-    if is_tf_same(h, &w[0]) && is_tf_same(wd, &w[1]) {
-        return Ok((x.clone(), Padding::Same));
-    }
-    let p = x.pad(
-        &[(0, 0), w[0].pads, w[1].pads, (0, 0)],
-        PadMode::Constant(fill),
-    )?;
-    Ok((p, Padding::Valid))
 }
 
 fn conv(c: &Ctx) -> Result<Vec<Tensor>> {
@@ -1061,7 +1058,7 @@ fn conv(c: &Ctx) -> Result<Vec<Tensor>> {
     let win = windows(c, (xn.shape()[1], xn.shape()[2]), k, one_d)?;
     // [M, C/g, kh, kw] -> [kh, kw, C/g, M]
     let filter = w4.transpose(&[2, 3, 1, 0])?;
-    let (xp, padding) = padded(&xn, &win, 0.0)?;
+    let (xp, padding) = (xn.clone(), padding_of(&xn, &win));
     let s = (win[0].stride, win[1].stride);
     let d = (win[0].dilation, win[1].dilation);
     let mut y = xp.conv2d(&filter, s, padding, d)?;
@@ -1192,32 +1189,19 @@ fn pool(c: &Ctx, max: bool) -> Result<Vec<Tensor>> {
         }
     }
     let s = (win[0].stride, win[1].stride);
+    let p = padding_of(&xn, &win);
     let y = if max {
-        let (xp, p) = padded(&xn, &win, f64::NEG_INFINITY)?;
-        xp.max_pool2d(k, s, p)?
+        xn.max_pool2d(k, s, p)?
+    } else if p != Padding::Valid && c.a.int("count_include_pad", 0) != 0 {
+        // Padded zeros count in the average: pad, then average whole windows.
+        xn.pad(
+            &[(0, 0), win[0].pads, win[1].pads, (0, 0)],
+            PadMode::Constant(0.0),
+        )?
+        .avg_pool2d(k, s, Padding::Valid)?
     } else {
-        let (xp, p) = padded(&xn, &win, 0.0)?;
-        let sum = xp.avg_pool2d(k, s, p)?;
-        if p == Padding::Valid
-            && win.iter().any(|w| w.pads != (0, 0))
-            && c.a.int("count_include_pad", 0) == 0
-        {
-            // Average over the real elements only: divide by the share of each window
-            // that the input covers.
-            let ones = Tensor::from_vec(
-                vec![1.0f32; xn.shape()[1] * xn.shape()[2]],
-                &[1, xn.shape()[1], xn.shape()[2], 1],
-            )?;
-            let cover = ones
-                .pad(
-                    &[(0, 0), win[0].pads, win[1].pads, (0, 0)],
-                    PadMode::Constant(0.0),
-                )?
-                .avg_pool2d(k, s, Padding::Valid)?;
-            sum.div(&cover.cast(sum.dtype())?)?
-        } else {
-            sum
-        }
+        // ferroflow's average counts only the real elements (ONNX's default).
+        xn.avg_pool2d(k, s, p)?
     };
     from_nhwc(c, y, one_d)
 }
