@@ -376,7 +376,13 @@ fn bad_command_lines_exit_with_2() {
     fails(&["predict", "--input", "x.npy"], 2);
     fails(
         &[
-            "convert", "--model", "m", "--to", "onnx", "--output", "m.onnx",
+            "convert",
+            "--model",
+            "m",
+            "--to",
+            "torchscript",
+            "--output",
+            "m.pt",
         ],
         2,
     );
