@@ -35,6 +35,15 @@ pub fn ferroflow_dtype(t: DataType) -> Option<DType> {
     })
 }
 
+/// The dtype of an element-type code as a file stores it (`elem_type`, `data_type`,
+/// Cast's `to`), if ONNX defines the code and ferroflow has the type.
+pub fn dtype_of_code(code: i64) -> Option<DType> {
+    i32::try_from(code)
+        .ok()
+        .and_then(|c| DataType::try_from(c).ok())
+        .and_then(ferroflow_dtype)
+}
+
 /// A named `TensorProto` holding `t` (little-endian `raw_data`, as ONNX stores it).
 pub fn to_proto(name: &str, t: &Tensor) -> TensorProto {
     TensorProto {
@@ -66,19 +75,16 @@ pub fn scalar(name: &str, dtype: DType, v: f64) -> Result<TensorProto> {
 /// Reads a `TensorProto` (raw_data or typed fields) into a tensor.
 pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
     let what = || format!("ONNX tensor '{}'", p.name.as_deref().unwrap_or(""));
-    let dt = DataType::try_from(p.data_type.unwrap_or(0))
-        .ok()
-        .and_then(ferroflow_dtype)
-        .ok_or_else(|| {
-            Error::invalid(
-                "onnx",
-                format!(
-                    "{}: element type {:?} is not supported",
-                    what(),
-                    p.data_type
-                ),
-            )
-        })?;
+    let dt = dtype_of_code(p.data_type.unwrap_or(0).into()).ok_or_else(|| {
+        Error::invalid(
+            "onnx",
+            format!(
+                "{}: element type {:?} is not supported",
+                what(),
+                p.data_type
+            ),
+        )
+    })?;
     let shape = p
         .dims
         .iter()

@@ -11,7 +11,7 @@ mod ops;
 mod rnn;
 
 use crate::proto::{type_proto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
-use crate::tensor::{ferroflow_dtype, from_proto};
+use crate::tensor::{dtype_of_code, from_proto};
 use ferroflow_core::{DType, Error, Result, Tensor};
 use ferroflow_graph::{Function, TensorSpec};
 use std::collections::{HashMap, HashSet};
@@ -385,18 +385,15 @@ fn input_info(v: &ValueInfoProto) -> Result<InputInfo> {
             format!("input '{name}' is not a tensor"),
         ));
     };
-    let dtype = crate::proto::tensor_proto::DataType::try_from(t.elem_type.unwrap_or(0))
-        .ok()
-        .and_then(ferroflow_dtype)
-        .ok_or_else(|| {
-            Error::invalid(
-                "onnx",
-                format!(
-                    "input '{name}' has an unsupported element type {:?}",
-                    t.elem_type
-                ),
-            )
-        })?;
+    let dtype = dtype_of_code(t.elem_type.unwrap_or(0).into()).ok_or_else(|| {
+        Error::invalid(
+            "onnx",
+            format!(
+                "input '{name}' has an unsupported element type {:?}",
+                t.elem_type
+            ),
+        )
+    })?;
     let shape = t
         .shape
         .as_ref()

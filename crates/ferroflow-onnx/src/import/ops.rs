@@ -15,14 +15,14 @@ use std::collections::HashMap;
 
 /// What a handler sees of one node application.
 pub struct Ctx<'a> {
-    node: &'a NodeProto,
+    pub(super) node: &'a NodeProto,
     ins: &'a [Option<Tensor>],
     /// Each input's channels-last (NHWC) form, where its producer computed in that layout.
     nhwc: &'a [Option<Tensor>],
     /// The channels-last forms of the outputs, where the handler computed in that layout.
     nhwc_out: std::cell::RefCell<Vec<Option<Tensor>>>,
     opset: i64,
-    a: Attrs<'a>,
+    pub(super) a: Attrs<'a>,
     env: &'a HashMap<String, Tensor>,
 }
 
@@ -33,12 +33,12 @@ impl Ctx<'_> {
         self.node.op_type.as_deref().unwrap_or("")
     }
 
-    fn err(&self, why: impl std::fmt::Display) -> Error {
+    pub(super) fn err(&self, why: impl std::fmt::Display) -> Error {
         Error::invalid("onnx", format!("{}: {why}", self.op()))
     }
 
     /// Required input `i`.
-    fn x(&self, i: usize) -> Result<&Tensor> {
+    pub(super) fn x(&self, i: usize) -> Result<&Tensor> {
         self.ins
             .get(i)
             .and_then(Option::as_ref)
@@ -63,7 +63,7 @@ impl Ctx<'_> {
     }
 
     /// Optional input `i`.
-    fn opt(&self, i: usize) -> Option<&Tensor> {
+    pub(super) fn opt(&self, i: usize) -> Option<&Tensor> {
         self.ins.get(i).and_then(Option::as_ref)
     }
 
@@ -494,9 +494,7 @@ struct OpDef {
 }
 
 fn cast(c: &Ctx) -> Result<Vec<Tensor>> {
-    let to = crate::proto::tensor_proto::DataType::try_from(c.a.int("to", 0) as i32)
-        .ok()
-        .and_then(crate::tensor::ferroflow_dtype)
+    let to = crate::tensor::dtype_of_code(c.a.int("to", 0))
         .ok_or_else(|| c.err(format!("cannot cast to element type {}", c.a.int("to", 0))))?;
     one(c.x(0)?.cast(to)?)
 }
@@ -1262,7 +1260,7 @@ fn resize(c: &Ctx) -> Result<Vec<Tensor>> {
         }
         _ => return Err(c.err("needs scales or sizes for every axis")),
     };
-    if c.a.int("antialias", 0) != 0 || mode == "cubic" || c.has_axes_attr() {
+    if c.a.int("antialias", 0) != 0 || mode == "cubic" || c.a.has("axes") {
         return Err(c.err(format!(
             "mode '{mode}' with antialias or axes is not supported (nearest, linear)"
         )));
@@ -1319,12 +1317,6 @@ fn resize(c: &Ctx) -> Result<Vec<Tensor>> {
         }
     }
     one(y)
-}
-
-impl Ctx<'_> {
-    fn has_axes_attr(&self) -> bool {
-        self.a.has("axes")
-    }
 }
 
 /// `If`: the branch its condition picks, over the enclosing scope.
@@ -1421,29 +1413,4 @@ fn loop_(c: &Ctx) -> Result<Vec<Tensor>> {
         result.push(Tensor::stack(&s, 0)?);
     }
     Ok(result)
-}
-
-pub(super) use Ctx as NodeCtx;
-
-impl<'a> Ctx<'a> {
-    /// For the recurrent ops: required input `i`.
-    pub(super) fn input(&self, i: usize) -> Result<&Tensor> {
-        self.x(i)
-    }
-    /// Optional input `i`.
-    pub(super) fn optional(&self, i: usize) -> Option<&Tensor> {
-        self.opt(i)
-    }
-    /// The node's attributes.
-    pub(super) fn attrs(&self) -> &Attrs<'a> {
-        &self.a
-    }
-    /// An error naming the op.
-    pub(super) fn error(&self, why: impl std::fmt::Display) -> Error {
-        self.err(why)
-    }
-    /// How many outputs the node names.
-    pub(super) fn output_count(&self) -> usize {
-        self.node.output.len()
-    }
 }

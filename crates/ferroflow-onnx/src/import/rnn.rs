@@ -2,7 +2,7 @@
 //! z, r, h), both directions, initial states as inputs and final states as outputs (so a
 //! streaming model can carry its state between calls).
 
-use super::ops::NodeCtx as Ctx;
+use super::ops::Ctx;
 use ferroflow_core::{Result, Tensor};
 
 /// Gate `k` of `g` (`[batch, gates · hidden]`).
@@ -21,10 +21,10 @@ struct Recurrent {
 }
 
 fn setup(c: &Ctx, gates: &str, defaults: &[&str]) -> Result<Recurrent> {
-    let a = c.attrs();
-    let x = c.input(0)?;
+    let a = &c.a;
+    let x = c.x(0)?;
     if x.rank() != 3 {
-        return Err(c.error(format!("X must be rank 3, got {:?}", x.shape())));
+        return Err(c.err(format!("X must be rank 3, got {:?}", x.shape())));
     }
     let batch_first = a.int("layout", 0) != 0;
     let x = if batch_first {
@@ -32,17 +32,17 @@ fn setup(c: &Ctx, gates: &str, defaults: &[&str]) -> Result<Recurrent> {
     } else {
         x.clone()
     };
-    if let Some(lens) = c.optional(4) {
+    if let Some(lens) = c.opt(4) {
         let full = lens.cast(ferroflow_core::DType::I64)?.to_vec::<i64>()?;
         if full.iter().any(|&l| l != x.shape()[0] as i64) {
-            return Err(c.error("sequence_lens shorter than the sequence are not supported"));
+            return Err(c.err("sequence_lens shorter than the sequence are not supported"));
         }
     }
     let directions = match a.string("direction", "forward").as_str() {
         "forward" => vec![false],
         "reverse" => vec![true],
         "bidirectional" => vec![false, true],
-        d => return Err(c.error(format!("direction '{d}'"))),
+        d => return Err(c.err(format!("direction '{d}'"))),
     };
     if a.has("activations") {
         let acts = a.strings("activations");
@@ -53,15 +53,15 @@ fn setup(c: &Ctx, gates: &str, defaults: &[&str]) -> Result<Recurrent> {
             .map(|s| s.to_string())
             .collect();
         if acts != want {
-            return Err(c.error(format!(
+            return Err(c.err(format!(
                 "activations {acts:?} are not supported (only {gates}'s defaults)"
             )));
         }
     }
     if a.int("input_forget", 0) != 0 {
-        return Err(c.error("input_forget is not supported"));
+        return Err(c.err("input_forget is not supported"));
     }
-    let w = c.input(1)?;
+    let w = c.x(1)?;
     let hidden = a.int("hidden_size", (w.shape()[1] / gates.len()) as i64) as usize;
     let clip = a.has("clip").then(|| a.float("clip", 0.0));
     Ok(Recurrent {
@@ -110,7 +110,7 @@ impl Recurrent {
 
     /// Initial state `i` of direction `d`, or zeros.
     fn initial(&self, c: &Ctx, i: usize, d: usize) -> Result<Tensor> {
-        match c.optional(i) {
+        match c.opt(i) {
             Some(t) => Recurrent::part(t, d),
             None => Tensor::from_vec(
                 vec![0.0f32; self.x.shape()[1] * self.hidden],
@@ -171,10 +171,10 @@ pub fn lstm(c: &Ctx) -> Result<Vec<Tensor>> {
     let h = rec.hidden;
     let mut per_dir = Vec::new();
     for (d, &reverse) in rec.directions.iter().enumerate() {
-        let w = Recurrent::part(c.input(1)?, d)?;
-        let r = Recurrent::part(c.input(2)?, d)?;
-        let (wb, rb) = biases(c.optional(3), d, 4 * h)?;
-        let peep = c.optional(7).map(|p| Recurrent::part(p, d)).transpose()?;
+        let w = Recurrent::part(c.x(1)?, d)?;
+        let r = Recurrent::part(c.x(2)?, d)?;
+        let (wb, rb) = biases(c.opt(3), d, 4 * h)?;
+        let peep = c.opt(7).map(|p| Recurrent::part(p, d)).transpose()?;
         let xw = rec.input_projection(&w, wb.as_ref())?;
         let (mut ht, mut ct) = (rec.initial(c, 5, d)?, rec.initial(c, 6, d)?);
         let mut ys = vec![None; rec.x.shape()[0]];
@@ -203,19 +203,19 @@ pub fn lstm(c: &Ctx) -> Result<Vec<Tensor>> {
         per_dir.push((ys.into_iter().flatten().collect(), vec![ht, ct]));
     }
     let out = rec.outputs(per_dir)?;
-    Ok(out.into_iter().take(c.output_count().max(1)).collect())
+    Ok(out.into_iter().take(c.node.output.len().max(1)).collect())
 }
 
 /// ONNX `GRU`.
 pub fn gru(c: &Ctx) -> Result<Vec<Tensor>> {
     let rec = setup(c, "zrh", &["Sigmoid", "Tanh"])?;
     let h = rec.hidden;
-    let before_reset = c.attrs().int("linear_before_reset", 0) != 0;
+    let before_reset = c.a.int("linear_before_reset", 0) != 0;
     let mut per_dir = Vec::new();
     for (d, &reverse) in rec.directions.iter().enumerate() {
-        let w = Recurrent::part(c.input(1)?, d)?;
-        let r = Recurrent::part(c.input(2)?, d)?;
-        let (wb, rb) = biases(c.optional(3), d, 3 * h)?;
+        let w = Recurrent::part(c.x(1)?, d)?;
+        let r = Recurrent::part(c.x(2)?, d)?;
+        let (wb, rb) = biases(c.opt(3), d, 3 * h)?;
         let xw = rec.input_projection(&w, wb.as_ref())?;
         let rz_r = r.slice(&[0, 0], &[2 * h as isize, -1])?;
         let rh = r.slice(&[2 * h, 0], &[h as isize, -1])?;
@@ -259,5 +259,5 @@ pub fn gru(c: &Ctx) -> Result<Vec<Tensor>> {
         per_dir.push((ys.into_iter().flatten().collect(), vec![ht]));
     }
     let out = rec.outputs(per_dir)?;
-    Ok(out.into_iter().take(c.output_count().max(1)).collect())
+    Ok(out.into_iter().take(c.node.output.len().max(1)).collect())
 }
