@@ -429,10 +429,7 @@ impl OnnxServable {
     pub fn load(path: &Path) -> Result<Self, String> {
         let model = ferroflow_onnx::load(path).map_err(|e| e.to_string())?;
         let m = model.model();
-        let fixed_batch = m
-            .inputs()
-            .first()
-            .and_then(|i| i.shape.first().copied().flatten());
+        let fixed_batch = m.fixed_batch();
         let info = |i: &ferroflow_onnx::import::InputInfo| TensorInfo {
             name: i.name.clone(),
             dtype: i.dtype,
@@ -476,15 +473,7 @@ impl Servable for OnnxServable {
                 "the model takes batches of {step} rows; {rows} rows is not a multiple"
             )));
         }
-        let mut parts = Vec::new();
-        for start in (0..rows).step_by(step) {
-            let chunk = slice_rows(inputs, start, start + step)?;
-            parts.push(self.model.call(&chunk)?);
-        }
-        let n = parts.first().map_or(0, Vec::len);
-        Ok((0..n)
-            .map(|k| Tensor::concat(&parts.iter().map(|p| p[k].clone()).collect::<Vec<_>>(), 0))
-            .collect::<ferroflow_core::Result<_>>()?)
+        Ok(self.model.call_in_chunks(inputs, step)?)
     }
 
     fn kind(&self) -> &'static str {

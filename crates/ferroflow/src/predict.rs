@@ -165,33 +165,12 @@ fn run_onnx(model: &Path, inputs: &[PathBuf], output: &Path, batch_size: usize) 
         .and_then(|x| x.shape().first().copied())
         .unwrap_or(0);
     let batched = !xs.is_empty() && xs.iter().all(|x| x.rank() > 0 && x.shape()[0] == rows);
-    let fixed: Option<usize> = m
-        .model()
-        .inputs()
-        .first()
-        .and_then(|i| i.shape.first().copied().flatten());
+    let fixed = m.model().fixed_batch();
     let step = fixed.unwrap_or(batch_size.max(1));
     if !batched || rows <= step || rows % step != 0 && fixed.is_some() {
         return write_outputs(output, &m.call(&xs)?);
     }
-    let mut parts: Vec<Vec<ff::Tensor>> = Vec::new();
-    for start in (0..rows).step_by(step) {
-        let n = step.min(rows - start);
-        let chunk = xs
-            .iter()
-            .map(|x| {
-                let mut size: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
-                size[0] = n as isize;
-                let mut begin = vec![0; x.rank()];
-                begin[0] = start;
-                x.slice(&begin, &size)
-            })
-            .collect::<ff::Result<Vec<_>>>()?;
-        parts.push(m.call(&chunk)?);
-    }
-    let outs = (0..parts[0].len())
-        .map(|k| ff::Tensor::concat(&parts.iter().map(|p| p[k].clone()).collect::<Vec<_>>(), 0))
-        .collect::<ff::Result<Vec<_>>>()?;
+    let outs = m.call_in_chunks(&xs, step)?;
     write_outputs(output, &outs)
 }
 

@@ -185,6 +185,13 @@ impl OnnxModel {
         &self.outputs
     }
 
+    /// The batch size the first input fixes, if it fixes one (PyTorch exports often fix 1).
+    pub fn fixed_batch(&self) -> Option<usize> {
+        self.inputs
+            .first()
+            .and_then(|i| i.shape.first().copied().flatten())
+    }
+
     /// The model's opset.
     pub fn opset(&self) -> i64 {
         self.opset
@@ -495,6 +502,28 @@ impl CompiledOnnx {
         self.model.check_inputs(inputs)?;
         let mut f = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
         f.concrete_function(inputs)?.profile(inputs, runs)
+    }
+
+    /// Runs the model on row blocks of `rows` (the last may be shorter) of `inputs`, which
+    /// share their first dimension, and joins each output's blocks along it.
+    pub fn call_in_chunks(&self, inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>> {
+        let total = inputs
+            .first()
+            .and_then(|x| x.shape().first().copied())
+            .unwrap_or(0);
+        let mut parts = Vec::new();
+        for start in (0..total).step_by(rows.max(1)) {
+            let chunk = ferroflow_keras::training::data::slice_rows(
+                inputs,
+                start,
+                (start + rows).min(total),
+            )?;
+            parts.push(self.call(&chunk)?);
+        }
+        let n = parts.first().map_or(0, Vec::len);
+        (0..n)
+            .map(|k| Tensor::concat(&parts.iter().map(|p| p[k].clone()).collect::<Vec<_>>(), 0))
+            .collect()
     }
 
     /// Runs the model on `inputs` (in input order).
