@@ -14,6 +14,7 @@ pub mod callbacks;
 pub mod config;
 pub mod constraints;
 pub mod datasets;
+pub mod distribution;
 pub mod initializers;
 pub mod layer;
 pub mod layers;

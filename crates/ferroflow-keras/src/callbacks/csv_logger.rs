@@ -43,6 +43,10 @@ impl CSVLogger {
 }
 
 impl Callback for CSVLogger {
+    fn chief_only(&self) -> bool {
+        true
+    }
+
     fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         let existed = self.append && self.path.exists();
         let f = std::fs::OpenOptions::new()

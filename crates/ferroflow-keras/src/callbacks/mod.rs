@@ -45,6 +45,11 @@ pub trait Callback {
     fn on_train_end(&mut self, _model: &mut Model) -> Result<()> {
         Ok(())
     }
+    /// Whether only the chief runs this callback under a multi-worker strategy (callbacks
+    /// that write files or print).
+    fn chief_only(&self) -> bool {
+        false
+    }
 }
 
 /// Whether larger values of `monitor` are better: Keras's `mode="auto"` rule.

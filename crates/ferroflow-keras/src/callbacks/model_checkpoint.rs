@@ -59,6 +59,10 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
+    fn chief_only(&self) -> bool {
+        true
+    }
+
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Model) -> Result<()> {
         if self.save_best_only {
             let current = monitored(logs, &self.monitor, "ModelCheckpoint")?;

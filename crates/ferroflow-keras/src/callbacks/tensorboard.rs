@@ -123,6 +123,10 @@ impl TensorBoard {
 }
 
 impl Callback for TensorBoard {
+    fn chief_only(&self) -> bool {
+        true
+    }
+
     fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.train = Some(EventWriter::create(&self.log_dir.join("train"))?);
         self.validation = None;

@@ -29,6 +29,25 @@ pub struct Compiled {
     pub run_eagerly: bool,
     /// Compiled train and test steps, one per argument signature and trainable-variable set.
     pub(crate) step_functions: StepCache,
+    /// The strategy the model was compiled under (`strategy.scope()`), if any.
+    pub(crate) replicas: Option<Arc<dyn crate::distribution::Replicas>>,
+    /// How each compiled gradient step lays out its gradients among its results.
+    pub(crate) gradient_layouts: GradientLayouts,
+}
+
+/// Per compiled gradient step: for each variable, no gradient, a dense one (one result) or
+/// a sparse one (indices and values, two results) with its dense shape.
+pub(crate) type GradientLayouts = Arc<Mutex<HashMap<StepKey, Vec<GradientSlot>>>>;
+
+/// Where one variable's gradient sits among a compiled gradient step's results.
+#[derive(Clone, Debug)]
+pub(crate) enum GradientSlot {
+    /// The variable got no gradient.
+    Missing,
+    /// One dense tensor.
+    Dense,
+    /// Indices and values of the rows of a tensor of this shape.
+    Sparse(Vec<usize>),
 }
 
 /// Compiled steps by what they are specialised on (shared, so a step can be traced while
@@ -40,6 +59,8 @@ pub(crate) type StepCache = Arc<Mutex<HashMap<StepKey, Arc<ConcreteFunction>>>>;
 pub(crate) enum StepKind {
     Train,
     Test,
+    /// One replica's share of a distributed train step: forward, loss and gradients.
+    Gradients,
 }
 
 /// What a compiled step is specialised on.
@@ -176,7 +197,7 @@ impl Model {
 
     /// The model in inference mode on one batch, as a compiled function per signature
     /// (eager when the model runs eagerly).
-    fn predict_step(&self, x: &[Tensor]) -> Result<Vec<Tensor>> {
+    pub(crate) fn predict_step(&self, x: &[Tensor]) -> Result<Vec<Tensor>> {
         if self.compiled.as_ref().is_some_and(|c| c.run_eagerly) {
             return self.call(x, false);
         }
@@ -378,6 +399,8 @@ impl Model {
             metrics: metrics.iter().map(|s| s.to_string()).collect(),
             run_eagerly: false,
             step_functions: StepCache::default(),
+            replicas: crate::distribution::current(),
+            gradient_layouts: GradientLayouts::default(),
         });
         Ok(())
     }
@@ -446,7 +469,11 @@ impl Model {
         let _pause = pause_recording();
         let mut parts: Vec<Vec<Tensor>> = Vec::new();
         for xb in batches {
-            let out = self.predict_step(&xb?)?;
+            let xb = xb?;
+            let out = match self.replicated() {
+                Some(r) => self.predict_step_replicated(&r, &xb)?,
+                None => self.predict_step(&xb)?,
+            };
             if parts.is_empty() {
                 parts = vec![Vec::new(); out.len()];
             }

@@ -6,6 +6,7 @@ use super::fit::FitOptions;
 use super::history::{History, Logs};
 use super::progress::Progress;
 use super::step::EpochState;
+use crate::layer::LayerExt;
 use crate::models::Model;
 use ferroflow_core::{Error, Result, Tensor};
 use ferroflow_data::{Cardinality, Dataset, Element};
@@ -197,9 +198,13 @@ impl Model {
     ) -> Result<Logs> {
         let names = self.output_names();
         let mut state = EpochState::new(self.compiled_ref()?, &names, prefix)?;
+        let replicas = self.replicated();
         for b in source.epoch()? {
             let b = b?;
-            self.test_step(&b.x, &b.y, b.sw.as_ref(), &mut state)?;
+            match &replicas {
+                Some(r) => self.test_step_replicated(r, &b.x, &b.y, b.sw.as_ref(), &mut state)?,
+                None => self.test_step(&b.x, &b.y, b.sw.as_ref(), &mut state)?,
+            }
         }
         Ok(state.logs(&names))
     }
@@ -232,7 +237,13 @@ impl Model {
         let names = self.output_names();
         let mut state = EpochState::new(self.compiled_ref()?, &names, "")?;
         let mut history = History::default();
+        let replicas = self.replicated();
         let mut callbacks = std::mem::take(&mut opts.callbacks);
+        if !self.is_chief() {
+            // Workers other than the chief print nothing and write no files.
+            opts.verbose = super::progress::Verbosity::Silent;
+            callbacks.retain(|c| !c.chief_only());
+        }
         let mut vars = None;
         self.stop_training = false;
         for cb in callbacks.iter_mut() {
@@ -249,15 +260,22 @@ impl Model {
             for batch in source.epoch()? {
                 let b = batch?;
                 if vars.is_none() {
-                    vars = Some(self.trainable_variables_for(&b.x)?);
+                    let trainable = self.trainable_variables_for(&b.x)?;
+                    if let Some(r) = &replicas {
+                        // Every worker starts from the chief's weights.
+                        let all: Vec<_> =
+                            self.net.weights().into_iter().map(|w| w.variable).collect();
+                        r.sync_variables(&all)?;
+                    }
+                    vars = Some(trainable);
                 }
-                self.train_step(
-                    &b.x,
-                    &b.y,
-                    b.sw.as_ref(),
-                    vars.as_deref().unwrap_or(&[]),
-                    &mut state,
-                )?;
+                let vs = vars.as_deref().unwrap_or(&[]);
+                match &replicas {
+                    Some(r) => {
+                        self.train_step_replicated(r, &b.x, &b.y, b.sw.as_ref(), vs, &mut state)?
+                    }
+                    None => self.train_step(&b.x, &b.y, b.sw.as_ref(), vs, &mut state)?,
+                }
                 step += 1;
                 let logs = state.logs(&names);
                 progress.update(step, &logs);

@@ -8,6 +8,8 @@ use crate::callbacks::Callback;
 use crate::models::Model;
 use ferroflow_core::{Error, Result, Tensor};
 use ferroflow_data::{Cardinality, Dataset};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 
 /// Keras's `verbose`: `"auto"` (= 1), 0, 1 or 2.
@@ -140,6 +142,33 @@ impl FitOptions {
 }
 
 impl Model {
+    /// `rng` on a single worker; the chief's generator on every worker of a multi-worker
+    /// strategy, so that all of them shuffle the same way and split the same global batches.
+    fn chiefs_rng(&self, rng: ChaCha8Rng) -> Result<ChaCha8Rng> {
+        let Some(r) = self.replicated().filter(|r| r.num_workers() > 1) else {
+            return Ok(rng);
+        };
+        let mut state = rng.get_seed().to_vec();
+        state.extend(rng.get_stream().to_le_bytes());
+        state.extend(rng.get_word_pos().to_le_bytes());
+        let state = r.broadcast_bytes(state)?;
+        if state.len() != 32 + 8 + 16 {
+            return Err(Error::invalid(
+                "fit",
+                "the chief sent a malformed shuffle state",
+            ));
+        }
+        let seed: [u8; 32] = state[..32].try_into().expect("length checked");
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        rng.set_stream(u64::from_le_bytes(
+            state[32..40].try_into().expect("length checked"),
+        ));
+        rng.set_word_pos(u128::from_le_bytes(
+            state[40..].try_into().expect("length checked"),
+        ));
+        Ok(rng)
+    }
+
     /// Trains the model (`model.fit(x, y, ...)`): one tensor per input in `x`, one per
     /// output in `y`. Returns the per-epoch logs.
     pub fn fit(
@@ -196,7 +225,8 @@ impl Model {
             sw: sw_train,
             batch_size: opts.batch_size,
             // Drawn even without shuffling, so the global random stream does not depend on it.
-            shuffle: Some(ferroflow_core::random::op_rng(None)).filter(|_| opts.shuffle),
+            shuffle: Some(self.chiefs_rng(ferroflow_core::random::op_rng(None))?)
+                .filter(|_| opts.shuffle),
         };
         self.run_fit(&mut source, validation, opts)
     }

@@ -6,6 +6,7 @@ mod epochs;
 pub mod fit;
 pub mod history;
 pub mod progress;
+mod replicated;
 pub mod step;
 
 pub use fit::{FitOptions, Verbose};

@@ -7,6 +7,7 @@ use crate::metrics::{self, Mean, Metric};
 use crate::models::model::{Compiled, StepCache, StepKey, StepKind};
 use crate::models::Model;
 use ferroflow_core::autodiff::pause_recording;
+use ferroflow_core::autodiff::Gradient;
 use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
 use ferroflow_graph::{ConcreteFunction, OptLevel};
 use std::sync::Arc;
@@ -87,7 +88,7 @@ impl Model {
     }
 
     /// The total loss and the per-output losses (before weighting).
-    fn losses(
+    pub(crate) fn losses(
         &self,
         y: &[Tensor],
         outs: &[Tensor],
@@ -133,7 +134,7 @@ impl Model {
         Ok((total, parts))
     }
 
-    fn update_state(
+    pub(crate) fn update_state(
         state: &mut EpochState,
         y: &[Tensor],
         outs: &[Tensor],
@@ -141,13 +142,26 @@ impl Model {
         parts: &[Tensor],
         sw: Option<&Tensor>,
     ) -> Result<()> {
+        let parts: Vec<f64> = parts.iter().map(|p| p.to_f64_vec()[0]).collect();
+        Self::update_state_with(state, y, outs, total.to_f64_vec()[0], &parts, sw)
+    }
+
+    /// [`Model::update_state`] with the batch's losses as numbers.
+    pub(crate) fn update_state_with(
+        state: &mut EpochState,
+        y: &[Tensor],
+        outs: &[Tensor],
+        total: f64,
+        parts: &[f64],
+        sw: Option<&Tensor>,
+    ) -> Result<()> {
         let n = outs
             .first()
             .and_then(|o| o.shape().first().copied())
             .unwrap_or(1) as f64;
-        state.loss.add(total.to_f64_vec()[0], n);
+        state.loss.add(total, n);
         for (m, p) in state.output_losses.iter_mut().zip(parts) {
-            m.add(p.to_f64_vec()[0], n);
+            m.add(*p, n);
         }
         let w = weights_vec(sw);
         for (o, m) in state.metrics.iter_mut() {
@@ -191,8 +205,21 @@ impl Model {
         let (total, parts) = self.losses(y, &outs, sw)?;
         let grads = tape.gradient(&total, vars)?;
         drop(tape);
-        let compiled = self.compiled.as_mut().expect("checked by losses");
-        compiled.optimizer.apply_gradients(&grads, vars)?;
+        self.apply_update(&grads, vars)?;
+        Ok((total, parts, outs))
+    }
+
+    /// Applies `grads` with the optimiser, then the weights' constraints.
+    pub(crate) fn apply_update(
+        &mut self,
+        grads: &[Option<Gradient>],
+        vars: &[Variable],
+    ) -> Result<()> {
+        let compiled = self
+            .compiled
+            .as_mut()
+            .ok_or_else(|| Error::invalid("fit", "the model is not compiled"))?;
+        compiled.optimizer.apply_gradients(grads, vars)?;
         let _pause = pause_recording();
         for w in self.net.weights() {
             if let Some(c) = &w.constraint {
@@ -200,7 +227,7 @@ impl Model {
                 w.variable.assign(&c.apply(&v)?)?;
             }
         }
-        Ok((total, parts, outs))
+        Ok(())
     }
 
     /// [`Model::train_core`] traced once per signature into an optimised graph
@@ -224,7 +251,7 @@ impl Model {
     }
 
     /// Forward in inference mode and the losses: (total, per-output losses, outputs).
-    fn test_core(
+    pub(crate) fn test_core(
         &self,
         x: &[Tensor],
         y: &[Tensor],
@@ -237,7 +264,7 @@ impl Model {
     }
 
     /// [`Model::test_core`] compiled once per signature (Keras's `test_function`).
-    fn test_compiled(
+    pub(crate) fn test_compiled(
         &self,
         x: &[Tensor],
         y: &[Tensor],
@@ -309,7 +336,7 @@ impl Model {
 }
 
 /// The flat arguments of a compiled step and what it is specialised on.
-fn step_args(
+pub(crate) fn step_args(
     kind: StepKind,
     x: &[Tensor],
     y: &[Tensor],
@@ -331,7 +358,11 @@ fn step_args(
 }
 
 /// Splits flat step arguments back into (x, y, sample weights).
-fn split_args(a: &[Tensor], nx: usize, ny: usize) -> (&[Tensor], &[Tensor], Option<&Tensor>) {
+pub(crate) fn split_args(
+    a: &[Tensor],
+    nx: usize,
+    ny: usize,
+) -> (&[Tensor], &[Tensor], Option<&Tensor>) {
     let (xa, rest) = a.split_at(nx);
     let (ya, swa) = rest.split_at(ny);
     (xa, ya, swa.first())
@@ -353,7 +384,7 @@ fn unflatten(flat: Vec<Tensor>, n: usize) -> Result<(Tensor, Vec<Tensor>, Vec<Te
 }
 
 /// Runs the cached compiled step for `key`, tracing `f` into one first.
-fn run_step(
+pub(crate) fn run_step(
     cache: &StepCache,
     name: &str,
     key: StepKey,

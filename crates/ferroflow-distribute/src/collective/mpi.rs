@@ -1,0 +1,164 @@
+//! Workers as MPI ranks (Open MPI, launched with `mpirun`).
+
+use super::Collective;
+use ferroflow_core::{Error, Result};
+use mpi::collective::SystemOperation;
+use mpi::datatype::PartitionMut;
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use mpi::Count;
+use std::sync::{Arc, Mutex, Weak};
+
+/// MPI's world communicator as a [`Collective`]. MPI is initialised (with full thread
+/// support) by the first [`MpiCollective::world`] and finalised when the last handle
+/// drops; a process can initialise it only once.
+pub struct MpiCollective {
+    comm: Mutex<Comm>,
+    rank: usize,
+    size: usize,
+}
+
+struct Comm {
+    world: SimpleCommunicator,
+    // Finalises MPI when dropped; declared last so the communicator goes first.
+    _universe: Universe,
+}
+
+// SAFETY: MPI is initialised with `Threading::Multiple`, so its handles may be used from
+// any thread; the mutex makes the calls one at a time as well.
+unsafe impl Send for Comm {}
+
+static WORLD: Mutex<Option<Weak<MpiCollective>>> = Mutex::new(None);
+
+impl MpiCollective {
+    /// The world communicator of this process's MPI job (one worker per rank).
+    pub fn world() -> Result<Arc<MpiCollective>> {
+        let mut slot = WORLD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = slot.as_ref().and_then(Weak::upgrade) {
+            return Ok(live);
+        }
+        if slot.is_some() {
+            return Err(Error::invalid(
+                "MultiWorkerMirroredStrategy",
+                "MPI was already finalised in this process (a process can initialise MPI once)",
+            ));
+        }
+        let (universe, threading) = mpi::initialize_with_threading(mpi::Threading::Multiple)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "MultiWorkerMirroredStrategy",
+                    "MPI is already initialised elsewhere",
+                )
+            })?;
+        if threading != mpi::Threading::Multiple {
+            return Err(Error::invalid(
+                "MultiWorkerMirroredStrategy",
+                format!("the MPI library offers {threading:?} threading; ferroflow needs Multiple"),
+            ));
+        }
+        let world = universe.world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        let me = Arc::new(MpiCollective {
+            comm: Mutex::new(Comm {
+                world,
+                _universe: universe,
+            }),
+            rank,
+            size,
+        });
+        *slot = Some(Arc::downgrade(&me));
+        Ok(me)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&SimpleCommunicator) -> R) -> R {
+        let comm = self.comm.lock().unwrap_or_else(|e| e.into_inner());
+        f(&comm.world)
+    }
+
+    /// Ends the whole job with `code` (`MPI_Abort`): the other ranks stop too, instead of
+    /// waiting in a collective for a worker that has given up.
+    pub fn abort(&self, code: i32) -> ! {
+        self.with(|w| w.abort(code))
+    }
+}
+
+fn count(n: usize) -> Result<Count> {
+    Count::try_from(n)
+        .map_err(|_| Error::invalid("MPI", format!("{n} elements exceed MPI's count limit")))
+}
+
+impl Collective for MpiCollective {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()> {
+        count(buf.len())?;
+        let send = buf.to_vec();
+        self.with(|w| w.all_reduce_into(&send[..], buf, SystemOperation::sum()));
+        Ok(())
+    }
+
+    fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+        count(buf.len())?;
+        let send = buf.to_vec();
+        self.with(|w| w.all_reduce_into(&send[..], buf, SystemOperation::sum()));
+        Ok(())
+    }
+
+    fn broadcast(&self, buf: &mut Vec<u8>, root: usize) -> Result<()> {
+        if root >= self.size {
+            return Err(Error::invalid(
+                "broadcast",
+                format!("root {root} is not among {} ranks", self.size),
+            ));
+        }
+        let mut len = buf.len() as u64;
+        self.with(|w| {
+            let r = w.process_at_rank(root as i32);
+            r.broadcast_into(&mut len);
+            if self.rank != root {
+                *buf = vec![0u8; len as usize];
+            }
+            r.broadcast_into(&mut buf[..]);
+        });
+        Ok(())
+    }
+
+    fn all_gather(&self, local: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mine = count(local.len())?;
+        let mut counts = vec![0 as Count; self.size];
+        self.with(|w| w.all_gather_into(&mine, &mut counts[..]));
+        let mut displs = Vec::with_capacity(self.size);
+        let mut total: usize = 0;
+        for &c in &counts {
+            displs.push(count(total)?);
+            total +=
+                usize::try_from(c).map_err(|_| Error::invalid("all_gather", "negative count"))?;
+        }
+        let mut out = vec![0u8; total];
+        self.with(|w| {
+            let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
+            w.all_gather_varcount_into(local, &mut part);
+        });
+        let mut at = 0;
+        Ok(counts
+            .iter()
+            .map(|&c| {
+                let v = out[at..at + c as usize].to_vec();
+                at += c as usize;
+                v
+            })
+            .collect())
+    }
+
+    fn barrier(&self) -> Result<()> {
+        self.with(|w| w.barrier());
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! Train, test and predict steps under a distribution strategy: each global batch is split
+//! across the replicas (local threads and workers), each replica differentiates its share
+//! of the loss scaled by its share of the batch, the gradients are summed (replicas in
+//! order, then workers) and one update is applied; the outputs are gathered so that every
+//! worker updates its metrics on the whole global batch and logs the same numbers.
+
+use super::data::{num_samples, slice_rows};
+use super::step::{run_step, split_args, step_args, EpochState};
+use crate::distribution::{share, Replicas, ReplicasExt};
+use crate::layer::CallContext;
+use crate::models::model::{GradientSlot, StepKind};
+use crate::models::Model;
+use ferroflow_core::autodiff::{Gradient, IndexedSlices};
+use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
+use std::sync::Arc;
+
+/// What one replica's gradient step gives back.
+struct ReplicaGrads {
+    /// The replica's loss (unscaled) and per-output losses.
+    total: f64,
+    parts: Vec<f64>,
+    outs: Vec<Tensor>,
+    grads: Vec<Option<Gradient>>,
+}
+
+/// A replica's loss, per-output losses, outputs and gradients, as traced.
+type Differentiated = (Tensor, Vec<Tensor>, Vec<Tensor>, Vec<Option<Gradient>>);
+
+/// What one replica's test step gives back.
+struct ReplicaTest {
+    total: f64,
+    parts: Vec<f64>,
+    outs: Vec<Tensor>,
+}
+
+/// One replica's share of a batch: rows `lo..hi` of every array.
+fn shard(
+    x: &[Tensor],
+    y: &[Tensor],
+    sw: Option<&Tensor>,
+    lo: usize,
+    hi: usize,
+) -> Result<(Vec<Tensor>, Vec<Tensor>, Option<Tensor>)> {
+    let sw = match sw {
+        Some(w) => Some(slice_rows(std::slice::from_ref(w), lo, hi)?.remove(0)),
+        None => None,
+    };
+    Ok((slice_rows(x, lo, hi)?, slice_rows(y, lo, hi)?, sw))
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.to_f64_vec().first().copied().unwrap_or(0.0)
+}
+
+/// Adds `g` to the running sum `acc` (replicas are summed in replica order).
+fn accumulate(acc: &mut Option<Gradient>, g: Option<Gradient>) -> Result<()> {
+    if let Some(g) = g {
+        *acc = Some(match acc.take() {
+            None => g,
+            Some(a) => a.add(&g)?,
+        });
+    }
+    Ok(())
+}
+
+/// Concatenates each output over the replicas' results, in replica order.
+fn concat_outputs(per_replica: &[&[Tensor]]) -> Result<Vec<Tensor>> {
+    let Some(first) = per_replica.first() else {
+        return Ok(Vec::new());
+    };
+    (0..first.len())
+        .map(|o| {
+            let parts: Vec<Tensor> = per_replica.iter().map(|r| r[o].clone()).collect();
+            if parts.len() == 1 {
+                Ok(parts[0].clone())
+            } else {
+                Tensor::concat(&parts, 0)
+            }
+        })
+        .collect()
+}
+
+impl Model {
+    /// The strategy the model was compiled under, if any.
+    pub fn distribution(&self) -> Option<&Arc<dyn Replicas>> {
+        self.compiled.as_ref().and_then(|c| c.replicas.as_ref())
+    }
+
+    /// Whether this process is the chief (always, without a multi-worker strategy): only
+    /// the chief writes checkpoints, logs and saved models, and prints progress.
+    pub fn is_chief(&self) -> bool {
+        self.distribution().is_none_or(|r| r.is_chief())
+    }
+
+    /// Sets or clears the strategy of a compiled model (what compiling inside
+    /// `strategy.scope()` does).
+    pub fn set_distribution(&mut self, replicas: Option<Arc<dyn Replicas>>) -> Result<()> {
+        let name = self.name().to_string();
+        let c = self.compiled.as_mut().ok_or_else(|| {
+            Error::invalid(
+                "Model",
+                format!("model '{name}' must be compiled before it is distributed"),
+            )
+        })?;
+        c.replicas = replicas;
+        Ok(())
+    }
+
+    /// The strategy when it has more than one replica (one replica trains as usual).
+    pub(crate) fn replicated(&self) -> Option<Arc<dyn Replicas>> {
+        self.distribution()
+            .filter(|r| r.num_replicas_in_sync() > 1)
+            .cloned()
+    }
+
+    /// Forward, loss and the gradients of the loss times `scale` (the replica's share of
+    /// the global batch).
+    fn gradient_core(
+        &self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        vars: &[Variable],
+        scale: &Tensor,
+    ) -> Result<Differentiated> {
+        let tape = GradientTape::with_options(false, false);
+        for v in vars {
+            tape.watch_variable(v);
+        }
+        let outs = self.net.call(x, CallContext { training: true })?;
+        let (total, parts) = self.losses(y, &outs, sw)?;
+        let scaled = total.mul(&scale.cast(total.dtype())?)?;
+        let grads = tape.gradient(&scaled, vars)?;
+        Ok((total, parts, outs, grads))
+    }
+
+    /// [`Model::gradient_core`] as a compiled step, its gradients flattened into results.
+    fn gradient_step(
+        &self,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        vars: &[Variable],
+        scale: f64,
+    ) -> Result<ReplicaGrads> {
+        let compiled = self.compiled_ref()?;
+        let scale = Tensor::scalar(scale as f32);
+        if compiled.run_eagerly {
+            let (total, parts, outs, grads) = self.gradient_core(x, y, sw, vars, &scale)?;
+            return Ok(ReplicaGrads {
+                total: scalar(&total),
+                parts: parts.iter().map(scalar).collect(),
+                outs,
+                grads,
+            });
+        }
+        let cache = compiled.step_functions.clone();
+        let layouts = compiled.gradient_layouts.clone();
+        let (mut args, mut key) = step_args(StepKind::Gradients, x, y, sw, vars);
+        args.push(scale.clone());
+        key.args.push((Vec::new(), scale.dtype()));
+        let (nx, ny) = (x.len(), y.len());
+        let mut traced_layout = None;
+        let flat = run_step(&cache, "gradient_function", key.clone(), &args, |a| {
+            let (xa, rest) = a.split_at(nx + ny + usize::from(sw.is_some()));
+            let (xa, ya, swa) = split_args(xa, nx, ny);
+            let (total, parts, outs, grads) = self.gradient_core(xa, ya, swa, vars, &rest[0])?;
+            let mut flat = [vec![total], parts, outs].concat();
+            let mut layout = Vec::with_capacity(grads.len());
+            for g in grads {
+                layout.push(match g {
+                    None => GradientSlot::Missing,
+                    Some(Gradient::Dense(t)) => {
+                        flat.push(t);
+                        GradientSlot::Dense
+                    }
+                    Some(Gradient::Sparse(s)) => {
+                        flat.push(s.indices);
+                        flat.push(s.values);
+                        GradientSlot::Sparse(s.dense_shape)
+                    }
+                });
+            }
+            traced_layout = Some(layout);
+            Ok(flat)
+        })?;
+        let lock = || layouts.lock().unwrap_or_else(|e| e.into_inner());
+        let layout = match traced_layout {
+            Some(l) => {
+                lock().insert(key, l.clone());
+                l
+            }
+            None => lock()
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| Error::invalid("fit", "a compiled gradient step lost its layout"))?,
+        };
+        let mut it = flat.into_iter();
+        let mut next = || {
+            it.next().ok_or_else(|| {
+                Error::invalid("fit", "a compiled gradient step returned too few values")
+            })
+        };
+        let total = scalar(&next()?);
+        let parts = (0..ny)
+            .map(|_| next().map(|t| scalar(&t)))
+            .collect::<Result<_>>()?;
+        let outs = (0..ny).map(|_| next()).collect::<Result<_>>()?;
+        let grads = layout
+            .into_iter()
+            .map(|slot| {
+                Ok(match slot {
+                    GradientSlot::Missing => None,
+                    GradientSlot::Dense => Some(Gradient::Dense(next()?)),
+                    GradientSlot::Sparse(dense_shape) => Some(Gradient::Sparse(IndexedSlices {
+                        indices: next()?,
+                        values: next()?,
+                        dense_shape,
+                    })),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(ReplicaGrads {
+            total,
+            parts,
+            outs,
+            grads,
+        })
+    }
+
+    /// One distributed training step on a global batch; updates `state` with the whole
+    /// batch, identically on every worker.
+    pub(crate) fn train_step_replicated(
+        &mut self,
+        r: &Arc<dyn Replicas>,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        vars: &[Variable],
+        state: &mut EpochState,
+    ) -> Result<()> {
+        let n = num_samples(x)?;
+        let (rank, local, replicas) = (
+            r.worker_rank(),
+            r.local_replicas(),
+            r.num_replicas_in_sync(),
+        );
+        let this: &Model = self;
+        let results: Vec<Option<ReplicaGrads>> = r.run_each(|i| {
+            let (lo, hi) = share(n, rank * local + i, replicas);
+            if lo == hi {
+                return Ok(None);
+            }
+            let (xs, ys, sws) = shard(x, y, sw, lo, hi)?;
+            let scale = (hi - lo) as f64 / n as f64;
+            this.gradient_step(&xs, &ys, sws.as_ref(), vars, scale)
+                .map(Some)
+        })?;
+        let mut grads: Vec<Option<Gradient>> = vec![None; vars.len()];
+        let mut sums = vec![0.0; 1 + y.len()];
+        for (i, res) in results.iter().enumerate() {
+            let Some(res) = res else { continue };
+            let (lo, hi) = share(n, rank * local + i, replicas);
+            let weight = (hi - lo) as f64 / n as f64;
+            sums[0] += res.total * weight;
+            for (s, p) in sums[1..].iter_mut().zip(&res.parts) {
+                *s += p * weight;
+            }
+        }
+        let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r.outs[..]).collect();
+        let mut outs = concat_outputs(&outs)?;
+        for res in results.into_iter().flatten() {
+            for (acc, g) in grads.iter_mut().zip(res.grads) {
+                accumulate(acc, g)?;
+            }
+        }
+        if r.num_workers() > 1 {
+            r.all_reduce_gradients(&mut grads, vars)?;
+            r.all_reduce_f64(&mut sums)?;
+            outs = r.all_gather_rows(&outs)?;
+        }
+        self.apply_update(&grads, vars)?;
+        Self::update_state_with(state, y, &outs, sums[0], &sums[1..], sw)
+    }
+
+    /// One distributed evaluation step on a global batch; updates `state` with the whole
+    /// batch, identically on every worker.
+    pub(crate) fn test_step_replicated(
+        &self,
+        r: &Arc<dyn Replicas>,
+        x: &[Tensor],
+        y: &[Tensor],
+        sw: Option<&Tensor>,
+        state: &mut EpochState,
+    ) -> Result<()> {
+        let n = num_samples(x)?;
+        let (rank, local, replicas) = (
+            r.worker_rank(),
+            r.local_replicas(),
+            r.num_replicas_in_sync(),
+        );
+        let results: Vec<Option<ReplicaTest>> = r.run_each(|i| {
+            let (lo, hi) = share(n, rank * local + i, replicas);
+            if lo == hi {
+                return Ok(None);
+            }
+            let (xs, ys, sws) = shard(x, y, sw, lo, hi)?;
+            let (total, parts, outs) = if self.compiled_ref()?.run_eagerly {
+                self.test_core(&xs, &ys, sws.as_ref())?
+            } else {
+                self.test_compiled(&xs, &ys, sws.as_ref())?
+            };
+            Ok(Some(ReplicaTest {
+                total: scalar(&total) * (hi - lo) as f64 / n as f64,
+                parts: parts
+                    .iter()
+                    .map(|p| scalar(p) * (hi - lo) as f64 / n as f64)
+                    .collect(),
+                outs,
+            }))
+        })?;
+        let mut sums = vec![0.0; 1 + y.len()];
+        for res in results.iter().flatten() {
+            sums[0] += res.total;
+            for (s, p) in sums[1..].iter_mut().zip(&res.parts) {
+                *s += p;
+            }
+        }
+        let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r.outs[..]).collect();
+        let mut outs = concat_outputs(&outs)?;
+        if r.num_workers() > 1 {
+            r.all_reduce_f64(&mut sums)?;
+            outs = r.all_gather_rows(&outs)?;
+        }
+        Self::update_state_with(state, y, &outs, sums[0], &sums[1..], sw)
+    }
+
+    /// Predictions for one batch computed by the replicas, each on its share, gathered in
+    /// order on every worker.
+    pub(crate) fn predict_step_replicated(
+        &self,
+        r: &Arc<dyn Replicas>,
+        x: &[Tensor],
+    ) -> Result<Vec<Tensor>> {
+        let n = num_samples(x)?;
+        let (rank, local, replicas) = (
+            r.worker_rank(),
+            r.local_replicas(),
+            r.num_replicas_in_sync(),
+        );
+        let results: Vec<Option<Vec<Tensor>>> = r.run_each(|i| {
+            let (lo, hi) = share(n, rank * local + i, replicas);
+            if lo == hi {
+                return Ok(None);
+            }
+            self.predict_step(&slice_rows(x, lo, hi)?).map(Some)
+        })?;
+        let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r[..]).collect();
+        let outs = concat_outputs(&outs)?;
+        if r.num_workers() > 1 {
+            r.all_gather_rows(&outs)
+        } else {
+            Ok(outs)
+        }
+    }
+}
