@@ -50,6 +50,26 @@ pub fn rewind_to(snap: RngSnapshot) {
     }
 }
 
+impl RngSnapshot {
+    /// The global seed (if set) and the op-seed counter, to store in a checkpoint.
+    pub fn parts(&self) -> (Option<u64>, u64) {
+        (self.global, self.counter)
+    }
+
+    /// A snapshot from [`RngSnapshot::parts`].
+    pub fn from_parts(global: Option<u64>, counter: u64) -> RngSnapshot {
+        RngSnapshot { global, counter }
+    }
+}
+
+/// Puts the seeding state back to `snap` (global seed and op-seed counter), as when a
+/// job resumes from a checkpoint: the ops that follow draw what they drew the first time.
+pub fn restore(snap: RngSnapshot) {
+    let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    s.global = snap.global;
+    s.counter = snap.counter;
+}
+
 /// Sets the global seed (`tf.random.set_seed`) and restarts the op-seed counter.
 pub fn set_seed(seed: u64) {
     let mut s = STATE.lock().unwrap_or_else(|e| e.into_inner());

@@ -224,6 +224,7 @@ impl MultiWorkerMirroredStrategy {
     pub fn new() -> Result<Self> {
         #[cfg(feature = "mpi")]
         {
+            share_cores_with_local_ranks();
             Ok(Self::with_collective(collective::MpiCollective::world()?))
         }
         #[cfg(not(feature = "mpi"))]
@@ -256,6 +257,23 @@ impl MultiWorkerMirroredStrategy {
     /// The collective the workers talk through.
     pub fn collective(&self) -> Arc<dyn Collective> {
         self.0.collective.clone()
+    }
+}
+
+/// Gives rayon's pool this rank's share of the machine's cores when Open MPI started
+/// several ranks on it, unless `RAYON_NUM_THREADS` says otherwise or the pool already
+/// runs.
+#[cfg(feature = "mpi")]
+fn share_cores_with_local_ranks() {
+    let local = std::env::var("OMPI_COMM_WORLD_LOCAL_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 1);
+    if let (Some(local), None) = (local, std::env::var_os("RAYON_NUM_THREADS")) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads((cores / local).max(1))
+            .build_global();
     }
 }
 

@@ -2,6 +2,7 @@
 //! held-out split, saves it and exports it to TFLite (float32 and int8).
 
 use ferroflow as ff;
+use ff::distribute::Strategy;
 use ff::keras::callbacks::{EarlyStopping, TensorBoard};
 use ff::keras::datasets::digits;
 use ff::keras::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Rescaling, Reshape};
@@ -41,6 +42,8 @@ pub struct DemoArgs {
     pub logdir: Option<PathBuf>,
     /// Train op by op instead of with the compiled train step.
     pub run_eagerly: bool,
+    /// Train with `MultiWorkerMirroredStrategy` on the workers of the MPI job.
+    pub distributed: bool,
 }
 
 /// Pixels 0-16 in, class probabilities out: Rescaling is part of the model.
@@ -79,19 +82,42 @@ fn cnn() -> ff::Result<Model> {
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> ff::Result<()> {
+    // First, so that the workers share the cores before any kernel starts rayon's pool.
+    let strategy = if args.distributed {
+        Some(ff::distribute::MultiWorkerMirroredStrategy::new()?)
+    } else {
+        None
+    };
     ff::random::set_seed(args.seed);
     let ((x_train, y_train), (x_test, y_test)) = digits::load_split(0.2, args.seed)?;
-    let (mut model, epochs) = match args.model {
-        DemoModel::Mlp => (mlp()?, args.epochs.unwrap_or(40)),
-        DemoModel::Cnn => (cnn()?, args.epochs.unwrap_or(20)),
+    let build = || -> ff::Result<(Model, usize)> {
+        let (mut model, epochs) = match args.model {
+            DemoModel::Mlp => (mlp()?, args.epochs.unwrap_or(40)),
+            DemoModel::Cnn => (cnn()?, args.epochs.unwrap_or(20)),
+        };
+        model.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])?;
+        Ok((model, epochs))
     };
-    println!(
-        "digits: {} training and {} held-out images of 8x8 pixels (0-16), 10 classes",
-        y_train.shape()[0],
-        y_test.shape()[0]
-    );
-    print!("{}", model.summary());
-    model.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])?;
+    let (mut model, epochs) = match &strategy {
+        Some(s) => s.scope(build)?,
+        None => build()?,
+    };
+    // Under a strategy only the chief prints and writes files.
+    let chief = model.is_chief();
+    if chief {
+        println!(
+            "digits: {} training and {} held-out images of 8x8 pixels (0-16), 10 classes",
+            y_train.shape()[0],
+            y_test.shape()[0]
+        );
+        if let Some(s) = &strategy {
+            println!(
+                "training on {} workers (MultiWorkerMirroredStrategy over MPI), global batch 32",
+                s.num_replicas_in_sync()
+            );
+        }
+        print!("{}", model.summary());
+    }
     model.set_run_eagerly(args.run_eagerly)?;
     let start = std::time::Instant::now();
     let early = EarlyStopping::new("val_loss", 8).restore_best_weights(true);
@@ -105,8 +131,11 @@ pub fn run(args: &DemoArgs) -> ff::Result<()> {
     }
     let history = model.fit(&x_train, &y_train, options)?;
     let secs = start.elapsed().as_secs_f64();
-    println!("trained {} epochs in {secs:.1} s", history.epoch.len());
     let logs = model.evaluate(&x_test, &y_test, 256)?;
+    if !chief {
+        return Ok(());
+    }
+    println!("trained {} epochs in {secs:.1} s", history.epoch.len());
     let save = args
         .save
         .clone()

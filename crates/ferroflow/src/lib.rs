@@ -18,6 +18,12 @@ pub mod data {
     pub use ferroflow_data::*;
 }
 
+/// `tf.distribute`: MirroredStrategy (local replicas) and MultiWorkerMirroredStrategy
+/// (MPI workers with the `mpi` feature).
+pub mod distribute {
+    pub use ferroflow_distribute::*;
+}
+
 /// Keras-style API: layers, models, training, losses, metrics, callbacks, optimisers, saving.
 pub mod keras {
     pub use ferroflow_keras::*;

@@ -54,6 +54,10 @@ enum Command {
         /// Train op by op instead of with the compiled train step (Keras `run_eagerly`).
         #[arg(long)]
         run_eagerly: bool,
+        /// Train on every worker of an MPI job, one replica each
+        /// (`mpirun -np 2 ferroflow demo --distributed`; needs the `mpi` feature).
+        #[arg(long)]
+        distributed: bool,
     },
     /// Runs a saved model on inputs from .npy files and writes its outputs as .npy.
     Predict {
@@ -154,6 +158,7 @@ fn run(command: Command) -> ff::Result<()> {
             save,
             logdir,
             run_eagerly,
+            distributed,
         } => demo::run(&demo::DemoArgs {
             model,
             seed,
@@ -161,6 +166,7 @@ fn run(command: Command) -> ff::Result<()> {
             save,
             logdir,
             run_eagerly,
+            distributed,
         }),
         Command::Predict {
             model,

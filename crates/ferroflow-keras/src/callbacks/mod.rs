@@ -1,12 +1,14 @@
 //! Callbacks run by `fit`: early stopping, checkpoints, learning-rate control, CSV logs,
 //! TensorBoard event files, and custom ones via the [`Callback`] trait.
 
+mod backup_and_restore;
 mod csv_logger;
 mod early_stopping;
 mod lr;
 mod model_checkpoint;
 mod tensorboard;
 
+pub use backup_and_restore::BackupAndRestore;
 pub use csv_logger::CSVLogger;
 pub use early_stopping::EarlyStopping;
 pub use lr::{LearningRateScheduler, ReduceLROnPlateau};
@@ -49,6 +51,11 @@ pub trait Callback {
     /// that write files or print).
     fn chief_only(&self) -> bool {
         false
+    }
+    /// The epoch `fit` should continue from, asked after `on_train_begin` (a callback that
+    /// restored a backup says where it stopped).
+    fn resume_epoch(&self) -> Option<usize> {
+        None
     }
 }
 

@@ -255,29 +255,71 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
         .filter(|c| has_compile_config(c))
     {
         compile_from_config(&mut model, cc)?;
-        let opt_path = dir.join(OPTIMIZER);
-        if let (true, Some(optimizer)) = (
-            opt_path.exists(),
-            model.compiled.as_mut().map(|c| &mut c.optimizer),
-        ) {
-            let (slots, meta) = tensor_file::read(&opt_path)?;
-            let mut by_name: HashMap<String, Tensor> = slots.into_iter().collect();
-            for v in model.net.trainable_variables() {
-                let names = optimizer.slot_names();
-                let found: Option<Vec<Tensor>> = names
-                    .iter()
-                    .map(|s| by_name.remove(&format!("{}/{s}", v.name())))
-                    .collect();
-                if let Some(found) = found {
-                    optimizer.set_slots(&v, found)?;
-                }
-            }
-            if let Some(it) = meta.get("iterations").and_then(|s| s.parse().ok()) {
-                optimizer.set_iterations(it);
-            }
-        }
+        model.restore_optimizer_state(dir, false)?;
     }
     Ok(model)
+}
+
+impl Model {
+    /// Reads the optimiser state [`Model::save`] wrote into `dir`, when there is one and
+    /// the model is compiled; the learning rate too when `learning_rate` is set.
+    fn restore_optimizer_state(&mut self, dir: &Path, learning_rate: bool) -> Result<()> {
+        let opt_path = dir.join(OPTIMIZER);
+        let vars = self.net.trainable_variables();
+        let (true, Some(optimizer)) = (
+            opt_path.exists(),
+            self.compiled.as_mut().map(|c| &mut c.optimizer),
+        ) else {
+            return Ok(());
+        };
+        let (slots, meta) = tensor_file::read(&opt_path)?;
+        let mut by_name: HashMap<String, Tensor> = slots.into_iter().collect();
+        for v in vars {
+            let names = optimizer.slot_names();
+            let found: Option<Vec<Tensor>> = names
+                .iter()
+                .map(|s| by_name.remove(&format!("{}/{s}", v.name())))
+                .collect();
+            if let Some(found) = found {
+                optimizer.set_slots(&v, found)?;
+            }
+        }
+        if let Some(it) = meta.get("iterations").and_then(|s| s.parse().ok()) {
+            optimizer.set_iterations(it);
+        }
+        if let (true, false, Some(lr)) = (
+            learning_rate,
+            optimizer.has_schedule(),
+            meta.get("learning_rate").and_then(|s| s.parse().ok()),
+        ) {
+            optimizer.set_learning_rate(lr);
+        }
+        Ok(())
+    }
+
+    /// Writes a training checkpoint into `dir`: the weights, the optimiser state and the
+    /// `extra` files (name, bytes), all replaced at once (killed at any moment, `dir`
+    /// holds the previous checkpoint or this one).
+    pub fn save_checkpoint(&self, dir: impl AsRef<Path>, extra: &[(&str, Vec<u8>)]) -> Result<()> {
+        let mut owned = vec![WEIGHTS, OPTIMIZER];
+        owned.extend(extra.iter().map(|(n, _)| *n));
+        ferroflow_core::atomic_file::replace_dir(dir.as_ref(), &owned, |new| {
+            self.save_weights(new.join(WEIGHTS))?;
+            self.save_optimizer_state(new)?;
+            for (name, bytes) in extra {
+                ferroflow_core::atomic_file::write_atomic(new.join(name), bytes)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Restores the weights and optimiser state (learning rate included) of a checkpoint
+    /// [`Model::save_checkpoint`] wrote.
+    pub fn restore_checkpoint(&mut self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        self.load_weights(dir.join(WEIGHTS))?;
+        self.restore_optimizer_state(dir, true)
+    }
 }
 
 /// Builds the model a saved `config.json` describes, its weight allocations bounded by the

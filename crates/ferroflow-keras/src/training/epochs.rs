@@ -249,7 +249,16 @@ impl Model {
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self)?;
         }
-        for epoch in opts.initial_epoch..opts.epochs {
+        let start = callbacks
+            .iter()
+            .filter_map(|c| c.resume_epoch())
+            .fold(opts.initial_epoch, usize::max);
+        // The epochs a restored backup already trained still advance the source (its
+        // shuffling), so the next epochs see the batches an uninterrupted run would.
+        for _ in opts.initial_epoch..start.min(opts.epochs) {
+            drop(source.epoch()?);
+        }
+        for epoch in start..opts.epochs {
             for cb in callbacks.iter_mut() {
                 cb.on_epoch_begin(epoch, self)?;
             }
