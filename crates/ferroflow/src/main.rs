@@ -3,6 +3,7 @@
 mod bench_apps;
 mod bench_core;
 mod bench_data;
+mod bench_distribute;
 mod bench_function;
 mod bench_keras;
 mod bench_model;
@@ -146,6 +147,9 @@ enum Suite {
     Tflite,
     /// An imported `.onnx` model (`--model` required).
     Onnx,
+    /// Keras `fit` of an MLP on 60k samples, on one worker or (under mpirun, with the
+    /// `mpi` feature) on every rank.
+    Distribute,
 }
 
 /// Runs one command.
@@ -210,6 +214,7 @@ fn run(command: Command) -> ff::Result<()> {
             (Suite::Core, _) => bench_core::run(json, reps),
             (Suite::Train, _) => bench_train::run(json, reps),
             (Suite::Data, _) => bench_data::run(json, reps.min(3)),
+            (Suite::Distribute, _) => bench_distribute::run(json, reps.min(3)),
         },
     }
 }
