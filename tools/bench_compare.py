@@ -8,6 +8,8 @@
                                            # demo CNN .tflite (float, int8) at batch 1 vs LiteRT
     python3 tools/bench_compare.py serve   # ferroflow serve vs a Python Keras HTTP server, under wrk;
                                            # then REST vs gRPC at batch 1/32, 8/64 connections
+    python3 tools/bench_compare.py distribute  # fit of a 60k x 784 MLP on 1 and 2 MPI workers vs
+                                           # TF MultiWorkerMirroredStrategy and PyTorch DDP
     python3 tools/bench_compare.py web     # ferroflow-wasm vs TF.js's WASM backend in headless
                                            # Chromium: demo CNN and MobileNetV2 at batch 1, bytes
 
@@ -27,7 +29,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web", "onnx")
+SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web", "onnx", "distribute")
 # Figures where smaller is better (times); the rest are rates.
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
@@ -810,6 +812,11 @@ def main():
     if suite == "_keras_server":
         keras_server(sys.argv[2], sys.argv[3])
         return
+    if suite in ("_tf_mwms", "_torch_ddp"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_distribute
+        {"_tf_mwms": bench_distribute.tf_worker, "_torch_ddp": bench_distribute.torch_worker}[suite](*sys.argv[2:4])
+        return
     if suite not in SUITES:
         sys.exit(f"unknown suite '{suite}' (available: {', '.join(SUITES)})")
     ensure_references()
@@ -821,6 +828,11 @@ def main():
     reps = int(os.environ.get("BENCH_REPS", "7"))
     if suite == "onnx":
         bench_onnx(int(os.environ.get("BENCH_REPS", "20")))
+        return
+    if suite == "distribute":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_distribute
+        bench_distribute.run()
         return
     if suite == "web":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
