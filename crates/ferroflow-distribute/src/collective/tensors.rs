@@ -111,10 +111,15 @@ fn reduce_dense(
 }
 
 fn dense_or_zeros(g: &Option<Gradient>, v: &Variable, dtype: DType) -> Result<Tensor> {
-    match g {
-        Some(Gradient::Dense(t)) => t.cast(dtype),
-        Some(Gradient::Sparse(s)) => s.to_dense()?.cast(dtype),
-        None => Tensor::zeros(v.shape(), dtype),
+    let t = match g {
+        Some(Gradient::Dense(t)) => t.clone(),
+        Some(Gradient::Sparse(s)) => s.to_dense()?,
+        None => return Tensor::zeros(v.shape(), dtype),
+    };
+    if t.dtype() == dtype {
+        Ok(t)
+    } else {
+        t.cast(dtype)
     }
 }
 
@@ -126,40 +131,38 @@ fn reduce_bucket(
     wide: bool,
 ) -> Result<()> {
     if wide {
-        let mut buf = Vec::new();
-        for &i in ids {
-            buf.extend(dense_or_zeros(&grads[i], &vars[i], DType::F64)?.to_vec::<f64>()?);
-        }
-        c.all_reduce_sum_f64(&mut buf)?;
-        let mut at = 0;
-        for &i in ids {
-            let n = numel(&vars[i]);
-            grads[i] = Some(Gradient::Dense(Tensor::from_vec(
-                buf[at..at + n].to_vec(),
-                vars[i].shape(),
-            )?));
-            at += n;
-        }
+        reduce_bucket_as::<f64>(grads, vars, ids, DType::F64, |b| c.all_reduce_sum_f64(b))
     } else {
-        let mut buf = Vec::new();
-        for &i in ids {
-            buf.extend(dense_or_zeros(&grads[i], &vars[i], DType::F32)?.to_vec::<f32>()?);
-        }
-        c.all_reduce_sum_f32(&mut buf)?;
-        let mut at = 0;
-        for &i in ids {
-            let n = numel(&vars[i]);
-            let t = Tensor::from_vec(buf[at..at + n].to_vec(), vars[i].shape())?;
-            let dtype = vars[i].dtype();
-            grads[i] = Some(Gradient::Dense(
-                if dtype.is_float() && dtype != DType::F32 {
-                    t.cast(dtype)?
-                } else {
-                    t
-                },
-            ));
-            at += n;
-        }
+        reduce_bucket_as::<f32>(grads, vars, ids, DType::F32, |b| c.all_reduce_sum_f32(b))
+    }
+}
+
+/// Packs the gradients at `ids` as `dtype` into one buffer, reduces it, and puts the sums
+/// back as dense gradients of each variable's dtype.
+fn reduce_bucket_as<T: ferroflow_core::Element>(
+    grads: &mut [Option<Gradient>],
+    vars: &[Variable],
+    ids: &[usize],
+    dtype: DType,
+    reduce: impl FnOnce(&mut [T]) -> Result<()>,
+) -> Result<()> {
+    let total = ids.iter().map(|&i| numel(&vars[i])).sum();
+    let mut buf: Vec<T> = Vec::with_capacity(total);
+    for &i in ids {
+        buf.extend_from_slice(&dense_or_zeros(&grads[i], &vars[i], dtype)?.data::<T>()?);
+    }
+    reduce(&mut buf)?;
+    let mut at = 0;
+    for &i in ids {
+        let n = numel(&vars[i]);
+        let t = Tensor::from_slice(&buf[at..at + n], vars[i].shape())?;
+        let want = vars[i].dtype();
+        grads[i] = Some(Gradient::Dense(if want.is_float() && want != dtype {
+            t.cast(want)?
+        } else {
+            t
+        }));
+        at += n;
     }
     Ok(())
 }
