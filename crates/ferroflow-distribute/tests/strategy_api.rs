@@ -1,0 +1,173 @@
+//! The strategy API beyond `fit`: `run` and `reduce` for custom loops, input distribution,
+//! cluster information, and distributed `evaluate`/`predict` matching one process.
+
+use ferroflow_core::{Result, Tensor};
+use ferroflow_data::Dataset;
+use ferroflow_distribute::{
+    Collective, LocalCollective, MirroredStrategy, MultiWorkerMirroredStrategy, OneDeviceStrategy,
+    ReduceOp, Strategy,
+};
+use ferroflow_keras::layers::Dense;
+use ferroflow_keras::{Input, Model, SymbolicCall};
+use std::sync::Arc;
+
+/// Runs `f` on two in-process workers and returns their results in rank order.
+fn on_two_workers<T: Send>(f: impl Fn(MultiWorkerMirroredStrategy) -> Result<T> + Sync) -> Vec<T> {
+    let group = LocalCollective::group(2).unwrap();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = group
+            .into_iter()
+            .map(|c| {
+                let f = &f;
+                s.spawn(move || f(MultiWorkerMirroredStrategy::with_collective(Arc::new(c))))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+    })
+}
+
+#[test]
+fn run_gives_each_replica_its_context_and_reduce_combines_them() -> Result<()> {
+    let s = MirroredStrategy::with_replicas(3)?;
+    let ids = s.run(|ctx| Ok((ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync)))?;
+    assert_eq!(ids, vec![(0, 3), (1, 3), (2, 3)]);
+    let values =
+        s.run(|ctx| Tensor::from_vec(vec![ctx.replica_id_in_sync_group as f32 + 1.0; 2], &[2]))?;
+    assert_eq!(
+        s.reduce(ReduceOp::Sum, &values)?.to_vec::<f32>()?,
+        vec![6.0, 6.0]
+    );
+    assert_eq!(
+        s.reduce(ReduceOp::Mean, &values)?.to_vec::<f32>()?,
+        vec![2.0, 2.0]
+    );
+
+    // Across workers: every worker gets the sum over all replicas of all workers.
+    let sums = on_two_workers(|s| {
+        let v = s.run(|ctx| {
+            Tensor::from_vec(
+                vec![10.0f32 * (ctx.replica_id_in_sync_group as f32 + 1.0)],
+                &[1],
+            )
+        })?;
+        Ok((
+            s.reduce(ReduceOp::Sum, &v)?.to_vec::<f32>()?,
+            s.reduce(ReduceOp::Mean, &v)?.to_vec::<f32>()?,
+        ))
+    });
+    assert_eq!(sums, vec![(vec![30.0], vec![15.0]); 2]);
+    Ok(())
+}
+
+#[test]
+fn cluster_information() -> Result<()> {
+    let infos = on_two_workers(|s| Ok((s.cluster_resolver(), s.num_replicas_in_sync())));
+    assert_eq!(infos[0].0.task_id, 0);
+    assert!(infos[0].0.is_chief() && !infos[1].0.is_chief());
+    assert!(infos.iter().all(|(c, n)| c.num_workers == 2 && *n == 2));
+    let one = OneDeviceStrategy;
+    assert_eq!(one.num_replicas_in_sync(), 1);
+    assert!(one.cluster_resolver().is_chief());
+    Ok(())
+}
+
+#[test]
+fn datasets_are_sharded_by_worker() -> Result<()> {
+    let shards = on_two_workers(|s| {
+        let d = s.experimental_distribute_dataset(&Dataset::range(0, 7, 1)?)?;
+        let mine: Vec<i64> = d
+            .iter()?
+            .map(|e| {
+                e.and_then(|e| e.tensor().cloned())
+                    .and_then(|t| t.to_vec::<i64>())
+                    .map(|v| v[0])
+            })
+            .collect::<Result<_>>()?;
+        let ctx = s.distribute_datasets_from_function(|ctx| {
+            assert_eq!(ctx.num_input_pipelines, 2);
+            assert_eq!(ctx.get_per_replica_batch_size(64)?, 32);
+            assert!(ctx.get_per_replica_batch_size(63).is_err());
+            Dataset::range(
+                ctx.input_pipeline_id as i64,
+                1 + ctx.input_pipeline_id as i64,
+                1,
+            )
+        })?;
+        Ok((mine, ctx.iter()?.count()))
+    });
+    assert_eq!(shards[0].0, vec![0, 2, 4, 6]);
+    assert_eq!(shards[1].0, vec![1, 3, 5]);
+    Ok(())
+}
+
+fn model() -> Result<Model> {
+    let inputs = Input::new(&[5]);
+    let h = Dense::new(7).activation("tanh").name("h").apply(&inputs)?;
+    let out = Dense::new(3).activation("softmax").name("out").apply(&h)?;
+    let mut m = Model::named(&[inputs], &[out], "small")?;
+    m.compile("sgd", "sparse_categorical_crossentropy", &["accuracy"])?;
+    Ok(m)
+}
+
+#[test]
+fn evaluate_and_predict_under_strategies_match_one_process() -> Result<()> {
+    let n = 23;
+    let x = Tensor::from_vec(
+        (0..n * 5)
+            .map(|i| ((i * 13 % 11) as f32 - 5.0) / 4.0)
+            .collect::<Vec<_>>(),
+        &[n, 5],
+    )?;
+    let y = Tensor::from_vec((0..n as i64).map(|i| i % 3).collect::<Vec<_>>(), &[n])?;
+    let single = model()?;
+    let weights = single.get_weights();
+    let want_logs = single.evaluate(&x, &y, 8)?;
+    let want = single.predict(&x, 8)?.remove(0).to_vec::<f32>()?;
+    let check = |m: &Model| -> Result<()> {
+        let logs = m.evaluate(&x, &y, 8)?;
+        for (k, v) in &want_logs {
+            assert!((logs[k] - v).abs() < 1e-6, "{k}: {} vs {v}", logs[k]);
+        }
+        let got = m.predict(&x, 8)?.remove(0).to_vec::<f32>()?;
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6));
+        Ok(())
+    };
+    let mirrored = MirroredStrategy::with_replicas(3)?;
+    let m = mirrored.scope(model)?;
+    m.set_weights(&weights)?;
+    check(&m)?;
+    on_two_workers(|s| {
+        let m = s.scope(model)?;
+        m.set_weights(&weights)?;
+        check(&m)
+    });
+    Ok(())
+}
+
+#[test]
+fn a_collective_checks_what_workers_reduce() -> Result<()> {
+    let errs = {
+        let group = LocalCollective::group(2)?;
+        std::thread::scope(|s| {
+            let hs: Vec<_> = group
+                .into_iter()
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut buf = vec![1.0f32; 2 + c.rank()];
+                        c.all_reduce_sum_f32(&mut buf).err().map(|e| e.to_string())
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(
+        errs.iter()
+            .all(|e| e.as_deref().is_some_and(|e| e.contains("worker"))),
+        "{errs:?}"
+    );
+    Ok(())
+}
