@@ -59,6 +59,9 @@ pub enum OpKind {
     },
     /// Draws random numbers: never folded or merged.
     Random,
+    /// Talks to other workers (starts or finishes a collective): never folded or merged,
+    /// run where it was traced.
+    Collective,
     /// A 2-D convolution of an NHWC input with an HWIO filter (`[kh, kw, cin/groups,
     /// cout]`).
     Conv2d(ConvSpec),
@@ -164,7 +167,7 @@ impl ConvSpec {
 impl OpKind {
     /// Whether the op's result depends only on its inputs (may be folded or merged).
     pub fn is_pure(&self) -> bool {
-        !matches!(self, OpKind::Random)
+        !matches!(self, OpKind::Random | OpKind::Collective)
     }
 }
 

@@ -245,3 +245,56 @@ fn f16_values_differentiate_through_the_f32_compute_path() {
         vec![3.0, 12.0]
     );
 }
+
+#[test]
+fn streamed_gradients_arrive_last_layer_first_while_the_pass_runs() -> ferroflow_core::Result<()> {
+    use ferroflow_core::Axes;
+    // Three layers; w0 is read first, w2 last, and `unused` never.
+    let w: Vec<Variable> = (0..3)
+        .map(|i| Variable::new(Tensor::from_vec(vec![0.5f32 + i as f32; 4], &[2, 2]).unwrap()))
+        .collect();
+    let unused = Variable::new(Tensor::scalar(1.0f32));
+    let x = Tensor::from_vec(vec![1.0f32, -2.0, 0.5, 3.0], &[2, 2])?;
+    let tape = GradientTape::new();
+    let mut h = x.clone();
+    for v in &w {
+        h = h.matmul(&v.value())?.tanh()?;
+    }
+    let loss = h.sum(Axes::All, false)?;
+    let sources = [w[0].clone(), w[1].clone(), w[2].clone(), unused.clone()];
+    let mut order = Vec::new();
+    let streamed = tape.gradient_streamed(
+        &loss,
+        &sources,
+        None,
+        UnconnectedGradients::None,
+        &mut |i, g| {
+            order.push(i);
+            Ok(g)
+        },
+    )?;
+    assert_eq!(
+        order,
+        vec![2, 1, 0],
+        "each as soon as the pass is done with it"
+    );
+    assert!(streamed[3].is_none());
+    // The same values as the plain call.
+    let tape = GradientTape::new();
+    let mut h = x.clone();
+    for v in &w {
+        h = h.matmul(&v.value())?.tanh()?;
+    }
+    let plain = tape.gradient(&h.sum(Axes::All, false)?, &sources)?;
+    for (a, b) in streamed.iter().zip(&plain) {
+        match (a, b) {
+            (Some(a), Some(b)) => assert_eq!(
+                a.to_dense()?.to_vec::<f32>()?,
+                b.to_dense()?.to_vec::<f32>()?
+            ),
+            (None, None) => {}
+            _ => panic!("streamed and plain gradients disagree on which exist"),
+        }
+    }
+    Ok(())
+}

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod background;
 pub mod collective;
 mod context;
 mod strategy;

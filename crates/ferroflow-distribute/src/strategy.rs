@@ -2,6 +2,7 @@
 //! each variable), [`MultiWorkerMirroredStrategy`] (one replica per worker, over a
 //! [`Collective`]) and the default single-replica [`OneDeviceStrategy`].
 
+use crate::background::Background;
 use crate::collective::{self, Collective, DEFAULT_BUCKET_BYTES};
 use crate::context::{ClusterResolver, InputContext, ReduceOp, ReplicaContext};
 use ferroflow_core::autodiff::Gradient;
@@ -216,6 +217,7 @@ pub struct MultiWorkerMirroredStrategy(Arc<MultiWorker>);
 struct MultiWorker {
     collective: Arc<dyn Collective>,
     bucket_bytes: usize,
+    background: Background,
 }
 
 impl MultiWorkerMirroredStrategy {
@@ -241,15 +243,19 @@ impl MultiWorkerMirroredStrategy {
     /// member for workers that are threads of one process).
     pub fn with_collective(collective: Arc<dyn Collective>) -> Self {
         MultiWorkerMirroredStrategy(Arc::new(MultiWorker {
+            background: Background::new(collective.clone()),
             collective,
             bucket_bytes: DEFAULT_BUCKET_BYTES,
         }))
     }
 
-    /// Sets the gradient bytes per all-reduce (`bucket_cap_mb` in PyTorch DDP).
+    /// Sets the gradient bytes per all-reduce (`bucket_cap_mb` in PyTorch DDP): a bucket's
+    /// sum starts during the backward pass as soon as it is full. Set it before `scope`.
     pub fn bucket_bytes(self, bytes: usize) -> Self {
+        let collective = self.0.collective.clone();
         MultiWorkerMirroredStrategy(Arc::new(MultiWorker {
-            collective: self.0.collective.clone(),
+            background: Background::new(collective.clone()),
+            collective,
             bucket_bytes: bytes.max(1),
         }))
     }
@@ -318,6 +324,15 @@ impl Replicas for MultiWorker {
     }
     fn sync_variables(&self, vars: &[Variable]) -> Result<()> {
         collective::sync_variables(&*self.collective, vars)
+    }
+    fn overlap_bucket_bytes(&self) -> Option<usize> {
+        Some(self.bucket_bytes)
+    }
+    fn start_sum(&self, values: Vec<f32>) -> Result<u64> {
+        self.background.start(values)
+    }
+    fn finish_sum(&self, ticket: u64) -> Result<Vec<f32>> {
+        self.background.finish(ticket)
     }
 }
 

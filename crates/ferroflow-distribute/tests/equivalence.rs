@@ -123,7 +123,9 @@ fn mirrored(
 }
 
 /// Two workers as threads; worker 1 starts from other weights, which the chief's replace.
+/// Gradients go in buckets of `bucket_bytes`, summed while the backward pass runs.
 fn two_workers(
+    bucket_bytes: usize,
     build: fn() -> Result<Model>,
     x: &Tensor,
     y: &Tensor,
@@ -136,7 +138,8 @@ fn two_workers(
             .map(|c| {
                 s.spawn(move || -> Result<(Vec<Tensor>, f64)> {
                     let rank = ferroflow_distribute::Collective::rank(&c);
-                    let strategy = MultiWorkerMirroredStrategy::with_collective(Arc::new(c));
+                    let strategy = MultiWorkerMirroredStrategy::with_collective(Arc::new(c))
+                        .bucket_bytes(bucket_bytes);
                     let mut m = strategy.scope(build)?;
                     let _ = m.predict(x.slice(&[0, 0], &[1, -1])?, 1)?;
                     if rank == 0 {
@@ -164,12 +167,21 @@ fn check_all(build: fn() -> Result<Model>, x: &Tensor, y: &Tensor) -> Result<()>
             "loss {l} vs {loss}"
         );
     }
-    for (rank, (got, l)) in two_workers(build, x, y, &init)?.into_iter().enumerate() {
-        assert_close(&got, &want, &format!("worker {rank} of 2"));
-        assert!(
-            (l - loss).abs() <= 1e-5 * loss.abs().max(1.0),
-            "loss {l} vs {loss}"
-        );
+    // One bucket for everything (the default 25 MB), and buckets of 4 KiB: several sums
+    // start while the backward pass still runs.
+    for bucket in [ferroflow_distribute::collective::DEFAULT_BUCKET_BYTES, 4096] {
+        let runs = two_workers(bucket, build, x, y, &init)?;
+        for (rank, (got, l)) in runs.into_iter().enumerate() {
+            assert_close(
+                &got,
+                &want,
+                &format!("worker {rank} of 2, {bucket} B buckets"),
+            );
+            assert!(
+                (l - loss).abs() <= 1e-5 * loss.abs().max(1.0),
+                "loss {l} vs {loss}"
+            );
+        }
     }
     Ok(())
 }

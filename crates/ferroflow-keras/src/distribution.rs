@@ -48,6 +48,26 @@ pub trait Replicas: Send + Sync {
     /// Gives every worker the chief's values of `vars`, after checking that every worker
     /// holds the same variables (names, shapes and dtypes), in the same order.
     fn sync_variables(&self, vars: &[Variable]) -> Result<()>;
+    /// Gradient bytes per all-reduce when gradients are reduced while the backward pass
+    /// runs ([`Replicas::start_sum`]); `None` when this strategy reduces them afterwards.
+    fn overlap_bucket_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// Starts summing `values` over the workers in the background and returns a ticket
+    /// for [`Replicas::finish_sum`]. Every worker starts the same sums in the same order.
+    fn start_sum(&self, _values: Vec<f32>) -> Result<u64> {
+        Err(ferroflow_core::Error::invalid(
+            "Strategy",
+            "this strategy does not reduce in the background",
+        ))
+    }
+    /// Waits for the sum a [`Replicas::start_sum`] started.
+    fn finish_sum(&self, _ticket: u64) -> Result<Vec<f32>> {
+        Err(ferroflow_core::Error::invalid(
+            "Strategy",
+            "this strategy does not reduce in the background",
+        ))
+    }
 }
 
 /// Helpers on [`Replicas`] that are generic (so not part of the object-safe trait).

@@ -189,6 +189,9 @@ pub fn lower(b: &mut Builder, kind: &OpKind, l: &Lowering) -> Result<Vec<String>
         OpKind::Random => {
             Err(l.unsupported("random draws do not export (export the inference graph)"))
         }
+        OpKind::Collective => Err(
+            l.unsupported("collectives between workers do not export (export the inference graph)")
+        ),
         OpKind::Other => Err(l.unsupported("no ONNX lowering")),
     }
 }

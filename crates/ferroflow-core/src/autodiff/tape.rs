@@ -157,6 +157,28 @@ impl GradientTape {
         output_gradients: Option<&Tensor>,
         unconnected: UnconnectedGradients,
     ) -> Result<Vec<Option<Gradient>>> {
+        self.gradient_streamed(
+            target,
+            sources,
+            output_gradients,
+            unconnected,
+            &mut |_, g| Ok(g),
+        )
+    }
+
+    /// [`GradientTape::gradient_with`] that hands each source's gradient to `ready` as
+    /// soon as the backward pass has finished it (sources the last layers read come first),
+    /// while the rest of the pass still runs; what `ready` returns is that source's
+    /// result. A data-parallel trainer starts reducing a gradient across workers there,
+    /// overlapping communication with the remaining backward computation.
+    pub fn gradient_streamed<S: Source>(
+        &self,
+        target: &Tensor,
+        sources: &[S],
+        output_gradients: Option<&Tensor>,
+        unconnected: UnconnectedGradients,
+        ready: &mut dyn FnMut(usize, Gradient) -> Result<Gradient>,
+    ) -> Result<Vec<Option<Gradient>>> {
         let (nodes, source_ids) = {
             let mut s = self.state.borrow_mut();
             if s.used && !s.persistent {
@@ -197,19 +219,15 @@ impl GradientTape {
         }
         // This tape must not record its own backward pass; outer tapes still do.
         let was_recording = std::mem::replace(&mut self.state.borrow_mut().recording, false);
-        let result = backprop(nodes, target, &source_ids, output_gradients);
-        if self.state.borrow().persistent {
-            self.state.borrow_mut().recording = was_recording;
-        } else {
-            self.detach();
-        }
-        let mut grads = result?;
-        let mut out = Vec::with_capacity(sources.len());
-        for (src, ids) in sources.iter().zip(&source_ids) {
-            let like = src.like();
+        let mut out: Vec<Option<Option<Gradient>>> = vec![None; sources.len()];
+        let mut finish = |grads: &mut HashMap<TensorId, Gradient>, s: usize| -> Result<()> {
+            if out[s].is_some() {
+                return Ok(());
+            }
+            let like = sources[s].like();
             let mut acc: Option<Gradient> = None;
             if like.dtype().is_float() {
-                for id in ids {
+                for id in &source_ids[s] {
                     if let Some(g) = grads.remove(id) {
                         acc = Some(match acc {
                             None => g,
@@ -221,9 +239,20 @@ impl GradientTape {
             if acc.is_none() && unconnected == UnconnectedGradients::Zero {
                 acc = Some(Gradient::Dense(like.zeros_like()?));
             }
-            out.push(acc);
+            out[s] = Some(acc.map(|g| ready(s, g)).transpose()?);
+            Ok(())
+        };
+        let result = backprop(nodes, target, &source_ids, output_gradients, &mut finish);
+        if self.state.borrow().persistent {
+            self.state.borrow_mut().recording = was_recording;
+        } else {
+            self.detach();
         }
-        Ok(out)
+        let mut grads = result?;
+        for s in 0..sources.len() {
+            finish(&mut grads, s)?;
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
     }
 
     fn detach(&self) {
@@ -237,13 +266,36 @@ impl Drop for GradientTape {
     }
 }
 
+/// Called with the gradients so far and a source whose gradient is complete.
+type Finished<'a> = dyn FnMut(&mut HashMap<TensorId, Gradient>, usize) -> Result<()> + 'a;
+
+/// Sources whose gradient is complete once the backward pass has processed node `i`: the
+/// node that first (in forward order) reads one of their tensors.
+fn completions(nodes: &[Node], source_ids: &[Vec<TensorId>]) -> HashMap<usize, Vec<usize>> {
+    let mut first_read: HashMap<TensorId, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for id in n.inputs.iter().flatten() {
+            first_read.entry(*id).or_insert(i);
+        }
+    }
+    let mut at: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (s, ids) in source_ids.iter().enumerate() {
+        if let Some(i) = ids.iter().filter_map(|id| first_read.get(id)).min() {
+            at.entry(*i).or_default().push(s);
+        }
+    }
+    at
+}
+
 /// Walks `nodes` backwards from `target`, returning the gradient of every tensor on a path
-/// from a source to the target.
+/// from a source to the target. `finished(grads, s)` is called as soon as source `s`'s
+/// gradient is complete (it may take it out of `grads`).
 fn backprop(
     mut nodes: Vec<Node>,
     target: &Tensor,
     source_ids: &[Vec<TensorId>],
     output_gradients: Option<&Tensor>,
+    finished: &mut Finished<'_>,
 ) -> Result<HashMap<TensorId, Gradient>> {
     let mut grads: HashMap<TensorId, Gradient> = HashMap::new();
     if !target.dtype().is_float() {
@@ -260,21 +312,42 @@ fn backprop(
     if !relevant.contains(&target.id()) {
         return Ok(grads);
     }
+    let complete_after = completions(&nodes, source_ids);
     let seed = match output_gradients {
         Some(g) => g.clone(),
         None => target.ones_like()?,
     };
     grads.insert(target.id(), Gradient::Dense(seed));
     while let Some(node) = nodes.pop() {
+        let index = nodes.len();
+        let result = backprop_node(node, &relevant, &sources, &mut grads);
+        result?;
+        for &s in complete_after.get(&index).into_iter().flatten() {
+            finished(&mut grads, s)?;
+        }
+    }
+    Ok(grads)
+}
+
+/// One node of the backward pass: its inputs' gradients from its output's.
+fn backprop_node(
+    node: Node,
+    relevant: &HashSet<TensorId>,
+    sources: &HashSet<TensorId>,
+    grads: &mut HashMap<TensorId, Gradient>,
+) -> Result<()> {
+    {
         if !relevant.contains(&node.output) {
-            continue;
+            return Ok(());
         }
         let upstream = if sources.contains(&node.output) {
             grads.get(&node.output).cloned()
         } else {
             grads.remove(&node.output)
         };
-        let Some(upstream) = upstream else { continue };
+        let Some(upstream) = upstream else {
+            return Ok(());
+        };
         let upstream = upstream.to_dense()?;
         let needs: Vec<bool> = node
             .inputs
@@ -299,5 +372,5 @@ fn backprop(
             grads.insert(*id, merged);
         }
     }
-    Ok(grads)
+    Ok(())
 }

@@ -61,6 +61,8 @@ pub(crate) enum StepKind {
     Test,
     /// One replica's share of a distributed train step: forward, loss and gradients.
     Gradients,
+    /// [`StepKind::Gradients`] summing gradients over the workers during the backward pass.
+    GradientsOverlapped,
 }
 
 /// What a compiled step is specialised on.

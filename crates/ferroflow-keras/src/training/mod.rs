@@ -5,6 +5,7 @@ pub mod data;
 mod epochs;
 pub mod fit;
 pub mod history;
+mod overlap;
 pub mod progress;
 mod replicated;
 pub mod step;

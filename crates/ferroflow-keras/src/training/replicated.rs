@@ -5,11 +5,13 @@
 //! worker updates its metrics on the whole global batch and logs the same numbers.
 
 use super::data::{num_samples, slice_rows};
+use super::overlap::Overlap;
 use super::step::{run_step, split_args, step_args, EpochState};
 use crate::distribution::{share, Replicas, ReplicasExt};
 use crate::layer::CallContext;
 use crate::models::model::{GradientSlot, StepKind};
 use crate::models::Model;
+use ferroflow_core::autodiff::UnconnectedGradients;
 use ferroflow_core::autodiff::{Gradient, IndexedSlices};
 use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
 use std::sync::Arc;
@@ -21,6 +23,8 @@ struct ReplicaGrads {
     parts: Vec<f64>,
     outs: Vec<Tensor>,
     grads: Vec<Option<Gradient>>,
+    /// Whether the dense f32 gradients were already summed over the workers.
+    overlapped: bool,
 }
 
 /// A replica's loss, per-output losses, outputs and gradients, as traced.
@@ -80,6 +84,32 @@ fn concat_outputs(per_replica: &[&[Tensor]]) -> Result<Vec<Tensor>> {
         .collect()
 }
 
+/// Sums over the workers the gradients the backward pass did not already sum (all of
+/// them unless `overlapped`).
+fn all_reduce_rest(
+    r: &Arc<dyn Replicas>,
+    grads: &mut [Option<Gradient>],
+    vars: &[Variable],
+    overlapped: bool,
+) -> Result<()> {
+    if !overlapped {
+        return r.all_reduce_gradients(grads, vars);
+    }
+    let rest: Vec<usize> = (0..grads.len())
+        .filter(|&i| !grads[i].as_ref().is_some_and(Overlap::takes))
+        .collect();
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let mut sub: Vec<Option<Gradient>> = rest.iter().map(|&i| grads[i].take()).collect();
+    let sub_vars: Vec<Variable> = rest.iter().map(|&i| vars[i].clone()).collect();
+    r.all_reduce_gradients(&mut sub, &sub_vars)?;
+    for (i, g) in rest.into_iter().zip(sub) {
+        grads[i] = g;
+    }
+    Ok(())
+}
+
 impl Model {
     /// The strategy the model was compiled under, if any.
     pub fn distribution(&self) -> Option<&Arc<dyn Replicas>> {
@@ -122,6 +152,7 @@ impl Model {
         sw: Option<&Tensor>,
         vars: &[Variable],
         scale: &Tensor,
+        overlap: Option<Overlap>,
     ) -> Result<Differentiated> {
         let tape = GradientTape::with_options(false, false);
         for v in vars {
@@ -130,8 +161,30 @@ impl Model {
         let outs = self.net.call(x, CallContext { training: true })?;
         let (total, parts) = self.losses(y, &outs, sw)?;
         let scaled = total.mul(&scale.cast(total.dtype())?)?;
-        let grads = tape.gradient(&scaled, vars)?;
+        let grads = match overlap {
+            None => tape.gradient(&scaled, vars)?,
+            Some(mut buckets) => {
+                let mut grads = tape.gradient_streamed(
+                    &scaled,
+                    vars,
+                    None,
+                    UnconnectedGradients::None,
+                    &mut |i, g| buckets.ready(i, g),
+                )?;
+                buckets.finish(&mut grads)?;
+                grads
+            }
+        };
         Ok((total, parts, outs, grads))
+    }
+
+    /// The background buckets for this step: with several workers of one replica each,
+    /// when every replica has rows (so that all of them start the same sums).
+    fn overlap_for(&self, rows: usize) -> Option<(Arc<dyn Replicas>, usize)> {
+        let r = self.replicated()?;
+        let cap = r.overlap_bucket_bytes()?;
+        (r.num_workers() > 1 && r.local_replicas() == 1 && rows >= r.num_replicas_in_sync())
+            .then_some((r, cap))
     }
 
     /// [`Model::gradient_core`] as a compiled step, its gradients flattened into results.
@@ -142,21 +195,32 @@ impl Model {
         sw: Option<&Tensor>,
         vars: &[Variable],
         scale: f64,
+        global_rows: usize,
     ) -> Result<ReplicaGrads> {
         let compiled = self.compiled_ref()?;
         let scale = Tensor::scalar(scale as f32);
+        let overlap = self.overlap_for(global_rows);
+        let overlapped = overlap.is_some();
+        let buckets = || overlap.clone().map(|(r, cap)| Overlap::new(r, cap));
         if compiled.run_eagerly {
-            let (total, parts, outs, grads) = self.gradient_core(x, y, sw, vars, &scale)?;
+            let (total, parts, outs, grads) =
+                self.gradient_core(x, y, sw, vars, &scale, buckets())?;
             return Ok(ReplicaGrads {
                 total: scalar(&total),
                 parts: parts.iter().map(scalar).collect(),
                 outs,
                 grads,
+                overlapped,
             });
         }
         let cache = compiled.step_functions.clone();
         let layouts = compiled.gradient_layouts.clone();
-        let (mut args, mut key) = step_args(StepKind::Gradients, x, y, sw, vars);
+        let kind = if overlapped {
+            StepKind::GradientsOverlapped
+        } else {
+            StepKind::Gradients
+        };
+        let (mut args, mut key) = step_args(kind, x, y, sw, vars);
         args.push(scale.clone());
         key.args.push((Vec::new(), scale.dtype()));
         let (nx, ny) = (x.len(), y.len());
@@ -164,7 +228,8 @@ impl Model {
         let flat = run_step(&cache, "gradient_function", key.clone(), &args, |a| {
             let (xa, rest) = a.split_at(nx + ny + usize::from(sw.is_some()));
             let (xa, ya, swa) = split_args(xa, nx, ny);
-            let (total, parts, outs, grads) = self.gradient_core(xa, ya, swa, vars, &rest[0])?;
+            let (total, parts, outs, grads) =
+                self.gradient_core(xa, ya, swa, vars, &rest[0], buckets())?;
             let mut flat = [vec![total], parts, outs].concat();
             let mut layout = Vec::with_capacity(grads.len());
             for g in grads {
@@ -225,6 +290,7 @@ impl Model {
             parts,
             outs,
             grads,
+            overlapped,
         })
     }
 
@@ -253,7 +319,7 @@ impl Model {
             }
             let (xs, ys, sws) = shard(x, y, sw, lo, hi)?;
             let scale = (hi - lo) as f64 / n as f64;
-            this.gradient_step(&xs, &ys, sws.as_ref(), vars, scale)
+            this.gradient_step(&xs, &ys, sws.as_ref(), vars, scale, n)
                 .map(Some)
         })?;
         let mut grads: Vec<Option<Gradient>> = vec![None; vars.len()];
@@ -269,13 +335,15 @@ impl Model {
         }
         let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r.outs[..]).collect();
         let mut outs = concat_outputs(&outs)?;
+        let mut overlapped = false;
         for res in results.into_iter().flatten() {
+            overlapped |= res.overlapped;
             for (acc, g) in grads.iter_mut().zip(res.grads) {
                 accumulate(acc, g)?;
             }
         }
         if r.num_workers() > 1 {
-            r.all_reduce_gradients(&mut grads, vars)?;
+            all_reduce_rest(r, &mut grads, vars, overlapped)?;
             r.all_reduce_f64(&mut sums)?;
             outs = r.all_gather_rows(&outs)?;
         }
