@@ -232,6 +232,18 @@ impl Dataset {
         })
     }
 
+    /// The same pipeline with its file-reading source (TFRecord, CSV, text lines) reading
+    /// only files `index, index + num, ...` (TF's FILE auto-shard policy); `None` when the
+    /// pipeline reads no files, has fewer files than `num`, or a stage between the files
+    /// and the end cannot be rebuilt on another input.
+    pub fn shard_files(&self, num: usize, index: usize) -> Option<Dataset> {
+        if let Some(d) = self.0.shard_files(num, index) {
+            return Some(d);
+        }
+        let below = self.0.input()?.shard_files(num, index)?;
+        self.0.with_input(below)
+    }
+
     /// Every `num`-th element starting at `index` (`shard`).
     pub fn shard(&self, num: u64, index: u64) -> Result<Dataset> {
         if num == 0 || index >= num {

@@ -108,6 +108,17 @@ fn parse_field(
 }
 
 impl Source for Csv {
+    fn shard_files(&self, num: usize, index: usize) -> Option<Dataset> {
+        let paths = crate::source::file_share(&self.paths, num, index)?;
+        Some(Dataset::from_source(Csv {
+            paths,
+            columns: self.columns.clone(),
+            select: self.select.clone(),
+            header: self.header,
+            delimiter: self.delimiter,
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let paths = self.paths.clone();
         let columns = self.columns.clone();
@@ -312,6 +323,11 @@ struct Lines {
 }
 
 impl Source for Lines {
+    fn shard_files(&self, num: usize, index: usize) -> Option<Dataset> {
+        let paths = crate::source::file_share(&self.paths, num, index)?;
+        Some(Dataset::from_source(Lines { paths }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let paths = self.paths.clone();
         let mut file = 0usize;

@@ -1,5 +1,6 @@
 //! The [`Source`] trait every pipeline stage implements, and [`Cardinality`].
 
+use crate::Dataset;
 use crate::Element;
 use ferroflow_core::Result;
 
@@ -41,4 +42,27 @@ pub trait Source: Send + Sync {
     fn open(&self) -> Result<ElementIter>;
     /// The number of elements a pass yields.
     fn cardinality(&self) -> Cardinality;
+    /// For a stage that reads files: the same stage reading only its share of them, files
+    /// `index, index + num, ...` (`None` when it reads no files or has fewer than `num`).
+    fn shard_files(&self, _num: usize, _index: usize) -> Option<Dataset> {
+        None
+    }
+    /// For a stage with one input: that input.
+    fn input(&self) -> Option<&Dataset> {
+        None
+    }
+    /// For a stage with one input: the same stage on another input.
+    fn with_input(&self, _input: Dataset) -> Option<Dataset> {
+        None
+    }
+}
+
+/// The paths `index, index + num, ...` of `paths`, when every shard gets at least one.
+pub(crate) fn file_share(
+    paths: &[std::path::PathBuf],
+    num: usize,
+    index: usize,
+) -> Option<Vec<std::path::PathBuf>> {
+    (num > 0 && index < num && paths.len() >= num)
+        .then(|| paths.iter().skip(index).step_by(num).cloned().collect())
 }

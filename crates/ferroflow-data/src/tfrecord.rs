@@ -325,6 +325,14 @@ struct Records {
 }
 
 impl Source for Records {
+    fn shard_files(&self, num: usize, index: usize) -> Option<Dataset> {
+        let paths = crate::source::file_share(&self.paths, num, index)?;
+        Some(Dataset::from_source(Records {
+            paths,
+            compression: self.compression,
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let paths = self.paths.clone();
         let compression = self.compression;

@@ -63,3 +63,18 @@ pub enum ReduceOp {
     /// The mean over replicas.
     Mean,
 }
+
+/// How `experimental_distribute_dataset` splits a dataset between workers
+/// (`tf.data.experimental.AutoShardPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AutoShardPolicy {
+    /// FILE when the pipeline reads enough files, else DATA.
+    #[default]
+    Auto,
+    /// Each worker reads its share of the files.
+    File,
+    /// Each worker reads everything and keeps every `n`-th element.
+    Data,
+    /// No sharding: every worker sees every element.
+    Off,
+}

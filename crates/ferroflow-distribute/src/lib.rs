@@ -25,5 +25,5 @@ mod context;
 mod strategy;
 
 pub use collective::{Collective, LocalCollective};
-pub use context::{ClusterResolver, InputContext, ReduceOp, ReplicaContext};
+pub use context::{AutoShardPolicy, ClusterResolver, InputContext, ReduceOp, ReplicaContext};
 pub use strategy::{MirroredStrategy, MultiWorkerMirroredStrategy, OneDeviceStrategy, Strategy};

@@ -4,7 +4,7 @@
 
 use crate::background::Background;
 use crate::collective::{self, Collective, DEFAULT_BUCKET_BYTES};
-use crate::context::{ClusterResolver, InputContext, ReduceOp, ReplicaContext};
+use crate::context::{AutoShardPolicy, ClusterResolver, InputContext, ReduceOp, ReplicaContext};
 use ferroflow_core::autodiff::Gradient;
 use ferroflow_core::{Error, Result, Tensor, Variable};
 use ferroflow_data::Dataset;
@@ -80,14 +80,43 @@ pub trait Strategy {
         }
     }
 
-    /// This worker's part of `data` (`strategy.experimental_distribute_dataset`), by TF's
-    /// DATA auto-shard policy: worker `i` of `n` takes elements `i, i + n, i + 2n, ...`.
+    /// This worker's part of `data` (`strategy.experimental_distribute_dataset`) by TF's
+    /// AUTO policy: its share of the files when the pipeline reads at least one file per
+    /// worker (FILE), otherwise every `n`-th element (DATA).
     fn experimental_distribute_dataset(&self, data: &Dataset) -> Result<Dataset> {
+        self.experimental_distribute_dataset_with(data, AutoShardPolicy::Auto)
+    }
+
+    /// This worker's part of `data` by `policy` (`tf.data.experimental.AutoShardPolicy`):
+    /// FILE gives worker `i` of `n` files `i, i + n, ...` of the pipeline's file source
+    /// (an error when there are fewer files than workers or none), DATA elements
+    /// `i, i + n, ...`, OFF everything.
+    fn experimental_distribute_dataset_with(
+        &self,
+        data: &Dataset,
+        policy: AutoShardPolicy,
+    ) -> Result<Dataset> {
         let r = self.replicas();
-        if r.num_workers() == 1 {
+        let (n, i) = (r.num_workers(), r.worker_rank());
+        if n == 1 || policy == AutoShardPolicy::Off {
             return Ok(data.clone());
         }
-        data.shard(r.num_workers() as u64, r.worker_rank() as u64)
+        let by_files = || data.shard_files(n, i);
+        match policy {
+            AutoShardPolicy::File => by_files().ok_or_else(|| {
+                Error::invalid(
+                    "experimental_distribute_dataset",
+                    format!(
+                        "AutoShardPolicy::File needs a pipeline reading at least {n} files (one per worker) through stages that can be rebuilt"
+                    ),
+                )
+            }),
+            AutoShardPolicy::Auto => match by_files() {
+                Some(d) => Ok(d),
+                None => data.shard(n as u64, i as u64),
+            },
+            AutoShardPolicy::Data | AutoShardPolicy::Off => data.shard(n as u64, i as u64),
+        }
     }
 
     /// The dataset `make` builds for this worker

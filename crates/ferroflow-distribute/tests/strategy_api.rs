@@ -4,8 +4,8 @@
 use ferroflow_core::{Result, Tensor};
 use ferroflow_data::Dataset;
 use ferroflow_distribute::{
-    Collective, LocalCollective, MirroredStrategy, MultiWorkerMirroredStrategy, OneDeviceStrategy,
-    ReduceOp, Strategy,
+    AutoShardPolicy, Collective, LocalCollective, MirroredStrategy, MultiWorkerMirroredStrategy,
+    OneDeviceStrategy, ReduceOp, Strategy,
 };
 use ferroflow_keras::layers::Dense;
 use ferroflow_keras::{Input, Model, SymbolicCall};
@@ -169,5 +169,65 @@ fn a_collective_checks_what_workers_reduce() -> Result<()> {
             .all(|e| e.as_deref().is_some_and(|e| e.contains("worker"))),
         "{errs:?}"
     );
+    Ok(())
+}
+
+/// The first byte of each record each worker reads.
+fn records_seen(d: &Dataset) -> Result<Vec<u8>> {
+    d.iter()?
+        .map(|e| {
+            e.and_then(|e| e.tensor().cloned())
+                .and_then(|t| t.to_vec::<u8>())
+                .map(|v| v[0])
+        })
+        .collect()
+}
+
+#[test]
+fn tfrecord_pipelines_are_sharded_by_file() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("ff_autoshard_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<_> = (0..4u8)
+        .map(|f| {
+            let p = dir.join(format!("part-{f}.tfrecord"));
+            let mut w = ferroflow_data::tfrecord::TFRecordWriter::create(&p).unwrap();
+            for r in 0..3u8 {
+                w.write(&[10 * f + r]).unwrap();
+            }
+            w.close().unwrap();
+            p
+        })
+        .collect();
+    let seen = on_two_workers(|s| {
+        // Files below a map and a shuffle-free prefetch: FILE applies through them.
+        let d = ferroflow_data::tfrecord::tfrecord_dataset(&files)
+            .map(Ok)
+            .prefetch(2);
+        let auto = records_seen(&s.experimental_distribute_dataset(&d)?)?;
+        let data =
+            records_seen(&s.experimental_distribute_dataset_with(&d, AutoShardPolicy::Data)?)?;
+        let off = records_seen(&s.experimental_distribute_dataset_with(&d, AutoShardPolicy::Off)?)?;
+        let one_file = ferroflow_data::tfrecord::tfrecord_dataset(&files[..1]);
+        let file_err = s
+            .experimental_distribute_dataset_with(&one_file, AutoShardPolicy::File)
+            .err()
+            .map(|e| e.to_string());
+        let fallback = records_seen(&s.experimental_distribute_dataset(&one_file)?)?;
+        Ok((auto, data, off.len(), file_err, fallback))
+    });
+    assert_eq!(seen[0].0, vec![0, 1, 2, 20, 21, 22]);
+    assert_eq!(seen[1].0, vec![10, 11, 12, 30, 31, 32]);
+    assert_eq!(seen[0].1, vec![0, 2, 11, 20, 22, 31]);
+    assert_eq!(seen[0].2, 12);
+    assert!(
+        seen[0]
+            .3
+            .as_deref()
+            .is_some_and(|e| e.contains("at least 2 files")),
+        "{:?}",
+        seen[0].3
+    );
+    assert_eq!(seen[1].4, vec![1]);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

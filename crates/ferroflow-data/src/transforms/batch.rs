@@ -111,6 +111,19 @@ pub(crate) struct Batch {
 }
 
 impl Source for Batch {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Batch {
+            input,
+            size: self.size,
+            drop_remainder: self.drop_remainder,
+            padding: self.padding.clone(),
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let mut upstream = self.input.source().open()?;
         let (size, drop_remainder, padding) =

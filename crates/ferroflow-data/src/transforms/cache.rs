@@ -11,6 +11,17 @@ pub(crate) struct MemoryCache {
 }
 
 impl Source for MemoryCache {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(MemoryCache {
+            input,
+            stored: Default::default(),
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         if let Some(all) = self
             .stored

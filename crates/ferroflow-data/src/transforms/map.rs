@@ -126,6 +126,20 @@ impl Drop for ParallelIter {
 }
 
 impl Source for Map {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Map {
+            input,
+            f: self.f.clone(),
+            parallelism: self.parallelism,
+            autotune: self.autotune,
+            deterministic: self.deterministic,
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let upstream = self.input.source().open()?;
         let f = self.f.clone();
@@ -200,6 +214,17 @@ pub(crate) struct Filter {
 }
 
 impl Source for Filter {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Filter {
+            input,
+            f: self.f.clone(),
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let f = self.f.clone();
         Ok(Box::new(self.input.source().open()?.filter_map(

@@ -74,6 +74,18 @@ impl Drop for PrefetchIter {
 }
 
 impl Source for Prefetch {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Prefetch {
+            input,
+            buffer: self.buffer,
+            memory_budget: self.memory_budget,
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let mut upstream = self.input.source().open()?;
         let (autotune, max) = match self.buffer {

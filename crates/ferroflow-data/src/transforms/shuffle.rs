@@ -16,6 +16,20 @@ pub(crate) struct Shuffle {
 }
 
 impl Source for Shuffle {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Shuffle {
+            input,
+            buffer_size: self.buffer_size,
+            seed: self.seed,
+            reshuffle_each_iteration: self.reshuffle_each_iteration,
+            epoch: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
         let key = if self.reshuffle_each_iteration {

@@ -11,6 +11,17 @@ pub(crate) struct Repeat {
 }
 
 impl Source for Repeat {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Repeat {
+            input,
+            count: self.count,
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         let input = self.input.clone();
         let count = self.count;
@@ -64,6 +75,17 @@ pub(crate) struct Take {
 }
 
 impl Source for Take {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Take {
+            input,
+            count: self.count,
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         Ok(Box::new(
             self.input.source().open()?.take(self.count as usize),
@@ -85,6 +107,17 @@ pub(crate) struct Skip {
 }
 
 impl Source for Skip {
+    fn input(&self) -> Option<&Dataset> {
+        Some(&self.input)
+    }
+
+    fn with_input(&self, input: Dataset) -> Option<Dataset> {
+        Some(Dataset::from_source(Skip {
+            input,
+            count: self.count,
+        }))
+    }
+
     fn open(&self) -> Result<ElementIter> {
         Ok(Box::new(
             self.input.source().open()?.skip(self.count as usize),
