@@ -21,6 +21,8 @@ pub(crate) struct Background {
     worker: Mutex<Option<(Sender<Job>, JoinHandle<()>)>>,
     next: AtomicU64,
     in_flight: Mutex<HashMap<u64, Receiver<Reply>>>,
+    /// Buffers of finished sums, reused for the next ones.
+    spare: Mutex<Vec<Vec<f32>>>,
 }
 
 impl Background {
@@ -30,6 +32,27 @@ impl Background {
             worker: Mutex::new(None),
             next: AtomicU64::new(0),
             in_flight: Mutex::new(HashMap::new()),
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An empty buffer, reused when one was handed back.
+    pub(crate) fn buffer(&self) -> Vec<f32> {
+        let mut b = self
+            .spare
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Keeps `buffer` for a later sum (a few at most).
+    pub(crate) fn recycle(&self, buffer: Vec<f32>) {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < 8 {
+            spare.push(buffer);
         }
     }
 

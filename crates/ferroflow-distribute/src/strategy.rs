@@ -363,6 +363,12 @@ impl Replicas for MultiWorker {
     fn finish_sum(&self, ticket: u64) -> Result<Vec<f32>> {
         self.background.finish(ticket)
     }
+    fn sum_buffer(&self) -> Vec<f32> {
+        self.background.buffer()
+    }
+    fn recycle_sum_buffer(&self, buffer: Vec<f32>) {
+        self.background.recycle(buffer)
+    }
 }
 
 /// The default strategy: one replica, this process (`tf.distribute.get_strategy()`

@@ -61,6 +61,13 @@ pub trait Replicas: Send + Sync {
             "this strategy does not reduce in the background",
         ))
     }
+    /// An empty buffer to pack a sum into (one that was used before, when there is one:
+    /// large transfers run faster between pages already touched).
+    fn sum_buffer(&self) -> Vec<f32> {
+        Vec::new()
+    }
+    /// Hands back a buffer [`Replicas::finish_sum`] returned, for a later sum.
+    fn recycle_sum_buffer(&self, _buffer: Vec<f32>) {}
     /// Waits for the sum a [`Replicas::start_sum`] started.
     fn finish_sum(&self, _ticket: u64) -> Result<Vec<f32>> {
         Err(ferroflow_core::Error::invalid(

@@ -63,6 +63,8 @@ pub(crate) enum StepKind {
     Gradients,
     /// [`StepKind::Gradients`] summing gradients over the workers during the backward pass.
     GradientsOverlapped,
+    /// The optimiser update (and constraints) from given gradients.
+    Apply,
 }
 
 /// What a compiled step is specialised on.

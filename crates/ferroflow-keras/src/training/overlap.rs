@@ -90,7 +90,8 @@ impl Overlap {
 fn start(replicas: &Arc<dyn Replicas>, tensors: &[Tensor]) -> Result<Tensor> {
     let r = replicas.clone();
     let run = move |ts: &[Tensor]| -> Result<Tensor> {
-        let mut buf = Vec::with_capacity(ts.iter().map(Tensor::numel).sum());
+        let mut buf = r.sum_buffer();
+        buf.reserve(ts.iter().map(Tensor::numel).sum());
         for t in ts {
             buf.extend_from_slice(&t.data::<f32>()?);
         }
@@ -136,6 +137,7 @@ fn finish(
             out.push(Tensor::from_slice(part, shape)?);
             at += n;
         }
+        r.recycle_sum_buffer(sum);
         Ok(out)
     };
     let sums = {

@@ -347,8 +347,46 @@ impl Model {
             r.all_reduce_f64(&mut sums)?;
             outs = r.all_gather_rows(&outs)?;
         }
-        self.apply_update(&grads, vars)?;
+        self.apply_update_compiled(&grads, vars)?;
         Self::update_state_with(state, y, &outs, sums[0], &sums[1..], sw)
+    }
+
+    /// [`Model::apply_update`] as a compiled step (Keras's update inside its
+    /// `train_function`), when every gradient is dense; eagerly otherwise.
+    fn apply_update_compiled(
+        &mut self,
+        grads: &[Option<Gradient>],
+        vars: &[Variable],
+    ) -> Result<()> {
+        let compiled = self.compiled_ref()?;
+        let dense: Option<Vec<Tensor>> = grads
+            .iter()
+            .flatten()
+            .map(|g| match g {
+                Gradient::Dense(t) => Some(t.clone()),
+                Gradient::Sparse(_) => None,
+            })
+            .collect();
+        let Some(args) = dense.filter(|_| !compiled.run_eagerly) else {
+            return self.apply_update(grads, vars);
+        };
+        let cache = compiled.step_functions.clone();
+        let present: Vec<bool> = grads.iter().map(Option::is_some).collect();
+        let (_, mut key) = step_args(StepKind::Apply, &args, &[], None, vars);
+        key.split = (present.iter().filter(|p| **p).count(), present.len(), false);
+        run_step(&cache, "apply_function", key, &args, |a| {
+            let mut it = a.iter();
+            let rebuilt: Vec<Option<Gradient>> = present
+                .iter()
+                .map(|&p| {
+                    p.then(|| it.next().map(|t| Gradient::Dense(t.clone())))
+                        .flatten()
+                })
+                .collect();
+            self.apply_update(&rebuilt, vars)?;
+            Ok(Vec::new())
+        })?;
+        Ok(())
     }
 
     /// One distributed evaluation step on a global batch; updates `state` with the whole
