@@ -308,3 +308,35 @@ fn the_demo_trains_on_two_workers_and_only_the_chief_speaks() {
     assert_eq!(text.matches("test loss").count(), 1, "{text}");
     assert!(dir.join("model").join("model.tflite").is_file());
 }
+
+#[test]
+fn a_worker_that_fails_alone_ends_the_job_instead_of_hanging() {
+    if worker("alone", |_| {
+        let strategy = MultiWorkerMirroredStrategy::new()?;
+        if !strategy.cluster_resolver().is_chief() {
+            // A failure only this worker sees (a missing file, say), before training.
+            return Err(ff::Error::invalid(
+                "test",
+                "worker 1 could not read its input",
+            ));
+        }
+        let mut m = strategy.scope(|| mlp(128))?;
+        let (x, y) = data()?;
+        m.fit(&x, &y, options(1, false)).map(drop)
+    }) {
+        return;
+    }
+    let dir = temp_dir("alone");
+    let start = Instant::now();
+    let out = mpirun(
+        "a_worker_that_fails_alone_ends_the_job_instead_of_hanging",
+        "alone",
+        &dir,
+        &[("FERROFLOW_MPI_EXIT_TIMEOUT_S", "3")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("could not read its input"), "{err}");
+    assert!(err.contains("ending the MPI job"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(60));
+}

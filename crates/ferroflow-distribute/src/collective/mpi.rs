@@ -8,11 +8,11 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use mpi::Count;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// MPI's world communicator as a [`Collective`]. MPI is initialised (with full thread
-/// support) by the first [`MpiCollective::world`] and finalised when the last handle
-/// drops; a process can initialise it only once.
+/// support) by the first [`MpiCollective::world`] and finalised when the process exits,
+/// after every rank has arrived there (or the job is ended when one never does).
 pub struct MpiCollective {
     comm: Mutex<Comm>,
     rank: usize,
@@ -27,28 +27,66 @@ struct Comm {
     /// (Held as 8-byte words, so that they are aligned for every element type.)
     send: Vec<f64>,
     recv: Vec<f64>,
-    // Finalises MPI when dropped; declared last so the communicator goes first.
-    _universe: Universe,
+    // Never dropped (dropping it would finalise MPI); `finalize_at_exit` does that.
+    _universe: std::mem::ManuallyDrop<Universe>,
 }
 
 // SAFETY: MPI is initialised with `Threading::Multiple`, so its handles may be used from
 // any thread; the mutex makes the calls one at a time as well.
 unsafe impl Send for Comm {}
 
-static WORLD: Mutex<Option<Weak<MpiCollective>>> = Mutex::new(None);
+/// How long a rank that is done waits for the others before ending the job, unless
+/// `FERROFLOW_MPI_EXIT_TIMEOUT_S` says otherwise.
+const EXIT_TIMEOUT_S: u64 = 30;
+
+/// Run by the C library when the process exits (returning from `main`,
+/// `std::process::exit`): MPI_Finalize waits for every rank, so a rank that leaves while
+/// another is stuck in a collective (it failed alone, say) would wait forever. It waits a
+/// bounded time for the others and ends the whole job (`MPI_Abort`) when they don't come.
+extern "C" fn finalize_at_exit() {
+    let Some(me) = WORLD.get() else { return };
+    let comm = me.comm.lock().unwrap_or_else(|e| e.into_inner());
+    let limit = std::env::var("FERROFLOW_MPI_EXIT_TIMEOUT_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EXIT_TIMEOUT_S);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(limit);
+    let mut request = comm.world.immediate_barrier();
+    loop {
+        match request.test() {
+            Ok(_) => break,
+            Err(pending) => request = pending,
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!(
+                "ferroflow: worker {} is done but the other workers did not finish within {limit} s \
+                 (one stopped early, or failed alone); ending the MPI job",
+                me.rank
+            );
+            comm.world.abort(1);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SAFETY: every rank has reached this point, MPI is initialised and not yet finalised,
+    // and nothing uses it after (the handles live in a static that is never dropped).
+    unsafe {
+        mpi::ffi::MPI_Finalize();
+    }
+}
+
+extern "C" {
+    fn atexit(f: extern "C" fn()) -> std::os::raw::c_int;
+}
+
+static WORLD: OnceLock<Arc<MpiCollective>> = OnceLock::new();
+static INIT: Mutex<()> = Mutex::new(());
 
 impl MpiCollective {
     /// The world communicator of this process's MPI job (one worker per rank).
     pub fn world() -> Result<Arc<MpiCollective>> {
-        let mut slot = WORLD.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(live) = slot.as_ref().and_then(Weak::upgrade) {
-            return Ok(live);
-        }
-        if slot.is_some() {
-            return Err(Error::invalid(
-                "MultiWorkerMirroredStrategy",
-                "MPI was already finalised in this process (a process can initialise MPI once)",
-            ));
+        let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(me) = WORLD.get() {
+            return Ok(me.clone());
         }
         let (universe, threading) = mpi::initialize_with_threading(mpi::Threading::Multiple)
             .ok_or_else(|| {
@@ -70,12 +108,19 @@ impl MpiCollective {
                 world,
                 send: Vec::new(),
                 recv: Vec::new(),
-                _universe: universe,
+                _universe: std::mem::ManuallyDrop::new(universe),
             }),
             rank,
             size,
         });
-        *slot = Some(Arc::downgrade(&me));
+        let _ = WORLD.set(me.clone());
+        // SAFETY: registers a plain function with the C library.
+        if unsafe { atexit(finalize_at_exit) } != 0 {
+            return Err(Error::invalid(
+                "MultiWorkerMirroredStrategy",
+                "cannot register MPI's finalisation at exit",
+            ));
+        }
         Ok(me)
     }
 
