@@ -231,3 +231,46 @@ fn tfrecord_pipelines_are_sharded_by_file() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+#[test]
+fn workers_end_each_epoch_with_the_same_batchnorm_statistics() -> Result<()> {
+    use ferroflow_keras::layers::BatchNormalization;
+    let n = 40;
+    let x = Tensor::from_vec(
+        (0..n * 5)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
+            .collect::<Vec<_>>(),
+        &[n, 5],
+    )?;
+    let y = Tensor::from_vec((0..n as i64).map(|i| i % 3).collect::<Vec<_>>(), &[n])?;
+    let stats = on_two_workers(|s| {
+        let mut m = s.scope(|| -> Result<Model> {
+            let inputs = Input::new(&[5]);
+            let h = Dense::new(6).name("h").apply(&inputs)?;
+            let h = BatchNormalization::new().name("bn").apply(&h)?;
+            let out = Dense::new(3).activation("softmax").name("out").apply(&h)?;
+            let mut m = Model::named(&[inputs], &[out], "bn_model")?;
+            m.compile("sgd", "sparse_categorical_crossentropy", &[])?;
+            Ok(m)
+        })?;
+        m.fit(
+            &x,
+            &y,
+            ferroflow_keras::FitOptions::new()
+                .epochs(2)
+                .batch_size(8)
+                .verbose(ferroflow_keras::Verbose::Silent),
+        )?;
+        Ok(m.non_trainable_variables()
+            .iter()
+            .map(|v| v.read_untracked().to_f64_vec())
+            .collect::<Vec<_>>())
+    });
+    assert!(!stats[0].is_empty());
+    assert_eq!(
+        stats[0], stats[1],
+        "moving statistics agree after averaging"
+    );
+    assert!(stats[0][0].iter().any(|v| *v != 0.0), "they moved");
+    Ok(())
+}

@@ -298,6 +298,9 @@ impl Model {
                     "the training data yielded no batches",
                 ));
             }
+            if let Some(r) = &replicas {
+                self.average_local_state(r)?;
+            }
             let mut logs = state.logs(&names);
             match &validation {
                 Some(Validation::Arrays { x, y }) => {

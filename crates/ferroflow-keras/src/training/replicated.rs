@@ -136,6 +136,38 @@ impl Model {
         Ok(())
     }
 
+    /// Averages the non-trainable float variables (BatchNormalization's moving statistics)
+    /// over the workers, which each updated from their own shares of the batches: TF keeps
+    /// them per replica and reads their mean (`SyncOnRead`, `MEAN`). Called at the end of
+    /// each epoch, before validation and the callbacks that save.
+    pub(crate) fn average_local_state(&self, r: &Arc<dyn Replicas>) -> Result<()> {
+        if r.num_workers() < 2 {
+            return Ok(());
+        }
+        let vars: Vec<Variable> = self
+            .non_trainable_variables()
+            .into_iter()
+            .filter(|v| v.dtype().is_float())
+            .collect();
+        if vars.is_empty() {
+            return Ok(());
+        }
+        let mut values = Vec::new();
+        for v in &vars {
+            values.extend(v.read_untracked().to_f64_vec());
+        }
+        r.all_reduce_f64(&mut values)?;
+        let workers = r.num_workers() as f64;
+        let mut at = 0;
+        for v in &vars {
+            let n: usize = v.shape().iter().product();
+            let mean: Vec<f64> = values[at..at + n].iter().map(|s| s / workers).collect();
+            v.assign(&Tensor::from_vec(mean, v.shape())?.cast(v.dtype())?)?;
+            at += n;
+        }
+        Ok(())
+    }
+
     /// The strategy when it has more than one replica (one replica trains as usual).
     pub(crate) fn replicated(&self) -> Option<Arc<dyn Replicas>> {
         self.distribution()
