@@ -176,6 +176,81 @@ fn two_workers_match_one_process() {
     }
 }
 
+/// Token ids in, a class out: the embedding table's gradient stays sparse (IndexedSlices),
+/// so the workers all-gather its rows instead of all-reducing a dense table.
+fn embedding_model() -> Result<Model> {
+    use ff::keras::layers::{Embedding, GlobalAveragePooling1D};
+    let inputs = Input::with(vec![Some(8)], ff::DType::I64, Some("tokens"));
+    let x = Embedding::new(17, 6).name("table").apply(&inputs)?;
+    let x = GlobalAveragePooling1D::new().name("pool").apply(&x)?;
+    let outputs = Dense::new(10)
+        .activation("softmax")
+        .name("probs")
+        .apply(&x)?;
+    let mut m = Model::named(&[inputs], &[outputs], "bag_of_tokens")?;
+    m.compile("adam", "sparse_categorical_crossentropy", &["accuracy"])?;
+    Ok(m)
+}
+
+/// Eight token ids per digit image (its pixel values modulo 17), and its label.
+fn tokens() -> Result<(Tensor, Tensor)> {
+    let (x, y) = data()?;
+    let ids: Vec<i64> = x
+        .to_f64_vec()
+        .chunks(64)
+        .flat_map(|row| {
+            row.iter()
+                .step_by(8)
+                .map(|v| (*v as i64) % 17)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Ok((Tensor::from_vec(ids, &[y.shape()[0], 8])?, y))
+}
+
+#[test]
+fn two_workers_match_one_process_with_sparse_gradients() {
+    if worker("sparse", |dir| {
+        let strategy = MultiWorkerMirroredStrategy::new()?;
+        let rank = strategy.cluster_resolver().task_id;
+        ff::random::set_seed(200 + rank as u64);
+        let mut m = strategy.scope(embedding_model)?;
+        let (x, y) = tokens()?;
+        if rank == 0 {
+            m.save_weights(dir.join("init.safetensors"))?;
+        }
+        m.fit(&x, &y, options(3, false))?;
+        m.save_weights(dir.join(format!("final_{rank}.safetensors")))
+    }) {
+        return;
+    }
+    let dir = temp_dir("sparse");
+    let out = mpirun(
+        "two_workers_match_one_process_with_sparse_gradients",
+        "sparse",
+        &dir,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reference = embedding_model().unwrap();
+    reference
+        .load_weights(dir.join("init.safetensors"))
+        .unwrap();
+    let (x, y) = tokens().unwrap();
+    reference.fit(&x, &y, options(3, false)).unwrap();
+    let want = reference.get_weights();
+    for rank in 0..2 {
+        let m = embedding_model().unwrap();
+        m.load_weights(dir.join(format!("final_{rank}.safetensors")))
+            .unwrap();
+        assert_close(&m.get_weights(), &want, 1e-5, &format!("worker {rank}"));
+    }
+}
+
 /// Kills its own process with SIGKILL partway through one epoch.
 struct KillAt {
     epoch: usize,

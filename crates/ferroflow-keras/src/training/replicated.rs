@@ -278,15 +278,18 @@ impl Model {
                     }
                 });
             }
+            // Stored before the traced step is cached: another replica that finds the
+            // step must find its layout too.
+            layouts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone(), layout.clone());
             traced_layout = Some(layout);
             Ok(flat)
         })?;
         let lock = || layouts.lock().unwrap_or_else(|e| e.into_inner());
         let layout = match traced_layout {
-            Some(l) => {
-                lock().insert(key, l.clone());
-                l
-            }
+            Some(l) => l,
             None => lock()
                 .get(&key)
                 .cloned()
