@@ -142,6 +142,7 @@ pub trait Strategy {
 pub struct MirroredStrategy(Arc<Mirrored>);
 
 struct Mirrored {
+    /// One pool per replica; none for a single replica on the calling thread.
     pools: Vec<rayon::ThreadPool>,
 }
 
@@ -183,10 +184,10 @@ impl Strategy for MirroredStrategy {
 
 impl Replicas for Mirrored {
     fn num_replicas_in_sync(&self) -> usize {
-        self.pools.len()
+        self.pools.len().max(1)
     }
     fn local_replicas(&self) -> usize {
-        self.pools.len()
+        self.pools.len().max(1)
     }
     fn worker_rank(&self) -> usize {
         0
@@ -195,8 +196,10 @@ impl Replicas for Mirrored {
         1
     }
     fn run_local(&self, f: &ReplicaFn<'_>) -> Result<Vec<ReplicaValue>> {
-        if self.pools.len() == 1 {
-            return Ok(vec![self.pools[0].install(|| f(0))?]);
+        match &self.pools[..] {
+            [] => return Ok(vec![f(0)?]),
+            [pool] => return Ok(vec![pool.install(|| f(0))?]),
+            _ => {}
         }
         let results: Vec<Result<ReplicaValue>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
@@ -378,41 +381,7 @@ pub struct OneDeviceStrategy;
 
 impl Strategy for OneDeviceStrategy {
     fn replicas(&self) -> Arc<dyn Replicas> {
-        Arc::new(OneDevice)
-    }
-}
-
-struct OneDevice;
-
-impl Replicas for OneDevice {
-    fn num_replicas_in_sync(&self) -> usize {
-        1
-    }
-    fn local_replicas(&self) -> usize {
-        1
-    }
-    fn worker_rank(&self) -> usize {
-        0
-    }
-    fn num_workers(&self) -> usize {
-        1
-    }
-    fn run_local(&self, f: &ReplicaFn<'_>) -> Result<Vec<ReplicaValue>> {
-        Ok(vec![f(0)?])
-    }
-    fn all_reduce_gradients(&self, _: &mut [Option<Gradient>], _: &[Variable]) -> Result<()> {
-        Ok(())
-    }
-    fn all_reduce_f64(&self, _: &mut [f64]) -> Result<()> {
-        Ok(())
-    }
-    fn all_gather_rows(&self, tensors: &[Tensor]) -> Result<Vec<Tensor>> {
-        Ok(tensors.to_vec())
-    }
-    fn broadcast_bytes(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
-        Ok(bytes)
-    }
-    fn sync_variables(&self, _: &[Variable]) -> Result<()> {
-        Ok(())
+        // One replica on the calling thread: mirroring without pools.
+        Arc::new(Mirrored { pools: Vec::new() })
     }
 }

@@ -84,6 +84,39 @@ fn concat_outputs(per_replica: &[&[Tensor]]) -> Result<Vec<Tensor>> {
         .collect()
 }
 
+/// The batch's total loss and per-output losses from the replicas' share-weighted ones.
+fn loss_sums<'a>(outputs: usize, replicas: impl Iterator<Item = (f64, &'a [f64])>) -> Vec<f64> {
+    let mut sums = vec![0.0; 1 + outputs];
+    for (total, parts) in replicas {
+        sums[0] += total;
+        for (s, p) in sums[1..].iter_mut().zip(parts) {
+            *s += p;
+        }
+    }
+    sums
+}
+
+/// Runs `f(lo, hi)` on every local replica, rows `lo..hi` of a global batch of `n` rows
+/// being its share; `None` for a replica whose share is empty.
+fn on_shares<T: Send + 'static>(
+    r: &Arc<dyn Replicas>,
+    n: usize,
+    f: impl Fn(usize, usize) -> Result<T> + Sync,
+) -> Result<Vec<Option<T>>> {
+    let (rank, local, replicas) = (
+        r.worker_rank(),
+        r.local_replicas(),
+        r.num_replicas_in_sync(),
+    );
+    r.run_each(|i| {
+        let (lo, hi) = share(n, rank * local + i, replicas);
+        if lo == hi {
+            return Ok(None);
+        }
+        f(lo, hi).map(Some)
+    })
+}
+
 /// Sums over the workers the gradients the backward pass did not already sum (all of
 /// them unless `overlapped`).
 fn all_reduce_rest(
@@ -341,33 +374,21 @@ impl Model {
         state: &mut EpochState,
     ) -> Result<()> {
         let n = num_samples(x)?;
-        let (rank, local, replicas) = (
-            r.worker_rank(),
-            r.local_replicas(),
-            r.num_replicas_in_sync(),
-        );
         let this: &Model = self;
-        let results: Vec<Option<ReplicaGrads>> = r.run_each(|i| {
-            let (lo, hi) = share(n, rank * local + i, replicas);
-            if lo == hi {
-                return Ok(None);
-            }
+        let results = on_shares(r, n, |lo, hi| {
             let (xs, ys, sws) = shard(x, y, sw, lo, hi)?;
             let scale = (hi - lo) as f64 / n as f64;
-            this.gradient_step(&xs, &ys, sws.as_ref(), vars, scale, n)
-                .map(Some)
+            let mut res = this.gradient_step(&xs, &ys, sws.as_ref(), vars, scale, n)?;
+            // The losses weighted by the share, so that their sum is the batch's.
+            res.total *= scale;
+            res.parts.iter_mut().for_each(|p| *p *= scale);
+            Ok(res)
         })?;
         let mut grads: Vec<Option<Gradient>> = vec![None; vars.len()];
-        let mut sums = vec![0.0; 1 + y.len()];
-        for (i, res) in results.iter().enumerate() {
-            let Some(res) = res else { continue };
-            let (lo, hi) = share(n, rank * local + i, replicas);
-            let weight = (hi - lo) as f64 / n as f64;
-            sums[0] += res.total * weight;
-            for (s, p) in sums[1..].iter_mut().zip(&res.parts) {
-                *s += p * weight;
-            }
-        }
+        let mut sums = loss_sums(
+            y.len(),
+            results.iter().flatten().map(|r| (r.total, &r.parts[..])),
+        );
         let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r.outs[..]).collect();
         let mut outs = concat_outputs(&outs)?;
         let mut overlapped = false;
@@ -435,38 +456,24 @@ impl Model {
         state: &mut EpochState,
     ) -> Result<()> {
         let n = num_samples(x)?;
-        let (rank, local, replicas) = (
-            r.worker_rank(),
-            r.local_replicas(),
-            r.num_replicas_in_sync(),
-        );
-        let results: Vec<Option<ReplicaTest>> = r.run_each(|i| {
-            let (lo, hi) = share(n, rank * local + i, replicas);
-            if lo == hi {
-                return Ok(None);
-            }
+        let results = on_shares(r, n, |lo, hi| {
             let (xs, ys, sws) = shard(x, y, sw, lo, hi)?;
             let (total, parts, outs) = if self.compiled_ref()?.run_eagerly {
                 self.test_core(&xs, &ys, sws.as_ref())?
             } else {
                 self.test_compiled(&xs, &ys, sws.as_ref())?
             };
-            Ok(Some(ReplicaTest {
-                total: scalar(&total) * (hi - lo) as f64 / n as f64,
-                parts: parts
-                    .iter()
-                    .map(|p| scalar(p) * (hi - lo) as f64 / n as f64)
-                    .collect(),
+            let share = (hi - lo) as f64 / n as f64;
+            Ok(ReplicaTest {
+                total: scalar(&total) * share,
+                parts: parts.iter().map(|p| scalar(p) * share).collect(),
                 outs,
-            }))
+            })
         })?;
-        let mut sums = vec![0.0; 1 + y.len()];
-        for res in results.iter().flatten() {
-            sums[0] += res.total;
-            for (s, p) in sums[1..].iter_mut().zip(&res.parts) {
-                *s += p;
-            }
-        }
+        let mut sums = loss_sums(
+            y.len(),
+            results.iter().flatten().map(|r| (r.total, &r.parts[..])),
+        );
         let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r.outs[..]).collect();
         let mut outs = concat_outputs(&outs)?;
         if r.num_workers() > 1 {
@@ -484,18 +491,7 @@ impl Model {
         x: &[Tensor],
     ) -> Result<Vec<Tensor>> {
         let n = num_samples(x)?;
-        let (rank, local, replicas) = (
-            r.worker_rank(),
-            r.local_replicas(),
-            r.num_replicas_in_sync(),
-        );
-        let results: Vec<Option<Vec<Tensor>>> = r.run_each(|i| {
-            let (lo, hi) = share(n, rank * local + i, replicas);
-            if lo == hi {
-                return Ok(None);
-            }
-            self.predict_step(&slice_rows(x, lo, hi)?).map(Some)
-        })?;
+        let results = on_shares(r, n, |lo, hi| self.predict_step(&slice_rows(x, lo, hi)?))?;
         let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r[..]).collect();
         let outs = concat_outputs(&outs)?;
         if r.num_workers() > 1 {
