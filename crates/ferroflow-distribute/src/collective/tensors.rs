@@ -236,27 +236,25 @@ pub fn sync_variables(c: &dyn Collective, vars: &[Variable]) -> Result<()> {
     let describe = |v: &Variable| format!("{} {} {:?}", v.name(), v.dtype().name(), v.shape());
     let mine: Vec<String> = vars.iter().map(describe).collect();
     let all = c.all_gather(mine.join("\n").as_bytes())?;
-    for (r, theirs) in all.iter().enumerate() {
-        let theirs = String::from_utf8_lossy(theirs);
-        let theirs: Vec<&str> = if theirs.is_empty() {
+    let lines = |bytes: &[u8]| -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        if text.is_empty() {
             Vec::new()
         } else {
-            theirs.split('\n').collect()
-        };
-        let chief = String::from_utf8_lossy(&all[0]);
-        let chief: Vec<&str> = if chief.is_empty() {
-            Vec::new()
-        } else {
-            chief.split('\n').collect()
-        };
+            text.split('\n').map(str::to_string).collect()
+        }
+    };
+    let chief = lines(&all[0]);
+    for (r, theirs) in all.iter().enumerate().skip(1) {
+        let theirs = lines(theirs);
         if let Some(i) = (0..chief.len().max(theirs.len())).find(|&i| chief.get(i) != theirs.get(i))
         {
             return Err(Error::invalid(
                 "MultiWorkerMirroredStrategy",
                 format!(
                     "the workers built different models: variable {i} is `{}` on worker 0 but `{}` on worker {r}",
-                    chief.get(i).unwrap_or(&"(none)"),
-                    theirs.get(i).unwrap_or(&"(none)")
+                    chief.get(i).map_or("(none)", String::as_str),
+                    theirs.get(i).map_or("(none)", String::as_str)
                 ),
             ));
         }
