@@ -189,14 +189,32 @@ impl Collective for MpiCollective {
             ));
         }
         let mut len = buf.len() as u64;
-        self.with(|w| {
-            let r = w.process_at_rank(root as i32);
-            r.broadcast_into(&mut len);
-            if self.rank != root {
-                *buf = vec![0u8; len as usize];
-            }
-            r.broadcast_into(&mut buf[..]);
-        });
+        let comm = self.comm.lock().unwrap_or_else(|e| e.into_inner());
+        let r = comm.world.process_at_rank(root as i32);
+        r.broadcast_into(&mut len);
+        // Every rank sees the same length, so all of them refuse an oversized message
+        // together (before any allocation) and none is left waiting for the payload.
+        let n = usize::try_from(len)
+            .ok()
+            .filter(|&n| count(n).is_ok())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "broadcast",
+                    format!("rank {root} sent {len} bytes, beyond MPI's count limit"),
+                )
+            })?;
+        if self.rank != root {
+            let mut fresh = Vec::new();
+            fresh.try_reserve_exact(n).map_err(|_| {
+                Error::invalid(
+                    "broadcast",
+                    format!("cannot allocate the {n} bytes rank {root} sent"),
+                )
+            })?;
+            fresh.resize(n, 0);
+            *buf = fresh;
+        }
+        r.broadcast_into(&mut buf[..]);
         Ok(())
     }
 
@@ -215,7 +233,14 @@ impl Collective for MpiCollective {
             // Every rank sees the same counts, so all skip the call together.
             return Ok(vec![Vec::new(); self.size]);
         }
-        let mut out = vec![0u8; total];
+        let mut out = Vec::new();
+        out.try_reserve_exact(total).map_err(|_| {
+            Error::invalid(
+                "all_gather",
+                format!("cannot allocate the {total} bytes the ranks sent"),
+            )
+        })?;
+        out.resize(total, 0);
         self.with(|w| {
             let mut part = PartitionMut::new(&mut out[..], &counts[..], &displs[..]);
             w.all_gather_varcount_into(local, &mut part);
