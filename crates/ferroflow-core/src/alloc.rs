@@ -150,8 +150,12 @@ impl<T: Copy> Drop for Scratch<T> {
 }
 
 /// Takes ownership of a released buffer: caches it when large and the cache has room,
-/// frees it otherwise. Only plain-data element types reach here (no destructors to run).
-pub(crate) fn recycle<T: Copy>(v: Vec<T>) {
+/// frees it otherwise. Only plain-data buffers are cached; elements with destructors (the
+/// reference counts of strings) are dropped as usual.
+pub(crate) fn recycle<T>(v: Vec<T>) {
+    if std::mem::needs_drop::<T>() {
+        return;
+    }
     let size = std::mem::size_of::<T>();
     let bytes = v.capacity() * size;
     if bytes < POOL_MIN_BYTES || !bytes.is_multiple_of(POOL_GRANULE) {

@@ -1,15 +1,15 @@
 //! Tensor constructors: constants, identity, ranges.
 
-use crate::dispatch::with_any;
+use crate::dispatch::with_stored;
 use crate::shape::numel;
-use crate::{DType, Element, Error, Result, Tensor};
+use crate::{DType, Error, Result, Stored, Tensor};
 
 impl Tensor {
     /// A tensor of `shape` filled with `value` converted to `dtype`.
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = numel(shape);
         Ok(
-            with_any!(dtype, T => Tensor::from_storage(T::into_storage(vec![T::from_f64(value); n]), shape)),
+            with_stored!(dtype, T => Tensor::from_storage(T::into_storage(vec![T::filled(value); n]), shape)),
         )
     }
 

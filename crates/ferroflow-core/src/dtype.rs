@@ -4,6 +4,10 @@ use crate::storage::CpuStorage;
 use half::{bf16, f16};
 use std::fmt::Debug;
 
+/// One element of a [`DType::String`] tensor: immutable bytes behind a reference count, so
+/// that gathers, reshapes and batches of strings copy handles, never text.
+pub type TfString = bytes::Bytes;
+
 /// The element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
@@ -25,6 +29,9 @@ pub enum DType {
     F16,
     /// bfloat16 (storage; math runs in f32).
     BF16,
+    /// Byte strings, as TensorFlow's `tf.string`: each element is an immutable,
+    /// reference-counted run of bytes (text ops read them as UTF-8).
+    String,
 }
 
 impl DType {
@@ -35,6 +42,8 @@ impl DType {
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
             DType::Bool | DType::U8 | DType::I8 => 1,
+            // The handle each element holds (its bytes are shared and counted apart).
+            DType::String => std::mem::size_of::<TfString>(),
         }
     }
 
@@ -68,6 +77,7 @@ impl DType {
             DType::I8,
             DType::F16,
             DType::BF16,
+            DType::String,
         ]
         .into_iter()
         .find(|d| d.name() == name)
@@ -85,6 +95,7 @@ impl DType {
             DType::I8 => "int8",
             DType::F16 => "float16",
             DType::BF16 => "bfloat16",
+            DType::String => "string",
         }
     }
 }
@@ -95,21 +106,69 @@ impl std::fmt::Display for DType {
     }
 }
 
-/// A Rust type that can be stored in a tensor.
-pub trait Element: Copy + Send + Sync + PartialOrd + Default + Debug + 'static {
+/// A Rust type a tensor's buffer holds: every [`Element`] and [`TfString`]. Structural ops
+/// (gather, concat, slice, reshape, pad, ...) are generic over it.
+pub trait Stored: Clone + Send + Sync + Debug + 'static {
     /// The dtype tag of this type.
     const DTYPE: DType;
-    /// Converts to f64 (booleans become 0 or 1).
-    fn to_f64(self) -> f64;
-    /// Converts from f64 (saturating for integers, `!= 0` for booleans).
-    fn from_f64(v: f64) -> Self;
+    /// The value a constant fill of `v` gives in this type (strings: the empty string).
+    fn filled(v: f64) -> Self;
     /// Borrows the typed vector out of a storage of the same dtype.
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     /// Wraps a typed vector as storage.
     fn into_storage(v: Vec<Self>) -> CpuStorage;
     /// Moves the typed vector out of a storage of the same dtype (leaving it empty).
     fn take_vec(s: &mut CpuStorage) -> Option<Vec<Self>>;
+    /// Copies the elements of the strided view `layout` of `buf` into a row-major vector
+    /// (plain data takes the tiled transposing path).
+    #[doc(hidden)]
+    fn gather_strided(buf: &[Self], layout: &crate::layout::Layout) -> Vec<Self> {
+        crate::tensor::gather_runs(buf, layout)
+    }
 }
+
+/// A plain-data element type (numbers and booleans).
+pub trait Element: Stored + Copy + PartialOrd + Default {
+    /// Converts to f64 (booleans become 0 or 1).
+    fn to_f64(self) -> f64;
+    /// Converts from f64 (saturating for integers, `!= 0` for booleans).
+    fn from_f64(v: f64) -> Self;
+}
+
+/// Implements [`Stored`]'s buffer access for the storage variant `$variant` holding `$t`.
+macro_rules! stored {
+    ($t:ty, $variant:ident, $filled:expr $(, $gather:path)?) => {
+        impl Stored for $t {
+            const DTYPE: DType = DType::$variant;
+            fn filled(v: f64) -> Self {
+                #[allow(clippy::redundant_closure_call)]
+                ($filled)(v)
+            }
+            fn slice(s: &CpuStorage) -> Option<&[Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_storage(v: Vec<Self>) -> CpuStorage {
+                CpuStorage::$variant(v)
+            }
+            fn take_vec(s: &mut CpuStorage) -> Option<Vec<Self>> {
+                match s {
+                    CpuStorage::$variant(v) => Some(std::mem::take(v)),
+                    _ => None,
+                }
+            }
+            $(
+                fn gather_strided(buf: &[Self], layout: &crate::layout::Layout) -> Vec<Self> {
+                    $gather(buf, layout)
+                }
+            )?
+        }
+    };
+}
+
+stored!(TfString, String, |_| TfString::new());
 
 /// Element types with arithmetic (all but bool and the half floats).
 pub trait Numeric:
@@ -147,8 +206,8 @@ pub trait Numeric:
 
 macro_rules! element {
     ($t:ty, $variant:ident, $to:expr, $from:expr) => {
+        stored!($t, $variant, $from, crate::tensor::gather_strided);
         impl Element for $t {
-            const DTYPE: DType = DType::$variant;
             #[inline(always)]
             fn to_f64(self) -> f64 {
                 #[allow(clippy::redundant_closure_call)]
@@ -158,21 +217,6 @@ macro_rules! element {
             fn from_f64(v: f64) -> Self {
                 #[allow(clippy::redundant_closure_call)]
                 ($from)(v)
-            }
-            fn slice(s: &CpuStorage) -> Option<&[Self]> {
-                match s {
-                    CpuStorage::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn into_storage(v: Vec<Self>) -> CpuStorage {
-                CpuStorage::$variant(v)
-            }
-            fn take_vec(s: &mut CpuStorage) -> Option<Vec<Self>> {
-                match s {
-                    CpuStorage::$variant(v) => Some(std::mem::take(v)),
-                    _ => None,
-                }
             }
         }
     };

@@ -1,5 +1,6 @@
 //! A tensor's elements as little-endian bytes and back: the raw layout that `.npy`,
-//! safetensors and ferroflow's own file formats store.
+//! safetensors and ferroflow's own file formats store. Strings, which have no fixed
+//! width, are each a little-endian u64 length followed by their bytes.
 
 use crate::storage::CpuStorage;
 use crate::{DType, Error, Result, Tensor};
@@ -12,7 +13,8 @@ fn le<T, const N: usize>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
 }
 
 impl Tensor {
-    /// The elements in row-major order as little-endian bytes (bool as one byte 0/1).
+    /// The elements in row-major order as little-endian bytes (bool as one byte 0/1; each
+    /// string as its u64 length and its bytes).
     pub fn to_le_bytes(&self) -> Vec<u8> {
         let c = self.contiguous();
         let mut out = Vec::with_capacity(c.numel() * c.dtype().size_in_bytes());
@@ -38,13 +40,20 @@ impl Tensor {
             CpuStorage::BF16(v) => v
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            CpuStorage::String(v) => v.iter().for_each(|x| {
+                out.extend_from_slice(&(x.len() as u64).to_le_bytes());
+                out.extend_from_slice(x);
+            }),
         }
         out
     }
 
     /// A tensor of `dtype` and `shape` from little-endian bytes, which must be exactly
-    /// `numel * size_in_bytes` long.
+    /// `numel * size_in_bytes` long (for strings: exactly `numel` length-prefixed strings).
     pub fn from_le_bytes(dtype: DType, shape: &[usize], data: &[u8]) -> Result<Tensor> {
+        if dtype == DType::String {
+            return strings_from_le_bytes(shape, data);
+        }
         let need = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -68,9 +77,53 @@ impl Tensor {
             DType::Bool => CpuStorage::Bool(data.iter().map(|&b| b != 0).collect()),
             DType::U8 => CpuStorage::U8(data.to_vec()),
             DType::I8 => CpuStorage::I8(data.iter().map(|&b| b as i8).collect()),
+            DType::String => unreachable!("strings returned above"),
         };
         Ok(Tensor::from_storage(storage, shape))
     }
+}
+
+/// Reads `numel(shape)` length-prefixed strings that fill `data` exactly.
+fn strings_from_le_bytes(shape: &[usize], mut data: &[u8]) -> Result<Tensor> {
+    let bad = |what: String| {
+        Error::invalid(
+            "from_le_bytes",
+            format!("string tensor of shape {shape:?}: {what}"),
+        )
+    };
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= data.len() / 8)
+        .ok_or_else(|| {
+            bad(format!(
+                "{} bytes cannot hold its length prefixes",
+                data.len()
+            ))
+        })?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (len, rest) = data.split_at(8);
+        let len = u64::from_le_bytes(len.try_into().unwrap_or([0; 8]));
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= rest.len())
+            .ok_or_else(|| {
+                bad(format!(
+                    "string {i} claims {len} bytes, {} remain",
+                    rest.len()
+                ))
+            })?;
+        out.push(crate::TfString::copy_from_slice(&rest[..len]));
+        data = &rest[len..];
+        if i + 1 < n && data.len() < 8 {
+            return Err(bad(format!("ends after {} of {n} strings", i + 1)));
+        }
+    }
+    if !data.is_empty() {
+        return Err(bad(format!("{} bytes left after {n} strings", data.len())));
+    }
+    Ok(Tensor::from_storage(CpuStorage::String(out), shape))
 }
 
 #[cfg(test)]

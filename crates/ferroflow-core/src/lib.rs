@@ -22,6 +22,7 @@ mod parallel;
 pub mod random;
 pub mod shape;
 pub mod storage;
+pub mod strings;
 pub mod tensor;
 pub mod trace;
 mod transpose_copy;
@@ -30,7 +31,7 @@ pub use autodiff::{
     custom_gradient, Gradient, GradientTape, IndexedSlices, UnconnectedGradients, Variable,
 };
 pub use device::Device;
-pub use dtype::{DType, Element, Float, Numeric};
+pub use dtype::{DType, Element, Float, Numeric, Stored, TfString};
 pub use error::{Error, Result, ResultExt};
 pub use layout::Layout;
 pub use ops::binary::BinaryOp;

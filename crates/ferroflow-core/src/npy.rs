@@ -1,6 +1,8 @@
 //! Reading and writing NumPy `.npy` files (format versions 1.0 to 3.0, little-endian, C order).
+//! String tensors are NumPy's fixed-width strings: unicode (`<U`n, UCS-4) when every element
+//! is UTF-8 text, bytes (`|S`n) otherwise.
 
-use crate::{DType, Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor, TfString};
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -15,7 +17,7 @@ fn descr(dtype: DType) -> Option<&'static str> {
         DType::U8 => "|u1",
         DType::I8 => "|i1",
         DType::F16 => "<f2",
-        DType::BF16 => return None,
+        DType::BF16 | DType::String => return None,
     })
 }
 
@@ -33,12 +35,101 @@ fn parse_descr(d: &str) -> Option<DType> {
     })
 }
 
+/// A string tensor's NumPy dtype and data: `<U`n of UCS-4 code points when every element is
+/// UTF-8, `|S`n of bytes otherwise, each element NUL-padded to the longest.
+fn fixed_width_strings(t: &Tensor) -> Result<(String, Vec<u8>)> {
+    let strings = t.string_data("npy")?;
+    let texts: Option<Vec<&str>> = strings
+        .iter()
+        .map(|s| std::str::from_utf8(s).ok())
+        .collect();
+    let mut out = Vec::new();
+    let descr = match texts {
+        Some(texts) => {
+            let width = texts
+                .iter()
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(1);
+            for s in texts {
+                let n = s.chars().count();
+                s.chars()
+                    .for_each(|c| out.extend_from_slice(&(c as u32).to_le_bytes()));
+                out.resize(out.len() + 4 * (width - n), 0);
+            }
+            format!("<U{width}")
+        }
+        None => {
+            let width = strings.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+            for s in strings.iter() {
+                out.extend_from_slice(s);
+                out.resize(out.len() + width - s.len(), 0);
+            }
+            format!("|S{width}")
+        }
+    };
+    Ok((descr, out))
+}
+
+/// Parses NumPy's fixed-width string dtypes: `<U`n (or `|U`n for n = 0) and `|S`n / `|a`n.
+/// Returns whether the elements are UCS-4 and their width in bytes.
+fn parse_string_descr(d: &str) -> Option<(bool, usize)> {
+    let (unicode, n) = if let Some(n) = d.strip_prefix("<U").or_else(|| d.strip_prefix("|U")) {
+        (true, n)
+    } else {
+        (
+            false,
+            d.strip_prefix("|S").or_else(|| d.strip_prefix("|a"))?,
+        )
+    };
+    let n: usize = n.parse().ok()?;
+    Some((unicode, if unicode { n.checked_mul(4)? } else { n }))
+}
+
+/// Decodes `count` fixed-width strings of `width` bytes (NumPy drops trailing NULs).
+fn strings_from_fixed_width(
+    data: &[u8],
+    unicode: bool,
+    width: usize,
+    shape: &[usize],
+    bad: impl Fn(String) -> Error,
+) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let cell = &data[i * width..(i + 1) * width];
+        if unicode {
+            let mut s = String::with_capacity(width / 4);
+            for c in cell.chunks_exact(4) {
+                let code = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                s.push(char::from_u32(code).ok_or_else(|| {
+                    bad(format!(
+                        "element {i} holds {code:#x}, not a unicode code point"
+                    ))
+                })?);
+            }
+            out.push(TfString::from(s.trim_end_matches('\0').to_string()));
+        } else {
+            let end = cell.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+            out.push(TfString::copy_from_slice(&cell[..end]));
+        }
+    }
+    Tensor::from_vec(out, shape)
+}
+
 /// Serialises a tensor in `.npy` format (version 1.0; bf16 has no NumPy dtype and is an error).
 pub fn to_npy_bytes(t: &Tensor) -> Result<Vec<u8>> {
-    let d = descr(t.dtype()).ok_or(Error::UnsupportedDType {
-        op: "npy",
-        dtype: t.dtype(),
-    })?;
+    let (d, data) = match descr(t.dtype()) {
+        Some(d) => (d.to_string(), t.to_le_bytes()),
+        None if t.dtype() == DType::String => fixed_width_strings(t)?,
+        None => {
+            return Err(Error::UnsupportedDType {
+                op: "npy",
+                dtype: t.dtype(),
+            })
+        }
+    };
     let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -49,12 +140,12 @@ pub fn to_npy_bytes(t: &Tensor) -> Result<Vec<u8>> {
     let total = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
     header.push('\n');
-    let mut out = Vec::with_capacity(total + 64 + t.numel() * t.dtype().size_in_bytes());
+    let mut out = Vec::with_capacity(total + 64 + data.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(&t.to_le_bytes());
+    out.extend_from_slice(&data);
     Ok(out)
 }
 
@@ -82,9 +173,14 @@ pub fn from_npy_bytes(bytes: &[u8], name: &str) -> Result<Tensor> {
     let descr = dict_value(header, "descr")
         .ok_or_else(|| bad(format!("no 'descr' in header {header:?}")))?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    let dtype = parse_descr(descr).ok_or_else(|| {
-        bad(format!("unsupported dtype '{descr}' (supported: <f4 <f8 <i4 <i8 |b1 |u1 |i1 <f2, little-endian)"))
-    })?;
+    let strings = parse_string_descr(descr);
+    let dtype = match parse_descr(descr) {
+        Some(d) => d,
+        None if strings.is_some() => DType::String,
+        None => return Err(bad(format!(
+            "unsupported dtype '{descr}' (supported: <f4 <f8 <i4 <i8 |b1 |u1 |i1 <f2 <Un |Sn, little-endian)"
+        ))),
+    };
     match dict_value(header, "fortran_order") {
         Some("False") => {}
         Some("True") => {
@@ -111,8 +207,9 @@ pub fn from_npy_bytes(bytes: &[u8], name: &str) -> Result<Tensor> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| bad("shape overflows".into()))?;
     let data = &bytes[hstart + hlen..];
+    let width = strings.map_or(dtype.size_in_bytes(), |(_, w)| w);
     let need = n
-        .checked_mul(dtype.size_in_bytes())
+        .checked_mul(width)
         .ok_or_else(|| bad("shape overflows".into()))?;
     if data.len() < need {
         return Err(bad(format!(
@@ -120,7 +217,12 @@ pub fn from_npy_bytes(bytes: &[u8], name: &str) -> Result<Tensor> {
             data.len()
         )));
     }
-    Tensor::from_le_bytes(dtype, &shape, &data[..need])
+    match strings {
+        Some((unicode, width)) => {
+            strings_from_fixed_width(&data[..need], unicode, width, &shape, bad)
+        }
+        None => Tensor::from_le_bytes(dtype, &shape, &data[..need]),
+    }
 }
 
 /// Finds the raw text of `key`'s value in a Python dict literal header.
@@ -184,5 +286,41 @@ mod tests {
         for cut in 0..b.len() {
             let _ = from_npy_bytes(&b[..cut], "cut");
         }
+    }
+
+    #[test]
+    fn strings_as_numpy_fixed_width() {
+        let t = Tensor::from_strings(&["héllo", "", "ab"], &[3, 1]).unwrap();
+        let b = to_npy_bytes(&t).unwrap();
+        assert!(b.windows(4).any(|w| w == b"<U5'"), "unicode of width 5");
+        let back = from_npy_bytes(&b, "s.npy").unwrap();
+        assert_eq!(back.shape(), [3, 1]);
+        assert_eq!(back.to_strings().unwrap(), ["héllo", "", "ab"]);
+        let raw = Tensor::from_vec(
+            vec![TfString::from_static(b"\xff\x00a"), TfString::new()],
+            &[2],
+        )
+        .unwrap();
+        let b = to_npy_bytes(&raw).unwrap();
+        assert!(b.windows(4).any(|w| w == b"|S3'"), "bytes of width 3");
+        let back = from_npy_bytes(&b, "b.npy").unwrap();
+        assert_eq!(
+            back.to_vec::<TfString>().unwrap(),
+            raw.to_vec::<TfString>().unwrap()
+        );
+        // A width that the data cannot hold is refused before anything is allocated.
+        let huge = String::from_utf8(b.clone())
+            .unwrap_or_default()
+            .replace("|S3", "|S9");
+        if !huge.is_empty() {
+            assert!(from_npy_bytes(huge.as_bytes(), "h.npy").is_err());
+        }
+        let mut bad = to_npy_bytes(&Tensor::from_strings(&["a"], &[1]).unwrap()).unwrap();
+        let n = bad.len();
+        bad[n - 2] = 0xd8; // U+D800 is a surrogate, not a code point
+        assert!(from_npy_bytes(&bad, "bad.npy")
+            .unwrap_err()
+            .to_string()
+            .contains("not a unicode code point"));
     }
 }

@@ -1,6 +1,6 @@
 //! Owned, typed element buffers and the device they live on.
 
-use crate::{DType, Device};
+use crate::{DType, Device, TfString};
 use half::{bf16, f16};
 
 /// A CPU buffer: one typed vector per dtype.
@@ -24,6 +24,8 @@ pub enum CpuStorage {
     F16(Vec<f16>),
     /// bf16 elements.
     BF16(Vec<bf16>),
+    /// Byte-string elements.
+    String(Vec<TfString>),
 }
 
 /// Runs `$body` with `$v` bound to the typed vector inside a [`CpuStorage`].
@@ -39,6 +41,7 @@ macro_rules! map_storage {
             CpuStorage::I8($v) => $body,
             CpuStorage::F16($v) => $body,
             CpuStorage::BF16($v) => $body,
+            CpuStorage::String($v) => $body,
         }
     };
 }
@@ -56,6 +59,7 @@ impl CpuStorage {
             CpuStorage::I8(_) => DType::I8,
             CpuStorage::F16(_) => DType::F16,
             CpuStorage::BF16(_) => DType::BF16,
+            CpuStorage::String(_) => DType::String,
         }
     }
 
@@ -69,7 +73,7 @@ impl CpuStorage {
         self.len() == 0
     }
 
-    /// A zero-filled buffer of `len` elements of `dtype`.
+    /// A zero-filled buffer of `len` elements of `dtype` (empty strings for strings).
     pub fn zeros(dtype: DType, len: usize) -> Self {
         match dtype {
             DType::F32 => CpuStorage::F32(vec![0.0; len]),
@@ -81,6 +85,7 @@ impl CpuStorage {
             DType::I8 => CpuStorage::I8(vec![0; len]),
             DType::F16 => CpuStorage::F16(vec![f16::ZERO; len]),
             DType::BF16 => CpuStorage::BF16(vec![bf16::ZERO; len]),
+            DType::String => CpuStorage::String(vec![TfString::new(); len]),
         }
     }
 }

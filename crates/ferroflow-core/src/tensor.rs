@@ -1,11 +1,11 @@
 //! The [`Tensor`] handle: shared storage plus a layout.
 
-use crate::dispatch::with_any;
+use crate::dispatch::{with_any, with_stored};
 use crate::layout::{collapse, for_each_run, Layout};
 use crate::shape::numel;
 use crate::storage::{CpuStorage, Storage};
 use crate::transpose_copy::transpose_into;
-use crate::{DType, Device, Element, Error, Result};
+use crate::{DType, Device, Element, Error, Result, Stored};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl Tensor {
     }
 
     /// Builds a tensor from row-major data; `data.len()` must equal the product of `shape`.
-    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+    pub fn from_vec<T: Stored>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
         if data.len() != numel(shape) {
             return Err(Error::invalid(
                 "from_vec",
@@ -81,12 +81,12 @@ impl Tensor {
     }
 
     /// Builds a tensor by copying a slice.
-    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Tensor> {
+    pub fn from_slice<T: Stored>(data: &[T], shape: &[usize]) -> Result<Tensor> {
         Tensor::from_vec(data.to_vec(), shape)
     }
 
     /// A rank-0 tensor.
-    pub fn scalar<T: Element>(value: T) -> Tensor {
+    pub fn scalar<T: Stored>(value: T) -> Tensor {
         Tensor::from_storage(T::into_storage(vec![value]), &[])
     }
 
@@ -140,7 +140,7 @@ impl Tensor {
     }
 
     /// The whole typed buffer (apply [`Tensor::layout`] to read it).
-    pub(crate) fn buffer<T: Element>(&self) -> Result<&[T]> {
+    pub(crate) fn buffer<T: Stored>(&self) -> Result<&[T]> {
         T::slice(self.cpu_storage()).ok_or(Error::DTypeMismatch {
             op: "buffer",
             lhs: self.dtype(),
@@ -150,19 +150,19 @@ impl Tensor {
 
     /// The elements in row-major order without copying when the tensor is contiguous
     /// (`T` must match the dtype). For fused kernels outside this crate.
-    pub fn data<T: Element>(&self) -> Result<Cow<'_, [T]>> {
+    pub fn data<T: Stored>(&self) -> Result<Cow<'_, [T]>> {
         self.contiguous_data()
     }
 
     /// The elements in row-major order: borrowed when contiguous, gathered otherwise.
-    pub(crate) fn contiguous_data<T: Element>(&self) -> Result<Cow<'_, [T]>> {
+    pub(crate) fn contiguous_data<T: Stored>(&self) -> Result<Cow<'_, [T]>> {
         let buf = self.buffer::<T>()?;
         let layout = self.layout();
         if layout.is_contiguous() {
             let start = layout.offset();
             return Ok(Cow::Borrowed(&buf[start..start + layout.numel()]));
         }
-        Ok(Cow::Owned(gather_strided(buf, layout)))
+        Ok(Cow::Owned(T::gather_strided(buf, layout)))
     }
 
     /// A contiguous tensor with the same values (this tensor itself when already contiguous
@@ -174,7 +174,7 @@ impl Tensor {
         {
             return self.clone();
         }
-        let storage = with_any!(self.dtype(), T => {
+        let storage = with_stored!(self.dtype(), T => {
             let data = self.contiguous_data::<T>().map(|c| c.into_owned()).unwrap_or_default();
             T::into_storage(data)
         });
@@ -195,7 +195,7 @@ impl Tensor {
 
     /// The buffer itself when this handle is its only owner and it is laid out row-major
     /// from its start (so an op may write its output over it); the tensor back otherwise.
-    pub fn try_into_vec<T: Element>(self) -> std::result::Result<Vec<T>, Tensor> {
+    pub fn try_into_vec<T: Stored>(self) -> std::result::Result<Vec<T>, Tensor> {
         let whole = T::DTYPE == self.dtype()
             && self.is_contiguous()
             && self.layout().offset() == 0
@@ -214,7 +214,7 @@ impl Tensor {
     }
 
     /// Copies the elements out in row-major order; `T` must match the dtype.
-    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+    pub fn to_vec<T: Stored>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype() {
             return Err(Error::DTypeMismatch {
                 op: "to_vec",
@@ -225,17 +225,19 @@ impl Tensor {
         Ok(self.contiguous_data::<T>()?.into_owned())
     }
 
-    /// Copies the elements out as f64, whatever the dtype.
+    /// Copies the elements out as f64, whatever the dtype (strings, which hold no number,
+    /// give NaN: parse them with [`Tensor::string_to_number`]).
     pub fn to_f64_vec(&self) -> Vec<f64> {
-        with_any!(self.dtype(), T => {
-            self.contiguous_data::<T>()
-                .map(|d| d.iter().map(|v| v.to_f64()).collect())
-                .unwrap_or_default()
-        })
+        let numbers = || -> Result<Vec<f64>> {
+            Ok(with_any!(self.dtype(), "to_f64_vec", T => {
+                self.contiguous_data::<T>()?.iter().map(|v| v.to_f64()).collect()
+            }))
+        };
+        numbers().unwrap_or_else(|_| vec![f64::NAN; self.numel()])
     }
 
     /// The single value of a one-element tensor.
-    pub fn to_scalar<T: Element>(&self) -> Result<T> {
+    pub fn to_scalar<T: Stored>(&self) -> Result<T> {
         if self.numel() != 1 {
             return Err(Error::invalid(
                 "to_scalar",
@@ -246,18 +248,25 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.to_vec::<T>()?[0])
+        Ok(self.to_vec::<T>()?.swap_remove(0))
     }
 }
 
-/// Copies the elements of a strided view into a new row-major vector.
+/// Copies the elements of a strided view of plain data into a new row-major vector.
 pub(crate) fn gather_strided<T: Copy + Send + Sync>(buf: &[T], layout: &Layout) -> Vec<T> {
     let (shape, [strides]) = collapse(layout.shape(), [layout.strides()]);
-    let n = layout.numel();
     let nd = shape.len();
-    if nd >= 2 && strides[nd - 2] == 1 && strides[nd - 1] != 1 && n >= 256 {
+    if nd >= 2 && strides[nd - 2] == 1 && strides[nd - 1] != 1 && layout.numel() >= 256 {
         return gather_transposed(buf, layout.offset(), &shape, &strides);
     }
+    gather_runs(buf, layout)
+}
+
+/// Copies the elements of a strided view into a new row-major vector, run by run (any
+/// element type: strings clone their handles).
+pub(crate) fn gather_runs<T: Clone>(buf: &[T], layout: &Layout) -> Vec<T> {
+    let (shape, [strides]) = collapse(layout.shape(), [layout.strides()]);
+    let n = layout.numel();
     let mut out = crate::alloc::with_capacity(n);
     let inner = strides.last().copied().unwrap_or(1);
     for_each_run(
@@ -270,7 +279,7 @@ pub(crate) fn gather_strided<T: Copy + Send + Sync>(buf: &[T], layout: &Layout) 
             if inner == 1 {
                 out.extend_from_slice(&buf[o..o + len]);
             } else {
-                out.extend((0..len).map(|i| buf[o + i * inner]));
+                out.extend((0..len).map(|i| buf[o + i * inner].clone()));
             }
         },
     );
@@ -325,11 +334,17 @@ impl std::fmt::Display for Tensor {
     /// Prints like TensorFlow: `tf.Tensor([[1. 2.] [3. 4.]], shape=(2, 2), dtype=float32)`,
     /// eliding the middle of long dimensions.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let values: Vec<String> = with_any!(self.dtype(), T => {
-            self.contiguous_data::<T>()
-                .map(|d| d.iter().map(|v| format_value(v.to_f64(), self.dtype())).collect())
-                .unwrap_or_default()
-        });
+        let values: Vec<String> = match self.contiguous_data::<crate::TfString>() {
+            Ok(strings) => strings
+                .iter()
+                .map(|s| crate::strings::bytes_repr(s))
+                .collect(),
+            Err(_) => self
+                .to_f64_vec()
+                .into_iter()
+                .map(|v| format_value(v, self.dtype()))
+                .collect(),
+        };
         write!(f, "Tensor(")?;
         write_nested(f, self.shape(), &values, 0)?;
         let dims: Vec<String> = self.shape().iter().map(|d| d.to_string()).collect();

@@ -16,6 +16,7 @@ pub fn onnx_dtype(dtype: DType) -> DataType {
         DType::I8 => DataType::Int8,
         DType::F16 => DataType::Float16,
         DType::BF16 => DataType::Bfloat16,
+        DType::String => DataType::String,
     }
 }
 
@@ -31,6 +32,7 @@ pub fn ferroflow_dtype(t: DataType) -> Option<DType> {
         DataType::Int8 => DType::I8,
         DataType::Float16 => DType::F16,
         DataType::Bfloat16 => DType::BF16,
+        DataType::String => DType::String,
         _ => return None,
     })
 }
@@ -44,13 +46,16 @@ pub fn dtype_of_code(code: i64) -> Option<DType> {
         .and_then(ferroflow_dtype)
 }
 
-/// A named `TensorProto` holding `t` (little-endian `raw_data`, as ONNX stores it).
+/// A named `TensorProto` holding `t` (little-endian `raw_data`, as ONNX stores it; strings
+/// in `string_data`, which ONNX requires for them).
 pub fn to_proto(name: &str, t: &Tensor) -> TensorProto {
+    let strings = t.data::<ferroflow_core::TfString>().ok();
     TensorProto {
         name: Some(name.to_string()),
         dims: t.shape().iter().map(|&d| d as i64).collect(),
         data_type: Some(onnx_dtype(t.dtype()) as i32),
-        raw_data: Some(t.to_le_bytes()),
+        raw_data: strings.is_none().then(|| t.to_le_bytes()),
+        string_data: strings.map_or_else(Vec::new, |s| s.iter().map(|b| b.to_vec()).collect()),
         ..Default::default()
     }
 }
@@ -91,6 +96,9 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
         .map(|&d| usize::try_from(d))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|_| Error::invalid("onnx", format!("{}: negative dims {:?}", what(), p.dims)))?;
+    if dt == DType::String {
+        return Tensor::from_strings(&p.string_data, &shape).map_err(|e| e.context(what()));
+    }
     if let Some(raw) = &p.raw_data {
         return Tensor::from_le_bytes(dt, &shape, raw);
     }
@@ -112,6 +120,7 @@ pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
             let bytes: Vec<u8> = p.int32_data.iter().map(|&v| v as u8).collect();
             Tensor::from_le_bytes(dt, &shape, &bytes)
         }
+        DType::String => unreachable!("strings returned above"),
     };
     t.map_err(|e| e.context(what()))
 }

@@ -1,10 +1,13 @@
 //! Tensors in TF Serving's JSON: nested lists of numbers (with `NaN`, `Infinity` and
-//! `-Infinity` allowed for floats, as TF Serving allows), booleans for `DT_BOOL`.
+//! `-Infinity` allowed for floats, as TF Serving allows), booleans for `DT_BOOL`, strings
+//! for `DT_STRING` (binary ones as `{"b64": "..."}`, which is also how outputs whose name
+//! ends in `_bytes` are written).
 
 use crate::error::{ServeError, ServeResult};
 use crate::json::{Budget, Json};
 use crate::servable::{shape_string, TensorInfo};
-use ferroflow_core::{DType, Element, Tensor};
+use base64::Engine;
+use ferroflow_core::{DType, Element, Tensor, TfString};
 use std::fmt::Write;
 
 /// The dimensions of a nested list, following first elements (a guess that
@@ -49,6 +52,24 @@ impl Leaf<'_> {
             Leaf::Int(i) => Some(i),
             Leaf::Float(f) => crate::json::float_as_int(f),
             Leaf::Value(v) => v.as_i64(),
+        }
+    }
+
+    /// A string's bytes: a JSON string, or `{"b64": "..."}` decoded (`Err` names a bad
+    /// encoding).
+    fn as_bytes(self) -> Option<Result<TfString, String>> {
+        match self {
+            Leaf::Value(Json::Str(s)) => Some(Ok(TfString::from(s.clone()))),
+            Leaf::Value(Json::Object(o)) => match o.as_slice() {
+                [(k, Json::Str(s))] if k == "b64" => Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s)
+                        .map(TfString::from)
+                        .map_err(|e| format!("its \"b64\" value is not base64 ({e})")),
+                ),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -139,6 +160,14 @@ pub fn tensor_from_json(
                     .ok_or_else(|| bad(i, l, "a number"))
             })?;
             Tensor::from_vec(vals, &shape).and_then(|t| t.cast(info.dtype))
+        }
+        DType::String => {
+            let vals = walk.collect(v, |i, l| match l.as_bytes() {
+                Some(Ok(s)) => Ok(s),
+                Some(Err(e)) => Err(ServeError::invalid(format!("{what}: element {i}: {e}"))),
+                None => Err(bad(i, l, "a string or {\"b64\": ...}")),
+            })?;
+            Tensor::from_vec::<TfString>(vals, &shape)
         }
     };
     let t = t.map_err(|e| ServeError::invalid(format!("{what}: {e}")))?;
@@ -265,12 +294,23 @@ pub enum Values {
     Int(Vec<i64>),
     /// Booleans.
     Bool(Vec<bool>),
+    /// Strings, as text or (when `b64`) as `{"b64": "..."}`.
+    Str {
+        /// The elements.
+        values: Vec<TfString>,
+        /// Whether each is written base64-encoded.
+        b64: bool,
+    },
 }
 
 impl Values {
-    /// The tensor's values.
-    pub fn of(t: &Tensor) -> ServeResult<Values> {
+    /// The tensor's values (strings written as `{"b64": ...}` when `b64`).
+    pub fn of(t: &Tensor, b64: bool) -> ServeResult<Values> {
         let v = match t.dtype() {
+            DType::String => Values::Str {
+                values: t.to_vec::<TfString>()?,
+                b64,
+            },
             DType::F64 => Values::F64(t.to_vec::<f64>()?),
             DType::Bool => Values::Bool(t.to_vec::<bool>()?),
             DType::F32 | DType::F16 | DType::BF16 => Values::F32(t.cast(DType::F32)?.to_vec()?),
@@ -295,6 +335,14 @@ impl Values {
                 let _ = write!(out, "{}", v[i]);
             }
             Values::Bool(v) => out.push_str(if v[i] { "true" } else { "false" }),
+            Values::Str { values, b64: false } => {
+                write_str(out, &String::from_utf8_lossy(&values[i]))
+            }
+            Values::Str { values, b64: true } => {
+                out.push_str("{\"b64\":\"");
+                base64::engine::general_purpose::STANDARD.encode_string(&values[i], out);
+                out.push_str("\"}");
+            }
         }
     }
 }
@@ -308,9 +356,15 @@ pub struct JsonTensor {
 impl JsonTensor {
     /// Reads the tensor's values once.
     pub fn new(t: &Tensor) -> ServeResult<Self> {
+        JsonTensor::named(t, "")
+    }
+
+    /// Reads the values of output `name`: strings are written base64-encoded when the
+    /// name ends in `_bytes`, as TF Serving does.
+    pub fn named(t: &Tensor, name: &str) -> ServeResult<Self> {
         Ok(JsonTensor {
             shape: t.shape().to_vec(),
-            values: Values::of(t)?,
+            values: Values::of(t, name.ends_with("_bytes"))?,
         })
     }
 
@@ -400,6 +454,27 @@ mod tests {
         let mut out = String::new();
         JsonTensor::new(&t).unwrap().write_all(&mut out);
         assert_eq!(out, "[NaN,-Infinity]");
+    }
+
+    #[test]
+    fn strings_as_text_and_b64() {
+        let i = info(DType::String, &[None]);
+        let t = decode(br#"["caf\u00e9", {"b64": "AP8="}, ""]"#, &i).unwrap();
+        let v = t.to_vec::<TfString>().unwrap();
+        assert_eq!(v[0], "café".as_bytes());
+        assert_eq!(v[1], [0u8, 255][..]);
+        let mut out = String::new();
+        JsonTensor::named(&t, "scores").unwrap().write_all(&mut out);
+        assert_eq!(out, "[\"café\",\"\\u0000\u{fffd}\",\"\"]");
+        let mut out = String::new();
+        JsonTensor::named(&t, "ids_bytes")
+            .unwrap()
+            .write_all(&mut out);
+        assert_eq!(out, r#"[{"b64":"Y2Fmw6k="},{"b64":"AP8="},{"b64":""}]"#);
+        let e = decode(br#"[{"b64": "%%"}]"#, &i).unwrap_err().message;
+        assert!(e.contains("element 0") && e.contains("not base64"), "{e}");
+        let e = decode(b"[1]", &i).unwrap_err().message;
+        assert!(e.contains("a string or"), "{e}");
     }
 
     #[test]

@@ -404,20 +404,9 @@ pub struct VersionStatus {
     pub error: Option<String>,
 }
 
-/// TF's name of a dtype (`DT_FLOAT`).
+/// TF's name of a dtype (`DT_FLOAT`), from the gRPC API's own enum.
 pub fn tf_dtype(d: ferroflow_core::DType) -> &'static str {
-    use ferroflow_core::DType;
-    match d {
-        DType::F32 => "DT_FLOAT",
-        DType::F64 => "DT_DOUBLE",
-        DType::I32 => "DT_INT32",
-        DType::I64 => "DT_INT64",
-        DType::Bool => "DT_BOOL",
-        DType::U8 => "DT_UINT8",
-        DType::I8 => "DT_INT8",
-        DType::F16 => "DT_HALF",
-        DType::BF16 => "DT_BFLOAT16",
-    }
+    crate::grpc::tensor_proto::data_type(d).as_str_name()
 }
 
 fn tensor_info_json(t: &TensorInfo) -> Value {

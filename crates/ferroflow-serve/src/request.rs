@@ -239,7 +239,8 @@ pub fn predict_response(
 ) -> ServeResult<String> {
     let tensors = outputs
         .iter()
-        .map(JsonTensor::new)
+        .zip(&sig.outputs)
+        .map(|(t, info)| JsonTensor::named(t, &info.name))
         .collect::<ServeResult<Vec<_>>>()?;
     let mut out = String::with_capacity(64 + 16 * outputs.iter().map(Tensor::numel).sum::<usize>());
     match (format, tensors.as_slice()) {

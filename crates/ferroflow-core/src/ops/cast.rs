@@ -14,8 +14,8 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let out = with_any!(self.dtype(), A => {
-            with_any!(dtype, B => map::<A, B>(self, 1, |v| B::from_f64(v.to_f64())))
+        let out = with_any!(self.dtype(), "cast", A => {
+            with_any!(dtype, "cast", B => map::<A, B>(self, 1, |v| B::from_f64(v.to_f64())))
         })?;
         if let Some(r) = Recorder::new(&[self]) {
             let from = self.dtype();

@@ -54,7 +54,11 @@ impl Tensor {
     /// Elementwise comparison with broadcasting; the result is a bool tensor.
     pub fn compare(&self, op: CmpOp, other: &Tensor) -> Result<Tensor> {
         let dt = same_dtype(op.name(), self, other)?;
-        let out = with_any!(dt, T => op.run::<T>(self, other))?;
+        let out = if dt == DType::String {
+            crate::strings::compare(op, self, other)
+        } else {
+            with_any!(dt, op.name(), T => op.run::<T>(self, other))
+        }?;
         crate::trace::record(
             op.name(),
             OpKind::Compare(op),
@@ -163,7 +167,11 @@ impl Tensor {
             });
         }
         let dt = same_dtype("where", x, y)?;
-        let out = with_any!(dt, T => zip3("where", cond, x, y, |c: bool, a: T, b: T| if c { a } else { b }))?;
+        let out = if dt == DType::String {
+            crate::strings::select(cond, x, y)
+        } else {
+            with_any!(dt, "where", T => zip3("where", cond, x, y, |c: bool, a: T, b: T| if c { a } else { b }))
+        }?;
         if let Some(r) = Recorder::new(&[x, y]) {
             let (c, xs, ys) = (cond.clone(), x.shape().to_vec(), y.shape().to_vec());
             r.finish(&out, move |g, needs| {

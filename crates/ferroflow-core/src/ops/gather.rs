@@ -3,10 +3,10 @@
 
 use crate::autodiff::record::Recorder;
 use crate::autodiff::{Gradient, IndexedSlices};
-use crate::dispatch::{with_any, with_numeric};
+use crate::dispatch::{with_numeric, with_stored};
 use crate::shape::{normalize_axis, numel};
 use crate::trace::record_other as record;
-use crate::{DType, Element, Error, Numeric, Result, Tensor};
+use crate::{DType, Error, Numeric, Result, Stored, Tensor};
 
 /// Reads an integer index tensor as i64 values.
 fn index_values(op: &'static str, indices: &Tensor) -> Result<Vec<i64>> {
@@ -46,7 +46,7 @@ impl Tensor {
         let mut shape = self.shape()[..a].to_vec();
         shape.extend_from_slice(indices.shape());
         shape.extend_from_slice(&self.shape()[a + 1..]);
-        let out = with_any!(self.dtype(), T => {
+        let out = with_stored!(self.dtype(), T => {
             let src = self.contiguous_data::<T>()?;
             let mut out = Vec::with_capacity(numel(&shape));
             for o in 0..outer {
@@ -138,7 +138,7 @@ impl Tensor {
         let inner = numel(&self.shape()[depth..]);
         let mut shape = indices.shape()[..indices.rank() - 1].to_vec();
         shape.extend_from_slice(&self.shape()[depth..]);
-        let out = with_any!(self.dtype(), T => {
+        let out = with_stored!(self.dtype(), T => {
             let src = self.contiguous_data::<T>()?;
             let mut out = Vec::with_capacity(offsets.len() * inner);
             for &o in &offsets {
@@ -213,9 +213,9 @@ impl Tensor {
                 .cast(dt);
         }
         let out = if add {
-            with_numeric!(dt, op, T => scatter::<T>(self, updates, &offsets, inner, |a, b| a + b))
+            with_numeric!(dt, op, T => scatter::<T>(self, updates, &offsets, inner, |&a, &b| a + b))
         } else {
-            with_any!(dt, T => scatter::<T>(self, updates, &offsets, inner, |_, b| b))
+            with_stored!(dt, T => scatter::<T>(self, updates, &offsets, inner, |_, b| b.clone()))
         }?;
         if let Some(r) = Recorder::new(&[self, updates]) {
             let (indices, upd) = (indices.clone(), updates.clone());
@@ -271,19 +271,19 @@ impl Tensor {
     }
 }
 
-fn scatter<T: Element>(
+fn scatter<T: Stored>(
     base: &Tensor,
     updates: &Tensor,
     offsets: &[usize],
     inner: usize,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(&T, &T) -> T,
 ) -> Result<Tensor> {
     let mut out = base.contiguous_data::<T>()?.into_owned();
     let upd = updates.contiguous_data::<T>()?;
     for (k, &o) in offsets.iter().enumerate() {
         for j in 0..inner {
             let d = &mut out[o * inner + j];
-            *d = f(*d, upd[k * inner + j]);
+            *d = f(d, &upd[k * inner + j]);
         }
     }
     Tensor::from_vec(out, base.shape())

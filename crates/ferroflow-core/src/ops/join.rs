@@ -1,7 +1,7 @@
 //! Joining and splitting along an axis: concat, stack, split, unstack.
 
 use crate::autodiff::record::Recorder;
-use crate::dispatch::with_any;
+use crate::dispatch::with_stored;
 use crate::shape::{normalize_axis, numel};
 use crate::{Error, Result, Tensor};
 
@@ -39,7 +39,7 @@ impl Tensor {
         shape[a] = tensors.iter().map(|t| t.shape()[a]).sum();
         let outer = numel(&shape[..a]);
         let inner = numel(&shape[a + 1..]);
-        let out = with_any!(first.dtype(), T => {
+        let out = with_stored!(first.dtype(), T => {
             let parts: Vec<_> = tensors.iter().map(|t| t.contiguous_data::<T>()).collect::<Result<_>>()?;
             let mut out: Vec<T> = Vec::with_capacity(numel(&shape));
             for o in 0..outer {

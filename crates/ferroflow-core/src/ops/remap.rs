@@ -2,8 +2,8 @@
 //! (and `reverse`), all built on one per-axis index-map gather.
 
 use crate::autodiff::record::Recorder;
-use crate::dispatch::{with_any, with_float};
-use crate::{Element, Error, Numeric, Result, Tensor};
+use crate::dispatch::{with_float, with_stored};
+use crate::{Error, Numeric, Result, Stored, Tensor};
 
 /// How [`Tensor::pad`] fills the border.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,22 +120,22 @@ impl Tensor {
             .zip(strides)
             .map(|(m, &s)| m.iter().map(|i| i.map(|i| i * s)).collect())
             .collect();
-        with_any!(self.dtype(), T => {
+        with_stored!(self.dtype(), T => {
             let buf = self.buffer::<T>()?;
-            let fill = T::from_f64(fill);
+            let fill = T::filled(fill);
             let n = crate::shape::numel(&shape);
             let mut out = Vec::with_capacity(n);
             let rank = shape.len();
             if rank == 0 {
-                out.push(buf[self.layout().offset()]);
+                out.push(buf[self.layout().offset()].clone());
             } else if n > 0 {
                 let mut idx = vec![0usize; rank];
                 let last = rank - 1;
                 loop {
                     let base: Option<usize> = (0..last).try_fold(self.layout().offset(), |acc, d| offs[d][idx[d]].map(|o| acc + o));
                     match base {
-                        None => out.extend(std::iter::repeat_n(fill, shape[last])),
-                        Some(b) => out.extend(offs[last].iter().map(|o| o.map_or(fill, |o| buf[b + o]))),
+                        None => out.extend(std::iter::repeat_n(fill.clone(), shape[last])),
+                        Some(b) => out.extend(offs[last].iter().map(|o| o.map_or_else(|| fill.clone(), |o| buf[b + o].clone()))),
                     }
                     let mut d = last;
                     loop {

@@ -79,7 +79,7 @@ impl Tensor {
     /// Sorts each row of `moved` (`self` with `axis` moved last): values and order.
     fn sort_rows(&self, moved: &Tensor, a: usize, descending: bool) -> Result<(Tensor, Tensor)> {
         let len = self.shape()[a];
-        let (values, order) = with_any!(self.dtype(), T => {
+        let (values, order) = with_any!(self.dtype(), "sort", T => {
             let data = moved.contiguous_data::<T>()?;
             let mut order: Vec<i32> = Vec::with_capacity(data.len());
             let mut values: Vec<T> = Vec::with_capacity(data.len());

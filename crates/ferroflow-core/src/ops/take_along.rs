@@ -1,7 +1,7 @@
 //! `take_along_axis` (NumPy's, `tf.experimental.numpy.take_along_axis`) and its adjoint.
 
 use crate::autodiff::record::Recorder;
-use crate::dispatch::{with_any, with_numeric};
+use crate::dispatch::{with_numeric, with_stored};
 use crate::shape::{normalize_axis, numel};
 use crate::{DType, Error, Numeric, Result, Tensor};
 
@@ -61,14 +61,14 @@ impl Tensor {
         let idx = along_indices(op, self.shape(), indices, a, dim)?;
         let (outer, inner) = (numel(&self.shape()[..a]), numel(&self.shape()[a + 1..]));
         let k = indices.shape()[a];
-        let out = with_any!(self.dtype(), T => {
+        let out = with_stored!(self.dtype(), T => {
             let src = self.contiguous_data::<T>()?;
             let mut out = Vec::with_capacity(idx.len());
             for o in 0..outer {
                 for j in 0..k {
                     for i in 0..inner {
                         let p = idx[(o * k + j) * inner + i];
-                        out.push(src[(o * dim + p) * inner + i]);
+                        out.push(src[(o * dim + p) * inner + i].clone());
                     }
                 }
             }

@@ -1,11 +1,12 @@
 //! `tensorflow.TensorProto` to and from ferroflow tensors, in both of its encodings: the
 //! typed `*_val` fields (with TF's rule that fewer values than the shape holds are padded
-//! with the last one, and none means zeros) and the `tensor_content` bytes.
+//! with the last one, and none means zeros) and the `tensor_content` bytes. Strings travel
+//! in `string_val`, as TensorFlow's clients write them.
 
 use super::proto::tensorflow::{tensor_shape_proto, DataType, TensorProto, TensorShapeProto};
 use crate::error::{Code, ServeError, ServeResult};
 use crate::servable::TensorInfo;
-use ferroflow_core::{DType, Element, Tensor};
+use ferroflow_core::{DType, Element, Tensor, TfString};
 
 /// The TF dtype of a ferroflow dtype.
 pub fn data_type(d: DType) -> DataType {
@@ -19,6 +20,7 @@ pub fn data_type(d: DType) -> DataType {
         DType::I8 => DataType::DtInt8,
         DType::F16 => DataType::DtHalf,
         DType::BF16 => DataType::DtBfloat16,
+        DType::String => DataType::DtString,
     }
 }
 
@@ -87,7 +89,19 @@ pub fn tensor_from_proto(
                 format!("{what} of shape {shape:?} is larger than the request limit of {max_bytes} bytes"),
             )
         })?;
-    let t = if !p.tensor_content.is_empty() {
+    let t = if info.dtype == DType::String {
+        if !p.tensor_content.is_empty() {
+            return Err(ServeError::invalid(format!(
+                "{what}: strings go in string_val, not tensor_content"
+            )));
+        }
+        let strings = p
+            .string_val
+            .iter()
+            .map(|s| TfString::copy_from_slice(s))
+            .collect();
+        Tensor::from_vec::<TfString>(pad(strings, numel, &what)?, &shape)
+    } else if !p.tensor_content.is_empty() {
         let need = numel * info.dtype.size_in_bytes();
         if p.tensor_content.len() != need {
             return Err(ServeError::invalid(format!(
@@ -114,6 +128,7 @@ pub fn tensor_from_proto(
                     .collect();
                 Tensor::from_le_bytes(info.dtype, &shape, &bytes)
             }
+            DType::String => unreachable!("strings are read above"),
         }
     };
     let t = t.map_err(|e| ServeError::invalid(format!("{what}: {}", e.one_line())))?;
@@ -122,14 +137,14 @@ pub fn tensor_from_proto(
 
 /// TF's filling rule: no values make zeros, fewer values than `n` are padded with the
 /// last one, more are an error.
-fn pad<T: Copy + Default>(mut v: Vec<T>, n: usize, what: &str) -> ServeResult<Vec<T>> {
+fn pad<T: Clone + Default>(mut v: Vec<T>, n: usize, what: &str) -> ServeResult<Vec<T>> {
     if v.len() > n {
         return Err(ServeError::invalid(format!(
             "{what} has {} values for a shape of {n} elements",
             v.len()
         )));
     }
-    let last = v.last().copied().unwrap_or_default();
+    let last = v.last().cloned().unwrap_or_default();
     v.resize(n, last);
     Ok(v)
 }
@@ -170,12 +185,18 @@ fn narrowed<T: Element + Copy + Default + TryFrom<i32>>(
 }
 
 /// A response tensor: its dtype, shape and little-endian `tensor_content`, as TF
-/// Serving writes numeric outputs.
+/// Serving writes numeric outputs (strings in `string_val`).
 pub fn tensor_to_proto(t: &Tensor) -> TensorProto {
+    let strings = t.data::<TfString>().ok();
     TensorProto {
         dtype: data_type(t.dtype()) as i32,
         tensor_shape: Some(shape_proto(t.shape().iter().map(|&d| Some(d)))),
-        tensor_content: t.to_le_bytes(),
+        tensor_content: if strings.is_some() {
+            Vec::new()
+        } else {
+            t.to_le_bytes()
+        },
+        string_val: strings.map_or_else(Vec::new, |s| s.iter().map(|b| b.to_vec()).collect()),
         ..Default::default()
     }
 }
@@ -228,6 +249,21 @@ mod tests {
         q.int_val = vec![1, 2, 300];
         let e = tensor_from_proto(&q, &info(DType::U8, &[None]), 1 << 20).unwrap_err();
         assert!(e.message.contains("300 is out of range"), "{}", e.message);
+    }
+
+    #[test]
+    fn strings_travel_in_string_val() {
+        let i = info(DType::String, &[None]);
+        let mut p = proto(DataType::DtString, &[3]);
+        p.string_val = vec![b"a".to_vec(), vec![0xff]];
+        let t = tensor_from_proto(&p, &i, 1 << 20).unwrap();
+        let v = t.to_vec::<TfString>().unwrap();
+        assert_eq!(v, [&b"a"[..], &[0xff], &[0xff]]);
+        let back = tensor_to_proto(&t);
+        assert!(back.tensor_content.is_empty());
+        assert_eq!(back.string_val, [b"a".to_vec(), vec![0xff], vec![0xff]]);
+        p.tensor_content = vec![1, 2];
+        assert!(tensor_from_proto(&p, &i, 1 << 20).is_err());
     }
 
     #[test]
