@@ -88,6 +88,10 @@ def main():
     g["as_string_f32"] = strs(tf.strings.as_string(floats))
     g["as_string_f32_p2"] = strs(tf.strings.as_string(floats, precision=2))
     g["as_string_i64"] = strs(tf.strings.as_string(np.array([-3, 0, 2**40], dtype=np.int64)))
+    words = tf.constant([f"w{i}-{'x' * (i % 70)}" for i in range(500)])
+    g["hash_inputs"] = strs(words.numpy())
+    g["hash_fast_1009"] = tf.strings.to_hash_bucket_fast(words, 1009).numpy().tolist()
+    g["hash_strong_1009_7_11"] = tf.strings.to_hash_bucket_strong(words, 1009, [7, 11]).numpy().tolist()
     with open(os.path.join(OUT, "strings_golden.json"), "w") as f:
         json.dump(g, f, indent=1, ensure_ascii=True)
     np.save(os.path.join(OUT, "strings_unicode.npy"), np.array(TEXTS[:8]).reshape(2, 4))

@@ -180,3 +180,22 @@ fn numpy_string_files_read_and_write_back() -> Result<()> {
     assert_eq!(strings_of(&b), want);
     Ok(())
 }
+
+#[test]
+fn hash_buckets_equal_tensorflow() -> Result<()> {
+    let g = golden();
+    let words = decode(&g["hash_inputs"]);
+    let x = Tensor::from_vec(words.clone(), &[words.len()])?;
+    let fast: Vec<i64> = serde_json::from_value(g["hash_fast_1009"].clone()).unwrap();
+    assert_eq!(
+        strings::to_hash_bucket_fast(&x, 1009)?.to_vec::<i64>()?,
+        fast
+    );
+    let strong: Vec<i64> = serde_json::from_value(g["hash_strong_1009_7_11"].clone()).unwrap();
+    assert_eq!(
+        strings::to_hash_bucket_strong(&x, 1009, [7, 11])?.to_vec::<i64>()?,
+        strong
+    );
+    assert!(strings::to_hash_bucket_fast(&x, 0).is_err());
+    Ok(())
+}

@@ -2,11 +2,13 @@
 //! Python does, and the text ops preprocessing needs.
 
 mod convert;
+mod hash;
 mod ragged;
 mod re2;
 mod text;
 
 pub use convert::{as_string, to_number};
+pub use hash::{to_hash_bucket_fast, to_hash_bucket_strong};
 pub use ragged::{split, Ragged};
 pub use text::{
     join, length, lower, lower_unicode, reduce_join, regex_full_match, regex_replace, strip, upper,
