@@ -68,6 +68,11 @@ impl<'a> ConfigReader<'a> {
     /// A reader over `config` for class `class`; the base keys (name, trainable, dtype) are
     /// taken as used.
     pub fn new(class: &'static str, config: &'a Value) -> Result<Self> {
+        Self::with_dtypes(class, config, &["float32"])
+    }
+
+    /// [`ConfigReader::new`] for a layer whose dtype policy may be any of `dtypes`.
+    pub fn with_dtypes(class: &'static str, config: &'a Value, dtypes: &[&str]) -> Result<Self> {
         let map = config.as_object().ok_or_else(|| {
             Error::invalid(class, format!("config must be a JSON object, got {config}"))
         })?;
@@ -86,8 +91,11 @@ impl<'a> ConfigReader<'a> {
                 .or(Some(d))
                 .and_then(Value::as_str);
             if let Some(n) = name {
-                if n != "float32" {
-                    return Err(r.bad("dtype", &format!("only float32 is supported, got {n}")));
+                if !dtypes.contains(&n) {
+                    return Err(r.bad(
+                        "dtype",
+                        &format!("only {} supported, got {n}", dtypes.join(" or ")),
+                    ));
                 }
             }
         }
@@ -115,6 +123,15 @@ impl<'a> ConfigReader<'a> {
             .get("name")
             .and_then(Value::as_str)
             .map(String::from)
+    }
+
+    /// The dtype policy's name, if the config has one.
+    pub fn dtype_name(&self) -> Option<&'a str> {
+        let d = self.map.get("dtype")?;
+        d.get("config")
+            .and_then(|c| c.get("name"))
+            .or(Some(d))
+            .and_then(Value::as_str)
     }
 
     /// The trainable flag (default true).

@@ -382,6 +382,15 @@ pub trait Layer: Send + Sync {
         Vec::new()
     }
 
+    /// Learns the layer's state from data (`layer.adapt(data)` of the preprocessing
+    /// layers); layers without one say so.
+    fn adapt(&self, _data: &Tensor) -> Result<()> {
+        Err(ferroflow_core::Error::invalid(
+            self.class_name(),
+            format!("layer '{}' has no adapt", self.base().name()),
+        ))
+    }
+
     /// Whether a call with several inputs passes them as separate positional arguments
     /// (`mha(query, value)`) rather than one list (`Add()([a, b])`), as Keras records
     /// them in a functional config.

@@ -101,6 +101,7 @@ pub(crate) use layer_identity;
 pub(crate) use newtype_layer;
 
 pub mod attention;
+pub mod categorical;
 pub mod common;
 pub mod conv;
 pub mod core;
@@ -119,6 +120,9 @@ pub mod wrappers;
 
 pub use self::core::{Activation, Dropout, InputLayer, Lambda};
 pub use attention::MultiHeadAttention;
+pub use categorical::{
+    CategoryEncoding, Hashing, IntegerLookup, LookupOptions, OutputMode, StringLookup,
+};
 pub use conv::{Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
 pub use dense::Dense;
 pub use embedding::Embedding;

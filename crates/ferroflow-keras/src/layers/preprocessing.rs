@@ -268,6 +268,10 @@ impl Layer for Normalization {
         Ok(())
     }
 
+    fn adapt(&self, data: &Tensor) -> Result<()> {
+        Normalization::adapt(self, data)
+    }
+
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         let x = if inputs[0].dtype() == DType::F32 {
