@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 
 def main():
@@ -32,6 +33,8 @@ def main():
         skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
         xs = [np.load(p) for p in sorted(glob.glob(os.path.join(d, f"{name}_x*.npy")))]
         want = [np.load(p) for p in sorted(glob.glob(os.path.join(d, f"{name}_y*.npy")))]
+        # NumPy unicode arrays (string inputs) go in as string tensors.
+        xs = [tf.constant(x) if x.dtype.kind in "US" else x for x in xs]
         got = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
         got = got if isinstance(got, (list, tuple)) else [got]
         diff = max(float(np.max(np.abs(g - w) / np.maximum(np.abs(w), 1.0))) for g, w in zip(got, want))

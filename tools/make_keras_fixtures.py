@@ -130,11 +130,42 @@ def misc():
     return keras.Model([seq, img], y, name="misc")
 
 
+WORDS = np.array(["the", "cat", "sat", "on", "mat", "dog", "ate", "a", "", "Ünï", "x y", "[UNK]"])
+
+
+def categorical():
+    """String and integer features: lookups adapted on data (their vocabularies are
+    assets, tf_idf weights are layer state), salted hashing, embeddings."""
+    rng = np.random.default_rng(11)
+    words = keras.Input((3,), dtype="string", name="words")
+    ids = keras.Input((2,), dtype="int64", name="ids")
+    sl = layers.StringLookup(output_mode="tf_idf", max_tokens=8)
+    sl.adapt(WORDS[rng.integers(0, len(WORDS), (30, 3))])
+    il = layers.IntegerLookup(num_oov_indices=2, mask_token=0)
+    il.adapt(rng.integers(0, 12, (40, 2)))
+    a = sl(words)
+    e = layers.Flatten()(layers.Embedding(il.vocabulary_size(), 4)(il(ids)))
+    h = layers.Hashing(num_bins=8, salt=3, output_mode="multi_hot")(words)
+    c = layers.CategoryEncoding(num_tokens=20, output_mode="count")(ids)
+    y = layers.Dense(3)(layers.Concatenate()([a, e, h, c]))
+    return keras.Model([words, ids], y, name="categorical")
+
+
+def keras_feed(x):
+    """What Keras's predict takes for an array: NumPy unicode arrays as string tensors."""
+    if x.dtype.kind in "US":
+        import tensorflow as tf
+        return tf.constant(x)
+    return x
+
+
 def inputs_for(model, rng, n=5):
     out = []
     for t in model.inputs:
         shape = (n,) + tuple(t.shape[1:])
-        if "int" in str(t.dtype):
+        if "string" in str(t.dtype):
+            out.append(WORDS[rng.integers(0, len(WORDS), size=shape)])
+        elif "int" in str(t.dtype):
             out.append(rng.integers(0, 20, size=shape).astype("int32"))
         else:
             out.append(rng.normal(0, 1, size=shape).astype("float32") * (100 if t.name == "image" else 1))
@@ -164,12 +195,13 @@ def main():
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
     index = {}
-    for build in (mlp, cnn, rnn, attention, multi_io, nested, misc):
+    for build in (mlp, cnn, rnn, attention, multi_io, nested, misc, categorical):
         model = build()
         perturb(model, rng)
         name = model.name
         xs = inputs_for(model, rng)
-        ys = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+        feed = [keras_feed(x) for x in xs]
+        ys = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
         ys = ys if isinstance(ys, list) else [ys]
         model.save(os.path.join(out, f"{name}.keras"))
         for i, x in enumerate(xs):

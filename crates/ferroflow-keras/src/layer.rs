@@ -391,6 +391,40 @@ pub trait Layer: Send + Sync {
         ))
     }
 
+    /// State Keras saves by name in the layer's `vars` group beside its weights (its
+    /// `save_own_variables`, such as a lookup's `idf_weights`).
+    fn saved_state(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Restores one entry of [`Layer::saved_state`] read from a file.
+    fn restore_state(&self, name: &str, _value: Tensor) -> Result<()> {
+        Err(ferroflow_core::Error::invalid(
+            self.class_name(),
+            format!(
+                "layer '{}' keeps no state named '{name}'",
+                self.base().name()
+            ),
+        ))
+    }
+
+    /// Files Keras keeps in the layer's folder of a `.keras` archive's `assets` (its
+    /// `save_assets`, such as a learned `vocabulary.txt`): `(file name, bytes)`.
+    fn assets(&self) -> Vec<(String, Vec<u8>)> {
+        Vec::new()
+    }
+
+    /// Restores one file of [`Layer::assets`].
+    fn restore_asset(&self, name: &str, _bytes: &[u8]) -> Result<()> {
+        Err(ferroflow_core::Error::invalid(
+            self.class_name(),
+            format!(
+                "layer '{}' keeps no asset named '{name}'",
+                self.base().name()
+            ),
+        ))
+    }
+
     /// Whether a call with several inputs passes them as separate positional arguments
     /// (`mha(query, value)`) rather than one list (`Add()([a, b])`), as Keras records
     /// them in a functional config.

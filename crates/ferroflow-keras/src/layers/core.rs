@@ -53,7 +53,13 @@ impl InputLayer {
             .filter(|d| {
                 matches!(
                     d,
-                    DType::F32 | DType::F64 | DType::I32 | DType::I64 | DType::U8 | DType::Bool
+                    DType::F32
+                        | DType::F64
+                        | DType::I32
+                        | DType::I64
+                        | DType::U8
+                        | DType::Bool
+                        | DType::String
                 )
             })
             .ok_or_else(|| {

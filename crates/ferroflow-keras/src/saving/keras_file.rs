@@ -105,6 +105,8 @@ fn load_keras_from<R: Read + std::io::Seek>(archive: R, path: &Path) -> Result<M
     let layout = Layout::of_model(model.net.as_ref())?;
     let values = read_weights(&h5, &path.join(WEIGHTS), &layout)?;
     assign_all(layout.variables.iter().map(|(_, v)| v), &values)?;
+    restore_assets(&mut zip, &layout, path)?;
+    super::keras_weights::restore_named_state(&h5, &path.join(WEIGHTS), &layout)?;
     if let Some(cc) = config
         .get("compile_config")
         .filter(|c| super::has_compile_config(c))
@@ -113,6 +115,29 @@ fn load_keras_from<R: Read + std::io::Seek>(archive: R, path: &Path) -> Result<M
         restore_optimizer(&mut model, &h5, &layout, path)?;
     }
     Ok(model)
+}
+
+/// Hands every leaf layer the files under its `assets/{layer path}/` folder.
+fn restore_assets<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    layout: &Layout,
+    path: &Path,
+) -> Result<()> {
+    let names: Vec<String> = zip.file_names().map(String::from).collect();
+    for (p, layer) in &layout.leaves {
+        let folder = format!("assets/{p}/");
+        for name in names.iter().filter(|n| n.starts_with(&folder)) {
+            let file = &name[folder.len()..];
+            if file.is_empty() || file.contains('/') {
+                continue;
+            }
+            let bytes = read_member(zip, name, path)?;
+            layer
+                .restore_asset(file, &bytes)
+                .map_err(|e| e.context(format!("{}: {name}", path.display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// Restores the optimiser's state from `optimizer/vars` when the file has it for this
@@ -203,11 +228,18 @@ pub fn save_keras(model: &Model, path: &Path) -> Result<()> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
-        for (name, bytes) in [
-            (METADATA, metadata.to_string().into_bytes()),
-            (CONFIG, config.to_string().into_bytes()),
-            (WEIGHTS, weights),
-        ] {
+        let assets = layout.leaves.iter().flat_map(|(p, layer)| {
+            layer
+                .assets()
+                .into_iter()
+                .map(move |(file, bytes)| (format!("assets/{p}/{file}"), bytes))
+        });
+        let members = [
+            (METADATA.to_string(), metadata.to_string().into_bytes()),
+            (CONFIG.to_string(), config.to_string().into_bytes()),
+            (WEIGHTS.to_string(), weights),
+        ];
+        for (name, bytes) in members.into_iter().chain(assets) {
             zip.start_file(name, opts)?;
             zip.write_all(&bytes)?;
         }

@@ -55,6 +55,9 @@ pub struct Layout {
     pub variables: Vec<(String, Variable)>,
     /// `(group path, layer name)` of every `vars` group.
     pub groups: Vec<(String, String)>,
+    /// `(path, layer)` of every layer that is not a container: where its named state
+    /// (`{path}/vars/{name}`) and its assets (`assets/{path}/`) live.
+    pub leaves: Vec<(String, LayerRef)>,
 }
 
 impl Layout {
@@ -144,7 +147,10 @@ impl Layout {
                     format!("layer '{}' of class {class} holds other layers, which .keras weight files cannot lay out yet", layer.name()),
                 ))
             }
-            _ => self.vars(path, layer.name(), own_variables(layer.as_ref())),
+            _ => {
+                self.vars(path, layer.name(), own_variables(layer.as_ref()));
+                self.leaves.push((path.to_string(), layer.clone()));
+            }
         }
         Ok(())
     }
@@ -231,10 +237,11 @@ pub fn read_weights(file: &hdf5_pure::File, path: &Path, layout: &Layout) -> Res
     dataset_paths(&file.root(), "", &mut in_file).map_err(|e| h5_err(path, e))?;
     let expected: std::collections::HashSet<&str> =
         layout.variables.iter().map(|(p, _)| p.as_str()).collect();
-    if let Some(extra) = in_file
-        .iter()
-        .find(|p| !p.starts_with("optimizer/") && !expected.contains(p.as_str()))
-    {
+    if let Some(extra) = in_file.iter().find(|p| {
+        !p.starts_with("optimizer/")
+            && !expected.contains(p.as_str())
+            && named_state_of(layout, p).is_none()
+    }) {
         return Err(h5_err(
             path,
             format!("the file has weight '{extra}', which this model does not (the architectures differ)"),
@@ -253,6 +260,38 @@ pub fn read_weights(file: &hdf5_pure::File, path: &Path, layout: &Layout) -> Res
     }
     Ok(values)
 }
+
+/// The leaf layer and state name a dataset path `{layer path}/vars/{name}` with a
+/// non-numeric name belongs to.
+fn named_state_of<'a>(layout: &'a Layout, p: &'a str) -> Option<(&'a LayerRef, &'a str)> {
+    let (group, name) = p.rsplit_once("/vars/")?;
+    if name.is_empty() || name.contains('/') || name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    layout
+        .leaves
+        .iter()
+        .find(|(path, _)| path == group)
+        .map(|(_, l)| (l, name))
+}
+
+/// Restores every leaf layer's named state (its `save_own_variables` entries) from a
+/// weights file, after [`read_weights`] has checked the file.
+pub fn restore_named_state(file: &hdf5_pure::File, path: &Path, layout: &Layout) -> Result<()> {
+    let mut in_file = Vec::new();
+    dataset_paths(&file.root(), "", &mut in_file).map_err(|e| h5_err(path, e))?;
+    for p in &in_file {
+        if let Some((layer, name)) = named_state_of(layout, p) {
+            let t = read_dataset(file, p, DType::F32, MAX_STATE_ELEMENTS)
+                .map_err(|e| h5_err(path, format!("{p}: {e}")))?;
+            layer.restore_state(name, t)?;
+        }
+    }
+    Ok(())
+}
+
+/// The most values one named state may hold (a lookup's idf weights: one per token).
+const MAX_STATE_ELEMENTS: usize = 1 << 26;
 
 /// A group tree to write: datasets and subgroups by name.
 #[derive(Default)]
@@ -313,6 +352,10 @@ pub fn write_weights(layout: &Layout, extra: &[(String, Tensor)]) -> Result<Vec<
         root.at(dir)
             .datasets
             .push((leaf.to_string(), v.read_untracked()));
+    }
+    for (p, layer) in &layout.leaves {
+        let at = root.at(&format!("{p}/vars"));
+        at.datasets.extend(layer.saved_state());
     }
     let mut b = FileBuilder::new();
     for (name, sub) in std::mem::take(&mut root.groups) {

@@ -171,7 +171,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             t.to_vec::<f32>().unwrap(),
-            [0., 1., 0., 6., 0.5, 0., 0., 3.]
+            [0., 1., 0., 3., 0.5, 0., 0., 3.]
         );
         assert!(OutputMode::parse("Hashing", "tf_idf", &OutputMode::BASIC).is_err());
         assert_eq!(

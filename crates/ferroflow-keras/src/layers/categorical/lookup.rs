@@ -361,6 +361,61 @@ impl<K: LookupKey> Layer for IndexLookup<K> {
         IndexLookup::adapt(self, data)
     }
 
+    fn saved_state(&self) -> Vec<(String, Tensor)> {
+        let vocab = self.vocab.read().unwrap_or_else(|e| e.into_inner());
+        vocab
+            .idf
+            .as_ref()
+            .filter(|_| self.options.output_mode == OutputMode::TfIdf)
+            .and_then(|w| Tensor::from_vec(w.clone(), &[w.len()]).ok())
+            .map(|t| ("idf_weights".to_string(), t))
+            .into_iter()
+            .collect()
+    }
+
+    fn restore_state(&self, name: &str, value: Tensor) -> Result<()> {
+        if name != "idf_weights"
+            || self.options.output_mode != OutputMode::TfIdf
+            || value.rank() != 1
+        {
+            return Err(Error::invalid(
+                K::CLASS,
+                format!(
+                    "layer '{}' (output_mode '{}') cannot take state '{name}' of shape {:?}",
+                    self.base.name(),
+                    self.options.output_mode.name(),
+                    value.shape()
+                ),
+            ));
+        }
+        let w = value.cast(DType::F32)?.to_vec::<f32>()?;
+        self.vocab.write().unwrap_or_else(|e| e.into_inner()).idf = Some(w);
+        Ok(())
+    }
+
+    fn assets(&self) -> Vec<(String, Vec<u8>)> {
+        self.vocabulary_asset()
+            .map(|v| ("vocabulary.txt".to_string(), v.into_bytes()))
+            .into_iter()
+            .collect()
+    }
+
+    fn restore_asset(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|_| name == "vocabulary.txt");
+        let text = text.ok_or_else(|| {
+            Error::invalid(
+                K::CLASS,
+                format!(
+                    "layer '{}': asset '{name}' is not a UTF-8 vocabulary.txt",
+                    self.base.name()
+                ),
+            )
+        })?;
+        self.load_vocabulary_asset(text)
+    }
+
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
         let shape = &inputs[0].shape;
         let o = &self.options;
