@@ -107,6 +107,20 @@ def main():
     case(cases, "cat_count", L.CategoryEncoding(num_tokens=6, output_mode="count"), cx)
     case(cases, "cat_one_hot", L.CategoryEncoding(num_tokens=6, output_mode="one_hot"), cx[:, :1])
     case(cases, "cat_one_hot_vector", L.CategoryEncoding(num_tokens=6, output_mode="one_hot"), cx[0])
+    texts = np.array(["The cat, the HAT!", "a dog's dinner", "  spaces   everywhere ", "", "Ünï côdé text",
+                      "the the the cat", "[UNK] tokens?", "dog-eat-dog"])
+    more = np.array(["The cat sat.", "the dog ate the cat's food", "Hello, World", "cat cat dog"])
+    case(cases, "text_default", L.TextVectorization(), more, adapt=texts)
+    case(cases, "text_seq_len", L.TextVectorization(max_tokens=8, output_sequence_length=4), more, adapt=texts)
+    case(cases, "text_bigrams_multi_hot", L.TextVectorization(ngrams=2, output_mode="multi_hot"), more, adapt=texts)
+    case(cases, "text_tf_idf", L.TextVectorization(output_mode="tf_idf", standardize="lower"), more[:, None],
+         adapt=texts)
+    case(cases, "text_count_chars", L.TextVectorization(split="character", output_mode="count", standardize=None),
+         more, adapt=texts)
+    case(cases, "text_vocab_ngrams_13", L.TextVectorization(vocabulary=["cat", "dog", "the cat"], ngrams=(1, 3)),
+         more)
+    case(cases, "text_no_split", L.TextVectorization(split=None, output_sequence_length=1), more[:, None],
+         adapt=texts)
     hashes = np.array([f"{w}-{i}-{'é' * (i % 5)}{rng.integers(1 << 40)}" for i, w in enumerate(words((10000,)))])
     bins = {
         "input": jsonable(hashes),

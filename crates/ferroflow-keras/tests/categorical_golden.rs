@@ -4,7 +4,7 @@
 
 use ferroflow_core::{DType, Result, Tensor, TfString};
 use ferroflow_keras::layers::registry::from_config;
-use ferroflow_keras::layers::{Hashing, IntegerLookup, StringLookup};
+use ferroflow_keras::layers::{Hashing, IntegerLookup, StringLookup, TextVectorization};
 use ferroflow_keras::LayerExt;
 use serde_json::Value;
 
@@ -116,6 +116,17 @@ fn layers_equal_keras() -> Result<()> {
                         l.adapt(&tensor(d, "U")?)?;
                     }
                     l.get_vocabulary(true)
+                        .iter()
+                        .map(|t: &TfString| Value::from(String::from_utf8_lossy(t).into_owned()))
+                        .collect()
+                }
+                "TextVectorization" => {
+                    let l = TextVectorization::from_config(&case["init_config"])?;
+                    if let Some(d) = case.get("adapt") {
+                        l.adapt(&tensor(d, "U")?)?;
+                    }
+                    l.lookup_layer()
+                        .get_vocabulary(true)
                         .iter()
                         .map(|t: &TfString| Value::from(String::from_utf8_lossy(t).into_owned()))
                         .collect()

@@ -102,7 +102,8 @@ impl<K: LookupKey> IndexLookup<K> {
         self.learn(docs)
     }
 
-    fn learn(&self, docs: Vec<Vec<K>>) -> Result<()> {
+    /// Learns the vocabulary from documents of tokens.
+    pub fn learn(&self, docs: Vec<Vec<K>>) -> Result<()> {
         if self.given {
             return Err(Error::invalid(
                 K::CLASS,
@@ -149,6 +150,30 @@ impl<K: LookupKey> IndexLookup<K> {
                     ),
                 )
             })
+    }
+
+    /// The indices of the tokens of `x` (before any encoding; not for `invert`).
+    pub fn indices(&self, x: &Tensor) -> Result<Vec<i64>> {
+        self.vocab
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(&self.options, x)
+    }
+
+    /// Encodes `indices` as the layer's `output_mode` (over their last axis).
+    pub fn encode_indices(&self, indices: &Tensor) -> Result<Tensor> {
+        let vocab = self.vocab.read().unwrap_or_else(|e| e.into_inner());
+        let depth = match self.options.output_mode {
+            OutputMode::Int => 0,
+            _ => self.depth()?,
+        };
+        encode(
+            indices,
+            self.options.output_mode,
+            depth,
+            vocab.idf.as_deref(),
+            DType::I64,
+        )
     }
 
     /// Runs the lookup on one tensor.
