@@ -147,8 +147,12 @@ def categorical():
     e = layers.Flatten()(layers.Embedding(il.vocabulary_size(), 4)(il(ids)))
     h = layers.Hashing(num_bins=8, salt=3, output_mode="multi_hot")(words)
     c = layers.CategoryEncoding(num_tokens=20, output_mode="count")(ids)
-    y = layers.Dense(3)(layers.Concatenate()([a, e, h, c]))
-    return keras.Model([words, ids], y, name="categorical")
+    text = keras.Input((), dtype="string", name="text")
+    tv = layers.TextVectorization(max_tokens=12, ngrams=2, output_mode="tf_idf")
+    tv.adapt(np.array([" ".join(WORDS[rng.integers(0, len(WORDS), 4)]) for _ in range(20)]))
+    t = tv(text)
+    y = layers.Dense(3)(layers.Concatenate()([a, e, h, c, t]))
+    return keras.Model([words, ids, text], y, name="categorical")
 
 
 def keras_feed(x):
@@ -163,7 +167,9 @@ def inputs_for(model, rng, n=5):
     out = []
     for t in model.inputs:
         shape = (n,) + tuple(t.shape[1:])
-        if "string" in str(t.dtype):
+        if "string" in str(t.dtype) and t.name == "text":
+            out.append(np.array([" ".join(WORDS[rng.integers(0, len(WORDS), 5)]) for _ in range(n)]))
+        elif "string" in str(t.dtype):
             out.append(WORDS[rng.integers(0, len(WORDS), size=shape)])
         elif "int" in str(t.dtype):
             out.append(rng.integers(0, 20, size=shape).astype("int32"))

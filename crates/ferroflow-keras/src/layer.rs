@@ -391,37 +391,38 @@ pub trait Layer: Send + Sync {
         ))
     }
 
-    /// State Keras saves by name in the layer's `vars` group beside its weights (its
-    /// `save_own_variables`, such as a lookup's `idf_weights`).
+    /// State Keras saves beside the layer's weights (its `save_own_variables`, such as a
+    /// lookup's `idf_weights`): `(path under the layer's group, value)`, the path
+    /// `vars/{name}` or, for state of a tracked inner layer, `{inner}/vars/{name}`.
     fn saved_state(&self) -> Vec<(String, Tensor)> {
         Vec::new()
     }
 
+    /// Groups Keras writes under the layer's group even when they hold nothing (the
+    /// `vars` of tracked inner layers).
+    fn state_groups(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Restores one entry of [`Layer::saved_state`] read from a file.
-    fn restore_state(&self, name: &str, _value: Tensor) -> Result<()> {
+    fn restore_state(&self, path: &str, _value: Tensor) -> Result<()> {
         Err(ferroflow_core::Error::invalid(
             self.class_name(),
-            format!(
-                "layer '{}' keeps no state named '{name}'",
-                self.base().name()
-            ),
+            format!("layer '{}' keeps no state at '{path}'", self.base().name()),
         ))
     }
 
     /// Files Keras keeps in the layer's folder of a `.keras` archive's `assets` (its
-    /// `save_assets`, such as a learned `vocabulary.txt`): `(file name, bytes)`.
+    /// `save_assets`, such as a learned `vocabulary.txt`): `(path in the folder, bytes)`.
     fn assets(&self) -> Vec<(String, Vec<u8>)> {
         Vec::new()
     }
 
     /// Restores one file of [`Layer::assets`].
-    fn restore_asset(&self, name: &str, _bytes: &[u8]) -> Result<()> {
+    fn restore_asset(&self, path: &str, _bytes: &[u8]) -> Result<()> {
         Err(ferroflow_core::Error::invalid(
             self.class_name(),
-            format!(
-                "layer '{}' keeps no asset named '{name}'",
-                self.base().name()
-            ),
+            format!("layer '{}' keeps no asset at '{path}'", self.base().name()),
         ))
     }
 

@@ -128,7 +128,7 @@ fn restore_assets<R: Read + std::io::Seek>(
         let folder = format!("assets/{p}/");
         for name in names.iter().filter(|n| n.starts_with(&folder)) {
             let file = &name[folder.len()..];
-            if file.is_empty() || file.contains('/') {
+            if file.is_empty() || file.ends_with('/') {
                 continue;
             }
             let bytes = read_member(zip, name, path)?;

@@ -261,18 +261,16 @@ pub fn read_weights(file: &hdf5_pure::File, path: &Path, layout: &Layout) -> Res
     Ok(values)
 }
 
-/// The leaf layer and state name a dataset path `{layer path}/vars/{name}` with a
-/// non-numeric name belongs to.
+/// The leaf layer a dataset path belongs to as saved state (not one of its numbered
+/// weights), and the path under the layer's group.
 fn named_state_of<'a>(layout: &'a Layout, p: &'a str) -> Option<(&'a LayerRef, &'a str)> {
-    let (group, name) = p.rsplit_once("/vars/")?;
-    if name.is_empty() || name.contains('/') || name.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    layout
-        .leaves
-        .iter()
-        .find(|(path, _)| path == group)
-        .map(|(_, l)| (l, name))
+    layout.leaves.iter().find_map(|(path, layer)| {
+        let rel = p.strip_prefix(path.as_str())?.strip_prefix('/')?;
+        let weight = rel
+            .strip_prefix("vars/")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        (!weight).then_some((layer, rel))
+    })
 }
 
 /// Restores every leaf layer's named state (its `save_own_variables` entries) from a
@@ -354,8 +352,14 @@ pub fn write_weights(layout: &Layout, extra: &[(String, Tensor)]) -> Result<Vec<
             .push((leaf.to_string(), v.read_untracked()));
     }
     for (p, layer) in &layout.leaves {
-        let at = root.at(&format!("{p}/vars"));
-        at.datasets.extend(layer.saved_state());
+        for g in layer.state_groups() {
+            root.at(&format!("{p}/{g}"));
+        }
+        for (rel, t) in layer.saved_state() {
+            let full = format!("{p}/{rel}");
+            let (dir, leaf) = full.rsplit_once('/').unwrap_or(("", &full));
+            root.at(dir).datasets.push((leaf.to_string(), t));
+        }
     }
     let mut b = FileBuilder::new();
     for (name, sub) in std::mem::take(&mut root.groups) {

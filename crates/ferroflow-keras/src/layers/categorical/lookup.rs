@@ -67,6 +67,15 @@ impl<K: LookupKey> IndexLookup<K> {
 
     /// Replaces the vocabulary (`set_vocabulary`).
     pub fn set_vocabulary(&self, tokens: Vec<K>, idf_weights: Option<Vec<f64>>) -> Result<()> {
+        if self.options.output_mode == OutputMode::TfIdf && idf_weights.is_none() {
+            return Err(Error::invalid(
+                K::CLASS,
+                format!(
+                    "layer '{}': output_mode 'tf_idf' needs idf_weights with the vocabulary",
+                    self.base.name()
+                ),
+            ));
+        }
         let v = Vocabulary::from_listing(&self.options, tokens, idf_weights)
             .map_err(|e| e.context(format!("layer '{}'", self.base.name())))?;
         self.store(v);
@@ -308,14 +317,7 @@ impl<K: LookupKey> IndexLookup<K> {
             .unwrap_or_else(|e| e.into_inner())
             .idf
             .clone();
-        let mut v = Vocabulary::from_listing(
-            &LookupOptions {
-                output_mode: OutputMode::Int,
-                ..self.options.clone()
-            },
-            tokens,
-            None,
-        )?;
+        let mut v = Vocabulary::from_listing(&self.options, tokens, None)?;
         v.idf = idf;
         self.store(v);
         Ok(())
@@ -393,13 +395,13 @@ impl<K: LookupKey> Layer for IndexLookup<K> {
             .as_ref()
             .filter(|_| self.options.output_mode == OutputMode::TfIdf)
             .and_then(|w| Tensor::from_vec(w.clone(), &[w.len()]).ok())
-            .map(|t| ("idf_weights".to_string(), t))
+            .map(|t| ("vars/idf_weights".to_string(), t))
             .into_iter()
             .collect()
     }
 
     fn restore_state(&self, name: &str, value: Tensor) -> Result<()> {
-        if name != "idf_weights"
+        if name != "vars/idf_weights"
             || self.options.output_mode != OutputMode::TfIdf
             || value.rank() != 1
         {

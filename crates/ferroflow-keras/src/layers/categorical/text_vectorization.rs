@@ -9,6 +9,9 @@ use ferroflow_core::strings::{self, Ragged};
 use ferroflow_core::{DType, Error, Result, Tensor, TfString};
 use serde_json::Value;
 
+/// The name Keras tracks the inner lookup under (its state and assets live there too).
+const LOOKUP: &str = "_lookup_layer";
+
 /// Keras's punctuation pattern of `strip_punctuation`.
 const PUNCTUATION: &str = r##"[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~']"##;
 
@@ -309,20 +312,36 @@ impl Layer for TextVectorization {
         TextVectorization::adapt(self, data)
     }
 
+    // Keras tracks the inner lookup as `_lookup_layer` and saves its state and vocabulary
+    // both there and as the layer's own.
     fn saved_state(&self) -> Vec<(String, Tensor)> {
-        self.lookup.saved_state()
+        let own = self.lookup.saved_state();
+        let inner = own
+            .iter()
+            .map(|(p, t)| (format!("{LOOKUP}/{p}"), t.clone()));
+        inner.chain(own.clone()).collect()
     }
 
-    fn restore_state(&self, name: &str, value: Tensor) -> Result<()> {
-        self.lookup.restore_state(name, value)
+    fn state_groups(&self) -> Vec<String> {
+        vec![format!("{LOOKUP}/vars")]
+    }
+
+    fn restore_state(&self, path: &str, value: Tensor) -> Result<()> {
+        let own = path.strip_prefix(&format!("{LOOKUP}/")).unwrap_or(path);
+        self.lookup.restore_state(own, value)
     }
 
     fn assets(&self) -> Vec<(String, Vec<u8>)> {
-        self.lookup.assets()
+        let own = self.lookup.assets();
+        let inner = own
+            .iter()
+            .map(|(p, b)| (format!("{LOOKUP}/{p}"), b.clone()));
+        inner.chain(own.clone()).collect()
     }
 
-    fn restore_asset(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        self.lookup.restore_asset(name, bytes)
+    fn restore_asset(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let own = path.strip_prefix(&format!("{LOOKUP}/")).unwrap_or(path);
+        self.lookup.restore_asset(own, bytes)
     }
 
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {

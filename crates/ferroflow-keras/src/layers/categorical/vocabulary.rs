@@ -143,7 +143,8 @@ impl<K: LookupKey> Vocabulary<K> {
     }
 
     /// A vocabulary from a listing (special tokens at its start are dropped, as Keras's
-    /// `set_vocabulary`), with idf weights for `tf_idf`.
+    /// `set_vocabulary`), with idf weights for `tf_idf` (which may come later, from a
+    /// file's saved state).
     pub fn from_listing(
         o: &LookupOptions<K>,
         listing: Vec<K>,
@@ -153,12 +154,8 @@ impl<K: LookupKey> Vocabulary<K> {
         if listing.is_empty() {
             return Err(bad("the vocabulary is empty".into()));
         }
-        match (o.output_mode == OutputMode::TfIdf, &idf) {
-            (true, None) => return Err(bad("output_mode 'tf_idf' needs idf_weights".into())),
-            (false, Some(_)) => {
-                return Err(bad("idf_weights are only for output_mode 'tf_idf'".into()))
-            }
-            _ => {}
+        if o.output_mode != OutputMode::TfIdf && idf.is_some() {
+            return Err(bad("idf_weights are only for output_mode 'tf_idf'".into()));
         }
         if let Some(w) = &idf {
             if w.len() != listing.len() {
