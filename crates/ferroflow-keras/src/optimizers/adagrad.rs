@@ -46,6 +46,35 @@ impl UpdateRule for Adagrad {
         value.full_like(self.initial_accumulator_value)
     }
 
+    fn updates_rows_in_place(&self) -> bool {
+        true
+    }
+
+    fn update_rows(
+        &self,
+        w: &mut [f32],
+        slots: &mut [Vec<f32>],
+        rows: &[usize],
+        g: &[f32],
+        width: usize,
+        lr: &Tensor,
+        _: &Tensor,
+    ) -> Result<()> {
+        let (lr, eps) = (lr.to_scalar::<f32>()?, self.epsilon as f32);
+        let [acc] = slots else {
+            return Err(ferroflow_core::Error::invalid("Adagrad", "needs 1 slot"));
+        };
+        for (k, &r) in rows.iter().enumerate() {
+            let at = r * width..(r + 1) * width;
+            let (w, acc) = (&mut w[at.clone()], &mut acc[at]);
+            for ((w, a), &g) in w.iter_mut().zip(acc).zip(&g[k * width..(k + 1) * width]) {
+                *a += g * g;
+                *w -= lr * g / (*a + eps).sqrt();
+            }
+        }
+        Ok(())
+    }
+
     fn update(
         &self,
         var: &Tensor,

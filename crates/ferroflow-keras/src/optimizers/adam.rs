@@ -7,6 +7,11 @@ use ferroflow_core::{DType, Result, SharedMut, Tensor};
 /// Adam with Keras 3's update:
 /// `m += (g - m)(1 - β1); v += (g² - v)(1 - β2); α = lr·√(1 - β2^t)/(1 - β1^t);
 /// var -= α·m / (√v + ε)` (with `v` replaced by its running maximum when `amsgrad`).
+///
+/// Sparse gradients (an `Embedding`'s) follow Keras by default: the moments of every row
+/// decay at every step, so the whole table is updated. With `lazy` (TF Addons'
+/// `LazyAdam`), only the rows in the gradient are read and written, in place: a step on a
+/// 10M-row table costs what its batch's rows cost.
 #[derive(Clone, Debug)]
 pub struct Adam {
     /// Decay of the first moment.
@@ -17,6 +22,8 @@ pub struct Adam {
     pub epsilon: f64,
     /// Use the running maximum of the second moment (AMSGrad).
     pub amsgrad: bool,
+    /// Update only the rows of a sparse gradient (LazyAdam); not part of Keras's config.
+    pub lazy: bool,
 }
 
 impl Default for Adam {
@@ -26,6 +33,7 @@ impl Default for Adam {
             beta_2: 0.999,
             epsilon: 1e-7,
             amsgrad: false,
+            lazy: false,
         }
     }
 }
@@ -204,6 +212,38 @@ impl UpdateRule for Adam {
         } else {
             vec!["momentum", "velocity"]
         }
+    }
+
+    fn updates_rows_in_place(&self) -> bool {
+        self.lazy && !self.amsgrad
+    }
+
+    fn update_rows(
+        &self,
+        w: &mut [f32],
+        slots: &mut [Vec<f32>],
+        rows: &[usize],
+        g: &[f32],
+        width: usize,
+        lr: &Tensor,
+        step: &Tensor,
+    ) -> Result<()> {
+        let step = self.scalars(&self.alpha(lr, step)?)?;
+        let [m, v] = slots else {
+            return Err(ferroflow_core::Error::invalid(
+                "Adam",
+                "lazy rows need 2 slots",
+            ));
+        };
+        for (k, &r) in rows.iter().enumerate() {
+            let at = r * width..(r + 1) * width;
+            let (w, m, v) = (&mut w[at.clone()], &mut m[at.clone()], &mut v[at]);
+            let g = &g[k * width..(k + 1) * width];
+            for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g) {
+                (*m, *v, *w) = step.apply(*w, g, *m, *v);
+            }
+        }
+        Ok(())
     }
 
     fn update(

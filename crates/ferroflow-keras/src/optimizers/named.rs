@@ -14,6 +14,18 @@ impl Optimizer {
         Self::plain(Adam::default(), learning_rate)
     }
 
+    /// LazyAdam (TF Addons): Adam whose sparse gradients (an `Embedding`'s) update only
+    /// their rows of the table and its moments, in place.
+    pub fn lazy_adam(learning_rate: f64) -> Optimizer {
+        Self::plain(
+            Adam {
+                lazy: true,
+                ..Adam::default()
+            },
+            learning_rate,
+        )
+    }
+
     /// AdamW: Adam with decoupled weight decay 0.004 (Keras's default).
     pub fn adamw(learning_rate: f64) -> Optimizer {
         let mut o = OptimizerOptions::new(learning_rate);

@@ -9,7 +9,7 @@ use super::clipping::{clip_by_global_norm, clip_by_norm};
 use super::schedules::LearningRateSchedule;
 use super::sparse::dedupe;
 use ferroflow_core::autodiff::{pause_recording, VariableId};
-use ferroflow_core::{Error, Gradient, IndexedSlices, Result, Tensor, Variable};
+use ferroflow_core::{DType, Error, Gradient, IndexedSlices, Result, Tensor, Variable};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -109,6 +109,29 @@ pub trait UpdateRule: Send + Sync {
         _step: &Tensor,
     ) -> Option<Result<Tensor>> {
         None
+    }
+
+    /// Whether sparse gradients of f32 variables take [`UpdateRule::update_rows`]: a step
+    /// that reads and writes only the gradient's rows of the variable and its slots, in
+    /// place (lazy modes).
+    fn updates_rows_in_place(&self) -> bool {
+        false
+    }
+
+    /// The step on rows `rows` (unique, checked) of the f32 buffers `w` and `slots`, rows
+    /// of `width` values; `g` holds one gradient row per entry of `rows`.
+    #[allow(clippy::too_many_arguments)]
+    fn update_rows(
+        &self,
+        _w: &mut [f32],
+        _slots: &mut [Vec<f32>],
+        _rows: &[usize],
+        _g: &[f32],
+        _width: usize,
+        _lr: &Tensor,
+        _step: &Tensor,
+    ) -> Result<()> {
+        Err(Error::invalid(self.name(), "has no in-place row update"))
     }
 }
 
@@ -257,6 +280,7 @@ impl Optimizer {
                         beta_2: f("beta_2", 0.999),
                         epsilon: f("epsilon", 1e-7),
                         amsgrad: b("amsgrad"),
+                        lazy: false,
                     },
                     o,
                 )
@@ -376,23 +400,14 @@ impl Optimizer {
         // data) are applied densely there.
         let sparse_ok = !ferroflow_core::trace::is_tracing();
         for (g, (_, v)) in grads.into_iter().zip(&pairs) {
-            let value = v.read_untracked();
-            if !self.slots.contains_key(&v.id()) {
-                let names = self.rule.slot_names();
-                let init = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        let t = self.rule.init_slot(i, &value)?;
-                        Ok(Variable::with_options(
-                            t,
-                            &format!("{}/{n}", v.name()),
-                            false,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                self.slots.insert(v.id(), init);
+            if let Gradient::Sparse(s) = &g {
+                if sparse_ok && v.dtype() == DType::F32 && self.rule.updates_rows_in_place() {
+                    self.update_rows(v, s, &lr_t, &step_t)?;
+                    continue;
+                }
             }
+            let value = v.read_untracked();
+            self.ensure_slots(v, &value)?;
             let slot_vars = &self.slots[&v.id()];
             let mut slots: Vec<Tensor> = slot_vars.iter().map(Variable::read_untracked).collect();
             let (lr, step) = (lr_t.cast(v.dtype())?, step_t.cast(v.dtype())?);
@@ -419,6 +434,84 @@ impl Optimizer {
         }
         self.iterations.assign_add(&Tensor::scalar(1i64))?;
         Ok(())
+    }
+
+    /// Creates `v`'s slots (from its current `value`) on its first update.
+    fn ensure_slots(&mut self, v: &Variable, value: &Tensor) -> Result<()> {
+        if !self.slots.contains_key(&v.id()) {
+            let names = self.rule.slot_names();
+            let init = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let t = self.rule.init_slot(i, value)?;
+                    Ok(Variable::with_options(
+                        t,
+                        &format!("{}/{n}", v.name()),
+                        false,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.slots.insert(v.id(), init);
+        }
+        Ok(())
+    }
+
+    /// A sparse step that touches only the gradient's rows, over the variable's and
+    /// slots' buffers in place (copied first only when something else holds them).
+    fn update_rows(
+        &mut self,
+        v: &Variable,
+        s: &IndexedSlices,
+        lr: &Tensor,
+        step: &Tensor,
+    ) -> Result<()> {
+        self.ensure_slots(v, &v.read_untracked())?;
+        let s = dedupe(s)?;
+        let shape = v.shape().to_vec();
+        let n_rows = shape.first().copied().unwrap_or(1);
+        let width = shape.iter().skip(1).product::<usize>();
+        let rows = s
+            .indices
+            .cast(DType::I64)?
+            .to_vec::<i64>()?
+            .into_iter()
+            .map(|i| {
+                usize::try_from(i)
+                    .ok()
+                    .filter(|&r| r < n_rows)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "apply_gradients",
+                            format!(
+                                "sparse gradient row {i} outside variable '{}' of shape {shape:?}",
+                                v.name()
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let g = s.values.cast(DType::F32)?;
+        let g = g.data::<f32>()?;
+        let take = |var: &Variable| -> Result<Vec<f32>> {
+            match var.release_for_update().try_into_vec::<f32>() {
+                Ok(buf) => Ok(buf),
+                Err(shared) => shared.to_vec::<f32>(),
+            }
+        };
+        let slot_vars = &self.slots[&v.id()];
+        let mut w = take(v)?;
+        let mut slots = slot_vars.iter().map(take).collect::<Result<Vec<_>>>()?;
+        let (lr, step) = (lr.cast(DType::F32)?, step.cast(DType::F32)?);
+        let done = self
+            .rule
+            .update_rows(&mut w, &mut slots, &rows, &g, width, &lr, &step);
+        // The buffers go back whatever happened, so a failed step loses nothing.
+        v.assign(&Tensor::from_vec(w, &shape)?)?;
+        for (var, buf) in slot_vars.iter().zip(slots) {
+            var.assign(&Tensor::from_vec(buf, &shape)?)?;
+        }
+        done
     }
 
     /// A scalar of `dtype` computed from (learning rate, step counting from 1) at every
