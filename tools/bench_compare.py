@@ -10,6 +10,8 @@
                                            # then REST vs gRPC at batch 1/32, 8/64 connections
     python3 tools/bench_compare.py distribute  # fit of a 60k x 784 MLP on 1 and 2 MPI workers vs
                                            # TF MultiWorkerMirroredStrategy and PyTorch DDP
+    python3 tools/bench_compare.py recsys  # train step of a 1M / 10M x 64 embedding table (LazyAdam,
+                                           # Adagrad) vs TensorFlow: step time, peak memory
     python3 tools/bench_compare.py web     # ferroflow-wasm vs TF.js's WASM backend in headless
                                            # Chromium: demo CNN and MobileNetV2 at batch 1, bytes
 
@@ -29,7 +31,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web", "onnx", "distribute")
+SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web", "onnx", "distribute", "recsys")
 # Figures where smaller is better (times); the rest are rates.
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
@@ -833,6 +835,11 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_distribute
         bench_distribute.run()
+        return
+    if suite == "recsys":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_recsys
+        bench_recsys.run(ferroflow_exe(), int(os.environ.get("BENCH_REPS", "20")))
         return
     if suite == "web":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

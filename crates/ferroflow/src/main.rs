@@ -7,6 +7,7 @@ mod bench_distribute;
 mod bench_function;
 mod bench_keras;
 mod bench_model;
+mod bench_recsys;
 mod bench_tflite;
 mod bench_train;
 mod convert;
@@ -150,6 +151,8 @@ enum Suite {
     /// Keras `fit` of an MLP on 60k samples, on one worker or (under mpirun, with the
     /// `mpi` feature) on every rank.
     Distribute,
+    /// The train step of an embedding-heavy model (`--mode ROWS:lazy_adam|adagrad`).
+    Recsys,
 }
 
 /// Runs one command.
@@ -215,6 +218,7 @@ fn run(command: Command) -> ff::Result<()> {
             (Suite::Train, _) => bench_train::run(json, reps),
             (Suite::Data, _) => bench_data::run(json, reps.min(3)),
             (Suite::Distribute, _) => bench_distribute::run(json, reps.min(3)),
+            (Suite::Recsys, _) => bench_recsys::run(json, reps, mode.as_deref()),
         },
     }
 }
