@@ -2,24 +2,11 @@
 //! change, in place. (A test binary of its own: the table's memory would disturb the flat
 //! memory check in `sparse_and_memory.rs`.)
 
-use ferroflow_core::{Axes, DType, Gradient, GradientTape, Tensor, Variable};
+use ferroflow_core::{DType, Tensor, Variable};
 use ferroflow_keras::optimizers::Optimizer;
 
-fn embedding_step(opt: &mut Optimizer, table: &Variable, densify: bool) {
-    let ids = Tensor::from_vec(vec![3i32, 1, 3, 7], &[4]).unwrap();
-    let tape = GradientTape::new();
-    let rows = table.value().gather(&ids, 0).unwrap();
-    let loss = rows.square().unwrap().sum(Axes::All, false).unwrap();
-    let mut grads = tape.gradient(&loss, &[table]).unwrap();
-    assert!(matches!(grads[0], Some(Gradient::Sparse(_))));
-    if densify {
-        grads[0] = Some(Gradient::Dense(
-            grads[0].as_ref().unwrap().to_dense().unwrap(),
-        ));
-    }
-    opt.apply_gradients(&grads, std::slice::from_ref(table))
-        .unwrap();
-}
+mod common;
+use common::embedding_step;
 
 #[test]
 fn lazy_steps_touch_only_the_batch_rows_of_a_million_row_table() {

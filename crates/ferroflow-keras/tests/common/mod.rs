@@ -76,3 +76,32 @@ pub fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
         .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
         .fold(0.0, f64::max)
 }
+
+/// One step of `opt` on `table` from a sparse Embedding gradient (rows 3, 1, 3, 7 of a
+/// squared-sum loss), densified first when `densify`.
+pub fn embedding_step(
+    opt: &mut ferroflow_keras::optimizers::Optimizer,
+    table: &ferroflow_core::Variable,
+    densify: bool,
+) {
+    let ids = Tensor::from_vec(vec![3i32, 1, 3, 7], &[4]).unwrap();
+    let tape = ferroflow_core::GradientTape::new();
+    let rows = table.value().gather(&ids, 0).unwrap();
+    let loss = rows
+        .square()
+        .unwrap()
+        .sum(ferroflow_core::Axes::All, false)
+        .unwrap();
+    let mut grads = tape.gradient(&loss, &[table]).unwrap();
+    assert!(matches!(
+        grads[0],
+        Some(ferroflow_core::Gradient::Sparse(_))
+    ));
+    if densify {
+        grads[0] = Some(ferroflow_core::Gradient::Dense(
+            grads[0].as_ref().unwrap().to_dense().unwrap(),
+        ));
+    }
+    opt.apply_gradients(&grads, std::slice::from_ref(table))
+        .unwrap();
+}
