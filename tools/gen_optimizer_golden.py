@@ -32,6 +32,9 @@ CONFIGS = {
     "rmsprop": dict(kind="rmsprop", learning_rate=0.01),
     "rmsprop_centered_momentum": dict(kind="rmsprop", learning_rate=0.01, momentum=0.5, centered=True),
     "adagrad": dict(kind="adagrad", learning_rate=0.1),
+    "ftrl": dict(kind="ftrl", learning_rate=0.1),
+    "ftrl_regularized": dict(kind="ftrl", learning_rate=0.1, learning_rate_power=-0.6, l1=0.01, l2=0.02,
+                             l2_shrinkage=0.005, beta=0.3, initial_accumulator_value=0.2),
     "adam_exponential_decay": dict(kind="adam", schedule=dict(kind="exponential", initial=0.05, decay_steps=5, rate=0.5, staircase=False)),
     "sgd_exponential_staircase": dict(kind="sgd", schedule=dict(kind="exponential", initial=0.1, decay_steps=4, rate=0.7, staircase=True)),
     "sgd_cosine": dict(kind="sgd", schedule=dict(kind="cosine", initial=0.1, decay_steps=15, alpha=0.1)),
@@ -64,6 +67,13 @@ def optimizer(c):
         return keras.optimizers.AdamW(lr, weight_decay=c["weight_decay"], **clip)
     if k == "rmsprop":
         return keras.optimizers.RMSprop(lr, momentum=c.get("momentum", 0.0), centered=c.get("centered", False), **clip)
+    if k == "ftrl":
+        return keras.optimizers.Ftrl(lr, learning_rate_power=c.get("learning_rate_power", -0.5),
+                                     initial_accumulator_value=c.get("initial_accumulator_value", 0.1),
+                                     l1_regularization_strength=c.get("l1", 0.0),
+                                     l2_regularization_strength=c.get("l2", 0.0),
+                                     l2_shrinkage_regularization_strength=c.get("l2_shrinkage", 0.0),
+                                     beta=c.get("beta", 0.0), **clip)
     return keras.optimizers.Adagrad(lr, **clip)
 
 

@@ -11,7 +11,7 @@ use ferroflow_keras::optimizers::schedules::{
     CosineDecay, ExponentialDecay, PiecewiseConstantDecay,
 };
 use ferroflow_keras::optimizers::{
-    Adagrad, Adam, LearningRate, Optimizer, OptimizerOptions, RMSprop, Sgd,
+    Adagrad, Adam, Ftrl, LearningRate, Optimizer, OptimizerOptions, RMSprop, Sgd,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -82,6 +82,17 @@ fn build(c: &Value) -> Optimizer {
                 momentum: f(c, "momentum").unwrap_or(0.0),
                 centered: c.get("centered").and_then(Value::as_bool).unwrap_or(false),
                 ..RMSprop::default()
+            };
+            Box::new(move |o| Optimizer::new(r.clone(), o))
+        }
+        "ftrl" => {
+            let r = Ftrl {
+                learning_rate_power: f(c, "learning_rate_power").unwrap_or(-0.5),
+                initial_accumulator_value: f(c, "initial_accumulator_value").unwrap_or(0.1),
+                l1: f(c, "l1").unwrap_or(0.0),
+                l2: f(c, "l2").unwrap_or(0.0),
+                l2_shrinkage: f(c, "l2_shrinkage").unwrap_or(0.0),
+                beta: f(c, "beta").unwrap_or(0.0),
             };
             Box::new(move |o| Optimizer::new(r.clone(), o))
         }

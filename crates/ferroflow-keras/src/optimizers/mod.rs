@@ -4,6 +4,7 @@
 mod adagrad;
 mod adam;
 mod clipping;
+mod ftrl;
 mod named;
 mod optimizer;
 mod rmsprop;
@@ -13,6 +14,7 @@ mod sparse;
 
 pub use adagrad::Adagrad;
 pub use adam::Adam;
+pub use ftrl::Ftrl;
 pub use optimizer::{LearningRate, Optimizer, OptimizerOptions, UpdateRule};
 pub use rmsprop::RMSprop;
 pub use sgd::Sgd;

@@ -43,6 +43,11 @@ impl Optimizer {
         Self::plain(Adagrad::default(), learning_rate)
     }
 
+    /// FTRL-Proximal with Keras's defaults (`keras.optimizers.Ftrl`).
+    pub fn ftrl(learning_rate: f64) -> Optimizer {
+        Self::plain(super::Ftrl::default(), learning_rate)
+    }
+
     /// The optimiser Keras builds for a string identifier, with Keras's default learning
     /// rate (0.01 for SGD, 0.001 for the others).
     pub fn from_name(name: &str) -> Result<Optimizer> {

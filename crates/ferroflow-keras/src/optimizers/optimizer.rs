@@ -301,6 +301,18 @@ impl Optimizer {
                 },
                 o,
             ),
+            "ftrl" => {
+                let r = super::Ftrl {
+                    learning_rate_power: f("learning_rate_power", -0.5),
+                    initial_accumulator_value: f("initial_accumulator_value", 0.1),
+                    l1: f("l1_regularization_strength", 0.0),
+                    l2: f("l2_regularization_strength", 0.0),
+                    l2_shrinkage: f("l2_shrinkage_regularization_strength", 0.0),
+                    beta: f("beta", 0.0),
+                };
+                r.validate()?;
+                Optimizer::new(r, o)
+            }
             other => Err(Error::invalid(
                 "optimizers::deserialize",
                 format!("unknown optimizer '{other}'"),
