@@ -128,14 +128,15 @@ pub enum FeatureSpec {
     FixedLen {
         /// The tensor shape.
         shape: Vec<usize>,
-        /// `F32`, `I64` or `U8` (a single bytes value as raw bytes).
+        /// `F32`, `I64`, `String` (each bytes value one string, as TF's `tf.string`) or
+        /// `U8` (a single bytes value as raw bytes).
         dtype: DType,
         /// Value used when the feature is missing.
         default: Option<Tensor>,
     },
     /// Any number of values, as a 1-D tensor.
     VarLen {
-        /// `F32`, `I64` or `U8`.
+        /// `F32`, `I64`, `String` or `U8`.
         dtype: DType,
     },
 }
@@ -147,6 +148,9 @@ fn values_of(name: &str, f: &Feature, dtype: DType) -> Result<Tensor> {
         }
         (Some(Kind::Int64List(l)), DType::I64) => {
             Tensor::from_vec(l.value.clone(), &[l.value.len()])
+        }
+        (Some(Kind::BytesList(l)), DType::String) => {
+            Tensor::from_strings(&l.value, &[l.value.len()])
         }
         (Some(Kind::BytesList(l)), DType::U8) => {
             let joined: Vec<u8> = l.value.concat();

@@ -40,9 +40,10 @@ fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read + Send>> {
 /// One CSV column: its type and the value used when a field is empty.
 #[derive(Clone, Debug)]
 pub struct CsvColumn {
-    /// `F32`, `F64`, `I32` or `I64`.
+    /// `F32`, `F64`, `I32`, `I64` or `String` (the field as written, unparsed).
     pub dtype: DType,
-    /// Value for an empty field; `None` makes an empty field an error.
+    /// Value for an empty field (any value gives the empty string in a `String` column);
+    /// `None` makes an empty field an error.
     pub default: Option<f64>,
 }
 
@@ -79,8 +80,14 @@ fn parse_field(
     field: &str,
     spec: &CsvColumn,
 ) -> Result<Tensor> {
-    let field = field.trim();
     let bad = |what: &str| format_err(path, format!("line {line}, column {col}: {what}"));
+    if spec.dtype == DType::String {
+        if field.is_empty() && spec.default.is_none() {
+            return Err(bad("empty field and no default"));
+        }
+        return Tensor::from_strings(&[field], &[]);
+    }
+    let field = field.trim();
     let value: f64 = if field.is_empty() {
         spec.default
             .ok_or_else(|| bad("empty field and no default"))?

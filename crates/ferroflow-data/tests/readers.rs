@@ -41,6 +41,23 @@ fn csv_typed_columns_defaults_and_errors() {
         rows[0].get(1).unwrap().tensor().unwrap().dtype(),
         DType::I64
     );
+    // String columns keep the field as written (quotes resolved) and batch as strings.
+    let cols = vec![
+        CsvColumn::with_default(DType::I64, 0.0),
+        CsvColumn::required(DType::String),
+    ];
+    let names = csv_dataset(&[&p], cols, true, b',', Some(vec![1, 2]))
+        .unwrap()
+        .map(|e| Ok(e.get(1).unwrap().clone()))
+        .batch(3, false)
+        .unwrap()
+        .collect()
+        .unwrap();
+    let t = names[0].tensor().unwrap();
+    assert_eq!(
+        (t.dtype(), t.to_strings().unwrap()),
+        (DType::String, vec!["a, b".into(), "c".into(), "d".into()])
+    );
     // A malformed value: the error names the file, line and column, and earlier rows
     // still come through.
     std::fs::write(&p, "1,2\n3,x\n").unwrap();

@@ -202,6 +202,22 @@ fn writes_what_it_reads_and_reports_corruption() {
     assert!(tfrecord_dataset(&[dir.join("nope.tfrecord")])
         .collect()
         .is_err());
+    // Bytes features as string tensors (tf.string), one element per bytes value.
+    let words = vec![(
+        "words",
+        FeatureSpec::VarLen {
+            dtype: DType::String,
+        },
+    )];
+    let e = Example::builder()
+        .bytes("words", vec![b"cat".to_vec(), vec![0xff, 0]])
+        .encode();
+    let parsed = parse_example(&e, &words).unwrap();
+    let t = parsed.field("words").unwrap().tensor().unwrap();
+    assert_eq!(
+        t.to_vec::<ferroflow_core::TfString>().unwrap(),
+        [&b"cat"[..], &[0xff, 0]]
+    );
     let wrong = vec![("label", FeatureSpec::VarLen { dtype: DType::F32 })];
     let err = parse_example(&Example::builder().ints("label", &[1]).encode(), &wrong)
         .unwrap_err()
