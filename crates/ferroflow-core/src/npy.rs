@@ -208,6 +208,12 @@ pub fn from_npy_bytes(bytes: &[u8], name: &str) -> Result<Tensor> {
         .ok_or_else(|| bad("shape overflows".into()))?;
     let data = &bytes[hstart + hlen..];
     let width = strings.map_or(dtype.size_in_bytes(), |(_, w)| w);
+    if width == 0 && n > 0 {
+        // Nothing in the data bounds the element count of a zero-width dtype.
+        return Err(bad(format!(
+            "zero-width dtype '{descr}' with shape {shape:?}: NumPy writes empty strings as width 1"
+        )));
+    }
     let need = n
         .checked_mul(width)
         .ok_or_else(|| bad("shape overflows".into()))?;
@@ -322,5 +328,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a unicode code point"));
+        // A zero-width dtype bounds nothing: a huge shape must be refused, not allocated.
+        let mut header =
+            b"{'descr': '|S0', 'fortran_order': False, 'shape': (4611686018427387904,), }".to_vec();
+        header.resize(118, b' ');
+        header.push(b'\n');
+        let mut zero = b"\x93NUMPY\x01\x00".to_vec();
+        zero.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        zero.extend_from_slice(&header);
+        let e = from_npy_bytes(&zero, "z.npy").unwrap_err().to_string();
+        assert!(e.contains("zero-width dtype '|S0'"), "{e}");
     }
 }
