@@ -79,6 +79,11 @@ fn ferroflow_keras_archives_round_trip() {
         model.save(&out).unwrap();
         let back = load_model(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
         check(&back, &name, n_in, n_out, "saved by ferroflow");
+        // ferroflow's own directory format keeps the same: weights, named state, assets.
+        let native = dir.join(format!("{name}_native"));
+        model.save(&native).unwrap();
+        let back = load_model(&native).unwrap_or_else(|e| panic!("{name} (native): {e}"));
+        check(&back, &name, n_in, n_out, "saved in ferroflow's format");
         // The weights file alone, into a fresh model from the config.
         let w = dir.join(format!("{name}.weights.h5"));
         model.save_weights(&w).unwrap();

@@ -3,7 +3,9 @@
 //!   `compile_config` (optimizer, loss, metrics);
 //! - `model.weights.safetensors`: every weight, keyed by its path (`dense/kernel`);
 //! - `optimizer.safetensors`: the optimiser's slots and iteration count, so training
-//!   resumes exactly.
+//!   resumes exactly;
+//! - `layer_state.safetensors` and `assets/`: what layers learn outside their weights
+//!   (vocabularies, idf weights; see [`layer_state`]).
 //!
 //! Loading validates the config, every weight name, shape and dtype before any value is
 //! assigned: a corrupt or mismatched file is an error and leaves the model untouched.
@@ -11,6 +13,7 @@
 pub mod keras_file;
 pub mod keras_optimizer;
 pub mod keras_weights;
+pub mod layer_state;
 pub mod tensor_file;
 
 use crate::layer::{LayerExt, Weight};
@@ -165,9 +168,17 @@ impl Model {
             serde_json::to_string_pretty(&config).map_err(|e| format_err(dir, e.to_string()))?;
         // The directory is written whole beside `dir` and swapped in: killed at any moment,
         // `dir` holds the old model or the new one.
-        ferroflow_core::atomic_file::replace_dir(dir, &[CONFIG, WEIGHTS, OPTIMIZER], |new| {
+        let owned = [
+            CONFIG,
+            WEIGHTS,
+            OPTIMIZER,
+            layer_state::STATE,
+            layer_state::ASSETS,
+        ];
+        ferroflow_core::atomic_file::replace_dir(dir, &owned, |new| {
             ferroflow_core::atomic_file::write_atomic(new.join(CONFIG), text.as_bytes())?;
             self.save_weights(new.join(WEIGHTS))?;
+            layer_state::write(self.net.as_ref(), new)?;
             self.save_optimizer_state(new)
         })
     }
@@ -250,6 +261,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Model> {
         .len();
     let mut model = model_from_config(&config, weight_bytes, path)?;
     model.load_weights(dir.join(WEIGHTS))?;
+    layer_state::restore(model.net.as_ref(), dir)?;
     if let Some(cc) = config
         .get("compile_config")
         .filter(|c| has_compile_config(c))
