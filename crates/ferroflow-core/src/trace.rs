@@ -322,6 +322,29 @@ pub fn record_owned(
     emit(name, kind, attrs, inputs, outputs, || Arc::new(replay));
 }
 
+/// Runs `f` on `inputs` as one op: the ops inside it are hidden from a tracer, which
+/// records a single application (`name`, with `attrs` telling applications apart) that
+/// calls `f` again on each run's inputs. For host-side work a graph cannot express (string
+/// processing, table lookups) whose result must follow the inputs and any state `f` reads.
+pub fn opaque(
+    name: &'static str,
+    attrs: impl FnOnce() -> String,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>> + Send + Sync + 'static,
+) -> Result<Vec<Tensor>> {
+    if !is_tracing() {
+        return f(inputs);
+    }
+    let out = {
+        let _hidden = suppress();
+        f(inputs)?
+    };
+    let ins: Vec<&Tensor> = inputs.iter().collect();
+    let outs: Vec<&Tensor> = out.iter().collect();
+    record_many(name, OpKind::Other, attrs, &ins, &outs, f);
+    Ok(out)
+}
+
 pub(crate) fn variable_read(var: &Variable, value: &Tensor) {
     if is_tracing() {
         with_tracer(|t| t.read_variable(var, value));

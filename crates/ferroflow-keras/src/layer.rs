@@ -459,6 +459,13 @@ pub trait Layer: Send + Sync {
         true
     }
 
+    /// Whether the layer computes on the host, outside the ops a traced `function`
+    /// records (string processing, vocabulary lookups, index searches). Models then record
+    /// its call as one op that calls the layer again on every run (see [`call_layer`]).
+    fn runs_on_host(&self) -> bool {
+        false
+    }
+
     /// How many inputs the layer takes; `None` for any number (merge layers).
     fn number_of_inputs(&self) -> Option<usize> {
         Some(1)
@@ -519,6 +526,19 @@ pub fn probe_output_spec<L: Layer + ?Sized>(
 
 /// A shared handle to a layer: clone it to use the same layer (and weights) twice.
 pub type LayerRef = Arc<dyn Layer>;
+
+/// Calls `layer` as a model calls its layers: a layer that [`Layer::runs_on_host`] is
+/// recorded by a tracing `function` as one op that calls it again on each run's inputs
+/// (so a compiled plan follows new inputs and a later `adapt`), not as the constants its
+/// host computation would otherwise leave in the graph.
+pub fn call_layer(layer: &LayerRef, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
+    if !layer.runs_on_host() || !ferroflow_core::trace::is_tracing() {
+        return layer.call(inputs, ctx);
+    }
+    let l = Arc::clone(layer);
+    let attrs = || format!("{:p} training={}", Arc::as_ptr(layer), ctx.training);
+    ferroflow_core::trace::opaque(layer.class_name(), attrs, inputs, move |x| l.call(x, ctx))
+}
 
 /// Wraps a layer into a [`LayerRef`].
 pub fn layer_ref<L: Layer + 'static>(layer: L) -> LayerRef {

@@ -50,13 +50,26 @@ fn arrays(name: &str, kind: &str, n: usize) -> Vec<Tensor> {
 fn check(model: &ferroflow_keras::Model, name: &str, n_in: usize, n_out: usize, what: &str) {
     let xs = arrays(name, "x", n_in);
     let want = arrays(name, "y", n_out);
-    let got = model.predict(xs, 32).unwrap();
+    let got = model.predict(xs.clone(), 32).unwrap();
     assert_eq!(got.len(), n_out, "{name} ({what})");
     for (g, w) in got.iter().zip(&want) {
         let d = rel_diff(&g.cast(DType::F32).unwrap(), w);
         assert!(
             d <= 1e-4,
             "{name} ({what}): relative difference {d:.2e} to Keras"
+        );
+    }
+    // The same shapes again, rows reversed: the compiled plan must follow the new inputs
+    // (host-side layers such as lookups must not have been traced into constants).
+    let rows = xs[0].shape()[0];
+    let rev = Tensor::from_vec((0..rows as i64).rev().collect::<Vec<_>>(), &[rows]).unwrap();
+    let reversed: Vec<Tensor> = xs.iter().map(|x| x.gather(&rev, 0).unwrap()).collect();
+    let got = model.predict(reversed, 32).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        let d = rel_diff(&g.cast(DType::F32).unwrap(), &w.gather(&rev, 0).unwrap());
+        assert!(
+            d <= 1e-4,
+            "{name} ({what}), rows reversed: relative difference {d:.2e} to Keras"
         );
     }
 }

@@ -229,7 +229,7 @@ impl Functional {
                 .iter()
                 .map(|&(q, i)| values[q][i].clone())
                 .collect();
-            let out = node.layer.call(&args, ctx).with_context(|| {
+            let out = crate::layer::call_layer(&node.layer, &args, ctx).with_context(|| {
                 format!(
                     "calling layer '{}' ({})",
                     node.layer.name(),

@@ -188,8 +188,7 @@ impl Layer for Sequential {
         }
         let mut x = x.clone();
         for l in &layers {
-            let mut out = l
-                .call(std::slice::from_ref(&x), ctx)
+            let mut out = crate::layer::call_layer(l, std::slice::from_ref(&x), ctx)
                 .with_context(|| format!("calling layer '{}' ({})", l.name(), l.class_name()))?;
             x = out.remove(0);
         }

@@ -153,6 +153,10 @@ impl Hashing {
 impl Layer for Hashing {
     super::super::layer_identity!("Hashing");
 
+    fn runs_on_host(&self) -> bool {
+        true
+    }
+
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         let b = self.bins(&inputs[0])?;
@@ -237,6 +241,10 @@ impl CategoryEncoding {
 
 impl Layer for CategoryEncoding {
     super::super::layer_identity!("CategoryEncoding");
+
+    fn runs_on_host(&self) -> bool {
+        true
+    }
 
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;

@@ -361,6 +361,10 @@ impl<K: LookupKey> Layer for IndexLookup<K> {
         &self.base
     }
 
+    fn runs_on_host(&self) -> bool {
+        true
+    }
+
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         let x = &inputs[0];

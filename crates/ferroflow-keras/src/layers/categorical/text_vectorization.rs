@@ -290,6 +290,10 @@ fn ngrams(rows: &Ragged, widths: &[usize]) -> Result<Ragged> {
 impl Layer for TextVectorization {
     super::super::layer_identity!("TextVectorization");
 
+    fn runs_on_host(&self) -> bool {
+        true
+    }
+
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         let rows = self.tokens(&inputs[0])?;
