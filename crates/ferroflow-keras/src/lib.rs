@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod models;
 pub mod optimizers;
 pub mod regularizers;
+pub mod retrieval;
 pub mod saving;
 pub mod training;
 
