@@ -993,3 +993,64 @@ mod grpc {
         );
     }
 }
+
+#[test]
+fn a_retrieval_index_serves_the_top_k_it_predicts() {
+    use ferroflow::keras::layers::{Embedding, StringLookup};
+    use ferroflow::keras::retrieval::BruteForce;
+    use ferroflow::keras::LayerRef;
+    // user id -> lookup -> embedding -> BruteForce over 300 titled items.
+    let model = {
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let users: Vec<ferroflow::TfString> = (0..30).map(|i| format!("u{i}").into()).collect();
+        let lookup: LayerRef = Arc::new(StringLookup::new().vocabulary(users, None).unwrap());
+        let emb: LayerRef = Arc::new(Embedding::new(31, 8));
+        let input = Input::with(vec![], DType::String, Some("user_id"));
+        let q = (&lookup).apply(&input).unwrap();
+        let q = (&emb).apply(&q).unwrap();
+        let items: Vec<f32> = (0..300 * 8).map(|i| (i as f32 * 0.713).sin()).collect();
+        let titles: Vec<String> = (0..300).map(|i| format!("Movie {i}")).collect();
+        let index = BruteForce::new(5).unwrap().name("top_k");
+        index
+            .index(
+                &Tensor::from_vec(items, &[300, 8]).unwrap(),
+                Some(&Tensor::from_strings(&titles, &[300]).unwrap()),
+            )
+            .unwrap();
+        let outs = index.call_many(&[q]).unwrap();
+        Model::named(&[input], &outs, "recommender").unwrap()
+    };
+    let base = tmp("retrieval");
+    save_version(&model, &base, 1);
+    let s = Server::start(&[
+        "--model_name",
+        "rec",
+        "--model_base_path",
+        base.to_str().unwrap(),
+    ]);
+    let users = ["u3", "u17", "nobody", "u3"];
+    let want = model
+        .predict(vec![Tensor::from_strings(&users, &[4]).unwrap()], 4)
+        .unwrap();
+    let (scores, titles) = (
+        want[0].to_vec::<f32>().unwrap(),
+        want[1].to_strings().unwrap(),
+    );
+    let (code, v) = s.post(
+        "/v1/models/rec:predict",
+        &json!({ "instances": users }).to_string(),
+    );
+    assert_eq!(code, 200, "{v}");
+    let preds = v["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 4, "{v}");
+    for (r, p) in preds.iter().enumerate() {
+        let got: Vec<String> = p["top_k_1"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, titles[r * 5..(r + 1) * 5], "row {r}: {p}");
+        assert_close(&numbers(&p["top_k_0"]), &scores[r * 5..(r + 1) * 5]);
+    }
+}
