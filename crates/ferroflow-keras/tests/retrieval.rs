@@ -22,6 +22,19 @@ fn table(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
 
 /// Softmax cross-entropy of row i against column i of q.c^T / t, in f64.
 fn direct_loss(q: &[f32], c: &[f32], b: usize, d: usize, t: f64, ids: Option<&[i64]>) -> Vec<f64> {
+    direct_loss_p(q, c, b, d, t, ids, None)
+}
+
+/// [`direct_loss`] with column j's logits lowered by `ln p[j]`.
+fn direct_loss_p(
+    q: &[f32],
+    c: &[f32],
+    b: usize,
+    d: usize,
+    t: f64,
+    ids: Option<&[i64]>,
+    p: Option<&[f64]>,
+) -> Vec<f64> {
     (0..b)
         .map(|i| {
             let logit = |j: usize| {
@@ -29,6 +42,7 @@ fn direct_loss(q: &[f32], c: &[f32], b: usize, d: usize, t: f64, ids: Option<&[i
                     .map(|k| q[i * d + k] as f64 * c[j * d + k] as f64)
                     .sum::<f64>()
                     / t
+                    - p.map_or(0.0, |p| p[j].ln())
             };
             let keep = |j: usize| j == i || ids.is_none_or(|ids| ids[j] != ids[i]);
             let lse = (0..b)
@@ -50,7 +64,7 @@ fn in_batch_softmax_loss_matches_a_direct_computation_and_finite_differences() {
     let per = direct_loss(&q, &c, b, d, 1.0, None);
     let sum: f64 = per.iter().sum();
     let got = Retrieval::new()
-        .loss(&qt, &ct, None, None)
+        .loss(&qt, &ct, None, None, None)
         .unwrap()
         .to_f64_vec()[0];
     assert!((got - sum).abs() < 1e-5, "{got} vs {sum}");
@@ -58,7 +72,7 @@ fn in_batch_softmax_loss_matches_a_direct_computation_and_finite_differences() {
         .reduction(RetrievalReduction::Mean)
         .temperature(0.5)
         .unwrap()
-        .loss(&qt, &ct, None, None)
+        .loss(&qt, &ct, None, None, None)
         .unwrap()
         .to_f64_vec()[0];
     let want = direct_loss(&q, &c, b, d, 0.5, None).iter().sum::<f64>() / b as f64;
@@ -68,18 +82,37 @@ fn in_batch_softmax_loss_matches_a_direct_computation_and_finite_differences() {
     let idt = Tensor::from_vec(ids.to_vec(), &[b]).unwrap();
     let got = Retrieval::new()
         .remove_accidental_hits(true)
-        .loss(&qt, &ct, Some(&idt), None)
+        .loss(&qt, &ct, Some(&idt), None, None)
         .unwrap()
         .to_f64_vec()[0];
     let want: f64 = direct_loss(&q, &c, b, d, 1.0, Some(&ids)).iter().sum();
     assert!((got - want).abs() < 1e-4, "{got} vs {want}");
     assert!((got - sum).abs() > 1e-3, "the hit changed nothing");
+    // Sampling-probability correction and per-query weights.
+    let probs = [0.5, 0.01, 0.2, 0.05, 0.1, 0.3];
+    let weights = [1.0, 0.0, 2.0, 1.0, 0.5, 1.0];
+    let got = Retrieval::new()
+        .loss(
+            &qt,
+            &ct,
+            None,
+            Some(&Tensor::from_vec(weights.to_vec(), &[b]).unwrap()),
+            Some(&Tensor::from_vec(probs.to_vec(), &[b]).unwrap()),
+        )
+        .unwrap()
+        .to_f64_vec()[0];
+    let want: f64 = direct_loss_p(&q, &c, b, d, 1.0, None, Some(&probs))
+        .iter()
+        .zip(weights)
+        .map(|(l, w)| l * w)
+        .sum();
+    assert!((got - want).abs() < 1e-4, "{got} vs {want}");
 
     // Gradients in both towers against central differences.
     let (vq, vc) = (Variable::new(qt.clone()), Variable::new(ct.clone()));
     let tape = GradientTape::new();
     let loss = Retrieval::new()
-        .loss(&vq.value(), &vc.value(), None, None)
+        .loss(&vq.value(), &vc.value(), None, None, None)
         .unwrap();
     let grads = tape.gradient(&loss, &[vq.clone(), vc.clone()]).unwrap();
     for (g, (base, which)) in grads.iter().zip([(&q, 0), (&c, 1)]) {
@@ -100,11 +133,11 @@ fn in_batch_softmax_loss_matches_a_direct_computation_and_finite_differences() {
         }
     }
     assert!(Retrieval::new()
-        .loss(&qt, &ct.slice(&[0, 0], &[3, -1]).unwrap(), None, None)
+        .loss(&qt, &ct.slice(&[0, 0], &[3, -1]).unwrap(), None, None, None)
         .is_err());
     assert!(Retrieval::new()
         .remove_accidental_hits(true)
-        .loss(&qt, &ct, None, None)
+        .loss(&qt, &ct, None, None, None)
         .is_err());
 }
 

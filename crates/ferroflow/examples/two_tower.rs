@@ -79,8 +79,15 @@ fn main() -> ff::Result<()> {
         n - cut
     );
 
+    // How often each movie appears in training: the in-batch softmax sees popular movies
+    // as negatives more often, which the loss corrects with these probabilities.
+    let train_ids = movie_tower.0.forward1(&train_t, false)?.to_vec::<i64>()?;
+    let mut counts = vec![0.0f64; train_ids.iter().max().map_or(0, |&m| m as usize + 1)];
+    for &i in &train_ids {
+        counts[i as usize] += 1.0;
+    }
     let task = Retrieval::new().remove_accidental_hits(true);
-    let mut optimizer = Optimizer::adagrad(0.1);
+    let mut optimizer = Optimizer::adagrad(0.05);
     // The embeddings are built by their first call.
     embed(&user_tower, &users.slice(&[0], &[1])?)?;
     embed(&movie_tower, &titles.slice(&[0], &[1])?)?;
@@ -98,7 +105,13 @@ fn main() -> ff::Result<()> {
             let tape = GradientTape::new();
             let q = embed(&user_tower, &u)?;
             let c = embed(&movie_tower, &t)?;
-            let loss = task.loss(&q, &c, Some(&t), None)?;
+            let p: Vec<f64> = idx
+                .to_vec::<i32>()?
+                .iter()
+                .map(|&r| counts[train_ids[r as usize] as usize] / cut as f64)
+                .collect();
+            let p = Tensor::from_vec(p, &[size])?;
+            let loss = task.loss(&q, &c, Some(&t), None, Some(&p))?;
             let grads = tape.gradient(&loss, &vars)?;
             optimizer.apply_gradients(&grads, &vars)?;
             total += loss.to_f64_vec()[0];

@@ -67,14 +67,18 @@ impl Retrieval {
 
     /// The loss of a batch: `queries` and `candidates` are `[batch, dim]` embeddings
     /// (row i of each is a positive pair); `candidate_ids` `[batch]` is needed when
-    /// accidental hits are removed; `sample_weight` `[batch]` weighs each query.
-    /// Differentiable in both embeddings.
+    /// accidental hits are removed; `sample_weight` `[batch]` weighs each query;
+    /// `candidate_sampling_probability` `[batch]` (how likely each candidate is to be in a
+    /// batch, such as its frequency) subtracts `log p` from its logits, TFRS's correction of
+    /// the in-batch softmax's bias against popular candidates. Differentiable in both
+    /// embeddings.
     pub fn loss(
         &self,
         queries: &Tensor,
         candidates: &Tensor,
         candidate_ids: Option<&Tensor>,
         sample_weight: Option<&Tensor>,
+        candidate_sampling_probability: Option<&Tensor>,
     ) -> Result<Tensor> {
         let ok = queries.rank() == 2 && queries.shape() == candidates.shape();
         if !ok {
@@ -92,6 +96,24 @@ impl Retrieval {
         if scale != 1.0 {
             logits = logits.mul_scalar(scale)?;
             positives = positives.mul_scalar(scale)?;
+        }
+        if let Some(p) = candidate_sampling_probability {
+            if p.shape() != [batch] {
+                return Err(Error::shapes(
+                    "Retrieval",
+                    "candidate_sampling_probability must be [batch]",
+                    p.shape(),
+                    &[batch],
+                ));
+            }
+            let dt = logits.dtype();
+            let (lo, hi) = (
+                Tensor::scalar(1e-6f64).cast(dt)?,
+                Tensor::scalar(1.0f64).cast(dt)?,
+            );
+            let log_p = p.cast(dt)?.clip(&lo, &hi)?.log()?;
+            logits = logits.sub(&log_p.reshape(&[1, batch as isize])?)?;
+            positives = positives.sub(&log_p)?;
         }
         if self.remove_accidental_hits {
             let ids = candidate_ids.ok_or_else(|| {
