@@ -19,6 +19,20 @@ use crate::ops::compare::CmpOp;
 use crate::shape::broadcast_shapes;
 use crate::{DType, Error, Result, Tensor, TfString};
 
+/// Runs a string op computed on the host as one op that a tracing `function` records and
+/// calls again on each run's inputs ([`crate::trace::opaque`]); `attrs` must tell apart
+/// applications that differ (a pattern, a separator) so that none are merged.
+fn host_op(
+    name: &'static str,
+    attrs: String,
+    inputs: &[&Tensor],
+    f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
+) -> Result<Tensor> {
+    let inputs: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
+    let mut out = crate::trace::opaque(name, || attrs, &inputs, move |x| Ok(vec![f(x)?]))?;
+    Ok(out.remove(0))
+}
+
 impl Tensor {
     /// A [`DType::String`] tensor of UTF-8 (or any byte) strings laid out row-major as
     /// `shape`.

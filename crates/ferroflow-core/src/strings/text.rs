@@ -2,8 +2,8 @@
 //! and joining (`tf.strings.lower`, `regex_replace`, `join`, `reduce_join`, ...).
 
 use crate::shape::{broadcast_shapes, normalize_axis, numel};
+use crate::strings::host_op;
 use crate::strings::re2::compile;
-use crate::trace::record_other as record;
 use crate::{Error, Result, Tensor, TfString};
 use std::sync::Arc;
 
@@ -11,17 +11,15 @@ use std::sync::Arc;
 type StringFn = Arc<dyn Fn(&[u8]) -> Result<TfString> + Send + Sync>;
 
 /// Applies `f` to every element of a string tensor, keeping its shape.
-fn map_strings(op: &'static str, t: &Tensor, f: StringFn) -> Result<Tensor> {
-    let out = t
-        .string_data(op)?
-        .iter()
-        .map(|s| f(s))
-        .collect::<Result<Vec<_>>>()?;
-    let out = Tensor::from_vec::<TfString>(out, t.shape())?;
-    record(op, String::new, &[t], &out, move |x| {
-        map_strings(op, &x[0], f.clone())
-    });
-    Ok(out)
+fn map_strings(op: &'static str, attrs: String, t: &Tensor, f: StringFn) -> Result<Tensor> {
+    host_op(op, attrs, &[t], move |x| {
+        let out = x[0]
+            .string_data(op)?
+            .iter()
+            .map(|s| f(s))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::from_vec::<TfString>(out, x[0].shape())
+    })
 }
 
 /// The element as UTF-8 text (`op` names the caller when it is not).
@@ -34,47 +32,50 @@ fn utf8<'a>(op: &'static str, s: &'a [u8]) -> Result<&'a str> {
     })
 }
 
+/// ASCII (TensorFlow's default) or, with `unicode`, UTF-8 case mapping of every element.
+fn change_case(op: &'static str, t: &Tensor, unicode: bool, upper: bool) -> Result<Tensor> {
+    let attrs = if unicode { "encoding=utf-8" } else { "" };
+    map_strings(
+        op,
+        attrs.into(),
+        t,
+        Arc::new(move |s| {
+            Ok(TfString::from(match (unicode, upper) {
+                (false, false) => s.to_ascii_lowercase(),
+                (false, true) => s.to_ascii_uppercase(),
+                (true, false) => utf8(op, s)?.to_lowercase().into_bytes(),
+                (true, true) => utf8(op, s)?.to_uppercase().into_bytes(),
+            }))
+        }),
+    )
+}
+
 /// `tf.strings.lower`: ASCII letters to lower case, other bytes unchanged (TensorFlow's
 /// default, which Keras's `standardize="lower"` uses).
 pub fn lower(t: &Tensor) -> Result<Tensor> {
-    map_strings(
-        "lower",
-        t,
-        Arc::new(|s| Ok(TfString::from(s.to_ascii_lowercase()))),
-    )
+    change_case("lower", t, false, false)
 }
 
 /// `tf.strings.lower(encoding="utf-8")`: Unicode lower case; elements must be UTF-8.
 pub fn lower_unicode(t: &Tensor) -> Result<Tensor> {
-    map_strings(
-        "lower",
-        t,
-        Arc::new(|s| Ok(TfString::from(utf8("lower", s)?.to_lowercase()))),
-    )
+    change_case("lower", t, true, false)
 }
 
 /// `tf.strings.upper`: ASCII letters to upper case.
 pub fn upper(t: &Tensor) -> Result<Tensor> {
-    map_strings(
-        "upper",
-        t,
-        Arc::new(|s| Ok(TfString::from(s.to_ascii_uppercase()))),
-    )
+    change_case("upper", t, false, true)
 }
 
 /// `tf.strings.upper(encoding="utf-8")`: Unicode upper case; elements must be UTF-8.
 pub fn upper_unicode(t: &Tensor) -> Result<Tensor> {
-    map_strings(
-        "upper",
-        t,
-        Arc::new(|s| Ok(TfString::from(utf8("upper", s)?.to_uppercase()))),
-    )
+    change_case("upper", t, true, true)
 }
 
 /// `tf.strings.strip`: removes leading and trailing ASCII whitespace.
 pub fn strip(t: &Tensor) -> Result<Tensor> {
     map_strings(
         "strip",
+        String::new(),
         t,
         Arc::new(|s| Ok(TfString::copy_from_slice(s.trim_ascii()))),
     )
@@ -118,6 +119,7 @@ pub fn regex_replace(
     let template = rewrite_template(rewrite)?;
     map_strings(
         "regex_replace",
+        format!("pattern={pattern:?}, rewrite={rewrite:?}, replace_global={replace_global}"),
         t,
         Arc::new(move |s| {
             let limit = if replace_global { 0 } else { 1 };
@@ -131,12 +133,19 @@ pub fn regex_replace(
 /// `tf.strings.regex_full_match`: whether each whole element matches `pattern`.
 pub fn regex_full_match(t: &Tensor, pattern: &str) -> Result<Tensor> {
     let re = compile("regex_full_match", &format!("^(?:{pattern})$"))?;
-    let out: Vec<bool> = t
-        .string_data("regex_full_match")?
-        .iter()
-        .map(|s| re.is_match(s))
-        .collect();
-    Tensor::from_vec(out, t.shape())
+    host_op(
+        "regex_full_match",
+        format!("pattern={pattern:?}"),
+        &[t],
+        move |x| {
+            let out: Vec<bool> = x[0]
+                .string_data("regex_full_match")?
+                .iter()
+                .map(|s| re.is_match(s))
+                .collect();
+            Tensor::from_vec(out, x[0].shape())
+        },
+    )
 }
 
 /// What [`length`] counts.
@@ -150,6 +159,12 @@ pub enum LengthUnit {
 
 /// `tf.strings.length`: each element's length as int32.
 pub fn length(t: &Tensor, unit: LengthUnit) -> Result<Tensor> {
+    host_op("length", format!("unit={unit:?}"), &[t], move |x| {
+        length_eager(&x[0], unit)
+    })
+}
+
+fn length_eager(t: &Tensor, unit: LengthUnit) -> Result<Tensor> {
     let out = t
         .string_data("length")?
         .iter()
@@ -167,6 +182,16 @@ pub fn length(t: &Tensor, unit: LengthUnit) -> Result<Tensor> {
 /// `tf.strings.join`: elementwise concatenation of string tensors (broadcast together)
 /// with `separator` between the parts.
 pub fn join(inputs: &[&Tensor], separator: &str) -> Result<Tensor> {
+    let sep = separator.to_string();
+    host_op(
+        "join",
+        format!("separator={separator:?}"),
+        inputs,
+        move |x| join_eager(&x.iter().collect::<Vec<_>>(), &sep),
+    )
+}
+
+fn join_eager(inputs: &[&Tensor], separator: &str) -> Result<Tensor> {
     let Some(first) = inputs.first() else {
         return Err(Error::invalid("join", "needs at least one input"));
     };
@@ -198,6 +223,21 @@ pub fn join(inputs: &[&Tensor], separator: &str) -> Result<Tensor> {
 /// `tf.strings.reduce_join`: joins the elements along `axis` (all of them when `None`)
 /// with `separator`.
 pub fn reduce_join(
+    t: &Tensor,
+    axis: Option<isize>,
+    keepdims: bool,
+    separator: &str,
+) -> Result<Tensor> {
+    let sep = separator.to_string();
+    host_op(
+        "reduce_join",
+        format!("axis={axis:?}, keepdims={keepdims}, separator={separator:?}"),
+        &[t],
+        move |x| reduce_join_eager(&x[0], axis, keepdims, &sep),
+    )
+}
+
+fn reduce_join_eager(
     t: &Tensor,
     axis: Option<isize>,
     keepdims: bool,
