@@ -55,6 +55,7 @@ def case(cases, name, layer, x, adapt=None):
     }
     if adapt is not None:
         entry["adapt"] = jsonable(adapt)
+        entry["adapt_dtype"] = str(np.asarray(adapt).dtype.kind)
     if hasattr(layer, "get_vocabulary"):
         entry["vocabulary"] = jsonable(layer.get_vocabulary())
     cases.append(entry)
@@ -121,6 +122,23 @@ def main():
          more)
     case(cases, "text_no_split", L.TextVectorization(split=None, output_sequence_length=1), more[:, None],
          adapt=texts)
+    # Discretization: given boundaries, and quantiles learned from data of several sizes
+    # (fewer points than 1/epsilon, more, ties, a skewed distribution) and epsilons.
+    fx = rng.normal(size=(6, 4)).astype("float32") * 2
+    case(cases, "disc_boundaries", L.Discretization(bin_boundaries=[-1.0, 0.0, 0.5, 2.0]), fx)
+    case(cases, "disc_boundaries_one_hot", L.Discretization(bin_boundaries=[0.0, 1.0], output_mode="one_hot"),
+         fx[:, :1])
+    case(cases, "disc_boundaries_count", L.Discretization(bin_boundaries=[-0.5, 0.5], output_mode="count"), fx)
+    case(cases, "disc_adapt_small", L.Discretization(num_bins=4), fx,
+         adapt=rng.normal(size=(30,)).astype("float32"))
+    case(cases, "disc_adapt_large", L.Discretization(num_bins=5), fx,
+         adapt=rng.normal(size=(2000, 3)).astype("float32"))
+    case(cases, "disc_adapt_skewed_eps", L.Discretization(num_bins=7, epsilon=0.05), fx,
+         adapt=rng.exponential(size=(777,)).astype("float32"))
+    case(cases, "disc_adapt_ties", L.Discretization(num_bins=3, output_mode="multi_hot"), fx,
+         adapt=np.repeat(np.array([0.0, 1.0, 1.0, 2.0, 5.0], dtype="float32"), 40))
+    case(cases, "disc_adapt_uneven_step", L.Discretization(num_bins=10, epsilon=0.003), fx,
+         adapt=rng.uniform(-3, 3, size=(1234,)).astype("float32"))
     hashes = np.array([f"{w}-{i}-{'é' * (i % 5)}{rng.integers(1 << 40)}" for i, w in enumerate(words((10000,)))])
     bins = {
         "input": jsonable(hashes),

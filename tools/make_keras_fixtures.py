@@ -134,8 +134,9 @@ WORDS = np.array(["the", "cat", "sat", "on", "mat", "dog", "ate", "a", "", "√ún√
 
 
 def categorical():
-    """String and integer features: lookups adapted on data (their vocabularies are
-    assets, tf_idf weights are layer state), salted hashing, embeddings."""
+    """String, integer and float features: lookups adapted on data (their vocabularies
+    are assets, tf_idf weights are layer state), salted hashing, embeddings, quantile
+    bins learned by Discretization."""
     rng = np.random.default_rng(11)
     words = keras.Input((3,), dtype="string", name="words")
     ids = keras.Input((2,), dtype="int64", name="ids")
@@ -151,8 +152,12 @@ def categorical():
     tv = layers.TextVectorization(max_tokens=12, ngrams=2, output_mode="tf_idf")
     tv.adapt(np.array([" ".join(WORDS[rng.integers(0, len(WORDS), 4)]) for _ in range(20)]))
     t = tv(text)
-    y = layers.Dense(3)(layers.Concatenate()([a, e, h, c, t]))
-    return keras.Model([words, ids, text], y, name="categorical")
+    amounts = keras.Input((2,), dtype="float32", name="amounts")
+    disc = layers.Discretization(num_bins=4, output_mode="multi_hot")
+    disc.adapt(rng.normal(size=(100, 2)).astype("float32"))
+    d = disc(amounts)
+    y = layers.Dense(3)(layers.Concatenate()([a, e, h, c, t, d]))
+    return keras.Model([words, ids, text, amounts], y, name="categorical")
 
 
 def keras_feed(x):

@@ -453,8 +453,9 @@ pub trait Layer: Send + Sync {
         None
     }
 
-    /// Whether `get_config` starts with the base keys (name, trainable, dtype); only
-    /// `InputLayer` writes its own.
+    /// Whether `get_config` starts with the base keys (name, trainable, dtype); layers
+    /// whose Keras config is written whole by their own `get_config` (`InputLayer`,
+    /// `Discretization`) say no.
     fn includes_base_config(&self) -> bool {
         true
     }

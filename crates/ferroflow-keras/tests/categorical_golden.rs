@@ -76,7 +76,7 @@ fn layers_equal_keras() -> Result<()> {
         let class = case["class"].as_str().unwrap();
         let layer = from_config(class, &case["init_config"])?;
         if let Some(data) = case.get("adapt") {
-            let kind = if class == "IntegerLookup" { "i" } else { "U" };
+            let kind = case["adapt_dtype"].as_str().unwrap_or("U");
             let data = tensor(data, kind)?;
             layer.adapt(&data)?;
         }

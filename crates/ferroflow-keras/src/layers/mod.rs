@@ -121,8 +121,8 @@ pub mod wrappers;
 pub use self::core::{Activation, Dropout, InputLayer, Lambda};
 pub use attention::MultiHeadAttention;
 pub use categorical::{
-    CategoryEncoding, Hashing, IntegerLookup, LookupOptions, OutputMode, StringLookup,
-    TextVectorization,
+    CategoryEncoding, Discretization, Hashing, IntegerLookup, LookupOptions, OutputMode,
+    StringLookup, TextVectorization,
 };
 pub use conv::{Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
 pub use dense::Dense;

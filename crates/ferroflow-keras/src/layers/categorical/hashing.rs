@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The output spec of a categorical layer: the input's shape for `int`, else the last
 /// axis replaced by (or, for `one_hot`, added as) `depth` bins.
-fn encoded_spec(
+pub(super) fn encoded_spec(
     input: &TensorSpec,
     mode: OutputMode,
     depth: usize,
