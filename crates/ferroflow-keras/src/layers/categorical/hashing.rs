@@ -32,6 +32,21 @@ pub(super) fn encoded_spec(
     TensorSpec::new(s, DType::F32)
 }
 
+/// Each value's bin in `0..bins` as Keras hashes categories: strings by their bytes,
+/// numbers by their decimal text (floats truncated to integers first), with SipHash-2-4
+/// keyed by `salt` or else FarmHash's `Fingerprint64`.
+pub(super) fn hash_bins(x: &Tensor, bins: u64, salt: Option<[u64; 2]>) -> Result<Tensor> {
+    let text = match x.dtype() {
+        DType::String => x.clone(),
+        d if d.is_float() => as_string(&x.cast(DType::I64)?, None)?,
+        _ => as_string(x, None)?,
+    };
+    match salt {
+        Some(key) => to_hash_bucket_strong(&text, bins, key),
+        None => to_hash_bucket_fast(&text, bins),
+    }
+}
+
 /// The value `Hashing` treats as the mask (`mask_value`): a string or an integer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MaskValue {
@@ -134,15 +149,7 @@ impl Hashing {
             }
             _ => None,
         };
-        let text = match x.dtype() {
-            DType::String => x.clone(),
-            d if d.is_float() => as_string(&x.cast(DType::I64)?, None)?,
-            _ => as_string(x, None)?,
-        };
-        let h = match self.salt {
-            Some(key) => to_hash_bucket_strong(&text, bins, key)?,
-            None => to_hash_bucket_fast(&text, bins)?,
-        };
+        let h = hash_bins(x, bins, self.salt)?;
         match mask {
             Some(m) => Tensor::where_(&m, &Tensor::scalar(0i64), &h.add(&Tensor::scalar(1i64))?),
             None => Ok(h),

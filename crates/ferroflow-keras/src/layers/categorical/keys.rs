@@ -1,6 +1,5 @@
 //! What the lookup layers look up: strings (`StringLookup`) or integers (`IntegerLookup`).
 
-use ferroflow_core::strings::{as_string, to_hash_bucket_fast, to_hash_bucket_strong};
 use ferroflow_core::{DType, Result, Tensor, TfString};
 use serde_json::Value;
 use std::fmt::Debug;
@@ -52,25 +51,16 @@ pub trait LookupKey: Clone + Eq + Hash + Ord + Send + Sync + Debug + 'static {
         method: OovMethod,
         salt: Option<[u64; 2]>,
     ) -> Result<Vec<i64>> {
-        let text = if t.dtype() == DType::String {
-            t.clone()
-        } else {
-            if method == OovMethod::FloorMod {
-                let n = n as i64;
-                return Ok(t
-                    .cast(DType::I64)?
-                    .to_vec::<i64>()?
-                    .iter()
-                    .map(|x| x.rem_euclid(n))
-                    .collect());
-            }
-            as_string(t, None)?
-        };
-        let b = match salt {
-            Some(key) => to_hash_bucket_strong(&text, n, key)?,
-            None => to_hash_bucket_fast(&text, n)?,
-        };
-        b.to_vec::<i64>()
+        if method == OovMethod::FloorMod && t.dtype() != DType::String {
+            let n = n as i64;
+            return Ok(t
+                .cast(DType::I64)?
+                .to_vec::<i64>()?
+                .iter()
+                .map(|x| x.rem_euclid(n))
+                .collect());
+        }
+        super::hashing::hash_bins(t, n, salt)?.to_vec::<i64>()
     }
 }
 

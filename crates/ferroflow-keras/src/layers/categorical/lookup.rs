@@ -191,18 +191,9 @@ impl<K: LookupKey> IndexLookup<K> {
         if self.options.invert {
             return vocab.invert(&self.options, x);
         }
-        let ids = vocab.lookup(&self.options, x)?;
-        let ids = Tensor::from_vec(ids, x.shape())?;
-        if self.options.output_mode == OutputMode::Int {
-            return Ok(ids);
-        }
-        encode(
-            &ids,
-            self.options.output_mode,
-            self.depth()?,
-            vocab.idf.as_deref(),
-            DType::I64,
-        )
+        let ids = Tensor::from_vec(vocab.lookup(&self.options, x)?, x.shape())?;
+        drop(vocab);
+        self.encode_indices(&ids)
     }
 
     /// Rebuilds from a Keras config.
