@@ -160,6 +160,20 @@ def categorical():
     return keras.Model([words, ids, text, amounts], y, name="categorical")
 
 
+def masked():
+    """Padding masks: Embedding(mask_zero=True) into an LSTM over sequences (Dense keeps
+    the mask), a backwards GRU, a bidirectional SimpleRNN and GlobalAveragePooling1D."""
+    tokens = keras.Input((7,), dtype="int32", name="tokens")
+    e = layers.Embedding(20, 6, mask_zero=True)(tokens)
+    s = layers.LSTM(5, return_sequences=True)(e)
+    s = layers.Dense(4)(s)
+    g = layers.GRU(3, go_backwards=True)(s)
+    b = layers.Bidirectional(layers.SimpleRNN(3))(e)
+    p = layers.GlobalAveragePooling1D()(e)
+    y = layers.Dense(2)(layers.Concatenate()([g, b, p]))
+    return keras.Model(tokens, y, name="masked")
+
+
 def keras_feed(x):
     """What Keras's predict takes for an array: NumPy unicode arrays as string tensors."""
     if x.dtype.kind in "US":
@@ -172,7 +186,14 @@ def inputs_for(model, rng, n=5):
     out = []
     for t in model.inputs:
         shape = (n,) + tuple(t.shape[1:])
-        if "string" in str(t.dtype) and t.name == "text":
+        if t.name == "tokens":
+            # Padded id sequences (zeros after the last token, one zero inside a row).
+            lengths = rng.integers(1, shape[1] + 1, n)
+            seq = rng.integers(1, 20, size=shape)
+            seq[np.arange(shape[1])[None, :] >= lengths[:, None]] = 0
+            seq[0, min(1, lengths[0] - 1)] = 0 if lengths[0] > 2 else seq[0, 0]
+            out.append(seq.astype("int32"))
+        elif "string" in str(t.dtype) and t.name == "text":
             out.append(np.array([" ".join(WORDS[rng.integers(0, len(WORDS), 5)]) for _ in range(n)]))
         elif "string" in str(t.dtype):
             out.append(WORDS[rng.integers(0, len(WORDS), size=shape)])
@@ -206,7 +227,7 @@ def main():
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
     index = {}
-    for build in (mlp, cnn, rnn, attention, multi_io, nested, misc, categorical):
+    for build in (mlp, cnn, rnn, attention, multi_io, nested, misc, categorical, masked):
         model = build()
         perturb(model, rng)
         name = model.name

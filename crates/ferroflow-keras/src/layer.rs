@@ -460,6 +460,33 @@ pub trait Layer: Send + Sync {
         true
     }
 
+    /// Whether the layer keeps its input's mask for the layers after it (Keras's
+    /// `supports_masking`): its output has the same steps as its input.
+    fn supports_masking(&self) -> bool {
+        false
+    }
+
+    /// The mask of the layer's (first) output, from its inputs and their masks
+    /// (`[batch, steps]` bool, true where a step holds data): by default the first input's
+    /// mask when the layer [`Layer::supports_masking`], else none.
+    fn compute_mask(&self, _inputs: &[Tensor], masks: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        Ok(match self.supports_masking() {
+            true => masks.first().cloned().flatten(),
+            false => None,
+        })
+    }
+
+    /// [`Layer::call`] with the inputs' masks, for layers that use them (pooling over
+    /// steps, recurrent layers); others ignore them.
+    fn call_masked(
+        &self,
+        inputs: &[Tensor],
+        _masks: &[Option<Tensor>],
+        ctx: CallContext,
+    ) -> Result<Vec<Tensor>> {
+        self.call(inputs, ctx)
+    }
+
     /// Whether the layer computes on the host, outside the ops a traced `function`
     /// records (string processing, vocabulary lookups, index searches). Models then record
     /// its call as one op that calls the layer again on every run (see [`call_layer`]).
@@ -533,6 +560,28 @@ pub type LayerRef = Arc<dyn Layer>;
 /// (so a compiled plan follows new inputs and a later `adapt`), not as the constants its
 /// host computation would otherwise leave in the graph.
 pub fn call_layer(layer: &LayerRef, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
+    call_layer_masked(layer, inputs, &[], ctx).map(|(out, _)| out)
+}
+
+/// [`call_layer`] with the inputs' masks (Keras's masking: an `Embedding` with `mask_zero`
+/// marks padding that pooling and recurrent layers then skip); returns the outputs and the
+/// mask of the first output.
+pub fn call_layer_masked(
+    layer: &LayerRef,
+    inputs: &[Tensor],
+    masks: &[Option<Tensor>],
+    ctx: CallContext,
+) -> Result<(Vec<Tensor>, Option<Tensor>)> {
+    let out = if masks.iter().any(Option::is_some) {
+        layer.call_masked(inputs, masks, ctx)?
+    } else {
+        call_unmasked(layer, inputs, ctx)?
+    };
+    let mask = layer.compute_mask(inputs, masks)?;
+    Ok((out, mask))
+}
+
+fn call_unmasked(layer: &LayerRef, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
     if !layer.runs_on_host() || !ferroflow_core::trace::is_tracing() {
         return layer.call(inputs, ctx);
     }

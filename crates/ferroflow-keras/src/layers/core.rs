@@ -144,6 +144,11 @@ super::layer_boilerplate!(Activation, "Activation");
 impl Layer for Activation {
     super::layer_identity!("Activation");
 
+    // Keras's `supports_masking`: the mask passes through.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         Ok(vec![self.activation.apply(&inputs[0])?])
@@ -210,6 +215,11 @@ super::layer_boilerplate!(Dropout, "Dropout");
 
 impl Layer for Dropout {
     super::layer_identity!("Dropout");
+
+    // Keras's `supports_masking`: the mask passes through.
+    fn supports_masking(&self) -> bool {
+        true
+    }
 
     fn call(&self, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;

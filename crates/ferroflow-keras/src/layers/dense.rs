@@ -110,6 +110,11 @@ super::layer_boilerplate!(Dense, "Dense");
 impl Layer for Dense {
     super::layer_identity!("Dense");
 
+    // Keras's `supports_masking`: the mask passes through.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn build(&self, inputs: &[TensorSpec]) -> Result<()> {
         let fan_in = known_last("Dense", self.base.name(), &inputs[0].shape)?;
         let o = &self.kernel_options;

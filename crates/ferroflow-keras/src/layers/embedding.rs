@@ -4,7 +4,7 @@ use super::common::WeightOptions;
 use crate::config::{ConfigReader, Map};
 use crate::initializers::Initializer;
 use crate::layer::{expect_inputs, CallContext, Layer, LayerBase, TensorSpec};
-use ferroflow_core::{DType, Error, Result, ResultExt, Tensor, Variable};
+use ferroflow_core::{CmpOp, DType, Error, Result, ResultExt, Tensor, Variable};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -16,6 +16,7 @@ pub struct Embedding {
     input_dim: usize,
     output_dim: usize,
     options: WeightOptions,
+    mask_zero: bool,
     embeddings: OnceLock<Variable>,
 }
 
@@ -31,8 +32,16 @@ impl Embedding {
                 maxval: 0.05,
                 seed: None,
             }),
+            mask_zero: false,
             embeddings: OnceLock::new(),
         }
+    }
+
+    /// Treats id 0 as padding (`mask_zero`): the output carries a mask, false at those
+    /// steps, that pooling and recurrent layers downstream skip.
+    pub fn mask_zero(mut self, on: bool) -> Self {
+        self.mask_zero = on;
+        self
     }
 
     /// Sets the table's initializer.
@@ -47,7 +56,7 @@ impl Embedding {
         let mut l = Embedding::new(r.usize_req("input_dim")?, r.usize_req("output_dim")?);
         l.base = LayerBase::from_reader("Embedding", &r);
         l.options = WeightOptions::read(&r, "embeddings", l.options.initializer.clone())?;
-        r.require("mask_zero", &Value::from(false))?;
+        l.mask_zero = r.bool_or("mask_zero", false)?;
         r.require("activity_regularizer", &Value::Null)?;
         r.require("lora_rank", &Value::Null)?;
         r.require("quantization_config", &Value::Null)?;
@@ -96,6 +105,15 @@ impl Layer for Embedding {
             .with_context(|| format!("looking up ids in a table of input_dim {}", self.input_dim))
     }
 
+    fn compute_mask(&self, inputs: &[Tensor], _masks: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        if !self.mask_zero {
+            return Ok(None);
+        }
+        let ids = &inputs[0];
+        let zero = Tensor::scalar(0i64).cast(ids.dtype())?;
+        ids.compare(CmpOp::NotEqual, &zero).map(Some)
+    }
+
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
         let mut s = inputs[0].shape.clone();
         s.push(Some(self.output_dim));
@@ -112,7 +130,7 @@ impl Layer for Embedding {
             &[],
             &[("activity_regularizer", Value::Null)],
         );
-        m.insert("mask_zero".into(), Value::from(false));
+        m.insert("mask_zero".into(), Value::from(self.mask_zero));
         m.insert("quantization_config".into(), Value::Null);
         m
     }

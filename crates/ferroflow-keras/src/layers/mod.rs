@@ -47,6 +47,15 @@ pub(crate) trait Inner: Send + Sync {
     }
     /// Runs the layer on its one input.
     fn call(&self, x: &ferroflow_core::Tensor) -> ferroflow_core::Result<ferroflow_core::Tensor>;
+    /// Runs the layer on its one input with that input's mask (`[batch, steps]` bool);
+    /// layers that read masks override it.
+    fn call_masked(
+        &self,
+        x: &ferroflow_core::Tensor,
+        _mask: &ferroflow_core::Tensor,
+    ) -> ferroflow_core::Result<ferroflow_core::Tensor> {
+        self.call(x)
+    }
     /// The output spec for one input spec.
     fn spec(
         &self,
@@ -80,6 +89,23 @@ macro_rules! newtype_layer {
             ) -> ferroflow_core::Result<Vec<ferroflow_core::Tensor>> {
                 crate::layer::expect_inputs(self, inputs, 1)?;
                 Ok(vec![crate::layers::Inner::call(&self.0, &inputs[0])?])
+            }
+
+            fn call_masked(
+                &self,
+                inputs: &[ferroflow_core::Tensor],
+                masks: &[Option<ferroflow_core::Tensor>],
+                ctx: crate::layer::CallContext,
+            ) -> ferroflow_core::Result<Vec<ferroflow_core::Tensor>> {
+                match masks.first().and_then(Option::as_ref) {
+                    Some(m) => {
+                        crate::layer::expect_inputs(self, inputs, 1)?;
+                        Ok(vec![crate::layers::Inner::call_masked(
+                            &self.0, &inputs[0], m,
+                        )?])
+                    }
+                    None => self.call(inputs, ctx),
+                }
             }
 
             fn compute_output_spec(

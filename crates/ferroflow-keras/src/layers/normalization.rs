@@ -348,6 +348,11 @@ super::layer_boilerplate!(LayerNormalization, "LayerNormalization");
 impl Layer for LayerNormalization {
     super::layer_identity!("LayerNormalization");
 
+    // Keras's `supports_masking`: the mask passes through.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn build(&self, inputs: &[TensorSpec]) -> Result<()> {
         let s = &inputs[0].shape;
         let axes = self.axes(s.len())?;

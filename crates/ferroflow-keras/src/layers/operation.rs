@@ -7,28 +7,48 @@
 
 use crate::config::Map;
 use crate::layer::{format_dims, CallContext, Dims, Layer, LayerBase, TensorSpec};
-use ferroflow_core::{BinaryOp, DType, Error, Result, Tensor};
+use ferroflow_core::{BinaryOp, CmpOp, DType, Error, Result, Tensor};
 use serde_json::{json, Value};
 
 /// The Keras module operation nodes come from.
 pub const MODULE: &str = "keras.src.ops.numpy";
 
+/// The elementwise op of an operation node: arithmetic, or a comparison (bool output;
+/// Keras 3 saves a padding mask as `NotEqual(ids, 0)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elementwise {
+    /// Arithmetic with broadcasting.
+    Binary(BinaryOp),
+    /// A comparison with broadcasting.
+    Compare(CmpOp),
+}
+
 macro_rules! operations {
-    ($(($class:literal, $op:ident)),* $(,)?) => {
+    ($(($class:literal, $kind:ident($op:ident))),* $(,)?) => {
         /// The Keras operation classes [`Operation`] runs (one definition: class name and op).
-        pub const CLASSES: &[(&str, BinaryOp)] = &[$(($class, BinaryOp::$op)),*];
+        pub const CLASSES: &[(&str, Elementwise)] =
+            &[$(($class, Elementwise::$kind($kind::$op))),*];
     };
 }
 
+type Binary = BinaryOp;
+type Compare = CmpOp;
+
 operations!(
-    ("Add", Add),
-    ("Subtract", Sub),
-    ("Multiply", Mul),
-    ("Divide", Div),
-    ("TrueDivide", Div),
-    ("Power", Pow),
-    ("Maximum", Maximum),
-    ("Minimum", Minimum),
+    ("Add", Binary(Add)),
+    ("Subtract", Binary(Sub)),
+    ("Multiply", Binary(Mul)),
+    ("Divide", Binary(Div)),
+    ("TrueDivide", Binary(Div)),
+    ("Power", Binary(Pow)),
+    ("Maximum", Binary(Maximum)),
+    ("Minimum", Binary(Minimum)),
+    ("Equal", Compare(Equal)),
+    ("NotEqual", Compare(NotEqual)),
+    ("Greater", Compare(Greater)),
+    ("GreaterEqual", Compare(GreaterEqual)),
+    ("Less", Compare(Less)),
+    ("LessEqual", Compare(LessEqual)),
 );
 
 /// One argument of an operation call.
@@ -44,7 +64,7 @@ pub enum OperationArg {
 pub struct Operation {
     base: LayerBase,
     class: &'static str,
-    op: BinaryOp,
+    op: Elementwise,
     args: [OperationArg; 2],
 }
 
@@ -54,7 +74,7 @@ fn invalid(class: &'static str, msg: String) -> Error {
 
 impl Operation {
     /// The Keras class name of `class` if it is an operation [`Operation`] runs.
-    pub fn class(class: &str) -> Option<(&'static str, BinaryOp)> {
+    pub fn class(class: &str) -> Option<(&'static str, Elementwise)> {
         CLASSES.iter().copied().find(|(c, _)| *c == class)
     }
 
@@ -150,7 +170,7 @@ impl Operation {
     }
 
     /// The elementwise op.
-    pub fn op(&self) -> BinaryOp {
+    pub fn op(&self) -> Elementwise {
         self.op
     }
 
@@ -212,12 +232,19 @@ impl Layer for Operation {
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         let dtype = inputs.first().map_or(DType::F32, Tensor::dtype);
         let v = self.operands(inputs, |s| Tensor::full(&[], s, dtype))?;
-        Ok(vec![v[0].binary(self.op, &v[1])?])
+        Ok(vec![match self.op {
+            Elementwise::Binary(op) => v[0].binary(op, &v[1])?,
+            Elementwise::Compare(op) => v[0].compare(op, &v[1])?,
+        }])
     }
 
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
         let dtype = inputs.first().map_or(DType::F32, |s| s.dtype);
         let v = self.operands(inputs, |_| Ok(TensorSpec::new(Vec::new(), dtype)))?;
+        let dtype = match self.op {
+            Elementwise::Binary(_) => dtype,
+            Elementwise::Compare(_) => DType::Bool,
+        };
         Ok(vec![TensorSpec::new(
             broadcast(self.class, self.base.name(), &v[0].shape, &v[1].shape)?,
             dtype,

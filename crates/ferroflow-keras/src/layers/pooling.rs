@@ -255,6 +255,20 @@ impl super::Inner for Global {
         }
     }
 
+    /// Average pooling over steps counts only the steps the mask keeps (as Keras's
+    /// `GlobalAveragePooling1D`; a row with none is 0/0); other global poolings ignore it.
+    fn call_masked(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        if self.max || self.rank != 1 || x.rank() != 3 || mask.shape() != &x.shape()[..2] {
+            return self.call(x);
+        }
+        let m =
+            mask.cast(x.dtype())?
+                .reshape(&[x.shape()[0] as isize, x.shape()[1] as isize, 1])?;
+        x.mul(&m)?
+            .sum(1, self.keepdims)?
+            .div(&m.sum(1, self.keepdims)?)
+    }
+
     fn spec(&self, input: &TensorSpec) -> Result<Vec<TensorSpec>> {
         let s = &input.shape;
         if s.len() != self.rank + 2 {

@@ -80,6 +80,11 @@ super::layer_boilerplate!(ReLU, "ReLU");
 impl Layer for ReLU {
     super::layer_identity!("ReLU");
 
+    // Keras's `supports_masking`: the mask passes through.
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn call(&self, inputs: &[Tensor], _ctx: CallContext) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         Ok(vec![self.apply(&inputs[0])?])

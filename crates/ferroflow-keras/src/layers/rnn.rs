@@ -61,7 +61,7 @@ pub struct Recurrent {
     return_sequences: bool,
     return_state: bool,
     go_backwards: bool,
-    /// Kept for Keras configs (masking is not supported, so it has no effect).
+    /// Whether masked steps of the sequence output are zeros (else the previous output).
     zero_output_for_mask: bool,
     unit_forget_bias: bool,
     reset_after: bool,
@@ -348,9 +348,48 @@ impl Layer for Recurrent {
     }
 
     fn call(&self, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
+        self.call_masked(inputs, &[], ctx)
+    }
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    /// The sequences' mask passes on with `return_sequences`; a final state has none.
+    fn compute_mask(&self, _inputs: &[Tensor], masks: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        Ok(masks
+            .first()
+            .cloned()
+            .flatten()
+            .filter(|_| self.return_sequences))
+    }
+
+    /// Masked steps (false in the `[batch, steps]` mask) leave the state as it was; the
+    /// sequence output there is zeros (`zero_output_for_mask`, Keras's choice with
+    /// `return_sequences`) or the previous output.
+    fn call_masked(
+        &self,
+        inputs: &[Tensor],
+        masks: &[Option<Tensor>],
+        ctx: CallContext,
+    ) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
         let x = &inputs[0];
         let class = self.kind.class();
+        let mask = masks.first().cloned().flatten();
+        if let Some(m) = &mask {
+            if x.rank() != 3 || m.shape() != &x.shape()[..2] {
+                return Err(Error::invalid(
+                    class,
+                    format!(
+                        "layer '{}': mask of shape {:?} for inputs of shape {:?}",
+                        self.base.name(),
+                        m.shape(),
+                        x.shape()
+                    ),
+                ));
+            }
+        }
         if x.rank() != 3 {
             return Err(Error::invalid(
                 class,
@@ -418,12 +457,29 @@ impl Layer for Recurrent {
                 None => h.clone(),
             };
             let (hn, cn) = self.cell_step(&xt, &hin, c.as_ref(), &u, rec_bias.as_ref())?;
-            h = hn;
-            if cn.is_some() {
-                c = cn;
-            }
-            if self.return_sequences {
-                outputs.push(h.clone());
+            match &mask {
+                None => {
+                    h = hn;
+                    if cn.is_some() {
+                        c = cn;
+                    }
+                    if self.return_sequences {
+                        outputs.push(h.clone());
+                    }
+                }
+                Some(m) => {
+                    let keep = m.slice(&[0, ti], &[-1, 1])?;
+                    if self.return_sequences && self.zero_output_for_mask {
+                        outputs.push(Tensor::where_(&keep, &hn, &hn.zeros_like()?)?);
+                    }
+                    h = Tensor::where_(&keep, &hn, &h)?;
+                    if let (Some(cn), Some(cp)) = (cn, &c) {
+                        c = Some(Tensor::where_(&keep, &cn, cp)?);
+                    }
+                    if self.return_sequences && !self.zero_output_for_mask {
+                        outputs.push(h.clone());
+                    }
+                }
             }
         }
         let out = if self.return_sequences {

@@ -134,9 +134,27 @@ impl Layer for Bidirectional {
     }
 
     fn call(&self, inputs: &[Tensor], ctx: CallContext) -> Result<Vec<Tensor>> {
+        self.call_masked(inputs, &[], ctx)
+    }
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    fn compute_mask(&self, inputs: &[Tensor], masks: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        self.forward.compute_mask(inputs, masks)
+    }
+
+    /// Both directions skip the masked steps.
+    fn call_masked(
+        &self,
+        inputs: &[Tensor],
+        masks: &[Option<Tensor>],
+        ctx: CallContext,
+    ) -> Result<Vec<Tensor>> {
         expect_inputs(self, inputs, 1)?;
-        let f = self.forward.call(inputs, ctx)?;
-        let mut b = self.backward.call(inputs, ctx)?;
+        let f = self.forward.call_masked(inputs, masks, ctx)?;
+        let mut b = self.backward.call_masked(inputs, masks, ctx)?;
         if b[0].rank() == 3 {
             // The backward layer emits its sequence in processing order; flip it back.
             b[0] = b[0].reverse(&[1])?.contiguous();

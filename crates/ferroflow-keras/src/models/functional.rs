@@ -221,6 +221,8 @@ impl Functional {
             last_use[q] = usize::MAX;
         }
         let ctx = CallContext { training };
+        // The mask of each node's first output (Keras's `_keras_mask`), none for inputs.
+        let mut masks: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
         for (p, node) in self.nodes.iter().enumerate() {
             if node.inputs.is_empty() {
                 continue;
@@ -229,17 +231,24 @@ impl Functional {
                 .iter()
                 .map(|&(q, i)| values[q][i].clone())
                 .collect();
-            let out = crate::layer::call_layer(&node.layer, &args, ctx).with_context(|| {
-                format!(
-                    "calling layer '{}' ({})",
-                    node.layer.name(),
-                    node.layer.class_name()
-                )
-            })?;
+            let arg_masks: Vec<Option<Tensor>> = self.sources[p]
+                .iter()
+                .map(|&(q, i)| if i == 0 { masks[q].clone() } else { None })
+                .collect();
+            let (out, mask) = crate::layer::call_layer_masked(&node.layer, &args, &arg_masks, ctx)
+                .with_context(|| {
+                    format!(
+                        "calling layer '{}' ({})",
+                        node.layer.name(),
+                        node.layer.class_name()
+                    )
+                })?;
             values[p] = out;
+            masks[p] = mask;
             for &(q, _) in &self.sources[p] {
                 if last_use[q] == p {
                     values[q] = Vec::new();
+                    masks[q] = None;
                 }
             }
         }

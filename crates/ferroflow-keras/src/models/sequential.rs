@@ -187,10 +187,15 @@ impl Layer for Sequential {
             super::functional::check_input(self.base.name(), 0, name, spec, x)?;
         }
         let mut x = x.clone();
+        let mut mask = None;
         for l in &layers {
-            let mut out = crate::layer::call_layer(l, std::slice::from_ref(&x), ctx)
-                .with_context(|| format!("calling layer '{}' ({})", l.name(), l.class_name()))?;
+            let (mut out, m) =
+                crate::layer::call_layer_masked(l, std::slice::from_ref(&x), &[mask], ctx)
+                    .with_context(|| {
+                        format!("calling layer '{}' ({})", l.name(), l.class_name())
+                    })?;
             x = out.remove(0);
+            mask = m;
         }
         Ok(vec![x])
     }

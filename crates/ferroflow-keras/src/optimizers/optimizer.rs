@@ -449,8 +449,10 @@ impl Optimizer {
     }
 
     /// Creates `v`'s slots (from its current `value`) on its first update.
-    fn ensure_slots(&mut self, v: &Variable, value: &Tensor) -> Result<()> {
-        if !self.slots.contains_key(&v.id()) {
+    /// Creates `v`'s slots if it has none; returns whether it did.
+    fn ensure_slots(&mut self, v: &Variable, value: &Tensor) -> Result<bool> {
+        let missing = !self.slots.contains_key(&v.id());
+        if missing {
             let names = self.rule.slot_names();
             let init = names
                 .iter()
@@ -466,7 +468,7 @@ impl Optimizer {
                 .collect::<Result<Vec<_>>>()?;
             self.slots.insert(v.id(), init);
         }
-        Ok(())
+        Ok(missing)
     }
 
     /// A sparse step that touches only the gradient's rows, over the variable's and
@@ -478,7 +480,7 @@ impl Optimizer {
         lr: &Tensor,
         step: &Tensor,
     ) -> Result<()> {
-        self.ensure_slots(v, &v.read_untracked())?;
+        let created = self.ensure_slots(v, &v.read_untracked())?;
         let s = dedupe(s)?;
         let shape = v.shape().to_vec();
         let n_rows = shape.first().copied().unwrap_or(1);
@@ -514,6 +516,13 @@ impl Optimizer {
         let slot_vars = &self.slots[&v.id()];
         let mut w = take(v)?;
         let mut slots = slot_vars.iter().map(take).collect::<Result<Vec<_>>>()?;
+        if created {
+            // Zero slots come from the allocator as untouched pages; writing them now costs
+            // one pass here instead of a page fault on every row the first steps reach.
+            slots
+                .iter_mut()
+                .for_each(|b| ferroflow_core::alloc::map_now(b));
+        }
         let (lr, step) = (lr.cast(DType::F32)?, step.cast(DType::F32)?);
         let done = self
             .rule

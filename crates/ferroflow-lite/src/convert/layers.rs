@@ -4,7 +4,7 @@ use super::Builder;
 use crate::ir::{Activation, BinaryKind, Op, Padding, ReduceKind, UnaryKind, Window};
 use ferroflow_core::{BinaryOp, Error, Result, Tensor};
 use ferroflow_keras::layer::{Layer, LayerExt, TensorSpec};
-use ferroflow_keras::layers::operation::{Operation, OperationArg};
+use ferroflow_keras::layers::operation::{Elementwise, Operation, OperationArg};
 use serde_json::{Map, Value};
 
 /// Lowers one call of `layer` on tensors `inputs`; returns its output tensors.
@@ -673,7 +673,13 @@ fn operation(
     inputs: &[usize],
     out: &TensorSpec,
 ) -> Result<usize> {
-    let kind = match op.op() {
+    let Elementwise::Binary(bop) = op.op() else {
+        return Err(unsupported(&format!(
+            "comparison operation '{}' has no TFLite lowering",
+            op.class_name()
+        )));
+    };
+    let kind = match bop {
         BinaryOp::Add => BinaryKind::Add,
         BinaryOp::Sub => BinaryKind::Sub,
         BinaryOp::Mul => BinaryKind::Mul,
