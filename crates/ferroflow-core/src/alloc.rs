@@ -177,16 +177,11 @@ pub(crate) fn recycle<T>(v: Vec<T>) {
     p.cached_bytes.fetch_add(bytes, Ordering::Relaxed);
 }
 
-/// Asks the system to back a large buffer (from 4 MiB) with huge pages where its pages are
-/// not mapped yet, and maps every page of it now by writing one value per 4 KiB page back
-/// unchanged: for tables whose rows are then reached at random (embedding tables and their
-/// optimiser slots), which would otherwise take a page fault on each first touch and a
-/// TLB miss on most rows.
+/// Maps every page of `buf` now by writing one value per 4 KiB page back unchanged: for
+/// zeroed tables whose rows are then reached at random (optimiser slots of embedding
+/// tables), which would otherwise take a page fault at the first touch of each page, spread
+/// over many steps.
 pub fn map_now<T: Copy>(buf: &mut [T]) {
-    let size = std::mem::size_of_val(buf);
-    if size >= HUGE_PAGE_THRESHOLD {
-        advise_huge_pages(buf.as_ptr() as usize, size);
-    }
     let per_page = (4096 / std::mem::size_of::<T>().max(1)).max(1);
     for i in (0..buf.len()).step_by(per_page) {
         buf[i] = std::hint::black_box(buf[i]);
