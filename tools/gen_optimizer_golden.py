@@ -4,7 +4,9 @@
 For each optimiser configuration (every optimiser, schedule and clipping option), runs 20
 steps on two fixed problems with tf.GradientTape and the real keras.optimizers class:
   - "quadratic": loss = sum(a * (w - c)^2) + sum(e * (b - d)^2), w: [2, 3], b: [3];
-  - "mlp": loss = mean((tanh(x W1 + b1) W2 + b2 - y)^2) with x: [8, 4], W1: [4, 5], W2: [5, 3].
+  - "mlp": loss = mean((tanh(x W1 + b1) W2 + b2 - y)^2) with x: [8, 4], W1: [4, 5], W2: [5, 3];
+  - "embedding": loss = mean((mean_j table[ids[step]] u - y)^2), table: [30, 4], a sparse
+    (IndexedSlices) gradient of 18 distinct rows, other rows at every step.
 Records the loss before every step and the variables after every step.
 Writes crates/ferroflow-keras/tests/fixtures/optimizer_golden.json.
 
@@ -88,10 +90,25 @@ PROBLEMS = {
         consts=dict(x=f32(8, 4), y=f32(8, 3)),
         init=dict(w1=f32(4, 5) * 0.5, b1=f32(5) * 0.1, w2=f32(5, 3) * 0.5, b2=f32(3) * 0.1),
     ),
+    # Sparse gradients: each step gathers 18 distinct rows of a 30-row table (ids[step]), so
+    # rows go untouched for some steps and Keras's default (non-lazy) semantics show. The ids
+    # of a step are distinct: with repeats, Keras on TensorFlow squares each repeat's slice
+    # before summing (Adam's velocity, Adagrad's accumulator, global norms), where its other
+    # backends and ferroflow sum the repeats first.
+    "embedding": dict(
+        consts=dict(ids=np.stack([np.random.default_rng(5 + s).permutation(30)[:18].reshape(6, 3)
+                                  for s in range(20)]).astype(np.float32),
+                    u=f32(4, 1), y=f32(6, 1)),
+        init=dict(table=f32(30, 4) * 0.5),
+    ),
 }
 
 
-def loss_fn(name, k, v):
+def loss_fn(name, k, v, step):
+    if name == "embedding":
+        ids = k["ids"][step].astype(np.int64)
+        e = tf.reduce_mean(tf.gather(v["table"], ids), axis=1)
+        return tf.reduce_mean(tf.square(tf.matmul(e, k["u"]) - k["y"]))
     if name == "quadratic":
         return tf.reduce_sum(k["a"] * tf.square(v["w"] - k["c"])) + tf.reduce_sum(k["e"] * tf.square(v["b"] - k["d"]))
     h = tf.tanh(tf.matmul(k["x"], v["w1"]) + v["b1"])
@@ -111,9 +128,9 @@ def main():
             names = list(vars_)
             opt = optimizer(c)
             losses, values = [], []
-            for _ in range(20):
+            for step in range(20):
                 with tf.GradientTape() as tape:
-                    loss = loss_fn(pname, p["consts"], vars_)
+                    loss = loss_fn(pname, p["consts"], vars_, step)
                 grads = tape.gradient(loss, [vars_[n] for n in names])
                 opt.apply_gradients(zip(grads, [vars_[n] for n in names]))
                 losses.append(float(loss.numpy()))

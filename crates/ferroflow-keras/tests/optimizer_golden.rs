@@ -1,5 +1,6 @@
 //! Replays Keras 3 optimiser trajectories (tools/gen_optimizer_golden.py): 20 steps of every
-//! optimiser, schedule and clipping option on a quadratic and a small MLP must match Keras
+//! optimiser, schedule and clipping option on a quadratic, a small MLP and an embedding
+//! table with sparse gradients (Keras's default, non-lazy semantics) must match Keras
 //! within 1e-5 relative, step by step (relative to the tensor's largest magnitude for values
 //! far smaller than it).
 
@@ -106,7 +107,25 @@ fn loss(
     problem: &str,
     k: &BTreeMap<String, Tensor>,
     v: &BTreeMap<String, Variable>,
+    step: usize,
 ) -> Result<Tensor> {
+    if problem == "embedding" {
+        // A sparse gradient: this step's ids gather some rows of the table.
+        let ids = k["ids"].shape().to_vec();
+        let ids = k["ids"]
+            .slice(&[step, 0, 0], &[1, -1, -1])?
+            .reshape(&[ids[1] as isize, ids[2] as isize])?
+            .cast(ferroflow_core::DType::I64)?;
+        let e = v["table"]
+            .value()
+            .gather(&ids, 0)?
+            .mean(Axes::from(1), false)?;
+        return e
+            .matmul(&k["u"])?
+            .sub(&k["y"])?
+            .square()?
+            .mean(Axes::All, false);
+    }
     if problem == "quadratic" {
         let a = k["a"]
             .mul(&v["w"].value().sub(&k["c"])?.square()?)?
@@ -134,7 +153,7 @@ fn close(got: f64, want: f64, scale: f64) -> bool {
 fn trajectories_match_keras() {
     let root: Value = serde_json::from_str(include_str!("fixtures/optimizer_golden.json")).unwrap();
     let runs = root["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2 * root["configs"].as_object().unwrap().len());
+    assert_eq!(runs.len(), 3 * root["configs"].as_object().unwrap().len());
     let mut failures = Vec::new();
     for run in runs {
         let (pname, cname) = (
@@ -164,7 +183,7 @@ fn trajectories_match_keras() {
             .enumerate()
         {
             let tape = GradientTape::new();
-            let l = loss(pname, &consts, &vars).unwrap();
+            let l = loss(pname, &consts, &vars, step).unwrap();
             let grads = tape.gradient(&l, &list).unwrap();
             opt.apply_gradients(&grads, &list).unwrap();
             let got_loss = l.to_f64_vec()[0];
