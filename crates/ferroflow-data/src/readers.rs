@@ -353,11 +353,15 @@ impl Source for Lines {
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) => current = None,
                 Ok(_) => {
-                    while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+                    // One line ending, `\n` or `\r\n`, as TensorFlow strips it.
+                    if line.last() == Some(&b'\n') {
                         line.pop();
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
                     }
-                    let n = line.len();
-                    return Some(Tensor::from_vec(line, &[n]).map(Element::Tensor));
+                    let line = ferroflow_core::TfString::from(line);
+                    return Some(Tensor::from_vec(vec![line], &[]).map(Element::Tensor));
                 }
                 Err(e) => return Some(Err(io_err(path, e))),
             }
@@ -369,7 +373,8 @@ impl Source for Lines {
     }
 }
 
-/// The lines of text files, without line endings, as `u8` tensors (`TextLineDataset`).
+/// The lines of text files, without their line endings, as scalar string tensors
+/// (`tf.data.TextLineDataset`); gzipped files are read transparently.
 pub fn text_line_dataset(paths: &[impl AsRef<Path>]) -> Dataset {
     Dataset::from_source(Lines {
         paths: paths.iter().map(|p| p.as_ref().to_path_buf()).collect(),

@@ -142,13 +142,27 @@ fn npy_and_text_lines() {
         vec![2.0, 3.0]
     );
     let t = d.join("t.txt");
-    std::fs::write(&t, "hello\r\nworld\n\nlast").unwrap();
+    std::fs::write(&t, "hello\r\nworld\n\ncarriage\r\r\nlast").unwrap();
     let lines: Vec<String> = text_line_dataset(&[&t])
         .collect()
         .unwrap()
         .iter()
-        .map(|e| String::from_utf8(e.tensor().unwrap().to_vec::<u8>().unwrap()).unwrap())
+        .flat_map(|e| {
+            let t = e.tensor().unwrap();
+            assert_eq!(
+                (t.dtype(), t.shape()),
+                (ferroflow_core::DType::String, &[][..])
+            );
+            t.to_strings().unwrap()
+        })
         .collect();
-    assert_eq!(lines, vec!["hello", "world", "", "last"]);
+    assert_eq!(lines, vec!["hello", "world", "", "carriage\r", "last"]);
+    // Lines batch into string vectors.
+    let batch = text_line_dataset(&[&t])
+        .batch(5, false)
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(batch[0].tensor().unwrap().shape(), [5]);
     let _ = std::fs::remove_dir_all(&d);
 }
