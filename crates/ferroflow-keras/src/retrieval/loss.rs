@@ -98,14 +98,7 @@ impl Retrieval {
             positives = positives.mul_scalar(scale)?;
         }
         if let Some(p) = candidate_sampling_probability {
-            if p.shape() != [batch] {
-                return Err(Error::shapes(
-                    "Retrieval",
-                    "candidate_sampling_probability must be [batch]",
-                    p.shape(),
-                    &[batch],
-                ));
-            }
+            per_query_vector("candidate_sampling_probability must be [batch]", p, batch)?;
             let dt = logits.dtype();
             let (lo, hi) = (
                 Tensor::scalar(1e-6f64).cast(dt)?,
@@ -122,27 +115,13 @@ impl Retrieval {
                     "remove_accidental_hits needs the candidate ids",
                 )
             })?;
-            if ids.shape() != [batch] {
-                return Err(Error::shapes(
-                    "Retrieval",
-                    "candidate ids must be [batch]",
-                    ids.shape(),
-                    &[batch],
-                ));
-            }
+            per_query_vector("candidate ids must be [batch]", ids, batch)?;
             let mask = accidental_hits(ids)?.cast(logits.dtype())?;
             logits = logits.add(&mask.mul_scalar(MASKED_LOGIT)?)?;
         }
         let mut per_query = logits.logsumexp(-1, false)?.sub(&positives)?;
         if let Some(w) = sample_weight {
-            if w.shape() != [batch] {
-                return Err(Error::shapes(
-                    "Retrieval",
-                    "sample_weight must be [batch]",
-                    w.shape(),
-                    &[batch],
-                ));
-            }
+            per_query_vector("sample_weight must be [batch]", w, batch)?;
             per_query = per_query.mul(&w.cast(per_query.dtype())?)?;
         }
         let total = per_query.sum(-1, false)?;
@@ -162,4 +141,12 @@ fn accidental_hits(ids: &Tensor) -> Result<Tensor> {
     let off: Vec<bool> = (0..n * n).map(|i| i / n != i % n).collect();
     let off_diagonal = Tensor::from_vec(off, &[n, n])?;
     same.logical_and(&off_diagonal)
+}
+
+/// Checks that `t` holds one value per query (`[batch]`); `msg` says which input.
+fn per_query_vector(msg: &'static str, t: &Tensor, batch: usize) -> Result<()> {
+    if t.shape() == [batch] {
+        return Ok(());
+    }
+    Err(Error::shapes("Retrieval", msg, t.shape(), &[batch]))
 }
