@@ -448,8 +448,8 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Creates `v`'s slots (from its current `value`) on its first update.
-    /// Creates `v`'s slots if it has none; returns whether it did.
+    /// Creates `v`'s slots (from its current `value`) on its first update; returns whether
+    /// it did.
     fn ensure_slots(&mut self, v: &Variable, value: &Tensor) -> Result<bool> {
         let missing = !self.slots.contains_key(&v.id());
         if missing {

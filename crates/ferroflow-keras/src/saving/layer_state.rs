@@ -31,10 +31,7 @@ pub fn write(model: &dyn Layer, dir: &Path) -> Result<()> {
         for (file, bytes) in layer.assets() {
             let path = dir.join(ASSETS).join(p).join(&file);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::Io {
-                    path: parent.display().to_string(),
-                    source: e,
-                })?;
+                std::fs::create_dir_all(parent).map_err(super::io(parent))?;
             }
             ferroflow_core::atomic_file::write_atomic(&path, &bytes)?;
         }
@@ -88,10 +85,7 @@ pub fn restore(model: &dyn Layer, dir: &Path) -> Result<()> {
             )
         })?;
         let path = assets.join(&rel);
-        let bytes = std::fs::read(&path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        let bytes = std::fs::read(&path).map_err(super::io(&path))?;
         layer
             .restore_asset(rest, &bytes)
             .with_context(|| path.display().to_string())?;
