@@ -469,15 +469,16 @@ impl Layer for Recurrent {
                 }
                 Some(m) => {
                     let keep = m.slice(&[0, ti], &[-1, 1])?;
-                    if self.return_sequences && self.zero_output_for_mask {
-                        outputs.push(Tensor::where_(&keep, &hn, &hn.zeros_like()?)?);
+                    let kept = Tensor::where_(&keep, &hn, &h)?;
+                    if self.return_sequences {
+                        outputs.push(match self.zero_output_for_mask {
+                            true => Tensor::where_(&keep, &hn, &hn.zeros_like()?)?,
+                            false => kept.clone(),
+                        });
                     }
-                    h = Tensor::where_(&keep, &hn, &h)?;
+                    h = kept;
                     if let (Some(cn), Some(cp)) = (cn, &c) {
                         c = Some(Tensor::where_(&keep, &cn, cp)?);
-                    }
-                    if self.return_sequences && !self.zero_output_for_mask {
-                        outputs.push(h.clone());
                     }
                 }
             }
