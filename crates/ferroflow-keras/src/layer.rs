@@ -572,7 +572,8 @@ pub fn call_layer_masked(
     masks: &[Option<Tensor>],
     ctx: CallContext,
 ) -> Result<(Vec<Tensor>, Option<Tensor>)> {
-    let out = if masks.iter().any(Option::is_some) {
+    // Host-side layers read no masks; they always go through the recorded path.
+    let out = if masks.iter().any(Option::is_some) && !layer.runs_on_host() {
         layer.call_masked(inputs, masks, ctx)?
     } else {
         call_unmasked(layer, inputs, ctx)?
