@@ -5,13 +5,14 @@ use crate::shape::{broadcast_shapes, normalize_axis, numel};
 use crate::strings::host_op;
 use crate::strings::re2::compile;
 use crate::{Error, Result, Tensor, TfString};
-use std::sync::Arc;
-
-/// A scalar function over one element's bytes.
-type StringFn = Arc<dyn Fn(&[u8]) -> Result<TfString> + Send + Sync>;
 
 /// Applies `f` to every element of a string tensor, keeping its shape.
-fn map_strings(op: &'static str, attrs: String, t: &Tensor, f: StringFn) -> Result<Tensor> {
+fn map_strings(
+    op: &'static str,
+    attrs: String,
+    t: &Tensor,
+    f: impl Fn(&[u8]) -> Result<TfString> + Send + Sync + 'static,
+) -> Result<Tensor> {
     host_op(op, attrs, &[t], move |x| {
         let out = x[0]
             .string_data(op)?
@@ -35,19 +36,14 @@ fn utf8<'a>(op: &'static str, s: &'a [u8]) -> Result<&'a str> {
 /// ASCII (TensorFlow's default) or, with `unicode`, UTF-8 case mapping of every element.
 fn change_case(op: &'static str, t: &Tensor, unicode: bool, upper: bool) -> Result<Tensor> {
     let attrs = if unicode { "encoding=utf-8" } else { "" };
-    map_strings(
-        op,
-        attrs.into(),
-        t,
-        Arc::new(move |s| {
-            Ok(TfString::from(match (unicode, upper) {
-                (false, false) => s.to_ascii_lowercase(),
-                (false, true) => s.to_ascii_uppercase(),
-                (true, false) => utf8(op, s)?.to_lowercase().into_bytes(),
-                (true, true) => utf8(op, s)?.to_uppercase().into_bytes(),
-            }))
-        }),
-    )
+    map_strings(op, attrs.into(), t, move |s| {
+        Ok(TfString::from(match (unicode, upper) {
+            (false, false) => s.to_ascii_lowercase(),
+            (false, true) => s.to_ascii_uppercase(),
+            (true, false) => utf8(op, s)?.to_lowercase().into_bytes(),
+            (true, true) => utf8(op, s)?.to_uppercase().into_bytes(),
+        }))
+    })
 }
 
 /// `tf.strings.lower`: ASCII letters to lower case, other bytes unchanged (TensorFlow's
@@ -73,12 +69,9 @@ pub fn upper_unicode(t: &Tensor) -> Result<Tensor> {
 
 /// `tf.strings.strip`: removes leading and trailing ASCII whitespace.
 pub fn strip(t: &Tensor) -> Result<Tensor> {
-    map_strings(
-        "strip",
-        String::new(),
-        t,
-        Arc::new(|s| Ok(TfString::copy_from_slice(s.trim_ascii()))),
-    )
+    map_strings("strip", String::new(), t, |s| {
+        Ok(TfString::copy_from_slice(s.trim_ascii()))
+    })
 }
 
 /// An RE2 rewrite string (`\1` names a group, `\\` a backslash) in the `regex` crate's
@@ -121,12 +114,12 @@ pub fn regex_replace(
         "regex_replace",
         format!("pattern={pattern:?}, rewrite={rewrite:?}, replace_global={replace_global}"),
         t,
-        Arc::new(move |s| {
+        move |s| {
             let limit = if replace_global { 0 } else { 1 };
             Ok(TfString::from(
                 re.replacen(s, limit, template.as_bytes()).into_owned(),
             ))
-        }),
+        },
     )
 }
 
