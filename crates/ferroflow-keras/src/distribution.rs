@@ -124,6 +124,17 @@ pub fn with_replicas<R>(replicas: Arc<dyn Replicas>, f: impl FnOnce() -> R) -> R
     f()
 }
 
+/// Makes `replicas` the current strategy until the matching [`exit_replicas`]: the two
+/// halves of [`with_replicas`], for language bindings whose scopes are context managers.
+pub fn enter_replicas(replicas: Arc<dyn Replicas>) {
+    SCOPE.with(|s| s.borrow_mut().push(replicas));
+}
+
+/// Ends the innermost [`enter_replicas`] on this thread.
+pub fn exit_replicas() {
+    SCOPE.with(|s| s.borrow_mut().pop());
+}
+
 /// The strategy of the innermost [`with_replicas`] on this thread, if any.
 pub fn current() -> Option<Arc<dyn Replicas>> {
     SCOPE.with(|s| s.borrow().last().cloned())

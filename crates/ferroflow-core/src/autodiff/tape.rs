@@ -255,6 +255,12 @@ impl GradientTape {
         Ok(out.into_iter().map(Option::flatten).collect())
     }
 
+    /// Stops recording (the end of a `with tf.GradientTape() as tape:` block in language
+    /// bindings); gradients of what was recorded can still be taken.
+    pub fn stop(&self) {
+        self.detach();
+    }
+
     fn detach(&self) {
         TAPES.with(|t| t.borrow_mut().retain(|s| !Rc::ptr_eq(s, &self.state)));
     }

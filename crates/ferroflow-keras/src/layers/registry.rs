@@ -52,6 +52,12 @@ pub const CLASSES: &[&str] = &[
     "TextVectorization",
     "BruteForce",
     "ReLU",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "Bidirectional",
+    "TimeDistributed",
+    "MultiHeadAttention",
     "Sequential",
     "Functional",
 ];
