@@ -47,7 +47,10 @@ def as_dtype(name):
         return name
     if isinstance(name, str) and name in _BY_NAME:
         return _BY_NAME[name]
-    return _BY_NAME[np.dtype(name).name]
+    n = np.dtype(name).name
+    if n not in _BY_NAME:
+        raise TypeError(f"ferroflow has no dtype '{n}' (it has {', '.join(_NAMES)})")
+    return _BY_NAME[n]
 
 
 globals().update(_BY_NAME)

@@ -161,6 +161,7 @@ class Model:
         cbs.append(history)
         for cb in cbs:
             cb.set_params(params)
+            cb.set_model(self)
         if isinstance(validation_data, Dataset):
             validation_data = validation_data._native
         elif isinstance(validation_data, (list, tuple)) and len(validation_data) == 3:
