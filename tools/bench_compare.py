@@ -14,6 +14,8 @@
                                            # Adagrad) vs TensorFlow: step time, peak memory
     python3 tools/bench_compare.py web     # ferroflow-wasm vs TF.js's WASM backend in headless
                                            # Chromium: demo CNN and MobileNetV2 at batch 1, bytes
+    python3 tools/bench_compare.py python  # from Python: fit of the 60k x 784 MLP, a batch-1
+                                           # predict loop, import time vs Keras 3 / TensorFlow
 
 PyTorch joins the `train` comparison when it is importable (it is large to install, so the
 script does not install it; `pip install torch` into .venv-bench to include it).
@@ -31,7 +33,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv-bench")
-SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web", "onnx", "distribute", "recsys")
+SUITES = ("core", "train", "keras", "data", "function", "tflite", "serve", "web", "onnx", "distribute", "recsys", "python")
 # Figures where smaller is better (times); the rest are rates.
 LOWER_IS_BETTER = {"tiny_add", "mlp_train_step_ms", "fit_epoch_s", "fit_peak_rss_mib", "data_peak_rss_mib",
                    "mlp_b32_compiled_ms", "mlp_b128_compiled_ms", "cnn_b32_compiled_ms",
@@ -840,6 +842,11 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import bench_recsys
         bench_recsys.run(ferroflow_exe(), int(os.environ.get("BENCH_REPS", "20")))
+        return
+    if suite == "python":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_python
+        bench_python.run()
         return
     if suite == "web":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
