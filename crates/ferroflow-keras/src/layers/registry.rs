@@ -157,3 +157,22 @@ pub fn from_json(v: &Value) -> Result<LayerRef> {
         None => format!("rebuilding a {class} layer"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every listed class is one `from_config` knows (an empty config may be refused, but
+    /// not as an unknown class), so the list that language bindings read stays true.
+    #[test]
+    fn every_listed_class_is_known() {
+        for class in CLASSES {
+            if let Err(e) = from_config(class, &serde_json::json!({})) {
+                assert!(
+                    !e.to_string().contains("unknown layer class"),
+                    "{class}: {e}"
+                );
+            }
+        }
+    }
+}
