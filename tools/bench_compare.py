@@ -299,32 +299,13 @@ def keras_effnet(reps):
 def keras_fit():
     """The Keras column of the keras suite: best epoch time of 3 and peak RSS."""
     import resource
-    import time
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import numpy as np
     import keras
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_python
 
-    n = 60_000
-    x = np.random.default_rng(1).random((n, 784), dtype=np.float32)
-    y = (np.arange(n) * 7) % 10
-    model = keras.Sequential([
-        keras.Input((784,)),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t)
-
-    model.fit(x, y, batch_size=128, epochs=3, verbose=0, callbacks=[Timer()])
+    _, times = bench_python.fit_mlp(keras, *bench_python.mlp_data())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"fit_epoch_s": min(times), "fit_peak_rss_mib": rss}))
 

@@ -25,17 +25,9 @@ def ensure_package():
                                os.path.join(ROOT, "crates", "ferroflow-py")])
 
 
-def worker(framework):
-    """Runs the workload with `framework` (ferroflow or keras) and prints its figures."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import numpy as np
-    if framework == "ferroflow":
-        from ferroflow import keras
-    else:
-        import keras
-    n = 60_000
-    x = np.random.default_rng(1).random((n, 784), dtype=np.float32)
-    y = (np.arange(n) * 7) % 10
+def fit_mlp(keras, x, y):
+    """Fits the 60k x 784 MLP for 3 epochs with `keras` (any module with Keras's API);
+    returns the model and its epoch times."""
     model = keras.Sequential([
         keras.Input((784,)),
         keras.layers.Dense(256, activation="relu"),
@@ -53,6 +45,24 @@ def worker(framework):
             times.append(time.perf_counter() - self.t)
 
     model.fit(x, y, batch_size=128, epochs=3, verbose=0, callbacks=[Timer()])
+    return model, times
+
+
+def mlp_data():
+    import numpy as np
+    n = 60_000
+    return np.random.default_rng(1).random((n, 784), dtype=np.float32), (np.arange(n) * 7) % 10
+
+
+def worker(framework):
+    """Runs the workload with `framework` (ferroflow or keras) and prints its figures."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if framework == "ferroflow":
+        from ferroflow import keras
+    else:
+        import keras
+    x, y = mlp_data()
+    model, times = fit_mlp(keras, x, y)
     for i in range(10):
         model.predict(x[i:i + 1], verbose=0)
     calls = []

@@ -147,6 +147,7 @@ macro_rules! stored {
             fn slice(s: &CpuStorage) -> Option<&[Self]> {
                 match s {
                     CpuStorage::$variant(v) => Some(v),
+                    CpuStorage::Foreign(f) => f.slice::<Self>(),
                     _ => None,
                 }
             }

@@ -19,6 +19,9 @@ impl Tensor {
         let c = self.contiguous();
         let mut out = Vec::with_capacity(c.numel() * c.dtype().size_in_bytes());
         match c.cpu_storage() {
+            CpuStorage::Foreign(f) => {
+                return Tensor::from_storage(f.to_owned_storage(), c.shape()).to_le_bytes()
+            }
             CpuStorage::F32(v) => v
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),

@@ -65,6 +65,18 @@ impl Tensor {
         Tensor::from_parts(self.0.storage.clone(), layout)
     }
 
+    /// A tensor reading `buffer` in place, row-major as `shape` (sizes must agree).
+    pub fn from_foreign(buffer: crate::storage::ForeignBuffer, shape: &[usize]) -> Result<Tensor> {
+        let storage = CpuStorage::Foreign(buffer);
+        if storage.len() != numel(shape) {
+            return Err(Error::invalid(
+                "from_foreign",
+                format!("{} elements for shape {shape:?}", storage.len()),
+            ));
+        }
+        Ok(Tensor::from_storage(storage, shape))
+    }
+
     /// Builds a tensor from row-major data; `data.len()` must equal the product of `shape`.
     pub fn from_vec<T: Stored>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
         if data.len() != numel(shape) {
@@ -197,6 +209,7 @@ impl Tensor {
     /// from its start (so an op may write its output over it); the tensor back otherwise.
     pub fn try_into_vec<T: Stored>(self) -> std::result::Result<Vec<T>, Tensor> {
         let whole = T::DTYPE == self.dtype()
+            && !self.cpu_storage().is_foreign()
             && self.is_contiguous()
             && self.layout().offset() == 0
             && self.cpu_storage().len() == self.numel();

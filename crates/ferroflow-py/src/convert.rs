@@ -4,12 +4,14 @@
 use crate::errors::IntoPy;
 use crate::tensor::PyTensor;
 use crate::variable::PyVariable;
+use ferroflow_core::storage::ForeignBuffer;
 use ferroflow_core::{DType, Tensor};
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString};
+use std::sync::Arc;
 
 /// Runs `$body` with `$T` bound to the Rust element type of each dtype NumPy shares with
 /// ferroflow (bf16, which NumPy lacks, and strings are handled apart).
@@ -53,17 +55,6 @@ macro_rules! numpy_types {
     };
 }
 
-const NUMPY_DTYPES: [DType; 8] = [
-    DType::F32,
-    DType::F64,
-    DType::I32,
-    DType::I64,
-    DType::Bool,
-    DType::U8,
-    DType::I8,
-    DType::F16,
-];
-
 /// A dtype from its TensorFlow name (`"float32"`), a NumPy dtype or type, or a ferroflow
 /// `DType` (a `str` subclass).
 pub fn dtype_arg(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
@@ -84,25 +75,39 @@ pub fn dtype_arg(obj: &Bound<'_, PyAny>) -> PyResult<DType> {
         .ok_or_else(|| PyTypeError::new_err(format!("ferroflow has no dtype '{name}'")))
 }
 
-/// The tensor of a C-contiguous NumPy array (one copy into ferroflow's storage).
+/// The tensor of a C-contiguous NumPy array: it reads the array's buffer in place (the
+/// tensor keeps the array alive), or copies it when the buffer is not aligned.
 fn from_array(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Option<Tensor>> {
+    from_array_or_copy(arr, true)
+}
+
+fn from_array_or_copy(arr: &Bound<'_, PyUntypedArray>, may_copy: bool) -> PyResult<Option<Tensor>> {
     let shape = arr.shape().to_vec();
-    for d in NUMPY_DTYPES {
-        let t = numpy_types!(d, T => {
-            match arr.cast::<PyArrayDyn<T>>() {
-                Ok(a) => {
-                    let ro = a.readonly();
-                    let data = ro.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-                    Some(Tensor::from_slice(data, &shape).py()?)
-                }
-                Err(_) => None,
-            }
-        }, None);
-        if t.is_some() {
-            return Ok(t);
+    let name: String = arr.getattr("dtype")?.getattr("name")?.extract()?;
+    let Some(d) = DType::from_name(&name) else {
+        return Ok(None);
+    };
+    numpy_types!(d, T => {
+        // Not this dtype in native byte order: the caller converts it.
+        let Ok(a) = arr.cast::<PyArrayDyn<T>>() else {
+            return Ok(None);
+        };
+        let buf = if a.is_c_contiguous() {
+            let owner: Arc<dyn std::any::Any + Send + Sync> = Arc::new(a.clone().into_any().unbind());
+            // SAFETY: a C-contiguous array of `T` holds `len` initialised elements at
+            // `data()`; `owner` holds a reference to the array, so NumPy keeps the buffer
+            // (and refuses to resize it) while any tensor reads it.
+            unsafe { ForeignBuffer::new(d, a.data() as *const u8, a.len(), owner) }
+        } else {
+            Err(ferroflow_core::Error::invalid("constant", "a strided NumPy array"))
+        };
+        match buf {
+            Ok(buf) => Ok(Some(Tensor::from_foreign(buf, &shape).py()?)),
+            // Strided, or misaligned (a view at an odd offset): a fresh copy, borrowed.
+            Err(_) if may_copy => from_array_or_copy(a.call_method0("copy")?.cast::<PyUntypedArray>()?, false),
+            Err(e) => Err(crate::errors::to_py(e)),
         }
-    }
-    Ok(None)
+    }, Ok(None))
 }
 
 /// A string tensor from a NumPy array of `str`, `bytes` or Python objects holding them.

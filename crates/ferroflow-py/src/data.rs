@@ -8,7 +8,7 @@ use ferroflow_core::{Error, Result};
 use ferroflow_data::{Cardinality, Dataset, Element, ElementIter, AUTOTUNE};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -267,6 +267,5 @@ impl PyDatasetIterator {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDataset>()?;
     m.add_class::<PyDatasetIterator>()?;
-    let _ = PyList::empty(m.py());
     Ok(())
 }

@@ -165,10 +165,6 @@ impl PyLayer {
         } else {
             inputs.iter().collect()
         };
-        let was_list = inputs.len() == 1
-            && (inputs.get_item(0)?.is_instance_of::<PyList>()
-                || inputs.get_item(0)?.is_instance_of::<PyTuple>());
-        let _ = was_list;
         if items.iter().all(|i| i.is_instance_of::<PyKerasTensor>()) && !items.is_empty() {
             let kts: Vec<KerasTensor> = items
                 .iter()

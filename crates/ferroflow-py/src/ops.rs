@@ -5,10 +5,10 @@
 use crate::convert::{dtype_arg, to_tensor};
 use crate::errors::IntoPy;
 use crate::tensor::PyTensor;
+use ferroflow_core::ops::conv::Padding;
 use ferroflow_core::{BinaryOp, DType, ReduceOp, Tensor, UnaryOp};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 
 const UNARY: &[UnaryOp] = &[
     UnaryOp::Neg,
@@ -478,6 +478,88 @@ pub fn convert_to_tensor(value: T<'_>, dtype: Option<T<'_>>) -> PyResult<PyTenso
     Ok(PyTensor(to_tensor(value, d)?))
 }
 
+fn padding(p: &str) -> PyResult<Padding> {
+    match p.to_ascii_uppercase().as_str() {
+        "SAME" => Ok(Padding::Same),
+        "VALID" => Ok(Padding::Valid),
+        other => Err(PyValueError::new_err(format!(
+            "padding must be 'SAME' or 'VALID', got '{other}'"
+        ))),
+    }
+}
+
+/// A window or stride argument as TensorFlow takes it: `n`, `[h, w]` or `[1, h, w, 1]`.
+fn pair(v: T<'_>, what: &str) -> PyResult<(usize, usize)> {
+    if let Ok(n) = v.extract::<usize>() {
+        return Ok((n, n));
+    }
+    match v.extract::<Vec<usize>>()?.as_slice() {
+        [n] => Ok((*n, *n)),
+        [h, w] | [1, h, w, 1] => Ok((*h, *w)),
+        other => Err(PyValueError::new_err(format!(
+            "{what} must be n, [h, w] or [1, h, w, 1], got {other:?}"
+        ))),
+    }
+}
+
+/// `tf.nn.conv2d(input, filters, strides, padding, dilations)`: NHWC input, HWIO filters.
+#[pyfunction]
+#[pyo3(signature = (input, filters, strides, padding, dilations=None))]
+pub fn conv2d(
+    input: T<'_>,
+    filters: T<'_>,
+    strides: T<'_>,
+    padding: &str,
+    dilations: Option<T<'_>>,
+) -> PyResult<PyTensor> {
+    let d = dilations
+        .map(|d| pair(d, "dilations"))
+        .transpose()?
+        .unwrap_or((1, 1));
+    out(t(input)?.conv2d(
+        &t(filters)?,
+        pair(strides, "strides")?,
+        self::padding(padding)?,
+        d,
+    ))
+}
+
+/// `tf.nn.max_pool2d` / `avg_pool2d` on NHWC input.
+#[pyfunction]
+pub fn pool2d(
+    kind: &str,
+    input: T<'_>,
+    ksize: T<'_>,
+    strides: T<'_>,
+    padding: &str,
+) -> PyResult<PyTensor> {
+    let (x, k, s, p) = (
+        t(input)?,
+        pair(ksize, "ksize")?,
+        pair(strides, "strides")?,
+        self::padding(padding)?,
+    );
+    out(match kind {
+        "max" => x.max_pool2d(k, s, p),
+        "avg" => x.avg_pool2d(k, s, p),
+        other => return Err(PyValueError::new_err(format!("no pooling '{other}'"))),
+    })
+}
+
+/// `tf.nn.moments(x, axes, keepdims)`: mean and variance.
+#[pyfunction]
+#[pyo3(signature = (x, axes, keepdims=false))]
+pub fn moments(x: T<'_>, axes: Vec<isize>, keepdims: bool) -> PyResult<(PyTensor, PyTensor)> {
+    let (m, v) = t(x)?.moments(axes, keepdims).py()?;
+    Ok((PyTensor(m), PyTensor(v)))
+}
+
+/// `tf.stop_gradient(x)`: the same values, no gradient.
+#[pyfunction]
+pub fn stop_gradient(x: T<'_>) -> PyResult<PyTensor> {
+    Ok(PyTensor(t(x)?.stop_gradient()))
+}
+
 /// Registers the op functions on the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     macro_rules! add {
@@ -523,7 +605,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         dropout,
         shape_of,
         convert_to_tensor,
+        conv2d,
+        pool2d,
+        moments,
+        stop_gradient,
     );
-    let _ = PyList::empty(m.py());
     Ok(())
 }

@@ -133,11 +133,7 @@ impl PyTensor {
         dtype: Option<&Bound<'py, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let a = to_numpy(py, &self.0, copy.unwrap_or(false))?;
-        match dtype {
-            Some(d) if !d.is_none() => a.call_method1("astype", (d,)),
-            _ => Ok(a),
-        }
+        array_hook(py, &self.0, dtype, copy.unwrap_or(false))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -329,4 +325,18 @@ fn scalar_value(t: &Tensor) -> PyResult<f64> {
         return Err(PyTypeError::new_err("a string tensor is not a number"));
     }
     Ok(t.to_f64_vec()[0])
+}
+
+/// NumPy's `__array__(dtype, copy)` for a tensor value.
+pub fn array_hook<'py>(
+    py: Python<'py>,
+    t: &Tensor,
+    dtype: Option<&Bound<'py, PyAny>>,
+    copy: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let a = to_numpy(py, t, copy)?;
+    match dtype {
+        Some(d) if !d.is_none() => a.call_method1("astype", (d,)),
+        _ => Ok(a),
+    }
 }

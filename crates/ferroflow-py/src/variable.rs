@@ -81,11 +81,7 @@ impl PyVariable {
     ) -> PyResult<Bound<'py, PyAny>> {
         let _ = copy;
         // A variable changes, so NumPy always gets a copy.
-        let a = to_numpy(py, &self.0.read_untracked(), true)?;
-        match dtype {
-            Some(d) if !d.is_none() => a.call_method1("astype", (d,)),
-            _ => Ok(a),
-        }
+        crate::tensor::array_hook(py, &self.0.read_untracked(), dtype, true)
     }
 
     /// The variable's name.

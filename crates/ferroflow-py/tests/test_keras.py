@@ -188,3 +188,34 @@ def test_preprocessing_layer_adapt_and_dataset_predict():
     x, _ = small_data(10)
     ds = tf.data.Dataset.from_tensor_slices(x).batch(4)
     np.testing.assert_allclose(model.predict(ds, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_loads_a_keras_file_written_by_keras(tmp_path):
+    real = pytest.importorskip("keras")
+    inp = real.Input(shape=(8,))
+    h = real.layers.Dense(16, activation="relu")(inp)
+    out = real.layers.Dense(3, activation="softmax")(h)
+    km = real.Model(inp, out)
+    path = str(tmp_path / "from_keras.keras")
+    km.save(path)
+    x = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    ours = keras.models.load_model(path)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # And back: Keras reads what ferroflow writes.
+    ours.save(str(tmp_path / "back.keras"))
+    again = real.models.load_model(str(tmp_path / "back.keras"))
+    np.testing.assert_allclose(again.predict(x, verbose=0), km.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_progress_bar_redraws_in_a_jupyter_cell(capsys, monkeypatch):
+    import sys
+    import types
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    x, y = small_data(2048)
+    model = mlp()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=1)
+    out = capsys.readouterr().out
+    assert out.startswith("Epoch 1/1\n")
+    # The bar is redrawn in place (carriage returns), and ends with the epoch's line.
+    assert out.count("\r") >= 2
+    assert out.rstrip("\n").split("\r")[-1].startswith("256/256 ━━━━━━━━━━━━━━━━━━━━ ")

@@ -137,3 +137,40 @@ def test_function_error_in_python_is_raised_as_is():
 
     with pytest.raises(KeyError, match="inside"):
         bad(tf.constant(1.0))
+
+
+def test_numpy_in_is_zero_copy_and_never_written():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = tf.constant(x)
+    assert np.asarray(t).__array_interface__["data"][0] == x.__array_interface__["data"][0]
+    # The tensor keeps the array's buffer alive.
+    del x
+    assert float(tf.reduce_sum(t)) == 66.0
+    # Ops and in-place variable updates never write a borrowed buffer.
+    x = np.ones(4, dtype=np.float32)
+    v = tf.Variable(x)
+    v.assign_add(np.full(4, 2.0, np.float32))
+    y = tf.constant(x) + 1.0
+    assert x.tolist() == [1.0] * 4 and v.numpy().tolist() == [3.0] * 4 and y.numpy().tolist() == [2.0] * 4
+    # Non-contiguous and unaligned arrays are copied.
+    nc = np.arange(10, dtype=np.float32)[::2]
+    np.testing.assert_allclose(tf.constant(nc), nc)
+    raw = np.zeros(17, dtype=np.uint8)
+    unaligned = raw[1:].view(np.float32)
+    np.testing.assert_allclose(tf.constant(unaligned), unaligned)
+
+
+def test_nn_conv_pool_moments_and_stop_gradient():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    k = rng.normal(size=(1, 1, 3, 5)).astype(np.float32)
+    np.testing.assert_allclose(tf.nn.conv2d(x, k, strides=1, padding="VALID"), x @ k[0, 0], rtol=1e-5, atol=1e-6)
+    pooled = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+    np.testing.assert_allclose(pooled, x.reshape(2, 2, 2, 2, 2, 3).max(axis=(2, 4)))
+    mean, var = tf.nn.moments(tf.constant(x), axes=[0, 1, 2])
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, x.var(axis=(0, 1, 2)), rtol=1e-4)
+    v = tf.Variable(2.0)
+    with tf.GradientTape() as tape:
+        y = v * tf.stop_gradient(v * 3.0)
+    assert float(tape.gradient(y, v)) == 6.0

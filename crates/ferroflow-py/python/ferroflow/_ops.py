@@ -136,6 +136,38 @@ math.argmax, math.argmin = argmax, argmin
 math.sigmoid = nn.sigmoid
 
 
+def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None, name=None):
+    if data_format != "NHWC":
+        raise NotImplementedError("ferroflow's conv2d takes NHWC input")
+    return _native.conv2d(input, filters, strides, padding, dilations)
+
+
+def max_pool2d(input, ksize, strides, padding, data_format="NHWC", name=None):
+    return _native.pool2d("max", input, ksize, strides, padding)
+
+
+def avg_pool2d(input, ksize, strides, padding, data_format="NHWC", name=None):
+    return _native.pool2d("avg", input, ksize, strides, padding)
+
+
+def moments(x, axes, shift=None, keepdims=False, name=None):
+    return _native.moments(x, list(axes), keepdims)
+
+
+def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name=None):
+    inv = _native.unary("rsqrt", _native.binary("add", variance, variance_epsilon))
+    if scale is not None:
+        inv = inv * scale
+    y = (x - mean) * inv
+    return y if offset is None else y + offset
+
+
+for _name, _f in dict(conv2d=conv2d, max_pool2d=max_pool2d, avg_pool2d=avg_pool2d,
+                      moments=moments, batch_normalization=batch_normalization).items():
+    setattr(nn, _name, _f)
+nn.max_pool, nn.avg_pool = max_pool2d, avg_pool2d
+
+
 def top_k(input, k=1, sorted=True, name=None):
     return _native.top_k(input, k)
 
@@ -239,7 +271,7 @@ def identity(input, name=None):
 
 
 def stop_gradient(input, name=None):
-    return _native.constant(_native.convert_to_tensor(input).numpy())
+    return _native.stop_gradient(input)
 
 
 def norm(tensor, ord="euclidean", axis=None, keepdims=None, name=None):
