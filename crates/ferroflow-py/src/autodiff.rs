@@ -47,8 +47,15 @@ impl PyIndexedSlices {
         Ok(PyTensor(self.0.to_dense().py()?))
     }
 
-    fn __array__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::convert::to_numpy(py, &self.0.to_dense().py()?, true)
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        &self,
+        py: Python<'py>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _ = copy;
+        crate::tensor::array_hook(py, &self.0.to_dense().py()?, dtype, true)
     }
 }
 

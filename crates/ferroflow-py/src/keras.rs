@@ -261,6 +261,26 @@ impl PyLayer {
             .sum()
     }
 
+    /// Creates a weight of the layer (`self.add_weight` in a Python subclass): `initializer`
+    /// is a Keras initializer name or its serialised form.
+    #[pyo3(signature = (name, shape, initializer, trainable=true))]
+    fn add_weight(
+        &self,
+        name: &str,
+        shape: Vec<usize>,
+        initializer: &Bound<'_, PyAny>,
+        trainable: bool,
+    ) -> PyResult<PyVariable> {
+        let init =
+            ferroflow_keras::initializers::Initializer::from_json(&to_json(initializer)?).py()?;
+        let v = self
+            .0
+            .base()
+            .add_weight(name, &shape, &init, trainable, None, None)
+            .py()?;
+        Ok(PyVariable(v))
+    }
+
     /// `layer.adapt(data)` for preprocessing layers (Normalization, StringLookup...).
     fn adapt(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let t = if let Ok(d) = data.cast::<PyDataset>() {

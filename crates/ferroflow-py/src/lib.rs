@@ -5,6 +5,7 @@
 mod autodiff;
 mod callbacks;
 mod convert;
+mod custom;
 mod data;
 mod distribute;
 mod errors;
@@ -45,5 +46,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     keras::register(m)?;
     data::register(m)?;
     lite::register(m)?;
+    custom::register(m)?;
     Ok(())
 }

@@ -3,6 +3,8 @@ config. The classes are made from the registry's list (``_native.LAYER_CLASSES``
 layer added to the registry appears here; this file only knows Keras's positional
 argument order."""
 
+import inspect
+
 from .. import _native
 
 # Keras's positional parameters per class (the rest are keywords, passed through as config).
@@ -71,18 +73,81 @@ def _serialize(v):
     return v
 
 
-class Layer:
+class _PythonCall:
+    """What ferroflow calls on a Python subclass of ``Layer`` or ``Model``: its ``build``,
+    ``call`` (with ``training`` when it takes it), config and inner layers."""
+
+    def build(self, input_shape):
+        pass
+
+    def call(self, inputs, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define call()")
+
+    def _ff_build(self, shapes):
+        self.build(shapes[0] if len(shapes) == 1 else shapes)
+
+    def _ff_call(self, inputs, training):
+        x = inputs[0] if len(inputs) == 1 else inputs
+        takes = getattr(type(self), "_ff_takes_training", None)
+        if takes is None:
+            params = inspect.signature(self.call).parameters
+            takes = "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+            type(self)._ff_takes_training = takes
+        out = self.call(x, training=training) if takes else self.call(x)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def _ff_config(self):
+        cfg = dict(self.get_config())
+        for k in ("name", "trainable", "dtype"):
+            cfg.pop(k, None)
+        return cfg
+
+    def _ff_sublayers(self):
+        from .models import Model
+        found = []
+
+        def visit(v):
+            if isinstance(v, (Layer, Model)) and v is not self:
+                n = v._native
+                if isinstance(n, _native.Layer):
+                    found.append(n)
+            elif isinstance(v, (list, tuple)):
+                for i in v:
+                    visit(i)
+            elif isinstance(v, dict):
+                for i in v.values():
+                    visit(i)
+
+        for k, v in vars(self).items():
+            if k != "_native":
+                visit(v)
+        return found
+
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
+                   regularizer=None, constraint=None, name=None, **kwargs):
+        if regularizer is not None or constraint is not None:
+            raise NotImplementedError("add_weight: regularizers and constraints are not supported yet")
+        self._ff_weights = getattr(self, "_ff_weights", 0) + 1
+        return self._native.add_weight(name or f"weight_{self._ff_weights}", list(shape or ()),
+                                       _serialize(initializer), bool(trainable))
+
+
+class Layer(_PythonCall):
     """A Keras layer. Calling it on ``keras.Input`` tensors builds a functional graph;
-    calling it on tensors computes."""
+    calling it on tensors computes. Subclass it and define ``call`` (and ``build`` with
+    ``self.add_weight``) for a layer of your own."""
 
     _class_name = None
 
     def __init__(self, *args, **kwargs):
         cls = self._class_name
         if cls is None:
-            raise NotImplementedError(
-                "subclassing keras.layers.Layer in Python is not supported yet; "
-                "compose the built-in layers with the functional API")
+            if args:
+                raise TypeError(f"{type(self).__name__}: Layer takes keyword arguments only")
+            self._input_shape = tuple(kwargs["input_shape"]) if "input_shape" in kwargs else None
+            self._native = _native.custom_layer(self, type(self).__name__, kwargs.get("name"))
+            self._native.trainable = kwargs.get("trainable", True)
+            return
         names = _POSITIONAL.get(cls, ())
         if len(args) > len(names):
             raise TypeError(f"{cls}() takes at most {len(names)} positional arguments, got {len(args)}")
@@ -135,6 +200,8 @@ class Layer:
         self._native.trainable = on
 
     def get_config(self):
+        if self._class_name is None:
+            return {"name": self.name, "trainable": self.trainable}
         return self._native.get_config()
 
     def get_weights(self):

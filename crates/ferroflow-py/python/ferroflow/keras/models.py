@@ -8,7 +8,7 @@ from .. import _native
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
-from .layers import Layer, _unwrap
+from .layers import Layer, _PythonCall, _unwrap
 
 
 def _is_symbolic(x):
@@ -27,15 +27,19 @@ def _num_samples(x):
     return len(x)
 
 
-class Model:
+class Model(_PythonCall):
     """A functional model: ``keras.Model(inputs, outputs)`` with symbolic tensors from
     ``keras.Input`` and layer calls (several inputs and outputs, shared layers)."""
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        if inputs is None and outputs is None and type(self) not in (Model, Sequential):
+            # A subclass with its own `call`.
+            self._init_native(_native.custom_model(self, type(self).__name__, name))
+            self._list_inputs = False
+            self._list_outputs = False
+            return
         if inputs is None or outputs is None:
-            raise NotImplementedError(
-                "subclassed models (overriding call in Python) are not supported yet; "
-                "use keras.Model(inputs, outputs) or keras.Sequential")
+            raise ValueError("keras.Model(inputs, outputs): both are needed (or subclass it and define call)")
         if isinstance(inputs, dict):
             inputs = list(inputs.values())
         self._list_inputs = isinstance(inputs, (list, tuple))
@@ -111,10 +115,20 @@ class Model:
             outs = self._native.call_symbolic(ins)
             return outs if self._list_outputs else outs[0]
         outs = self._native.call(_unwrap(inputs), bool(training))
-        return outs if self._list_outputs else outs[0]
+        return outs if self._list_outputs or len(outs) > 1 else outs[0]
+
+    def _ff_build(self, shapes):
+        # `Model.build` builds the native model; only a subclass's own build runs here.
+        if type(self).build is not Model.build:
+            self.build(shapes[0] if len(shapes) == 1 else shapes)
 
     def call(self, inputs, training=False, mask=None):
+        if type(self) not in (Model, Sequential):
+            raise NotImplementedError(f"{type(self).__name__} must define call()")
         return self(inputs, training=training)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": True}
 
     # --- training --------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
