@@ -116,10 +116,10 @@ pub fn with_replicas<R>(replicas: Arc<dyn Replicas>, f: impl FnOnce() -> R) -> R
     struct Pop;
     impl Drop for Pop {
         fn drop(&mut self) {
-            SCOPE.with(|s| s.borrow_mut().pop());
+            exit_replicas();
         }
     }
-    SCOPE.with(|s| s.borrow_mut().push(replicas));
+    enter_replicas(replicas);
     let _pop = Pop;
     f()
 }

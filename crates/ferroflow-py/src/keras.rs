@@ -584,6 +584,12 @@ impl PyModel {
         self.with(|m| Ok(m.name().to_string()))
     }
 
+    /// The Keras class name (`Sequential`, `Functional`, a subclass's name).
+    #[getter]
+    fn class_name(&self) -> PyResult<String> {
+        self.with(|m| Ok(m.as_layer().class_name().to_string()))
+    }
+
     /// The layers, in order.
     #[getter]
     fn layers(&self) -> PyResult<Vec<PyLayer>> {

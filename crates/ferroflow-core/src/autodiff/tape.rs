@@ -246,7 +246,7 @@ impl GradientTape {
         if self.state.borrow().persistent {
             self.state.borrow_mut().recording = was_recording;
         } else {
-            self.detach();
+            self.stop();
         }
         let mut grads = result?;
         for s in 0..sources.len() {
@@ -258,17 +258,13 @@ impl GradientTape {
     /// Stops recording (the end of a `with tf.GradientTape() as tape:` block in language
     /// bindings); gradients of what was recorded can still be taken.
     pub fn stop(&self) {
-        self.detach();
-    }
-
-    fn detach(&self) {
         TAPES.with(|t| t.borrow_mut().retain(|s| !Rc::ptr_eq(s, &self.state)));
     }
 }
 
 impl Drop for GradientTape {
     fn drop(&mut self) {
-        self.detach();
+        self.stop();
     }
 }
 

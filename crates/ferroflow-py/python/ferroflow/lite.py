@@ -50,9 +50,10 @@ class TFLiteConverter:
 
     def _samples(self):
         data = self.representative_dataset
-        gen = data() if callable(data) else data
         if hasattr(data, "input_gen"):
             gen = data.input_gen()
+        else:
+            gen = data() if callable(data) else data
         samples = []
         names = self._model._native.input_names
         for item in gen:

@@ -56,7 +56,7 @@ class Model(_PythonCall):
 
     @classmethod
     def _from_native(cls, native):
-        m = cls.__new__(Sequential if _is_sequential(native) else Model)
+        m = cls.__new__(Sequential if native.class_name == "Sequential" else Model)
         m._init_native(native)
         m._list_inputs = len(native.input_names) > 1
         m._list_outputs = len(native.output_names) > 1
@@ -157,7 +157,8 @@ class Model(_PythonCall):
             n = x._native.cardinality()
             return n if n >= 0 else None
         n = _num_samples(x)
-        n_train = n - int(round(n * validation_split)) if validation_split else n
+        # The split `fit` makes (ferroflow's split_tail): the last floor(n * split) rows.
+        n_train = n - int(n * validation_split)
         return max(1, math.ceil(n_train / (batch_size or 32)))
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -227,14 +228,6 @@ class Model(_PythonCall):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
-
-
-def _is_sequential(native):
-    try:
-        import json
-        return json.loads(native.to_json()).get("class_name") == "Sequential"
-    except Exception:
-        return False
 
 
 class Sequential(Model):
