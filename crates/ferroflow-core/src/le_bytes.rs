@@ -6,7 +6,7 @@ use crate::storage::CpuStorage;
 use crate::{DType, Error, Result, Tensor};
 use half::{bf16, f16};
 
-fn le<T, const N: usize>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+fn le<T, const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
     data.chunks_exact(N)
         .map(|c| f(c.try_into().unwrap_or([0; N])))
         .collect()

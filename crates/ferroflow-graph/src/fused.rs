@@ -308,13 +308,14 @@ impl FusedKernel {
             .iter()
             .zip(&data)
             .map(|(a, d)| match a {
-                Access::Periodic(p) if *p < BLOCK && d.len() == *p => Some(
-                    d.iter()
-                        .copied()
-                        .cycle()
-                        .take(p * (BLOCK / p + 2))
-                        .collect(),
-                ),
+                Access::Periodic(p) if *p < BLOCK && d.len() == *p => {
+                    let n = p * (BLOCK / p + 2);
+                    let mut v = Vec::with_capacity(n);
+                    while v.len() < n {
+                        v.extend_from_slice(d);
+                    }
+                    Some(v)
+                }
                 _ => None,
             })
             .collect();

@@ -92,9 +92,12 @@ fn row<T: Float>(src: &[T], dst: &mut [std::mem::MaybeUninit<T>], log: bool) {
     } else {
         m
     };
+    // Each exponential is computed once, kept in `dst` and scaled in place.
     let mut sum = T::ZERO;
-    for &v in src {
-        sum += (v - m).exp();
+    for (d, &v) in dst.iter_mut().zip(src) {
+        let e = (v - m).exp();
+        sum += e;
+        d.write(e);
     }
     if log {
         let lse = m + sum.ln();
@@ -103,8 +106,10 @@ fn row<T: Float>(src: &[T], dst: &mut [std::mem::MaybeUninit<T>], log: bool) {
         }
     } else {
         let inv = T::ONE / sum;
-        for (d, &v) in dst.iter_mut().zip(src) {
-            d.write((v - m).exp() * inv);
+        for d in dst.iter_mut() {
+            // SAFETY: the loop above wrote every element of `dst`.
+            let e = unsafe { d.assume_init_read() };
+            d.write(e * inv);
         }
     }
 }

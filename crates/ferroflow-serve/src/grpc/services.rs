@@ -2,6 +2,7 @@
 //! request (the same model manager, signatures, batching and metrics), with TF
 //! Serving's status codes.
 
+use super::corked;
 use super::proto::tensorflow::error::Code as TfCode;
 use super::proto::tensorflow::serving as pb;
 use super::proto::tensorflow::{self as tf, SignatureDef};
@@ -740,12 +741,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let (io, drain) = corked::cork(stream);
         let service = hyper_util::service::TowerToHyperService::new(routes.clone());
-        let conn = http2.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let conn = http2.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        tokio::spawn(corked::FlushEachTurn::new(graceful.watch(conn), drain));
     }
     graceful.shutdown().await;
     Ok(())
