@@ -274,3 +274,96 @@ fn workers_end_each_epoch_with_the_same_batchnorm_statistics() -> Result<()> {
     assert!(stats[0][0].iter().any(|v| *v != 0.0), "they moved");
     Ok(())
 }
+
+/// Local replicas share one moving mean and variance: each step assigns them the mean of
+/// the replicas' updates (TF's ON_READ / MEAN variables), the same in every run, instead
+/// of whichever replica wrote last.
+#[test]
+fn mirrored_replicas_update_batchnorm_statistics_with_their_mean() -> Result<()> {
+    use ferroflow_keras::layers::BatchNormalization;
+    let (n, f) = (8usize, 3usize);
+    let values: Vec<f32> = (0..n * f)
+        .map(|i| ((i * 7 % 11) as f32 - 4.0) * if i < n * f / 2 { 1.0 } else { 3.0 })
+        .collect();
+    let x = Tensor::from_vec(values.clone(), &[n, f])?;
+    let y = Tensor::from_vec((0..n as i64).map(|i| i % 3).collect::<Vec<_>>(), &[n])?;
+    // Each replica's share: rows 0..4 and 4..8; their means and (biased) variances.
+    let share_stats = |rows: std::ops::Range<usize>| -> (Vec<f64>, Vec<f64>) {
+        (0..f)
+            .map(|c| {
+                let col: Vec<f64> = rows.clone().map(|r| values[r * f + c] as f64).collect();
+                let m = col.iter().sum::<f64>() / col.len() as f64;
+                let v = col.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / col.len() as f64;
+                (m, v)
+            })
+            .unzip()
+    };
+    let ((m0, v0), (m1, v1)) = (share_stats(0..4), share_stats(4..8));
+    for eager in [false, true] {
+        for _ in 0..3 {
+            let strategy = MirroredStrategy::with_replicas(2)?;
+            let mut m = strategy.scope(|| -> Result<Model> {
+                let inputs = Input::new(&[f]);
+                let h = BatchNormalization::new().name("bn").apply(&inputs)?;
+                let out = Dense::new(3).activation("softmax").name("out").apply(&h)?;
+                let mut m = Model::named(&[inputs], &[out], "bn_first")?;
+                m.compile("sgd", "sparse_categorical_crossentropy", &[])?;
+                Ok(m)
+            })?;
+            m.set_run_eagerly(eager)?;
+            m.fit(
+                &x,
+                &y,
+                ferroflow_keras::FitOptions::new()
+                    .epochs(1)
+                    .batch_size(n)
+                    .shuffle(false)
+                    .verbose(ferroflow_keras::Verbose::Silent),
+            )?;
+            let stats: Vec<Vec<f64>> = m
+                .non_trainable_variables()
+                .iter()
+                .map(|v| v.read_untracked().to_f64_vec())
+                .collect();
+            for c in 0..f {
+                let mean = 0.01 * (m0[c] + m1[c]) / 2.0;
+                let var = 0.99 + 0.01 * (v0[c] + v1[c]) / 2.0;
+                assert!(
+                    (stats[0][c] - mean).abs() < 1e-6,
+                    "mean {c}: {} vs {mean}",
+                    stats[0][c]
+                );
+                assert!(
+                    (stats[1][c] - var).abs() < 1e-5,
+                    "var {c}: {} vs {var}",
+                    stats[1][c]
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Only the chief writes saved models and weights; the other workers' saves write
+/// nothing (so that every worker may run the same program, paths included).
+#[test]
+fn only_the_chief_writes_saved_models() -> Result<()> {
+    let root = std::env::temp_dir().join(format!("ff_chief_saves_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)
+        .map_err(|e| ferroflow_core::Error::invalid("test", e.to_string()))?;
+    let written = on_two_workers(|s| {
+        let rank = s.cluster_resolver().task_id;
+        let m = s.scope(model)?;
+        let dir = root.join(format!("model_{rank}"));
+        let keras = root.join(format!("model_{rank}.keras"));
+        let weights = root.join(format!("w_{rank}.safetensors"));
+        m.save(&dir)?;
+        m.save(&keras)?;
+        m.save_weights(&weights)?;
+        Ok([dir.exists(), keras.exists(), weights.exists()])
+    });
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(written, vec![[true; 3], [false; 3]]);
+    Ok(())
+}

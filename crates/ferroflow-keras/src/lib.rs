@@ -25,6 +25,7 @@ pub mod optimizers;
 pub mod regularizers;
 pub mod retrieval;
 pub mod saving;
+mod state_updates;
 pub mod training;
 
 pub use ferroflow_core::{Error, Result};

@@ -4,6 +4,7 @@ use super::common::WeightOptions;
 use crate::config::{ConfigReader, Map};
 use crate::initializers::Initializer;
 use crate::layer::{expect_inputs, CallContext, Layer, LayerBase, TensorSpec};
+use crate::state_updates;
 use ferroflow_core::autodiff::pause_recording;
 use ferroflow_core::{Error, Result, Tensor, Variable};
 use serde_json::Value;
@@ -201,13 +202,15 @@ impl Layer for BatchNormalization {
                 let m = self.momentum;
                 let mean_d = mean.clone();
                 let var_d = var.clone();
-                mm.assign(
-                    &mm.read_untracked()
+                state_updates::assign(
+                    mm,
+                    mm.read_untracked()
                         .mul_scalar(m)?
                         .add(&mean_d.mul_scalar(1.0 - m)?)?,
                 )?;
-                mv.assign(
-                    &mv.read_untracked()
+                state_updates::assign(
+                    mv,
+                    mv.read_untracked()
                         .mul_scalar(m)?
                         .add(&var_d.mul_scalar(1.0 - m)?)?,
                 )?;

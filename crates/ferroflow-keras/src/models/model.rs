@@ -35,9 +35,18 @@ pub struct Compiled {
     pub(crate) gradient_layouts: GradientLayouts,
 }
 
-/// Per compiled gradient step: for each variable, no gradient, a dense one (one result) or
-/// a sparse one (indices and values, two results) with its dense shape.
-pub(crate) type GradientLayouts = Arc<Mutex<HashMap<StepKey, Vec<GradientSlot>>>>;
+/// How each compiled gradient step lays out its results.
+pub(crate) type GradientLayouts = Arc<Mutex<HashMap<StepKey, GradientLayout>>>;
+
+/// The results of a compiled gradient step after its losses and outputs: for each
+/// variable, no gradient, a dense one (one result) or a sparse one (indices and values,
+/// two results) with its dense shape; then one new value per layer-state update
+/// (BatchNormalization's moving statistics), for the strategy to combine.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct GradientLayout {
+    pub(crate) grads: Vec<GradientSlot>,
+    pub(crate) state: Vec<Variable>,
+}
 
 /// Where one variable's gradient sits among a compiled gradient step's results.
 #[derive(Clone, Debug)]

@@ -108,8 +108,12 @@ fn assign_all<'a>(vars: impl IntoIterator<Item = &'a Variable>, values: &[Tensor
 
 impl Model {
     /// Saves the weights alone (`save_weights`): Keras 3's HDF5 layout for a path ending
-    /// in `.weights.h5`, otherwise a safetensors file.
+    /// in `.weights.h5`, otherwise a safetensors file. Under a multi-worker strategy only
+    /// the chief writes; the other workers' calls write nothing.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
+        if !self.is_chief() {
+            return Ok(());
+        }
         let path = path.as_ref();
         if is_h5(path) {
             return keras_file::save_keras_weights(self, path);
@@ -139,8 +143,13 @@ impl Model {
 
     /// Saves the whole model: to a Keras 3 `.keras` archive when the path ends in
     /// `.keras` (Python Keras loads it), otherwise to directory `dir` in ferroflow's format
-    /// (config, safetensors weights, optimiser state).
+    /// (config, safetensors weights, optimiser state). Under a multi-worker strategy only
+    /// the chief writes (every worker may call it with the same path, as TF's examples
+    /// do); the other workers' calls write nothing.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        if !self.is_chief() {
+            return Ok(());
+        }
         let dir = dir.as_ref();
         if dir.extension().is_some_and(|e| e == "keras") {
             return keras_file::save_keras(self, dir);
@@ -311,8 +320,12 @@ impl Model {
 
     /// Writes a training checkpoint into `dir`: the weights, the optimiser state and the
     /// `extra` files (name, bytes), all replaced at once (killed at any moment, `dir`
-    /// holds the previous checkpoint or this one).
+    /// holds the previous checkpoint or this one). Only the chief of a multi-worker
+    /// strategy writes.
     pub fn save_checkpoint(&self, dir: impl AsRef<Path>, extra: &[(&str, Vec<u8>)]) -> Result<()> {
+        if !self.is_chief() {
+            return Ok(());
+        }
         let mut owned = vec![WEIGHTS, OPTIMIZER];
         owned.extend(extra.iter().map(|(n, _)| *n));
         ferroflow_core::atomic_file::replace_dir(dir.as_ref(), &owned, |new| {

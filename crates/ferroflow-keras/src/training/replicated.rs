@@ -9,8 +9,9 @@ use super::overlap::Overlap;
 use super::step::{run_step, split_args, step_args, EpochState};
 use crate::distribution::{share, Replicas, ReplicasExt};
 use crate::layer::CallContext;
-use crate::models::model::{GradientSlot, StepKind};
+use crate::models::model::{GradientLayout, GradientSlot, StepKind};
 use crate::models::Model;
+use crate::state_updates;
 use ferroflow_core::autodiff::UnconnectedGradients;
 use ferroflow_core::autodiff::{Gradient, IndexedSlices};
 use ferroflow_core::{Error, GradientTape, Result, Tensor, Variable};
@@ -25,6 +26,8 @@ struct ReplicaGrads {
     grads: Vec<Option<Gradient>>,
     /// Whether the dense f32 gradients were already summed over the workers.
     overlapped: bool,
+    /// The layer-state updates of the replica's forward pass, not yet applied.
+    state: state_updates::Collected,
 }
 
 /// A replica's loss, per-output losses, outputs and gradients, as traced.
@@ -268,14 +271,15 @@ impl Model {
         let overlapped = overlap.is_some();
         let buckets = || overlap.clone().map(|(r, cap)| Overlap::new(r, cap));
         if compiled.run_eagerly {
-            let (total, parts, outs, grads) =
-                self.gradient_core(x, y, sw, vars, &scale, buckets())?;
+            let ((total, parts, outs, grads), state) =
+                state_updates::collect(|| self.gradient_core(x, y, sw, vars, &scale, buckets()))?;
             return Ok(ReplicaGrads {
                 total: scalar(&total),
                 parts: parts.iter().map(scalar).collect(),
                 outs,
                 grads,
                 overlapped,
+                state,
             });
         }
         let cache = compiled.step_functions.clone();
@@ -293,12 +297,13 @@ impl Model {
         let flat = run_step(&cache, "gradient_function", key.clone(), &args, |a| {
             let (xa, rest) = a.split_at(nx + ny + usize::from(sw.is_some()));
             let (xa, ya, swa) = split_args(xa, nx, ny);
-            let (total, parts, outs, grads) =
-                self.gradient_core(xa, ya, swa, vars, &rest[0], buckets())?;
+            let ((total, parts, outs, grads), state) = state_updates::collect(|| {
+                self.gradient_core(xa, ya, swa, vars, &rest[0], buckets())
+            })?;
             let mut flat = [vec![total], parts, outs].concat();
-            let mut layout = Vec::with_capacity(grads.len());
+            let mut layout = GradientLayout::default();
             for g in grads {
-                layout.push(match g {
+                layout.grads.push(match g {
                     None => GradientSlot::Missing,
                     Some(Gradient::Dense(t)) => {
                         flat.push(t);
@@ -310,6 +315,10 @@ impl Model {
                         GradientSlot::Sparse(s.dense_shape)
                     }
                 });
+            }
+            for (var, value) in state {
+                layout.state.push(var);
+                flat.push(value);
             }
             // Stored before the traced step is cached: another replica that finds the
             // step must find its layout too.
@@ -340,6 +349,7 @@ impl Model {
             .collect::<Result<_>>()?;
         let outs = (0..ny).map(|_| next()).collect::<Result<_>>()?;
         let grads = layout
+            .grads
             .into_iter()
             .map(|slot| {
                 Ok(match slot {
@@ -353,12 +363,18 @@ impl Model {
                 })
             })
             .collect::<Result<_>>()?;
+        let state = layout
+            .state
+            .into_iter()
+            .map(|v| Ok((v, next()?)))
+            .collect::<Result<_>>()?;
         Ok(ReplicaGrads {
             total,
             parts,
             outs,
             grads,
             overlapped,
+            state,
         })
     }
 
@@ -371,7 +387,7 @@ impl Model {
         y: &[Tensor],
         sw: Option<&Tensor>,
         vars: &[Variable],
-        state: &mut EpochState,
+        epoch: &mut EpochState,
     ) -> Result<()> {
         let n = num_samples(x)?;
         let this: &Model = self;
@@ -392,8 +408,10 @@ impl Model {
         let outs: Vec<&[Tensor]> = results.iter().flatten().map(|r| &r.outs[..]).collect();
         let mut outs = concat_outputs(&outs)?;
         let mut overlapped = false;
+        let mut state = Vec::new();
         for res in results.into_iter().flatten() {
             overlapped |= res.overlapped;
+            state.push(res.state);
             for (acc, g) in grads.iter_mut().zip(res.grads) {
                 accumulate(acc, g)?;
             }
@@ -403,8 +421,9 @@ impl Model {
             r.all_reduce_f64(&mut sums)?;
             outs = r.all_gather_rows(&outs)?;
         }
+        state_updates::assign_means(&state)?;
         self.apply_update_compiled(&grads, vars)?;
-        Self::update_state_with(state, y, &outs, sums[0], &sums[1..], sw)
+        Self::update_state_with(epoch, y, &outs, sums[0], &sums[1..], sw)
     }
 
     /// [`Model::apply_update`] as a compiled step (Keras's update inside its
