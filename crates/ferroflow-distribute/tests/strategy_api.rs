@@ -344,8 +344,8 @@ fn mirrored_replicas_update_batchnorm_statistics_with_their_mean() -> Result<()>
     Ok(())
 }
 
-/// Only the chief writes saved models and weights; the other workers' saves write
-/// nothing (so that every worker may run the same program, paths included).
+/// Only the chief writes saved models; the other workers' `save` calls write nothing (so
+/// that every worker may run the same program, paths included).
 #[test]
 fn only_the_chief_writes_saved_models() -> Result<()> {
     let root = std::env::temp_dir().join(format!("ff_chief_saves_{}", std::process::id()));
@@ -364,6 +364,7 @@ fn only_the_chief_writes_saved_models() -> Result<()> {
         Ok([dir.exists(), keras.exists(), weights.exists()])
     });
     let _ = std::fs::remove_dir_all(&root);
-    assert_eq!(written, vec![[true; 3], [false; 3]]);
+    // save_weights writes on every worker, as TF's does (tests compare workers so).
+    assert_eq!(written, vec![[true; 3], [false, false, true]]);
     Ok(())
 }

@@ -108,12 +108,10 @@ fn assign_all<'a>(vars: impl IntoIterator<Item = &'a Variable>, values: &[Tensor
 
 impl Model {
     /// Saves the weights alone (`save_weights`): Keras 3's HDF5 layout for a path ending
-    /// in `.weights.h5`, otherwise a safetensors file. Under a multi-worker strategy only
-    /// the chief writes; the other workers' calls write nothing.
+    /// in `.weights.h5`, otherwise a safetensors file. Every worker of a multi-worker
+    /// strategy writes where it is asked (TF's `save_weights` does too); saved models and
+    /// checkpoints are the chief's alone.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<()> {
-        if !self.is_chief() {
-            return Ok(());
-        }
         let path = path.as_ref();
         if is_h5(path) {
             return keras_file::save_keras_weights(self, path);
