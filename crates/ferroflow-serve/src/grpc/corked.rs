@@ -106,7 +106,7 @@ impl AsyncRead for CorkedStream {
 }
 
 impl CorkedStream {
-    /// Room for `more` bytes: drains first when the buffer is over its cap.
+    /// The write buffer, drained first when it holds its cap or more.
     fn reserve(&self, cx: &mut Context<'_>) -> Poll<io::Result<MutexGuard<'_, WriteSide>>> {
         let mut w = lock(&self.write);
         if w.out.len() >= WRITE_CAP {
