@@ -29,11 +29,14 @@ pub(crate) fn map<A: Element, O: Element>(
     let out = fill_vec(src.len(), |out| {
         par_chunks(out, cost, |start, chunk| {
             let s = &src[start..start + chunk.len()];
-            with_best_isa(|| {
-                for (d, &v) in chunk.iter_mut().zip(s) {
-                    d.write(f(v));
-                }
-            })
+            with_best_isa(
+                #[inline(always)]
+                || {
+                    for (d, &v) in chunk.iter_mut().zip(s) {
+                        d.write(f(v));
+                    }
+                },
+            )
         })
     });
     Tensor::from_vec(out, x.shape())
@@ -64,11 +67,14 @@ pub(crate) fn zip<A: Element, B: Element, O: Element>(
                     &sa[start..start + chunk.len()],
                     &sb[start..start + chunk.len()],
                 );
-                with_best_isa(|| {
-                    for ((d, &p), &q) in chunk.iter_mut().zip(x).zip(y) {
-                        d.write(f(p, q));
-                    }
-                })
+                with_best_isa(
+                    #[inline(always)]
+                    || {
+                        for ((d, &p), &q) in chunk.iter_mut().zip(x).zip(y) {
+                            d.write(f(p, q));
+                        }
+                    },
+                )
             })
         });
         return Tensor::from_vec(out, &shape);
@@ -86,19 +92,22 @@ pub(crate) fn zip<A: Element, B: Element, O: Element>(
     let strides = [csa, csb];
     let out = fill_vec(n, |out| {
         par_chunks(out, cost, |start, chunk| {
-            with_best_isa(|| {
-                for_each_run(
-                    &cshape,
-                    &strides,
-                    [al.offset(), bl.offset()],
-                    start,
-                    start + chunk.len(),
-                    |[oa, ob], pos, len| {
-                        let dst = &mut chunk[pos - start..pos - start + len];
-                        run_pair(dst, abuf, oa, ia, bbuf, ob, ib, &f);
-                    },
-                )
-            })
+            with_best_isa(
+                #[inline(always)]
+                || {
+                    for_each_run(
+                        &cshape,
+                        &strides,
+                        [al.offset(), bl.offset()],
+                        start,
+                        start + chunk.len(),
+                        |[oa, ob], pos, len| {
+                            let dst = &mut chunk[pos - start..pos - start + len];
+                            run_pair(dst, abuf, oa, ia, bbuf, ob, ib, &f);
+                        },
+                    )
+                },
+            )
         })
     });
     Tensor::from_vec(out, &shape)

@@ -217,6 +217,10 @@ fn detect_isa() -> Isa {
 /// Runs `f` compiled for the best instruction set this CPU has (AVX-512, AVX2+FMA or the
 /// baseline). `f` and the `#[inline(always)]` code it calls are inlined into a
 /// `target_feature` function, so their loops are vectorised with the wider registers.
+///
+/// Mark the closure `#[inline(always)]` at the call site: `f` is called from three places
+/// (one per instruction set), so LLVM keeps a large closure out of line, compiled for the
+/// baseline, and the wider registers are never used (softmax ran on SSE that way).
 #[inline(always)]
 pub fn with_best_isa<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

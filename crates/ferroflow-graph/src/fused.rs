@@ -136,11 +136,14 @@ impl ScalarFn<f32> for Unary<'_> {
     fn apply<F: Fn(f32) -> f32 + Send + Sync + Copy>(self, _: usize, f: F) {
         // `UnaryOp::with_fn` is too large to inline into the caller's `with_best_isa`
         // context: compile the loop for the best instruction set here, per function.
-        ferroflow_core::with_best_isa(|| {
-            for (d, &s) in self.0.iter_mut().zip(self.1) {
-                *d = f(s);
-            }
-        })
+        ferroflow_core::with_best_isa(
+            #[inline(always)]
+            || {
+                for (d, &s) in self.0.iter_mut().zip(self.1) {
+                    *d = f(s);
+                }
+            },
+        )
     }
 }
 
@@ -150,11 +153,14 @@ impl ScalarFn2<f32> for Binary<'_> {
     #[inline(always)]
     fn apply<F: Fn(f32, f32) -> f32 + Send + Sync + Copy>(self, _: usize, f: F) {
         // As for `Unary`.
-        ferroflow_core::with_best_isa(|| {
-            for ((d, &a), &b) in self.0.iter_mut().zip(self.1).zip(self.2) {
-                *d = f(a, b);
-            }
-        })
+        ferroflow_core::with_best_isa(
+            #[inline(always)]
+            || {
+                for ((d, &a), &b) in self.0.iter_mut().zip(self.1).zip(self.2) {
+                    *d = f(a, b);
+                }
+            },
+        )
     }
 }
 
@@ -335,15 +341,17 @@ impl FusedKernel {
                     .enumerate()
                     .for_each(|(c, o)| {
                         let mut regs = self.registers(srcs.len());
-                        ferroflow_core::with_best_isa(|| {
-                            self.eval_range(&srcs, inplace, c * chunk.max(BLOCK), o, &mut regs)
-                        });
+                        ferroflow_core::with_best_isa(
+                            #[inline(always)]
+                            || self.eval_range(&srcs, inplace, c * chunk.max(BLOCK), o, &mut regs),
+                        );
                     });
             } else {
                 let mut regs = self.registers(srcs.len());
-                ferroflow_core::with_best_isa(|| {
-                    self.eval_range(&srcs, inplace, 0, &mut out, &mut regs)
-                });
+                ferroflow_core::with_best_isa(
+                    #[inline(always)]
+                    || self.eval_range(&srcs, inplace, 0, &mut out, &mut regs),
+                );
             }
             return Tensor::from_vec(out, &self.out_shape);
         };

@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .codec_path("crate::grpc::codec::ServingCodec")
         .out_dir(&out)
         .compile_fds(fds)?;
     println!("wrote {}", out.display());

@@ -20,38 +20,45 @@ pub(crate) fn depthwise_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f3
         return out;
     }
     let row = |p0: usize, dst: &mut [f32]| {
-        with_best_isa(|| {
-            for (k, acc) in dst.chunks_exact_mut(cout).enumerate() {
-                let p = p0 + k;
-                let (img, rest) = (p / (g.oh * g.ow), p % (g.oh * g.ow));
-                let (oy, ox) = (rest / g.ow, rest % g.ow);
-                for i in 0..g.kh {
-                    let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
-                    if y < 0 || y >= g.h as isize {
-                        continue;
-                    }
-                    for j in 0..g.kw {
-                        let xx = (ox * g.stride.1 + j * g.dilation.1) as isize - g.pad.1 as isize;
-                        if xx < 0 || xx >= g.w as isize {
+        with_best_isa(
+            #[inline(always)]
+            || {
+                for (k, acc) in dst.chunks_exact_mut(cout).enumerate() {
+                    let p = p0 + k;
+                    let (img, rest) = (p / (g.oh * g.ow), p % (g.oh * g.ow));
+                    let (oy, ox) = (rest / g.ow, rest % g.ow);
+                    for i in 0..g.kh {
+                        let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
+                        if y < 0 || y >= g.h as isize {
                             continue;
                         }
-                        let src = &x[((img * g.h + y as usize) * g.w + xx as usize) * cin..][..cin];
-                        let w = &wt[(i * g.kw + j) * cout..][..cout];
-                        if m == 1 {
-                            for ((a, &xv), &wv) in acc.iter_mut().zip(src).zip(w) {
-                                *a += xv * wv;
+                        for j in 0..g.kw {
+                            let xx =
+                                (ox * g.stride.1 + j * g.dilation.1) as isize - g.pad.1 as isize;
+                            if xx < 0 || xx >= g.w as isize {
+                                continue;
                             }
-                        } else {
-                            for (c, &xv) in src.iter().enumerate() {
-                                for (a, &wv) in acc[c * m..][..m].iter_mut().zip(&w[c * m..][..m]) {
+                            let src =
+                                &x[((img * g.h + y as usize) * g.w + xx as usize) * cin..][..cin];
+                            let w = &wt[(i * g.kw + j) * cout..][..cout];
+                            if m == 1 {
+                                for ((a, &xv), &wv) in acc.iter_mut().zip(src).zip(w) {
                                     *a += xv * wv;
+                                }
+                            } else {
+                                for (c, &xv) in src.iter().enumerate() {
+                                    for (a, &wv) in
+                                        acc[c * m..][..m].iter_mut().zip(&w[c * m..][..m])
+                                    {
+                                        *a += xv * wv;
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-        })
+            },
+        )
     };
     let work = pixels * cout * g.kh * g.kw;
     if num_threads() > 1 && work >= 1 << 16 {

@@ -205,7 +205,12 @@ fn reduce_typed<T: Numeric>(op: ReduceOp, p: &Plan) -> Result<Vec<T>> {
                 let chunk = r.div_ceil(num_threads() * 4).max(PAR_MIN_ELEMS);
                 let parts: Vec<T> = row
                     .par_chunks(chunk)
-                    .map(|c| with_best_isa(|| reduce_slice(op, c)))
+                    .map(|c| {
+                        with_best_isa(
+                            #[inline(always)]
+                            || reduce_slice(op, c),
+                        )
+                    })
                     .collect();
                 if op == ReduceOp::Sum && T::DTYPE.is_float() {
                     T::from_f64(parts.iter().map(|v| v.to_f64()).sum())
@@ -219,33 +224,36 @@ fn reduce_typed<T: Numeric>(op: ReduceOp, p: &Plan) -> Result<Vec<T>> {
     }
     Ok(fill_vec(n_out, |out| {
         par_chunks(out, r.max(1), |start, chunk| {
-            with_best_isa(|| {
-                if inner == 1 {
-                    for (i, d) in chunk.iter_mut().enumerate() {
-                        let o = start + i;
-                        d.write(reduce_slice(op, &data[o * r..(o + 1) * r]));
-                    }
-                } else {
-                    // Columns: fold whole rows of `inner` values (vectorises along inner).
-                    let mut acc = vec![op.identity::<T>(); inner];
-                    let (mut pos, end) = (start, start + chunk.len());
-                    while pos < end {
-                        let (o, j0) = (pos / inner, pos % inner);
-                        let j1 = inner.min(j0 + end - pos);
-                        acc[j0..j1].fill(op.identity());
-                        for k in 0..r {
-                            let row = &data[(o * r + k) * inner..][j0..j1];
-                            for (a, &v) in acc[j0..j1].iter_mut().zip(row) {
-                                *a = op.combine(*a, v);
+            with_best_isa(
+                #[inline(always)]
+                || {
+                    if inner == 1 {
+                        for (i, d) in chunk.iter_mut().enumerate() {
+                            let o = start + i;
+                            d.write(reduce_slice(op, &data[o * r..(o + 1) * r]));
+                        }
+                    } else {
+                        // Columns: fold whole rows of `inner` values (vectorises along inner).
+                        let mut acc = vec![op.identity::<T>(); inner];
+                        let (mut pos, end) = (start, start + chunk.len());
+                        while pos < end {
+                            let (o, j0) = (pos / inner, pos % inner);
+                            let j1 = inner.min(j0 + end - pos);
+                            acc[j0..j1].fill(op.identity());
+                            for k in 0..r {
+                                let row = &data[(o * r + k) * inner..][j0..j1];
+                                for (a, &v) in acc[j0..j1].iter_mut().zip(row) {
+                                    *a = op.combine(*a, v);
+                                }
                             }
+                            for (d, &a) in chunk[pos - start..].iter_mut().zip(&acc[j0..j1]) {
+                                d.write(a);
+                            }
+                            pos += j1 - j0;
                         }
-                        for (d, &a) in chunk[pos - start..].iter_mut().zip(&acc[j0..j1]) {
-                            d.write(a);
-                        }
-                        pos += j1 - j0;
                     }
-                }
-            })
+                },
+            )
         })
     }))
 }

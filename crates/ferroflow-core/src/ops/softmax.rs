@@ -73,45 +73,74 @@ fn softmax_rows<T: Float>(x: &Tensor, log: bool) -> Result<Tensor> {
     }
     let out = fill_vec(data.len(), |out| {
         par_rows(out, len, 8, |start, chunk| {
-            with_best_isa(|| {
-                for (r, dst) in chunk.chunks_mut(len).enumerate() {
-                    row(&data[start + r * len..][..len], dst, log);
-                }
-            })
+            with_best_isa(
+                #[inline(always)]
+                || rows(&data[start..][..chunk.len()], chunk, len, log),
+            )
         })
     });
     Tensor::from_vec(out, x.shape())
 }
 
-/// Normalises one row `src` into `dst`.
+/// Elements a group of short rows may span: their exponentials are one flat loop, which
+/// vectorises however short the rows are (a loop over a row of ten does not).
+const GROUP: usize = 256;
+
+/// Normalises the rows of `len` elements of `src` into `dst`, a group of rows at a time:
+/// each row shifted by its maximum, the group's exponentials in one pass over `dst`, then
+/// each row's sum and scaling. Each exponential is computed once.
 #[inline(always)]
-fn row<T: Float>(src: &[T], dst: &mut [std::mem::MaybeUninit<T>], log: bool) {
-    let m = src.iter().fold(T::MIN_VALUE, |a, &b| a.max_of(b));
-    let m = if m == T::MIN_VALUE || m == T::MAX_VALUE {
-        T::ZERO
-    } else {
-        m
-    };
-    // Each exponential is computed once, kept in `dst` and scaled in place.
-    let mut sum = T::ZERO;
-    for (d, &v) in dst.iter_mut().zip(src) {
-        let e = (v - m).exp();
-        sum += e;
-        d.write(e);
-    }
-    if log {
-        let lse = m + sum.ln();
-        for (d, &v) in dst.iter_mut().zip(src) {
-            d.write(v - lse);
+fn rows<T: Float>(src: &[T], dst: &mut [std::mem::MaybeUninit<T>], len: usize, log: bool) {
+    let per = (GROUP / len).max(1);
+    let mut maxes = [T::ZERO; GROUP];
+    for (s, d) in src.chunks(per * len).zip(dst.chunks_mut(per * len)) {
+        for ((row, out), m) in s.chunks(len).zip(d.chunks_mut(len)).zip(&mut maxes) {
+            let top = row.iter().fold(T::MIN_VALUE, |a, &b| a.max_of(b));
+            // An all -inf row (or one with +inf) is shifted by 0, as TensorFlow does.
+            *m = if top == T::MIN_VALUE || top == T::MAX_VALUE {
+                T::ZERO
+            } else {
+                top
+            };
+            for (o, &v) in out.iter_mut().zip(row) {
+                o.write(v - *m);
+            }
         }
-    } else {
-        let inv = T::ONE / sum;
-        for d in dst.iter_mut() {
-            // SAFETY: the loop above wrote every element of `dst`.
-            let e = unsafe { d.assume_init_read() };
-            d.write(e * inv);
+        // SAFETY: the loop above wrote every element of `d`; `MaybeUninit<T>` has `T`'s layout.
+        let d = unsafe { &mut *(d as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+        for v in d.iter_mut() {
+            *v = v.exp();
+        }
+        for ((row, out), &m) in s.chunks(len).zip(d.chunks_mut(len)).zip(&maxes) {
+            let sum = sum_lanes(out);
+            if log {
+                let lse = m + sum.ln();
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = v - lse;
+                }
+            } else {
+                let inv = T::ONE / sum;
+                for o in out.iter_mut() {
+                    *o *= inv;
+                }
+            }
         }
     }
+}
+
+/// The sum of `v` in eight interleaved partial sums, which vectorises (a single running
+/// sum is one dependent chain of additions).
+#[inline(always)]
+fn sum_lanes<T: Float>(v: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::ZERO, |a, &x| a + x);
+    acc.iter().fold(tail, |a, &x| a + x)
 }
 
 #[cfg(test)]

@@ -125,11 +125,14 @@ impl Adam {
             // outlive the call.
             let (w, m, v) = unsafe { (pw.slice(&r), pm.slice(&r), pv.slice(&r)) };
             let gd = &gd[r];
-            ferroflow_core::with_best_isa(|| {
-                for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(gd) {
-                    (*m, *v, *w) = step.apply(*w, g, *m, *v);
-                }
-            })
+            ferroflow_core::with_best_isa(
+                #[inline(always)]
+                || {
+                    for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(gd) {
+                        (*m, *v, *w) = step.apply(*w, g, *m, *v);
+                    }
+                },
+            )
         });
         drop(gd);
         Ok(vec![
@@ -176,11 +179,14 @@ impl Adam {
             let (w, gd, m0, v0) = (&w[r.clone()], &gd[r.clone()], &m0[r.clone()], &v0[r]);
             let inputs = w.iter().zip(gd).zip(m0).zip(v0);
             let outputs = m.iter_mut().zip(v.iter_mut()).zip(out.iter_mut());
-            ferroflow_core::with_best_isa(|| {
-                for ((((w, g), m0), v0), ((m, v), out)) in inputs.zip(outputs) {
-                    (*m, *v, *out) = step.apply(*w, *g, *m0, *v0);
-                }
-            })
+            ferroflow_core::with_best_isa(
+                #[inline(always)]
+                || {
+                    for ((((w, g), m0), v0), ((m, v), out)) in inputs.zip(outputs) {
+                        (*m, *v, *out) = step.apply(*w, *g, *m0, *v0);
+                    }
+                },
+            )
         });
         let shape = var.shape().to_vec();
         Ok(vec![

@@ -4,6 +4,7 @@
 //! REST API. Messages and services are generated from TF Serving's and TensorFlow's own
 //! `.proto` files (`proto/`, `tools/gen_serving_protos.sh`).
 
+pub mod codec;
 mod corked;
 mod services;
 pub mod tensor_proto;

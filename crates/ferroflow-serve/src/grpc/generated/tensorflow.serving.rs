@@ -270,7 +270,7 @@ pub mod prediction_service_client {
             self.inner.ready().await.map_err(|e| {
                 tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
             })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::grpc::codec::ServingCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/tensorflow.serving.PredictionService/Classify",
             );
@@ -289,7 +289,7 @@ pub mod prediction_service_client {
             self.inner.ready().await.map_err(|e| {
                 tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
             })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::grpc::codec::ServingCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/tensorflow.serving.PredictionService/Regress",
             );
@@ -307,7 +307,7 @@ pub mod prediction_service_client {
             self.inner.ready().await.map_err(|e| {
                 tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
             })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::grpc::codec::ServingCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/tensorflow.serving.PredictionService/Predict",
             );
@@ -326,7 +326,7 @@ pub mod prediction_service_client {
             self.inner.ready().await.map_err(|e| {
                 tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
             })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::grpc::codec::ServingCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/tensorflow.serving.PredictionService/MultiInference",
             );
@@ -345,7 +345,7 @@ pub mod prediction_service_client {
             self.inner.ready().await.map_err(|e| {
                 tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
             })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::grpc::codec::ServingCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/tensorflow.serving.PredictionService/GetModelMetadata",
             );
@@ -492,7 +492,7 @@ pub mod prediction_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ClassifySvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::grpc::codec::ServingCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -531,7 +531,7 @@ pub mod prediction_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = RegressSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::grpc::codec::ServingCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -570,7 +570,7 @@ pub mod prediction_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = PredictSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::grpc::codec::ServingCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -612,7 +612,7 @@ pub mod prediction_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = MultiInferenceSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::grpc::codec::ServingCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -654,7 +654,7 @@ pub mod prediction_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetModelMetadataSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::grpc::codec::ServingCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -1035,7 +1035,7 @@ pub mod model_service_client {
             self.inner.ready().await.map_err(|e| {
                 tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
             })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::grpc::codec::ServingCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/tensorflow.serving.ModelService/GetModelStatus",
             );
@@ -1054,7 +1054,7 @@ pub mod model_service_client {
             self.inner.ready().await.map_err(|e| {
                 tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
             })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::grpc::codec::ServingCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/tensorflow.serving.ModelService/HandleReloadConfigRequest",
             );
@@ -1188,7 +1188,7 @@ pub mod model_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetModelStatusSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::grpc::codec::ServingCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -1230,7 +1230,7 @@ pub mod model_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = HandleReloadConfigRequestSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::grpc::codec::ServingCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
