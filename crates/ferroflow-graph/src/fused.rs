@@ -248,34 +248,80 @@ impl FusedKernel {
         regs: &mut [Vec<f32>],
     ) {
         let n_in = inputs.len();
+        let (in_regs, steps) = regs.split_at_mut(n_in);
         let mut pos = 0;
         while pos < out.len() {
             let len = BLOCK.min(out.len() - pos);
+            let at = start + pos;
             for (i, src) in inputs.iter().enumerate() {
-                if Some(i) == inplace {
-                    regs[i][..len].copy_from_slice(&out[pos..pos + len]);
-                } else {
-                    self.load(i, src, start + pos, &mut regs[i][..len]);
+                if Some(i) != inplace && self.direct(i, src, at, len).is_none() {
+                    self.load(i, src, at, &mut in_regs[i][..len]);
                 }
             }
+            // An operand: a step's register, or an input's block, read where it lies when
+            // its elements are contiguous there (no copy; the in-place input's block is
+            // still in `out` until the result is written below) and from its register
+            // otherwise.
+            let held = &out[pos..pos + len];
+            let input = |r: usize| -> &[f32] {
+                if Some(r) == inplace {
+                    return held;
+                }
+                self.direct(r, inputs[r], at, len)
+                    .unwrap_or(&in_regs[r][..len])
+            };
             for (j, ins) in self.program.iter().enumerate() {
-                let (before, after) = regs.split_at_mut(n_in + j);
+                let (before, after) = steps.split_at_mut(j);
                 let dst = &mut after[0][..len];
+                let operand = |r: usize| -> &[f32] {
+                    if r < n_in {
+                        input(r)
+                    } else {
+                        &before[r - n_in][..len]
+                    }
+                };
                 match *ins {
-                    Instr::Unary(op, s) => op.with_fn::<f32, _>(Unary(dst, &before[s][..len])),
+                    Instr::Unary(op, s) => op.with_fn::<f32, _>(Unary(dst, operand(s))),
                     Instr::Binary(op, a, b) => {
-                        op.with_fn::<f32, _>(Binary(dst, &before[a][..len], &before[b][..len]))
+                        op.with_fn::<f32, _>(Binary(dst, operand(a), operand(b)))
                     }
                 }
             }
-            let last = &regs[n_in + self.program.len() - 1];
+            let last = &steps[self.program.len() - 1];
             out[pos..pos + len].copy_from_slice(&last[..len]);
             pos += len;
         }
     }
 
-    fn registers(&self, n_in: usize) -> Vec<Vec<f32>> {
-        vec![vec![0.0f32; BLOCK]; n_in + self.program.len()]
+    /// Elements `start..start + len` of input `i` as they lie in `src`, when they are
+    /// contiguous there: an input of the domain's shape, or a periodic one repeated to
+    /// cover a block (see `run`).
+    #[inline(always)]
+    fn direct<'s>(&self, i: usize, src: &'s [f32], start: usize, len: usize) -> Option<&'s [f32]> {
+        match self.access[i] {
+            Access::Same => Some(&src[start..start + len]),
+            Access::Periodic(p) => src.get(start % p..start % p + len),
+            _ => None,
+        }
+    }
+
+    /// Registers for `n_in` inputs and the program's steps, `BLOCK` elements each, taken
+    /// from this thread's pool (a kernel called on small tensors would otherwise spend
+    /// much of its time allocating and zeroing them) and returned to it by `f`'s end.
+    fn with_registers<R>(&self, n_in: usize, f: impl FnOnce(&mut [Vec<f32>]) -> R) -> R {
+        thread_local! {
+            static POOL: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let n = n_in + self.program.len();
+        let mut regs = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let keep = p.len().saturating_sub(n);
+            p.split_off(keep)
+        });
+        regs.resize_with(n, || vec![0.0f32; BLOCK]);
+        let r = f(&mut regs);
+        POOL.with(|p| p.borrow_mut().append(&mut regs));
+        r
     }
 
     /// Runs the kernel. `inplace` may name an input (read with [`Access::Same`], no
@@ -340,18 +386,20 @@ impl FusedKernel {
                 out.par_chunks_mut(chunk.max(BLOCK))
                     .enumerate()
                     .for_each(|(c, o)| {
-                        let mut regs = self.registers(srcs.len());
-                        ferroflow_core::with_best_isa(
-                            #[inline(always)]
-                            || self.eval_range(&srcs, inplace, c * chunk.max(BLOCK), o, &mut regs),
-                        );
+                        self.with_registers(srcs.len(), |regs| {
+                            ferroflow_core::with_best_isa(
+                                #[inline(always)]
+                                || self.eval_range(&srcs, inplace, c * chunk.max(BLOCK), o, regs),
+                            )
+                        })
                     });
             } else {
-                let mut regs = self.registers(srcs.len());
-                ferroflow_core::with_best_isa(
-                    #[inline(always)]
-                    || self.eval_range(&srcs, inplace, 0, &mut out, &mut regs),
-                );
+                self.with_registers(srcs.len(), |regs| {
+                    ferroflow_core::with_best_isa(
+                        #[inline(always)]
+                        || self.eval_range(&srcs, inplace, 0, &mut out, regs),
+                    )
+                });
             }
             return Tensor::from_vec(out, &self.out_shape);
         };
@@ -382,38 +430,39 @@ impl FusedKernel {
                 _ => a + v,
             }
         };
-        let mut regs = self.registers(srcs.len());
         let mut row = vec![0.0f32; inner.clamp(1, BLOCK * 64)];
-        let out: Vec<f32> = if red.leading {
-            // Sum rows of the [outer, inner] domain into one row of `inner`.
-            let mut acc = vec![init; inner];
-            for o in 0..outer {
-                let mut j = 0;
-                while j < inner {
-                    let len = row.len().min(inner - j);
-                    self.eval_range(&srcs, None, o * inner + j, &mut row[..len], &mut regs);
-                    for (a, &v) in acc[j..j + len].iter_mut().zip(&row[..len]) {
-                        *a = combine(*a, v);
-                    }
-                    j += len;
-                }
-            }
-            acc.into_iter().map(|a| a as f32).collect()
-        } else {
-            (0..outer)
-                .map(|o| {
-                    let mut a = init;
+        let out: Vec<f32> = self.with_registers(srcs.len(), |regs| {
+            if red.leading {
+                // Sum rows of the [outer, inner] domain into one row of `inner`.
+                let mut acc = vec![init; inner];
+                for o in 0..outer {
                     let mut j = 0;
                     while j < inner {
                         let len = row.len().min(inner - j);
-                        self.eval_range(&srcs, None, o * inner + j, &mut row[..len], &mut regs);
-                        a = row[..len].iter().fold(a, |a, &v| combine(a, v));
+                        self.eval_range(&srcs, None, o * inner + j, &mut row[..len], regs);
+                        for (a, &v) in acc[j..j + len].iter_mut().zip(&row[..len]) {
+                            *a = combine(*a, v);
+                        }
                         j += len;
                     }
-                    a as f32
-                })
-                .collect()
-        };
+                }
+                acc.into_iter().map(|a| a as f32).collect()
+            } else {
+                (0..outer)
+                    .map(|o| {
+                        let mut a = init;
+                        let mut j = 0;
+                        while j < inner {
+                            let len = row.len().min(inner - j);
+                            self.eval_range(&srcs, None, o * inner + j, &mut row[..len], regs);
+                            a = row[..len].iter().fold(a, |a, &v| combine(a, v));
+                            j += len;
+                        }
+                        a as f32
+                    })
+                    .collect()
+            }
+        });
         Tensor::from_vec(out, &self.out_shape)
     }
 }

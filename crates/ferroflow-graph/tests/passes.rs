@@ -309,3 +309,31 @@ fn gradients_through_a_compiled_function_equal_eager_ones() {
         assert_eq!(c.to_vec::<f32>().unwrap(), e.to_vec::<f32>().unwrap());
     }
 }
+
+#[test]
+fn fused_kernels_over_many_blocks_read_their_inputs_where_they_lie() {
+    // matmul + bias (periodic) is one kernel; swish, which reads its input twice per
+    // element, is another, written over that input in place. The domains span many blocks
+    // (with a partial last one); the larger is split across threads at offsets that are
+    // not a period apart.
+    let mut f = function(|x: &[Tensor]| {
+        let h = x[0].matmul(&x[1])?.add(&x[2])?;
+        Ok(vec![h.mul(&h.sigmoid()?)?])
+    });
+    for (rows, cols) in [(37, 130), (300, 261)] {
+        let args = [
+            normal(&[rows, 9], 1),
+            normal(&[9, cols], 2),
+            normal(&[cols], 3),
+        ];
+        let cf = f.concrete_function(&args).unwrap();
+        assert_eq!(cf.graph().op_count(), 2, "{}", cf.dump(true));
+        let h = args[0].matmul(&args[1]).unwrap().add(&args[2]).unwrap();
+        let eager = h.mul(&h.sigmoid().unwrap()).unwrap();
+        assert_eq!(
+            f.call(&args).unwrap()[0].to_vec::<f32>().unwrap(),
+            eager.to_vec::<f32>().unwrap(),
+            "[{rows}, {cols}]"
+        );
+    }
+}

@@ -498,8 +498,12 @@ impl Model {
             return Ok(None);
         }
         parts
-            .iter()
-            .map(|p| Tensor::concat(p, 0))
+            .into_iter()
+            .map(|mut p| match p.len() {
+                // One batch (a serving request): its outputs as they are, not copied.
+                1 => Ok(p.remove(0)),
+                _ => Tensor::concat(&p, 0),
+            })
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
