@@ -138,7 +138,7 @@ impl ScalarFn<f32> for Unary<'_> {
         // context: compile the loop for the best instruction set here, per function.
         ferroflow_core::with_best_isa(
             #[inline(always)]
-            || {
+            move || {
                 for (d, &s) in self.0.iter_mut().zip(self.1) {
                     *d = f(s);
                 }
@@ -155,7 +155,7 @@ impl ScalarFn2<f32> for Binary<'_> {
         // As for `Unary`.
         ferroflow_core::with_best_isa(
             #[inline(always)]
-            || {
+            move || {
                 for ((d, &a), &b) in self.0.iter_mut().zip(self.1).zip(self.2) {
                     *d = f(a, b);
                 }

@@ -17,9 +17,10 @@ use crate::ir::{
 };
 use crate::kernels::{self, MAX_ELEMENTS};
 use ferroflow_core::ops::conv::Padding as CorePadding;
+use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::ops::slice::SliceArg;
-use ferroflow_core::{Axes, DType, Error, Result, ResultExt, Tensor};
+use ferroflow_core::{Axes, DType, Error, Result, ResultExt, Tensor, UnaryOp};
 use std::path::Path;
 
 /// A loaded model, ready to run (`tf.lite.Interpreter`).
@@ -731,20 +732,24 @@ impl Interpreter {
             }
             Op::Conv2d { window, act } => {
                 let w = self.filter(k, vals)?;
-                let mut y = x.conv2d(&w, window.stride, pad(window.padding), window.dilation)?;
-                if let Some(b) = self.input(k, 2, vals)? {
-                    y = y.add(&b)?;
-                }
-                apply(y, *act)?
+                let b = self.input(k, 2, vals)?;
+                let (ep, rest) = epilogue(b.as_ref(), *act);
+                let y =
+                    x.conv2d_fused(&w, window.stride, pad(window.padding), window.dilation, ep)?;
+                apply(y, rest)?
             }
             Op::DepthwiseConv2d { window, act, .. } => {
                 let w = self.filter(k, vals)?;
-                let mut y =
-                    x.depthwise_conv2d(&w, window.stride, pad(window.padding), window.dilation)?;
-                if let Some(b) = self.input(k, 2, vals)? {
-                    y = y.add(&b)?;
-                }
-                apply(y, *act)?
+                let b = self.input(k, 2, vals)?;
+                let (ep, rest) = epilogue(b.as_ref(), *act);
+                let y = x.depthwise_conv2d_fused(
+                    &w,
+                    window.stride,
+                    pad(window.padding),
+                    window.dilation,
+                    ep,
+                )?;
+                apply(y, rest)?
             }
             Op::Pool2d {
                 max,
@@ -1151,6 +1156,19 @@ fn pad(p: Padding) -> CorePadding {
         Padding::Same => CorePadding::Same,
         Padding::Valid => CorePadding::Valid,
     }
+}
+
+/// A convolution's bias and fused activation as the kernel's epilogue, and what is left
+/// to apply after it (an activation without an elementwise op of its own).
+fn epilogue(bias: Option<&Tensor>, act: Activation) -> (ConvEpilogue<'_>, Activation) {
+    let (op, rest) = match act {
+        Activation::None => (None, Activation::None),
+        Activation::Relu => (Some(UnaryOp::Relu), Activation::None),
+        Activation::Relu6 => (Some(UnaryOp::Relu6), Activation::None),
+        Activation::Tanh => (Some(UnaryOp::Tanh), Activation::None),
+        Activation::ReluN1To1 => (None, Activation::ReluN1To1),
+    };
+    (ConvEpilogue::new(bias, op), rest)
 }
 
 fn apply(y: Tensor, act: Activation) -> Result<Tensor> {

@@ -99,7 +99,7 @@ impl Tensor {
         &self,
         op: &'static str,
         other: &Tensor,
-        f: impl Fn(bool, bool) -> bool + Sync,
+        f: impl Fn(bool, bool) -> bool + Sync + Copy,
     ) -> Result<Tensor> {
         for t in [self, other] {
             if t.dtype() != DType::Bool {

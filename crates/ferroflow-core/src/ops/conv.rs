@@ -6,6 +6,7 @@
 
 use crate::alloc::Scratch;
 use crate::ops::binary::same_dtype;
+use crate::ops::conv_epilogue::{ConvEpilogue, Epilogue};
 use crate::ops::conv_grad::{conv2d_backprop_filter, conv2d_backprop_input, record_conv};
 use crate::ops::matmul::{gemm_into, MatRef};
 use crate::parallel::num_threads;
@@ -156,16 +157,32 @@ impl Tensor {
         padding: Padding,
         dilations: (usize, usize),
     ) -> Result<Tensor> {
+        self.conv2d_fused(filter, strides, padding, dilations, ConvEpilogue::default())
+    }
+
+    /// [`Tensor::conv2d`] followed by `epilogue` (bias, then activation), which the kernel
+    /// applies to each tile of the output while it is in cache. Under a recording tape or a
+    /// tracer, and for a bias that is not one f32 per output channel, the epilogue runs as
+    /// the separate ops (`add`, then the activation), with the same result.
+    pub fn conv2d_fused(
+        &self,
+        filter: &Tensor,
+        strides: (usize, usize),
+        padding: Padding,
+        dilations: (usize, usize),
+        epilogue: ConvEpilogue<'_>,
+    ) -> Result<Tensor> {
         let op = "conv2d";
         let dt = same_dtype(op, self, filter)?;
         if dt != DType::F32 {
             if !dt.is_float() {
                 return Err(Error::UnsupportedDType { op, dtype: dt });
             }
-            return self
+            let y = self
                 .cast(DType::F32)?
                 .conv2d(&filter.cast(DType::F32)?, strides, padding, dilations)?
-                .cast(dt);
+                .cast(dt)?;
+            return epilogue.apply_separately(y);
         }
         if self.rank() != 4 || filter.rank() != 4 {
             return Err(Error::shapes(
@@ -199,6 +216,13 @@ impl Tensor {
         };
         let x = self.contiguous_data::<f32>()?;
         let wt = filter.contiguous_data::<f32>()?;
+        let observed = crate::trace::is_tracing() || crate::autodiff::is_recording();
+        if let Some(ep) = epilogue.kernel_form(g.cout).filter(|_| !observed) {
+            return Tensor::from_vec(
+                conv2d_forward_with(&g, &x, &wt, &ep),
+                &[g.n, oh, ow, g.cout],
+            );
+        }
         let out = Tensor::from_vec(conv2d_forward(&g, &x, &wt), &[g.n, oh, ow, g.cout])?;
         // dx = conv2d_backprop_input(dy, w), dw = conv2d_backprop_filter(x, dy).
         record_conv(
@@ -226,7 +250,7 @@ impl Tensor {
             &out,
             move |x| x[0].conv2d(&x[1], strides, padding, dilations),
         );
-        Ok(out)
+        epilogue.apply_separately(out)
     }
 
     /// 1-D convolution over `[n, w, cin]` with a `[kw, cin / groups, cout]` filter.
@@ -266,6 +290,19 @@ impl Tensor {
         padding: Padding,
         dilations: (usize, usize),
     ) -> Result<Tensor> {
+        self.depthwise_conv2d_fused(filter, strides, padding, dilations, ConvEpilogue::default())
+    }
+
+    /// [`Tensor::depthwise_conv2d`] followed by `epilogue`, applied as
+    /// [`Tensor::conv2d_fused`] does.
+    pub fn depthwise_conv2d_fused(
+        &self,
+        filter: &Tensor,
+        strides: (usize, usize),
+        padding: Padding,
+        dilations: (usize, usize),
+        epilogue: ConvEpilogue<'_>,
+    ) -> Result<Tensor> {
         if self.rank() != 4 || filter.rank() != 4 || filter.shape()[2] != self.shape()[3] {
             return Err(Error::shapes(
                 "depthwise_conv2d",
@@ -278,16 +315,27 @@ impl Tensor {
         // Channel c, multiplier m is output channel c * mult + m: a grouped conv with one
         // input channel per group.
         let grouped = filter.reshape_to(&[f[0], f[1], 1, f[2] * f[3]])?;
-        self.conv2d(&grouped, strides, padding, dilations)
+        self.conv2d_fused(&grouped, strides, padding, dilations, epilogue)
     }
 }
 
 /// Runs the forward convolution for f32 data in NHWC / HWIO layout.
 pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> {
+    conv2d_forward_with(g, x, wt, &Epilogue::NONE)
+}
+
+/// The forward convolution, with `ep` applied to each tile of the output as it is made.
+pub(crate) fn conv2d_forward_with(
+    g: &Conv2dGeom,
+    x: &[f32],
+    wt: &[f32],
+    ep: &Epilogue<'_>,
+) -> Vec<f32> {
     if g.groups > 1 && g.cin_g() == 1 {
-        return super::depthwise::depthwise_forward(g, x, wt);
+        return super::depthwise::depthwise_forward(g, x, wt, ep);
     }
-    if g.is_pointwise() {
+    let pointwise = g.is_pointwise();
+    if pointwise && ep.is_identity() {
         // Every pixel of the batch is one row of a single product: no patch matrix.
         let m = g.n * g.h * g.w;
         let mut out = crate::alloc::overwritable::<f32>(m * g.cout);
@@ -314,18 +362,24 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
     if per_image == 0 {
         return out;
     }
-    // Output pixels per tile: the tile's patch rows stay in L2 between im2col and gemm
-    // (a whole image's patch matrix is 9x the image for a 3x3 filter, megabytes early in
-    // a network, and would go out to memory and back).
-    let tile = (CONV_TILE_BYTES / (4 * row_len.max(1))).max(16).min(rows);
+    // Output pixels per tile: the tile's patch rows (for a pointwise convolution, its input
+    // and output rows) stay in L2 between im2col, gemm and epilogue (a whole image's patch
+    // matrix is 9x the image for a 3x3 filter, megabytes early in a network, and would go
+    // out to memory and back).
+    let tile_row_bytes = 4 * if pointwise { g.cin + g.cout } else { row_len };
+    let tile = (CONV_TILE_BYTES / tile_row_bytes.max(1)).max(16).min(rows);
     let tiles = rows.div_ceil(tile);
     let run_tile =
         |img: usize, t: usize, dst: &mut [f32], cols: &mut Scratch<f32>, threads: usize| {
             let pixels = t * tile..((t + 1) * tile).min(rows);
             let len = pixels.len();
             for grp in 0..g.groups {
-                g.im2col_rows(x, img, grp, pixels.clone(), &mut cols.0);
-                let lhs = MatRef::row_major(&cols.0, row_len);
+                let lhs = if pointwise {
+                    MatRef::row_major(&x[(img * rows + pixels.start) * g.cin..], g.cin)
+                } else {
+                    g.im2col_rows(x, img, grp, pixels.clone(), &mut cols.0);
+                    MatRef::row_major(&cols.0, row_len)
+                };
                 let rhs = MatRef::row_major(wt, g.cout).at(0, grp * cout_g);
                 gemm_into(
                     len,
@@ -339,8 +393,9 @@ pub(crate) fn conv2d_forward(g: &Conv2dGeom, x: &[f32], wt: &[f32]) -> Vec<f32> 
                     threads,
                 );
             }
+            ep.apply(&mut dst[..len * g.cout], g.cout);
         };
-    let scratch = || Scratch::<f32>::zeroed(tile * row_len);
+    let scratch = || Scratch::<f32>::zeroed(if pointwise { 0 } else { tile * row_len });
     let threads = num_threads();
     if g.n * tiles >= 2 * threads && threads > 1 {
         out.par_chunks_mut(per_image)
@@ -368,6 +423,7 @@ const CONV_TILE_BYTES: usize = 256 << 10;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UnaryOp;
 
     /// Direct convolution by definition, for checking the im2col path.
     fn naive(x: &Tensor, f: &Tensor, s: (usize, usize), p: Padding, d: (usize, usize)) -> Vec<f32> {
@@ -430,6 +486,24 @@ mod tests {
                 Padding::Same,
                 (1, 1),
             ),
+            // Rows wide enough for the depthwise run kernel (8 pixels sharing each weight
+            // vector), with channels past the last 16-channel block, strides and dilation.
+            (
+                [1, 12, 21, 40],
+                [3, 3, 1, 40],
+                (1, 1),
+                Padding::Same,
+                (1, 1),
+            ),
+            ([2, 9, 41, 24], [3, 3, 1, 24], (2, 2), Padding::Same, (1, 1)),
+            (
+                [1, 14, 30, 16],
+                [5, 5, 1, 16],
+                (1, 1),
+                Padding::Valid,
+                (1, 2),
+            ),
+            ([1, 7, 26, 33], [3, 5, 1, 33], (1, 3), Padding::Same, (2, 1)),
         ];
         for (xs, fs, s, p, d) in cases {
             let x = crate::random::normal(&xs, 0.0, 1.0, DType::F32, Some(1)).unwrap();
@@ -450,6 +524,101 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("smaller than"));
+    }
+
+    /// Every kernel (one product, tiles of patches, depthwise runs and single pixels,
+    /// one and two threads) applies the epilogue with exactly the separate ops' result.
+    #[test]
+    fn fused_epilogue_equals_the_separate_ops() {
+        let cases = [
+            ([2, 9, 7, 40], [1, 1, 40, 24], (1, 1), Padding::Same),
+            ([1, 40, 40, 8], [1, 1, 8, 32], (1, 1), Padding::Same),
+            ([2, 9, 9, 4], [3, 3, 4, 6], (2, 2), Padding::Same),
+            ([2, 9, 9, 4], [3, 3, 2, 6], (1, 1), Padding::Valid),
+            ([1, 12, 21, 40], [3, 3, 1, 40], (1, 1), Padding::Same),
+            ([1, 9, 8, 4], [3, 3, 1, 12], (2, 2), Padding::Same),
+        ];
+        let acts = [
+            None,
+            Some(UnaryOp::Relu),
+            Some(UnaryOp::Relu6),
+            Some(UnaryOp::Tanh),
+        ];
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for (xs, fs, s, p) in cases {
+                    let x = crate::random::normal(&xs, 0.0, 3.0, DType::F32, Some(1)).unwrap();
+                    let f = crate::random::normal(&fs, 0.0, 1.0, DType::F32, Some(2)).unwrap();
+                    let b = crate::random::normal(&[fs[3]], 0.0, 1.0, DType::F32, Some(3)).unwrap();
+                    for act in acts {
+                        for bias in [None, Some(&b)] {
+                            let ep = ConvEpilogue::new(bias, act);
+                            let got = x.conv2d_fused(&f, s, p, (1, 1), ep).unwrap();
+                            let want = ep
+                                .apply_separately(x.conv2d(&f, s, p, (1, 1)).unwrap())
+                                .unwrap();
+                            assert_eq!(
+                                got.to_vec::<f32>().unwrap(),
+                                want.to_vec::<f32>().unwrap(),
+                                "{xs:?} {fs:?} {act:?} bias {}",
+                                bias.is_some()
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// A bias that broadcasts and a recording tape both take the separate ops: the
+    /// result and the gradients are those of conv2d + add + activation.
+    #[test]
+    fn fused_epilogue_falls_back_for_broadcasts_and_tapes() {
+        let x = crate::random::normal(&[1, 6, 6, 3], 0.0, 1.0, DType::F32, Some(1)).unwrap();
+        let f = crate::random::normal(&[3, 3, 3, 4], 0.0, 1.0, DType::F32, Some(2)).unwrap();
+        let b = crate::random::normal(&[6, 1, 4], 0.0, 1.0, DType::F32, Some(3)).unwrap();
+        let ep = ConvEpilogue::new(Some(&b), Some(UnaryOp::Relu));
+        let sep = |x: &Tensor, f: &Tensor, b: &Tensor| {
+            x.conv2d(f, (1, 1), Padding::Same, (1, 1))
+                .unwrap()
+                .add(b)
+                .unwrap()
+                .relu()
+                .unwrap()
+        };
+        let got = x
+            .conv2d_fused(&f, (1, 1), Padding::Same, (1, 1), ep)
+            .unwrap();
+        assert_eq!(got.shape(), &[1, 6, 6, 4]);
+        assert_eq!(
+            got.to_vec::<f32>().unwrap(),
+            sep(&x, &f, &b).to_vec::<f32>().unwrap()
+        );
+        let b = crate::random::normal(&[4], 0.0, 1.0, DType::F32, Some(3)).unwrap();
+        let grads = |fused: bool| {
+            let tape = crate::GradientTape::new();
+            for t in [&x, &f, &b] {
+                tape.watch(t);
+            }
+            let y = if fused {
+                let ep = ConvEpilogue::new(Some(&b), Some(UnaryOp::Relu));
+                x.conv2d_fused(&f, (1, 1), Padding::Same, (1, 1), ep)
+                    .unwrap()
+            } else {
+                sep(&x, &f, &b)
+            };
+            let loss = y.square().unwrap().sum(crate::Axes::All, false).unwrap();
+            tape.gradient(&loss, &[&x, &f, &b])
+                .unwrap()
+                .into_iter()
+                .map(|g| g.unwrap().to_dense().unwrap().to_vec::<f32>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(grads(true), grads(false));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod binary_grad;
 pub mod cast;
 pub mod compare;
 pub mod conv;
+pub mod conv_epilogue;
 mod conv_grad;
 pub mod conv_transpose;
 mod depthwise;
