@@ -50,6 +50,10 @@ pub struct Interpreter {
     native: Vec<Option<NativeOp>>,
     /// Per op: how a dynamic-range kernel quantises its float input on each call.
     hybrid: Vec<Option<InputQuantization>>,
+    /// Per op: the intermediate tensors it is the last op to read, released once it has
+    /// run (so the allocator hands their buffers, still in cache, to the next ops, and a
+    /// call holds only the live activations).
+    release: Vec<Vec<usize>>,
 }
 
 /// The builtin's name (`CONV_2D`...), for errors.
@@ -225,8 +229,10 @@ impl Interpreter {
             custom,
             native: Vec::new(),
             hybrid: Vec::new(),
+            release: Vec::new(),
         };
         me.fold_constants()?;
+        me.release = me.last_reads();
         me.filters = (0..me.model.ops.len())
             .map(|i| me.prepare_filter(i))
             .collect::<Result<_>>()?;
@@ -241,6 +247,40 @@ impl Interpreter {
             .map(|k| InputQuantization::of_op(&me.model, k))
             .collect();
         Ok(me)
+    }
+
+    /// Per op, the tensors computed by ops of this graph (not constants, inputs or
+    /// outputs) that it is the last op to read.
+    fn last_reads(&self) -> Vec<Vec<usize>> {
+        let m = &self.model;
+        let mut computed = vec![false; m.tensors.len()];
+        for (k, op) in m.ops.iter().enumerate() {
+            if !self.folded[k] {
+                for &o in op.outputs.iter().filter(|&&o| o >= 0) {
+                    if let Some(c) = computed.get_mut(o as usize) {
+                        *c = true;
+                    }
+                }
+            }
+        }
+        for &o in &m.outputs {
+            computed[o] = false;
+        }
+        let mut last = vec![None; m.tensors.len()];
+        for (k, op) in m.ops.iter().enumerate() {
+            for &t in &op.inputs {
+                if t >= 0 && computed.get(t as usize) == Some(&true) {
+                    last[t as usize] = Some(k);
+                }
+            }
+        }
+        let mut release = vec![Vec::new(); m.ops.len()];
+        for (t, k) in last.into_iter().enumerate() {
+            if let Some(k) = k {
+                release[k].push(t);
+            }
+        }
+        release
     }
 
     /// The model being run.
@@ -331,7 +371,7 @@ impl Interpreter {
     /// Runs the model on `inputs` (one per model input, dtype and shape as the model's,
     /// any size where the shape signature has -1) and returns its outputs.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let vals = self.run_all(inputs)?;
+        let vals = self.run_on_pool(inputs, false)?;
         self.outputs_of(vals)
     }
 
@@ -352,21 +392,28 @@ impl Interpreter {
     /// intermediate; LiteRT's `experimental_preserve_all_tensors`), indexed like
     /// `model().tensors`.
     pub fn run_all(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+        self.run_on_pool(inputs, true)
+    }
+
+    /// Runs the main graph where its size calls for; `keep_all`: keep every intermediate
+    /// (else each is released after the last op that reads it).
+    fn run_on_pool(&self, inputs: &[Tensor], keep_all: bool) -> Result<Vec<Option<Tensor>>> {
         // Like a compiled plan, a model of some size runs on a rayon worker, so its
         // kernels share work with the other workers without a handoff per op.
         let batch = inputs
             .first()
             .and_then(|x| x.shape().first().copied())
             .unwrap_or(1);
+        let here = || self.run_all_here(inputs, self.root(), true, keep_all);
         if let Some(pool) = &self.pool {
-            return pool.install(|| self.run_all_here(inputs, self.root(), true));
+            return pool.install(here);
         }
         if self.macs_per_row.saturating_mul(batch) >= HOP_MIN_MACS
             && rayon::current_thread_index().is_none()
         {
-            return rayon::scope(|_| self.run_all_here(inputs, self.root(), true));
+            return rayon::scope(|_| here());
         }
-        self.run_all_here(inputs, self.root(), true)
+        here()
     }
 
     /// The context of a run from the main subgraph.
@@ -384,6 +431,7 @@ impl Interpreter {
         inputs: &[Tensor],
         ctx: Ctx<'_>,
         checked: bool,
+        keep_all: bool,
     ) -> Result<Vec<Option<Tensor>>> {
         let m = &self.model;
         if inputs.len() != m.inputs.len() {
@@ -418,10 +466,15 @@ impl Interpreter {
             };
             if let Some(y) = self.run_native(k, &vals).with_context(context)? {
                 vals[op.outputs[0] as usize] = Some(y);
-                continue;
+            } else {
+                let ys = self.run_op(k, &vals, ctx).with_context(context)?;
+                self.store(k, ys, &mut vals)?;
             }
-            let ys = self.run_op(k, &vals, ctx).with_context(context)?;
-            self.store(k, ys, &mut vals)?;
+            if !keep_all {
+                for &t in &self.release[k] {
+                    vals[t] = None;
+                }
+            }
         }
         Ok(vals)
     }
@@ -448,7 +501,7 @@ impl Interpreter {
 
     /// Runs this subgraph (a WHILE condition or body) on `inputs`; its outputs.
     fn run_sub(&self, inputs: &[Tensor], ctx: Ctx<'_>) -> Result<Vec<Tensor>> {
-        let vals = self.run_all_here(inputs, ctx, false)?;
+        let vals = self.run_all_here(inputs, ctx, false, false)?;
         self.outputs_of(vals)
     }
 

@@ -126,3 +126,26 @@ fn our_dynamic_range_quantiser_reproduces_tf_and_litert() {
     eprintln!("ferroflow-quantised mlp: max |ferroflow - LiteRT| = {d}");
     assert!(d <= 1e-5, "differs from LiteRT on TF's file by {d}");
 }
+
+/// `run` releases each intermediate after its last reader and gives the outputs that
+/// `run_all` (which keeps every tensor) gives; the graph's outputs survive either way.
+#[test]
+fn releasing_intermediates_changes_no_output() {
+    for name in ["cnn_float", "cnn_dynamic", "mlp_float"] {
+        let interp = Interpreter::from_file(fixture(&format!("{name}.tflite"))).unwrap();
+        let x = read_npy(fixture(&format!("{name}_x.npy"))).unwrap();
+        let outs = interp.run(std::slice::from_ref(&x)).unwrap();
+        let all = interp.run_all(&[x]).unwrap();
+        let computed = all.iter().filter(|v| v.is_some()).count();
+        assert!(computed > interp.model().outputs.len() + 1, "{name}");
+        for (o, &t) in outs.iter().zip(&interp.model().outputs) {
+            let kept = all[t].as_ref().unwrap();
+            assert_eq!(o.dtype(), kept.dtype(), "{name}");
+            assert_eq!(
+                o.to_vec::<f32>().unwrap(),
+                kept.to_vec::<f32>().unwrap(),
+                "{name}"
+            );
+        }
+    }
+}
