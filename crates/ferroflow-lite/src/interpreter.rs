@@ -1397,10 +1397,22 @@ fn to_output(meta: &LiteTensor, y: Tensor) -> Result<Tensor> {
             // affine quantisation).
             let (s, z) = (q.scale[0], q.zero_point[0] as f32);
             let data = x.contiguous().to_vec::<f32>()?;
-            let out: Vec<i8> = data
-                .iter()
-                .map(|&v| (round_half_away(v / s) + z).clamp(lo, hi) as i8)
-                .collect();
+            // On the best instruction set: in baseline x86-64 code `trunc` is a libm call
+            // per element (this loop was half of an int8 EfficientNetV2B0's run).
+            let out: Vec<i8> = ferroflow_core::with_best_isa(
+                #[inline(always)]
+                move || {
+                    // Through i32 (in range after the clamp; `clamp` and a float to i8 cast
+                    // do not vectorise).
+                    data.iter()
+                        .map(|&v| {
+                            let r = round_half_away(v / s) + z;
+                            let r = if r < lo { lo } else { r };
+                            (if r > hi { hi } else { r }) as i32 as i8
+                        })
+                        .collect()
+                },
+            );
             return Tensor::from_vec(out, x.shape());
         }
         let q_f = if q.scale.len() == 1 {
