@@ -1211,26 +1211,30 @@ fn pad(p: Padding) -> CorePadding {
     }
 }
 
+/// The elementwise op of a fused activation (`None`: no activation, or one without an op
+/// of its own, `RELU_N1_TO_1`).
+fn activation_op(act: Activation) -> Option<UnaryOp> {
+    match act {
+        Activation::Relu => Some(UnaryOp::Relu),
+        Activation::Relu6 => Some(UnaryOp::Relu6),
+        Activation::Tanh => Some(UnaryOp::Tanh),
+        Activation::None | Activation::ReluN1To1 => None,
+    }
+}
+
 /// A convolution's bias and fused activation as the kernel's epilogue, and what is left
 /// to apply after it (an activation without an elementwise op of its own).
 fn epilogue(bias: Option<&Tensor>, act: Activation) -> (ConvEpilogue<'_>, Activation) {
-    let (op, rest) = match act {
-        Activation::None => (None, Activation::None),
-        Activation::Relu => (Some(UnaryOp::Relu), Activation::None),
-        Activation::Relu6 => (Some(UnaryOp::Relu6), Activation::None),
-        Activation::Tanh => (Some(UnaryOp::Tanh), Activation::None),
-        Activation::ReluN1To1 => (None, Activation::ReluN1To1),
-    };
+    let op = activation_op(act);
+    let rest = if op.is_some() { Activation::None } else { act };
     (ConvEpilogue::new(bias, op), rest)
 }
 
 fn apply(y: Tensor, act: Activation) -> Result<Tensor> {
-    match act {
-        Activation::None => Ok(y),
-        Activation::Relu => y.relu(),
-        Activation::Relu6 => y.relu6(),
-        Activation::ReluN1To1 => y.clip_scalar(-1.0, 1.0),
-        Activation::Tanh => y.tanh(),
+    match (act, activation_op(act)) {
+        (Activation::ReluN1To1, _) => y.clip_scalar(-1.0, 1.0),
+        (_, Some(op)) => y.unary(op),
+        (_, None) => Ok(y),
     }
 }
 

@@ -130,10 +130,10 @@ fn run(g: &Conv2dGeom, x: &[f32], wt: &[f32], p: usize, dst: &mut [f32]) {
     }
 }
 
-/// `acc += v · w`, lane by lane (one vector multiply-add).
+/// `acc += v · w`, lane by lane (one vector multiply-add per 16 lanes).
 #[inline(always)]
-fn fma_into(acc: &mut [f32; NARROW], v: &[f32; NARROW], w: &[f32; NARROW]) {
-    for l in 0..NARROW {
+fn fma_into<const B: usize>(acc: &mut [f32; B], v: &[f32; B], w: &[f32; B]) {
+    for l in 0..B {
         acc[l] = v[l].mul_add(w[l], acc[l]);
     }
 }
@@ -196,9 +196,7 @@ fn block<const B: usize>(
     for &(t, src) in taps {
         let xs: &[f32; B] = x[src + c0..][..B].try_into().expect("B channels");
         let ws: &[f32; B] = wt[t * cout + c0..][..B].try_into().expect("B channels");
-        for l in 0..B {
-            sum[l] = xs[l].mul_add(ws[l], sum[l]);
-        }
+        fma_into(&mut sum, xs, ws);
     }
     acc[c0..c0 + B].copy_from_slice(&sum);
 }
