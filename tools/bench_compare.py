@@ -119,95 +119,6 @@ def reference_tflite(reps):
     return {"litert": out}
 
 
-APP_MODELS = {"mobilenetv2": "MobileNetV2", "efficientnetv2b0": "EfficientNetV2B0"}
-
-
-def app_files(name):
-    """keras.applications model `name` at 224x224 (random weights, fixed seed) converted
-    by TF's converter to float32 and full-integer int8 (int8 input and output)."""
-    import numpy as np
-    paths = {m: os.path.join(TFLITE_DIR, f"{name}_{m}.tflite") for m in ("float", "int8")}
-    if all(os.path.exists(p) for p in paths.values()):
-        return paths
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-    import keras
-    keras.utils.set_random_seed(3)
-    model = getattr(keras.applications, APP_MODELS[name])(weights=None)
-    rng = np.random.default_rng(3)
-    os.makedirs(TFLITE_DIR, exist_ok=True)
-    for mode, path in paths.items():
-        conv = tf.lite.TFLiteConverter.from_keras_model(model)
-        if mode == "int8":
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            conv.representative_dataset = lambda: (
-                [rng.uniform(-1, 1, size=(1, 224, 224, 3)).astype(np.float32)] for _ in range(8))
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            conv.inference_input_type = tf.int8
-            conv.inference_output_type = tf.int8
-        with open(path, "wb") as f:
-            f.write(conv.convert())
-    return paths
-
-
-def litert_latency(path, batch, threads, reps):
-    """p50 ms of LiteRT (XNNPACK, its default delegate) on `path` at `batch`, and the peak
-    RSS in MiB of the process that ran it (a Python interpreter with only LiteRT and
-    NumPy loaded), measured in a child process of its own."""
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over an exec from the forking parent.
-    code = f"""
-import json, time, numpy as np
-from ai_edge_litert.interpreter import Interpreter
-it = Interpreter(model_path={path!r}, num_threads={threads})
-d = it.get_input_details()[0]
-if {batch} != 1:
-    it.resize_tensor_input(d["index"], [{batch}, *d["shape"][1:]])
-it.allocate_tensors()
-d = it.get_input_details()[0]
-rng = np.random.default_rng(0)
-x = (rng.integers(-128, 128, size=d["shape"]).astype(d["dtype"]) if d["dtype"] == np.int8
-     else rng.uniform(-1, 1, size=d["shape"]).astype(np.float32))
-it.set_tensor(d["index"], x)
-times = []
-for _ in range({reps} + 2):
-    t = time.perf_counter()
-    it.invoke()
-    times.append(time.perf_counter() - t)
-times = sorted(times[2:])
-hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({{"p50_ms": times[len(times) // 2] * 1e3, "peak_rss_mib": int(hwm.split()[1]) / 1024}}))
-"""
-    out = subprocess.check_output([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
-    return json.loads(out.decode().strip().splitlines()[-1])
-
-
-def bench_apps(reps):
-    """MobileNetV2 and EfficientNetV2B0 (224x224), float and int8, at batch 1 and 16 on 1
-    and 2 threads, in ferroflow's interpreter and in LiteRT (XNNPACK): RATIO lines LiteRT
-    p50 / ferroflow p50 (target >= 1.0 on every row), with both peak RSS figures."""
-    exe = ferroflow_exe()
-    rows = []
-    for model in APP_MODELS:
-        for mode, path in app_files(model).items():
-            for batch in (1, 16):
-                n = reps if batch == 1 else max(3, reps // 3)
-                for threads in (1, 2):
-                    out = subprocess.check_output(
-                        [exe, "bench", "tflite", "--model", path, "--batch", str(batch), "--threads",
-                         str(threads), "--reps", str(n), "--json"], cwd=ROOT)
-                    ours = json.loads(out)
-                    ff_ms = next(v for k, v in ours.items() if k.endswith("_p50_ms"))
-                    lite = litert_latency(path, batch, threads, n)
-                    name = f"{model}_{mode}_b{batch}_t{threads}"
-                    print(f"RATIO {name}_vs_litert {lite['p50_ms'] / ff_ms:.3f}", flush=True)
-                    rows.append((name, ff_ms, lite["p50_ms"], ours.get("peak_rss_mib"), lite["peak_rss_mib"]))
-    print(f"{'workload':<34} {'ferroflow ms':>12} {'LiteRT ms':>10} {'ff RSS MiB':>11} {'LiteRT RSS MiB':>15}")
-    for name, a, b, rss, lrss in rows:
-        print(f"{name:<34} {a:>12.2f} {b:>10.2f} {rss:>11.1f} {lrss:>15.1f}")
-    print("(peak RSS: ferroflow's bench process; LiteRT's Python process, interpreter and NumPy included)")
-    print()
-
-
 def reference_train(reps):
     """One forward/backward/Adam step of an MLP 784-256-128-10, batch 128, in ms."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -860,7 +771,9 @@ def main():
         bench_web.run(ferroflow_exe(), int(os.environ.get("BENCH_REPS", "30")))
         return
     if suite == "tflite":
-        bench_apps(int(os.environ.get("BENCH_APP_REPS", "20")))
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_tflite_apps
+        bench_tflite_apps.run(ferroflow_exe(), TFLITE_DIR, int(os.environ.get("BENCH_APP_REPS", "20")))
     extra = ("--model", tflite_model_dir()) if suite == "tflite" else ()
     ff = ferroflow_suite(suite, reps, extra)
     if suite == "keras":

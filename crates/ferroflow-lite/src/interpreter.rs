@@ -16,12 +16,14 @@ use crate::ir::{
     Padding, Quantization, ReduceKind, UnaryKind,
 };
 use crate::kernels::{self, MAX_ELEMENTS};
+use crate::profile::OpProfile;
 use ferroflow_core::ops::conv::Padding as CorePadding;
 use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::ops::slice::SliceArg;
 use ferroflow_core::{Axes, DType, Error, Result, ResultExt, Tensor, UnaryOp};
 use std::path::Path;
+use std::time::Instant;
 
 /// A loaded model, ready to run (`tf.lite.Interpreter`).
 pub struct Interpreter {
@@ -204,7 +206,7 @@ impl Interpreter {
             .iter()
             .map(|t| t.data.as_ref().map(|_| constant(t)).transpose())
             .collect::<Result<Vec<_>>>()?;
-        let macs_per_row = macs(&model);
+        let macs_per_row = crate::profile::static_macs(&model);
         let subgraphs = model
             .subgraphs
             .iter()
@@ -371,8 +373,16 @@ impl Interpreter {
     /// Runs the model on `inputs` (one per model input, dtype and shape as the model's,
     /// any size where the shape signature has -1) and returns its outputs.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let vals = self.run_on_pool(inputs, false)?;
+        let vals = self.run_on_pool(inputs, false, None)?;
         self.outputs_of(vals)
+    }
+
+    /// Runs the model like [`Interpreter::run`] and also returns each operator's wall
+    /// time and work, in execution order (operators folded at load are left out).
+    pub fn run_profiled(&self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, Vec<OpProfile>)> {
+        let mut profile = Vec::with_capacity(self.model.ops.len());
+        let vals = self.run_on_pool(inputs, false, Some(&mut profile))?;
+        Ok((self.outputs_of(vals)?, profile))
     }
 
     /// The model outputs among all tensor values.
@@ -392,19 +402,25 @@ impl Interpreter {
     /// intermediate; LiteRT's `experimental_preserve_all_tensors`), indexed like
     /// `model().tensors`.
     pub fn run_all(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
-        self.run_on_pool(inputs, true)
+        self.run_on_pool(inputs, true, None)
     }
 
     /// Runs the main graph where its size calls for; `keep_all`: keep every intermediate
-    /// (else each is released after the last op that reads it).
-    fn run_on_pool(&self, inputs: &[Tensor], keep_all: bool) -> Result<Vec<Option<Tensor>>> {
+    /// (else each is released after the last op that reads it); `profile`: where to record
+    /// each operator's time and work.
+    fn run_on_pool(
+        &self,
+        inputs: &[Tensor],
+        keep_all: bool,
+        profile: Option<&mut Vec<OpProfile>>,
+    ) -> Result<Vec<Option<Tensor>>> {
         // Like a compiled plan, a model of some size runs on a rayon worker, so its
         // kernels share work with the other workers without a handoff per op.
         let batch = inputs
             .first()
             .and_then(|x| x.shape().first().copied())
             .unwrap_or(1);
-        let here = || self.run_all_here(inputs, self.root(), true, keep_all);
+        let here = || self.run_all_here(inputs, self.root(), true, keep_all, profile);
         if let Some(pool) = &self.pool {
             return pool.install(here);
         }
@@ -425,13 +441,15 @@ impl Interpreter {
     }
 
     /// Runs this (sub)graph; `checked`: the inputs are checked against its declared
-    /// shapes and types (loop values of a WHILE body may change shape).
+    /// shapes and types (loop values of a WHILE body may change shape); `keep_all` and
+    /// `profile` as for [`Interpreter::run_on_pool`].
     fn run_all_here(
         &self,
         inputs: &[Tensor],
         ctx: Ctx<'_>,
         checked: bool,
         keep_all: bool,
+        mut profile: Option<&mut Vec<OpProfile>>,
     ) -> Result<Vec<Option<Tensor>>> {
         let m = &self.model;
         if inputs.len() != m.inputs.len() {
@@ -464,11 +482,17 @@ impl Interpreter {
                     self.name
                 )
             };
-            if let Some(y) = self.run_native(k, &vals).with_context(context)? {
+            let start = profile.is_some().then(Instant::now);
+            let native = self.run_native(k, &vals).with_context(context)?;
+            let int8 = native.is_some();
+            if let Some(y) = native {
                 vals[op.outputs[0] as usize] = Some(y);
             } else {
                 let ys = self.run_op(k, &vals, ctx).with_context(context)?;
                 self.store(k, ys, &mut vals)?;
+            }
+            if let (Some(profile), Some(start)) = (profile.as_deref_mut(), start) {
+                profile.push(self.op_profile(k, &vals, start.elapsed().as_secs_f64(), int8));
             }
             if !keep_all {
                 for &t in &self.release[k] {
@@ -477,6 +501,26 @@ impl Interpreter {
             }
         }
         Ok(vals)
+    }
+
+    /// Op `k`'s profile entry, once it has run in `seconds`.
+    fn op_profile(&self, k: usize, vals: &[Option<Tensor>], seconds: f64, int8: bool) -> OpProfile {
+        let numel = |t: usize| {
+            vals.get(t)
+                .and_then(Option::as_ref)
+                .map_or(0, Tensor::numel)
+        };
+        let op = &self.model.ops[k];
+        OpProfile {
+            index: k,
+            op: op_name(&op.op),
+            seconds,
+            macs: crate::profile::op_macs(&self.model, k, numel) as u64,
+            output_shape: vals[op.outputs[0] as usize]
+                .as_ref()
+                .map_or_else(Vec::new, |y| y.shape().to_vec()),
+            int8,
+        }
     }
 
     /// Op `k`'s int8 result from its int8 kernel, when it has one and its input holds int8
@@ -501,7 +545,7 @@ impl Interpreter {
 
     /// Runs this subgraph (a WHILE condition or body) on `inputs`; its outputs.
     fn run_sub(&self, inputs: &[Tensor], ctx: Ctx<'_>) -> Result<Vec<Tensor>> {
-        let vals = self.run_all_here(inputs, ctx, false, false)?;
+        let vals = self.run_all_here(inputs, ctx, false, false, None)?;
         self.outputs_of(vals)
     }
 
@@ -1154,42 +1198,6 @@ impl Interpreter {
             }
         })
     }
-}
-
-/// Multiply-adds of the FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D ops at the static
-/// shapes.
-fn macs(m: &LiteModel) -> usize {
-    let numel = |t: i32| {
-        m.tensors
-            .get(t.max(0) as usize)
-            .map_or(0, LiteTensor::numel)
-    };
-    m.ops
-        .iter()
-        .map(|op| {
-            let out = numel(op.outputs[0]);
-            let w = op
-                .inputs
-                .get(1)
-                .and_then(|&w| m.tensors.get(w.max(0) as usize));
-            match (&op.op, w) {
-                (Op::FullyConnected { .. }, Some(w)) => {
-                    out.saturating_mul(w.shape.last().map_or(1, |&d| d.max(0) as usize))
-                }
-                (Op::Conv2d { .. }, Some(w)) => {
-                    let filters = w.shape.first().map_or(1, |&d| d.max(1) as usize);
-                    out.saturating_mul(w.numel() / filters)
-                }
-                (Op::DepthwiseConv2d { .. }, Some(w)) => {
-                    let window = w.shape.get(1..3).map_or(1, |s| {
-                        (s[0].max(0) as usize).saturating_mul(s[1].max(0) as usize)
-                    });
-                    out.saturating_mul(window.max(1))
-                }
-                _ => 0,
-            }
-        })
-        .fold(0usize, usize::saturating_add)
 }
 
 /// `x` rounded half away from zero (TFLite's rounding), in a form that vectorises (the

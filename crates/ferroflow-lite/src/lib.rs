@@ -13,6 +13,7 @@ mod int8;
 mod interpreter;
 pub mod ir;
 mod kernels;
+pub mod profile;
 pub mod quantize;
 pub mod read;
 mod sparse;
@@ -34,4 +35,5 @@ pub mod write;
 mod schema_generated;
 
 pub use interpreter::{core_dtype, format_lite_dims, Interpreter, InterpreterBuilder};
+pub use profile::OpProfile;
 pub use schema_generated::tflite as schema;

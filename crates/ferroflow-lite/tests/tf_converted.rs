@@ -3,7 +3,7 @@
 //! interpreter with the outputs LiteRT gave on the same inputs.
 
 use ferroflow_core::npy::read_npy;
-use ferroflow_core::Tensor;
+use ferroflow_core::{DType, Tensor};
 use ferroflow_lite::Interpreter;
 use std::path::PathBuf;
 
@@ -147,5 +147,63 @@ fn releasing_intermediates_changes_no_output() {
                 "{name}"
             );
         }
+    }
+}
+
+/// A profiled call gives `run`'s outputs and one entry per operator in order, with the
+/// multiply-adds of each convolution and dense layer as its shapes give them; the int8
+/// model's convolutions are reported as running on integers.
+#[test]
+fn profiled_calls_time_every_operator_and_count_its_work() {
+    use ferroflow_lite::ir::Op;
+    for name in ["cnn_float", "cnn_int8", "mlp_float"] {
+        let interp = Interpreter::from_file(fixture(&format!("{name}.tflite"))).unwrap();
+        let spec = interp.inputs()[0];
+        let mut shape: Vec<usize> = spec.shape.iter().map(|&d| d as usize).collect();
+        shape[0] = 3;
+        let n: usize = shape.iter().product();
+        let x = match spec.dtype {
+            ferroflow_lite::ir::ElementType::I8 => {
+                Tensor::from_vec((0..n).map(|i| (i % 61) as i8 - 30).collect(), &shape)
+            }
+            _ => Tensor::from_vec((0..n).map(|i| (i % 17) as f32 / 17.0).collect(), &shape),
+        }
+        .unwrap();
+        let plain = interp.run(std::slice::from_ref(&x)).unwrap();
+        let (outs, profile) = interp.run_profiled(&[x]).unwrap();
+        assert_eq!(outs.len(), plain.len());
+        for (a, b) in outs.iter().zip(&plain) {
+            let (a, b) = (a.cast(DType::F32).unwrap(), b.cast(DType::F32).unwrap());
+            assert_eq!(
+                a.to_vec::<f32>().unwrap(),
+                b.to_vec::<f32>().unwrap(),
+                "{name}"
+            );
+        }
+        let m = interp.model();
+        assert!(
+            profile.windows(2).all(|w| w[0].index < w[1].index),
+            "{name}"
+        );
+        let mut heavy = 0;
+        for p in &profile {
+            let op = &m.ops[p.index];
+            let w = &m.tensors[op.inputs.get(1).copied().unwrap_or(0).max(0) as usize];
+            let out: usize = p.output_shape.iter().product();
+            assert_eq!(p.output_shape[0], 3, "{name} op {}", p.index);
+            let want = match op.op {
+                Op::Conv2d { .. } => out * w.numel() / w.shape[0] as usize,
+                Op::DepthwiseConv2d { .. } => out * (w.shape[1] * w.shape[2]) as usize,
+                Op::FullyConnected { .. } => out * *w.shape.last().unwrap() as usize,
+                _ => 0,
+            };
+            assert_eq!(p.macs, want as u64, "{name} op {} ({})", p.index, p.op);
+            if want > 0 {
+                heavy += 1;
+                assert_eq!(p.int8, name.ends_with("int8"), "{name} op {}", p.index);
+                assert!(p.seconds > 0.0 && p.gflops() > 0.0, "{name} op {}", p.index);
+            }
+        }
+        assert!(heavy >= 2, "{name}: {profile:?}");
     }
 }

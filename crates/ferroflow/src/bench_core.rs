@@ -65,14 +65,17 @@ pub fn run(json: bool, reps: usize) -> ff::Result<()> {
     Ok(())
 }
 
+/// `rows` as a JSON object of name to value.
+pub(crate) fn json_rows(rows: &[(&str, f64, &str)]) -> serde_json::Map<String, serde_json::Value> {
+    rows.iter()
+        .map(|(k, v, _)| (k.to_string(), serde_json::json!(v)))
+        .collect()
+}
+
 /// Prints `name value unit` rows, or one JSON object of `name: value`.
 pub(crate) fn report(rows: &[(&str, f64, &str)], json: bool) {
     if json {
-        let obj: serde_json::Map<String, serde_json::Value> = rows
-            .iter()
-            .map(|(k, v, _)| (k.to_string(), serde_json::json!(v)))
-            .collect();
-        println!("{}", serde_json::Value::Object(obj));
+        println!("{}", serde_json::Value::Object(json_rows(rows)));
     } else {
         for (k, v, u) in rows {
             println!("{k:<30} {v:>10.2} {u}");

@@ -1,9 +1,10 @@
 //! `ferroflow bench tflite|keras --model PATH`: latency of any model file on inputs its
 //! signature asks for (random values of the declared dtype and shape, `--batch` rows
 //! where the first dimension is dynamic), as p50 and p99 of single calls, and the peak
-//! resident memory of the process.
+//! resident memory of the process; for `.tflite` files, optionally the time and achieved
+//! GFLOP/s of the heaviest layers (`--profile N`).
 
-use crate::bench_core::report;
+use crate::bench_core::{json_rows, report};
 use crate::heap_meter::peak_rss_mib;
 use ferroflow as ff;
 use std::path::Path;
@@ -50,20 +51,114 @@ fn percentiles(reps: usize, mut f: impl FnMut() -> ff::Result<()>) -> ff::Result
     Ok((at(0.5), at(0.99)))
 }
 
-/// Prints `<stem>_b<batch>_p50_ms`, `_p99_ms` and `peak_rss_mib` for `f`.
-fn print(stem: &str, batch: usize, p: (f64, f64), json: bool) {
+/// Prints `<stem>_b<batch>_p50_ms`, `_p99_ms` and `peak_rss_mib` for `f`, and from
+/// the profiled operators `ops`, the `top` with the most work and the time per builtin
+/// (`layers` and `op_ms` in JSON).
+fn print(
+    stem: &str,
+    batch: usize,
+    p: (f64, f64),
+    json: bool,
+    ops: &[ff::lite::OpProfile],
+    top: usize,
+) {
+    let layers = heaviest(ops, top);
+    let by_op = time_by_op(ops);
     let (p50, p99) = (
         format!("{stem}_b{batch}_p50_ms"),
         format!("{stem}_b{batch}_p99_ms"),
     );
-    report(
-        &[
-            (p50.as_str(), p.0, "ms"),
-            (p99.as_str(), p.1, "ms"),
-            ("peak_rss_mib", peak_rss_mib(), "MiB"),
-        ],
-        json,
-    );
+    let rows = [
+        (p50.as_str(), p.0, "ms"),
+        (p99.as_str(), p.1, "ms"),
+        ("peak_rss_mib", peak_rss_mib(), "MiB"),
+    ];
+    if !json {
+        report(&rows, false);
+        for (op, t) in &by_op {
+            println!("{op:<30} {:>10.3} ms", t * 1e3);
+        }
+        for l in &layers {
+            println!(
+                "op {:<4} {:<20} {:<22} {:>9.3} ms {:>8.1} {}",
+                l.index,
+                l.op,
+                format!("{:?}", l.output_shape),
+                l.seconds * 1e3,
+                l.gflops(),
+                if l.int8 { "GOP/s (int8)" } else { "GFLOP/s" }
+            );
+        }
+        return;
+    }
+    let mut obj = json_rows(&rows);
+    if !layers.is_empty() {
+        let list = layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "index": l.index,
+                    "op": l.op,
+                    "output_shape": l.output_shape,
+                    "ms": l.seconds * 1e3,
+                    "macs": l.macs,
+                    "gflops": l.gflops(),
+                    "int8": l.int8,
+                })
+            })
+            .collect();
+        obj.insert("layers".into(), serde_json::Value::Array(list));
+        let op_ms = by_op
+            .iter()
+            .map(|(op, t)| (op.to_string(), serde_json::json!(t * 1e3)))
+            .collect();
+        obj.insert("op_ms".into(), serde_json::Value::Object(op_ms));
+    }
+    println!("{}", serde_json::Value::Object(obj));
+}
+
+/// Every operator's median time over `reps` profiled calls of `interp`, in execution
+/// order.
+fn profile_ops(
+    interp: &ff::lite::Interpreter,
+    inputs: &[ff::Tensor],
+    reps: usize,
+) -> ff::Result<Vec<ff::lite::OpProfile>> {
+    let runs = (0..reps.max(1))
+        .map(|_| interp.run_profiled(inputs).map(|(_, p)| p))
+        .collect::<ff::Result<Vec<_>>>()?;
+    let mut median = runs[0].clone();
+    for (k, op) in median.iter_mut().enumerate() {
+        let mut times: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.get(k))
+            .map(|p| p.seconds)
+            .collect();
+        times.sort_by(f64::total_cmp);
+        op.seconds = times[times.len() / 2];
+    }
+    Ok(median)
+}
+
+/// Total time per builtin (`CONV_2D`: 12.3 ms, ...), most first.
+fn time_by_op(ops: &[ff::lite::OpProfile]) -> Vec<(&'static str, f64)> {
+    let mut totals: Vec<(&'static str, f64)> = Vec::new();
+    for p in ops {
+        match totals.iter_mut().find(|(name, _)| *name == p.op) {
+            Some((_, t)) => *t += p.seconds,
+            None => totals.push((p.op, p.seconds)),
+        }
+    }
+    totals.sort_by(|a, b| b.1.total_cmp(&a.1));
+    totals
+}
+
+/// The `top` operators of `ops` with the most multiply-adds, most work first.
+fn heaviest(ops: &[ff::lite::OpProfile], top: usize) -> Vec<ff::lite::OpProfile> {
+    let mut heavy: Vec<_> = ops.iter().filter(|p| p.macs > 0).cloned().collect();
+    heavy.sort_by(|a, b| b.macs.cmp(&a.macs).then(b.seconds.total_cmp(&a.seconds)));
+    heavy.truncate(top);
+    heavy
 }
 
 fn stem(path: &Path) -> String {
@@ -79,6 +174,7 @@ pub fn tflite(
     batch: usize,
     threads: usize,
     reps: usize,
+    profile: usize,
     json: bool,
 ) -> ff::Result<()> {
     let interp = ff::lite::Interpreter::from_file(path)?.with_threads(threads)?;
@@ -97,7 +193,12 @@ pub fn tflite(
         })
         .collect::<ff::Result<Vec<_>>>()?;
     let p = percentiles(reps, || interp.run(&inputs).map(|_| ()))?;
-    print(&stem(path), batch, p, json);
+    let ops = if profile > 0 {
+        profile_ops(&interp, &inputs, reps)?
+    } else {
+        Vec::new()
+    };
+    print(&stem(path), batch, p, json, &ops, profile);
     Ok(())
 }
 
@@ -119,7 +220,7 @@ pub fn keras(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<(
         .map(|(i, s)| random_input(&s.shape, s.dtype, batch, i as u64))
         .collect::<ff::Result<Vec<_>>>()?;
     let p = percentiles(reps, || model.predict(inputs.clone(), batch).map(|_| ()))?;
-    print(&stem(path), batch, p, json);
+    print(&stem(path), batch, p, json, &[], 0);
     Ok(())
 }
 
@@ -134,6 +235,6 @@ pub fn onnx(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<()
         .map(|(i, t)| random_input(&t.shape, t.dtype, batch, i as u64))
         .collect::<ff::Result<Vec<_>>>()?;
     let p = percentiles(reps, || model.call(&inputs).map(|_| ()))?;
-    print(&stem(path), batch, p, json);
+    print(&stem(path), batch, p, json, &[], 0);
     Ok(())
 }

@@ -128,6 +128,10 @@ enum Command {
         /// shared pool).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// `tflite` with --model: also profile the calls per operator and report the N
+        /// layers with the most multiply-adds (time and achieved GFLOP/s).
+        #[arg(long, default_value_t = 0)]
+        profile: usize,
     },
 }
 
@@ -198,9 +202,10 @@ fn run(command: Command) -> ff::Result<()> {
             model,
             batch,
             threads,
+            profile,
         } => match (suite, model) {
             (Suite::Tflite, Some(m)) if m.is_file() => {
-                bench_model::tflite(&m, batch, threads, reps, json)
+                bench_model::tflite(&m, batch, threads, reps, profile, json)
             }
             (Suite::Tflite, m) => bench_tflite::run(json, reps, m.as_deref()),
             (Suite::Keras, Some(m)) => bench_model::keras(&m, batch, reps, json),
