@@ -1212,6 +1212,17 @@ pub(crate) fn round_half_away(x: f32) -> f32 {
     }
 }
 
+/// `r` saturated to int8 (NaN to -128), in a form that vectorises: a saturating float to
+/// int cast must keep NaN apart, which LLVM does lane by lane.
+#[inline(always)]
+pub(crate) fn saturate_i8(r: f32) -> i8 {
+    // The negated comparison also sends NaN to the lower bound.
+    let r = if r >= -128.0 { r } else { -128.0 };
+    let r = if r > 127.0 { 127.0 } else { r };
+    // SAFETY: `r` is a number in [-128, 127], which i32 holds.
+    unsafe { r.to_int_unchecked::<i32>() as i8 }
+}
+
 fn pad(p: Padding) -> CorePadding {
     match p {
         Padding::Same => CorePadding::Same,
@@ -1414,14 +1425,8 @@ fn to_output(meta: &LiteTensor, y: Tensor) -> Result<Tensor> {
             let out: Vec<i8> = ferroflow_core::with_best_isa(
                 #[inline(always)]
                 move || {
-                    // Through i32 (in range after the clamp; `clamp` and a float to i8 cast
-                    // do not vectorise).
                     data.iter()
-                        .map(|&v| {
-                            let r = round_half_away(v / s) + z;
-                            let r = if r < lo { lo } else { r };
-                            (if r > hi { hi } else { r }) as i32 as i8
-                        })
+                        .map(|&v| saturate_i8(round_half_away(v / s) + z))
                         .collect()
                 },
             );

@@ -40,7 +40,7 @@ macro_rules! vectorised {
     };
 }
 
-mod add;
+mod binary;
 mod conv;
 mod gemm;
 mod requant;
@@ -51,7 +51,7 @@ mod window;
 use crate::ir::{
     Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, UnaryKind, Window,
 };
-use add::Add;
+use binary::{Binary, Repeat};
 use conv::{Conv, Depthwise, Pool};
 use ferroflow_core::{DType, Error, Result, Tensor};
 use gemm::PackedWeights;
@@ -72,17 +72,27 @@ pub(crate) enum NativeOp {
     Depthwise { dw: Depthwise, window: Window },
     /// `MAX_POOL_2D` / `AVERAGE_POOL_2D`.
     Pool { pool: Pool, window: Window },
-    /// `ADD` of two int8 tensors of one shape.
-    Add(Add),
+    /// `ADD`, `SUB` or `MUL` of two int8 tensors of one shape, or one broadcasting as
+    /// [`Repeat`] allows; the second may be a constant (its values and shape).
+    Binary {
+        op: Binary,
+        constant: Option<(Vec<i8>, Vec<usize>)>,
+    },
     /// `LOGISTIC`, `TANH` and int8 -> int8 `QUANTIZE`: a table of the 256 outputs.
     Table(Box<[i8; 256]>),
 }
 
 /// Scale and zero point of an int8 activation quantised per tensor.
 fn activation(t: &LiteTensor) -> Option<(f32, i32)> {
+    t.data.is_none().then(|| per_tensor(t)).flatten()
+}
+
+/// Scale and zero point of an int8 tensor (an activation or a constant) quantised per
+/// tensor.
+fn per_tensor(t: &LiteTensor) -> Option<(f32, i32)> {
     let q = t.quant.as_ref()?;
     let (&s, &z) = (q.scale.first()?, q.zero_point.first()?);
-    (t.dtype == ElementType::I8 && t.data.is_none() && q.scale.len() == 1)
+    (t.dtype == ElementType::I8 && q.scale.len() == 1)
         .then(|| (s, i32::try_from(z).ok()))
         .and_then(|(s, z)| Some((s, z?)))
         .filter(|(s, z)| s.is_finite() && *s > 0.0 && (-128..=127).contains(z))
@@ -249,14 +259,32 @@ impl NativeOp {
                 window: *window,
             },
             Op::Binary {
-                kind: BinaryKind::Add,
+                kind: kind @ (BinaryKind::Add | BinaryKind::Sub | BinaryKind::Mul),
                 act,
-            } if !matches!(act, Activation::Tanh) => NativeOp::Add(Add {
-                a: x,
-                b: activation(tensor(1)?)?,
-                out: y,
-                act: *act,
-            }),
+            } if !matches!(act, Activation::Tanh) => {
+                let b = tensor(1)?;
+                let constant = match &b.data {
+                    Some(bytes) if bytes.len() == b.numel() => Some((
+                        bytes.iter().map(|&v| v as i8).collect(),
+                        b.shape
+                            .iter()
+                            .map(|&d| usize::try_from(d).ok())
+                            .collect::<Option<Vec<usize>>>()?,
+                    )),
+                    Some(_) => return None,
+                    None => None,
+                };
+                NativeOp::Binary {
+                    op: Binary {
+                        kind: *kind,
+                        a: x,
+                        b: per_tensor(b)?,
+                        out: y,
+                        act: *act,
+                    },
+                    constant,
+                }
+            }
             Op::Unary(kind @ (UnaryKind::Logistic | UnaryKind::Tanh)) => {
                 let f: fn(f32) -> f32 = match kind {
                     UnaryKind::Logistic => |v| 1.0 / (1.0 + (-v).exp()),
@@ -272,13 +300,13 @@ impl NativeOp {
     /// How many of the op's first inputs are int8 activations it reads.
     pub(crate) fn activations(&self) -> usize {
         match self {
-            NativeOp::Add(_) => 2,
+            NativeOp::Binary { constant: None, .. } => 2,
             _ => 1,
         }
     }
 
     /// The op's output for its int8 activation inputs (`None`: this call must run in
-    /// float, as an ADD whose inputs broadcast).
+    /// float, as an ADD whose inputs broadcast in a way it does not take).
     pub(crate) fn run(&self, inputs: &[&Tensor]) -> Result<Option<Tensor>> {
         if inputs.len() != self.activations() || inputs.iter().any(|x| x.dtype() != DType::I8) {
             return Err(Error::invalid(
@@ -357,12 +385,28 @@ impl NativeOp {
                 let out = pool.run(&data, &g);
                 Tensor::from_vec(out, &[g.batch, g.h.out, g.w.out, g.channels])
             }
-            NativeOp::Add(add) => {
-                let b = inputs[1];
-                if b.shape() != shape {
-                    return Ok(None);
+            NativeOp::Binary { op, constant } => {
+                let (b_data, b_shape) = match constant {
+                    Some((values, shape)) => (std::borrow::Cow::Borrowed(&values[..]), &shape[..]),
+                    None => (inputs[1].data::<i8>()?, inputs[1].shape()),
+                };
+                if b_shape == shape {
+                    return Tensor::from_vec(op.run(&data, &b_data), shape).map(Some);
                 }
-                Tensor::from_vec(add.run(&data, &b.data::<i8>()?), shape)
+                let repeated = if let Some(r) = Repeat::of(shape, b_shape) {
+                    op.run_repeated(&data, &b_data, r, false)
+                        .map(|y| (y, shape))
+                } else if let Some(r) = Repeat::of(b_shape, shape) {
+                    op.run_repeated(&b_data, &data, r, true)
+                        .map(|y| (y, b_shape))
+                } else {
+                    None
+                };
+                // Other broadcasts run in float.
+                let Some((y, out_shape)) = repeated else {
+                    return Ok(None);
+                };
+                Tensor::from_vec(y, out_shape)
             }
             NativeOp::Table(t) => {
                 let out: Vec<i8> = data.iter().map(|&v| t[v as u8 as usize]).collect();
