@@ -44,6 +44,7 @@ mod binary;
 mod conv;
 mod gemm;
 mod requant;
+mod table;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 mod window;
@@ -408,10 +409,7 @@ impl NativeOp {
                 };
                 Tensor::from_vec(y, out_shape)
             }
-            NativeOp::Table(t) => {
-                let out: Vec<i8> = data.iter().map(|&v| t[v as u8 as usize]).collect();
-                Tensor::from_vec(out, shape)
-            }
+            NativeOp::Table(t) => Tensor::from_vec(table::lookup(t, &data), shape),
         };
         out.map(Some)
     }
