@@ -17,6 +17,7 @@ use crate::ir::{
 };
 use crate::kernels::{self, MAX_ELEMENTS};
 use crate::profile::OpProfile;
+use crate::swish::Swish;
 use ferroflow_core::ops::conv::Padding as CorePadding;
 use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::ops::remap::PadMode;
@@ -36,6 +37,9 @@ pub struct Interpreter {
     filters: Vec<Option<Tensor>>,
     /// Per op: whether it was computed at load (all its inputs are constants).
     folded: Vec<bool>,
+    /// Per op: it does not run (folded at load, or fused into a later op; those run when
+    /// every tensor is kept).
+    skipped: Vec<bool>,
     /// Kernels of custom ops.
     custom: CustomOps,
     /// The file's other subgraphs (WHILE conditions and bodies), file index - 1.
@@ -52,6 +56,11 @@ pub struct Interpreter {
     native: Vec<Option<NativeOp>>,
     /// Per op: how a dynamic-range kernel quantises its float input on each call.
     hybrid: Vec<Option<InputQuantization>>,
+    /// Per op: the swish a MUL computes in one pass (its LOGISTIC is then skipped).
+    swish: Vec<Option<Swish>>,
+    /// Per op: a convolution's epilogue activation in place of its fused one (the swish
+    /// of a later MUL).
+    epilogue_act: Vec<Option<UnaryOp>>,
     /// Per op: the intermediate tensors it is the last op to read, released once it has
     /// run (so the allocator hands their buffers, still in cache, to the next ops, and a
     /// call holds only the live activations).
@@ -68,6 +77,8 @@ fn op_name(op: &Op) -> &'static str {
 struct Ctx<'a> {
     graphs: &'a [Interpreter],
     depth: usize,
+    /// Run the fusions planned at load (off when every tensor's own value is wanted).
+    fuse: bool,
 }
 
 /// Most WHILE loops nested in one another.
@@ -223,6 +234,7 @@ impl Interpreter {
             pool: None,
             name: "tflite model".into(),
             folded: vec![false; model.ops.len()],
+            skipped: Vec::new(),
             folded_float: vec![false; model.tensors.len()],
             model,
             consts,
@@ -231,9 +243,20 @@ impl Interpreter {
             custom,
             native: Vec::new(),
             hybrid: Vec::new(),
+            swish: Vec::new(),
+            epilogue_act: Vec::new(),
             release: Vec::new(),
         };
         me.fold_constants()?;
+        me.swish = crate::swish::find(&me.model, &me.folded);
+        me.skipped = me.folded.clone();
+        me.epilogue_act = vec![None; me.model.ops.len()];
+        for sw in me.swish.iter().flatten() {
+            me.skipped[sw.logistic] = true;
+            if let Some(p) = sw.in_producer {
+                me.epilogue_act[p] = Some(UnaryOp::Silu);
+            }
+        }
         me.release = me.last_reads();
         me.filters = (0..me.model.ops.len())
             .map(|i| me.prepare_filter(i))
@@ -257,7 +280,7 @@ impl Interpreter {
         let m = &self.model;
         let mut computed = vec![false; m.tensors.len()];
         for (k, op) in m.ops.iter().enumerate() {
-            if !self.folded[k] {
+            if !self.skipped[k] {
                 for &o in op.outputs.iter().filter(|&&o| o >= 0) {
                     if let Some(c) = computed.get_mut(o as usize) {
                         *c = true;
@@ -400,7 +423,8 @@ impl Interpreter {
 
     /// Runs the model and returns the value of every tensor (constants, inputs and every
     /// intermediate; LiteRT's `experimental_preserve_all_tensors`), indexed like
-    /// `model().tensors`.
+    /// `model().tensors`. The fusions planned at load (swish) are off, so each tensor
+    /// holds its own value.
     pub fn run_all(&self, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
         self.run_on_pool(inputs, true, None)
     }
@@ -420,7 +444,13 @@ impl Interpreter {
             .first()
             .and_then(|x| x.shape().first().copied())
             .unwrap_or(1);
-        let here = || self.run_all_here(inputs, self.root(), true, keep_all, profile);
+        // Fusions leave some tensors unmade (or holding a later op's value): off when every
+        // tensor is kept.
+        let ctx = Ctx {
+            fuse: !keep_all,
+            ..self.root()
+        };
+        let here = || self.run_all_here(inputs, ctx, true, keep_all, profile);
         if let Some(pool) = &self.pool {
             return pool.install(here);
         }
@@ -437,6 +467,7 @@ impl Interpreter {
         Ctx {
             graphs: &self.subgraphs,
             depth: 0,
+            fuse: true,
         }
     }
 
@@ -472,7 +503,7 @@ impl Interpreter {
             vals[i] = Some(x.clone());
         }
         for (k, op) in m.ops.iter().enumerate() {
-            if self.folded[k] {
+            if self.folded[k] || (ctx.fuse && self.skipped[k]) {
                 continue;
             }
             let context = || {
@@ -483,8 +514,11 @@ impl Interpreter {
                 )
             };
             let start = profile.is_some().then(Instant::now);
-            let native = self.run_native(k, &vals).with_context(context)?;
-            let int8 = native.is_some();
+            let native = match self.swish[k].as_ref().filter(|_| ctx.fuse) {
+                Some(sw) => Some(self.run_swish(sw, &vals).with_context(context)?),
+                None => self.run_native(k, &vals).with_context(context)?,
+            };
+            let int8 = native.as_ref().is_some_and(|y| y.dtype() == DType::I8);
             if let Some(y) = native {
                 vals[op.outputs[0] as usize] = Some(y);
             } else {
@@ -520,6 +554,22 @@ impl Interpreter {
                 .as_ref()
                 .map_or_else(Vec::new, |y| y.shape().to_vec()),
             int8,
+        }
+    }
+
+    /// The output of a MUL that computes swish `sw` (in the tensor's own type).
+    fn run_swish(&self, sw: &Swish, vals: &[Option<Tensor>]) -> Result<Tensor> {
+        let t = vals[sw.input]
+            .as_ref()
+            .ok_or_else(|| err("MUL", "the swish input is missing"))?;
+        match (&sw.table, sw.in_producer) {
+            (Some(table), _) => Tensor::from_vec(
+                crate::int8::table::lookup(table, &t.data::<i8>()?),
+                t.shape(),
+            ),
+            // The convolution applied swish.
+            (None, Some(_)) => apply(t.clone(), sw.act),
+            (None, None) => apply(t.silu()?, sw.act),
         }
     }
 
@@ -586,6 +636,7 @@ impl Interpreter {
             let none = Ctx {
                 graphs: &[],
                 depth: 0,
+                fuse: false,
             };
             let ys = self.run_op(k, &self.consts, none).with_context(|| {
                 format!(
@@ -691,8 +742,8 @@ impl Interpreter {
                 };
                 let (c, b) = (graph(*cond)?, graph(*body)?);
                 let inner = Ctx {
-                    graphs: ctx.graphs,
                     depth: ctx.depth + 1,
+                    ..ctx
                 };
                 let mut state = self.all_inputs(k, vals)?;
                 for _ in 0..=MAX_WHILE_ITERATIONS {
@@ -777,12 +828,12 @@ impl Interpreter {
                     .collect();
                 kernel.run(&inputs, options, &outputs)
             }
-            _ => Ok(vec![self.run_single(k, vals)?]),
+            _ => Ok(vec![self.run_single(k, vals, ctx.fuse)?]),
         }
     }
 
-    /// The result of op `k`, which has one output.
-    fn run_single(&self, k: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
+    /// The result of op `k`, which has one output (`fuse`: as [`Ctx::fuse`]).
+    fn run_single(&self, k: usize, vals: &[Option<Tensor>], fuse: bool) -> Result<Tensor> {
         let op = &self.model.ops[k];
         let mut x = self.required(k, 0, vals)?;
         if let Some(Some(q)) = self.hybrid.get(k) {
@@ -830,7 +881,7 @@ impl Interpreter {
             Op::Conv2d { window, act } => {
                 let w = self.filter(k, vals)?;
                 let b = self.input(k, 2, vals)?;
-                let (ep, rest) = epilogue(b.as_ref(), *act);
+                let (ep, rest) = epilogue(b.as_ref(), *act, self.epilogue_act[k].filter(|_| fuse));
                 let y =
                     x.conv2d_fused(&w, window.stride, pad(window.padding), window.dilation, ep)?;
                 apply(y, rest)?
@@ -838,7 +889,7 @@ impl Interpreter {
             Op::DepthwiseConv2d { window, act, .. } => {
                 let w = self.filter(k, vals)?;
                 let b = self.input(k, 2, vals)?;
-                let (ep, rest) = epilogue(b.as_ref(), *act);
+                let (ep, rest) = epilogue(b.as_ref(), *act, self.epilogue_act[k].filter(|_| fuse));
                 let y = x.depthwise_conv2d_fused(
                     &w,
                     window.stride,
@@ -1243,8 +1294,12 @@ fn activation_op(act: Activation) -> Option<UnaryOp> {
 
 /// A convolution's bias and fused activation as the kernel's epilogue, and what is left
 /// to apply after it (an activation without an elementwise op of its own).
-fn epilogue(bias: Option<&Tensor>, act: Activation) -> (ConvEpilogue<'_>, Activation) {
-    let op = activation_op(act);
+fn epilogue(
+    bias: Option<&Tensor>,
+    act: Activation,
+    instead: Option<UnaryOp>,
+) -> (ConvEpilogue<'_>, Activation) {
+    let op = instead.or(activation_op(act));
     let rest = if op.is_some() { Activation::None } else { act };
     (ConvEpilogue::new(bias, op), rest)
 }

@@ -17,6 +17,7 @@ pub mod profile;
 pub mod quantize;
 pub mod read;
 mod sparse;
+mod swish;
 pub mod write;
 
 #[allow(

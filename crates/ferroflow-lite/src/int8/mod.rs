@@ -44,7 +44,7 @@ mod binary;
 mod conv;
 mod gemm;
 mod requant;
-mod table;
+pub(crate) mod table;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 mod window;
@@ -156,6 +156,35 @@ fn requantize_table(x: (f32, i32), y: (f32, i32)) -> Option<[i8; 256]> {
         t[q as u8 as usize] = (acc >> 8).clamp(-128, 127) as i8;
     }
     Some(t)
+}
+
+/// The int8 `MUL(t, LOGISTIC(t))` (swish; `MUL(LOGISTIC(t), t)` when `!t_first`) as
+/// one table over `t`: for each of its 256 values, the logistic's table entry, then the
+/// product exactly as the two int8 kernels give it. `None` unless both ops run on int8.
+pub(crate) fn swish_table(
+    model: &LiteModel,
+    logistic: usize,
+    mul: usize,
+    t_first: bool,
+) -> Option<Box<[i8; 256]>> {
+    let (NativeOp::Table(sigmoid), NativeOp::Binary { op, constant: None }) = (
+        NativeOp::prepare(model, logistic)?,
+        NativeOp::prepare(model, mul)?,
+    ) else {
+        return None;
+    };
+    let t: Vec<i8> = (0..=255u8).map(|b| b as i8).collect();
+    let s = table::lookup(&sigmoid, &t);
+    let y = if t_first {
+        op.run(&t, &s)
+    } else {
+        op.run(&s, &t)
+    };
+    let mut out = Box::new([0i8; 256]);
+    for (&q, &v) in t.iter().zip(&y) {
+        out[q as u8 as usize] = v;
+    }
+    Some(out)
 }
 
 impl NativeOp {
