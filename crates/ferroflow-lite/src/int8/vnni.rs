@@ -10,8 +10,6 @@ use std::arch::x86_64::*;
 
 /// Output channels per block (one 512-bit register of int32 lanes).
 const LANES: usize = 16;
-/// Rows per pass over a pair of blocks.
-const ROWS: usize = 4;
 
 /// Whether this CPU runs [`VnniWeights`].
 pub(crate) fn available() -> bool {
@@ -112,35 +110,66 @@ impl VnniWeights {
         }
     }
 
+    /// `out` (`m` rows x n) for the unsigned rows `u`: channel blocks in pairs, four
+    /// rows per pass; an odd last block alone, eight rows per pass (so no block is
+    /// computed twice and the accumulators fill the same registers).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn kernel(&self, u: &[u8], m: usize, out: &mut [i8]) {
+        let mut jb = 0;
+        while jb + 2 <= self.blocks {
+            // SAFETY: as for `kernel`; blocks jb and jb + 1 exist.
+            unsafe { self.blocks_pass::<4, 2>(u, m, jb, out) };
+            jb += 2;
+        }
+        if jb < self.blocks {
+            // SAFETY: as above; block jb exists.
+            unsafe { self.blocks_pass::<8, 1>(u, m, jb, out) };
+        }
+    }
+
+    /// Channel blocks `jb..jb + B` of every row, `R` rows per pass.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn blocks_pass<const R: usize, const B: usize>(
+        &self,
+        u: &[u8],
+        m: usize,
+        jb: usize,
+        out: &mut [i8],
+    ) {
         let groups = self.k4 / 4;
         let (lo, hi) = (_mm512_set1_ps(self.lo), _mm512_set1_ps(self.hi));
         let zp = _mm512_set1_epi32(self.zero_point);
+        let w: [*const i8; B] = std::array::from_fn(|h| unsafe {
+            self.packed.as_ptr().add((jb + h) * LANES * self.k4)
+        });
         let mut r = 0;
         while r < m {
-            let mr = (m - r).min(ROWS);
-            let a: [*const u8; ROWS] =
-                std::array::from_fn(|i| u.as_ptr().add((r + i.min(mr - 1)) * self.k4));
-            let mut jb = 0;
-            while jb < self.blocks {
-                let pair = usize::from(jb + 1 < self.blocks) + 1;
-                let w0 = self.packed.as_ptr().add(jb * LANES * self.k4);
-                let w1 = w0.add((pair - 1) * LANES * self.k4);
-                let mut acc = [[_mm512_setzero_si512(); 2]; ROWS];
-                for g in 0..groups {
-                    let b0 = _mm512_loadu_si512(w0.add(g * 64) as *const _);
-                    let b1 = _mm512_loadu_si512(w1.add(g * 64) as *const _);
-                    for i in 0..ROWS {
-                        let x = _mm512_set1_epi32((a[i].add(g * 4) as *const i32).read_unaligned());
-                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], x, b0);
-                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], x, b1);
+            let mr = (m - r).min(R);
+            // Rows past the end repeat the last one (computed, not stored).
+            let a: [*const u8; R] =
+                std::array::from_fn(|i| unsafe { u.as_ptr().add((r + i.min(mr - 1)) * self.k4) });
+            let mut acc = [[_mm512_setzero_si512(); B]; R];
+            for g in 0..groups {
+                // Loops, not closures: a closure does not get this function's target
+                // features, and an intrinsic called from it is not inlined.
+                let mut b = [_mm512_setzero_si512(); B];
+                for (bh, wh) in b.iter_mut().zip(&w) {
+                    *bh = unsafe { _mm512_loadu_si512(wh.add(g * 64).cast()) };
+                }
+                for (row, &p) in acc.iter_mut().zip(&a) {
+                    let x =
+                        _mm512_set1_epi32(unsafe { (p.add(g * 4) as *const i32).read_unaligned() });
+                    for (v, &bh) in row.iter_mut().zip(&b) {
+                        *v = _mm512_dpbusd_epi32(*v, x, bh);
                     }
                 }
-                for (i, row) in acc.iter().enumerate().take(mr) {
-                    for (h, &v) in row.iter().enumerate().take(pair) {
-                        let ch = (jb + h) * LANES;
-                        let count = self.n.saturating_sub(ch).min(LANES);
+            }
+            for (i, row) in acc.iter().enumerate().take(mr) {
+                for (h, &v) in row.iter().enumerate() {
+                    let ch = (jb + h) * LANES;
+                    let count = self.n.saturating_sub(ch).min(LANES);
+                    unsafe {
                         let v = _mm512_add_epi32(
                             v,
                             _mm512_loadu_si512(self.offsets.as_ptr().add(ch) as *const _),
@@ -159,9 +188,8 @@ impl VnniWeights {
                         );
                     }
                 }
-                jb += 2;
             }
-            r += ROWS;
+            r += R;
         }
     }
 }
