@@ -1475,14 +1475,17 @@ fn to_output(meta: &LiteTensor, y: Tensor) -> Result<Tensor> {
             // affine quantisation).
             let (s, z) = (q.scale[0], q.zero_point[0] as f32);
             let data = x.contiguous().to_vec::<f32>()?;
+            // From the core's buffer cache, to which the tensor returns it when dropped.
+            let mut out = ferroflow_core::alloc::overwritable::<i8>(data.len());
             // On the best instruction set: in baseline x86-64 code `trunc` is a libm call
             // per element (this loop was half of an int8 EfficientNetV2B0's run).
             let out: Vec<i8> = ferroflow_core::with_best_isa(
                 #[inline(always)]
                 move || {
-                    data.iter()
-                        .map(|&v| saturate_i8(round_half_away(v / s) + z))
-                        .collect()
+                    for (y, &v) in out.iter_mut().zip(&data) {
+                        *y = saturate_i8(round_half_away(v / s) + z);
+                    }
+                    out
                 },
             );
             return Tensor::from_vec(out, x.shape());

@@ -9,6 +9,7 @@
 
 use crate::interpreter::{round_half_away, saturate_i8};
 use crate::ir::{Activation, BinaryKind};
+use ferroflow_core::alloc::overwritable;
 
 /// Quantisation of both inputs and the output, the operation and the fused activation
 /// (not tanh).
@@ -63,7 +64,7 @@ vectorised!(binary_repeat: Binary => repeat(full: &[i8], small: &[i8], r: Repeat
 impl Binary {
     /// `a op b`, element by element (equal lengths).
     pub(crate) fn run(&self, a: &[i8], b: &[i8]) -> Vec<i8> {
-        let mut out = vec![0i8; a.len().min(b.len())];
+        let mut out = overwritable::<i8>(a.len().min(b.len()));
         binary_rows(self, a, b, &mut out);
         out
     }
@@ -81,7 +82,7 @@ impl Binary {
         if full.len() != n || small.len() != r.outer * r.inner {
             return None;
         }
-        let mut out = vec![0i8; n];
+        let mut out = overwritable::<i8>(n);
         if n > 0 {
             binary_repeat(self, full, small, r, small_first, &mut out);
         }

@@ -4,6 +4,7 @@
 use super::gemm::PackedWeights;
 use super::requant::Requant;
 use super::window::Geometry;
+use ferroflow_core::alloc::overwritable;
 use rayon::prelude::*;
 
 /// Patch bytes per tile of output pixels (the tile's patches stay in L2 while its
@@ -51,7 +52,7 @@ impl Conv {
     pub(crate) fn run(&self, x: &[i8], g: &Geometry) -> Vec<i8> {
         let n = self.weights.n;
         let k = self.weights.k;
-        let mut out = vec![0i8; g.pixels() * n];
+        let mut out = overwritable::<i8>(g.pixels() * n);
         let pointwise = self.kernel == (1, 1)
             && g.h.stride == 1
             && g.w.stride == 1
@@ -120,7 +121,7 @@ impl Depthwise {
     pub(crate) fn run(&self, x: &[i8], g: &Geometry) -> Vec<i8> {
         let (cin, m) = (g.channels, self.multiplier);
         let cout = cin * m;
-        let mut out = vec![0i8; g.pixels() * cout];
+        let mut out = overwritable::<i8>(g.pixels() * cout);
         let taps = self.kernel.0 * self.kernel.1;
         let work = g.pixels() * cout * taps;
         let rows = g.w.out.max(1);
@@ -186,7 +187,7 @@ impl Pool {
     /// (TFLite's int8 kernels), clamped to the activation's range.
     pub(crate) fn run(&self, x: &[i8], g: &Geometry) -> Vec<i8> {
         let c = g.channels;
-        let mut out = vec![0i8; g.pixels() * c];
+        let mut out = overwritable::<i8>(g.pixels() * c);
         let work = g.pixels() * c * self.filter.0 * self.filter.1;
         over_pixels(&mut out, c, g.w.out.max(1), work, |first, o| {
             pool_pixels(self, x, g, first, o)

@@ -4,7 +4,9 @@
 //!
 //! [`NativeOp::prepare`] decides per operator at load, from the tensors' types and
 //! quantisation, and packs the weights once; the interpreter runs the float path for
-//! every other operator.
+//! every other operator. Outputs are allocated from the core's buffer cache
+//! (`ferroflow_core::alloc`), to which tensors return their buffers when dropped: a plain
+//! `Vec` would be cached on drop but never taken again, and the cache would fill up.
 
 /// Defines `fn $name(this: &$ty, args..)`, which runs `this.$body(args..)` compiled for
 /// AVX-512 or AVX2 when the CPU has them. The body must be `#[inline(always)]`: it is then
@@ -362,7 +364,7 @@ impl NativeOp {
                     ));
                 }
                 let m = x.numel() / k;
-                let mut out = vec![0i8; m * weights.n];
+                let mut out = ferroflow_core::alloc::overwritable::<i8>(m * weights.n);
                 weights.multiply(&data, &mut out);
                 let out_shape = match (keep_num_dims, shape.split_last()) {
                     (true, Some((_, lead))) => [lead, &[weights.n]].concat(),

@@ -4,7 +4,7 @@
 
 /// `table[x]` for every `x` of `input` (the index is the value's byte, `x as u8`).
 pub(crate) fn lookup(table: &[i8; 256], input: &[i8]) -> Vec<i8> {
-    let mut out = vec![0i8; input.len()];
+    let mut out = ferroflow_core::alloc::overwritable::<i8>(input.len());
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f")
         && std::is_x86_feature_detected!("avx512bw")
