@@ -141,7 +141,9 @@ def main():
     huge = np.zeros((20000, 64), np.float32)  # 5 MB, over the server's 1 MB limit
     code, msg = code_of(lambda: predict.Predict(predict_req(tf.make_tensor_proto(huge)), timeout=30))
     check(code == grpc.StatusCode.RESOURCE_EXHAUSTED, f"oversized message: RESOURCE_EXHAUSTED ({msg})")
-    code, _ = code_of(lambda: predict.Predict(predict_req(tf.make_tensor_proto(x)), timeout=0.0005))
+    # A 1 us deadline passes before any answer can arrive (a loopback round trip alone
+    # takes longer); 0.5 ms raced the server, which sometimes answered first.
+    code, _ = code_of(lambda: predict.Predict(predict_req(tf.make_tensor_proto(x)), timeout=1e-6))
     check(code == grpc.StatusCode.DEADLINE_EXCEEDED, f"a deadline that passes: DEADLINE_EXCEEDED (got {code})")
     got = predict.Predict(predict_req(tf.make_tensor_proto(x[:2])), timeout=30)
     check(got.outputs[out_name].tensor_shape.dim[0].size == 2, "the server answers after the errors")
