@@ -37,9 +37,8 @@ pub struct Interpreter {
     filters: Vec<Option<Tensor>>,
     /// Per op: whether it was computed at load (all its inputs are constants).
     folded: Vec<bool>,
-    /// Per op: it does not run (folded at load, or fused into a later op; those run when
-    /// every tensor is kept).
-    skipped: Vec<bool>,
+    /// Per op: fused into a later op, so it does not run (unless every tensor is kept).
+    fused_away: Vec<bool>,
     /// Kernels of custom ops.
     custom: CustomOps,
     /// The file's other subgraphs (WHILE conditions and bodies), file index - 1.
@@ -234,7 +233,7 @@ impl Interpreter {
             pool: None,
             name: "tflite model".into(),
             folded: vec![false; model.ops.len()],
-            skipped: Vec::new(),
+            fused_away: Vec::new(),
             folded_float: vec![false; model.tensors.len()],
             model,
             consts,
@@ -249,10 +248,10 @@ impl Interpreter {
         };
         me.fold_constants()?;
         me.swish = crate::swish::find(&me.model, &me.folded);
-        me.skipped = me.folded.clone();
+        me.fused_away = vec![false; me.model.ops.len()];
         me.epilogue_act = vec![None; me.model.ops.len()];
         for sw in me.swish.iter().flatten() {
-            me.skipped[sw.logistic] = true;
+            me.fused_away[sw.logistic] = true;
             if let Some(p) = sw.in_producer {
                 me.epilogue_act[p] = Some(UnaryOp::Silu);
             }
@@ -280,7 +279,7 @@ impl Interpreter {
         let m = &self.model;
         let mut computed = vec![false; m.tensors.len()];
         for (k, op) in m.ops.iter().enumerate() {
-            if !self.skipped[k] {
+            if !self.folded[k] && !self.fused_away[k] {
                 for &o in op.outputs.iter().filter(|&&o| o >= 0) {
                     if let Some(c) = computed.get_mut(o as usize) {
                         *c = true;
@@ -401,7 +400,8 @@ impl Interpreter {
     }
 
     /// Runs the model like [`Interpreter::run`] and also returns each operator's wall
-    /// time and work, in execution order (operators folded at load are left out).
+    /// time and work, in execution order (operators folded at load or fused into a later
+    /// one are left out).
     pub fn run_profiled(&self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, Vec<OpProfile>)> {
         let mut profile = Vec::with_capacity(self.model.ops.len());
         let vals = self.run_on_pool(inputs, false, Some(&mut profile))?;
@@ -503,7 +503,7 @@ impl Interpreter {
             vals[i] = Some(x.clone());
         }
         for (k, op) in m.ops.iter().enumerate() {
-            if self.folded[k] || (ctx.fuse && self.skipped[k]) {
+            if self.folded[k] || (ctx.fuse && self.fused_away[k]) {
                 continue;
             }
             let context = || {
