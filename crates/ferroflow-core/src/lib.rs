@@ -35,7 +35,7 @@ pub use dtype::{DType, Element, Float, Numeric, Stored, TfString};
 pub use error::{Error, Result, ResultExt};
 pub use layout::Layout;
 pub use ops::binary::BinaryOp;
-pub use ops::compare::CmpOp;
+pub use ops::compare::{CmpOp, LogicOp};
 pub use ops::reduce::{Axes, ReduceOp};
 pub use ops::unary::UnaryOp;
 pub use parallel::{for_each_row_block, with_best_isa, SharedMut};

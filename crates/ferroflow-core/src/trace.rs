@@ -31,6 +31,8 @@ pub enum OpKind {
     Binary(BinaryOp),
     /// Elementwise comparison with broadcasting (bool output).
     Compare(CmpOp),
+    /// Elementwise logic on bool tensors.
+    Logic(crate::LogicOp),
     /// `where(cond, x, y)` with broadcasting.
     Select,
     /// Conversion to a dtype.

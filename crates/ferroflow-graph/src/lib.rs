@@ -10,6 +10,7 @@
 
 pub mod dump;
 mod executor;
+pub mod export;
 mod function;
 pub mod fused;
 pub mod graph;

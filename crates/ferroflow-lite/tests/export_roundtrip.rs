@@ -305,17 +305,51 @@ fn batch_norm_folds_and_activations_fuse() {
 }
 
 #[test]
-fn unsupported_layers_are_named() {
+fn ops_without_a_tflite_form_are_all_named_at_once() {
+    let spec = ferroflow_graph::TensorSpec::new(&[None, Some(4)], ferroflow_core::DType::F32);
+    let e = ferroflow_lite::convert::from_function(
+        "trig",
+        |x| Ok(vec![x[0].sin()?.relu()?.add(&x[0].cos()?)?]),
+        &[spec],
+        &[],
+        &[],
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("2 op(s)") && e.contains("sin") && e.contains("cos") && !e.contains("relu"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_traced_closure_converts_with_a_dynamic_batch() {
     let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let x = Input::new(&[4, 3]);
-    let y = ferroflow_keras::layers::Permute::new(&[2, 1])
-        .unwrap()
-        .apply(&x)
+    let w = ferroflow_core::random::normal(&[6, 3], 0.0, 0.5, ferroflow_core::DType::F32, Some(3))
         .unwrap();
-    let model = Model::named(&[x], &[y], "permute").unwrap();
-    let e = ferroflow_lite::convert::from_keras(&model)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("Permute") && e.contains("permute"), "{e}");
+    let f = |x: &[Tensor]| -> ferroflow_core::Result<Vec<Tensor>> {
+        let h = x[0].matmul(&w)?.tanh()?;
+        let r = h.slice(&[0, 1], &[-1, 2])?.softmax(-1)?;
+        Ok(vec![r, h.sum(-1, true)?])
+    };
+    let spec = ferroflow_graph::TensorSpec::new(&[None, Some(6)], ferroflow_core::DType::F32);
+    let lite = ferroflow_lite::convert::from_function(
+        "block",
+        f,
+        &[spec],
+        &["x".into()],
+        &["probs".into(), "total".into()],
+    )
+    .unwrap();
+    assert_eq!(lite.tensors[lite.outputs[1]].name, "total");
+    let interp = Interpreter::from_bytes(&ferroflow_lite::write::to_bytes(&lite)).unwrap();
+    let x = ferroflow_core::random::normal(&[5, 6], 0.0, 1.0, ferroflow_core::DType::F32, Some(4))
+        .unwrap();
+    let want = f(std::slice::from_ref(&x)).unwrap();
+    let got = interp.run(&[x]).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.shape(), w.shape());
+        assert!(max_abs_diff(g, w) <= 1e-6);
+    }
 }

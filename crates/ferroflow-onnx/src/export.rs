@@ -9,7 +9,8 @@ use crate::proto::{
 use crate::registry::{lower, Lowering, ValueMeta};
 use crate::tensor::{onnx_dtype, to_proto};
 use ferroflow_core::{Error, Result, Tensor};
-use ferroflow_graph::{ConcreteFunction, Graph, NodeKind, OptLevel, TensorSpec, Value};
+use ferroflow_graph::export::{trace_for_export, ExportGraph, ExportTrace, EXAMPLE_SIZES};
+use ferroflow_graph::{Graph, NodeKind, TensorSpec, Value};
 use ferroflow_keras::Model;
 use std::collections::HashMap;
 
@@ -78,21 +79,16 @@ pub fn export_function(
             ),
         ));
     }
-    let dynamic = opts.dynamic_batch && specs.iter().any(|s| s.shape.contains(&None));
-    let trace = |size: usize| -> Result<Graph> {
-        let args = specs
-            .iter()
-            .map(|s| example(s, if opts.dynamic_batch { size } else { 1 }))
-            .collect::<Result<Vec<_>>>()?;
-        let (cf, _) = ConcreteFunction::trace(name, |x| f(x), &args, OptLevel::Basic)?;
-        Ok(cf.graph().clone())
-    };
-    let g = trace(EXAMPLE_SIZES.0)?;
-    let meta = if dynamic {
-        crate::dynamic::value_meta(&g, &trace(EXAMPLE_SIZES.1)?)?
-    } else {
-        crate::dynamic::value_meta(&g, &g)?
-    };
+    let ExportGraph { graph: g, meta } = trace_for_export(
+        name,
+        f,
+        specs,
+        ExportTrace {
+            exporter: "onnx export",
+            dynamic_batch: opts.dynamic_batch,
+            freeze_variables: false,
+        },
+    )?;
     let input_names: Vec<String> = (0..specs.len())
         .map(|i| {
             input_names
@@ -139,9 +135,6 @@ pub fn save_model(model: &ModelProto, path: impl AsRef<std::path::Path>) -> Resu
     })
 }
 
-/// The sizes a `None` axis takes in the two traces.
-const EXAMPLE_SIZES: (usize, usize) = (2, 3);
-
 /// The IR version that goes with an opset (ONNX's versioning table).
 fn ir_version(opset: i64) -> i64 {
     match opset {
@@ -150,14 +143,6 @@ fn ir_version(opset: i64) -> i64 {
         19..=20 => 9,
         _ => 10,
     }
-}
-
-/// A tensor that fits `spec` with `size` on its `None` axes (ones: valid as indices and
-/// as data).
-fn example(spec: &TensorSpec, size: usize) -> Result<Tensor> {
-    let shape: Vec<usize> = spec.shape.iter().map(|d| d.unwrap_or(size)).collect();
-    let n: usize = shape.iter().product();
-    Tensor::from_vec(vec![0.0f32; n], &shape)?.cast(spec.dtype)
 }
 
 fn lower_graph(

@@ -9,7 +9,6 @@
 #![warn(missing_docs)]
 
 mod builder;
-mod dynamic;
 pub mod export;
 pub mod import;
 pub mod registry;

@@ -8,19 +8,9 @@
 use crate::builder::{float, int, ints, string, Builder};
 use crate::tensor::{onnx_dtype, scalar};
 use ferroflow_core::trace::{ConvSpec, OpKind};
-use ferroflow_core::{BinaryOp, CmpOp, DType, Error, ReduceOp, Result, UnaryOp};
+use ferroflow_core::{BinaryOp, CmpOp, DType, Error, LogicOp, ReduceOp, Result, UnaryOp};
 
-/// What export knows of one value: its shape in the first trace, which of its axes follow
-/// a dynamic input axis (they differed between the two traces), and its dtype.
-#[derive(Clone, Debug)]
-pub struct ValueMeta {
-    /// Sizes in the first trace.
-    pub shape: Vec<usize>,
-    /// Axes whose size follows a dynamic input axis.
-    pub dynamic: Vec<bool>,
-    /// Element type.
-    pub dtype: DType,
-}
+pub use ferroflow_graph::export::ValueMeta;
 
 /// One op application to lower: its ONNX input names and the facts of its values.
 pub struct Lowering<'a> {
@@ -64,6 +54,12 @@ pub fn lower(b: &mut Builder, kind: &OpKind, l: &Lowering) -> Result<Vec<String>
                 CmpOp::GreaterEqual => b.node("GreaterOrEqual", &[x, y], vec![]),
             })
         }
+        OpKind::Logic(op) => one(match op {
+            LogicOp::And => b.node("And", &[l.x(0), l.x(1)], vec![]),
+            LogicOp::Or => b.node("Or", &[l.x(0), l.x(1)], vec![]),
+            LogicOp::Xor => b.node("Xor", &[l.x(0), l.x(1)], vec![]),
+            LogicOp::Not => b.node("Not", &[l.x(0)], vec![]),
+        }),
         OpKind::Select => one(b.node("Where", &[l.x(0), l.x(1), l.x(2)], vec![])),
         OpKind::Cast(dt) => one(b.node("Cast", &[l.x(0)], vec![int("to", onnx_dtype(*dt) as i64)])),
         OpKind::MatMul {

@@ -85,29 +85,34 @@ fn representative(
 
 /// Loads the model, converts it and writes the output file.
 pub fn run(args: &ConvertArgs) -> ff::Result<()> {
-    if args.model.extension().is_some_and(|e| e == "onnx") {
-        return Err(ff::Error::invalid(
-            "convert",
-            format!(
-                "{}: converting an ONNX model is not supported yet; it runs as it is with \
-                 `ferroflow predict` and `ferroflow serve`",
-                args.model.display()
-            ),
-        ));
-    }
-    let m = ff::keras::load_model(&args.model)?;
+    let onnx = args.model.extension().is_some_and(|e| e == "onnx");
     if args.to != Target::Tflite && args.quantize.is_some() {
         return Err(ff::Error::invalid(
             "convert",
             "--quantize applies to --to tflite only",
         ));
     }
-    match args.to {
-        Target::Keras => return to_keras(args, &m),
-        Target::Onnx => return to_onnx(args, &m),
-        Target::Tflite => {}
-    }
-    let float = ff::lite::convert::from_keras(&m)?;
+    let float = if onnx {
+        if args.to != Target::Tflite {
+            return Err(ff::Error::invalid(
+                "convert",
+                format!(
+                    "{}: an ONNX model converts --to tflite; it runs as it is with \
+                     `ferroflow predict` and `ferroflow serve`",
+                    args.model.display()
+                ),
+            ));
+        }
+        onnx_to_tflite(&args.model)?
+    } else {
+        let m = ff::keras::load_model(&args.model)?;
+        match args.to {
+            Target::Keras => return to_keras(args, &m),
+            Target::Onnx => return to_onnx(args, &m),
+            Target::Tflite => {}
+        }
+        ff::lite::convert::from_keras(&m)?
+    };
     let lite = match args.quantize {
         None => float,
         Some(Quantize::Dynamic) => ff::lite::quantize::dynamic_range(&float),
@@ -129,6 +134,37 @@ pub fn run(args: &ConvertArgs) -> ff::Result<()> {
         lite.ops.len()
     );
     Ok(())
+}
+
+/// An ONNX model's graph, traced through the importer, as a float TFLite model with the
+/// ONNX inputs' and outputs' names (a symbolic batch stays dynamic).
+fn onnx_to_tflite(path: &std::path::Path) -> ff::Result<ff::lite::ir::LiteModel> {
+    let model = ff::onnx::OnnxModel::load(path, &ff::onnx::LoadOptions::default())?;
+    if model.has_control_flow() {
+        return Err(ff::Error::invalid(
+            "convert",
+            format!(
+                "{}: If/Loop nodes choose their branch by value at run time, which a TFLite \
+                 graph cannot follow here",
+                path.display()
+            ),
+        ));
+    }
+    let names = |infos: &[ff::onnx::import::InputInfo]| -> Vec<String> {
+        infos.iter().map(|i| i.name.clone()).collect()
+    };
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "onnx".into());
+    ff::lite::convert::from_function(
+        &name,
+        |x| model.run(x),
+        &model.input_specs(),
+        &names(model.inputs()),
+        &names(model.outputs()),
+    )
+    .map_err(|e| e.context(format!("converting {} to TFLite", path.display())))
 }
 
 /// Writes the model as a `.keras` archive.

@@ -285,3 +285,64 @@ fn convert_to_onnx_writes_a_model_and_refuses_quantisation() {
         );
     }
 }
+
+#[test]
+fn an_onnx_model_converts_to_tflite_float_and_int8() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ferroflow-onnx/tests/fixtures/import");
+    let out = tmp("onnx_to_tflite");
+    std::fs::create_dir_all(&out).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (model, x, y) = (
+        s(&fx.join("keras_cnn_tf2onnx.onnx")),
+        s(&fx.join("keras_cnn_tf2onnx_x0.npy")),
+        fx.join("keras_cnn_tf2onnx_y0.npy"),
+    );
+    let want = ferroflow::npy::read_npy(&y).unwrap();
+    let scale = want
+        .abs()
+        .unwrap()
+        .to_f64_vec()
+        .into_iter()
+        .fold(0.0, f64::max);
+    for quantize in [None, Some("int8")] {
+        let file = s(&out.join(format!("m_{}.tflite", quantize.unwrap_or("float"))));
+        let mut args = vec![
+            "convert", "--model", &model, "--to", "tflite", "--output", &file,
+        ];
+        if let Some(q) = quantize {
+            args.extend(["--quantize", q, "--representative", &x, "--io", "float"]);
+        }
+        ferroflow(&args);
+        let pred = s(&out.join("pred.npy"));
+        ferroflow(&[
+            "predict", "--model", &file, "--input", &x, "--output", &pred,
+        ]);
+        let got = ferroflow::npy::read_npy(&pred).unwrap();
+        assert_eq!(got.shape(), want.shape());
+        let d = got
+            .sub(&want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .to_f64_vec()
+            .into_iter()
+            .fold(0.0, f64::max);
+        let allowed = if quantize.is_some() { 0.1 } else { 1e-5 } * scale;
+        assert!(
+            d <= allowed,
+            "{quantize:?}: max difference {d} (allowed {allowed})"
+        );
+    }
+    // A graph whose branch is picked at run time is refused by name.
+    let branchy = s(&fx.join("branchy_if_then.onnx"));
+    let file = s(&out.join("branchy.tflite"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
+        .args([
+            "convert", "--model", &branchy, "--to", "tflite", "--output", &file,
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("If/Loop"));
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -24,6 +24,41 @@ pub enum CmpOp {
     GreaterEqual,
 }
 
+/// A logical op on bool tensors (`not` takes one operand, the others two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogicOp {
+    /// a && b
+    And,
+    /// a || b
+    Or,
+    /// a != b
+    Xor,
+    /// !a
+    Not,
+}
+
+impl LogicOp {
+    /// The op's name (`logical_and`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogicOp::And => "logical_and",
+            LogicOp::Or => "logical_or",
+            LogicOp::Xor => "logical_xor",
+            LogicOp::Not => "logical_not",
+        }
+    }
+
+    /// The binary function (`Not` ignores its second operand).
+    fn function(self) -> fn(bool, bool) -> bool {
+        match self {
+            LogicOp::And => |a, b| a && b,
+            LogicOp::Or => |a, b| a || b,
+            LogicOp::Xor => |a, b| a != b,
+            LogicOp::Not => |a, _| !a,
+        }
+    }
+}
+
 impl CmpOp {
     /// The op's name as it appears in errors.
     pub fn name(self) -> &'static str {
@@ -95,60 +130,52 @@ impl Tensor {
         self.compare(CmpOp::GreaterEqual, other)
     }
 
-    fn logical(
-        &self,
-        op: &'static str,
-        other: &Tensor,
-        f: impl Fn(bool, bool) -> bool + Sync + Copy,
-    ) -> Result<Tensor> {
+    fn logical(&self, op: LogicOp, other: &Tensor) -> Result<Tensor> {
         for t in [self, other] {
             if t.dtype() != DType::Bool {
                 return Err(Error::UnsupportedDType {
-                    op,
+                    op: op.name(),
                     dtype: t.dtype(),
                 });
             }
         }
-        let out = zip(op, self, other, 1, f)?;
+        let f = op.function();
+        let out = zip(op.name(), self, other, 1, f)?;
         crate::trace::record(
-            op,
-            OpKind::Other,
+            op.name(),
+            OpKind::Logic(op),
             String::new,
             &[self, other],
             &out,
-            move |x| match op {
-                "logical_and" => x[0].logical_and(&x[1]),
-                "logical_or" => x[0].logical_or(&x[1]),
-                _ => x[0].logical_xor(&x[1]),
-            },
+            move |x| x[0].logical(op, &x[1]),
         );
         Ok(out)
     }
 
     /// Elementwise logical and of bool tensors.
     pub fn logical_and(&self, other: &Tensor) -> Result<Tensor> {
-        self.logical("logical_and", other, |a, b| a && b)
+        self.logical(LogicOp::And, other)
     }
     /// Elementwise logical or of bool tensors.
     pub fn logical_or(&self, other: &Tensor) -> Result<Tensor> {
-        self.logical("logical_or", other, |a, b| a || b)
+        self.logical(LogicOp::Or, other)
     }
     /// Elementwise logical xor of bool tensors.
     pub fn logical_xor(&self, other: &Tensor) -> Result<Tensor> {
-        self.logical("logical_xor", other, |a, b| a != b)
+        self.logical(LogicOp::Xor, other)
     }
     /// Elementwise logical not of a bool tensor.
     pub fn logical_not(&self) -> Result<Tensor> {
         if self.dtype() != DType::Bool {
             return Err(Error::UnsupportedDType {
-                op: "logical_not",
+                op: LogicOp::Not.name(),
                 dtype: self.dtype(),
             });
         }
         let out = map(self, 1, |a: bool| !a)?;
         crate::trace::record(
-            "logical_not",
-            OpKind::Other,
+            LogicOp::Not.name(),
+            OpKind::Logic(LogicOp::Not),
             String::new,
             &[self],
             &out,

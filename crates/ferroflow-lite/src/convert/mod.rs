@@ -1,76 +1,103 @@
-//! Keras model → TFLite: walks the model's layer graph, lowers each layer to builtin
-//! operators, then folds BatchNormalization into the convolutions and dense layers before
-//! it and fuses activations into the ops that can carry them (as TensorFlow's converter
-//! does).
+//! Anything traceable → TFLite: a Keras model's inference pass or any closure is traced
+//! into a graph, each op is lowered to builtin operators through the one
+//! [`registry`](registry), then biases and BatchNormalization are folded into the
+//! convolutions and dense layers before them and activations fused into the ops that can
+//! carry them (as TensorFlow's converter does).
 
 mod fold;
-mod layers;
+mod graph;
+mod registry;
+mod remap;
+
+pub use graph::{from_function, from_graph};
 
 use crate::ir::{ElementType, LiteModel, LiteOp, LiteTensor, Op};
 use ferroflow_core::{DType, Error, Result, Tensor};
-use ferroflow_keras::layer::{LayerExt, TensorSpec};
 use ferroflow_keras::models::Model;
 
-/// Converts a built Sequential or functional model into a float32 TFLite model.
+/// Converts a built Keras model (Sequential, functional or subclassed) into a float32
+/// TFLite model: its inference pass (`model(x, training=False)`) is traced and lowered
+/// (see [`from_function`]).
 ///
 /// Inputs and outputs keep the model's names; a dynamic batch dimension is written as 1
-/// with -1 in the shape signature. A layer, option or activation TFLite cannot express is
-/// an error naming the layer.
+/// with -1 in the shape signature. Ops TFLite cannot express are listed in one error.
 pub fn from_keras(model: &Model) -> Result<LiteModel> {
-    let graph = model.network().layer_graph()?;
-    let mut b = Builder {
-        model: LiteModel {
-            description: format!("ferroflow {} ({})", env!("CARGO_PKG_VERSION"), model.name()),
-            ..Default::default()
-        },
-    };
-    // Tensor index of every (node, output).
-    let mut produced: Vec<Vec<usize>> = Vec::with_capacity(graph.nodes.len());
-    for node in &graph.nodes {
-        let Some(layer) = &node.layer else {
-            let spec = &node.outputs[0];
-            let t = b.activation_tensor(&node.name, spec)?;
-            produced.push(vec![t]);
-            continue;
-        };
-        let inputs: Vec<usize> = node.inputs.iter().map(|&(n, o)| produced[n][o]).collect();
-        let outs = layers::lower(&mut b, layer.as_ref(), &inputs, &node.outputs)
-            .map_err(|e| in_layer(e, layer.name(), layer.class_name()))?;
-        produced.push(outs);
-    }
-    b.model.inputs = graph.inputs.iter().map(|&(n, o)| produced[n][o]).collect();
-    b.model.outputs = graph.outputs.iter().map(|&(n, o)| produced[n][o]).collect();
-    let names: Vec<String> = model.network().output_names();
-    for (k, &t) in b.model.outputs.clone().iter().enumerate() {
-        if let Some(name) = names.get(k) {
-            b.model.tensors[t].name = name.clone();
-        }
-    }
-    fold::fold_affine_into_weights(&mut b.model);
-    fold::fuse_activations(&mut b.model);
-    fold::drop_unused(&mut b.model);
-    Ok(b.model)
-}
-
-/// Says which layer an error came from.
-fn in_layer(e: Error, name: &str, class: &str) -> Error {
-    e.context(format!("exporting layer '{name}' ({class}) to TFLite"))
+    let specs = model.input_specs().ok_or_else(|| {
+        Error::invalid(
+            "tflite export",
+            format!(
+                "model '{}' is not built: its input shapes are unknown",
+                model.name()
+            ),
+        )
+    })?;
+    let specs: Vec<ferroflow_graph::TensorSpec> = specs
+        .iter()
+        .map(|s| ferroflow_graph::TensorSpec::new(&s.shape, s.dtype))
+        .collect();
+    from_function(
+        model.name(),
+        |x| model.call(x, false),
+        &specs,
+        &model.input_names(),
+        &model.output_names(),
+    )
 }
 
 /// Accumulates tensors and operators while layers are lowered.
 pub(crate) struct Builder {
     pub(crate) model: LiteModel,
+    /// The tensor already written for a traced graph's constant (node, output).
+    pub(crate) constants: std::collections::HashMap<(usize, usize), usize>,
 }
 
 impl Builder {
-    /// A new activation tensor for `spec` (unknown dims written as 1, signature -1).
-    pub(crate) fn activation_tensor(&mut self, name: &str, spec: &TensorSpec) -> Result<usize> {
-        let shape: Vec<i32> = spec.shape.iter().map(|d| d.unwrap_or(1) as i32).collect();
-        let dynamic = spec.shape.iter().any(|d| d.is_none());
-        let signature = if dynamic {
-            spec.shape
+    /// An empty model described as ferroflow's conversion of `name`.
+    pub(crate) fn new(name: &str) -> Builder {
+        Builder {
+            model: LiteModel {
+                description: format!("ferroflow {} ({name})", env!("CARGO_PKG_VERSION")),
+                ..Default::default()
+            },
+            constants: Default::default(),
+        }
+    }
+
+    /// A constant tensor holding `t` (its own dtype).
+    pub(crate) fn constant_any(&mut self, name: &str, t: &Tensor) -> Result<usize> {
+        let t = if t.dtype() == DType::F64 {
+            t.cast(DType::F32)?
+        } else {
+            t.clone()
+        };
+        Ok(self.model.add_tensor(LiteTensor {
+            name: name.to_string(),
+            shape: t.shape().iter().map(|&d| d as i32).collect(),
+            signature: Vec::new(),
+            dtype: element_type(t.dtype())?,
+            data: Some(t.to_le_bytes()),
+            quant: None,
+        }))
+    }
+
+    /// A new activation tensor for a traced value: sizes that follow the batch are written
+    /// as 1, with -1 in the shape signature.
+    pub(crate) fn value_tensor(
+        &mut self,
+        name: &str,
+        meta: &ferroflow_graph::export::ValueMeta,
+    ) -> Result<usize> {
+        let shape: Vec<i32> = meta
+            .shape
+            .iter()
+            .zip(&meta.dynamic)
+            .map(|(&d, &dy)| if dy { 1 } else { d as i32 })
+            .collect();
+        let signature = if meta.dynamic.contains(&true) {
+            shape
                 .iter()
-                .map(|d| d.map_or(-1, |v| v as i32))
+                .zip(&meta.dynamic)
+                .map(|(&d, &dy)| if dy { -1 } else { d })
                 .collect()
         } else {
             Vec::new()
@@ -79,44 +106,10 @@ impl Builder {
             name: name.to_string(),
             shape,
             signature,
-            dtype: element_type(spec.dtype)?,
+            dtype: element_type(meta.dtype)?,
             data: None,
             quant: None,
         }))
-    }
-
-    /// An activation tensor shaped like tensor `like` (same signature), for intermediates.
-    pub(crate) fn like(&mut self, name: &str, like: usize) -> usize {
-        let t = &self.model.tensors[like];
-        let fresh = LiteTensor {
-            name: name.to_string(),
-            data: None,
-            quant: None,
-            ..t.clone()
-        };
-        self.model.add_tensor(fresh)
-    }
-
-    /// An activation tensor with an explicit shape whose first dimension follows the batch
-    /// of tensor `batch_of` (dynamic when that is).
-    pub(crate) fn shaped(&mut self, name: &str, shape: &[i32], batch_of: usize) -> usize {
-        let dynamic = self.model.tensors[batch_of].signature.first() == Some(&-1);
-        let signature = if dynamic && !shape.is_empty() {
-            let mut s = shape.to_vec();
-            s[0] = -1;
-            s
-        } else {
-            Vec::new()
-        };
-        let dtype = self.model.tensors[batch_of].dtype;
-        self.model.add_tensor(LiteTensor {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            signature,
-            dtype,
-            data: None,
-            quant: None,
-        })
     }
 
     /// A constant float32 tensor with the values of `t` (any float dtype).
