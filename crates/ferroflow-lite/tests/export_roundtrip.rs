@@ -114,6 +114,26 @@ fn layer_norm() -> Model {
     Model::named(&[x], &[y], "layer_norm").unwrap()
 }
 
+/// DenseNet's pattern: BatchNormalization after a concatenation (no convolution to fold
+/// into), so its per-channel MUL and ADD stay, in int8 too.
+fn dense_block() -> Model {
+    let x = Input::new(&[8, 8, 3]);
+    let h = Conv2D::new(5, &[3])
+        .padding(Padding::Same)
+        .apply(&x)
+        .unwrap();
+    let h = Concatenate::new(-1)
+        .call_many(&[x.clone(), h])
+        .unwrap()
+        .remove(0);
+    let h = BatchNormalization::new().apply(&h).unwrap();
+    let h = Activation::new("relu").unwrap().apply(&h).unwrap();
+    let h = Conv2D::new(6, &[1]).apply(&h).unwrap();
+    let h = GlobalAveragePooling2D::new().apply(&h).unwrap();
+    let y = Dense::new(3).apply(&h).unwrap();
+    Model::named(&[x], &[y], "dense_block").unwrap()
+}
+
 fn embedding() -> Model {
     let ids = Input::with(vec![Some(5)], DType::I32, Some("ids"));
     let e = Embedding::new(20, 6).apply(&ids).unwrap();
@@ -204,6 +224,7 @@ fn exported_models_reproduce_keras_predictions() {
         layer_norm(),
         mobilenet(),
         ops_and_normalization(),
+        dense_block(),
     ];
     for model in models {
         perturb_batch_norms(&model);

@@ -1,12 +1,19 @@
-//! int8 `ADD`, `SUB` and `MUL` in one pass: each side dequantised in float32, combined,
-//! the fused activation applied, and the result rounded half away from zero to the
-//! output's parameters. These are the float operations of the interpreter's general
-//! quantised path, fused, so results are the same bytes (and LiteRT's on the fixtures).
+//! int8 `ADD`, `SUB` and `MUL` in one pass.
+//!
+//! `ADD` and `SUB`: in fixed point as LiteRT's default (XNNPACK) kernel computes them
+//! ([`FixedAdd`]); where XNNPACK declines the scales, each side dequantised in float32,
+//! combined and rounded half away from zero (the interpreter's general quantised path).
+//!
+//! `MUL`: as LiteRT's default (XNNPACK) kernel computes it, the product of the
+//! zero-point-shifted integers times `a_scale * b_scale / out_scale` in float32, clamped to
+//! the activation's range and rounded to nearest even (see [`super::requant`]). Dequantising
+//! first rounds differently in about one element in 10^4.
 //!
 //! Besides equal shapes, one side may broadcast the way models use it: a scalar, or a
 //! tensor with the other's shape but ones in a run of middle axes (a squeeze-excite
 //! scale `[b, 1, 1, c]` against `[b, h, w, c]`, a per-channel `[c]`).
 
+use super::requant::{activation_range, round_clamped};
 use crate::interpreter::{round_half_away, saturate_i8};
 use crate::ir::{Activation, BinaryKind};
 use ferroflow_core::alloc::overwritable;
@@ -140,22 +147,99 @@ impl Binary {
         let out_q = (lo, hi, so, zo);
         let pairs = out.iter_mut().zip(a).zip(b);
         match self.kind {
-            BinaryKind::Mul => {
-                for ((y, &x), &z) in pairs {
-                    *y = requantize(dequantize(x, za, sa) * dequantize(z, zb, sb), out_q);
+            BinaryKind::Mul => match activation_range(self.act, so, self.out.1) {
+                Some((min, max)) => {
+                    let scale = sa * sb / so;
+                    let (ia, ib, io) = (self.a.1, self.b.1, self.out.1);
+                    let (lo, hi) = ((min - io) as f32, (max - io) as f32);
+                    for ((y, &x), &z) in pairs {
+                        let acc = (x as i32 - ia) * (z as i32 - ib);
+                        *y = round_clamped(acc, scale, lo, hi, io);
+                    }
                 }
-            }
-            BinaryKind::Sub => {
-                for ((y, &x), &z) in pairs {
-                    *y = requantize(dequantize(x, za, sa) - dequantize(z, zb, sb), out_q);
+                None => {
+                    for ((y, &x), &z) in pairs {
+                        *y = requantize(dequantize(x, za, sa) * dequantize(z, zb, sb), out_q);
+                    }
                 }
-            }
-            _ => {
-                for ((y, &x), &z) in pairs {
-                    *y = requantize(dequantize(x, za, sa) + dequantize(z, zb, sb), out_q);
+            },
+            kind => {
+                let sub = kind == BinaryKind::Sub;
+                match FixedAdd::new(self, sub) {
+                    Some(f) => {
+                        for ((y, &x), &z) in pairs {
+                            *y = f.apply(x, z);
+                        }
+                    }
+                    None if sub => {
+                        for ((y, &x), &z) in pairs {
+                            *y = requantize(dequantize(x, za, sa) - dequantize(z, zb, sb), out_q);
+                        }
+                    }
+                    None => {
+                        for ((y, &x), &z) in pairs {
+                            *y = requantize(dequantize(x, za, sa) + dequantize(z, zb, sb), out_q);
+                        }
+                    }
                 }
             }
         }
+    }
+}
+
+/// int8 addition (and subtraction, as the addition of a negated scale) in fixed point, as
+/// XNNPACK's kernels that LiteRT applies by default compute it: each input times an
+/// integer multiplier of about 21 bits, summed with a bias that folds in the zero points
+/// and half an output step, shifted right.
+#[derive(Clone, Copy, Debug)]
+struct FixedAdd {
+    bias: i32,
+    a: i32,
+    b: i32,
+    shift: u32,
+    zero_point: i32,
+    min: i32,
+    max: i32,
+}
+
+impl FixedAdd {
+    /// The parameters of `op` (`sub`: `a - b`); `None` where a scale ratio is outside
+    /// `[2^-10, 2^8)` (where XNNPACK declines the op) or the activation has no integer form.
+    fn new(op: &Binary, sub: bool) -> Option<FixedAdd> {
+        let a_ratio = op.a.0 / op.out.0;
+        let b_ratio = op.b.0 / op.out.0;
+        let valid = |r: f32| (2f32.powi(-10)..256.0).contains(&r);
+        if !valid(a_ratio) || !valid(b_ratio) {
+            return None;
+        }
+        let (min, max) = activation_range(op.act, op.out.0, op.out.1)?;
+        let exponent = (a_ratio.max(b_ratio).to_bits() >> 23) as i32 - 127;
+        let shift = (20 - exponent) as u32;
+        // ratio * 2^shift, exactly, rounded to nearest even.
+        let multiplier = |r: f32| (r * (shift as f32).exp2()).round_ties_even() as i32;
+        let (a, b) = (multiplier(a_ratio), multiplier(b_ratio));
+        let b = if sub { -b } else { b };
+        let bias = (1i32 << (shift - 1))
+            .wrapping_sub(a.wrapping_mul(op.a.1))
+            .wrapping_sub(b.wrapping_mul(op.b.1));
+        Some(FixedAdd {
+            bias,
+            a,
+            b,
+            shift,
+            zero_point: op.out.1,
+            min,
+            max,
+        })
+    }
+
+    #[inline(always)]
+    fn apply(&self, x: i8, z: i8) -> i8 {
+        let acc = self
+            .bias
+            .wrapping_add((x as i32).wrapping_mul(self.a))
+            .wrapping_add((z as i32).wrapping_mul(self.b));
+        ((acc >> self.shift) + self.zero_point).clamp(self.min, self.max) as i8
     }
 }
 
@@ -191,11 +275,11 @@ mod tests {
     }
 
     #[test]
-    fn combines_dequantised_values_and_rounds_half_away() {
+    fn combines_the_inputs_as_litert_rounds_them() {
         let add = op(BinaryKind::Add);
-        // 0.5 * 3 + 0.25 * (6 - 4) = 2.0 -> 2 - 1; 0.5 * 1 + 0 = 0.5 -> 1 - 1 (half away);
-        // -0.5 -> -1 - 1.
-        assert_eq!(add.run(&[3, 1, -1], &[6, 4, 4]), vec![1, 0, -2]);
+        // 0.5 * 3 + 0.25 * (6 - 4) = 2.0 -> 2 - 1; 0.5 * 1 + 0 = 0.5 -> 1 - 1 (fixed point
+        // rounds half up); -0.5 -> 0 - 1.
+        assert_eq!(add.run(&[3, 1, -1], &[6, 4, 4]), vec![1, 0, -1]);
         let relu = Binary {
             act: Activation::Relu,
             ..add.clone()

@@ -100,7 +100,7 @@ impl Requant {
 /// bits (exact for |v| < 2^22): no libm call, no saturating cast and selects for the
 /// clamp, so loops calling this vectorise.
 #[inline(always)]
-fn round_clamped(acc: i32, scale: f32, lo: f32, hi: f32, zero_point: i32) -> i8 {
+pub(crate) fn round_clamped(acc: i32, scale: f32, lo: f32, hi: f32, zero_point: i32) -> i8 {
     let v = acc as f32 * scale;
     let v = if v < lo { lo } else { v };
     let v = if v > hi { hi } else { v };
