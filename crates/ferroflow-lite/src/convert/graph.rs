@@ -220,32 +220,7 @@ impl BatchSize {
                 "a constant follows the batch size, and more than one input axis is dynamic; export with a fixed batch size",
             ));
         };
-        let x = b.model.inputs[k];
-        let rank = b.model.tensors[x].shape.len();
-        let int = |n: usize| ValueMeta {
-            shape: vec![n],
-            dynamic: vec![false],
-            dtype: ferroflow_core::DType::I32,
-        };
-        let shape = b.value_tensor("input_shape", &int(rank))?;
-        b.op(crate::ir::Op::Shape, &[x as i32], &[shape]);
-        let n = b.value_tensor("batch", &int(1))?;
-        let begin = b.const_i32("begin", &[1], &[axis as i32]);
-        let end = b.const_i32("end", &[1], &[axis as i32 + 1]);
-        let strides = b.const_i32("strides", &[1], &[1]);
-        let op = crate::ir::Op::StridedSlice {
-            begin_mask: 0,
-            end_mask: 0,
-            ellipsis_mask: 0,
-            new_axis_mask: 0,
-            shrink_axis_mask: 0,
-            offset: false,
-        };
-        b.op(
-            op,
-            &[shape as i32, begin as i32, end as i32, strides as i32],
-            &[n],
-        );
+        let n = b.runtime_dim(b.model.inputs[k], axis)?;
         self.0 = Some(n);
         Ok(n)
     }
@@ -302,12 +277,7 @@ fn batch_sized_constant(
         let after = rank - axis - 1;
         parts.push(b.const_i32("ones", &[after as i32], &vec![1; after]) as i32);
     }
-    let int = ValueMeta {
-        shape: vec![rank],
-        dynamic: vec![false],
-        dtype: ferroflow_core::DType::I32,
-    };
-    let multiples = b.value_tensor("multiples", &int)?;
+    let multiples = b.int_vector("multiples", rank)?;
     let cat = crate::ir::Op::Concatenation {
         axis: 0,
         act: crate::ir::Activation::None,

@@ -138,6 +138,38 @@ impl Builder {
         })
     }
 
+    /// An int32 vector of `n` values (shapes computed at run time).
+    pub(crate) fn int_vector(&mut self, name: &str, n: usize) -> Result<usize> {
+        let meta = ferroflow_graph::export::ValueMeta {
+            shape: vec![n],
+            dynamic: vec![false],
+            dtype: DType::I32,
+        };
+        self.value_tensor(name, &meta)
+    }
+
+    /// Size `axis` of tensor `x` at run time, as an int32 `[1]` (SHAPE, then STRIDED_SLICE).
+    pub(crate) fn runtime_dim(&mut self, x: usize, axis: usize) -> Result<usize> {
+        let rank = self.model.tensors[x].shape.len();
+        let shape = self.int_vector("shape", rank)?;
+        self.op(Op::Shape, &[x as i32], &[shape]);
+        let n = self.int_vector("size", 1)?;
+        let begin = self.const_i32("begin", &[1], &[axis as i32]);
+        let end = self.const_i32("end", &[1], &[axis as i32 + 1]);
+        let strides = self.const_i32("strides", &[1], &[1]);
+        let slice = Op::StridedSlice {
+            begin_mask: 0,
+            end_mask: 0,
+            ellipsis_mask: 0,
+            new_axis_mask: 0,
+            shrink_axis_mask: 0,
+            offset: false,
+        };
+        let ins = [shape, begin, end, strides].map(|t| t as i32);
+        self.op(slice, &ins, &[n]);
+        Ok(n)
+    }
+
     /// Appends an operator.
     pub(crate) fn op(&mut self, op: Op, inputs: &[i32], outputs: &[usize]) {
         self.model.ops.push(LiteOp {

@@ -627,34 +627,9 @@ fn conv2d_transpose(b: &mut Builder, spec: &ConvSpec, l: &Lowering) -> Result<Ve
     let shape = if out.dynamic[0] {
         // [batch of the input, h, w, c], computed at run time.
         let x = l.x(b, 0)?;
-        let int = |shape: Vec<usize>| ValueMeta {
-            dynamic: vec![false; shape.len()],
-            shape,
-            dtype: DType::I32,
-        };
-        let s = b.value_tensor("input_shape", &int(vec![4]))?;
-        b.op(Op::Shape, &[x], &[s]);
-        let n = b.value_tensor("batch", &int(vec![1]))?;
-        let (zero, one) = (
-            b.const_i32("begin", &[1], &[0]),
-            b.const_i32("end", &[1], &[1]),
-        );
-        let stride = b.const_i32("strides", &[1], &[1]);
-        let op = Op::StridedSlice {
-            begin_mask: 0,
-            end_mask: 0,
-            ellipsis_mask: 0,
-            new_axis_mask: 0,
-            shrink_axis_mask: 0,
-            offset: false,
-        };
-        b.op(
-            op,
-            &[s as i32, zero as i32, one as i32, stride as i32],
-            &[n],
-        );
+        let n = b.runtime_dim(x as usize, 0)?;
         let rest = b.const_i32("hwc", &[3], &hwc);
-        let full = b.value_tensor("output_shape", &int(vec![4]))?;
+        let full = b.int_vector("output_shape", 4)?;
         let cat = Op::Concatenation {
             axis: 0,
             act: Activation::None,
