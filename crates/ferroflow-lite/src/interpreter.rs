@@ -961,6 +961,12 @@ impl Interpreter {
                     x.mul(&x.add_scalar(3.0)?.relu6()?.mul_scalar(1.0 / 6.0)?)?
                 }
                 UnaryKind::Elu => x.elu(1.0)?,
+                UnaryKind::Sin => x.unary(UnaryOp::Sin)?,
+                UnaryKind::Cos => x.unary(UnaryOp::Cos)?,
+                UnaryKind::Floor => x.unary(UnaryOp::Floor)?,
+                UnaryKind::Ceil => x.unary(UnaryOp::Ceil)?,
+                UnaryKind::Round => x.unary(UnaryOp::Round)?,
+                UnaryKind::Sign => x.unary(UnaryOp::Sign)?,
             },
             Op::Reduce { kind, keep_dims } => {
                 let axes: Vec<isize> = ints(&self.required(k, 1, vals)?)?

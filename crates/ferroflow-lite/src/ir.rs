@@ -510,6 +510,63 @@ pub enum UnaryKind {
     HardSwish,
     /// `ELU`.
     Elu,
+    /// `SIN`.
+    Sin,
+    /// `COS`.
+    Cos,
+    /// `FLOOR`.
+    Floor,
+    /// `CEIL`.
+    Ceil,
+    /// `ROUND` (ties to even).
+    Round,
+    /// `SIGN`.
+    Sign,
+}
+
+impl UnaryKind {
+    /// Every unary builtin with its schema code: the one table the reader and the writer
+    /// both use.
+    pub const BUILTINS: [(UnaryKind, crate::schema::BuiltinOperator); 18] = {
+        use crate::schema::BuiltinOperator as B;
+        [
+            (UnaryKind::Relu, B::RELU),
+            (UnaryKind::Relu6, B::RELU6),
+            (UnaryKind::Logistic, B::LOGISTIC),
+            (UnaryKind::Tanh, B::TANH),
+            (UnaryKind::Exp, B::EXP),
+            (UnaryKind::Log, B::LOG),
+            (UnaryKind::Sqrt, B::SQRT),
+            (UnaryKind::Rsqrt, B::RSQRT),
+            (UnaryKind::Abs, B::ABS),
+            (UnaryKind::Neg, B::NEG),
+            (UnaryKind::HardSwish, B::HARD_SWISH),
+            (UnaryKind::Elu, B::ELU),
+            (UnaryKind::Sin, B::SIN),
+            (UnaryKind::Cos, B::COS),
+            (UnaryKind::Floor, B::FLOOR),
+            (UnaryKind::Ceil, B::CEIL),
+            (UnaryKind::Round, B::ROUND),
+            (UnaryKind::Sign, B::SIGN),
+        ]
+    };
+
+    /// The schema's code for this builtin.
+    pub fn builtin(self) -> crate::schema::BuiltinOperator {
+        Self::BUILTINS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|&(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    /// The unary builtin with schema code `code`, if it is one.
+    pub fn from_builtin(code: crate::schema::BuiltinOperator) -> Option<UnaryKind> {
+        Self::BUILTINS
+            .iter()
+            .find(|(_, b)| *b == code)
+            .map(|&(k, _)| k)
+    }
 }
 
 /// Reductions over axes given as a constant second input.

@@ -402,6 +402,9 @@ pub(crate) fn operator(
 ) -> Result<Op> {
     use fb::BuiltinOperator as B;
     let name = code.variant_name().unwrap_or("unknown");
+    if let Some(kind) = UnaryKind::from_builtin(code) {
+        return Ok(Op::Unary(kind));
+    }
     if code == B::CUSTOM {
         if o.large_custom_options_size() > 0 {
             return Err(bad(
@@ -533,18 +536,6 @@ pub(crate) fn operator(
         B::MINIMUM => binary(BinaryKind::Minimum, Activation::None)?,
         B::SQUARED_DIFFERENCE => binary(BinaryKind::SquaredDifference, Activation::None)?,
         B::POW => binary(BinaryKind::Pow, Activation::None)?,
-        B::RELU => Op::Unary(UnaryKind::Relu),
-        B::RELU6 => Op::Unary(UnaryKind::Relu6),
-        B::LOGISTIC => Op::Unary(UnaryKind::Logistic),
-        B::TANH => Op::Unary(UnaryKind::Tanh),
-        B::EXP => Op::Unary(UnaryKind::Exp),
-        B::LOG => Op::Unary(UnaryKind::Log),
-        B::SQRT => Op::Unary(UnaryKind::Sqrt),
-        B::RSQRT => Op::Unary(UnaryKind::Rsqrt),
-        B::ABS => Op::Unary(UnaryKind::Abs),
-        B::NEG => Op::Unary(UnaryKind::Neg),
-        B::HARD_SWISH => Op::Unary(UnaryKind::HardSwish),
-        B::ELU => Op::Unary(UnaryKind::Elu),
         B::MEAN | B::SUM | B::REDUCE_MAX | B::REDUCE_MIN | B::REDUCE_PROD => Op::Reduce {
             kind: match code {
                 B::MEAN => ReduceKind::Mean,

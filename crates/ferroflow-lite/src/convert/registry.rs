@@ -243,6 +243,12 @@ fn unary(b: &mut Builder, op: UnaryOp, l: &Lowering) -> Result<Vec<usize>> {
         U::Rsqrt => simple(b, UnaryKind::Rsqrt),
         U::Abs => simple(b, UnaryKind::Abs),
         U::Neg => simple(b, UnaryKind::Neg),
+        U::Sin => simple(b, UnaryKind::Sin),
+        U::Cos => simple(b, UnaryKind::Cos),
+        U::Floor => simple(b, UnaryKind::Floor),
+        U::Ceil => simple(b, UnaryKind::Ceil),
+        U::Round => simple(b, UnaryKind::Round),
+        U::Sign => simple(b, UnaryKind::Sign),
         U::LeakyRelu(alpha) => l.emit(
             b,
             Op::LeakyRelu {
