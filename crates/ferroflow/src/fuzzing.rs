@@ -43,7 +43,7 @@ pub fn safetensors(data: &[u8]) {
 /// with the model that loaded.
 pub fn keras_archive(data: &[u8]) {
     if let Ok(m) = ff::keras::saving::keras_file::load_keras_bytes(data, "fuzz.keras".as_ref()) {
-        predict_once(&m);
+        predict_once(m);
     }
 }
 
@@ -52,7 +52,7 @@ pub fn keras_archive(data: &[u8]) {
 pub fn h5(data: &[u8]) {
     let path = std::path::Path::new("fuzz.h5");
     if let Ok(m) = ff::keras::saving::keras_file::load_legacy_h5_bytes(data.to_vec(), path) {
-        predict_once(&m);
+        predict_once(m);
     }
 }
 
@@ -76,6 +76,8 @@ pub fn tflite(data: &[u8]) {
     if let Some(inputs) = inputs {
         let _ = interp.run(&inputs);
     }
+    drop(interp);
+    release_cached_buffers();
 }
 
 /// TFRecord framing (plain, or gzip by its magic number), each record then parsed as
@@ -221,7 +223,7 @@ pub fn model_config(data: &[u8]) {
 
 /// Runs `model` once on zeros of its input specs (unknown dimensions as 1) when they
 /// are small and the model is.
-fn predict_once(model: &ff::keras::Model) {
+fn predict_once(model: ff::keras::Model) {
     let Some(specs) = model.input_specs() else {
         return;
     };
@@ -236,4 +238,13 @@ fn predict_once(model: &ff::keras::Model) {
     if let Some(inputs) = inputs {
         let _ = model.predict(&inputs, 8);
     }
+    drop(model);
+    release_cached_buffers();
+}
+
+/// Empties the kernels' buffer cache ([`ff::alloc`]) after a run. libFuzzer limits the
+/// process's resident memory across inputs, and the cache would otherwise keep up to
+/// 1 GiB of one input's large outputs while the next input allocates its own.
+fn release_cached_buffers() {
+    ff::alloc::clear_cache();
 }

@@ -88,14 +88,8 @@ impl Conv {
     fn patch(&self, x: &[i8], g: &Geometry, p: usize, patch: &mut [i8]) {
         let (b, oy, ox) = g.pixel(p);
         let c = g.channels;
-        for ky in 0..self.kernel.0 {
-            let Some(iy) = g.h.source(oy, ky) else {
-                continue;
-            };
-            for kx in 0..self.kernel.1 {
-                let Some(ix) = g.w.source(ox, kx) else {
-                    continue;
-                };
+        for (ky, iy) in g.h.taps(oy) {
+            for (kx, ix) in g.w.taps(ox) {
                 let at = g.at(b, iy, ix);
                 let dst = (ky * self.kernel.1 + kx) * c;
                 patch[dst..dst + c].copy_from_slice(&x[at..at + c]);
@@ -141,14 +135,8 @@ impl Depthwise {
             for (i, o) in o.chunks_exact_mut(cout).enumerate() {
                 let (b, oy, ox) = g.pixel(first + i);
                 acc.copy_from_slice(&self.bias);
-                for ky in 0..self.kernel.0 {
-                    let Some(iy) = g.h.source(oy, ky) else {
-                        continue;
-                    };
-                    for kx in 0..self.kernel.1 {
-                        let Some(ix) = g.w.source(ox, kx) else {
-                            continue;
-                        };
+                for (ky, iy) in g.h.taps(oy) {
+                    for (kx, ix) in g.w.taps(ox) {
                         let src = &x[g.at(b, iy, ix)..][..cin];
                         let w = &self.weights[(ky * self.kernel.1 + kx) * cout..][..cout];
                         if m == 1 {
@@ -205,14 +193,8 @@ impl Pool {
                 let (b, oy, ox) = g.pixel(first + i);
                 acc.fill(if self.max { i32::MIN } else { 0 });
                 let mut count = 0i32;
-                for ky in 0..self.filter.0 {
-                    let Some(iy) = g.h.source(oy, ky) else {
-                        continue;
-                    };
-                    for kx in 0..self.filter.1 {
-                        let Some(ix) = g.w.source(ox, kx) else {
-                            continue;
-                        };
+                for (_, iy) in g.h.taps(oy) {
+                    for (_, ix) in g.w.taps(ox) {
                         count += 1;
                         let src = &x[g.at(b, iy, ix)..][..c];
                         if self.max {

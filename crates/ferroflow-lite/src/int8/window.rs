@@ -50,12 +50,20 @@ impl Axis {
         }
     }
 
-    /// The input position of tap `t` of output `o`, if inside the input.
+    /// The taps of output `o`'s window that fall inside the input, as (tap, input
+    /// position) pairs: at most `input` of them however wide the window, so a pool
+    /// whose file declares a huge filter costs no more than one over the whole input.
     #[inline(always)]
-    pub(crate) fn source(&self, o: usize, t: usize) -> Option<usize> {
-        (o * self.stride + t * self.dilation)
-            .checked_sub(self.pad)
-            .filter(|&i| i < self.input)
+    pub(crate) fn taps(&self, o: usize) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let start = o * self.stride;
+        let d = self.dilation;
+        let first = self.pad.saturating_sub(start).div_ceil(d);
+        let end = (self.pad + self.input)
+            .saturating_sub(start)
+            .div_ceil(d)
+            .min(self.kernel);
+        let base = start.wrapping_sub(self.pad);
+        (first..end.max(first)).map(move |t| (t, base.wrapping_add(t * d)))
     }
 }
 
@@ -140,5 +148,44 @@ mod tests {
         assert_eq!(a.out, 0);
         let a = Axis::new(6, 3, 1, 2, Padding::Same);
         assert_eq!((a.out, a.pad), (6, 2));
+    }
+
+    #[test]
+    fn taps_are_the_window_positions_inside_the_input() {
+        for padding in [Padding::Same, Padding::Valid] {
+            for (input, kernel, stride, dilation) in window_grid() {
+                let a = Axis::new(input, kernel, stride, dilation, padding);
+                for o in 0..a.out {
+                    let expected: Vec<(usize, usize)> = (0..kernel)
+                        .filter_map(|t| {
+                            (o * stride + t * dilation)
+                                .checked_sub(a.pad)
+                                .filter(|&i| i < input)
+                                .map(|i| (t, i))
+                        })
+                        .collect();
+                    assert_eq!(a.taps(o).collect::<Vec<_>>(), expected, "{a:?} output {o}");
+                }
+            }
+        }
+    }
+
+    fn window_grid() -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        (1..9).flat_map(|input| {
+            (1..7).flat_map(move |kernel| {
+                (1..4).flat_map(move |stride| (1..4).map(move |d| (input, kernel, stride, d)))
+            })
+        })
+    }
+
+    #[test]
+    fn a_huge_window_visits_only_the_input() {
+        let a = Axis::new(20, 1 << 40, 1, 1, Padding::Same);
+        assert_eq!(a.out, 20);
+        assert!((0..a.out).all(|o| a.taps(o).count() <= 20));
+        assert_eq!(
+            a.taps(10).map(|(_, i)| i).collect::<Vec<_>>(),
+            (0..20).collect::<Vec<_>>()
+        );
     }
 }
