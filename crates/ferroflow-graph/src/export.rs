@@ -5,7 +5,7 @@
 //! The closure is traced at two sizes of every `None` axis; the two graphs must have the
 //! same structure, and a value's axis whose size differs between them follows the input.
 
-use crate::graph::{Graph, NodeKind};
+use crate::graph::{Graph, Node, NodeKind};
 use crate::{optimize, ConcreteFunction, OptLevel, TensorSpec};
 use ferroflow_core::{DType, Error, Result, Tensor};
 
@@ -27,6 +27,80 @@ pub struct ExportGraph {
     pub graph: Graph,
     /// The facts of every node's outputs.
     pub meta: Vec<Vec<ValueMeta>>,
+}
+
+impl ExportGraph {
+    /// The one input axis that is dynamic, as (input index, axis), or `None` when none or
+    /// several are (a constant that follows the batch is then built from this axis).
+    pub fn dynamic_input_axis(&self) -> Option<(usize, usize)> {
+        let mut axes = self
+            .graph
+            .nodes
+            .iter()
+            .zip(&self.meta)
+            .filter_map(|(n, m)| match n.kind {
+                NodeKind::Input(k) => Some((k, &m[0])),
+                _ => None,
+            })
+            .flat_map(|(k, m)| {
+                m.dynamic
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &d)| d)
+                    .map(move |(a, _)| (k, a))
+            });
+        let first = axes.next()?;
+        axes.next().is_none().then_some(first)
+    }
+
+    /// Lowers every node in order: `lower(i, node, inputs)` gets what its inputs lowered
+    /// to and returns what each of its outputs lowers to. A node that fails is listed, and
+    /// the nodes that read it are skipped (their failure would only echo it); all
+    /// failures come back in one error naming `model`. Else, `[node][output]`.
+    pub fn lower_nodes<S: Clone>(
+        &self,
+        exporter: &'static str,
+        model: &str,
+        mut lower: impl FnMut(usize, &Node, Vec<S>) -> Result<Vec<S>>,
+    ) -> Result<Vec<Vec<S>>> {
+        let mut slots: Vec<Vec<Option<S>>> = Vec::with_capacity(self.graph.nodes.len());
+        let mut problems = Vec::new();
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            let n = node.outputs.len();
+            let inputs: Option<Vec<S>> = node
+                .inputs
+                .iter()
+                .map(|v| slots[v.node][v.output].clone())
+                .collect();
+            let outs = match inputs.map(|ins| lower(i, node, ins)) {
+                None => vec![None; n],
+                Some(Ok(outs)) if outs.len() == n => outs.into_iter().map(Some).collect(),
+                Some(result) => {
+                    let why = match result {
+                        Err(e) => e.one_line(),
+                        Ok(outs) => format!("lowered to {} values for {n} outputs", outs.len()),
+                    };
+                    problems.push(format!("node {i} ({}): {why}", node.kind.name()));
+                    vec![None; n]
+                }
+            };
+            slots.push(outs);
+        }
+        if !problems.is_empty() {
+            return Err(Error::invalid(
+                exporter,
+                format!(
+                    "'{model}' has {} node(s) that do not convert:\n  {}",
+                    problems.len(),
+                    problems.join("\n  ")
+                ),
+            ));
+        }
+        Ok(slots
+            .into_iter()
+            .map(|s| s.into_iter().flatten().collect())
+            .collect())
+    }
 }
 
 /// How to trace for export.

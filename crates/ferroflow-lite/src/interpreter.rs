@@ -12,8 +12,8 @@ use crate::custom::{CustomOp, CustomOps};
 use crate::hybrid::InputQuantization;
 use crate::int8::NativeOp;
 use crate::ir::{
-    Activation, BinaryKind, CompareKind, ElementType, LiteModel, LiteTensor, LogicalKind, Op,
-    Padding, Quantization, ReduceKind, UnaryKind,
+    Activation, CompareKind, ElementType, LiteModel, LiteTensor, LogicalKind, Op, Padding,
+    Quantization, ReduceKind, UnaryKind,
 };
 use crate::kernels::{self, MAX_ELEMENTS};
 use crate::profile::OpProfile;
@@ -934,17 +934,7 @@ impl Interpreter {
             )?,
             Op::Binary { kind, act } => {
                 let b = self.required(k, 1, vals)?;
-                let y = match kind {
-                    BinaryKind::Add => x.add(&b)?,
-                    BinaryKind::Sub => x.sub(&b)?,
-                    BinaryKind::Mul => x.mul(&b)?,
-                    BinaryKind::Div => x.div(&b)?,
-                    BinaryKind::Maximum => x.maximum(&b)?,
-                    BinaryKind::Minimum => x.minimum(&b)?,
-                    BinaryKind::SquaredDifference => x.squared_difference(&b)?,
-                    BinaryKind::Pow => x.pow(&b)?,
-                };
-                apply(y, *act)?
+                apply(x.binary(kind.core(), &b)?, *act)?
             }
             Op::Unary(kind) => match kind {
                 UnaryKind::Relu => x.relu()?,

@@ -4,6 +4,8 @@
 //! It mirrors the schema's main subgraph (tensors, operators, inputs, outputs) with
 //! typed operator options instead of flatbuffer unions.
 
+use ferroflow_core::BinaryOp;
+
 /// Element type of a TFLite tensor (the schema's `TensorType`, for the types ferroflow
 /// reads and writes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -481,6 +483,65 @@ pub enum BinaryKind {
     SquaredDifference,
     /// `POW`.
     Pow,
+    /// `FLOOR_DIV`.
+    FloorDiv,
+    /// `FLOOR_MOD`.
+    FloorMod,
+}
+
+impl BinaryKind {
+    /// Every binary builtin with its schema code and the core op it computes: the one
+    /// table the reader, the writer, the interpreter and the converter use.
+    pub const BUILTINS: [(BinaryKind, crate::schema::BuiltinOperator, BinaryOp); 10] = {
+        use crate::schema::BuiltinOperator as B;
+        use BinaryKind as K;
+        [
+            (K::Add, B::ADD, BinaryOp::Add),
+            (K::Sub, B::SUB, BinaryOp::Sub),
+            (K::Mul, B::MUL, BinaryOp::Mul),
+            (K::Div, B::DIV, BinaryOp::Div),
+            (K::Maximum, B::MAXIMUM, BinaryOp::Maximum),
+            (K::Minimum, B::MINIMUM, BinaryOp::Minimum),
+            (
+                K::SquaredDifference,
+                B::SQUARED_DIFFERENCE,
+                BinaryOp::SquaredDifference,
+            ),
+            (K::Pow, B::POW, BinaryOp::Pow),
+            (K::FloorDiv, B::FLOOR_DIV, BinaryOp::FloorDiv),
+            (K::FloorMod, B::FLOOR_MOD, BinaryOp::FloorMod),
+        ]
+    };
+
+    fn entry(self) -> (BinaryKind, crate::schema::BuiltinOperator, BinaryOp) {
+        Self::BUILTINS
+            .into_iter()
+            .find(|e| e.0 == self)
+            .unwrap_or(Self::BUILTINS[0])
+    }
+
+    /// The schema's code for this builtin.
+    pub fn builtin(self) -> crate::schema::BuiltinOperator {
+        self.entry().1
+    }
+
+    /// The core op this builtin computes.
+    pub fn core(self) -> BinaryOp {
+        self.entry().2
+    }
+
+    /// The binary builtin with schema code `code`, if it is one.
+    pub fn from_builtin(code: crate::schema::BuiltinOperator) -> Option<BinaryKind> {
+        Self::BUILTINS
+            .into_iter()
+            .find(|e| e.1 == code)
+            .map(|e| e.0)
+    }
+
+    /// The builtin that computes core op `op` (every core binary op has one).
+    pub fn from_core(op: BinaryOp) -> Option<BinaryKind> {
+        Self::BUILTINS.into_iter().find(|e| e.2 == op).map(|e| e.0)
+    }
 }
 
 /// Elementwise unary builtins.

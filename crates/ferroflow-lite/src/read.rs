@@ -506,7 +506,8 @@ pub(crate) fn operator(
                 act: activation(opt.fused_activation_function())?,
             }
         }
-        B::ADD | B::SUB | B::MUL | B::DIV => {
+        c if BinaryKind::from_builtin(c).is_some() => {
+            // ADD, SUB, MUL and DIV may fuse an activation; the others have no options.
             let fused = match code {
                 B::ADD => o
                     .builtin_options_as_add_options()
@@ -517,25 +518,17 @@ pub(crate) fn operator(
                 B::MUL => o
                     .builtin_options_as_mul_options()
                     .map(|x| x.fused_activation_function()),
-                _ => o
+                B::DIV => o
                     .builtin_options_as_div_options()
                     .map(|x| x.fused_activation_function()),
+                _ => None,
             };
-            let kind = match code {
-                B::ADD => BinaryKind::Add,
-                B::SUB => BinaryKind::Sub,
-                B::MUL => BinaryKind::Mul,
-                _ => BinaryKind::Div,
-            };
+            let kind = BinaryKind::from_builtin(c).ok_or_else(missing)?;
             binary(
                 kind,
                 activation(fused.unwrap_or(fb::ActivationFunctionType::NONE))?,
             )?
         }
-        B::MAXIMUM => binary(BinaryKind::Maximum, Activation::None)?,
-        B::MINIMUM => binary(BinaryKind::Minimum, Activation::None)?,
-        B::SQUARED_DIFFERENCE => binary(BinaryKind::SquaredDifference, Activation::None)?,
-        B::POW => binary(BinaryKind::Pow, Activation::None)?,
         B::MEAN | B::SUM | B::REDUCE_MAX | B::REDUCE_MIN | B::REDUCE_PROD => Op::Reduce {
             kind: match code {
                 B::MEAN => ReduceKind::Mean,

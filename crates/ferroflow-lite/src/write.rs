@@ -305,16 +305,7 @@ pub(crate) fn builtin(op: &Op) -> fb::BuiltinOperator {
         Op::Reshape { .. } => B::RESHAPE,
         Op::Softmax { .. } => B::SOFTMAX,
         Op::Concatenation { .. } => B::CONCATENATION,
-        Op::Binary { kind, .. } => match kind {
-            BinaryKind::Add => B::ADD,
-            BinaryKind::Sub => B::SUB,
-            BinaryKind::Mul => B::MUL,
-            BinaryKind::Div => B::DIV,
-            BinaryKind::Maximum => B::MAXIMUM,
-            BinaryKind::Minimum => B::MINIMUM,
-            BinaryKind::SquaredDifference => B::SQUARED_DIFFERENCE,
-            BinaryKind::Pow => B::POW,
-        },
+        Op::Binary { kind, .. } => kind.builtin(),
         Op::Unary(kind) => kind.builtin(),
         Op::Reduce { kind, .. } => match kind {
             ReduceKind::Mean => B::MEAN,

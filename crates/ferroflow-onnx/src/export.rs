@@ -10,9 +10,8 @@ use crate::registry::{lower, Lowering, ValueMeta};
 use crate::tensor::{onnx_dtype, to_proto};
 use ferroflow_core::{Error, Result, Tensor};
 use ferroflow_graph::export::{trace_for_export, ExportGraph, ExportTrace, EXAMPLE_SIZES};
-use ferroflow_graph::{Graph, NodeKind, TensorSpec, Value};
+use ferroflow_graph::{NodeKind, TensorSpec};
 use ferroflow_keras::Model;
-use std::collections::HashMap;
 
 /// How to export.
 #[derive(Clone, Debug)]
@@ -79,7 +78,7 @@ pub fn export_function(
             ),
         ));
     }
-    let ExportGraph { graph: g, meta } = trace_for_export(
+    let eg = trace_for_export(
         name,
         f,
         specs,
@@ -97,7 +96,7 @@ pub fn export_function(
                 .unwrap_or_else(|| format!("input_{i}"))
         })
         .collect();
-    let output_names: Vec<String> = (0..g.outputs.len())
+    let output_names: Vec<String> = (0..eg.graph.outputs.len())
         .map(|i| {
             output_names
                 .get(i)
@@ -105,7 +104,7 @@ pub fn export_function(
                 .unwrap_or_else(|| format!("output_{i}"))
         })
         .collect();
-    let graph = lower_graph(name, &g, &meta, &input_names, &output_names, opts.opset)?;
+    let graph = lower_graph(name, &eg, &input_names, &output_names, opts.opset)?;
     Ok(ModelProto {
         ir_version: Some(ir_version(opts.opset)),
         opset_import: vec![OperatorSetIdProto {
@@ -147,27 +146,26 @@ fn ir_version(opset: i64) -> i64 {
 
 fn lower_graph(
     name: &str,
-    g: &Graph,
-    meta: &[Vec<ValueMeta>],
+    eg: &ExportGraph,
     input_names: &[String],
     output_names: &[String],
     opset: i64,
 ) -> Result<GraphProto> {
+    let (g, meta) = (&eg.graph, &eg.meta);
     let mut b = Builder::new(opset, input_names.iter().chain(output_names).cloned());
-    let mut names: HashMap<Value, String> = HashMap::new();
-    let mut problems = Vec::new();
-    for (i, node) in g.nodes.iter().enumerate() {
-        let outs: Result<Vec<String>> = match &node.kind {
+    let names = eg.lower_nodes(
+        "onnx export",
+        name,
+        |i, node, inputs: Vec<String>| match &node.kind {
             NodeKind::Input(k) => Ok(vec![input_names[*k].clone()]),
             NodeKind::Const(t) if meta[i][0].dynamic.contains(&true) => {
-                batch_sized_fill(&mut b, t, &meta[i][0], g, meta, input_names).map(|n| vec![n])
+                batch_sized_fill(&mut b, t, &meta[i][0], eg, input_names).map(|n| vec![n])
             }
             NodeKind::Const(t) => Ok(vec![b.initializer("const", to_proto("", t))]),
             NodeKind::ReadVariable(v) => {
                 Ok(vec![b.initializer(v.name(), to_proto("", &v.value()))])
             }
             NodeKind::Op { name, kind, .. } => {
-                let inputs: Vec<String> = node.inputs.iter().map(|v| names[v].clone()).collect();
                 let input_meta: Vec<ValueMeta> = node
                     .inputs
                     .iter()
@@ -191,29 +189,10 @@ fn lower_graph(
                     other.name()
                 ),
             )),
-        };
-        let outs = outs.unwrap_or_else(|e| {
-            problems.push(format!("node {i} ({}): {e}", node.kind.name()));
-            (0..node.outputs.len())
-                .map(|o| format!("unlowered_{i}_{o}"))
-                .collect()
-        });
-        for (o, n) in outs.into_iter().enumerate() {
-            names.insert(Value { node: i, output: o }, n);
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Error::invalid(
-            "onnx export",
-            format!(
-                "'{name}' has {} node(s) that do not export:\n  {}",
-                problems.len(),
-                problems.join("\n  ")
-            ),
-        ));
-    }
+        },
+    )?;
     for (v, out) in g.outputs.iter().zip(output_names) {
-        b.node_to("Identity", &[&names[v]], out, vec![]);
+        b.node_to("Identity", &[&names[v.node][v.output]], out, vec![]);
     }
     let input_meta = g
         .nodes
@@ -250,8 +229,7 @@ fn batch_sized_fill(
     b: &mut Builder,
     t: &Tensor,
     m: &ValueMeta,
-    g: &Graph,
-    meta: &[Vec<ValueMeta>],
+    eg: &ExportGraph,
     input_names: &[String],
 ) -> Result<String> {
     let refuse = |why: &str| {
@@ -267,24 +245,7 @@ fn batch_sized_fill(
     if values.iter().any(|v| v.to_bits() != values[0].to_bits()) {
         return Err(refuse("its values differ"));
     }
-    let axes: Vec<(usize, usize)> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| match n.kind {
-            NodeKind::Input(k) => Some((i, k)),
-            _ => None,
-        })
-        .flat_map(|(i, k)| {
-            meta[i][0]
-                .dynamic
-                .iter()
-                .enumerate()
-                .filter(|(_, &d)| d)
-                .map(move |(a, _)| (k, a))
-        })
-        .collect();
-    let [(k, axis)] = axes[..] else {
+    let Some((k, axis)) = eg.dynamic_input_axis() else {
         return Err(refuse("more than one input axis is dynamic"));
     };
     let shape = b.node("Shape", &[&input_names[k]], vec![]);

@@ -129,7 +129,7 @@ fn ops_without_a_lowering_are_all_named_at_once() {
     .unwrap_err()
     .to_string();
     assert!(
-        e.contains("'two_bad' has 2 node(s) that do not export"),
+        e.contains("'two_bad' has 2 node(s) that do not convert"),
         "{e}"
     );
     assert!(e.contains("cumsum") && e.contains("sort"), "{e}");

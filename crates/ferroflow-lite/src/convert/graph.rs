@@ -43,8 +43,6 @@ pub fn from_graph(
 ) -> Result<LiteModel> {
     let g = &eg.graph;
     let mut b = Builder::new(name);
-    // The model tensor or constant of every value.
-    let mut slots: Vec<Vec<Operand>> = Vec::with_capacity(g.nodes.len());
     // Inputs first: a constant that follows the batch reads the batch from one.
     let mut inputs: Vec<(usize, usize)> = Vec::new();
     for (i, node) in g.nodes.iter().enumerate() {
@@ -58,9 +56,8 @@ pub fn from_graph(
     }
     inputs.sort_by_key(|&(k, _)| k);
     b.model.inputs = inputs.iter().map(|&(_, t)| t).collect();
-    let mut batch = BatchSize::default();
-    let mut problems = Vec::new();
-    for (i, node) in g.nodes.iter().enumerate() {
+    let mut batch = None;
+    let slots = eg.lower_nodes("tflite export", name, |i, node, ins: Vec<Operand>| {
         let meta = &eg.meta[i];
         let operand = |tensor: Option<usize>, constant: Option<Tensor>, o: usize| Operand {
             tensor,
@@ -68,7 +65,7 @@ pub fn from_graph(
             value: (i, o),
             meta: meta[o].clone(),
         };
-        let outs: Result<Vec<Operand>> = match &node.kind {
+        match &node.kind {
             NodeKind::Input(k) => Ok(vec![operand(Some(b.model.inputs[*k]), None, 0)]),
             NodeKind::Const(t) if meta[0].dynamic.contains(&true) => {
                 batch_sized_constant(&mut b, &mut batch, t, &meta[0], eg)
@@ -76,39 +73,18 @@ pub fn from_graph(
             }
             NodeKind::Const(t) => Ok(vec![operand(None, Some(t.clone()), 0)]),
             NodeKind::Op { name, kind, .. } => {
-                let ins: Vec<Operand> = node
-                    .inputs
-                    .iter()
-                    .map(|v| slots[v.node][v.output].clone())
-                    .collect();
-                if ins
-                    .iter()
-                    .any(|o| o.tensor.is_none() && o.constant.is_none())
-                {
-                    // An input did not convert: that op is already listed.
-                    slots.push(
-                        (0..node.outputs.len())
-                            .map(|o| operand(None, None, o))
-                            .collect(),
-                    );
-                    continue;
-                }
                 let op = format!("{name}_{i}");
-                lower(
-                    &mut b,
-                    kind,
-                    &Lowering {
-                        op: &op,
-                        inputs: &ins,
-                        outputs: meta,
-                    },
-                )
-                .map(|ts| {
-                    ts.into_iter()
-                        .enumerate()
-                        .map(|(o, t)| operand(Some(t), None, o))
-                        .collect()
-                })
+                let lowering = Lowering {
+                    op: &op,
+                    inputs: &ins,
+                    outputs: meta,
+                };
+                let ts = lower(&mut b, kind, &lowering)?;
+                Ok(ts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(o, t)| operand(Some(t), None, o))
+                    .collect())
             }
             other => Err(Error::invalid(
                 "tflite export",
@@ -117,25 +93,8 @@ pub fn from_graph(
                     other.name()
                 ),
             )),
-        };
-        let outs = outs.unwrap_or_else(|e| {
-            problems.push(format!("node {i} ({}): {}", node.kind.name(), e.one_line()));
-            (0..node.outputs.len())
-                .map(|o| operand(None, None, o))
-                .collect()
-        });
-        slots.push(outs);
-    }
-    if !problems.is_empty() {
-        return Err(Error::invalid(
-            "tflite export",
-            format!(
-                "'{name}' has {} op(s) that do not convert:\n  {}",
-                problems.len(),
-                problems.join("\n  ")
-            ),
-        ));
-    }
+        }
+    })?;
     for (k, v) in g.outputs.iter().enumerate() {
         let t = output_tensor(&mut b, &slots[v.node][v.output], *v)?;
         let name = output_names
@@ -186,51 +145,28 @@ fn copy(b: &mut Builder, t: usize, meta: &ValueMeta) -> Result<usize> {
     Ok(y)
 }
 
-/// The batch size as an int32 `[1]` tensor, computed once from the one input axis that is
-/// dynamic.
-#[derive(Default)]
-struct BatchSize(Option<usize>);
-
-impl BatchSize {
-    fn tensor(&mut self, b: &mut Builder, eg: &ExportGraph) -> Result<usize> {
-        if let Some(t) = self.0 {
-            return Ok(t);
-        }
-        let axes: Vec<(usize, usize)> = eg
-            .graph
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| match n.kind {
-                NodeKind::Input(k) => Some((i, k)),
-                _ => None,
-            })
-            .flat_map(|(i, k)| {
-                eg.meta[i][0]
-                    .dynamic
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &d)| d)
-                    .map(move |(a, _)| (k, a))
-            })
-            .collect();
-        let [(k, axis)] = axes[..] else {
-            return Err(Error::invalid(
-                "tflite export",
-                "a constant follows the batch size, and more than one input axis is dynamic; export with a fixed batch size",
-            ));
-        };
-        let n = b.runtime_dim(b.model.inputs[k], axis)?;
-        self.0 = Some(n);
-        Ok(n)
+/// The batch size as an int32 `[1]` tensor, computed once (kept in `cached`) from the
+/// one input axis that is dynamic.
+fn batch_size(b: &mut Builder, cached: &mut Option<usize>, eg: &ExportGraph) -> Result<usize> {
+    if let Some(t) = *cached {
+        return Ok(t);
     }
+    let Some((k, axis)) = eg.dynamic_input_axis() else {
+        return Err(Error::invalid(
+            "tflite export",
+            "a constant follows the batch size, and more than one input axis is dynamic; export with a fixed batch size",
+        ));
+    };
+    let n = b.runtime_dim(b.model.inputs[k], axis)?;
+    *cached = Some(n);
+    Ok(n)
 }
 
 /// A constant whose size follows the batch (an RNN's zero state, an all-true mask): one
 /// slice along its dynamic axis, the same in every row, tiled to the batch at run time.
 fn batch_sized_constant(
     b: &mut Builder,
-    batch: &mut BatchSize,
+    batch: &mut Option<usize>,
     t: &Tensor,
     meta: &ValueMeta,
     eg: &ExportGraph,
@@ -266,7 +202,7 @@ fn batch_sized_constant(
             return Err(refuse("its rows differ"));
         }
     }
-    let n = batch.tensor(b, eg)?;
+    let n = batch_size(b, batch, eg)?;
     let rank = meta.shape.len();
     let mut parts = Vec::new();
     if axis > 0 {

@@ -76,6 +76,14 @@ impl Lowering<'_> {
         b.value_tensor(self.op, &self.outputs[k])
     }
 
+    /// One operator of a decomposition: from inputs to a fresh intermediate tensor shaped
+    /// as output 0, returned.
+    fn step(&self, b: &mut Builder, op: Op, inputs: &[i32]) -> Result<i32> {
+        let y = self.out(b, 0)?;
+        b.op(op, inputs, &[y]);
+        Ok(y as i32)
+    }
+
     /// One operator from inputs to a fresh output 0, returned.
     fn emit(&self, b: &mut Builder, op: Op, inputs: &[i32]) -> Result<Vec<usize>> {
         let y = self.out(b, 0)?;
@@ -270,21 +278,15 @@ fn unary(b: &mut Builder, op: UnaryOp, l: &Lowering) -> Result<Vec<usize>> {
         }
         U::Log1p => {
             let one = scalar(b, dt, 1.0)?;
-            let s = b.value_tensor(&format!("{}/plus_one", l.op), &l.outputs[0])?;
-            b.op(binary_op(BinaryKind::Add), &[x, one], &[s]);
-            l.emit(b, Op::Unary(UnaryKind::Log), &[s as i32])
+            let s = l.step(b, binary_op(BinaryKind::Add), &[x, one])?;
+            l.emit(b, Op::Unary(UnaryKind::Log), &[s])
         }
         U::Elu(1.0) => simple(b, UnaryKind::Elu),
         U::Elu(alpha) => scaled_elu(b, l, x, 1.0, alpha),
         U::Selu => scaled_elu(b, l, x, 1.050_700_987_355_480_5, 1.673_263_242_354_377_3),
         U::Softplus => {
             // max(x, 0) + log(1 + exp(-|x|)), exact where exp(x) overflows.
-            let m = &l.outputs[0];
-            let step = |b: &mut Builder, op: Op, ins: &[i32]| -> Result<i32> {
-                let y = b.value_tensor(l.op, m)?;
-                b.op(op, ins, &[y]);
-                Ok(y as i32)
-            };
+            let step = |b: &mut Builder, op: Op, ins: &[i32]| l.step(b, op, ins);
             let one = scalar(b, dt, 1.0)?;
             let a = step(b, Op::Unary(UnaryKind::Abs), &[x])?;
             let n = step(b, Op::Unary(UnaryKind::Neg), &[a])?;
@@ -307,11 +309,7 @@ fn scaled_elu(
     alpha: f64,
 ) -> Result<Vec<usize>> {
     let dt = l.meta(0).dtype;
-    let step = |b: &mut Builder, op: Op, ins: &[i32]| -> Result<i32> {
-        let y = b.value_tensor(l.op, &l.outputs[0])?;
-        b.op(op, ins, &[y]);
-        Ok(y as i32)
-    };
+    let step = |b: &mut Builder, op: Op, ins: &[i32]| l.step(b, op, ins);
     let (zero, la) = (scalar(b, dt, 0.0)?, scalar(b, dt, lambda * alpha)?);
     let mut pos = step(b, Op::Unary(UnaryKind::Relu), &[x])?;
     if lambda != 1.0 {
@@ -353,20 +351,7 @@ fn binary(b: &mut Builder, op: BinaryOp, l: &Lowering) -> Result<Vec<usize>> {
 }
 
 fn kind_of(op: BinaryOp, l: &Lowering) -> Result<BinaryKind> {
-    use BinaryOp as B;
-    Ok(match op {
-        B::Add => BinaryKind::Add,
-        B::Sub => BinaryKind::Sub,
-        B::Mul => BinaryKind::Mul,
-        B::Div => BinaryKind::Div,
-        B::Pow => BinaryKind::Pow,
-        B::Maximum => BinaryKind::Maximum,
-        B::Minimum => BinaryKind::Minimum,
-        B::SquaredDifference => BinaryKind::SquaredDifference,
-        B::FloorDiv | B::FloorMod => {
-            return Err(l.unsupported(format!("{op:?} has no TFLite builtin here")))
-        }
-    })
+    BinaryKind::from_core(op).ok_or_else(|| l.unsupported(format!("{op:?} has no TFLite builtin")))
 }
 
 /// A matmul by a constant right operand is a FULLY_CONNECTED (weights `[out, in]`, zero
