@@ -30,6 +30,29 @@ fn constant_folding_runs_constant_ops_once() {
 }
 
 #[test]
+fn a_folded_view_of_a_constant_is_stored_contiguous() {
+    // An imported weight in another layout (ONNX's [out, in] for a product) is transposed
+    // in the traced graph; the folded constant must be gathered once, not per call.
+    let w = normal(&[5, 3], 2);
+    let mut f = function(move |x: &[Tensor]| Ok(vec![x[0].matmul(&w.transpose(&[1, 0])?)?]));
+    let x = normal(&[2, 3], 1);
+    let cf = f.concrete_function(std::slice::from_ref(&x)).unwrap();
+    assert_eq!(cf.stats().folded, 1);
+    let consts: Vec<&Tensor> = cf
+        .graph()
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::Const(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(!consts.is_empty());
+    assert!(consts.iter().all(|t| t.is_contiguous()));
+    assert!(consts.iter().any(|t| t.shape() == [3, 5]));
+}
+
+#[test]
 fn cse_merges_repeated_work_and_dce_drops_unused_work() {
     let mut f = function(|x: &[Tensor]| {
         let _unused = x[0].sin()?.cos()?;

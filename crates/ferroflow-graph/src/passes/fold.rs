@@ -34,7 +34,9 @@ pub fn fold_constants(g: &mut Graph) -> usize {
         // An op that fails on its constants is left to fail at run time, as eagerly.
         if let Ok(mut out) = replay(consts) {
             if out.len() == 1 && ValueInfo::of(&out[0]) == node.outputs[0] {
-                let t = out.remove(0);
+                // A folded view (a transposed weight, say) is gathered once here rather
+                // than by its reader on every call.
+                let t = out.remove(0).contiguous();
                 g.nodes[i].kind = NodeKind::Const(t);
                 g.nodes[i].inputs.clear();
                 folded += 1;

@@ -576,7 +576,14 @@ fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 fn gemm(c: &Ctx) -> Result<Vec<Tensor>> {
     let (ta, tb) = (c.a.int("transA", 0) != 0, c.a.int("transB", 0) != 0);
-    let mut y = c.x(0)?.matmul_t(c.x(1)?, ta, tb)?;
+    // A transposed B (the usual [out, in] weight) as a view: when B is an initializer
+    // the view folds into a row-major constant, which the product reads as it lies.
+    let b = if tb {
+        c.x(1)?.transpose(&[1, 0])?
+    } else {
+        c.x(1)?.clone()
+    };
+    let mut y = c.x(0)?.matmul_t(&b, ta, false)?;
     let alpha = c.a.float("alpha", 1.0);
     if alpha != 1.0 {
         y = y.mul_scalar(alpha)?;
