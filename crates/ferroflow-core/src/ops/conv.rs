@@ -123,24 +123,53 @@ impl Conv2dGeom {
         let cg = self.cin_g();
         let row_len = self.kh * self.kw * cg;
         let base = img * self.h * self.w * self.cin + g * cg;
+        // A window row whose taps are adjacent pixels (no dilation, one group) is one run
+        // of `kw * cin` floats in the input: one copy instead of `kw` (a stem convolution's
+        // taps are 3 floats each, where a library copy call costs more than the data).
+        let runs = self.dilation.1 == 1 && cg == self.cin;
         for (k, p) in pixels.enumerate() {
             let (oy, ox) = (p / self.ow, p % self.ow);
             let row = &mut cols[k * row_len..][..row_len];
-            for i in 0..self.kh {
+            let x0 = (ox * self.stride.1) as isize - self.pad.1 as isize;
+            let inside = x0 >= 0 && x0 as usize + self.kw <= self.w;
+            for (i, dst) in row.chunks_exact_mut(self.kw * cg).enumerate() {
                 let y = (oy * self.stride.0 + i * self.dilation.0) as isize - self.pad.0 as isize;
-                for j in 0..self.kw {
-                    let xx =
-                        (ox * self.stride.1 + j * self.dilation.1) as isize - self.pad.1 as isize;
-                    let dst = &mut row[(i * self.kw + j) * cg..][..cg];
-                    if y < 0 || y >= self.h as isize || xx < 0 || xx >= self.w as isize {
+                if y < 0 || y >= self.h as isize {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let line = base + y as usize * self.w * self.cin;
+                if runs && inside {
+                    let src = line + x0 as usize * self.cin;
+                    copy_floats(dst, &x[src..src + dst.len()]);
+                    continue;
+                }
+                for (j, dst) in dst.chunks_exact_mut(cg).enumerate() {
+                    let xx = x0 + (j * self.dilation.1) as isize;
+                    if xx < 0 || xx >= self.w as isize {
                         dst.fill(0.0);
                     } else {
-                        let src = base + (y as usize * self.w + xx as usize) * self.cin;
-                        dst.copy_from_slice(&x[src..src + cg]);
+                        let src = line + xx as usize * self.cin;
+                        copy_floats(dst, &x[src..src + cg]);
                     }
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` inline: in blocks of 8 and then one by one, so that the few
+/// floats of a patch tap cost no library call.
+#[inline(always)]
+fn copy_floats(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let block: [f32; 8] = s.try_into().expect("blocks of 8");
+        d.copy_from_slice(&block);
+    }
+    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = s;
     }
 }
 
@@ -471,6 +500,15 @@ mod tests {
             ([1, 8, 9, 3], [3, 2, 3, 2], (2, 3), Padding::Valid, (1, 1)),
             ([2, 9, 9, 4], [3, 3, 2, 6], (2, 2), Padding::Same, (1, 1)),
             ([1, 10, 10, 2], [3, 3, 2, 2], (1, 1), Padding::Same, (2, 2)),
+            // A stem: 3 channels, so whole window rows are copied as one run where they
+            // lie inside the input, tap by tap at the explicit pads.
+            (
+                [2, 11, 13, 3],
+                [3, 5, 3, 8],
+                (2, 2),
+                Padding::Explicit([1, 2, 1, 2]),
+                (1, 1),
+            ),
             // 1x1 (one product over the batch's pixels), and 1x1 with a stride (patches).
             ([3, 9, 7, 40], [1, 1, 40, 24], (1, 1), Padding::Same, (1, 1)),
             ([2, 9, 7, 6], [1, 1, 6, 5], (2, 2), Padding::Valid, (1, 1)),
