@@ -3,7 +3,7 @@
 
 use crate::config::{ConfigReader, Map};
 use crate::layer::{format_dims, CallContext, Dims, Layer, LayerBase, TensorSpec};
-use ferroflow_core::{BinaryOp, Error, Result, Tensor};
+use ferroflow_core::{BinaryOp, DType, Error, Result, Tensor};
 use serde_json::Value;
 
 fn need_at_least(class: &'static str, name: &str, n: usize, min: usize) -> Result<()> {
@@ -44,6 +44,20 @@ fn broadcast_dims(class: &'static str, name: &str, a: &Dims, b: &Dims) -> Result
             )),
         })
         .collect()
+}
+
+/// Keras's `Merge.compute_mask`: the elementwise OR of the inputs' masks when every input
+/// has one, else none.
+fn merge_mask(masks: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+    let mut out: Option<Tensor> = None;
+    for m in masks {
+        let Some(m) = m else { return Ok(None) };
+        out = Some(match out {
+            None => m.clone(),
+            Some(o) => o.logical_or(m)?,
+        });
+    }
+    Ok(out)
 }
 
 /// The elementwise merges share one implementation.
@@ -99,6 +113,18 @@ macro_rules! elementwise_merge {
 
             fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
                 merge_spec($class, self.base.name(), $kind, inputs)
+            }
+
+            fn supports_masking(&self) -> bool {
+                true
+            }
+
+            fn compute_mask(
+                &self,
+                _inputs: &[Tensor],
+                masks: &[Option<Tensor>],
+            ) -> Result<Option<Tensor>> {
+                merge_mask(masks)
             }
 
             fn number_of_inputs(&self) -> Option<usize> {
@@ -254,6 +280,32 @@ impl Layer for Concatenate {
 
     fn number_of_inputs(&self) -> Option<usize> {
         None
+    }
+
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
+    /// Keras's rule: each input's mask (all true for an input without one, a step mask
+    /// repeated over the input's last axis) concatenated as the inputs are, then reduced
+    /// with `any` over the last axis. Along the last axis, an unmasked input therefore
+    /// unmasks every step; along the steps, the step masks are joined.
+    fn compute_mask(&self, inputs: &[Tensor], masks: &[Option<Tensor>]) -> Result<Option<Tensor>> {
+        if masks.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let parts = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| match masks.get(i).and_then(Option::as_ref) {
+                None => Tensor::ones(x.shape(), DType::Bool),
+                Some(m) if m.rank() < x.rank() => m.expand_dims(-1)?.broadcast_to(x.shape()),
+                Some(m) => Ok(m.clone()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::concat(&parts, self.axis as isize)?
+            .any(-1, false)
+            .map(Some)
     }
 
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
@@ -438,5 +490,68 @@ impl Layer for Dot {
         }
         m.insert("normalize".into(), Value::from(self.normalize));
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflow_core::CmpOp;
+
+    /// A `[rows.len(), steps]` bool mask from 0/1 rows.
+    fn mask(rows: &[&[u8]]) -> Tensor {
+        let steps = rows[0].len();
+        let v: Vec<f32> = rows
+            .iter()
+            .flat_map(|r| r.iter().map(|&b| b as f32))
+            .collect();
+        Tensor::from_vec(v, &[rows.len(), steps])
+            .unwrap()
+            .compare(CmpOp::NotEqual, &Tensor::scalar(0.0f32))
+            .unwrap()
+    }
+
+    fn bits(m: Option<Tensor>) -> Vec<u8> {
+        let m = m.expect("a mask");
+        assert_eq!(m.dtype(), DType::Bool);
+        m.cast(DType::F32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as u8)
+            .collect()
+    }
+
+    #[test]
+    fn merges_combine_masks_as_keras_does() {
+        let x = |steps: usize| Tensor::zeros(&[2, steps, 4], DType::F32).unwrap();
+        let (a, b) = (
+            mask(&[&[1, 1, 0], &[1, 0, 0]]),
+            mask(&[&[0, 1, 1], &[1, 0, 0]]),
+        );
+        // Elementwise merges: OR when every input has a mask, else none.
+        let add = Add::new();
+        let both = add.compute_mask(&[x(3), x(3)], &[Some(a.clone()), Some(b.clone())]);
+        assert_eq!(bits(both.unwrap()), [1, 1, 1, 1, 0, 0]);
+        let one = add.compute_mask(&[x(3), x(3)], &[Some(a.clone()), None]);
+        assert!(one.unwrap().is_none());
+        // Along the steps, the masks are joined.
+        let steps = Concatenate::new(1);
+        let c = mask(&[&[0, 1], &[1, 1]]);
+        let joined = steps.compute_mask(&[x(3), x(2)], &[Some(a.clone()), Some(c)]);
+        assert_eq!(bits(joined.unwrap()), [1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
+        let half = steps.compute_mask(&[x(3), x(2)], &[Some(a.clone()), None]);
+        assert_eq!(bits(half.unwrap()), [1, 1, 0, 1, 1, 1, 0, 0, 1, 1]);
+        // Along the features, ORed; an input without a mask unmasks every step.
+        let features = Concatenate::default();
+        let ored = features.compute_mask(&[x(3), x(3)], &[Some(a.clone()), Some(b)]);
+        assert_eq!(bits(ored.unwrap()), [1, 1, 1, 1, 0, 0]);
+        let open = features.compute_mask(&[x(3), x(3)], &[Some(a), None]);
+        assert_eq!(bits(open.unwrap()), [1; 6]);
+        assert!(features
+            .compute_mask(&[x(3), x(3)], &[None, None])
+            .unwrap()
+            .is_none());
     }
 }
