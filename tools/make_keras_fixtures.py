@@ -174,6 +174,30 @@ def masked():
     return keras.Model(tokens, y, name="masked")
 
 
+def masked_merge():
+    """Masks through merges, Keras's rules, which Keras 3 saves as operation nodes passed
+    on as `mask=`: Add ORs its inputs' masks; Concatenate along the steps joins them, along
+    the features ORs them, and an unmasked input unmasks every step; Multiply with an
+    unmasked input drops the mask; Multiply, Maximum and Minimum use the masks in their
+    values."""
+    a = keras.Input((6,), dtype="int32", name="tokens")
+    b = keras.Input((6,), dtype="int32", name="tokens_b")
+    ea = layers.Embedding(20, 4, mask_zero=True)(a)
+    eb = layers.Embedding(20, 4, mask_zero=True)(b)
+    plain = layers.Embedding(20, 4)(b)
+    added = layers.LSTM(3)(layers.Add()([ea, eb]))
+    joined = layers.GlobalAveragePooling1D()(layers.Concatenate(axis=1)([ea, eb]))
+    stacked = layers.GRU(3)(layers.Concatenate()([ea, eb]))
+    opened = layers.GRU(2)(layers.Concatenate()([ea, plain]))
+    dropped = layers.GlobalAveragePooling1D()(layers.Multiply()([ea, plain]))
+    # Multiply, Maximum and Minimum also read the masks for their values.
+    both = layers.LSTM(2)(layers.Multiply()([ea, eb]))
+    maxed = layers.GlobalAveragePooling1D()(layers.Maximum()([ea, eb]))
+    minned = layers.GlobalAveragePooling1D()(layers.Minimum()([plain, ea, eb]))
+    y = layers.Dense(2)(layers.Concatenate()([added, joined, stacked, opened, dropped, both, maxed, minned]))
+    return keras.Model([a, b], y, name="masked_merge")
+
+
 def keras_feed(x):
     """What Keras's predict takes for an array: NumPy unicode arrays as string tensors."""
     if x.dtype.kind in "US":
@@ -186,7 +210,7 @@ def inputs_for(model, rng, n=5):
     out = []
     for t in model.inputs:
         shape = (n,) + tuple(t.shape[1:])
-        if t.name == "tokens":
+        if t.name.startswith("tokens"):
             # Padded id sequences (zeros after the last token, one zero inside a row).
             lengths = rng.integers(1, shape[1] + 1, n)
             seq = rng.integers(1, 20, size=shape)
@@ -221,33 +245,55 @@ def trained(out, rng):
     np.save(os.path.join(out, "trained_after_step.npy"), model.predict(x, verbose=0))
 
 
+def write_model(out, build, rng, index):
+    """Saves one perturbed model, its inputs and Keras's predictions."""
+    model = build()
+    perturb(model, rng)
+    name = model.name
+    xs = inputs_for(model, rng)
+    feed = [keras_feed(x) for x in xs]
+    ys = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
+    ys = ys if isinstance(ys, list) else [ys]
+    model.save(os.path.join(out, f"{name}.keras"))
+    for i, x in enumerate(xs):
+        np.save(os.path.join(out, f"{name}_x{i}.npy"), x)
+    for i, y in enumerate(ys):
+        np.save(os.path.join(out, f"{name}_y{i}.npy"), np.asarray(y))
+    index[name] = {"inputs": len(xs), "outputs": len(ys)}
+    if name == "mlp":
+        model.save(os.path.join(out, "mlp_legacy.h5"))
+        model.save_weights(os.path.join(out, "mlp.weights.h5"))
+        with open(os.path.join(out, "mlp.json"), "w") as f:
+            f.write(model.to_json())
+
+
+# Models added later draw from seeds of their own, so that adding one leaves the files of
+# the others as they were.
+SEEDED = {"masked_merge": (masked_merge, 11)}
+
+
 def main():
+    """`make_keras_fixtures.py [OUT [NAME...]]`: every model, or only the ones named (their
+    files replaced and index.json updated)."""
     out = sys.argv[1] if len(sys.argv) > 1 else "crates/ferroflow-keras/tests/fixtures/keras"
+    only = set(sys.argv[2:])
     os.makedirs(out, exist_ok=True)
-    keras.utils.set_random_seed(7)
-    rng = np.random.default_rng(7)
+    index_path = os.path.join(out, "index.json")
     index = {}
-    for build in (mlp, cnn, rnn, attention, multi_io, nested, misc, categorical, masked):
-        model = build()
-        perturb(model, rng)
-        name = model.name
-        xs = inputs_for(model, rng)
-        feed = [keras_feed(x) for x in xs]
-        ys = model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
-        ys = ys if isinstance(ys, list) else [ys]
-        model.save(os.path.join(out, f"{name}.keras"))
-        for i, x in enumerate(xs):
-            np.save(os.path.join(out, f"{name}_x{i}.npy"), x)
-        for i, y in enumerate(ys):
-            np.save(os.path.join(out, f"{name}_y{i}.npy"), np.asarray(y))
-        index[name] = {"inputs": len(xs), "outputs": len(ys)}
-        if name == "mlp":
-            model.save(os.path.join(out, "mlp_legacy.h5"))
-            model.save_weights(os.path.join(out, "mlp.weights.h5"))
-            with open(os.path.join(out, "mlp.json"), "w") as f:
-                f.write(model.to_json())
-    trained(out, rng)
-    with open(os.path.join(out, "index.json"), "w") as f:
+    if only and os.path.exists(index_path):
+        with open(index_path) as f:
+            index = json.load(f)["models"]
+    if not only:
+        keras.utils.set_random_seed(7)
+        rng = np.random.default_rng(7)
+        for build in (mlp, cnn, rnn, attention, multi_io, nested, misc, categorical, masked):
+            write_model(out, build, rng, index)
+        trained(out, rng)
+    for name, (build, seed) in SEEDED.items():
+        if not only or name in only:
+            keras.utils.set_random_seed(seed)
+            write_model(out, build, np.random.default_rng(seed), index)
+    with open(index_path, "w") as f:
         json.dump({"keras_version": keras.__version__, "models": index}, f, indent=1)
     print(f"wrote {len(index)} models to {out}")
 

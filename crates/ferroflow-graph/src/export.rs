@@ -30,8 +30,10 @@ pub struct ExportGraph {
 }
 
 impl ExportGraph {
-    /// The one input axis that is dynamic, as (input index, axis), or `None` when none or
-    /// several are (a constant that follows the batch is then built from this axis).
+    /// The one input axis that is dynamic, as (input index, axis): a constant that follows
+    /// the batch is built from it. When several inputs have a dynamic batch (axis 0) and no
+    /// other axis is dynamic, they are one batch (a Keras model's inputs share it) and the
+    /// first one's is taken. `None` when no axis is dynamic or other axes are too.
     pub fn dynamic_input_axis(&self) -> Option<(usize, usize)> {
         let mut axes = self
             .graph
@@ -50,7 +52,8 @@ impl ExportGraph {
                     .map(move |(a, _)| (k, a))
             });
         let first = axes.next()?;
-        axes.next().is_none().then_some(first)
+        let rest: Vec<(usize, usize)> = axes.collect();
+        (rest.is_empty() || (first.1 == 0 && rest.iter().all(|&(_, a)| a == 0))).then_some(first)
     }
 
     /// Lowers every node in order: `lower(i, node, inputs)` gets what its inputs lowered

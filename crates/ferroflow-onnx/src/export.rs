@@ -246,7 +246,7 @@ fn batch_sized_fill(
         return Err(refuse("its values differ"));
     }
     let Some((k, axis)) = eg.dynamic_input_axis() else {
-        return Err(refuse("more than one input axis is dynamic"));
+        return Err(refuse("input axes other than the batch are dynamic"));
     };
     let shape = b.node("Shape", &[&input_names[k]], vec![]);
     let at = b.int64s("axis", &[axis as i64]);

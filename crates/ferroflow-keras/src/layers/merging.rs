@@ -127,6 +127,15 @@ macro_rules! elementwise_merge {
                 merge_mask(masks)
             }
 
+            fn call_masked(
+                &self,
+                inputs: &[Tensor],
+                masks: &[Option<Tensor>],
+                _ctx: CallContext,
+            ) -> Result<Vec<Tensor>> {
+                merge_call_masked($class, self.base.name(), $kind, inputs, masks)
+            }
+
             fn number_of_inputs(&self) -> Option<usize> {
                 if $kind == Merge::Subtract {
                     Some(2)
@@ -216,6 +225,83 @@ fn merge_call(
         acc = acc.mul_scalar(1.0 / inputs.len() as f64)?;
     }
     Ok(vec![acc])
+}
+
+/// [`merge_call`] with the inputs' step masks, as Keras 3 merges them: `Multiply` reads a
+/// masked step of an input as 1 (and, when every input has a mask, writes 0 at the steps
+/// that all inputs mask); `Maximum` and `Minimum` take a masked step from the inputs that
+/// hold it; the sums and `Average` ignore masks.
+fn merge_call_masked(
+    class: &'static str,
+    name: &str,
+    kind: Merge,
+    inputs: &[Tensor],
+    masks: &[Option<Tensor>],
+) -> Result<Vec<Tensor>> {
+    if !matches!(kind, Merge::Multiply | Merge::Maximum | Merge::Minimum)
+        || masks.iter().all(Option::is_none)
+    {
+        return merge_call(class, name, kind, inputs);
+    }
+    need_at_least(class, name, inputs.len(), 2)?;
+    // Each mask over its input's last axis too.
+    let expanded = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, _)| match masks.get(i).and_then(Option::as_ref) {
+            Some(m) => m.expand_dims(-1).map(Some),
+            None => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let scalar = |v: f64| Tensor::full(&[], v, inputs[0].dtype());
+    if kind == Merge::Multiply {
+        let every = expanded.iter().all(Option::is_some);
+        let (mut out, mut kept): (Option<Tensor>, Option<Tensor>) = (None, None);
+        for (x, m) in inputs.iter().zip(&expanded) {
+            let x = match m {
+                Some(m) => {
+                    if every {
+                        kept = Some(match kept {
+                            None => m.clone(),
+                            Some(k) => k.logical_or(m)?,
+                        });
+                    }
+                    Tensor::where_(m, x, &scalar(1.0)?)?
+                }
+                None => x.clone(),
+            };
+            out = Some(match out {
+                None => x,
+                Some(o) => o.mul(&x)?,
+            });
+        }
+        let out = out.expect("at least two inputs");
+        return Ok(vec![match kept {
+            Some(k) => Tensor::where_(&k, &out, &scalar(0.0)?)?,
+            None => out,
+        }]);
+    }
+    let op = if kind == Merge::Maximum {
+        BinaryOp::Maximum
+    } else {
+        BinaryOp::Minimum
+    };
+    let (mut out, mut kept) = (inputs[0].clone(), expanded[0].clone());
+    for (x, m) in inputs[1..].iter().zip(&expanded[1..]) {
+        let x = match m {
+            Some(m) => Tensor::where_(m, x, &out)?,
+            None => x.clone(),
+        };
+        if let Some(k) = &kept {
+            out = Tensor::where_(k, &out, &x)?;
+        }
+        kept = match (kept, m) {
+            (Some(k), Some(m)) => Some(k.logical_or(m)?),
+            _ => None,
+        };
+        out = out.binary(op, &x)?;
+    }
+    Ok(vec![out])
 }
 
 fn merge_spec(

@@ -126,6 +126,7 @@ pub(crate) use layer_boilerplate;
 pub(crate) use layer_identity;
 pub(crate) use newtype_layer;
 
+pub mod array_operation;
 pub mod attention;
 pub mod categorical;
 pub mod common;

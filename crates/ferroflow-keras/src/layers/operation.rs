@@ -293,7 +293,7 @@ impl Layer for Operation {
 }
 
 /// NumPy broadcasting of two static shapes (unknown dims stay unknown).
-fn broadcast(class: &'static str, name: &str, a: &Dims, b: &Dims) -> Result<Dims> {
+pub(crate) fn broadcast(class: &'static str, name: &str, a: &Dims, b: &Dims) -> Result<Dims> {
     let rank = a.len().max(b.len());
     let at = |s: &Dims, i: usize| -> Option<usize> {
         let pad = rank - s.len();

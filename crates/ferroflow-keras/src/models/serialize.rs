@@ -5,6 +5,7 @@ use super::functional::Functional;
 use super::sequential::Sequential;
 use super::symbolic::{connect, Input, KerasTensor};
 use crate::layer::{Layer, LayerExt, LayerRef};
+use crate::layers::array_operation::ArrayOperation;
 use crate::layers::operation::{self, Operation};
 use crate::layers::{registry, InputLayer};
 use ferroflow_core::{Error, Result};
@@ -18,7 +19,7 @@ pub fn layer_json(layer: &dyn Layer) -> Value {
     let (module, registered) = match class {
         "Sequential" => ("keras", Value::Null),
         "Functional" => ("keras.src.models.functional", Value::from("Functional")),
-        _ if layer.as_operation().is_some() => (layer.keras_module(), Value::from(class)),
+        _ if layer.keras_module() == operation::MODULE => (operation::MODULE, Value::from(class)),
         _ => (layer.keras_module(), Value::Null),
     };
     let mut m = serde_json::Map::new();
@@ -26,7 +27,7 @@ pub fn layer_json(layer: &dyn Layer) -> Value {
     m.insert("class_name".into(), Value::from(class));
     m.insert("config".into(), Value::Object(layer.get_config()));
     m.insert("registered_name".into(), registered);
-    if class != "InputLayer" && layer.as_operation().is_none() {
+    if class != "InputLayer" && layer.keras_module() != operation::MODULE {
         if let Some(specs) = layer.base().built_specs() {
             m.insert("build_config".into(), layer.build_config(specs));
         } else if class == "Functional" {
@@ -139,7 +140,10 @@ pub fn functional_from_config(config: &Value) -> Result<Functional> {
         }
         let module = entry.get("module").and_then(Value::as_str);
         let layer: LayerRef = if module == Some(operation::MODULE) {
-            Arc::new(Operation::from_entry(entry)?)
+            match ArrayOperation::from_entry(class, entry)? {
+                Some(op) => Arc::new(op),
+                None => Arc::new(Operation::from_entry(entry)?),
+            }
         } else {
             registry::from_json(entry)?
         };

@@ -154,7 +154,7 @@ fn batch_size(b: &mut Builder, cached: &mut Option<usize>, eg: &ExportGraph) -> 
     let Some((k, axis)) = eg.dynamic_input_axis() else {
         return Err(Error::invalid(
             "tflite export",
-            "a constant follows the batch size, and more than one input axis is dynamic; export with a fixed batch size",
+            "a constant follows the batch size, and input axes other than the batch are dynamic; export with a fixed batch size",
         ));
     };
     let n = b.runtime_dim(b.model.inputs[k], axis)?;
