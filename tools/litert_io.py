@@ -6,10 +6,14 @@ import numpy as np
 
 
 def to_input(x, detail):
-    """`x` in the input tensor's type."""
+    """`x` in the input tensor's type. Quantised as TFLite's QUANTIZE kernel does: the
+    quotient rounds half away from zero (`np.round` would round half to even, and so
+    differ from LiteRT and ferroflow wherever x / scale lands on a half)."""
     if detail["dtype"] == np.int8 and x.dtype != np.int8:
         scale, zero_point = detail["quantization"]
-        x = np.clip(np.round(x.astype(np.float32) / scale) + zero_point, -128, 127)
+        v = x.astype(np.float32) / np.float32(scale)
+        t = np.trunc(v)
+        x = np.clip(t + np.sign(v) * (np.abs(v - t) >= 0.5) + zero_point, -128, 127)
     return x.astype(detail["dtype"])
 
 
