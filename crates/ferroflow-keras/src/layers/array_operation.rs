@@ -5,7 +5,8 @@
 //! over the inputs' expanded masks) and passes them to the next layer as `mask=`.
 
 use crate::config::{ConfigReader, Map};
-use crate::layer::{format_dims, CallContext, Dims, Layer, LayerBase, TensorSpec};
+use crate::layer::{CallContext, Dims, Layer, LayerBase, TensorSpec};
+use crate::layers::merging::concatenated_spec;
 use crate::layers::operation::{broadcast, MODULE};
 use ferroflow_core::{DType, Error, Result, Tensor};
 use serde_json::{json, Value};
@@ -302,27 +303,7 @@ impl Layer for ArrayOperation {
                     .collect();
                 TensorSpec::new(shape, DType::Bool)
             }
-            ArrayOp::Concatenate { axis } => {
-                let first = inputs.first().ok_or_else(|| {
-                    Error::invalid(class, format!("operation '{name}' has no inputs"))
-                })?;
-                let a = axis_in(class, name, *axis, first.shape.len())?;
-                let mut shape = first.shape.clone();
-                for s in &inputs[1..] {
-                    if s.shape.len() != shape.len() {
-                        return Err(Error::invalid(
-                            class,
-                            format!(
-                                "operation '{name}': shapes {} and {} have different ranks",
-                                format_dims(&first.shape),
-                                format_dims(&s.shape)
-                            ),
-                        ));
-                    }
-                    shape[a] = shape[a].zip(s.shape[a]).map(|(p, q)| p + q);
-                }
-                TensorSpec::new(shape, first.dtype)
-            }
+            ArrayOp::Concatenate { axis } => concatenated_spec(name, *axis, inputs)?,
             ArrayOp::Logical { .. } => {
                 let (a, b) = self.two_inputs(inputs)?;
                 TensorSpec::new(broadcast(class, name, &a.shape, &b.shape)?, DType::Bool)

@@ -395,55 +395,11 @@ impl Layer for Concatenate {
     }
 
     fn compute_output_spec(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
-        need_at_least("Concatenate", self.base.name(), inputs.len(), 1)?;
-        let rank = inputs[0].shape.len();
-        let axis = if self.axis < 0 {
-            self.axis + rank as i64
-        } else {
-            self.axis
-        };
-        if axis < 0 || axis as usize >= rank {
-            return Err(Error::invalid(
-                "Concatenate",
-                format!(
-                    "layer '{}': axis {} out of range for rank {rank}",
-                    self.base.name(),
-                    self.axis
-                ),
-            ));
-        }
-        let axis = axis as usize;
-        let mut shape = inputs[0].shape.clone();
-        for s in &inputs[1..] {
-            let ok = s.shape.len() == rank
-                && s.shape
-                    .iter()
-                    .zip(&shape)
-                    .enumerate()
-                    .all(|(i, (a, b))| i == axis || a.is_none() || b.is_none() || a == b);
-            if !ok {
-                return Err(Error::invalid(
-                    "Concatenate",
-                    format!(
-                        "layer '{}': shapes {} and {} differ outside axis {}",
-                        self.base.name(),
-                        format_dims(&inputs[0].shape),
-                        format_dims(&s.shape),
-                        self.axis
-                    ),
-                ));
-            }
-            shape[axis] = match (shape[axis], s.shape[axis]) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            };
-            for (i, d) in shape.iter_mut().enumerate() {
-                if i != axis && d.is_none() {
-                    *d = s.shape[i];
-                }
-            }
-        }
-        Ok(vec![TensorSpec::new(shape, inputs[0].dtype)])
+        Ok(vec![concatenated_spec(
+            self.base.name(),
+            self.axis,
+            inputs,
+        )?])
     }
 
     fn config(&self) -> Map {
@@ -577,6 +533,60 @@ impl Layer for Dot {
         m.insert("normalize".into(), Value::from(self.normalize));
         m
     }
+}
+
+/// The spec of `inputs` concatenated along `axis` (Keras's checks: one rank, equal sizes
+/// outside the axis where both are known), for the Concatenate layer `name` or the
+/// operation of that name that a Keras mask computation writes.
+pub(crate) fn concatenated_spec(
+    name: &str,
+    axis: i64,
+    inputs: &[TensorSpec],
+) -> Result<TensorSpec> {
+    need_at_least("Concatenate", name, inputs.len(), 1)?;
+    let rank = inputs[0].shape.len();
+    let at = if axis < 0 { axis + rank as i64 } else { axis };
+    if at < 0 || at as usize >= rank {
+        return Err(Error::invalid(
+            "Concatenate",
+            format!(
+                "layer '{}': axis {} out of range for rank {rank}",
+                name, axis
+            ),
+        ));
+    }
+    let at = at as usize;
+    let mut shape = inputs[0].shape.clone();
+    for s in &inputs[1..] {
+        let ok = s.shape.len() == rank
+            && s.shape
+                .iter()
+                .zip(&shape)
+                .enumerate()
+                .all(|(i, (a, b))| i == at || a.is_none() || b.is_none() || a == b);
+        if !ok {
+            return Err(Error::invalid(
+                "Concatenate",
+                format!(
+                    "layer '{}': shapes {} and {} differ outside axis {}",
+                    name,
+                    format_dims(&inputs[0].shape),
+                    format_dims(&s.shape),
+                    axis
+                ),
+            ));
+        }
+        shape[at] = match (shape[at], s.shape[at]) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        for (i, d) in shape.iter_mut().enumerate() {
+            if i != at && d.is_none() {
+                *d = s.shape[i];
+            }
+        }
+    }
+    Ok(TensorSpec::new(shape, inputs[0].dtype))
 }
 
 #[cfg(test)]
