@@ -3,6 +3,7 @@
 //! size reuses them; fused kernels write over a dying input's buffer when they own it.
 
 use crate::graph::{Graph, NodeKind, Value};
+use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::{Error, Result, Tensor, Variable};
 
 /// A graph with its liveness precomputed.
@@ -207,6 +208,21 @@ const HOP_MIN_BYTES: usize = 1 << 20;
 /// dying same-shaped input that it solely owns (the prologue's output, or any other).
 fn run_fused(k: &crate::fused::FusedKernel, mut ins: Vec<Tensor>) -> Result<Tensor> {
     use crate::fused::Access;
+    if let Some(spec) = k.prologue.as_ref().and_then(|p| p.conv) {
+        if k.reduce.is_none() && k.access[0] == Access::Same {
+            let rest = ins.split_off(2);
+            let padding = ferroflow_core::ops::conv::Padding::Explicit(spec.pads);
+            return k.run_as_epilogue(&rest, |tile| {
+                ins[0].conv2d_fused(
+                    &ins[1],
+                    spec.strides,
+                    padding,
+                    spec.dilations,
+                    ConvEpilogue::tiled(tile),
+                )
+            });
+        }
+    }
     if let Some(p) = &k.prologue {
         let rest = ins.split_off(p.arity);
         let first = (p.replay)(ins)?.remove(0);

@@ -3,9 +3,11 @@
 //! tensors; optionally ending in a sum/max/min over leading or trailing axes.
 
 use ferroflow_core::ops::binary::ScalarFn2;
+use ferroflow_core::ops::conv_epilogue::TileFn;
 use ferroflow_core::ops::unary::ScalarFn;
 use ferroflow_core::{BinaryOp, Error, ReduceOp, Result, Tensor, UnaryOp};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Elements evaluated per step of the program.
 const BLOCK: usize = 512;
@@ -102,6 +104,9 @@ pub struct Prologue {
     pub replay: ferroflow_core::trace::Replay,
     /// How many of the fused node's inputs are the prologue's.
     pub arity: usize,
+    /// For a convolution (inputs: image and filter), its geometry: the kernel then runs
+    /// as the convolution's epilogue, on each tile of its output while it is in cache.
+    pub conv: Option<ferroflow_core::trace::ConvSpec>,
 }
 
 impl std::fmt::Debug for Prologue {
@@ -129,7 +134,15 @@ pub struct FusedKernel {
     pub names: Vec<String>,
 }
 
-struct Unary<'a>(&'a mut [f32], &'a [f32]);
+/// An operand of a step over one block: the block's values, or one value for all.
+#[derive(Clone, Copy)]
+enum Operand<'a> {
+    Block(&'a [f32]),
+    Scalar(f32),
+}
+
+/// `dst = f(src)`, or `dst = f(dst)` without `src`.
+struct Unary<'a>(&'a mut [f32], Option<Operand<'a>>);
 impl ScalarFn<f32> for Unary<'_> {
     type Output = ();
     #[inline(always)]
@@ -138,29 +151,76 @@ impl ScalarFn<f32> for Unary<'_> {
         // context: compile the loop for the best instruction set here, per function.
         ferroflow_core::with_best_isa(
             #[inline(always)]
-            move || {
-                for (d, &s) in self.0.iter_mut().zip(self.1) {
-                    *d = f(s);
+            move || match self.1 {
+                Some(Operand::Block(s)) => {
+                    for (d, &s) in self.0.iter_mut().zip(s) {
+                        *d = f(s);
+                    }
+                }
+                Some(Operand::Scalar(s)) => self.0.fill(f(s)),
+                None => {
+                    for d in self.0.iter_mut() {
+                        *d = f(*d);
+                    }
                 }
             },
         )
     }
 }
 
-struct Binary<'a>(&'a mut [f32], &'a [f32], &'a [f32]);
+/// `dst = f(a, b)`, or `dst = f(dst, b)` without `a`; a scalar operand is broadcast
+/// without being copied out to a block.
+struct Binary<'a>(&'a mut [f32], Option<Operand<'a>>, Operand<'a>);
 impl ScalarFn2<f32> for Binary<'_> {
     type Output = ();
     #[inline(always)]
     fn apply<F: Fn(f32, f32) -> f32 + Send + Sync + Copy>(self, _: usize, f: F) {
+        use Operand::{Block, Scalar};
         // As for `Unary`.
         ferroflow_core::with_best_isa(
             #[inline(always)]
-            move || {
-                for ((d, &a), &b) in self.0.iter_mut().zip(self.1).zip(self.2) {
-                    *d = f(a, b);
+            move || match (self.1, self.2) {
+                (Some(Block(a)), Block(b)) => {
+                    for ((d, &a), &b) in self.0.iter_mut().zip(a).zip(b) {
+                        *d = f(a, b);
+                    }
+                }
+                (Some(Block(a)), Scalar(b)) => {
+                    for (d, &a) in self.0.iter_mut().zip(a) {
+                        *d = f(a, b);
+                    }
+                }
+                (Some(Scalar(a)), Block(b)) => {
+                    for (d, &b) in self.0.iter_mut().zip(b) {
+                        *d = f(a, b);
+                    }
+                }
+                (Some(Scalar(a)), Scalar(b)) => self.0.fill(f(a, b)),
+                (None, Block(b)) => {
+                    for (d, &b) in self.0.iter_mut().zip(b) {
+                        *d = f(*d, b);
+                    }
+                }
+                (None, Scalar(b)) => {
+                    for d in self.0.iter_mut() {
+                        *d = f(*d, b);
+                    }
                 }
             },
         )
+    }
+}
+
+/// Runs step `ins` into `dst`; `operand(r)` reads register `r`, and `None` stands for
+/// `dst`'s own values (the step then runs in place).
+#[inline(always)]
+fn run_step<'a>(ins: &Instr, dst: &mut [f32], operand: impl Fn(usize) -> Option<Operand<'a>>) {
+    match *ins {
+        Instr::Unary(op, s) => op.with_fn::<f32, _>(Unary(dst, operand(s))),
+        Instr::Binary(op, a, b) => {
+            let b = operand(b).expect("only a step's first operand is read in place");
+            op.with_fn::<f32, _>(Binary(dst, operand(a), b))
+        }
     }
 }
 
@@ -237,7 +297,8 @@ impl FusedKernel {
     /// Evaluates elements `start..start + out.len()` of the elementwise result into `out`,
     /// using `regs` (at least inputs + steps registers of `BLOCK` floats) as scratch.
     /// Input `inplace`, if any, is read from `out` itself (each block is read before it is
-    /// written).
+    /// written). Scalar inputs are broadcast where they are used, and the last step writes
+    /// `out` directly (in place where it reads the in-place input).
     #[inline(always)]
     fn eval_range(
         &self,
@@ -249,46 +310,85 @@ impl FusedKernel {
     ) {
         let n_in = inputs.len();
         let (in_regs, steps) = regs.split_at_mut(n_in);
+        let last = self.program.len() - 1;
+        let held = |r: usize| Some(r) == inplace;
         let mut pos = 0;
         while pos < out.len() {
             let len = BLOCK.min(out.len() - pos);
             let at = start + pos;
             for (i, src) in inputs.iter().enumerate() {
-                if Some(i) != inplace && self.direct(i, src, at, len).is_none() {
+                if !held(i)
+                    && self.access[i] != Access::Scalar
+                    && self.direct(i, src, at, len).is_none()
+                {
                     self.load(i, src, at, &mut in_regs[i][..len]);
                 }
             }
-            // An operand: a step's register, or an input's block, read where it lies when
-            // its elements are contiguous there (no copy; the in-place input's block is
-            // still in `out` until the result is written below) and from its register
-            // otherwise.
-            let held = &out[pos..pos + len];
-            let input = |r: usize| -> &[f32] {
-                if Some(r) == inplace {
-                    return held;
+            // An input: a scalar, or a block read where it lies when its elements are
+            // contiguous there (no copy) and from its register otherwise; `None` for the
+            // in-place input, whose block is still in `out` until the last step writes it.
+            let in_regs: &[Vec<f32>] = in_regs;
+            let input = |r: usize| {
+                if held(r) {
+                    None
+                } else if self.access[r] == Access::Scalar {
+                    Some(Operand::Scalar(inputs[r][0]))
+                } else {
+                    Some(Operand::Block(
+                        self.direct(r, inputs[r], at, len)
+                            .unwrap_or(&in_regs[r][..len]),
+                    ))
                 }
-                self.direct(r, inputs[r], at, len)
-                    .unwrap_or(&in_regs[r][..len])
             };
-            for (j, ins) in self.program.iter().enumerate() {
-                let (before, after) = steps.split_at_mut(j);
-                let dst = &mut after[0][..len];
-                let operand = |r: usize| -> &[f32] {
-                    if r < n_in {
-                        input(r)
-                    } else {
-                        &before[r - n_in][..len]
-                    }
-                };
-                match *ins {
-                    Instr::Unary(op, s) => op.with_fn::<f32, _>(Unary(dst, operand(s))),
-                    Instr::Binary(op, a, b) => {
-                        op.with_fn::<f32, _>(Binary(dst, operand(a), operand(b)))
-                    }
+            let block = &mut out[pos..pos + len];
+            let (done, rest) = steps.split_at_mut(last);
+            {
+                let block: &[f32] = block;
+                for (j, ins) in self.program[..last].iter().enumerate() {
+                    let (before, after) = done.split_at_mut(j);
+                    let operand = |r: usize| {
+                        Some(if r < n_in {
+                            input(r).unwrap_or(Operand::Block(block))
+                        } else {
+                            Operand::Block(&before[r - n_in][..len])
+                        })
+                    };
+                    run_step(ins, &mut after[0][..len], operand);
                 }
             }
-            let last = &steps[self.program.len() - 1];
-            out[pos..pos + len].copy_from_slice(&last[..len]);
+            // The last step: written into `out`'s block, in place where it reads the
+            // in-place input once (as its first operand, or its second of a commutative
+            // op), else through a register.
+            let done: &[Vec<f32>] = done;
+            let other = |r: usize| {
+                if r < n_in {
+                    input(r)
+                } else {
+                    Some(Operand::Block(&done[r - n_in][..len]))
+                }
+            };
+            let ins = &self.program[last];
+            let (first, second) = match *ins {
+                Instr::Unary(_, s) => (s, None),
+                Instr::Binary(_, a, b) => (a, Some(b)),
+            };
+            match (held(first), second.map(held), ins) {
+                (_, None | Some(false), _) => run_step(ins, block, other),
+                (false, Some(true), Instr::Binary(op @ (BinaryOp::Add | BinaryOp::Mul), ..)) => {
+                    let a = other(first).expect("not the in-place input");
+                    op.with_fn::<f32, _>(Binary(block, None, a));
+                }
+                _ => {
+                    let dst = &mut rest[0][..len];
+                    {
+                        let block: &[f32] = block;
+                        run_step(ins, dst, |r| {
+                            Some(other(r).unwrap_or(Operand::Block(block)))
+                        });
+                    }
+                    block.copy_from_slice(dst);
+                }
+            }
             pos += len;
         }
     }
@@ -324,6 +424,80 @@ impl FusedKernel {
         r
     }
 
+    /// Short periodic inputs (per-channel parameters) repeated to cover a block and a
+    /// period more, so that loading a block is one copy rather than one per period.
+    fn repeat_periodic(&self, data: &[Cow<'_, [f32]>]) -> Vec<Option<Vec<f32>>> {
+        self.access
+            .iter()
+            .zip(data)
+            .map(|(a, d)| match a {
+                Access::Periodic(p) if *p < BLOCK && d.len() == *p => {
+                    let n = p * (BLOCK / p + 2);
+                    let mut v = Vec::with_capacity(n);
+                    while v.len() < n {
+                        v.extend_from_slice(d);
+                    }
+                    Some(v)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs the kernel as the epilogue of the op that makes its input 0, which `produce`
+    /// runs: `produce` gets the kernel as a [`TileFn`] to apply to each tile of its output
+    /// as it makes it (a convolution's [`ConvEpilogue::tiled`]), so the result is written
+    /// over the op's output while each tile is still in cache. `rest` are inputs 1.. .
+    ///
+    /// [`ConvEpilogue::tiled`]: ferroflow_core::ops::conv_epilogue::ConvEpilogue::tiled
+    pub fn run_as_epilogue(
+        &self,
+        rest: &[Tensor],
+        produce: impl FnOnce(&TileFn<'_>) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        if self.reduce.is_some() || self.access.first() != Some(&Access::Same) {
+            return Err(Error::invalid(
+                "fused",
+                "only a kernel without reduction that reads input 0 whole runs as an epilogue",
+            ));
+        }
+        let total: usize = self.domain.iter().product();
+        let data = std::iter::once(Ok(Cow::Owned(Vec::new())))
+            .chain(rest.iter().map(|t| t.data::<f32>()))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, d) in data.iter().enumerate().skip(1) {
+            if d.len() != rest[i - 1].numel() || d.is_empty() && total != 0 {
+                return Err(Error::invalid(
+                    "fused",
+                    format!("input {i} has {} elements", d.len()),
+                ));
+            }
+        }
+        let tiled = self.repeat_periodic(&data);
+        let srcs = sources(&data, &tiled);
+        let tile = |start: usize, out: &mut [f32]| {
+            debug_assert!(start + out.len() <= total, "a tile past the output's end");
+            self.with_registers(srcs.len(), |regs| {
+                ferroflow_core::with_best_isa(
+                    #[inline(always)]
+                    || self.eval_range(&srcs, Some(0), start, out, regs),
+                )
+            })
+        };
+        let y = produce(&tile)?;
+        if y.shape() != self.domain.as_slice() {
+            return Err(Error::invalid(
+                "fused",
+                format!(
+                    "the producing op gave shape {:?}, the kernel's domain is {:?}",
+                    y.shape(),
+                    self.domain
+                ),
+            ));
+        }
+        y.reshape_to(&self.out_shape)
+    }
+
     /// Runs the kernel. `inplace` may name an input (read with [`Access::Same`], no
     /// reduction) together with its buffer, taken from a dying tensor: the output is
     /// written over it, and `inputs[i]` for that input is ignored.
@@ -334,7 +508,7 @@ impl FusedKernel {
             .enumerate()
             .map(|(i, t)| {
                 if Some(i) == which {
-                    Ok(std::borrow::Cow::Owned(Vec::new()))
+                    Ok(Cow::Owned(Vec::new()))
                 } else {
                     t.data::<f32>()
                 }
@@ -353,29 +527,8 @@ impl FusedKernel {
                 ));
             }
         }
-        // Short periodic inputs (per-channel parameters) repeated to cover a block and a
-        // period more, so that loading a block is one copy rather than one per period.
-        let tiled: Vec<Option<Vec<f32>>> = self
-            .access
-            .iter()
-            .zip(&data)
-            .map(|(a, d)| match a {
-                Access::Periodic(p) if *p < BLOCK && d.len() == *p => {
-                    let n = p * (BLOCK / p + 2);
-                    let mut v = Vec::with_capacity(n);
-                    while v.len() < n {
-                        v.extend_from_slice(d);
-                    }
-                    Some(v)
-                }
-                _ => None,
-            })
-            .collect();
-        let srcs: Vec<&[f32]> = data
-            .iter()
-            .zip(&tiled)
-            .map(|(d, t)| t.as_deref().unwrap_or(&d[..]))
-            .collect();
+        let tiled = self.repeat_periodic(&data);
+        let srcs = sources(&data, &tiled);
         let Some(red) = &self.reduce else {
             let (mut out, inplace) = match inplace {
                 Some((i, v)) if v.len() == total && self.access[i] == Access::Same => (v, Some(i)),
@@ -465,4 +618,12 @@ impl FusedKernel {
         });
         Tensor::from_vec(out, &self.out_shape)
     }
+}
+
+/// Each input's data as the kernel reads it: its repeated form where it has one.
+fn sources<'a>(data: &'a [Cow<'_, [f32]>], tiled: &'a [Option<Vec<f32>>]) -> Vec<&'a [f32]> {
+    data.iter()
+        .zip(tiled)
+        .map(|(d, t)| t.as_deref().unwrap_or(&d[..]))
+        .collect()
 }

@@ -179,6 +179,101 @@ fn matmul_bias_activation_fuse() {
 }
 
 #[test]
+fn a_convolutions_fused_epilogue_runs_on_its_tiles_and_matches_eager() {
+    use ferroflow_core::ops::conv::Padding;
+    // conv -> bias -> ReLU6 -> plus a same-shaped input: the fused kernel runs inside the
+    // convolution, per tile. Pointwise, strided 3x3, depthwise (groups), over several
+    // tiles and images, and with an explicit pad.
+    type Case = (Vec<usize>, Vec<usize>, (usize, usize), Padding);
+    let cases: Vec<Case> = vec![
+        (
+            vec![2, 40, 37, 16],
+            vec![1, 1, 16, 24],
+            (1, 1),
+            Padding::Valid,
+        ),
+        (vec![1, 33, 31, 8], vec![3, 3, 8, 12], (2, 2), Padding::Same),
+        (
+            vec![2, 30, 29, 24],
+            vec![3, 3, 1, 24],
+            (1, 1),
+            Padding::Same,
+        ),
+        (
+            vec![1, 17, 19, 3],
+            vec![3, 3, 3, 8],
+            (2, 2),
+            Padding::Explicit([1, 0, 1, 1]),
+        ),
+    ];
+    for (xs, fs, strides, padding) in cases {
+        let conv = move |x: &[Tensor]| -> Result<Vec<Tensor>> {
+            let y = x[0].conv2d(&x[1], strides, padding, (1, 1))?.add(&x[2])?;
+            let y = y
+                .maximum(&Tensor::scalar(0.0f32))?
+                .minimum(&Tensor::scalar(6.0f32))?;
+            Ok(vec![y.add(&x[3])?])
+        };
+        let x = normal(&xs, 1);
+        let w = normal(&fs, 2);
+        let y0 = conv(&[x.clone(), w.clone(), normal(&[1], 3), normal(&[1], 3)]).unwrap();
+        let cout = y0[0].shape()[3];
+        let args = [x, w, normal(&[cout], 3), normal(y0[0].shape(), 4)];
+        let eager = conv(&args).unwrap().remove(0);
+        let mut f = function(conv);
+        let cf = f.concrete_function(&args).unwrap();
+        let dump = cf.dump(true);
+        assert_eq!(cf.graph().op_count(), 1, "{dump}");
+        assert!(dump.contains("fused[conv2d"), "{dump}");
+        close(&f.call(&args).unwrap()[0], &eager, 1e-6);
+    }
+}
+
+#[test]
+fn fused_last_steps_read_the_buffer_they_overwrite_correctly() {
+    use ferroflow_core::ops::conv::Padding;
+    // The kernel overwrites its producer's output (a conv's tiles, a matmul's buffer):
+    // its last step may read that output once, first or second, twice, or not at all,
+    // with scalar and per-channel operands on either side.
+    type Tail = fn(&Tensor, &Tensor) -> Result<Tensor>;
+    let tails: Vec<(&str, Tail)> = vec![
+        ("relu", |y, _| y.relu()),
+        ("y + b", |y, b| y.add(b)),
+        ("b + y", |y, b| b.add(y)),
+        ("b - y", |y, b| b.sub(y)),
+        ("y * y", |y, _| y.mul(y)),
+        ("2 - y", |y, _| Tensor::scalar(2.0f32).sub(y)),
+        ("y / 2 - 2", |y, _| {
+            y.div(&Tensor::scalar(2.0f32))?.sub(&Tensor::scalar(2.0f32))
+        }),
+        ("exp(b + y) * y", |y, b| b.add(y)?.exp()?.mul(y)),
+    ];
+    for (name, tail) in tails {
+        let conv = move |x: &[Tensor]| -> Result<Vec<Tensor>> {
+            let c = x[0].conv2d(&x[1], (1, 1), Padding::Same, (1, 1))?;
+            let m = x[3].matmul(&x[4])?;
+            Ok(vec![tail(&c, &x[2])?, tail(&m, &x[2])?])
+        };
+        let args = [
+            normal(&[2, 9, 11, 5], 1),
+            normal(&[3, 3, 5, 7], 2),
+            normal(&[7], 3),
+            normal(&[40, 6], 4),
+            normal(&[6, 7], 5),
+        ];
+        let eager = conv(&args).unwrap();
+        let mut f = function(conv);
+        let got = f.call(&args).unwrap();
+        let dump = f.concrete_function(&args).unwrap().dump(true);
+        // (Where the tail reads the conv twice, the kernel runs after it, over its buffer.)
+        assert!(dump.contains("fused[") || name == "y * y", "{name}: {dump}");
+        for (g, e) in got.iter().zip(&eager) {
+            close(g, e, 1e-6);
+        }
+    }
+}
+
+#[test]
 fn buffers_are_released_after_their_last_use() {
     let mut f = function(|x: &[Tensor]| {
         let mut y = x[0].clone();

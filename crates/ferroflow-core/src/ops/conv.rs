@@ -422,7 +422,11 @@ pub(crate) fn conv2d_forward_with(
                     threads,
                 );
             }
-            ep.apply(&mut dst[..len * g.cout], g.cout);
+            ep.apply(
+                &mut dst[..len * g.cout],
+                g.cout,
+                (img * rows + pixels.start) * g.cout,
+            );
         };
     let scratch = || Scratch::<f32>::zeroed(if pointwise { 0 } else { tile * row_len });
     let threads = num_threads();

@@ -8,19 +8,49 @@ use crate::parallel::with_best_isa;
 use crate::{DType, Tensor};
 use std::borrow::Cow;
 
+/// A caller's own epilogue: called with each tile of a convolution's output as it is made
+/// (in any order, from any thread), with the flat index of the tile's first element in
+/// the whole output; it rewrites the tile in place. A graph's fused elementwise kernel
+/// after a convolution runs this way, on the tile while it is still in cache.
+pub type TileFn<'a> = dyn Fn(usize, &mut [f32]) + Sync + 'a;
+
 /// The bias and activation [`Tensor::conv2d_fused`] applies to a convolution's output.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct ConvEpilogue<'a> {
     /// Added per output channel (`[cout]`; another shape broadcasts as `add` does).
     pub bias: Option<&'a Tensor>,
     /// Applied after the bias.
     pub activation: Option<UnaryOp>,
+    /// Applied last, tile by tile (see [`TileFn`]).
+    pub tile: Option<&'a TileFn<'a>>,
+}
+
+impl std::fmt::Debug for ConvEpilogue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvEpilogue")
+            .field("bias", &self.bias.map(|b| b.shape().to_vec()))
+            .field("activation", &self.activation)
+            .field("tile", &self.tile.is_some())
+            .finish()
+    }
 }
 
 impl<'a> ConvEpilogue<'a> {
     /// Bias `bias` (if any), then activation `activation` (if any).
     pub fn new(bias: Option<&'a Tensor>, activation: Option<UnaryOp>) -> Self {
-        ConvEpilogue { bias, activation }
+        ConvEpilogue {
+            bias,
+            activation,
+            tile: None,
+        }
+    }
+
+    /// `tile` alone, applied to each tile of the output as it is made.
+    pub fn tiled(tile: &'a TileFn<'a>) -> Self {
+        ConvEpilogue {
+            tile: Some(tile),
+            ..ConvEpilogue::default()
+        }
     }
 
     /// The kernel-side form when the bias is one f32 per channel of `cout`; `None` when the
@@ -36,6 +66,7 @@ impl<'a> ConvEpilogue<'a> {
         Some(Epilogue {
             bias,
             act: self.activation,
+            tile: self.tile,
         })
     }
 
@@ -45,10 +76,17 @@ impl<'a> ConvEpilogue<'a> {
             Some(b) => y.add(b)?,
             None => y,
         };
-        match self.activation {
-            Some(a) => y.unary(a),
-            None => Ok(y),
-        }
+        let y = match self.activation {
+            Some(a) => y.unary(a)?,
+            None => y,
+        };
+        let Some(tile) = self.tile else {
+            return Ok(y);
+        };
+        let shape = y.shape().to_vec();
+        let mut data = y.cast(DType::F32)?.contiguous().to_vec::<f32>()?;
+        tile(0, &mut data);
+        Tensor::from_vec(data, &shape)
     }
 }
 
@@ -57,6 +95,7 @@ impl<'a> ConvEpilogue<'a> {
 pub(crate) struct Epilogue<'a> {
     bias: Option<Cow<'a, [f32]>>,
     act: Option<UnaryOp>,
+    tile: Option<&'a TileFn<'a>>,
 }
 
 impl Epilogue<'_> {
@@ -64,26 +103,33 @@ impl Epilogue<'_> {
     pub const NONE: Epilogue<'static> = Epilogue {
         bias: None,
         act: None,
+        tile: None,
     };
 
     /// True when applying it changes nothing.
     pub fn is_identity(&self) -> bool {
-        self.bias.is_none() && self.act.is_none()
+        self.bias.is_none() && self.act.is_none() && self.tile.is_none()
     }
 
-    /// Applies it in place to `rows`, consecutive rows of `cout` channels.
-    pub fn apply(&self, rows: &mut [f32], cout: usize) {
+    /// Applies it in place to `rows`, consecutive rows of `cout` channels that start at
+    /// flat index `start` of the output.
+    pub fn apply(&self, rows: &mut [f32], cout: usize, start: usize) {
         if self.is_identity() || cout == 0 {
             return;
         }
-        let rows = Rows {
-            rows,
-            bias: self.bias.as_deref(),
-            cout,
-        };
-        match self.act {
-            Some(act) => act.with_fn::<f32, _>(rows),
-            None => rows.apply(1, |v| v),
+        if self.bias.is_some() || self.act.is_some() {
+            let rows = Rows {
+                rows: &mut *rows,
+                bias: self.bias.as_deref(),
+                cout,
+            };
+            match self.act {
+                Some(act) => act.with_fn::<f32, _>(rows),
+                None => rows.apply(1, |v| v),
+            }
+        }
+        if let Some(tile) = self.tile {
+            tile(start, rows);
         }
     }
 }

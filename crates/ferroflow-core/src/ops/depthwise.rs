@@ -33,11 +33,12 @@ pub(crate) fn depthwise_forward(
     }
     let chunk = |p0: usize, dst: &mut [f32]| {
         for (k, rows) in dst.chunks_mut(PIXELS_PER_TASK * cout).enumerate() {
+            let first = p0 + k * PIXELS_PER_TASK;
             with_best_isa(
                 #[inline(always)]
-                || pixels_into(g, x, wt, p0 + k * PIXELS_PER_TASK, rows),
+                || pixels_into(g, x, wt, first, rows),
             );
-            ep.apply(rows, cout);
+            ep.apply(rows, cout, first * cout);
         }
     };
     let work = pixels * cout * g.kh * g.kw;

@@ -164,7 +164,7 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
                 name,
                 attrs,
                 replay,
-                ..
+                kind,
             } = &g.nodes[p].kind
             else {
                 unreachable!()
@@ -180,6 +180,10 @@ pub fn fuse_elementwise(g: &mut Graph) -> (usize, usize) {
                 },
                 replay: replay.clone(),
                 arity: g.nodes[p].inputs.len(),
+                conv: match kind {
+                    OpKind::Conv2d(spec) if g.nodes[p].inputs.len() == 2 => Some(*spec),
+                    _ => None,
+                },
             }
         });
         let kernel = FusedKernel {
