@@ -61,6 +61,17 @@ class Branchy(nn.Module):
         return x - 1.0
 
 
+class Looped(nn.Module):
+    """A scripted loop (ONNX `Loop`) whose body reads a value of the outer graph."""
+
+    def forward(self, x):
+        w = torch.tanh(x)
+        h = x
+        for _ in range(x.shape[0]):
+            h = h * 0.5 + w
+        return h
+
+
 class Signal(nn.Module):
     """1-D convolutions, a transposed one, upsampling, padding, pooling and a reduction."""
 
@@ -156,6 +167,7 @@ def main():
     # The same scripted `If` once down each branch.
     export(directory, "branchy_if_then", Branchy(), [np.abs(f32(2, 5))], 16, script=True)
     export(directory, "branchy_if_else", Branchy(), [-np.abs(f32(2, 5))], 16, script=True)
+    export(directory, "looped", Looped(), [f32(3, 4)], 16, script=True)
     export(directory, "signal_cnn", Signal(), [f32(2, 3, 32)], 18)
     for (name, model, inputs), opset in zip(keras_models(), (13, 15)):
         export_keras(directory, name, model, inputs, opset)

@@ -7,6 +7,7 @@
 //! once into an optimised graph and later calls run the compiled plan.
 
 mod attrs;
+mod liveness;
 mod ops;
 mod rnn;
 
@@ -287,7 +288,8 @@ pub(crate) fn run_graph(
     // Channels-last forms of values whose producers computed them so (window ops and the
     // elementwise ops after them), for consumers that work channels-last.
     let mut nhwc: HashMap<String, Tensor> = HashMap::new();
-    for node in &g.node {
+    let dying = liveness::dying_after(g);
+    for (node, dead) in g.node.iter().zip(dying) {
         let get = |m: &HashMap<String, Tensor>| -> Vec<Option<Tensor>> {
             node.input
                 .iter()
@@ -317,6 +319,10 @@ pub(crate) fn run_graph(
                 Some(n) => nhwc.insert(name.clone(), n),
                 None => nhwc.remove(name),
             };
+        }
+        for name in dead {
+            env.remove(&name);
+            nhwc.remove(&name);
         }
     }
     Ok(())
