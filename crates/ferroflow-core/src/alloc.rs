@@ -133,6 +133,54 @@ pub fn zeroed<T: Copy + Default>(n: usize) -> Vec<T> {
     v
 }
 
+/// An empty vector with room for `n` elements that costs no memory until written: fresh
+/// address space (never a cached, already-mapped buffer), so a buffer filled bit by bit
+/// (optimiser slots of the rows reached so far) grows in place. Small pages on purpose:
+/// a huge page would zero 2 MiB at the fault that first reaches it, a stall inside a
+/// training step. `None` when the address space cannot be had.
+pub fn reserve_unmapped<T>(n: usize) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    Some(v)
+}
+
+/// Maps the pages behind elements `range` of `v`'s capacity now, in one call, instead of
+/// a page fault at each first write (Linux's `MADV_POPULATE_WRITE`; a no-op on kernels
+/// without it and elsewhere). No element's value changes, written or not.
+pub fn map_capacity<T>(v: &mut Vec<T>, range: std::ops::Range<usize>) {
+    let end = range.end.min(v.capacity());
+    if range.start >= end {
+        return;
+    }
+    let size = std::mem::size_of::<T>();
+    map_range(
+        v.as_mut_ptr() as usize + range.start * size,
+        (end - range.start) * size,
+    );
+}
+
+#[cfg(target_os = "linux")]
+fn map_range(addr: usize, bytes: usize) {
+    const PAGE: usize = 4096;
+    let start = addr & !(PAGE - 1);
+    let end = (addr + bytes).next_multiple_of(PAGE);
+    if bytes > 0 {
+        // SAFETY: the pages overlap an allocation this process owns (the partial first and
+        // last pages belong to it too); populating anonymous memory for writing changes no
+        // byte of it. Failure (an old kernel) is harmless.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn map_range(_addr: usize, _bytes: usize) {}
+
 /// A kernel's temporary buffer that returns to the cache when dropped.
 pub(crate) struct Scratch<T: Copy>(pub Vec<T>);
 
@@ -175,17 +223,6 @@ pub(crate) fn recycle<T>(v: Vec<T>) {
     let mut v = std::mem::ManuallyDrop::new(v);
     bin.push(RawBuf(v.as_mut_ptr() as usize, init));
     p.cached_bytes.fetch_add(bytes, Ordering::Relaxed);
-}
-
-/// Maps every page of `buf` now by writing one value per 4 KiB page back unchanged: for
-/// zeroed tables whose rows are then reached at random (optimiser slots of embedding
-/// tables), which would otherwise take a page fault at the first touch of each page, spread
-/// over many steps.
-pub fn map_now<T: Copy>(buf: &mut [T]) {
-    let per_page = (4096 / std::mem::size_of::<T>().max(1)).max(1);
-    for i in (0..buf.len()).step_by(per_page) {
-        buf[i] = std::hint::black_box(buf[i]);
-    }
 }
 
 #[cfg(target_os = "linux")]

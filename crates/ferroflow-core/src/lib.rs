@@ -19,6 +19,7 @@ pub mod math;
 pub mod npy;
 pub mod ops;
 mod parallel;
+pub mod prefetch;
 pub mod random;
 pub mod shape;
 pub mod storage;

@@ -50,7 +50,10 @@ impl Tensor {
             let src = self.contiguous_data::<T>()?;
             let mut out = Vec::with_capacity(numel(&shape));
             for o in 0..outer {
-                for &i in &idx {
+                for (k, &i) in idx.iter().enumerate() {
+                    if let Some(&ahead) = idx.get(k + crate::prefetch::ROWS_AHEAD) {
+                        crate::prefetch::prefetch_row(src.as_ptr(), o * dim + ahead, inner);
+                    }
                     let start = (o * dim + i) * inner;
                     out.extend_from_slice(&src[start..start + inner]);
                 }

@@ -1,6 +1,6 @@
 //! Adagrad (`keras.optimizers.Adagrad`).
 
-use super::optimizer::UpdateRule;
+use super::optimizer::{RowUpdate, UpdateRule};
 use ferroflow_core::{IndexedSlices, Result, Tensor};
 
 /// Adagrad: `acc += g²; var -= lr·g/√(acc + ε)`. Keras defaults: lr 0.001, initial
@@ -50,28 +50,24 @@ impl UpdateRule for Adagrad {
         true
     }
 
-    fn update_rows(
-        &self,
-        w: &mut [f32],
-        slots: &mut [Vec<f32>],
-        rows: &[usize],
-        g: &[f32],
-        width: usize,
-        lr: &Tensor,
-        _: &Tensor,
-    ) -> Result<()> {
+    fn update_rows(&self, u: RowUpdate<'_>, lr: &Tensor, _: &Tensor) -> Result<()> {
         let (lr, eps) = (lr.to_scalar::<f32>()?, self.epsilon as f32);
+        let (w, slots, g, ranges) = u.split();
         let [acc] = slots else {
             return Err(ferroflow_core::Error::invalid("Adagrad", "needs 1 slot"));
         };
-        for (k, &r) in rows.iter().enumerate() {
-            let at = r * width..(r + 1) * width;
-            let (w, acc) = (&mut w[at.clone()], &mut acc[at]);
-            for ((w, a), &g) in w.iter_mut().zip(acc).zip(&g[k * width..(k + 1) * width]) {
-                *a += g * g;
-                *w -= lr * g / (*a + eps).sqrt();
-            }
-        }
+        ferroflow_core::with_best_isa(
+            #[inline(always)]
+            || {
+                for (at, slot, gk) in ranges {
+                    let (w, acc) = (&mut w[at], &mut acc[slot]);
+                    for ((w, a), &g) in w.iter_mut().zip(acc).zip(&g[gk]) {
+                        *a += g * g;
+                        *w -= lr * g / (*a + eps).sqrt();
+                    }
+                }
+            },
+        );
         Ok(())
     }
 

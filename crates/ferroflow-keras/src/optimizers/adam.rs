@@ -1,7 +1,7 @@
 //! Adam and AdamW (`keras.optimizers.Adam`, `AdamW`: AdamW is Adam with the optimiser's
 //! decoupled `weight_decay` set, 0.004 by default).
 
-use super::optimizer::UpdateRule;
+use super::optimizer::{RowUpdate, UpdateRule};
 use ferroflow_core::{DType, Result, SharedMut, Tensor};
 
 /// Adam with Keras 3's update:
@@ -224,31 +224,26 @@ impl UpdateRule for Adam {
         self.lazy && !self.amsgrad
     }
 
-    fn update_rows(
-        &self,
-        w: &mut [f32],
-        slots: &mut [Vec<f32>],
-        rows: &[usize],
-        g: &[f32],
-        width: usize,
-        lr: &Tensor,
-        step: &Tensor,
-    ) -> Result<()> {
+    fn update_rows(&self, u: RowUpdate<'_>, lr: &Tensor, step: &Tensor) -> Result<()> {
         let step = self.scalars(&self.alpha(lr, step)?)?;
+        let (w, slots, g, ranges) = u.split();
         let [m, v] = slots else {
             return Err(ferroflow_core::Error::invalid(
                 "Adam",
                 "lazy rows need 2 slots",
             ));
         };
-        for (k, &r) in rows.iter().enumerate() {
-            let at = r * width..(r + 1) * width;
-            let (w, m, v) = (&mut w[at.clone()], &mut m[at.clone()], &mut v[at]);
-            let g = &g[k * width..(k + 1) * width];
-            for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(g) {
-                (*m, *v, *w) = step.apply(*w, g, *m, *v);
-            }
-        }
+        ferroflow_core::with_best_isa(
+            #[inline(always)]
+            || {
+                for (at, slot, gk) in ranges {
+                    let (w, m, v) = (&mut w[at], &mut m[slot.clone()], &mut v[slot]);
+                    for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(&g[gk]) {
+                        (*m, *v, *w) = step.apply(*w, g, *m, *v);
+                    }
+                }
+            },
+        );
         Ok(())
     }
 

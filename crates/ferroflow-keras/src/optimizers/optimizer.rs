@@ -6,12 +6,14 @@
 //! The learning rate is the schedule's value at the iteration count before the update.
 
 use super::clipping::{clip_by_global_norm, clip_by_norm};
+use super::row_slots::RowSlots;
 use super::schedules::LearningRateSchedule;
 use super::sparse::dedupe;
 use ferroflow_core::autodiff::{pause_recording, VariableId};
 use ferroflow_core::{DType, Error, Gradient, IndexedSlices, Result, Tensor, Variable};
 use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
 /// A constant learning rate or a schedule.
@@ -113,25 +115,74 @@ pub trait UpdateRule: Send + Sync {
 
     /// Whether sparse gradients of f32 variables take [`UpdateRule::update_rows`]: a step
     /// that reads and writes only the gradient's rows of the variable and its slots, in
-    /// place (lazy modes).
+    /// place (lazy modes). Such a rule's slots must start at values that do not depend on
+    /// the variable's ([`UpdateRule::init_slot`] the same for every row): the optimiser
+    /// stores slot rows only for the rows a step has reached.
     fn updates_rows_in_place(&self) -> bool {
         false
     }
 
-    /// The step on rows `rows` (unique, checked) of the f32 buffers `w` and `slots`, rows
-    /// of `width` values; `g` holds one gradient row per entry of `rows`.
-    #[allow(clippy::too_many_arguments)]
-    fn update_rows(
-        &self,
-        _w: &mut [f32],
-        _slots: &mut [Vec<f32>],
-        _rows: &[usize],
-        _g: &[f32],
-        _width: usize,
-        _lr: &Tensor,
-        _step: &Tensor,
-    ) -> Result<()> {
+    /// The step on the rows of `u` (unique, checked).
+    fn update_rows(&self, _u: RowUpdate<'_>, _lr: &Tensor, _step: &Tensor) -> Result<()> {
         Err(Error::invalid(self.name(), "has no in-place row update"))
+    }
+}
+
+/// The f32 buffers of one in-place sparse step: gradient row `k` (of `width` values in
+/// `g`) updates row `rows[k]` of the variable `w` and row `slot_rows[k]` of each slot.
+pub struct RowUpdate<'a> {
+    /// The variable, `width` values per row.
+    pub w: &'a mut [f32],
+    /// The variable's row for each gradient row.
+    pub rows: &'a [usize],
+    /// The rule's slots, `width` values per row.
+    pub slots: &'a mut [Vec<f32>],
+    /// The slots' row for each gradient row.
+    pub slot_rows: &'a [usize],
+    /// The gradient rows.
+    pub g: &'a [f32],
+    /// Values per row.
+    pub width: usize,
+}
+
+/// For each gradient row of a [`RowUpdate`]: its value ranges in the variable, in each
+/// slot and in the gradient.
+pub type RowRanges = (Range<usize>, Range<usize>, Range<usize>);
+
+impl<'a> RowUpdate<'a> {
+    /// The variable, the slots and the gradient, with each gradient row's ranges in them.
+    pub fn split(
+        self,
+    ) -> (
+        &'a mut [f32],
+        &'a mut [Vec<f32>],
+        &'a [f32],
+        impl Iterator<Item = RowRanges> + 'a,
+    ) {
+        use ferroflow_core::prefetch::{prefetch_row, ROWS_AHEAD};
+        let (w, rows, slot_rows) = (self.width, self.rows, self.slot_rows);
+        // Rows of a large variable are reached at random: each is asked for a few rows
+        // before its turn (a hint; the address is never dereferenced).
+        let (base, slot_bases) = (
+            self.w.as_ptr(),
+            self.slots.iter().map(|s| s.as_ptr()).collect::<Vec<_>>(),
+        );
+        let ranges = rows
+            .iter()
+            .zip(slot_rows)
+            .enumerate()
+            .map(move |(k, (&r, &s))| {
+                if let (Some(&ahead), Some(&slot_ahead)) =
+                    (rows.get(k + ROWS_AHEAD), slot_rows.get(k + ROWS_AHEAD))
+                {
+                    prefetch_row(base, ahead, w);
+                    for &b in &slot_bases {
+                        prefetch_row(b, slot_ahead, w);
+                    }
+                }
+                (r * w..(r + 1) * w, s * w..(s + 1) * w, k * w..(k + 1) * w)
+            });
+        (self.w, self.slots, self.g, ranges)
     }
 }
 
@@ -144,6 +195,9 @@ pub struct Optimizer {
     /// `optimizer.iterations`: an int64 variable, so compiled steps count too.
     iterations: Variable,
     slots: HashMap<VariableId, Vec<Variable>>,
+    /// The slots of variables updated row by row in place, kept for reached rows only
+    /// (until a dense update or a restore needs them whole, in `slots`).
+    row_slots: HashMap<VariableId, RowSlots>,
 }
 
 impl Optimizer {
@@ -162,6 +216,7 @@ impl Optimizer {
             options,
             iterations: Variable::with_options(Tensor::scalar(0i64), "iteration", false),
             slots: HashMap::new(),
+            row_slots: HashMap::new(),
         })
     }
 
@@ -211,6 +266,7 @@ impl Optimizer {
             .zip(names)
             .map(|(t, n)| Variable::with_options(t, &format!("{}/{n}", v.name()), false))
             .collect();
+        self.row_slots.remove(&v.id());
         self.slots.insert(v.id(), vars);
         Ok(())
     }
@@ -346,15 +402,21 @@ impl Optimizer {
     /// The slot tensors kept for `v` (empty before its first update).
     pub fn slots_of(&self, v: &Variable) -> Vec<(&'static str, Tensor)> {
         let names = self.rule.slot_names();
+        (0..names.len())
+            .map_while(|i| Some((names[i], self.slot(v, i)?)))
+            .collect()
+    }
+
+    /// Slot `i` (in [`Optimizer::slot_names`] order) of `v`, whole; `None` before its first
+    /// update.
+    pub fn slot(&self, v: &Variable, i: usize) -> Option<Tensor> {
+        if let Some(rows) = self.row_slots.get(&v.id()) {
+            return rows.dense(i, v.shape()).ok();
+        }
         self.slots
-            .get(&v.id())
-            .map(|s| {
-                names
-                    .into_iter()
-                    .zip(s.iter().map(Variable::read_untracked))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .get(&v.id())?
+            .get(i)
+            .map(Variable::read_untracked)
     }
 
     /// Applies one update step (`optimizer.apply_gradients(zip(grads, vars))`).
@@ -448,31 +510,36 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Creates `v`'s slots (from its current `value`) on its first update; returns whether
-    /// it did.
+    /// Creates `v`'s slots (from its current `value`) on its first update, or makes its
+    /// row-by-row slots whole; returns whether it created them.
     fn ensure_slots(&mut self, v: &Variable, value: &Tensor) -> Result<bool> {
-        let missing = !self.slots.contains_key(&v.id());
-        if missing {
-            let names = self.rule.slot_names();
-            let init = names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let t = self.rule.init_slot(i, value)?;
-                    Ok(Variable::with_options(
-                        t,
-                        &format!("{}/{n}", v.name()),
-                        false,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            self.slots.insert(v.id(), init);
+        if self.slots.contains_key(&v.id()) {
+            return Ok(false);
         }
-        Ok(missing)
+        let names = self.rule.slot_names();
+        let rows = self.row_slots.remove(&v.id());
+        let init = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let t = match &rows {
+                    Some(rows) => rows.dense(i, value.shape())?,
+                    None => self.rule.init_slot(i, value)?,
+                };
+                Ok(Variable::with_options(
+                    t,
+                    &format!("{}/{n}", v.name()),
+                    false,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.slots.insert(v.id(), init);
+        Ok(rows.is_none())
     }
 
-    /// A sparse step that touches only the gradient's rows, over the variable's and
-    /// slots' buffers in place (copied first only when something else holds them).
+    /// A sparse step that touches only the gradient's rows, over the variable's buffer in
+    /// place (copied first only when something else holds it) and the slots of the rows
+    /// reached ([`RowSlots`]), or the whole slots when a dense update or a restore made them.
     fn update_rows(
         &mut self,
         v: &Variable,
@@ -480,7 +547,6 @@ impl Optimizer {
         lr: &Tensor,
         step: &Tensor,
     ) -> Result<()> {
-        let created = self.ensure_slots(v, &v.read_untracked())?;
         let s = dedupe(s)?;
         let shape = v.shape().to_vec();
         let n_rows = shape.first().copied().unwrap_or(1);
@@ -507,31 +573,58 @@ impl Optimizer {
             .collect::<Result<Vec<usize>>>()?;
         let g = s.values.cast(DType::F32)?;
         let g = g.data::<f32>()?;
+        let (lr, step) = (lr.cast(DType::F32)?, step.cast(DType::F32)?);
+        if !self.slots.contains_key(&v.id()) && !self.row_slots.contains_key(&v.id()) {
+            let one_row = Tensor::zeros(&[1, width], DType::F32)?;
+            let initial = (0..self.rule.slot_names().len())
+                .map(|i| self.rule.init_slot(i, &one_row)?.to_vec::<f32>())
+                .collect::<Result<Vec<_>>>()?;
+            match RowSlots::new(n_rows, width, initial) {
+                Some(r) => {
+                    self.row_slots.insert(v.id(), r);
+                }
+                None => {
+                    self.ensure_slots(v, &v.read_untracked())?;
+                }
+            }
+        }
         let take = |var: &Variable| -> Result<Vec<f32>> {
             match var.release_for_update().try_into_vec::<f32>() {
                 Ok(buf) => Ok(buf),
                 Err(shared) => shared.to_vec::<f32>(),
             }
         };
-        let slot_vars = &self.slots[&v.id()];
         let mut w = take(v)?;
-        let mut slots = slot_vars.iter().map(take).collect::<Result<Vec<_>>>()?;
-        if created {
-            // Zero slots come from the allocator as untouched pages; writing them now costs
-            // one pass here instead of a page fault on every row the first steps reach.
-            slots
-                .iter_mut()
-                .for_each(|b| ferroflow_core::alloc::map_now(b));
-        }
-        let (lr, step) = (lr.cast(DType::F32)?, step.cast(DType::F32)?);
-        let done = self
-            .rule
-            .update_rows(&mut w, &mut slots, &rows, &g, width, &lr, &step);
+        let done = if let Some(reached) = self.row_slots.get_mut(&v.id()) {
+            let slot_rows = reached.positions(&rows);
+            let u = RowUpdate {
+                w: &mut w,
+                rows: &rows,
+                slots: reached.buffers(),
+                slot_rows: &slot_rows,
+                g: &g,
+                width,
+            };
+            self.rule.update_rows(u, &lr, &step)
+        } else {
+            let slot_vars = &self.slots[&v.id()];
+            let mut slots = slot_vars.iter().map(take).collect::<Result<Vec<_>>>()?;
+            let u = RowUpdate {
+                w: &mut w,
+                rows: &rows,
+                slots: &mut slots,
+                slot_rows: &rows,
+                g: &g,
+                width,
+            };
+            let done = self.rule.update_rows(u, &lr, &step);
+            for (var, buf) in slot_vars.iter().zip(slots) {
+                var.assign(&Tensor::from_vec(buf, &shape)?)?;
+            }
+            done
+        };
         // The buffers go back whatever happened, so a failed step loses nothing.
         v.assign(&Tensor::from_vec(w, &shape)?)?;
-        for (var, buf) in slot_vars.iter().zip(slots) {
-            var.assign(&Tensor::from_vec(buf, &shape)?)?;
-        }
         done
     }
 
@@ -586,4 +679,26 @@ impl Optimizer {
 /// The count held by an iterations variable.
 fn read_step(it: &Variable) -> u64 {
     it.read_untracked().to_scalar::<i64>().unwrap_or(0).max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_steps_keep_slot_values_for_the_reached_rows_only() {
+        let table = Variable::new(Tensor::full(&[100_000, 8], 0.5, DType::F32).unwrap());
+        let mut opt = Optimizer::lazy_adam(0.01);
+        for ids in [vec![7i64, 99_999, 7], vec![3, 7]] {
+            let n = ids.len();
+            let grad = Gradient::Sparse(IndexedSlices {
+                indices: Tensor::from_vec(ids, &[n]).unwrap(),
+                values: Tensor::full(&[n, 8], 1.0, DType::F32).unwrap(),
+                dense_shape: vec![100_000, 8],
+            });
+            opt.apply_gradients(&[Some(grad)], &[&table]).unwrap();
+        }
+        assert_eq!(opt.row_slots[&table.id()].reached(), 3);
+        assert!(!opt.slots.contains_key(&table.id()));
+    }
 }

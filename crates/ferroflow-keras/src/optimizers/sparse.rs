@@ -10,7 +10,9 @@ pub(crate) fn dedupe(s: &IndexedSlices) -> Result<IndexedSlices> {
         .into_iter()
         .map(|v| v as i64)
         .collect();
-    let mut first = std::collections::HashMap::new();
+    // Row ids are small integers under no adversary's control that matters here: a fast
+    // hash, sized once (a step's rows are typically all distinct).
+    let mut first = rustc_hash::FxHashMap::with_capacity_and_hasher(idx.len(), Default::default());
     let mut unique = Vec::new();
     let segment: Vec<i64> = idx
         .iter()

@@ -64,7 +64,7 @@ pub fn state(model: &Model, layout: &Layout) -> Option<Vec<Tensor>> {
         out.push(Tensor::scalar(opt.learning_rate() as f32));
     }
     for (v, s) in slot_order(model, layout) {
-        out.push(opt.slots_of(&v).get(s)?.1.clone());
+        out.push(opt.slot(&v, s)?);
     }
     Some(out)
 }
