@@ -279,16 +279,54 @@ pub(crate) fn run_graph(
     opset: i64,
     env: &mut HashMap<String, Tensor>,
 ) -> Result<()> {
-    for t in &g.initializer {
-        let name = t.name.clone().unwrap_or_default();
-        if let std::collections::hash_map::Entry::Vacant(e) = env.entry(name) {
-            e.insert(from_proto(t)?);
-        }
+    GraphPlan::new(g, env)?.run(opset, env)
+}
+
+/// A graph prepared to run, once or many times (a `Loop` body runs at every iteration):
+/// its initializers that the scope does not hold, decoded, and the values each node is
+/// the last reader of.
+pub(crate) struct GraphPlan<'g> {
+    graph: &'g GraphProto,
+    initializers: Vec<(String, Tensor)>,
+    dying: Vec<Vec<String>>,
+}
+
+impl<'g> GraphPlan<'g> {
+    /// Prepares `g` to run over scopes holding the names `scope` holds.
+    pub(crate) fn new(g: &'g GraphProto, scope: &HashMap<String, Tensor>) -> Result<Self> {
+        let initializers = g
+            .initializer
+            .iter()
+            .map(|t| (t.name.clone().unwrap_or_default(), t))
+            .filter(|(name, _)| !scope.contains_key(name))
+            .map(|(name, t)| Ok((name, from_proto(t)?)))
+            .collect::<Result<_>>()?;
+        Ok(GraphPlan {
+            graph: g,
+            initializers,
+            dying: liveness::dying_after(g),
+        })
     }
+
+    /// Runs the nodes over `env`.
+    pub(crate) fn run(&self, opset: i64, env: &mut HashMap<String, Tensor>) -> Result<()> {
+        for (name, t) in &self.initializers {
+            env.entry(name.clone()).or_insert_with(|| t.clone());
+        }
+        run_nodes(self.graph, &self.dying, opset, env)
+    }
+}
+
+/// The nodes of `g` over `env`, dropping the values `dying` names after their last reader.
+fn run_nodes(
+    g: &GraphProto,
+    dying: &[Vec<String>],
+    opset: i64,
+    env: &mut HashMap<String, Tensor>,
+) -> Result<()> {
     // Channels-last forms of values whose producers computed them so (window ops and the
     // elementwise ops after them), for consumers that work channels-last.
     let mut nhwc: HashMap<String, Tensor> = HashMap::new();
-    let dying = liveness::dying_after(g);
     for (node, dead) in g.node.iter().zip(dying) {
         let get = |m: &HashMap<String, Tensor>| -> Vec<Option<Tensor>> {
             node.input
@@ -321,8 +359,8 @@ pub(crate) fn run_graph(
             };
         }
         for name in dead {
-            env.remove(&name);
-            nhwc.remove(&name);
+            env.remove(name);
+            nhwc.remove(name);
         }
     }
     Ok(())

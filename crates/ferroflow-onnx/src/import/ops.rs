@@ -1385,6 +1385,8 @@ fn loop_(c: &Ctx) -> Result<Vec<Tensor>> {
         return Err(c.err("the body's inputs and outputs do not match the loop's"));
     }
     let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); outs.len() - 1 - carried.len()];
+    // Prepared once: the body's initializers and liveness are the same at every iteration.
+    let plan = super::GraphPlan::new(body, c.env)?;
     let mut i = 0i64;
     while i < max_trips && cond {
         if i > 10_000_000 {
@@ -1396,7 +1398,7 @@ fn loop_(c: &Ctx) -> Result<Vec<Tensor>> {
         for (n, v) in names[2..].iter().zip(&carried) {
             env.insert(n.clone(), v.clone());
         }
-        super::run_graph(body, c.opset, &mut env)?;
+        plan.run(c.opset, &mut env)?;
         let get = |n: &String| {
             env.get(n)
                 .cloned()
