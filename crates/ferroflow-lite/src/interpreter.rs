@@ -15,7 +15,7 @@ use crate::ir::{
     Activation, CompareKind, ElementType, LiteModel, LiteTensor, LogicalKind, Op, Padding,
     Quantization, ReduceKind, UnaryKind,
 };
-use crate::kernels::{self, MAX_ELEMENTS};
+use crate::kernels;
 use crate::profile::OpProfile;
 use crate::swish::Swish;
 use ferroflow_core::ops::conv::Padding as CorePadding;
@@ -1191,16 +1191,16 @@ impl Interpreter {
             }
             Op::Tile => {
                 let m = ints(&self.required(k, 1, vals)?)?;
-                let tiled = x.shape().iter().zip(&m).try_fold(1usize, |n, (&d, &t)| {
-                    usize::try_from(t)
-                        .ok()
-                        .and_then(|t| n.checked_mul(d)?.checked_mul(t))
-                });
-                if m.len() != x.rank() || tiled.is_none_or(|n| n > MAX_ELEMENTS) {
-                    return Err(err(
-                        "TILE",
-                        format!("multiples {m:?} for shape {:?}", x.shape()),
-                    ));
+                let bad = || err("TILE", format!("multiples {m:?} for shape {:?}", x.shape()));
+                let tiled: Option<Vec<usize>> = x
+                    .shape()
+                    .iter()
+                    .zip(&m)
+                    .map(|(&d, &t)| d.checked_mul(usize::try_from(t).ok()?))
+                    .collect();
+                match tiled {
+                    Some(dims) if m.len() == x.rank() => kernels::check_remap_size("TILE", &dims)?,
+                    _ => return Err(bad()),
                 }
                 let m: Vec<usize> = m.iter().map(|&t| t as usize).collect();
                 x.tile(&m)?
@@ -1321,7 +1321,7 @@ fn scalar_int(op: &'static str, t: &Tensor) -> Result<i64> {
 }
 
 /// `paddings` (`[rank, 2]`, flattened) as (before, after) pairs, checked to be
-/// non-negative and to give an output of at most [`MAX_ELEMENTS`].
+/// non-negative and to give an output that fits (`kernels::check_remap_size`).
 fn paddings(op: &'static str, x: &Tensor, p: &[i64]) -> Result<Vec<(usize, usize)>> {
     if p.len() != 2 * x.rank() || p.iter().any(|&v| v < 0) {
         return Err(err(op, format!("paddings {p:?} for rank {}", x.rank())));
@@ -1330,17 +1330,19 @@ fn paddings(op: &'static str, x: &Tensor, p: &[i64]) -> Result<Vec<(usize, usize
         .chunks(2)
         .map(|c| (c[0] as usize, c[1] as usize))
         .collect();
-    let padded = x
+    let padded: Option<Vec<usize>> = x
         .shape()
         .iter()
         .zip(&pairs)
-        .try_fold(1usize, |n, (&d, &(a, b))| n.checked_mul(d + a + b));
-    if padded.is_none_or(|n| n > MAX_ELEMENTS) {
+        .map(|(&d, &(a, b))| d.checked_add(a)?.checked_add(b))
+        .collect();
+    let Some(dims) = padded else {
         return Err(err(
             op,
             format!("paddings {p:?} of {:?} are too large", x.shape()),
         ));
-    }
+    };
+    kernels::check_remap_size(op, &dims)?;
     Ok(pairs)
 }
 

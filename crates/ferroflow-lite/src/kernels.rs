@@ -41,6 +41,25 @@ pub(crate) fn check_output_size(op: &'static str, dims: &[usize]) -> Result<usiz
     }
 }
 
+/// An error unless a pad or tile output of shape `dims` fits in [`MAX_ELEMENTS`] together
+/// with the per-axis index maps the core remap builds for it (an entry and its offset,
+/// 32 bytes, per position along each output axis: for a long 1-D tile they outweigh the
+/// output eightfold).
+pub(crate) fn check_remap_size(op: &'static str, dims: &[usize]) -> Result<()> {
+    let n = check_output_size(op, dims)?;
+    let positions = dims.iter().try_fold(0usize, |a, &d| a.checked_add(d));
+    match positions
+        .and_then(|p| p.checked_mul(8))
+        .and_then(|m| m.checked_add(n))
+    {
+        Some(cost) if cost <= MAX_ELEMENTS => Ok(()),
+        _ => Err(Error::invalid(
+            op,
+            format!("an output of shape {dims:?} needs index maps that are too large"),
+        )),
+    }
+}
+
 /// The source coordinate scale of one axis (TFLite's `align_corners` rule).
 fn axis_scale(input: usize, output: usize, align_corners: bool) -> f32 {
     if align_corners && output > 1 {

@@ -82,6 +82,24 @@ fn errors_name_the_problem() {
     );
 }
 
+/// A file the fuzzer found: a TILE whose multiples make one long output axis. The output
+/// alone was under the element limit, but the index maps the tile builds per output
+/// position were 2.4 GB; the run must refuse it before allocating.
+#[test]
+fn tile_with_a_long_output_axis_is_refused() {
+    let interp = Interpreter::from_bytes(&fixture("hostile/tile_long_axis.tflite")).unwrap();
+    let inputs: Vec<Tensor> = interp
+        .inputs()
+        .iter()
+        .map(|t| {
+            let shape: Vec<usize> = t.shape.iter().map(|&d| d.max(1) as usize).collect();
+            Tensor::zeros(&shape, ferroflow_lite::core_dtype(t.dtype)).unwrap()
+        })
+        .collect();
+    let e = interp.run(&inputs).err().unwrap().to_string();
+    assert!(e.contains("TILE") && e.contains("too large"), "{e}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
