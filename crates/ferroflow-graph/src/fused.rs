@@ -444,6 +444,38 @@ impl FusedKernel {
             .collect()
     }
 
+    /// The f32 data of the kernel's inputs, each checked to hold its tensor's elements.
+    /// `None` marks the one input whose buffer comes from elsewhere (a dying tensor's, or
+    /// the producing op's output): it reads as empty here, and `slot_len`, its buffer's
+    /// length, must cover the kernel's domain.
+    fn input_data<'t>(
+        &self,
+        inputs: impl Iterator<Item = Option<&'t Tensor>>,
+        slot_len: usize,
+    ) -> Result<Vec<Cow<'t, [f32]>>> {
+        let total: usize = self.domain.iter().product();
+        inputs
+            .enumerate()
+            .map(|(i, t)| {
+                let (d, n, want) = match t {
+                    Some(t) => {
+                        let d = t.data::<f32>()?;
+                        let n = d.len();
+                        (d, n, t.numel())
+                    }
+                    None => (Cow::Owned(Vec::new()), slot_len, total),
+                };
+                if n != want || n == 0 && total != 0 {
+                    return Err(Error::invalid(
+                        "fused",
+                        format!("input {i} has {n} elements, expected {want}"),
+                    ));
+                }
+                Ok(d)
+            })
+            .collect()
+    }
+
     /// Runs the kernel as the epilogue of the op that makes its input 0, which `produce`
     /// runs: `produce` gets the kernel as a [`TileFn`] to apply to each tile of its output
     /// as it makes it (a convolution's [`ConvEpilogue::tiled`]), so the result is written
@@ -462,17 +494,8 @@ impl FusedKernel {
             ));
         }
         let total: usize = self.domain.iter().product();
-        let data = std::iter::once(Ok(Cow::Owned(Vec::new())))
-            .chain(rest.iter().map(|t| t.data::<f32>()))
-            .collect::<Result<Vec<_>>>()?;
-        for (i, d) in data.iter().enumerate().skip(1) {
-            if d.len() != rest[i - 1].numel() || d.is_empty() && total != 0 {
-                return Err(Error::invalid(
-                    "fused",
-                    format!("input {i} has {} elements", d.len()),
-                ));
-            }
-        }
+        // Input 0 is the producing op's output, which the tiles are.
+        let data = self.input_data(std::iter::once(None).chain(rest.iter().map(Some)), total)?;
         let tiled = self.repeat_periodic(&data);
         let srcs = sources(&data, &tiled);
         let tile = |start: usize, out: &mut [f32]| {
@@ -503,30 +526,12 @@ impl FusedKernel {
     /// written over it, and `inputs[i]` for that input is ignored.
     pub fn run(&self, inputs: &[Tensor], inplace: Option<(usize, Vec<f32>)>) -> Result<Tensor> {
         let which = inplace.as_ref().map(|(i, _)| *i);
-        let data = inputs
+        let total: usize = self.domain.iter().product();
+        let given = inputs
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                if Some(i) == which {
-                    Ok(Cow::Owned(Vec::new()))
-                } else {
-                    t.data::<f32>()
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let total: usize = self.domain.iter().product();
-        for (i, t) in inputs.iter().enumerate() {
-            let (n, want) = match &inplace {
-                Some((w, b)) if *w == i => (b.len(), total),
-                _ => (data[i].len(), t.numel()),
-            };
-            if n != want || n == 0 && total != 0 {
-                return Err(Error::invalid(
-                    "fused",
-                    format!("input {i} has {n} elements, expected {want}"),
-                ));
-            }
-        }
+            .map(|(i, t)| (Some(i) != which).then_some(t));
+        let data = self.input_data(given, inplace.as_ref().map_or(0, |(_, b)| b.len()))?;
         let tiled = self.repeat_periodic(&data);
         let srcs = sources(&data, &tiled);
         let Some(red) = &self.reduce else {
