@@ -159,27 +159,12 @@ pub fn map_capacity<T>(v: &mut Vec<T>, range: std::ops::Range<usize>) {
     );
 }
 
-#[cfg(target_os = "linux")]
 fn map_range(addr: usize, bytes: usize) {
-    const PAGE: usize = 4096;
-    let start = addr & !(PAGE - 1);
-    let end = (addr + bytes).next_multiple_of(PAGE);
-    if bytes > 0 {
-        // SAFETY: the pages overlap an allocation this process owns (the partial first and
-        // last pages belong to it too); populating anonymous memory for writing changes no
-        // byte of it. Failure (an old kernel) is harmless.
-        unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                end - start,
-                libc::MADV_POPULATE_WRITE,
-            );
-        }
-    }
+    #[cfg(target_os = "linux")]
+    advise_pages(addr, bytes, libc::MADV_POPULATE_WRITE);
+    #[cfg(not(target_os = "linux"))]
+    let _ = (addr, bytes);
 }
-
-#[cfg(not(target_os = "linux"))]
-fn map_range(_addr: usize, _bytes: usize) {}
 
 /// A kernel's temporary buffer that returns to the cache when dropped.
 pub(crate) struct Scratch<T: Copy>(pub Vec<T>);
@@ -225,22 +210,29 @@ pub(crate) fn recycle<T>(v: Vec<T>) {
     p.cached_bytes.fetch_add(bytes, Ordering::Relaxed);
 }
 
-#[cfg(target_os = "linux")]
 fn advise_huge_pages(addr: usize, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    advise_pages(addr, bytes, libc::MADV_HUGEPAGE);
+    #[cfg(not(target_os = "linux"))]
+    let _ = (addr, bytes);
+}
+
+/// `madvise(advice)` on the whole pages inside `bytes` bytes from `addr`, an allocation
+/// this process owns. Only for advice that changes how the kernel backs the pages and
+/// never their contents; failure (an old kernel) is harmless.
+#[cfg(target_os = "linux")]
+fn advise_pages(addr: usize, bytes: usize, advice: libc::c_int) {
     const PAGE: usize = 4096;
     let start = addr.next_multiple_of(PAGE);
     let end = (addr + bytes) & !(PAGE - 1);
     if end > start {
-        // SAFETY: the range lies inside an allocation this process owns; MADV_HUGEPAGE only
-        // changes how the kernel backs it and never its contents. Failure is harmless.
+        // SAFETY: the range lies inside an allocation this process owns, and the advice
+        // (see above) leaves its contents as they are.
         unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            libc::madvise(start as *mut libc::c_void, end - start, advice);
         }
     }
 }
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_addr: usize, _bytes: usize) {}
 
 #[cfg(test)]
 mod tests {
