@@ -228,6 +228,7 @@ impl Interpreter {
                     .with_context(|| format!("preparing subgraph {}", i + 1))
             })
             .collect::<Result<Vec<_>>>()?;
+        let n_ops = model.ops.len();
         let mut me = Interpreter {
             subgraphs,
             pool: None,
@@ -243,13 +244,13 @@ impl Interpreter {
             native: Vec::new(),
             hybrid: Vec::new(),
             swish: Vec::new(),
-            epilogue_act: Vec::new(),
+            // Sized now: constant folding runs convolutions before the swish pass.
+            epilogue_act: vec![None; n_ops],
             release: Vec::new(),
         };
         me.fold_constants()?;
         me.swish = crate::swish::find(&me.model, &me.folded);
         me.fused_away = vec![false; me.model.ops.len()];
-        me.epilogue_act = vec![None; me.model.ops.len()];
         for sw in me.swish.iter().flatten() {
             me.fused_away[sw.logistic] = true;
             if let Some(p) = sw.in_producer {

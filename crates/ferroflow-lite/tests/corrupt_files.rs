@@ -82,6 +82,19 @@ fn errors_name_the_problem() {
     );
 }
 
+/// Every file the fuzzer found a crash with (tests/fixtures/hostile/) loads and runs to a
+/// result or an error.
+#[test]
+fn fuzz_found_files_answer_without_panicking() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        load_and_run(&std::fs::read(entry.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 2);
+}
+
 /// A file the fuzzer found: a TILE whose multiples make one long output axis. The output
 /// alone was under the element limit, but the index maps the tile builds per output
 /// position were 2.4 GB; the run must refuse it before allocating.
