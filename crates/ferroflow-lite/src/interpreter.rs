@@ -41,6 +41,8 @@ pub struct Interpreter {
     fused_away: Vec<bool>,
     /// Kernels of custom ops.
     custom: CustomOps,
+    /// Most multiply-adds one operator may do (`InterpreterBuilder::max_op_macs`).
+    max_op_macs: Option<usize>,
     /// The file's other subgraphs (WHILE conditions and bodies), file index - 1.
     subgraphs: Vec<Interpreter>,
     /// Threads of its own (`with_threads`); `None`: the shared rayon pool.
@@ -89,6 +91,7 @@ const MAX_WHILE_ITERATIONS: usize = 1 << 20;
 #[derive(Clone, Default)]
 pub struct InterpreterBuilder {
     custom: CustomOps,
+    max_op_macs: Option<usize>,
 }
 
 impl InterpreterBuilder {
@@ -96,6 +99,16 @@ impl InterpreterBuilder {
     /// `|inputs, options, outputs| -> Result<Vec<Tensor>>` or a [`CustomOp`]).
     pub fn custom_op(mut self, name: impl Into<String>, kernel: impl CustomOp + 'static) -> Self {
         self.custom.register(name, std::sync::Arc::new(kernel));
+        self
+    }
+
+    /// Refuses any operator that would do more than `macs` multiply-adds, counted from
+    /// the shapes of its inputs before it runs, with an error naming the operator: a bound
+    /// on the work an untrusted file can ask of one call (a convolution whose filter is an
+    /// input, shapes grown by TILE or RESIZE), also for the operators folded at load.
+    /// Unlimited by default.
+    pub fn max_op_macs(mut self, macs: usize) -> Self {
+        self.max_op_macs = Some(macs);
         self
     }
 
@@ -128,7 +141,7 @@ impl InterpreterBuilder {
 
     /// Prepares `model` to run.
     pub fn build(self, model: LiteModel) -> Result<Interpreter> {
-        Interpreter::with_custom_ops(model, self.custom)
+        Interpreter::with_options(model, self)
     }
 }
 
@@ -186,7 +199,8 @@ impl Interpreter {
         InterpreterBuilder::default()
     }
 
-    fn with_custom_ops(model: LiteModel, custom: CustomOps) -> Result<Self> {
+    fn with_options(model: LiteModel, options: InterpreterBuilder) -> Result<Self> {
+        let custom = &options.custom;
         let missing: Vec<&str> = model
             .ops
             .iter()
@@ -224,7 +238,7 @@ impl Interpreter {
             .map(|(i, sub)| {
                 let mut sub = sub.clone();
                 sub.subgraphs.clear();
-                Interpreter::with_custom_ops(sub, custom.clone())
+                Interpreter::with_options(sub, options.clone())
                     .with_context(|| format!("preparing subgraph {}", i + 1))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -240,7 +254,8 @@ impl Interpreter {
             consts,
             filters: Vec::new(),
             macs_per_row,
-            custom,
+            custom: custom.clone(),
+            max_op_macs: options.max_op_macs,
             native: Vec::new(),
             hybrid: Vec::new(),
             swish: Vec::new(),
@@ -514,6 +529,7 @@ impl Interpreter {
                     self.name
                 )
             };
+            self.check_work(k, &vals).with_context(context)?;
             let start = profile.is_some().then(Instant::now);
             let native = match self.swish[k].as_ref().filter(|_| ctx.fuse) {
                 Some(sw) => Some(self.run_swish(sw, &vals).with_context(context)?),
@@ -538,19 +554,35 @@ impl Interpreter {
         Ok(vals)
     }
 
+    /// Multiply-adds op `k` does on the inputs it has in `vals`.
+    fn call_macs(&self, k: usize, vals: &[Option<Tensor>]) -> usize {
+        crate::profile::op_macs(&self.model, k, |t| {
+            vals.get(t)?.as_ref().map(|v| v.shape().to_vec())
+        })
+    }
+
+    /// An error if op `k` would do more multiply-adds on `vals` than the interpreter allows.
+    fn check_work(&self, k: usize, vals: &[Option<Tensor>]) -> Result<()> {
+        let Some(limit) = self.max_op_macs else {
+            return Ok(());
+        };
+        match self.call_macs(k, vals) {
+            macs if macs > limit => Err(err(
+                op_name(&self.model.ops[k].op),
+                format!("would do {macs} multiply-adds, over this interpreter's limit of {limit}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Op `k`'s profile entry, once it has run in `seconds`.
     fn op_profile(&self, k: usize, vals: &[Option<Tensor>], seconds: f64, int8: bool) -> OpProfile {
-        let numel = |t: usize| {
-            vals.get(t)
-                .and_then(Option::as_ref)
-                .map_or(0, Tensor::numel)
-        };
         let op = &self.model.ops[k];
         OpProfile {
             index: k,
             op: op_name(&op.op),
             seconds,
-            macs: crate::profile::op_macs(&self.model, k, numel) as u64,
+            macs: self.call_macs(k, vals) as u64,
             output_shape: vals[op.outputs[0] as usize]
                 .as_ref()
                 .map_or_else(Vec::new, |y| y.shape().to_vec()),
@@ -639,13 +671,15 @@ impl Interpreter {
                 depth: 0,
                 fuse: false,
             };
-            let ys = self.run_op(k, &self.consts, none).with_context(|| {
+            let context = || {
                 format!(
                     "folding constant operator {k} ({}) of model '{}'",
                     op_name(&op.op),
                     self.name
                 )
-            })?;
+            };
+            self.check_work(k, &self.consts).with_context(context)?;
+            let ys = self.run_op(k, &self.consts, none).with_context(context)?;
             let mut consts = std::mem::take(&mut self.consts);
             let stored = self.store(k, ys, &mut consts);
             self.consts = consts;

@@ -2,7 +2,7 @@
 //! layers a model spends its time in, and how close each convolution comes to the
 //! machine's arithmetic peak.
 
-use crate::ir::{LiteModel, LiteTensor, Op};
+use crate::ir::{LiteModel, LiteTensor, Op, Padding};
 
 /// One operator of a profiled call.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,41 +35,96 @@ impl OpProfile {
 }
 
 /// Multiply-adds of operator `op_index` (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D,
-/// TRANSPOSE_CONV, BATCH_MATMUL; 0 for other operators), where `numel(t)` is the element
-/// count of tensor `t` in the call (the weights' static shapes give the rest).
-pub(crate) fn op_macs(m: &LiteModel, op_index: usize, numel: impl Fn(usize) -> usize) -> usize {
+/// TRANSPOSE_CONV, BATCH_MATMUL; 0 for other operators), computed from the shapes of its
+/// inputs alone, where `shape(t)` is the shape of tensor `t` in the call: so it is known
+/// before the operator runs, and a limit can refuse it (saturating, never overflowing).
+pub(crate) fn op_macs(
+    m: &LiteModel,
+    op_index: usize,
+    shape: impl Fn(usize) -> Option<Vec<usize>>,
+) -> usize {
     let op = &m.ops[op_index];
-    let index = |i: usize, list: &[i32]| list.get(i).and_then(|&t| usize::try_from(t).ok());
-    let tensor = |i: usize| index(i, &op.inputs).and_then(|t| m.tensors.get(t));
-    let count = |t: Option<usize>| t.map_or(0, &numel);
-    let out = count(index(0, &op.outputs));
-    let dim = |t: &LiteTensor, i: usize| t.shape.get(i).map_or(1, |&d| d.max(0) as usize);
-    let per_output = match op.op {
-        Op::FullyConnected { .. } => tensor(1).map_or(0, |w| dim(w, w.shape.len().max(1) - 1)),
-        Op::Conv2d { .. } => tensor(1).map_or(0, |w| w.numel() / dim(w, 0).max(1)),
-        Op::DepthwiseConv2d { .. } => tensor(1).map_or(0, |w| dim(w, 1) * dim(w, 2)),
+    let input = |i: usize| {
+        op.inputs
+            .get(i)
+            .and_then(|&t| usize::try_from(t).ok())
+            .and_then(&shape)
+    };
+    let product = |dims: &[usize]| dims.iter().fold(1usize, |a, &d| a.saturating_mul(d));
+    let (Some(x), Some(w)) = (input(0), input(1)) else {
+        return 0;
+    };
+    match &op.op {
+        // x [..., depth] times weights [units, depth].
+        Op::FullyConnected { .. } => product(&x).saturating_mul(w.first().copied().unwrap_or(0)),
+        // Each output pixel takes the whole filter (CONV_2D [cout, kh, kw, cin]) or one
+        // multiply-add per filter element (DEPTHWISE_CONV_2D [1, kh, kw, cin * m]).
+        Op::Conv2d { window, .. } | Op::DepthwiseConv2d { window, .. } => match (&x[..], &w[..]) {
+            ([n, h, wd, _], [_, kh, kw, _]) => {
+                let pixels = [
+                    output_extent(*h, *kh, window.stride.0, window.dilation.0, window.padding),
+                    output_extent(*wd, *kw, window.stride.1, window.dilation.1, window.padding),
+                ];
+                product(&[*n, pixels[0], pixels[1], product(&w)])
+            }
+            _ => 0,
+        },
         // Filter [cout, kh, kw, cin]: each input element is scattered to kh*kw*cout
         // outputs.
         Op::TransposeConv { .. } => {
-            let image = count(index(2, &op.inputs));
-            return tensor(1).map_or(0, |w| {
-                image.saturating_mul(w.numel() / dim(w, w.shape.len().max(1) - 1).max(1))
-            });
+            let image = input(2).map_or(0, |i| product(&i));
+            image.saturating_mul(product(&w) / w.last().copied().unwrap_or(1).max(1))
         }
-        Op::BatchMatMul { adj_x, .. } => tensor(0).map_or(0, |x| match x.shape.len() {
-            r if r >= 2 => dim(x, if adj_x { r - 2 } else { r - 1 }),
-            _ => 0,
-        }),
+        // x [..., m, k] times y [..., k, n], the leading axes broadcast.
+        Op::BatchMatMul { adj_x, adj_y } if x.len() >= 2 && w.len() >= 2 => {
+            let (rx, ry) = (x.len(), w.len());
+            let (rows, depth) = if *adj_x {
+                (x[rx - 1], x[rx - 2])
+            } else {
+                (x[rx - 2], x[rx - 1])
+            };
+            let cols = if *adj_y { w[ry - 2] } else { w[ry - 1] };
+            let (bx, by) = (&x[..rx - 2], &w[..ry - 2]);
+            let r = bx.len().max(by.len());
+            let at = |b: &[usize], i: usize| (i + b.len()).checked_sub(r).map_or(1, |j| b[j]);
+            let batch = (0..r)
+                .map(|i| at(bx, i).max(at(by, i)))
+                .fold(1usize, usize::saturating_mul);
+            product(&[batch, rows, depth, cols])
+        }
         _ => 0,
-    };
-    out.saturating_mul(per_output)
+    }
+}
+
+/// Output length of a window along one axis (TFLite's SAME and VALID rules).
+fn output_extent(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    padding: Padding,
+) -> usize {
+    let stride = stride.max(1);
+    match padding {
+        Padding::Same => input.div_ceil(stride),
+        Padding::Valid => {
+            let span = kernel
+                .saturating_sub(1)
+                .saturating_mul(dilation)
+                .saturating_add(1);
+            input.checked_sub(span).map_or(0, |r| r / stride + 1)
+        }
+    }
 }
 
 /// Multiply-adds of the whole model at its static shapes (batch 1 where the batch is
 /// dynamic): a measure of the work of a call.
 pub(crate) fn static_macs(m: &LiteModel) -> usize {
-    let numel = |t: usize| m.tensors.get(t).map_or(0, LiteTensor::numel);
+    let shape = |t: usize| {
+        let t: &LiteTensor = m.tensors.get(t)?;
+        Some(t.shape.iter().map(|&d| d.max(0) as usize).collect())
+    };
     (0..m.ops.len())
-        .map(|k| op_macs(m, k, numel))
+        .map(|k| op_macs(m, k, shape))
         .fold(0usize, usize::saturating_add)
 }

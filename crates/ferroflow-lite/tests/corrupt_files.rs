@@ -12,9 +12,15 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// Most multiply-adds an operator of these files may do (what the fuzz target allows).
+const MAX_OP_MACS: usize = 1 << 24;
+
 /// Loads `bytes` and, when that succeeds, runs the model on zeros of its input shapes.
 fn load_and_run(bytes: &[u8]) {
-    let Ok(interp) = Interpreter::from_bytes(bytes) else {
+    let Ok(interp) = Interpreter::builder()
+        .max_op_macs(MAX_OP_MACS)
+        .from_bytes(bytes)
+    else {
         return;
     };
     let inputs: Option<Vec<Tensor>> = interp
@@ -93,6 +99,24 @@ fn fuzz_found_files_answer_without_panicking() {
         n += 1;
     }
     assert!(n >= 2);
+}
+
+/// A file the fuzzer found: a CONV_2D whose filter is the model's input, [1, 8, 2048, 3]
+/// over itself, 805M multiply-adds from 48k input values. A limit on an operator's work
+/// refuses it before it runs, naming the operator.
+#[test]
+fn work_limit_refuses_a_convolution_before_it_runs() {
+    let bytes = fixture("hostile/conv_filter_is_input.tflite");
+    let interp = Interpreter::builder()
+        .max_op_macs(MAX_OP_MACS)
+        .from_bytes(&bytes)
+        .unwrap();
+    let x = Tensor::zeros(&[1, 8, 2048, 3], DType::F32).unwrap();
+    let e = interp.run(&[x]).err().unwrap().to_string();
+    assert!(
+        e.contains("CONV_2D") && e.contains("805306368 multiply-adds"),
+        "{e}"
+    );
 }
 
 /// A file the fuzzer found: a TILE whose multiples make one long output axis. The output
