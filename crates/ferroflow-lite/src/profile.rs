@@ -2,7 +2,8 @@
 //! layers a model spends its time in, and how close each convolution comes to the
 //! machine's arithmetic peak.
 
-use crate::ir::{LiteModel, LiteTensor, Op, Padding};
+use crate::int8::window::Axis;
+use crate::ir::{LiteModel, LiteTensor, Op};
 
 /// One operator of a profiled call.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,9 +62,12 @@ pub(crate) fn op_macs(
         // multiply-add per filter element (DEPTHWISE_CONV_2D [1, kh, kw, cin * m]).
         Op::Conv2d { window, .. } | Op::DepthwiseConv2d { window, .. } => match (&x[..], &w[..]) {
             ([n, h, wd, _], [_, kh, kw, _]) => {
+                let extent = |input, kernel, stride, dilation| {
+                    Axis::new(input, kernel, stride, dilation, window.padding).out
+                };
                 let pixels = [
-                    output_extent(*h, *kh, window.stride.0, window.dilation.0, window.padding),
-                    output_extent(*wd, *kw, window.stride.1, window.dilation.1, window.padding),
+                    extent(*h, *kh, window.stride.0, window.dilation.0),
+                    extent(*wd, *kw, window.stride.1, window.dilation.1),
                 ];
                 product(&[*n, pixels[0], pixels[1], product(&w)])
             }
@@ -93,27 +97,6 @@ pub(crate) fn op_macs(
             product(&[batch, rows, depth, cols])
         }
         _ => 0,
-    }
-}
-
-/// Output length of a window along one axis (TFLite's SAME and VALID rules).
-fn output_extent(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    padding: Padding,
-) -> usize {
-    let stride = stride.max(1);
-    match padding {
-        Padding::Same => input.div_ceil(stride),
-        Padding::Valid => {
-            let span = kernel
-                .saturating_sub(1)
-                .saturating_mul(dilation)
-                .saturating_add(1);
-            input.checked_sub(span).map_or(0, |r| r / stride + 1)
-        }
     }
 }
 

@@ -49,7 +49,7 @@ mod requant;
 pub(crate) mod table;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
-mod window;
+pub(crate) mod window;
 
 use crate::ir::{
     Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, UnaryKind, Window,
