@@ -1226,19 +1226,26 @@ impl Interpreter {
             }
             Op::Tile => {
                 let m = ints(&self.required(k, 1, vals)?)?;
-                let bad = || err("TILE", format!("multiples {m:?} for shape {:?}", x.shape()));
-                let tiled: Option<Vec<usize>> = x
-                    .shape()
-                    .iter()
-                    .zip(&m)
-                    .map(|(&d, &t)| d.checked_mul(usize::try_from(t).ok()?))
-                    .collect();
-                match tiled {
-                    Some(dims) if m.len() == x.rank() => kernels::check_remap_size("TILE", &dims)?,
-                    _ => return Err(bad()),
-                }
-                let m: Vec<usize> = m.iter().map(|&t| t as usize).collect();
-                x.tile(&m)?
+                let multiples: Option<Vec<usize>> =
+                    m.iter().map(|&t| usize::try_from(t).ok()).collect();
+                let tiled: Option<Vec<usize>> = multiples
+                    .as_ref()
+                    .filter(|t| t.len() == x.rank())
+                    .and_then(|t| {
+                        x.shape()
+                            .iter()
+                            .zip(t)
+                            .map(|(&d, &t)| d.checked_mul(t))
+                            .collect()
+                    });
+                let (Some(multiples), Some(dims)) = (multiples, tiled) else {
+                    return Err(err(
+                        "TILE",
+                        format!("multiples {m:?} for shape {:?}", x.shape()),
+                    ));
+                };
+                kernels::check_remap_size("TILE", &dims)?;
+                x.tile(&multiples)?
             }
             Op::GatherNd => x.gather_nd(&self.required(k, 1, vals)?)?,
             Op::ArgReduce { max } => {
