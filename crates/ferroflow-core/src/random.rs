@@ -129,12 +129,19 @@ fn float_dtype(op: &'static str, dtype: DType) -> Result<()> {
 }
 
 /// Collects f64 samples straight into float32 storage when that is the dtype (no f64
-/// copy of a large tensor), else through f64.
+/// copy of a large tensor), else through f64. The buffer comes from the kernels'
+/// allocator, so a large one (an embedding table's initial values) is backed by huge
+/// pages from its first write: rows later read at random then cost no TLB miss each.
 fn collect_as(values: impl Iterator<Item = f64>, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let n = crate::shape::numel(shape);
     if dtype == DType::F32 {
-        Tensor::from_vec(values.map(|v| v as f32).collect::<Vec<f32>>(), shape)
+        let mut out = crate::alloc::with_capacity::<f32>(n);
+        out.extend(values.map(|v| v as f32));
+        Tensor::from_vec(out, shape)
     } else {
-        Tensor::from_vec(values.collect::<Vec<f64>>(), shape)?.cast(dtype)
+        let mut out = crate::alloc::with_capacity::<f64>(n);
+        out.extend(values);
+        Tensor::from_vec(out, shape)?.cast(dtype)
     }
 }
 
