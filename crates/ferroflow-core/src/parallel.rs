@@ -5,6 +5,7 @@
 //! compiles them once per instruction set and picks the best one at run time.
 
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// Elements below which an elementwise kernel stays on the calling thread.
@@ -78,6 +79,66 @@ pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
     let me = rayon::current_thread_index().unwrap_or(0) % parts;
     run(me, me + parts, parts, &f);
 }
+
+/// Runs `f` on the calling rayon worker while the pool's other workers stay awake: each
+/// polls for work (`rayon::yield_now`) until `f` returns, instead of going to sleep
+/// between two kernels and being woken for the next (a futex wake per fork, tens of
+/// microseconds on a virtual machine, as long as a whole small kernel). Like LiteRT's
+/// thread pool, which spins between operators, the idle workers burn their cores for the
+/// duration of `f`: for one model call, not for a whole program. Outside a pool, or on a
+/// pool of one thread, `f` just runs.
+///
+/// A worker may take its polling job while it waits inside one of `f`'s own jobs; that
+/// job resumes only when the polling stops, so a worker also stops after
+/// [`SPIN_IDLE_LIMIT`] without finding work (and falls back to rayon's sleep), which
+/// bounds such a delay instead of letting `f` wait on it forever.
+///
+/// `claim` is held for the call: while another call on the same pool holds it, `f` runs
+/// without polling workers (two calls' polling jobs, each nested inside a job of the
+/// other, would each wait for the other to finish).
+pub fn with_workers_spinning<R: Send>(claim: &AtomicBool, f: impl FnOnce() -> R + Send) -> R {
+    /// Sets the flag when dropped (the workers stop, the claim is released), also when
+    /// `f` panics.
+    struct SetOnDrop<'a>(&'a AtomicBool, bool);
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(self.1, Ordering::Release);
+        }
+    }
+    let Some(me) = rayon::current_thread_index() else {
+        return f();
+    };
+    if rayon::current_num_threads() < 2 || claim.swap(true, Ordering::AcqRel) {
+        return f();
+    }
+    let _release = SetOnDrop(claim, false);
+    let done = AtomicBool::new(false);
+    rayon::scope(|s| {
+        s.spawn_broadcast(|_, ctx| {
+            // The caller's own copy returns at once: it must never poll under `f`.
+            if ctx.index() == me {
+                return;
+            }
+            let mut last_work = std::time::Instant::now();
+            while !done.load(Ordering::Acquire) {
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    last_work = std::time::Instant::now();
+                } else if last_work.elapsed() > SPIN_IDLE_LIMIT {
+                    return;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        let _stop = SetOnDrop(&done, true);
+        f()
+    })
+}
+
+/// How long a worker of [`with_workers_spinning`] polls without finding work before it
+/// stops: longer than the gap between two parallel kernels of a model (a single-threaded
+/// operator between them), short against a call.
+const SPIN_IDLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// How kernels share out a row-major matrix `[rows, cols]` between threads so that every
 /// kernel touching the same matrix gives each thread the same block: column blocks when
@@ -292,5 +353,36 @@ mod tests {
         assert!(seen
             .iter()
             .all(|c| c.load(std::sync::atomic::Ordering::Relaxed) == 1));
+    }
+
+    #[test]
+    fn spinning_workers_share_the_work_and_stop_with_the_call() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let claim = AtomicBool::new(false);
+        let sum = |claim: &AtomicBool| -> u64 {
+            pool.install(|| with_workers_spinning(claim, || (0..10_000u64).into_par_iter().sum()))
+        };
+        for _ in 0..20 {
+            assert_eq!(sum(&claim), 10_000 * 9_999 / 2);
+        }
+        assert!(!claim.load(Ordering::Acquire), "released after the call");
+        // Calls from several threads at once: one polls, the others run plainly.
+        std::thread::scope(|s| {
+            let calls: Vec<_> = (0..4).map(|_| s.spawn(|| sum(&claim))).collect();
+            for c in calls {
+                assert_eq!(c.join().unwrap(), 10_000 * 9_999 / 2);
+            }
+        });
+        // A panic inside reaches the caller, and the claim is released.
+        let caught = pool.install(|| {
+            std::panic::catch_unwind(|| with_workers_spinning(&claim, || panic!("inside")))
+        });
+        assert!(caught.is_err());
+        assert!(!claim.load(Ordering::Acquire));
+        // Outside a pool it is a plain call.
+        assert_eq!(with_workers_spinning(&claim, || 4), 4);
     }
 }

@@ -46,7 +46,7 @@ pub struct Interpreter {
     /// The file's other subgraphs (WHILE conditions and bodies), file index - 1.
     subgraphs: Vec<Interpreter>,
     /// Threads of its own (`with_threads`); `None`: the shared rayon pool.
-    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
+    pool: Option<std::sync::Arc<OwnPool>>,
     /// Per tensor: an op output computed at load and kept as float although the tensor
     /// is quantised.
     folded_float: Vec<bool>,
@@ -153,6 +153,13 @@ fn err(op: &'static str, msg: impl Into<String>) -> Error {
     Error::invalid(op, msg)
 }
 
+/// The threads of an interpreter's own (`Interpreter::with_threads`).
+struct OwnPool {
+    threads: rayon::ThreadPool,
+    /// Held by the call whose idle threads poll for work (one call at a time).
+    spinning: std::sync::atomic::AtomicBool,
+}
+
 impl Interpreter {
     /// Reads and validates a `.tflite` file (builtin custom ops only; see [`Self::builder`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -165,13 +172,14 @@ impl Interpreter {
     pub fn with_threads(mut self, n: usize) -> Result<Self> {
         self.pool = match n {
             0 => None,
-            n => Some(std::sync::Arc::new(
-                rayon::ThreadPoolBuilder::new()
+            n => Some(std::sync::Arc::new(OwnPool {
+                threads: rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
                     .thread_name(|i| format!("ferroflow-lite-{i}"))
                     .build()
                     .map_err(|e| err("tflite", format!("cannot start {n} threads: {e}")))?,
-            )),
+                spinning: Default::default(),
+            })),
         };
         Ok(self)
     }
@@ -468,7 +476,10 @@ impl Interpreter {
         };
         let here = || self.run_all_here(inputs, ctx, true, keep_all, profile);
         if let Some(pool) = &self.pool {
-            return pool.install(here);
+            // Its idle threads poll for work through the call, as LiteRT's do.
+            return pool
+                .threads
+                .install(|| ferroflow_core::with_workers_spinning(&pool.spinning, here));
         }
         if self.macs_per_row.saturating_mul(batch) >= HOP_MIN_MACS
             && rayon::current_thread_index().is_none()
