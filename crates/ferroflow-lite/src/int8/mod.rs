@@ -45,6 +45,7 @@ macro_rules! vectorised {
 mod binary;
 mod conv;
 mod gemm;
+mod mean;
 mod requant;
 pub(crate) mod table;
 #[cfg(target_arch = "x86_64")]
@@ -52,12 +53,13 @@ mod vnni;
 pub(crate) mod window;
 
 use crate::ir::{
-    Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, UnaryKind, Window,
+    Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, ReduceKind, UnaryKind, Window,
 };
 use binary::{Binary, Repeat};
 use conv::{Conv, Depthwise, Pool};
 use ferroflow_core::{DType, Error, Result, Tensor};
 use gemm::PackedWeights;
+use mean::Mean;
 use requant::{activation_range, Requant};
 use window::Geometry;
 
@@ -83,6 +85,8 @@ pub(crate) enum NativeOp {
     },
     /// `LOGISTIC`, `TANH` and int8 -> int8 `QUANTIZE`: a table of the 256 outputs.
     Table(Box<[i8; 256]>),
+    /// `MEAN` over constant axes.
+    Mean(Mean),
 }
 
 /// Scale and zero point of an int8 activation quantised per tensor.
@@ -123,6 +127,24 @@ fn bias(t: &LiteTensor, n: usize) -> Option<Vec<i32>> {
             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect()
     })
+}
+
+/// The values of a constant int32 or int64 tensor of axes.
+fn axes(t: &LiteTensor) -> Option<Vec<i64>> {
+    let data = t.data.as_ref()?;
+    match t.dtype {
+        ElementType::I32 => Some(
+            data.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+        ),
+        ElementType::I64 => Some(
+            data.chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// The outputs of `f` for the 256 int8 inputs, as LiteRT's int8 LOGISTIC and TANH tables
@@ -325,6 +347,15 @@ impl NativeOp {
                 NativeOp::Table(Box::new(table(x, y, f)?))
             }
             Op::Quantize => NativeOp::Table(Box::new(requantize_table(x, y)?)),
+            Op::Reduce {
+                kind: ReduceKind::Mean,
+                keep_dims,
+            } => NativeOp::Mean(Mean {
+                axes: axes(tensor(1)?)?,
+                keep_dims: *keep_dims,
+                x,
+                y,
+            }),
             _ => return None,
         })
     }
@@ -441,6 +472,10 @@ impl NativeOp {
                 Tensor::from_vec(y, out_shape)
             }
             NativeOp::Table(t) => Tensor::from_vec(table::lookup(t, &data), shape),
+            NativeOp::Mean(mean) => match mean.run(&data, shape) {
+                Some((y, y_shape)) => Tensor::from_vec(y, &y_shape),
+                None => return Ok(None),
+            },
         };
         out.map(Some)
     }
