@@ -130,6 +130,30 @@ impl Depthwise {
     fn pixels(&self, x: &[i8], g: &Geometry, first: usize, o: &mut [i8]) {
         let (cin, m) = (g.channels, self.multiplier);
         let cout = cin * m;
+        #[cfg(target_arch = "x86_64")]
+        if m == 1 && super::depthwise_avx512::available() {
+            let mut taps = Vec::with_capacity(self.kernel.0 * self.kernel.1);
+            for (i, o) in o.chunks_exact_mut(cout).enumerate() {
+                let (b, oy, ox) = g.pixel(first + i);
+                taps.clear();
+                for (ky, iy) in g.h.taps(oy) {
+                    for (kx, ix) in g.w.taps(ox) {
+                        taps.push((g.at(b, iy, ix), (ky * self.kernel.1 + kx) * cout));
+                    }
+                }
+                let pixel = super::depthwise_avx512::Pixel {
+                    x,
+                    w: &self.weights,
+                    taps: &taps,
+                    bias: &self.bias,
+                    input_zp: self.input_zp,
+                    requant: &self.requant,
+                };
+                // SAFETY: `available()` found AVX-512 F and BW on this CPU.
+                unsafe { pixel.run(o) };
+            }
+            return;
+        }
         {
             let mut acc = vec![0i32; cout];
             for (i, o) in o.chunks_exact_mut(cout).enumerate() {

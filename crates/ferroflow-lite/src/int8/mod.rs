@@ -44,6 +44,8 @@ macro_rules! vectorised {
 
 mod binary;
 mod conv;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
 mod gemm;
 mod mean;
 mod requant;
