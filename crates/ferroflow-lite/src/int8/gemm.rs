@@ -156,7 +156,17 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 24) as i8
         };
-        for (m, n, k) in [(9, 37, 29), (1, 16, 4), (5, 3, 130), (64, 33, 7)] {
+        // The last three run on AMX tiles where the CPU has them (16 rows or more, depth
+        // filling most of 64): partial row tiles, one and two channel blocks.
+        for (m, n, k) in [
+            (9, 37, 29),
+            (1, 16, 4),
+            (5, 3, 130),
+            (64, 33, 7),
+            (40, 37, 130),
+            (33, 16, 64),
+            (70, 50, 250),
+        ] {
             let w: Vec<i8> = (0..n * k).map(|_| next()).collect();
             let x: Vec<i8> = (0..m * k).map(|_| next()).collect();
             let b: Vec<i32> = (0..n).map(|j| j as i32 * 97 - 1000).collect();

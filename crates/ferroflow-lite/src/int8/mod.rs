@@ -42,6 +42,8 @@ macro_rules! vectorised {
     };
 }
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod binary;
 mod conv;
 #[cfg(target_arch = "x86_64")]

@@ -10,6 +10,8 @@ use std::arch::x86_64::*;
 
 /// Output channels per block (one 512-bit register of int32 lanes).
 const LANES: usize = 16;
+/// Rows from which a product runs on AMX tiles (where the CPU has them).
+const AMX_MIN_ROWS: usize = 16;
 
 /// Whether this CPU runs [`VnniWeights`].
 pub(crate) fn available() -> bool {
@@ -33,6 +35,9 @@ pub(crate) struct VnniWeights {
     lo: f32,
     hi: f32,
     zero_point: i32,
+    /// The weights again for AMX tiles, on CPUs whose kernel grants them: as `packed`,
+    /// with the groups of each block padded to whole tiles of 16 (zeros).
+    amx: Option<Vec<i8>>,
 }
 
 impl VnniWeights {
@@ -72,7 +77,17 @@ impl VnniWeights {
                 _ => scales.get(j).copied().unwrap_or(1.0),
             })
             .collect();
+        let amx = super::amx::available().then(|| {
+            let tile_groups = groups.div_ceil(16) * 16;
+            let mut p = vec![0i8; blocks * tile_groups * LANES * 4];
+            for jb in 0..blocks {
+                let from = &packed[jb * groups * LANES * 4..(jb + 1) * groups * LANES * 4];
+                p[jb * tile_groups * LANES * 4..][..from.len()].copy_from_slice(from);
+            }
+            p
+        });
         VnniWeights {
+            amx,
             packed,
             k4,
             n,
@@ -89,6 +104,32 @@ impl VnniWeights {
     /// rows of stride `k4` in `buf` a tile at a time.
     pub(crate) fn multiply(&self, input: &[i8], k: usize, out: &mut [i8], buf: &mut Vec<u8>) {
         let m = out.len() / self.n.max(1);
+        // Fewer rows than a tile, or a depth padded to 64 by more than half again, would
+        // leave much of each AMX product unused.
+        let amx_fits = m >= AMX_MIN_ROWS && self.k4 * 3 >= self.k4.div_ceil(64) * 64 * 2;
+        if let Some(amx) = self.amx.as_ref().filter(|_| amx_fits) {
+            let k64 = self.k4.div_ceil(64) * 64;
+            let mut r = 0;
+            while r < m {
+                let rows = (m - r).min(super::amx::ROWS);
+                buf.clear();
+                buf.resize(super::amx::ROWS * k64, 0);
+                for (src, dst) in input[r * k..(r + rows) * k]
+                    .chunks_exact(k)
+                    .zip(buf.chunks_exact_mut(k64))
+                {
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = (s as u8) ^ 0x80;
+                    }
+                }
+                let out = &mut out[r * self.n..(r + rows) * self.n];
+                // SAFETY: AMX was granted (`amx::available`) when these weights were
+                // packed; `buf` holds ROWS rows of `k64`, `amx` every block's whole tiles.
+                unsafe { self.amx_kernel(amx, buf, k64, rows, out) };
+                r += rows;
+            }
+            return;
+        }
         const TILE: usize = 64;
         let mut r = 0;
         while r < m {
@@ -138,8 +179,6 @@ impl VnniWeights {
         out: &mut [i8],
     ) {
         let groups = self.k4 / 4;
-        let (lo, hi) = (_mm512_set1_ps(self.lo), _mm512_set1_ps(self.hi));
-        let zp = _mm512_set1_epi32(self.zero_point);
         let w: [*const i8; B] = std::array::from_fn(|h| unsafe {
             self.packed.as_ptr().add((jb + h) * LANES * self.k4)
         });
@@ -167,29 +206,71 @@ impl VnniWeights {
             }
             for (i, row) in acc.iter().enumerate().take(mr) {
                 for (h, &v) in row.iter().enumerate() {
-                    let ch = (jb + h) * LANES;
-                    let count = self.n.saturating_sub(ch).min(LANES);
-                    unsafe {
-                        let v = _mm512_add_epi32(
-                            v,
-                            _mm512_loadu_si512(self.offsets.as_ptr().add(ch) as *const _),
-                        );
-                        let f = _mm512_mul_ps(
-                            _mm512_cvtepi32_ps(v),
-                            _mm512_loadu_ps(self.scales.as_ptr().add(ch)),
-                        );
-                        let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                        let q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
-                        let mask: __mmask16 = ((1u32 << count) - 1) as __mmask16;
-                        _mm512_mask_cvtepi32_storeu_epi8(
-                            out.as_mut_ptr().add((r + i) * self.n + ch) as *mut _,
-                            mask,
-                            q,
-                        );
-                    }
+                    // SAFETY: row r + i and block jb + h exist.
+                    unsafe { self.store(v, r + i, jb + h, out) };
                 }
             }
             r += R;
+        }
+    }
+
+    /// Requantises the int32 sums `v` of block `jb` of row `row` into `out`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    unsafe fn store(&self, v: __m512i, row: usize, jb: usize, out: &mut [i8]) {
+        let (lo, hi) = (_mm512_set1_ps(self.lo), _mm512_set1_ps(self.hi));
+        let ch = jb * LANES;
+        let count = self.n.saturating_sub(ch).min(LANES);
+        unsafe {
+            let v = _mm512_add_epi32(
+                v,
+                _mm512_loadu_si512(self.offsets.as_ptr().add(ch) as *const _),
+            );
+            let f = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(v),
+                _mm512_loadu_ps(self.scales.as_ptr().add(ch)),
+            );
+            let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+            let q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(self.zero_point));
+            let mask: __mmask16 = ((1u32 << count) - 1) as __mmask16;
+            _mm512_mask_cvtepi32_storeu_epi8(
+                out.as_mut_ptr().add(row * self.n + ch) as *mut _,
+                mask,
+                q,
+            );
+        }
+    }
+
+    /// `out` (`m` <= ROWS rows x n) for the unsigned rows `u` (ROWS rows of `k64`,
+    /// zero-padded) on AMX tiles: per pair of channel blocks, the two row tiles times the
+    /// two weight tiles, 64 depths at a time.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn amx_kernel(&self, w: &[i8], u: &[u8], k64: usize, m: usize, out: &mut [i8]) {
+        let tiles = k64 / 64;
+        let block_bytes = tiles * 16 * 64;
+        let mut c = [[0i32; 256]; 4];
+        let _config = super::amx::Config::load();
+        let mut jb = 0;
+        while jb < self.blocks {
+            let pair = (self.blocks - jb).min(2);
+            // SAFETY: the tiles read lie in `u` (ROWS rows of k64) and in `w` (block jb,
+            // and jb + 1 when it exists, of `tiles` tiles each).
+            unsafe {
+                let b0 = w.as_ptr().add(jb * block_bytes);
+                let b1 = (pair == 2).then(|| w.as_ptr().add((jb + 1) * block_bytes));
+                super::amx::product(u.as_ptr(), k64, [Some(b0), b1], tiles, &mut c);
+            }
+            for (h, blk) in (jb..jb + pair).enumerate() {
+                for i in 0..m {
+                    let tile = &c[(i / 16) * 2 + h];
+                    // SAFETY: the tile row holds 16 int32; row i and block blk exist.
+                    unsafe {
+                        let v = _mm512_loadu_si512(tile[(i % 16) * 16..].as_ptr() as *const _);
+                        self.store(v, i, blk, out);
+                    }
+                }
+            }
+            jb += pair;
         }
     }
 }
