@@ -1460,7 +1460,7 @@ fn constant(t: &LiteTensor) -> Result<Tensor> {
     }
 }
 
-fn le<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+pub(crate) fn le<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
     data.chunks_exact(N)
         .map(|c| f(c.try_into().expect("chunks of N bytes")))
         .collect()

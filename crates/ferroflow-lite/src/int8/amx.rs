@@ -84,8 +84,8 @@ impl Drop for Config {
 }
 
 /// `c[2 * i + h] = sum over tiles t of A_i(t) . B_h(t)`: A_i the 16-row tile `i` of `a`
-/// (rows of `stride` bytes) at depth `64 t`, B_h the tile `t` of the weights at `b[h]`
-/// (tiles of 16 rows of 64 bytes, one after another). With one weight block (`b[1]` is
+/// (rows of `stride` bytes) at depth `64 t`, B_h the tile `t` of the weights at `b_h`
+/// (tiles of 16 rows of 64 bytes, one after another). With one weight block (`b1` is
 /// `None`), only `c[0]` and `c[2]` are computed.
 ///
 /// # Safety
@@ -94,11 +94,11 @@ impl Drop for Config {
 pub(crate) unsafe fn product(
     a: *const u8,
     stride: usize,
-    b: [Option<*const i8>; 2],
+    b0: *const i8,
+    b1: Option<*const i8>,
     tiles: usize,
     c: &mut [[i32; 256]; 4],
 ) {
-    let Some(b0) = b[0] else { return };
     let a1 = unsafe { a.add(16 * stride) };
     // SAFETY: per the function's contract.
     unsafe {
@@ -109,7 +109,7 @@ pub(crate) unsafe fn product(
             "tilezero tmm7",
             options(nostack, nomem)
         );
-        match b[1] {
+        match b1 {
             Some(b1) => {
                 for t in 0..tiles {
                     asm!(

@@ -1,10 +1,10 @@
 //! The depthwise product of one output pixel on AVX-512 (channel multiplier 1): 64
 //! channels at a time held in four registers of int32 sums through every tap, then 16, then
 //! one; each tap's int8 inputs and weights widened to int32 (as XNNPACK's `mul32`
-//! kernels). Requantised in the same registers: float32 multiply, clamp, round to nearest
-//! even (the CPU's rounding), zero point, saturate, as [`super::requant::Requant::row`].
+//! kernels). Requantised in the same registers: [`round_clamped_x16`], as
+//! [`Requant::row`].
 
-use super::requant::Requant;
+use super::requant::{round_clamped_x16, Requant};
 use std::arch::x86_64::*;
 
 /// Whether this CPU runs [`pixel`].
@@ -94,16 +94,10 @@ impl Pixel<'_> {
         let zp = self.requant.zero_point();
         // SAFETY: channels `c..c + 16` exist in the scales and `out` (see `run`).
         unsafe {
-            let f = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(v),
-                _mm512_loadu_ps(self.requant.scales().as_ptr().add(c)),
-            );
-            let f = _mm512_min_ps(
-                _mm512_max_ps(f, _mm512_set1_ps((min - zp) as f32)),
-                _mm512_set1_ps((max - zp) as f32),
-            );
-            // In [min, max] after the zero point: the truncating narrow is exact.
-            let q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(zp));
+            let scales = self.requant.scales().as_ptr().add(c);
+            let (lo, hi) = ((min - zp) as f32, (max - zp) as f32);
+            // In [min, max]: the truncating narrow is exact.
+            let q = round_clamped_x16(v, scales, lo, hi, zp);
             _mm_storeu_si128(out.as_mut_ptr().add(c).cast(), _mm512_cvtepi32_epi8(q));
         }
     }

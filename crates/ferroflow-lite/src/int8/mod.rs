@@ -56,6 +56,7 @@ pub(crate) mod table;
 mod vnni;
 pub(crate) mod window;
 
+use crate::interpreter::le;
 use crate::ir::{
     Activation, BinaryKind, ElementType, LiteModel, LiteTensor, Op, ReduceKind, UnaryKind, Window,
 };
@@ -126,11 +127,7 @@ fn weights(t: &LiteTensor, axis: usize, channels: usize) -> Option<(Vec<i8>, Vec
 /// An int32 constant of `n` values (a bias).
 fn bias(t: &LiteTensor, n: usize) -> Option<Vec<i32>> {
     let data = t.data.as_ref()?;
-    (t.dtype == ElementType::I32 && data.len() == n * 4).then(|| {
-        data.chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    })
+    (t.dtype == ElementType::I32 && data.len() == n * 4).then(|| le(data, i32::from_le_bytes))
 }
 
 /// The values of a constant int32 or int64 tensor of axes.
@@ -138,15 +135,12 @@ fn axes(t: &LiteTensor) -> Option<Vec<i64>> {
     let data = t.data.as_ref()?;
     match t.dtype {
         ElementType::I32 => Some(
-            data.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            le(data, i32::from_le_bytes)
+                .into_iter()
+                .map(i64::from)
                 .collect(),
         ),
-        ElementType::I64 => Some(
-            data.chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        ),
+        ElementType::I64 => Some(le(data, i64::from_le_bytes)),
         _ => None,
     }
 }

@@ -109,6 +109,29 @@ pub(crate) fn round_clamped(acc: i32, scale: f32, lo: f32, hi: f32, zero_point: 
     (rounded + zero_point) as i8
 }
 
+/// [`round_clamped`] of 16 sums at once on AVX-512, with the scales of their 16 channels
+/// at `scales`: the int8 results in int32 lanes (within `[lo, hi] + zero_point`). Rounds
+/// with the CPU's mode, to nearest even by default, as `round_clamped`.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `scales` points to 16 readable floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn round_clamped_x16(
+    v: std::arch::x86_64::__m512i,
+    scales: *const f32,
+    lo: f32,
+    hi: f32,
+    zero_point: i32,
+) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    // SAFETY: per the function's contract.
+    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), unsafe { _mm512_loadu_ps(scales) });
+    let f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+    _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(zero_point))
+}
+
 /// The int8 range `[min, max]` of a tensor with scale `scale` and zero point `zp` after
 /// the fused activation `act` (TFLite's `CalculateActivationRangeQuantized`); `None` for
 /// activations that have no integer form (tanh).

@@ -5,7 +5,7 @@
 //! Requantisation runs in the same registers: float32 multiply, round to nearest even
 //! (the CPU's default rounding, as `f32::round_ties_even`), exactly as the portable path.
 
-use super::requant::Requant;
+use super::requant::{round_clamped_x16, Requant};
 use std::arch::x86_64::*;
 
 /// Output channels per block (one 512-bit register of int32 lanes).
@@ -106,9 +106,9 @@ impl VnniWeights {
         let m = out.len() / self.n.max(1);
         // Fewer rows than a tile, or a depth padded to 64 by more than half again, would
         // leave much of each AMX product unused.
-        let amx_fits = m >= AMX_MIN_ROWS && self.k4 * 3 >= self.k4.div_ceil(64) * 64 * 2;
+        let k64 = self.k4.div_ceil(64) * 64;
+        let amx_fits = m >= AMX_MIN_ROWS && self.k4 * 3 >= k64 * 2;
         if let Some(amx) = self.amx.as_ref().filter(|_| amx_fits) {
-            let k64 = self.k4.div_ceil(64) * 64;
             let mut r = 0;
             while r < m {
                 let rows = (m - r).min(super::amx::ROWS);
@@ -218,7 +218,6 @@ impl VnniWeights {
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
     unsafe fn store(&self, v: __m512i, row: usize, jb: usize, out: &mut [i8]) {
-        let (lo, hi) = (_mm512_set1_ps(self.lo), _mm512_set1_ps(self.hi));
         let ch = jb * LANES;
         let count = self.n.saturating_sub(ch).min(LANES);
         unsafe {
@@ -226,12 +225,8 @@ impl VnniWeights {
                 v,
                 _mm512_loadu_si512(self.offsets.as_ptr().add(ch) as *const _),
             );
-            let f = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(v),
-                _mm512_loadu_ps(self.scales.as_ptr().add(ch)),
-            );
-            let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-            let q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(self.zero_point));
+            let scales = self.scales.as_ptr().add(ch);
+            let q = round_clamped_x16(v, scales, self.lo, self.hi, self.zero_point);
             let mask: __mmask16 = ((1u32 << count) - 1) as __mmask16;
             _mm512_mask_cvtepi32_storeu_epi8(
                 out.as_mut_ptr().add(row * self.n + ch) as *mut _,
@@ -258,7 +253,7 @@ impl VnniWeights {
             unsafe {
                 let b0 = w.as_ptr().add(jb * block_bytes);
                 let b1 = (pair == 2).then(|| w.as_ptr().add((jb + 1) * block_bytes));
-                super::amx::product(u.as_ptr(), k64, [Some(b0), b1], tiles, &mut c);
+                super::amx::product(u.as_ptr(), k64, b0, b1, tiles, &mut c);
             }
             for (h, blk) in (jb..jb + pair).enumerate() {
                 for i in 0..m {
