@@ -89,6 +89,18 @@ impl Conv {
         let (b, oy, ox) = g.pixel(p);
         let c = g.channels;
         for (ky, iy) in g.h.taps(oy) {
+            if g.w.dilation == 1 {
+                // Undilated taps of one row are adjacent pixels in both the input and the
+                // patch: one copy.
+                let mut row = g.w.taps(ox);
+                if let Some((kx, ix)) = row.next() {
+                    let len = (1 + row.count()) * c;
+                    let at = g.at(b, iy, ix);
+                    let dst = (ky * self.kernel.1 + kx) * c;
+                    patch[dst..dst + len].copy_from_slice(&x[at..at + len]);
+                }
+                continue;
+            }
             for (kx, ix) in g.w.taps(ox) {
                 let at = g.at(b, iy, ix);
                 let dst = (ky * self.kernel.1 + kx) * c;
