@@ -144,6 +144,19 @@ pub fn reserve_unmapped<T>(n: usize) -> Option<Vec<T>> {
     Some(v)
 }
 
+/// An empty vector with room for `n` elements, on transparent huge pages when large, for
+/// a table read at random rows (small pages cost a TLB miss per row there). `None` when
+/// the memory cannot be had.
+pub fn reserve_huge<T>(n: usize) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    if bytes >= HUGE_PAGE_THRESHOLD {
+        advise_huge_pages(v.as_ptr() as usize, bytes);
+    }
+    Some(v)
+}
+
 /// Maps the pages behind elements `range` of `v`'s capacity now, in one call, instead of
 /// a page fault at each first write (Linux's `MADV_POPULATE_WRITE`; a no-op on kernels
 /// without it and elsewhere). No element's value changes, written or not.
@@ -157,6 +170,29 @@ pub fn map_capacity<T>(v: &mut Vec<T>, range: std::ops::Range<usize>) {
         v.as_mut_ptr() as usize + range.start * size,
         (end - range.start) * size,
     );
+}
+
+/// [`map_capacity`] on a thread of its own, so that the kernel zeroes the pages while the
+/// caller computes: joining the handle means the range is mapped. Safe whatever happens
+/// to `v` meanwhile, as mapping never changes memory's contents (a freed range makes the
+/// call fail harmlessly). `None` when the range is empty or no thread could be started.
+pub fn map_capacity_in_background<T>(
+    v: &Vec<T>,
+    range: std::ops::Range<usize>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let end = range.end.min(v.capacity());
+    if range.start >= end {
+        return None;
+    }
+    let size = std::mem::size_of::<T>();
+    let (addr, bytes) = (
+        v.as_ptr() as usize + range.start * size,
+        (end - range.start) * size,
+    );
+    std::thread::Builder::new()
+        .name("ferroflow-map".into())
+        .spawn(move || map_range(addr, bytes))
+        .ok()
 }
 
 fn map_range(addr: usize, bytes: usize) {

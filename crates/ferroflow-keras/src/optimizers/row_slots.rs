@@ -13,6 +13,8 @@ use ferroflow_core::{Error, Result, Tensor};
 
 /// Rows past a step's own whose slot memory is mapped with it.
 const MAP_AHEAD_ROWS: usize = 4096;
+/// Steps' worth of new rows whose slot memory is mapped on another thread ahead of them.
+const STEPS_AHEAD: usize = 4;
 
 /// The position of a row no step has reached.
 const UNREACHED: u32 = u32::MAX;
@@ -28,6 +30,10 @@ pub(crate) struct RowSlots {
     width: usize,
     /// Elements at the start of each buffer whose memory is mapped.
     mapped: usize,
+    /// Memory past `mapped` being mapped on other threads while steps run (first-touch
+    /// zeroing of the pages new rows will take costs about as much as the rest of a sparse
+    /// step): up to this element, once the threads are joined.
+    ahead: Option<(usize, Vec<std::thread::JoinHandle<()>>)>,
 }
 
 impl RowSlots {
@@ -38,8 +44,7 @@ impl RowSlots {
         if rows >= UNREACHED as usize || initial.iter().any(|r| r.len() != width) {
             return None;
         }
-        let mut position = Vec::new();
-        position.try_reserve_exact(rows).ok()?;
+        let mut position = ferroflow_core::alloc::reserve_huge(rows)?;
         // Written now, so that the random rows of the first steps find their pages mapped.
         position.resize(rows, UNREACHED);
         // Room for every row, as address space only: memory is taken as rows are reached,
@@ -54,6 +59,7 @@ impl RowSlots {
             initial,
             width,
             mapped: 0,
+            ahead: None,
         })
     }
 
@@ -72,11 +78,28 @@ impl RowSlots {
         // than a page fault per page as rows are appended.
         let needed = (self.reached() + rows.len()) * self.width;
         if needed > self.mapped {
+            self.join_ahead();
+        }
+        if needed > self.mapped {
             let upto = needed + MAP_AHEAD_ROWS * self.width;
             for buf in &mut self.values {
                 ferroflow_core::alloc::map_capacity(buf, self.mapped..upto);
             }
             self.mapped = upto;
+        }
+        if self.ahead.is_none() {
+            // The next steps' worth of rows, mapped meanwhile.
+            let upto = self.mapped + rows.len().max(MAP_AHEAD_ROWS) * STEPS_AHEAD * self.width;
+            let threads: Vec<_> = self
+                .values
+                .iter()
+                .filter_map(|buf| {
+                    ferroflow_core::alloc::map_capacity_in_background(buf, self.mapped..upto)
+                })
+                .collect();
+            if !threads.is_empty() {
+                self.ahead = Some((upto, threads));
+            }
         }
         let mut out = Vec::with_capacity(rows.len());
         for (k, &r) in rows.iter().enumerate() {
@@ -93,6 +116,17 @@ impl RowSlots {
             out.push(self.position[r] as usize);
         }
         out
+    }
+
+    /// Waits for the mapping started ahead, if any.
+    fn join_ahead(&mut self) {
+        if let Some((upto, threads)) = self.ahead.take() {
+            for t in threads {
+                // A mapping that failed leaves pages to be mapped at their first write.
+                let _ = t.join();
+            }
+            self.mapped = self.mapped.max(upto);
+        }
     }
 
     /// The slot buffers, `width` values per position.
@@ -116,6 +150,12 @@ impl RowSlots {
             }
         }
         Tensor::from_vec(out, shape)
+    }
+}
+
+impl Drop for RowSlots {
+    fn drop(&mut self) {
+        self.join_ahead();
     }
 }
 
