@@ -1,5 +1,5 @@
-//! Intel AMX tiles for the int8 product (`tdpbusd`: a 16x64 tile of unsigned bytes times
-//! a 16x64 tile of signed bytes in groups of 4 depths, into a 16x16 tile of int32), on
+//! Intel AMX tiles for the int8 product (`tdpbssd`: a 16x64 tile of signed bytes times a
+//! 16x64 tile of signed bytes in groups of 4 depths, into a 16x16 tile of int32), on
 //! CPUs that have AMX-INT8 and a kernel that grants the tile state to this process.
 //! The weights use the VNNI packing (16 channels x 4 depths per 64-byte row), which is
 //! AMX's layout for the right-hand tile.
@@ -89,10 +89,10 @@ impl Drop for Config {
 /// `None`), only `c[0]` and `c[2]` are computed.
 ///
 /// # Safety
-/// A [`Config`] is loaded on this thread; `a` has 32 rows of `stride >= 64 * tiles` bytes
-/// and each weight block `tiles` tiles.
+/// A [`Config`] is loaded on this thread; the 32 rows of `a` (`stride` bytes apart) can
+/// each be read for `64 * tiles` bytes, and each weight block has `tiles` tiles.
 pub(crate) unsafe fn product(
-    a: *const u8,
+    a: *const i8,
     stride: usize,
     b0: *const i8,
     b1: Option<*const i8>,
@@ -117,10 +117,10 @@ pub(crate) unsafe fn product(
                         "tileloadd tmm1, [{a1} + {s}*1]",
                         "tileloadd tmm2, [{b0} + {w}*1]",
                         "tileloadd tmm3, [{b1} + {w}*1]",
-                        "tdpbusd tmm4, tmm0, tmm2",
-                        "tdpbusd tmm5, tmm0, tmm3",
-                        "tdpbusd tmm6, tmm1, tmm2",
-                        "tdpbusd tmm7, tmm1, tmm3",
+                        "tdpbssd tmm4, tmm0, tmm2",
+                        "tdpbssd tmm5, tmm0, tmm3",
+                        "tdpbssd tmm6, tmm1, tmm2",
+                        "tdpbssd tmm7, tmm1, tmm3",
                         a0 = in(reg) a.add(64 * t),
                         a1 = in(reg) a1.add(64 * t),
                         b0 = in(reg) b0.add(1024 * t),
@@ -137,8 +137,8 @@ pub(crate) unsafe fn product(
                         "tileloadd tmm0, [{a0} + {s}*1]",
                         "tileloadd tmm1, [{a1} + {s}*1]",
                         "tileloadd tmm2, [{b0} + {w}*1]",
-                        "tdpbusd tmm4, tmm0, tmm2",
-                        "tdpbusd tmm6, tmm1, tmm2",
+                        "tdpbssd tmm4, tmm0, tmm2",
+                        "tdpbssd tmm6, tmm1, tmm2",
                         a0 = in(reg) a.add(64 * t),
                         a1 = in(reg) a1.add(64 * t),
                         b0 = in(reg) b0.add(1024 * t),

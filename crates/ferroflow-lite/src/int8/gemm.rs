@@ -166,6 +166,7 @@ mod tests {
             (40, 37, 130),
             (33, 16, 64),
             (70, 50, 250),
+            (64, 100, 40),
         ] {
             let w: Vec<i8> = (0..n * k).map(|_| next()).collect();
             let x: Vec<i8> = (0..m * k).map(|_| next()).collect();

@@ -30,6 +30,8 @@ pub(crate) struct VnniWeights {
     n: usize,
     blocks: usize,
     offsets: Vec<i32>,
+    /// The offsets for signed inputs (the AMX product, `tdpbssd`).
+    signed_offsets: Vec<i32>,
     scales: Vec<f32>,
     /// The output range less the zero point, in float.
     lo: f32,
@@ -64,9 +66,13 @@ impl VnniWeights {
                 packed[((jb * groups + g) * LANES + c) * 4 + t] = weights[j * k + d];
             }
         }
-        let offsets = (0..blocks * LANES)
-            .map(|j| {
-                let o = offsets.get(j).copied().unwrap_or(0);
+        let signed_offsets: Vec<i32> = (0..blocks * LANES)
+            .map(|j| offsets.get(j).copied().unwrap_or(0))
+            .collect();
+        let offsets = signed_offsets
+            .iter()
+            .enumerate()
+            .map(|(j, &o)| {
                 let sum = sums.get(j).copied().unwrap_or(0);
                 o.wrapping_sub(128i32.wrapping_mul(sum))
             })
@@ -93,6 +99,7 @@ impl VnniWeights {
             n,
             blocks,
             offsets,
+            signed_offsets,
             scales,
             lo: (range.0 - zero_point) as f32,
             hi: (range.1 - zero_point) as f32,
@@ -112,20 +119,30 @@ impl VnniWeights {
             let mut r = 0;
             while r < m {
                 let rows = (m - r).min(super::amx::ROWS);
-                buf.clear();
-                buf.resize(super::amx::ROWS * k64, 0);
-                for (src, dst) in input[r * k..(r + rows) * k]
-                    .chunks_exact(k)
-                    .zip(buf.chunks_exact_mut(k64))
-                {
-                    for (d, &s) in dst.iter_mut().zip(src) {
-                        *d = (s as u8) ^ 0x80;
+                // The tiles read each row for k64 bytes: past its end into the next row,
+                // whose values meet the weights' zero padding. In place while a row
+                // follows the block (k64 - k <= k, from `amx_fits`); the last block is
+                // copied into zero-padded rows.
+                let (a, stride) = if r + super::amx::ROWS < m {
+                    (input[r * k..].as_ptr(), k)
+                } else {
+                    buf.clear();
+                    buf.resize(super::amx::ROWS * k64, 0);
+                    for (src, dst) in input[r * k..(r + rows) * k]
+                        .chunks_exact(k)
+                        .zip(buf.chunks_exact_mut(k64))
+                    {
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            *d = s as u8;
+                        }
                     }
-                }
+                    (buf.as_ptr() as *const i8, k64)
+                };
                 let out = &mut out[r * self.n..(r + rows) * self.n];
                 // SAFETY: AMX was granted (`amx::available`) when these weights were
-                // packed; `buf` holds ROWS rows of `k64`, `amx` every block's whole tiles.
-                unsafe { self.amx_kernel(amx, buf, k64, rows, out) };
+                // packed; the ROWS rows at `a` can each be read for k64 bytes (above),
+                // `amx` holds every block's whole tiles.
+                unsafe { self.amx_kernel(amx, a, stride, k64, rows, out) };
                 r += rows;
             }
             return;
@@ -207,7 +224,7 @@ impl VnniWeights {
             for (i, row) in acc.iter().enumerate().take(mr) {
                 for (h, &v) in row.iter().enumerate() {
                     // SAFETY: row r + i and block jb + h exist.
-                    unsafe { self.store(v, r + i, jb + h, out) };
+                    unsafe { self.store(v, &self.offsets, r + i, jb + h, out) };
                 }
             }
             r += R;
@@ -217,14 +234,11 @@ impl VnniWeights {
     /// Requantises the int32 sums `v` of block `jb` of row `row` into `out`.
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
-    unsafe fn store(&self, v: __m512i, row: usize, jb: usize, out: &mut [i8]) {
+    unsafe fn store(&self, v: __m512i, offsets: &[i32], row: usize, jb: usize, out: &mut [i8]) {
         let ch = jb * LANES;
         let count = self.n.saturating_sub(ch).min(LANES);
         unsafe {
-            let v = _mm512_add_epi32(
-                v,
-                _mm512_loadu_si512(self.offsets.as_ptr().add(ch) as *const _),
-            );
+            let v = _mm512_add_epi32(v, _mm512_loadu_si512(offsets.as_ptr().add(ch) as *const _));
             let scales = self.scales.as_ptr().add(ch);
             let q = round_clamped_x16(v, scales, self.lo, self.hi, self.zero_point);
             let mask: __mmask16 = ((1u32 << count) - 1) as __mmask16;
@@ -236,11 +250,20 @@ impl VnniWeights {
         }
     }
 
-    /// `out` (`m` <= ROWS rows x n) for the unsigned rows `u` (ROWS rows of `k64`,
-    /// zero-padded) on AMX tiles: per pair of channel blocks, the two row tiles times the
-    /// two weight tiles, 64 depths at a time.
+    /// `out` (`m` <= ROWS rows x n) for the ROWS int8 rows at `a`, `stride` bytes apart,
+    /// each readable for `k64` bytes (depths past k meet zero weights), on AMX tiles: per
+    /// pair of channel blocks, the two row tiles times the two weight tiles, 64 depths at
+    /// a time.
     #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn amx_kernel(&self, w: &[i8], u: &[u8], k64: usize, m: usize, out: &mut [i8]) {
+    unsafe fn amx_kernel(
+        &self,
+        w: &[i8],
+        a: *const i8,
+        stride: usize,
+        k64: usize,
+        m: usize,
+        out: &mut [i8],
+    ) {
         let tiles = k64 / 64;
         let block_bytes = tiles * 16 * 64;
         let mut c = [[0i32; 256]; 4];
@@ -248,12 +271,12 @@ impl VnniWeights {
         let mut jb = 0;
         while jb < self.blocks {
             let pair = (self.blocks - jb).min(2);
-            // SAFETY: the tiles read lie in `u` (ROWS rows of k64) and in `w` (block jb,
-            // and jb + 1 when it exists, of `tiles` tiles each).
+            // SAFETY: the tiles read lie in the rows at `a` (per the contract) and in `w`
+            // (block jb, and jb + 1 when it exists, of `tiles` tiles each).
             unsafe {
                 let b0 = w.as_ptr().add(jb * block_bytes);
                 let b1 = (pair == 2).then(|| w.as_ptr().add((jb + 1) * block_bytes));
-                super::amx::product(u.as_ptr(), k64, b0, b1, tiles, &mut c);
+                super::amx::product(a, stride, b0, b1, tiles, &mut c);
             }
             for (h, blk) in (jb..jb + pair).enumerate() {
                 for i in 0..m {
@@ -261,7 +284,7 @@ impl VnniWeights {
                     // SAFETY: the tile row holds 16 int32; row i and block blk exist.
                     unsafe {
                         let v = _mm512_loadu_si512(tile[(i % 16) * 16..].as_ptr() as *const _);
-                        self.store(v, i, blk, out);
+                        self.store(v, &self.signed_offsets, i, blk, out);
                     }
                 }
             }
