@@ -120,9 +120,42 @@ pub(crate) struct Depthwise {
     pub(crate) bias: Vec<i32>,
     /// Per channel (see [`Requant::per_channel`]).
     pub(crate) requant: Requant,
+    /// The weights as 32-bit lanes with the upper half zero (for `vpmaddwd`).
+    wide: Vec<i32>,
+    /// The bias of a pixel whose taps all lie inside the input: `bias - zp * sum(w)`
+    /// (its sums then need no zero point taken from each input).
+    interior_bias: Vec<i32>,
 }
 
 impl Depthwise {
+    /// A depthwise convolution of `weights` (`[kh, kw, channels]`), `bias` per channel.
+    pub(crate) fn new(
+        kernel: (usize, usize),
+        multiplier: usize,
+        input_zp: i32,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        requant: Requant,
+    ) -> Self {
+        let n = bias.len().max(1);
+        let wide = weights.iter().map(|&w| w as i16 as u16 as i32).collect();
+        let mut interior_bias = bias.clone();
+        for (c, b) in interior_bias.iter_mut().enumerate() {
+            let sum: i32 = weights.iter().skip(c).step_by(n).map(|&w| w as i32).sum();
+            *b = b.wrapping_sub(input_zp.wrapping_mul(sum));
+        }
+        Depthwise {
+            kernel,
+            multiplier,
+            input_zp,
+            weights,
+            bias,
+            requant,
+            wide,
+            interior_bias,
+        }
+    }
+
     /// The output (`g.pixels()` x in * multiplier) of input `x` laid out as `g`.
     pub(crate) fn run(&self, x: &[i8], g: &Geometry) -> Vec<i8> {
         let (cin, m) = (g.channels, self.multiplier);
@@ -137,14 +170,27 @@ impl Depthwise {
         out
     }
 
+    /// Whether `x` holds the whole input of `g` and the filter, bias and scales every
+    /// channel, as the vector kernel assumes.
+    fn fits_wide(&self, x: &[i8], g: &Geometry) -> bool {
+        let c = g.channels;
+        let input = g.batch * g.h.input * g.w.input * c;
+        x.len() >= input
+            && self.wide.len() >= self.kernel.0 * self.kernel.1 * c
+            && self.bias.len() >= c
+            && self.interior_bias.len() >= c
+            && self.requant.scales().len() >= c
+    }
+
     /// Output pixels from `first` on, into `o`.
     #[inline(always)]
     fn pixels(&self, x: &[i8], g: &Geometry, first: usize, o: &mut [i8]) {
         let (cin, m) = (g.channels, self.multiplier);
         let cout = cin * m;
         #[cfg(target_arch = "x86_64")]
-        if m == 1 && super::depthwise_avx512::available() {
-            let mut taps = Vec::with_capacity(self.kernel.0 * self.kernel.1);
+        if m == 1 && super::depthwise_avx512::available() && self.fits_wide(x, g) {
+            let taps_total = self.kernel.0 * self.kernel.1;
+            let mut taps = Vec::with_capacity(taps_total);
             for (i, o) in o.chunks_exact_mut(cout).enumerate() {
                 let (b, oy, ox) = g.pixel(first + i);
                 taps.clear();
@@ -153,15 +199,22 @@ impl Depthwise {
                         taps.push((g.at(b, iy, ix), (ky * self.kernel.1 + kx) * cout));
                     }
                 }
+                let interior = taps.len() == taps_total;
                 let pixel = super::depthwise_avx512::Pixel {
                     x,
-                    w: &self.weights,
+                    w: &self.wide,
                     taps: &taps,
-                    bias: &self.bias,
-                    input_zp: self.input_zp,
+                    bias: if interior {
+                        &self.interior_bias
+                    } else {
+                        &self.bias
+                    },
+                    input_zp: if interior { 0 } else { self.input_zp },
                     requant: &self.requant,
                 };
-                // SAFETY: `available()` found AVX-512 F and BW on this CPU.
+                // SAFETY: `available()` found AVX-512 F and BW on this CPU; every tap
+                // lies in the input, the filter rows, bias and scales hold `cout` values
+                // (`fits_wide`).
                 unsafe { pixel.run(o) };
             }
             return;

@@ -1,7 +1,8 @@
 //! The depthwise product of one output pixel on AVX-512 (channel multiplier 1): 64
 //! channels at a time held in four registers of int32 sums through every tap, then 16, then
-//! one; each tap's int8 inputs and weights widened to int32 (as XNNPACK's `mul32`
-//! kernels). Requantised in the same registers: [`round_clamped_x16`], as
+//! one; each tap's int8 inputs widened to int32 lanes and multiplied as 16-bit values with
+//! weights widened at load (`vpmaddwd`, the weight's upper half zero). Pixels whose taps
+//! all lie inside the input take no zero point from each input: their bias holds it. Requantised in the same registers: [`round_clamped_x16`], as
 //! [`Requant::row`].
 
 use super::requant::{round_clamped_x16, Requant};
@@ -16,11 +17,12 @@ pub(crate) fn available() -> bool {
 pub(crate) struct Pixel<'a> {
     /// The input.
     pub(crate) x: &'a [i8],
-    /// The filter, `[taps, channels]`.
-    pub(crate) w: &'a [i8],
+    /// The filter, `[taps, channels]`, as 32-bit lanes with the upper half zero.
+    pub(crate) w: &'a [i32],
     /// (input offset, filter offset) of each tap inside the input.
     pub(crate) taps: &'a [(usize, usize)],
     pub(crate) bias: &'a [i32],
+    /// Taken from every input (0 where the bias already holds `zp * sum(w)`).
     pub(crate) input_zp: i32,
     /// Per channel.
     pub(crate) requant: &'a Requant,
@@ -30,21 +32,18 @@ impl Pixel<'_> {
     /// The pixel's `out.len()` channels.
     ///
     /// # Safety
-    /// The CPU has AVX-512 F and BW ([`available`]).
+    /// The CPU has AVX-512 F and BW ([`available`]); every tap's input and filter rows,
+    /// the bias and the scales hold `out.len()` values.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(crate) unsafe fn run(&self, out: &mut [i8]) {
         let n = out.len();
-        if self.bias.len() < n
-            || self.requant.scales().len() < n
-            || self.taps.iter().any(|&(xi, wi)| {
-                xi.checked_add(n).is_none_or(|e| e > self.x.len())
-                    || wi.checked_add(n).is_none_or(|e| e > self.w.len())
-            })
-        {
-            return self.scalar(0, out);
-        }
+        debug_assert!(self.bias.len() >= n && self.requant.scales().len() >= n);
+        debug_assert!(self
+            .taps
+            .iter()
+            .all(|&(xi, wi)| xi + n <= self.x.len() && wi + n <= self.w.len()));
         let mut c = 0;
-        // SAFETY: every tap's input and filter rows hold `n` values (checked above), as
+        // SAFETY: every tap's input and filter rows hold `n` values (the contract), as
         // do the bias, the scales and `out`.
         unsafe {
             while c + 64 <= n {
@@ -69,7 +68,7 @@ impl Pixel<'_> {
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
     unsafe fn sums<const R: usize>(&self, c: usize, acc: &mut [__m512i; R]) {
-        // SAFETY: per `run`'s checks, channels `c..c + 16 R` lie in every row read.
+        // SAFETY: per `run`'s contract, channels `c..c + 16 R` lie in every row read.
         unsafe {
             let zp = _mm512_set1_epi32(self.input_zp);
             for (j, a) in acc.iter_mut().enumerate() {
@@ -79,8 +78,10 @@ impl Pixel<'_> {
             for &(xi, wi) in self.taps {
                 for (j, a) in acc.iter_mut().enumerate() {
                     let xv = _mm512_cvtepi8_epi32(_mm_loadu_si128(x.add(xi + 16 * j).cast()));
-                    let wv = _mm512_cvtepi8_epi32(_mm_loadu_si128(w.add(wi + 16 * j).cast()));
-                    *a = _mm512_add_epi32(*a, _mm512_mullo_epi32(_mm512_sub_epi32(xv, zp), wv));
+                    let wv = _mm512_loadu_si512(w.add(wi + 16 * j).cast());
+                    // x - zp and w both fit 16 bits, and w's upper half is zero: the
+                    // pairwise 16-bit multiply-add is the exact product.
+                    *a = _mm512_add_epi32(*a, _mm512_madd_epi16(_mm512_sub_epi32(xv, zp), wv));
                 }
             }
         }
@@ -110,7 +111,7 @@ impl Pixel<'_> {
                 let (Some(&x), Some(&w)) = (self.x.get(xi + ch), self.w.get(wi + ch)) else {
                     continue;
                 };
-                acc = acc.wrapping_add((x as i32 - self.input_zp) * w as i32);
+                acc = acc.wrapping_add((x as i32 - self.input_zp) * w as i16 as i32);
             }
             *y = self.requant.apply(acc, ch);
         }
@@ -136,7 +137,7 @@ mod tests {
         for n in [1usize, 16, 17, 64, 83, 150] {
             let taps: Vec<(usize, usize)> = (0..7).map(|t| (t * 3 * n / 2, t * n)).collect();
             let x: Vec<i8> = (0..8 * 3 * n / 2 + n).map(|_| next()).collect();
-            let w: Vec<i8> = (0..7 * n).map(|_| next()).collect();
+            let w: Vec<i32> = (0..7 * n).map(|_| next() as i16 as u16 as i32).collect();
             let bias: Vec<i32> = (0..n).map(|j| j as i32 * 31 - 700).collect();
             let scales: Vec<f32> = (0..n).map(|j| 0.005 + j as f32 * 1e-5).collect();
             let requant = Requant::new(1.0, &scales, (1.0, 5), Activation::None).unwrap();

@@ -284,14 +284,14 @@ impl NativeOp {
                 }
                 let (values, scales) = weights(w, 3, n)?;
                 NativeOp::Depthwise {
-                    dw: Depthwise {
-                        kernel: (usize::try_from(kh).ok()?, usize::try_from(kw).ok()?),
-                        multiplier: m,
-                        input_zp: x.1,
-                        weights: values,
-                        bias: bias_of(2, n)?.unwrap_or_else(|| vec![0; n]),
-                        requant: Requant::new(x.0, &scales, y, *act)?.per_channel(n),
-                    },
+                    dw: Depthwise::new(
+                        (usize::try_from(kh).ok()?, usize::try_from(kw).ok()?),
+                        m,
+                        x.1,
+                        values,
+                        bias_of(2, n)?.unwrap_or_else(|| vec![0; n]),
+                        Requant::new(x.0, &scales, y, *act)?.per_channel(n),
+                    ),
                     window: *window,
                 }
             }
