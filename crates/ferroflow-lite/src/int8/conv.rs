@@ -189,27 +189,44 @@ impl Depthwise {
         let cout = cin * m;
         #[cfg(target_arch = "x86_64")]
         if m == 1 && super::depthwise_avx512::available() && self.fits_wide(x, g) {
-            let taps_total = self.kernel.0 * self.kernel.1;
-            let mut taps = Vec::with_capacity(taps_total);
+            let (kh, kw) = self.kernel;
+            // The taps of a window inside the input, relative to its top-left pixel.
+            let window: Vec<(usize, usize)> = (0..kh)
+                .flat_map(|ky| {
+                    (0..kw).map(move |kx| {
+                        let at = (ky * g.h.dilation * g.w.input + kx * g.w.dilation) * cin;
+                        (at, (ky * kw + kx) * cout)
+                    })
+                })
+                .collect();
+            let inside = |a: &super::window::Axis, o: usize| {
+                let start = o * a.stride;
+                (start >= a.pad
+                    && start - a.pad + a.kernel.saturating_sub(1) * a.dilation < a.input)
+                    .then(|| start - a.pad)
+            };
+            let mut taps = Vec::with_capacity(kh * kw);
             for (i, o) in o.chunks_exact_mut(cout).enumerate() {
                 let (b, oy, ox) = g.pixel(first + i);
-                taps.clear();
-                for (ky, iy) in g.h.taps(oy) {
-                    for (kx, ix) in g.w.taps(ox) {
-                        taps.push((g.at(b, iy, ix), (ky * self.kernel.1 + kx) * cout));
+                let corner = inside(&g.h, oy).zip(inside(&g.w, ox));
+                let (origin, taps, bias, input_zp) = match corner {
+                    Some((iy, ix)) => (g.at(b, iy, ix), &window[..], &self.interior_bias, 0),
+                    None => {
+                        taps.clear();
+                        for (ky, iy) in g.h.taps(oy) {
+                            for (kx, ix) in g.w.taps(ox) {
+                                taps.push((g.at(b, iy, ix), (ky * kw + kx) * cout));
+                            }
+                        }
+                        (0, &taps[..], &self.bias, self.input_zp)
                     }
-                }
-                let interior = taps.len() == taps_total;
+                };
                 let pixel = super::depthwise_avx512::Pixel {
-                    x,
+                    x: &x[origin..],
                     w: &self.wide,
-                    taps: &taps,
-                    bias: if interior {
-                        &self.interior_bias
-                    } else {
-                        &self.bias
-                    },
-                    input_zp: if interior { 0 } else { self.input_zp },
+                    taps,
+                    bias,
+                    input_zp,
                     requant: &self.requant,
                 };
                 // SAFETY: `available()` found AVX-512 F and BW on this CPU; every tap
@@ -307,6 +324,67 @@ impl Pool {
                     };
                     *y = v.clamp(self.range.0, self.range.1) as i8;
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Activation, Padding, Window};
+
+    /// The depthwise kernel (vector where the CPU has it: interior and border pixels)
+    /// equals the plain sum over the taps inside the input, for strides, dilations and
+    /// both paddings.
+    #[test]
+    fn depthwise_equals_the_sum_over_its_taps() {
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as i8
+        };
+        let (batch, h, w, c) = (2, 9, 11, 83);
+        let x: Vec<i8> = (0..batch * h * w * c).map(|_| next()).collect();
+        let weights: Vec<i8> = (0..9 * c).map(|_| next()).collect();
+        let bias: Vec<i32> = (0..c).map(|j| j as i32 * 53 - 900).collect();
+        let scales: Vec<f32> = (0..c).map(|j| 0.004 + j as f32 * 1e-4).collect();
+        let requant = Requant::new(1.0, &scales, (1.0, 4), Activation::None)
+            .unwrap()
+            .per_channel(c);
+        let zp = -6;
+        let dw = Depthwise::new(
+            (3, 3),
+            1,
+            zp,
+            weights.clone(),
+            bias.clone(),
+            requant.clone(),
+        );
+        for padding in [Padding::Same, Padding::Valid] {
+            for (stride, dilation) in [((1, 1), (1, 1)), ((2, 1), (1, 2)), ((1, 2), (2, 1))] {
+                let window = Window {
+                    padding,
+                    stride,
+                    dilation,
+                };
+                let g = Geometry::new("test", &[batch, h, w, c], (3, 3), &window).unwrap();
+                let got = dw.run(&x, &g);
+                let mut want = vec![0i8; g.pixels() * c];
+                for (p, o) in want.chunks_exact_mut(c).enumerate() {
+                    let (b, oy, ox) = g.pixel(p);
+                    let mut acc = bias.clone();
+                    for (ky, iy) in g.h.taps(oy) {
+                        for (kx, ix) in g.w.taps(ox) {
+                            for (ch, a) in acc.iter_mut().enumerate() {
+                                let v = x[g.at(b, iy, ix) + ch] as i32 - zp;
+                                *a += v * weights[(ky * 3 + kx) * c + ch] as i32;
+                            }
+                        }
+                    }
+                    requant.row(&acc, o);
+                }
+                assert_eq!(got, want, "{window:?}");
             }
         }
     }

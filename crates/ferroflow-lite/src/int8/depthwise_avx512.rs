@@ -48,7 +48,7 @@ impl Pixel<'_> {
         unsafe {
             while c + 64 <= n {
                 let mut acc = [_mm512_setzero_si512(); 4];
-                self.sums(c, &mut acc);
+                self.sums_any(c, &mut acc);
                 for (j, &a) in acc.iter().enumerate() {
                     self.store(a, c + 16 * j, out);
                 }
@@ -56,7 +56,7 @@ impl Pixel<'_> {
             }
             while c + 16 <= n {
                 let mut acc = [_mm512_setzero_si512(); 1];
-                self.sums(c, &mut acc);
+                self.sums_any(c, &mut acc);
                 self.store(acc[0], c, out);
                 c += 16;
             }
@@ -64,10 +64,25 @@ impl Pixel<'_> {
         self.scalar(c, out);
     }
 
-    /// `acc[j]` = the sums of channels `c + 16 j ..`, bias included.
+    /// [`Pixel::sums`], without the zero point's subtraction when it is 0.
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
-    unsafe fn sums<const R: usize>(&self, c: usize, acc: &mut [__m512i; R]) {
+    unsafe fn sums_any<const R: usize>(&self, c: usize, acc: &mut [__m512i; R]) {
+        // SAFETY: as for `sums`.
+        unsafe {
+            if self.input_zp == 0 {
+                self.sums::<R, false>(c, acc)
+            } else {
+                self.sums::<R, true>(c, acc)
+            }
+        }
+    }
+
+    /// `acc[j]` = the sums of channels `c + 16 j ..`, bias included; `ZP`: the zero point
+    /// is taken from each input.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    unsafe fn sums<const R: usize, const ZP: bool>(&self, c: usize, acc: &mut [__m512i; R]) {
         // SAFETY: per `run`'s contract, channels `c..c + 16 R` lie in every row read.
         unsafe {
             let zp = _mm512_set1_epi32(self.input_zp);
@@ -77,11 +92,14 @@ impl Pixel<'_> {
             let (x, w) = (self.x.as_ptr().add(c), self.w.as_ptr().add(c));
             for &(xi, wi) in self.taps {
                 for (j, a) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_cvtepi8_epi32(_mm_loadu_si128(x.add(xi + 16 * j).cast()));
+                    let mut xv = _mm512_cvtepi8_epi32(_mm_loadu_si128(x.add(xi + 16 * j).cast()));
+                    if ZP {
+                        xv = _mm512_sub_epi32(xv, zp);
+                    }
                     let wv = _mm512_loadu_si512(w.add(wi + 16 * j).cast());
                     // x - zp and w both fit 16 bits, and w's upper half is zero: the
                     // pairwise 16-bit multiply-add is the exact product.
-                    *a = _mm512_add_epi32(*a, _mm512_madd_epi16(_mm512_sub_epi32(xv, zp), wv));
+                    *a = _mm512_add_epi32(*a, _mm512_madd_epi16(xv, wv));
                 }
             }
         }
