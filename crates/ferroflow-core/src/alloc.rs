@@ -106,9 +106,7 @@ fn with_capacity_init<T>(n: usize) -> (Vec<T>, usize) {
         return (v, b.1 / size);
     }
     let v: Vec<T> = Vec::with_capacity(rounded / size);
-    if rounded >= HUGE_PAGE_THRESHOLD {
-        advise_huge_pages(v.as_ptr() as usize, rounded);
-    }
+    advise_huge_pages_if_large(&v);
     (v, 0)
 }
 
@@ -148,12 +146,8 @@ pub fn reserve_unmapped<T>(n: usize) -> Option<Vec<T>> {
 /// a table read at random rows (small pages cost a TLB miss per row there). `None` when
 /// the memory cannot be had.
 pub fn reserve_huge<T>(n: usize) -> Option<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).ok()?;
-    let bytes = v.capacity() * std::mem::size_of::<T>();
-    if bytes >= HUGE_PAGE_THRESHOLD {
-        advise_huge_pages(v.as_ptr() as usize, bytes);
-    }
+    let v = reserve_unmapped(n)?;
+    advise_huge_pages_if_large(&v);
     Some(v)
 }
 
@@ -161,15 +155,22 @@ pub fn reserve_huge<T>(n: usize) -> Option<Vec<T>> {
 /// a page fault at each first write (Linux's `MADV_POPULATE_WRITE`; a no-op on kernels
 /// without it and elsewhere). No element's value changes, written or not.
 pub fn map_capacity<T>(v: &mut Vec<T>, range: std::ops::Range<usize>) {
-    let end = range.end.min(v.capacity());
-    if range.start >= end {
-        return;
+    if let Some((addr, bytes)) = capacity_bytes(v, range) {
+        map_range(addr, bytes);
     }
+}
+
+/// (address, bytes) of elements `range` of `v`'s capacity, cut at the capacity; `None`
+/// when that is empty.
+fn capacity_bytes<T>(v: &Vec<T>, range: std::ops::Range<usize>) -> Option<(usize, usize)> {
+    let end = range.end.min(v.capacity());
     let size = std::mem::size_of::<T>();
-    map_range(
-        v.as_mut_ptr() as usize + range.start * size,
-        (end - range.start) * size,
-    );
+    (range.start < end).then(|| {
+        (
+            v.as_ptr() as usize + range.start * size,
+            (end - range.start) * size,
+        )
+    })
 }
 
 /// [`map_capacity`] on a thread of its own, so that the kernel zeroes the pages while the
@@ -180,15 +181,7 @@ pub fn map_capacity_in_background<T>(
     v: &Vec<T>,
     range: std::ops::Range<usize>,
 ) -> Option<std::thread::JoinHandle<()>> {
-    let end = range.end.min(v.capacity());
-    if range.start >= end {
-        return None;
-    }
-    let size = std::mem::size_of::<T>();
-    let (addr, bytes) = (
-        v.as_ptr() as usize + range.start * size,
-        (end - range.start) * size,
-    );
+    let (addr, bytes) = capacity_bytes(v, range)?;
     std::thread::Builder::new()
         .name("ferroflow-map".into())
         .spawn(move || map_range(addr, bytes))
@@ -244,6 +237,14 @@ pub(crate) fn recycle<T>(v: Vec<T>) {
     let mut v = std::mem::ManuallyDrop::new(v);
     bin.push(RawBuf(v.as_mut_ptr() as usize, init));
     p.cached_bytes.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// Asks for huge pages behind `v`'s capacity when it is at least [`HUGE_PAGE_THRESHOLD`].
+fn advise_huge_pages_if_large<T>(v: &Vec<T>) {
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    if bytes >= HUGE_PAGE_THRESHOLD {
+        advise_huge_pages(v.as_ptr() as usize, bytes);
+    }
 }
 
 fn advise_huge_pages(addr: usize, bytes: usize) {

@@ -194,21 +194,15 @@ impl Depthwise {
             let window: Vec<(usize, usize)> = (0..kh)
                 .flat_map(|ky| {
                     (0..kw).map(move |kx| {
-                        let at = (ky * g.h.dilation * g.w.input + kx * g.w.dilation) * cin;
+                        let at = g.at(0, ky * g.h.dilation, kx * g.w.dilation);
                         (at, (ky * kw + kx) * cout)
                     })
                 })
                 .collect();
-            let inside = |a: &super::window::Axis, o: usize| {
-                let start = o * a.stride;
-                (start >= a.pad
-                    && start - a.pad + a.kernel.saturating_sub(1) * a.dilation < a.input)
-                    .then(|| start - a.pad)
-            };
             let mut taps = Vec::with_capacity(kh * kw);
             for (i, o) in o.chunks_exact_mut(cout).enumerate() {
                 let (b, oy, ox) = g.pixel(first + i);
-                let corner = inside(&g.h, oy).zip(inside(&g.w, ox));
+                let corner = g.h.inside_start(oy).zip(g.w.inside_start(ox));
                 let (origin, taps, bias, input_zp) = match corner {
                     Some((iy, ix)) => (g.at(b, iy, ix), &window[..], &self.interior_bias, 0),
                     None => {

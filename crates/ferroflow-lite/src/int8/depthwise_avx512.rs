@@ -2,8 +2,8 @@
 //! channels at a time held in four registers of int32 sums through every tap, then 16, then
 //! one; each tap's int8 inputs widened to int32 lanes and multiplied as 16-bit values with
 //! weights widened at load (`vpmaddwd`, the weight's upper half zero). Pixels whose taps
-//! all lie inside the input take no zero point from each input: their bias holds it. Requantised in the same registers: [`round_clamped_x16`], as
-//! [`Requant::row`].
+//! all lie inside the input take no zero point from each input: their bias holds it.
+//! Requantised in the same registers: [`round_clamped_x16`], as [`Requant::row`].
 
 use super::requant::{round_clamped_x16, Requant};
 use std::arch::x86_64::*;

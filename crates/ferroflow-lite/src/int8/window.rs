@@ -65,6 +65,14 @@ impl Axis {
         let base = start.wrapping_sub(self.pad);
         (first..end.max(first)).map(move |t| (t, base.wrapping_add(t * d)))
     }
+
+    /// The input position of output `o`'s first tap when every tap of its window lies
+    /// inside the input ([`Axis::taps`] then yields all `kernel` of them), else `None`.
+    #[inline(always)]
+    pub(crate) fn inside_start(&self, o: usize) -> Option<usize> {
+        let start = (o * self.stride).checked_sub(self.pad)?;
+        (start + self.kernel.saturating_sub(1) * self.dilation < self.input).then_some(start)
+    }
 }
 
 /// An NHWC input `[batch, height, width, channels]` and the two axes of a window over it.
@@ -148,6 +156,26 @@ mod tests {
         assert_eq!(a.out, 0);
         let a = Axis::new(6, 3, 1, 2, Padding::Same);
         assert_eq!((a.out, a.pad), (6, 2));
+    }
+
+    #[test]
+    fn inside_start_is_the_first_tap_of_whole_windows() {
+        for padding in [Padding::Same, Padding::Valid] {
+            for (input, kernel, stride, dilation) in window_grid() {
+                let a = Axis::new(input, kernel, stride, dilation, padding);
+                for o in 0..a.out {
+                    let taps: Vec<(usize, usize)> = a.taps(o).collect();
+                    let whole = (taps.len() == a.kernel).then(|| taps.first().map(|t| t.1));
+                    let expected = match whole {
+                        Some(Some(first)) => Some(first),
+                        // An empty window lies inside wherever it starts there.
+                        Some(None) => a.inside_start(o),
+                        None => None,
+                    };
+                    assert_eq!(a.inside_start(o), expected, "{a:?} output {o}");
+                }
+            }
+        }
     }
 
     #[test]
