@@ -48,7 +48,7 @@ impl Tensor {
         shape.extend_from_slice(&self.shape()[a + 1..]);
         let out = with_stored!(self.dtype(), T => {
             let src = self.contiguous_data::<T>()?;
-            let mut out = Vec::with_capacity(numel(&shape));
+            let mut out = crate::alloc::with_capacity(numel(&shape));
             for o in 0..outer {
                 for (k, &i) in idx.iter().enumerate() {
                     if let Some(&ahead) = idx.get(k + crate::prefetch::ROWS_AHEAD) {
@@ -143,7 +143,7 @@ impl Tensor {
         shape.extend_from_slice(&self.shape()[depth..]);
         let out = with_stored!(self.dtype(), T => {
             let src = self.contiguous_data::<T>()?;
-            let mut out = Vec::with_capacity(offsets.len() * inner);
+            let mut out = crate::alloc::with_capacity(offsets.len() * inner);
             for &o in &offsets {
                 out.extend_from_slice(&src[o * inner..(o + 1) * inner]);
             }

@@ -41,7 +41,7 @@ impl Tensor {
         let inner = numel(&shape[a + 1..]);
         let out = with_stored!(first.dtype(), T => {
             let parts: Vec<_> = tensors.iter().map(|t| t.contiguous_data::<T>()).collect::<Result<_>>()?;
-            let mut out: Vec<T> = Vec::with_capacity(numel(&shape));
+            let mut out: Vec<T> = crate::alloc::with_capacity(numel(&shape));
             for o in 0..outer {
                 for (p, t) in parts.iter().zip(tensors) {
                     let block = t.shape()[a] * inner;
