@@ -4,7 +4,6 @@ use crate::autodiff::record::Recorder;
 use crate::ops::conv::{conv_output, Padding};
 use crate::ops::pool_grad::{pool2d_backward, PoolGeom};
 use crate::{DType, Error, Result, Tensor};
-use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PoolKind {
@@ -111,10 +110,13 @@ impl Tensor {
         let (oh, pt) = conv_output(op, h, k.0, s.0, 1, p, 0)?;
         let (ow, pl) = conv_output(op, w, k.1, s.1, 1, p, 1)?;
         let x = self.contiguous_data::<f32>()?;
-        let mut out = crate::alloc::zeroed::<f32>(n * oh * ow * c);
-        out.par_chunks_mut((ow * c).max(1))
-            .enumerate()
-            .for_each(|(row, dst)| {
+        let mut out = crate::alloc::overwritable::<f32>(n * oh * ow * c);
+        let row_len = (ow * c).max(1);
+        // Split across threads only when the work pays for the handoff (a small model's
+        // pooling is microseconds, less than waking another thread).
+        crate::parallel::par_rows(&mut out, row_len, k.0 * k.1, |start, rows| {
+            for (i, dst) in rows.chunks_mut(row_len).enumerate() {
+                let row = start / row_len + i;
                 let (img, oy) = (row / oh.max(1), row % oh.max(1));
                 let y0 = (oy * s.0) as isize - pt as isize;
                 for ox in 0..ow {
@@ -143,7 +145,8 @@ impl Tensor {
                         d.iter_mut().for_each(|a| *a *= inv);
                     }
                 }
-            });
+            }
+        });
         let out = Tensor::from_vec(out, &[n, oh, ow, c])?;
         if let Some(r) = Recorder::new(&[self]) {
             let xt = self.clone();
@@ -216,5 +219,30 @@ mod tests {
             vec![3., 3., 5.]
         );
         assert!(s.max_pool2d((2, 2), (1, 1), Padding::Valid).is_err());
+    }
+
+    #[test]
+    fn large_pools_split_across_threads_equal_one_thread() {
+        let x = crate::random::normal(&[3, 45, 37, 24], 0.0, 1.0, DType::F32, Some(5)).unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let m = x.max_pool2d((3, 3), (2, 2), Padding::Same).unwrap();
+                let a = x.avg_pool2d((3, 2), (1, 2), Padding::Valid).unwrap();
+                (m.to_vec::<f32>().unwrap(), a.to_vec::<f32>().unwrap())
+            })
+        };
+        let (one, three) = (run(1), run(3));
+        assert_eq!(one, three);
+        // Spot check: the first output of the max pool is the max of its window.
+        let v = x.to_vec::<f32>().unwrap();
+        let at = |y: usize, xx: usize| v[(y * 37 + xx) * 24];
+        let want = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)]
+            .into_iter()
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(one.0[0], want);
     }
 }
