@@ -230,9 +230,23 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
+                let tape = crate::GradientTape::new();
+                tape.watch(&x);
                 let m = x.max_pool2d((3, 3), (2, 2), Padding::Same).unwrap();
                 let a = x.avg_pool2d((3, 2), (1, 2), Padding::Valid).unwrap();
-                (m.to_vec::<f32>().unwrap(), a.to_vec::<f32>().unwrap())
+                let loss = m
+                    .square()
+                    .unwrap()
+                    .sum(crate::Axes::All, false)
+                    .unwrap()
+                    .add(&a.square().unwrap().sum(crate::Axes::All, false).unwrap())
+                    .unwrap();
+                let dx = tape.gradient(&loss, &[&x]).unwrap().remove(0).unwrap();
+                (
+                    m.to_vec::<f32>().unwrap(),
+                    a.to_vec::<f32>().unwrap(),
+                    dx.to_dense().unwrap().to_vec::<f32>().unwrap(),
+                )
             })
         };
         let (one, three) = (run(1), run(3));

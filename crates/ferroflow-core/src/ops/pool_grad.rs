@@ -1,7 +1,6 @@
 //! Gradients of 2-D max and average pooling (NHWC, f32).
 
 use crate::ops::pool::PoolKind;
-use rayon::prelude::*;
 
 /// The geometry of one pooling op.
 #[derive(Clone, Copy)]
@@ -25,9 +24,10 @@ pub(crate) fn pool2d_backward(kind: PoolKind, g: &PoolGeom, x: &[f32], dy: &[f32
     if per_image == 0 {
         return dx;
     }
-    dx.par_chunks_mut(per_image)
-        .enumerate()
-        .for_each(|(img, dst)| {
+    // Whole images per task, split only when the work pays for the handoff.
+    crate::parallel::par_rows(&mut dx, per_image, g.k.0 * g.k.1, |start, images| {
+        for (i, dst) in images.chunks_mut(per_image).enumerate() {
+            let img = start / per_image + i;
             let xi = &x[img * per_image..][..per_image];
             for oy in 0..g.oh {
                 let y0 = (oy * g.s.0) as isize - g.pad.0 as isize;
@@ -74,6 +74,7 @@ pub(crate) fn pool2d_backward(kind: PoolKind, g: &PoolGeom, x: &[f32], dy: &[f32
                     }
                 }
             }
-        });
+        }
+    });
     dx
 }
