@@ -39,5 +39,8 @@ pub use ops::binary::BinaryOp;
 pub use ops::compare::{CmpOp, LogicOp};
 pub use ops::reduce::{Axes, ReduceOp};
 pub use ops::unary::UnaryOp;
-pub use parallel::{for_each_row_block, with_best_isa, with_workers_spinning, SharedMut};
+pub use parallel::{
+    for_each_row_block, num_threads, on_calling_thread, with_best_isa, with_workers_spinning,
+    SharedMut,
+};
 pub use tensor::{Tensor, TensorId};

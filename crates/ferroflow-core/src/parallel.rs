@@ -11,9 +11,35 @@ use std::sync::OnceLock;
 /// Elements below which an elementwise kernel stays on the calling thread.
 pub(crate) const PAR_MIN_ELEMS: usize = 1 << 17;
 
-/// Number of worker threads rayon uses.
-pub(crate) fn num_threads() -> usize {
-    rayon::current_num_threads()
+thread_local! {
+    /// Set while [`on_calling_thread`] runs: kernels then take one thread.
+    static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Number of threads a kernel may split its work across: the current rayon pool's (the
+/// global pool outside any), or 1 inside [`on_calling_thread`].
+pub fn num_threads() -> usize {
+    if ONE_THREAD.with(std::cell::Cell::get) {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
+/// Runs `f` on the calling thread with every kernel it calls kept on that thread (they
+/// consult [`num_threads`] before splitting). A one-thread interpreter runs its calls this
+/// way instead of handing each to a pool of one worker: that handoff is two thread
+/// wake-ups per call, tens of microseconds on a virtual machine, as long as a small model.
+pub fn on_calling_thread<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the flag when dropped, also when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ONE_THREAD.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(ONE_THREAD.with(|c| c.replace(true)));
+    f()
 }
 
 /// Splits `out` into chunks processed in parallel when it is large enough.
@@ -316,6 +342,38 @@ unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_calling_thread_keeps_kernels_on_one_thread_until_it_returns() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            assert_eq!(num_threads(), 3);
+            let me = std::thread::current().id();
+            on_calling_thread(|| {
+                assert_eq!(num_threads(), 1);
+                // A kernel large enough to split runs on this thread alone.
+                let mut out = vec![0u32; PAR_MIN_ELEMS * 8];
+                let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+                par_chunks(&mut out, 1, |_, chunk| {
+                    seen.lock().unwrap().insert(std::thread::current().id());
+                    chunk.fill(1);
+                });
+                assert_eq!(
+                    seen.into_inner().unwrap().into_iter().collect::<Vec<_>>(),
+                    [me]
+                );
+                assert!(out.iter().all(|&v| v == 1));
+            });
+            assert_eq!(num_threads(), 3);
+            // Restored after a panic too.
+            let caught = std::panic::catch_unwind(|| on_calling_thread(|| panic!("inside")));
+            assert!(caught.is_err());
+            assert_eq!(num_threads(), 3);
+        });
+    }
 
     #[test]
     fn matrix_splits_cover_every_row_or_column_once() {

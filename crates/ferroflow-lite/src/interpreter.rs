@@ -476,6 +476,10 @@ impl Interpreter {
         };
         let here = || self.run_all_here(inputs, ctx, true, keep_all, profile);
         if let Some(pool) = &self.pool {
+            if pool.threads.current_num_threads() == 1 {
+                // One thread: the calling one, as LiteRT runs it (no handoff to a worker).
+                return ferroflow_core::on_calling_thread(here);
+            }
             // Its idle threads poll for work through the call, as LiteRT's do.
             return pool
                 .threads

@@ -411,7 +411,12 @@ fn batched<T: Numeric>(
         gemm_into(m, n, k, dst, n, lhs, rhs, false, threads);
     };
     let per = m * n * k;
-    if nb > 1 && per < PAR_GEMM_WORK * 8 && nb * per >= PAR_GEMM_WORK && m * n > 0 {
+    if nb > 1
+        && per < PAR_GEMM_WORK * 8
+        && nb * per >= PAR_GEMM_WORK
+        && m * n > 0
+        && num_threads() > 1
+    {
         out.par_chunks_mut(m * n)
             .zip(offsets.par_iter())
             .for_each(|(d, &o)| item(d, o, 1));

@@ -24,7 +24,7 @@ fn over_pixels(
     f: impl Fn(usize, &mut [i8]) + Sync,
 ) {
     let chunk = (pixels_per_chunk.max(1) * per_pixel).max(1);
-    if work >= PAR_MIN_WORK && rayon::current_num_threads() > 1 && out.len() > chunk {
+    if work >= PAR_MIN_WORK && ferroflow_core::num_threads() > 1 && out.len() > chunk {
         out.par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(i, o)| f(i * pixels_per_chunk, o));
