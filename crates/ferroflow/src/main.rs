@@ -232,8 +232,24 @@ fn run(command: Command) -> ff::Result<()> {
 /// exits with 2 for bad command-line use.
 const EXIT_BAD_INPUT: i32 = 1;
 
+/// Lets a command whose output goes to a pipe that closes early (`ferroflow inspect ... |
+/// head`) end quietly, as Unix tools do, instead of panicking at its next print (Rust
+/// ignores SIGPIPE, so the write fails and `println!` panics). Not for the servers: a log
+/// reader that goes away must not stop them.
+fn end_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: sets the disposition of one signal to its default, before any thread that
+    // could be writing starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Web(_)) {
+        end_quietly_on_closed_pipe();
+    }
     if let Err(e) = run(cli.command) {
         // The cause first, in the user's terms; what ferroflow was doing on the lines after.
         eprintln!("error: {e}");

@@ -346,3 +346,27 @@ fn an_onnx_model_converts_to_tflite_float_and_int8() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("If/Loop"));
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// Output into a pipe whose reader has gone (`ferroflow inspect ... | head`) ends the
+/// command by SIGPIPE, as Unix tools end, without a panic message.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spectrum_c64.tflite");
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflow"))
+        .args(["inspect", "--model", model.to_str().unwrap()])
+        .stdout(writer)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
