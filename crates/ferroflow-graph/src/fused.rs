@@ -539,8 +539,9 @@ impl FusedKernel {
                 Some((i, v)) if v.len() == total && self.access[i] == Access::Same => (v, Some(i)),
                 _ => (ferroflow_core::alloc::overwritable::<f32>(total), None),
             };
-            if total >= PAR_MIN {
-                let chunk = (total / rayon::current_num_threads().max(1)).div_ceil(BLOCK) * BLOCK;
+            let threads = ferroflow_core::num_threads();
+            if total >= PAR_MIN && threads > 1 {
+                let chunk = (total / threads).div_ceil(BLOCK) * BLOCK;
                 out.par_chunks_mut(chunk.max(BLOCK))
                     .enumerate()
                     .for_each(|(c, o)| {

@@ -78,8 +78,9 @@ impl PackedWeights {
         let m = out.len() / self.n;
         debug_assert_eq!(rows.len(), m * self.k);
         let macs = m * self.n * self.k;
-        if macs >= PAR_MIN_MACS && m > 1 && ferroflow_core::num_threads() > 1 {
-            let per = m.div_ceil(ferroflow_core::num_threads() * 4).max(1);
+        let threads = ferroflow_core::num_threads();
+        if macs >= PAR_MIN_MACS && m > 1 && threads > 1 {
+            let per = m.div_ceil(threads * 4).max(1);
             out.par_chunks_mut(per * self.n)
                 .zip(rows.par_chunks(per * self.k))
                 .for_each(|(o, r)| gemm_rows(self, r, o));
