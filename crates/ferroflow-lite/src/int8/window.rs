@@ -160,50 +160,51 @@ mod tests {
 
     #[test]
     fn inside_start_is_the_first_tap_of_whole_windows() {
-        for padding in [Padding::Same, Padding::Valid] {
-            for (input, kernel, stride, dilation) in window_grid() {
-                let a = Axis::new(input, kernel, stride, dilation, padding);
-                for o in 0..a.out {
-                    let taps: Vec<(usize, usize)> = a.taps(o).collect();
-                    let whole = (taps.len() == a.kernel).then(|| taps.first().map(|t| t.1));
-                    let expected = match whole {
-                        Some(Some(first)) => Some(first),
-                        // An empty window lies inside wherever it starts there.
-                        Some(None) => a.inside_start(o),
-                        None => None,
-                    };
-                    assert_eq!(a.inside_start(o), expected, "{a:?} output {o}");
-                }
+        for a in grid_axes() {
+            for o in 0..a.out {
+                let taps: Vec<(usize, usize)> = a.taps(o).collect();
+                let whole = (taps.len() == a.kernel).then(|| taps.first().map(|t| t.1));
+                let expected = match whole {
+                    Some(Some(first)) => Some(first),
+                    // An empty window lies inside wherever it starts there.
+                    Some(None) => a.inside_start(o),
+                    None => None,
+                };
+                assert_eq!(a.inside_start(o), expected, "{a:?} output {o}");
             }
         }
     }
 
     #[test]
     fn taps_are_the_window_positions_inside_the_input() {
-        for padding in [Padding::Same, Padding::Valid] {
-            for (input, kernel, stride, dilation) in window_grid() {
-                let a = Axis::new(input, kernel, stride, dilation, padding);
-                for o in 0..a.out {
-                    let expected: Vec<(usize, usize)> = (0..kernel)
-                        .filter_map(|t| {
-                            (o * stride + t * dilation)
-                                .checked_sub(a.pad)
-                                .filter(|&i| i < input)
-                                .map(|i| (t, i))
-                        })
-                        .collect();
-                    assert_eq!(a.taps(o).collect::<Vec<_>>(), expected, "{a:?} output {o}");
-                }
+        for a in grid_axes() {
+            for o in 0..a.out {
+                let expected: Vec<(usize, usize)> = (0..a.kernel)
+                    .filter_map(|t| {
+                        (o * a.stride + t * a.dilation)
+                            .checked_sub(a.pad)
+                            .filter(|&i| i < a.input)
+                            .map(|i| (t, i))
+                    })
+                    .collect();
+                assert_eq!(a.taps(o).collect::<Vec<_>>(), expected, "{a:?} output {o}");
             }
         }
     }
 
-    fn window_grid() -> impl Iterator<Item = (usize, usize, usize, usize)> {
-        (1..9).flat_map(|input| {
-            (1..7).flat_map(move |kernel| {
-                (1..4).flat_map(move |stride| (1..4).map(move |d| (input, kernel, stride, d)))
+    /// Every axis of inputs 1..9, windows 1..7, strides and dilations 1..4, both paddings.
+    fn grid_axes() -> impl Iterator<Item = Axis> {
+        [Padding::Same, Padding::Valid]
+            .into_iter()
+            .flat_map(|padding| {
+                (1..9).flat_map(move |input| {
+                    (1..7).flat_map(move |kernel| {
+                        (1..4).flat_map(move |stride| {
+                            (1..4).map(move |d| Axis::new(input, kernel, stride, d, padding))
+                        })
+                    })
+                })
             })
-        })
     }
 
     #[test]
