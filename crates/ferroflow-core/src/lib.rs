@@ -40,7 +40,7 @@ pub use ops::compare::{CmpOp, LogicOp};
 pub use ops::reduce::{Axes, ReduceOp};
 pub use ops::unary::UnaryOp;
 pub use parallel::{
-    for_each_row_block, num_threads, on_calling_thread, with_best_isa, with_workers_spinning,
-    SharedMut,
+    for_each_row_block, num_threads, on_calling_thread, on_pool_spinning, with_best_isa,
+    with_workers_spinning, SharedMut,
 };
 pub use tensor::{Tensor, TensorId};

@@ -110,9 +110,13 @@ pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
 /// polls for work (`rayon::yield_now`) until `f` returns, instead of going to sleep
 /// between two kernels and being woken for the next (a futex wake per fork, tens of
 /// microseconds on a virtual machine, as long as a whole small kernel). Like LiteRT's
-/// thread pool, which spins between operators, the idle workers burn their cores for the
-/// duration of `f`: for one model call, not for a whole program. Outside a pool, or on a
-/// pool of one thread, `f` just runs.
+/// thread pool (and onnxruntime's), which spin between operators, the idle workers burn
+/// their cores for the duration of `f`: for one model call, not for a whole program.
+/// Outside a pool, on a pool of one thread, or inside [`on_calling_thread`], `f` just runs.
+///
+/// The pollers are not waited for: `f`'s result returns as soon as `f` does, even when a
+/// poller is busy with a job of another caller that it picked up while polling (a request
+/// that another thread handed to the same pool); that poller stops after the job.
 ///
 /// A worker may take its polling job while it waits inside one of `f`'s own jobs; that
 /// job resumes only when the polling stops, so a worker also stops after
@@ -121,8 +125,8 @@ pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
 ///
 /// `claim` is held for the call: while another call on the same pool holds it, `f` runs
 /// without polling workers (two calls' polling jobs, each nested inside a job of the
-/// other, would each wait for the other to finish).
-pub fn with_workers_spinning<R: Send>(claim: &AtomicBool, f: impl FnOnce() -> R + Send) -> R {
+/// other, would each hold up the other until the idle limit).
+pub fn with_workers_spinning<R>(claim: &AtomicBool, f: impl FnOnce() -> R) -> R {
     /// Sets the flag when dropped (the workers stop, the claim is released), also when
     /// `f` panics.
     struct SetOnDrop<'a>(&'a AtomicBool, bool);
@@ -134,31 +138,47 @@ pub fn with_workers_spinning<R: Send>(claim: &AtomicBool, f: impl FnOnce() -> R 
     let Some(me) = rayon::current_thread_index() else {
         return f();
     };
-    if rayon::current_num_threads() < 2 || claim.swap(true, Ordering::AcqRel) {
+    if num_threads() < 2 || claim.swap(true, Ordering::AcqRel) {
         return f();
     }
     let _release = SetOnDrop(claim, false);
-    let done = AtomicBool::new(false);
-    rayon::scope(|s| {
-        s.spawn_broadcast(|_, ctx| {
-            // The caller's own copy returns at once: it must never poll under `f`.
-            if ctx.index() == me {
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    rayon::spawn_broadcast(move |ctx| {
+        // The caller's own copy returns at once: it must never poll under `f`.
+        if ctx.index() == me {
+            return;
+        }
+        let mut last_work = std::time::Instant::now();
+        while !stop.load(Ordering::Acquire) {
+            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                last_work = std::time::Instant::now();
+            } else if last_work.elapsed() > SPIN_IDLE_LIMIT {
                 return;
+            } else {
+                std::hint::spin_loop();
             }
-            let mut last_work = std::time::Instant::now();
-            while !done.load(Ordering::Acquire) {
-                if rayon::yield_now() == Some(rayon::Yield::Executed) {
-                    last_work = std::time::Instant::now();
-                } else if last_work.elapsed() > SPIN_IDLE_LIMIT {
-                    return;
-                } else {
-                    std::hint::spin_loop();
-                }
-            }
-        });
-        let _stop = SetOnDrop(&done, true);
-        f()
-    })
+        }
+    });
+    let _stop = SetOnDrop(&done, true);
+    f()
+}
+
+/// Whether [`on_pool_spinning`]'s call holds the global pool's polling workers.
+static GLOBAL_POOL_CLAIM: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` on a worker of the global rayon pool, with the pool's other workers polling
+/// for its kernels' work ([`with_workers_spinning`]), when it is called from outside any
+/// pool with more than one thread to use: one model call (a compiled plan, an interpreter
+/// call) hands itself over once, instead of every parallel kernel handing its work over
+/// from the calling thread and waiting to be woken. Otherwise (on a worker already, or
+/// with one thread) `f` runs here. The handover costs two thread wake-ups, so callers use
+/// it for calls that take far longer than that.
+pub fn on_pool_spinning<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() || num_threads() < 2 {
+        return f();
+    }
+    rayon::scope(|_| with_workers_spinning(&GLOBAL_POOL_CLAIM, f))
 }
 
 /// How long a worker of [`with_workers_spinning`] polls without finding work before it
@@ -442,5 +462,57 @@ mod tests {
         assert!(!claim.load(Ordering::Acquire));
         // Outside a pool it is a plain call.
         assert_eq!(with_workers_spinning(&claim, || 4), 4);
+    }
+
+    #[test]
+    fn a_call_does_not_wait_for_a_poller_busy_with_another_callers_job() {
+        use std::time::{Duration, Instant};
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (claim, started, returned) = (
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+        );
+        let wait_for = |flag: &AtomicBool| {
+            let t = Instant::now();
+            while !flag.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+            }
+            flag.load(Ordering::Acquire)
+        };
+        let other_saw_the_return = std::thread::scope(|s| {
+            // The call: holds its worker until the other caller's job is running (on the
+            // second worker, the poller), then returns.
+            s.spawn(|| {
+                pool.install(|| with_workers_spinning(&claim, || wait_for(&started)));
+                returned.store(true, Ordering::Release);
+            });
+            // Another caller's job, handed to the same pool, that lasts until the call
+            // has returned: a call that waited for its pollers would wait for this job.
+            let other = s.spawn(|| {
+                pool.install(|| {
+                    started.store(true, Ordering::Release);
+                    wait_for(&returned)
+                })
+            });
+            other.join().unwrap()
+        });
+        assert!(other_saw_the_return, "the call waited for its poller");
+        assert!(!claim.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn pool_calls_keep_one_thread_inside_on_calling_thread() {
+        let me = std::thread::current().id();
+        let (here, threads) =
+            on_calling_thread(|| on_pool_spinning(|| (std::thread::current().id(), num_threads())));
+        assert_eq!((here, threads), (me, 1));
+        if rayon::current_num_threads() > 1 {
+            let there = on_pool_spinning(rayon::current_thread_index);
+            assert!(there.is_some(), "runs on a worker of the global pool");
+        }
     }
 }

@@ -118,17 +118,15 @@ impl Plan {
         self.on_worker(|| self.run_timed(args, None))
     }
 
-    /// Runs `f` on a worker thread of the rayon pool when the plan is large enough to gain
-    /// from it (handing a call over costs two thread wake-ups), unless this thread is a
-    /// worker already or a gradient tape records on it (tapes are thread-local).
+    /// Runs `f` on a worker thread of the rayon pool, with the other workers polling for
+    /// its kernels' work (`core::on_pool_spinning`), when the plan is large enough to gain
+    /// from it (handing a call over costs two thread wake-ups), unless a gradient tape
+    /// records on this thread (tapes are thread-local).
     fn on_worker<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        if self.total_bytes < HOP_MIN_BYTES
-            || rayon::current_thread_index().is_some()
-            || ferroflow_core::autodiff::is_recording()
-        {
+        if self.total_bytes < HOP_MIN_BYTES || ferroflow_core::autodiff::is_recording() {
             return f();
         }
-        rayon::scope(|_| f())
+        ferroflow_core::on_pool_spinning(f)
     }
 
     /// Runs the plan `runs` times and returns each node's mean time in microseconds.

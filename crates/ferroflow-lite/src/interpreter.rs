@@ -485,10 +485,8 @@ impl Interpreter {
                 .threads
                 .install(|| ferroflow_core::with_workers_spinning(&pool.spinning, here));
         }
-        if self.macs_per_row.saturating_mul(batch) >= HOP_MIN_MACS
-            && rayon::current_thread_index().is_none()
-        {
-            return rayon::scope(|_| here());
+        if self.macs_per_row.saturating_mul(batch) >= HOP_MIN_MACS {
+            return ferroflow_core::on_pool_spinning(here);
         }
         here()
     }
