@@ -321,6 +321,13 @@ fn detect_isa() -> Isa {
     })
 }
 
+/// Whether kernels run with AVX-512 (F, BW, DQ, VL) on this CPU: hand-written AVX-512
+/// kernels check it.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    detect_isa() == Isa::Avx512
+}
+
 /// Runs `f` compiled for the best instruction set this CPU has (AVX-512, AVX2+FMA or the
 /// baseline). `f` and the `#[inline(always)]` code it calls are inlined into a
 /// `target_feature` function, so their loops are vectorised with the wider registers.

@@ -6,6 +6,7 @@
 pub const ROWS_AHEAD: usize = 8;
 
 /// Cache lines of a row asked for (the hardware prefetcher follows a row past them).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const LINES_PER_ROW: usize = 4;
 
 /// Hints that the `bytes` bytes from `at` will be read soon. Never faults and never

@@ -1,5 +1,6 @@
 //! Times one 2-D convolution (eager, best of 10):
-//! `cargo run --release -p ferroflow --example conv_timing -- N H W CIN K COUT STRIDE`.
+//! `cargo run --release -p ferroflow --example conv_timing -- N H W CIN K COUT STRIDE`;
+//! COUT 0 times a depthwise convolution (channel multiplier 1) instead.
 use ferroflow as ff;
 fn main() -> ff::Result<()> {
     let a: Vec<usize> = std::env::args()
@@ -10,16 +11,27 @@ fn main() -> ff::Result<()> {
         panic!("usage: N H W CIN K COUT STRIDE");
     };
     let x = ff::random::normal(&[n, h, w, cin], 0.0, 1.0, ff::DType::F32, Some(1))?;
-    let f = ff::random::normal(&[k, k, cin, cout], 0.0, 0.1, ff::DType::F32, Some(2))?;
+    let depthwise = cout == 0;
+    let f = if depthwise {
+        ff::random::normal(&[k, k, cin, 1], 0.0, 0.1, ff::DType::F32, Some(2))?
+    } else {
+        ff::random::normal(&[k, k, cin, cout], 0.0, 0.1, ff::DType::F32, Some(2))?
+    };
+    let same = ff::ops::conv::Padding::Same;
     let mut best = f64::INFINITY;
     let mut out = None;
     for _ in 0..10 {
         let t = std::time::Instant::now();
-        out = Some(x.conv2d(&f, (s, s), ff::ops::conv::Padding::Same, (1, 1))?);
+        out = Some(if depthwise {
+            x.depthwise_conv2d(&f, (s, s), same, (1, 1))?
+        } else {
+            x.conv2d(&f, (s, s), same, (1, 1))?
+        });
         best = best.min(t.elapsed().as_secs_f64());
     }
     let o = out.expect("ran");
-    let flops = 2.0 * o.numel() as f64 * (k * k * cin) as f64;
+    let per_output = if depthwise { k * k } else { k * k * cin };
+    let flops = 2.0 * o.numel() as f64 * per_output as f64;
     println!(
         "{:?} -> {:?}: {:.2} ms, {:.1} GFLOP/s",
         x.shape(),

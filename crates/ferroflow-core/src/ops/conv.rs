@@ -546,6 +546,18 @@ mod tests {
                 (1, 2),
             ),
             ([1, 7, 26, 33], [3, 5, 1, 33], (1, 3), Padding::Same, (2, 1)),
+            // Rows with room for runs of 4 after those of 8 (14 and 7 wide, as in
+            // MobileNet's late blocks), with a channel tail, a stride and a dilation.
+            ([2, 9, 14, 48], [3, 3, 1, 48], (1, 1), Padding::Same, (1, 1)),
+            ([1, 7, 7, 37], [3, 3, 1, 37], (1, 1), Padding::Same, (1, 1)),
+            (
+                [1, 15, 15, 32],
+                [3, 3, 1, 32],
+                (2, 2),
+                Padding::Same,
+                (1, 1),
+            ),
+            ([1, 8, 13, 16], [3, 3, 1, 16], (1, 1), Padding::Same, (1, 2)),
         ];
         for (xs, fs, s, p, d) in cases {
             let x = crate::random::normal(&xs, 0.0, 1.0, DType::F32, Some(1)).unwrap();

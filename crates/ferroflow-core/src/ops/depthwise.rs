@@ -27,6 +27,12 @@ pub(crate) fn depthwise_forward(
 ) -> Vec<f32> {
     let cout = g.cout;
     let pixels = g.n * g.oh * g.ow;
+    // What the kernels below read without checking each access: every input pixel a tap
+    // reaches and every filter tap (the geometry comes from these two tensors' shapes).
+    assert!(
+        x.len() >= g.n * g.h * g.w * g.cin && wt.len() >= g.kh * g.kw * cout,
+        "depthwise: input or filter shorter than its geometry"
+    );
     let mut out = crate::alloc::overwritable::<f32>(pixels * cout);
     if pixels == 0 || cout == 0 {
         return out;
@@ -36,7 +42,7 @@ pub(crate) fn depthwise_forward(
             let first = p0 + k * PIXELS_PER_TASK;
             with_best_isa(
                 #[inline(always)]
-                || pixels_into(g, x, wt, first, rows),
+                || pixels_into(g, x, wt, first, rows, vector_runs()),
             );
             ep.apply(rows, cout, first * cout);
         }
@@ -53,14 +59,26 @@ pub(crate) fn depthwise_forward(
     out
 }
 
+/// Whether runs take the hand-written vector kernel (`depthwise_avx512`), else the
+/// portable one.
+fn vector_runs() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::parallel::has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Output pixels a run kernel computes together (sharing each weight vector it loads).
 const RUN: usize = 8;
+/// The run for what is left of a row's interior after the runs of [`RUN`] (a 14- or
+/// 7-pixel row has room for one run of 8 at most).
+const SHORT_RUN: usize = 4;
 
 /// Writes the output pixels from `p0` on into `dst` (whole pixels of `cout` channels).
-/// Runs of [`RUN`] pixels of one output row whose taps all fall inside the input (the
-/// interior) take [`run`]; the rest, [`pixel`].
+/// Runs of [`RUN`] (else [`SHORT_RUN`]) pixels of one output row whose taps all fall
+/// inside the input's columns (the interior) take [`run`]; the rest, [`pixel`].
 #[inline(always)]
-fn pixels_into(g: &Conv2dGeom, x: &[f32], wt: &[f32], p0: usize, dst: &mut [f32]) {
+fn pixels_into(g: &Conv2dGeom, x: &[f32], wt: &[f32], p0: usize, dst: &mut [f32], vector: bool) {
     let cout = g.cout;
     let count = dst.len() / cout.max(1);
     let runs = g.cin == g.cout && g.kh * g.kw <= MAX_TAPS && cout >= NARROW;
@@ -70,48 +88,121 @@ fn pixels_into(g: &Conv2dGeom, x: &[f32], wt: &[f32], p0: usize, dst: &mut [f32]
     let last = (g.w + g.pad.1)
         .checked_sub(span + 1)
         .map(|v| v / g.stride.1);
+    // Tap lists of one pixel or run, made once here rather than zeroed per pixel.
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
     let mut q = 0;
     while q < count {
         let p = p0 + q;
         let ox = p % g.ow;
-        let interior = last.is_some_and(|last| ox >= first && ox + RUN - 1 <= last);
-        if runs && interior && ox + RUN <= g.ow && q + RUN <= count {
-            run(g, x, wt, p, &mut dst[q * cout..(q + RUN) * cout]);
-            q += RUN;
+        // Whether `len` pixels from here are interior ones of this row, all in `dst`.
+        let fits = |len: usize| {
+            runs && q + len <= count && last.is_some_and(|last| ox >= first && ox + len <= last + 1)
+        };
+        let len = if fits(RUN) {
+            run::<RUN>(
+                g,
+                x,
+                wt,
+                p,
+                &mut dst[q * cout..(q + RUN) * cout],
+                &mut taps,
+                vector,
+            );
+            RUN
+        } else if fits(SHORT_RUN) {
+            run::<SHORT_RUN>(
+                g,
+                x,
+                wt,
+                p,
+                &mut dst[q * cout..(q + SHORT_RUN) * cout],
+                &mut taps,
+                vector,
+            );
+            SHORT_RUN
         } else {
-            pixel(g, x, wt, p, &mut dst[q * cout..(q + 1) * cout], 0);
-            q += 1;
-        }
+            pixel(
+                g,
+                x,
+                wt,
+                p,
+                &mut dst[q * cout..(q + 1) * cout],
+                0,
+                &mut taps,
+            );
+            1
+        };
+        q += len;
     }
 }
 
-/// [`RUN`] output pixels of one row from `p` on, all of whose taps lie inside the input's
+/// `R` output pixels of one row from `p` on, all of whose taps lie inside the input's
 /// columns: per block of [`NARROW`] channels, each weight vector is loaded once for the
-/// whole run instead of once per pixel.
+/// whole run instead of once per pixel, and the `R` sums stay in registers through all
+/// taps.
 #[inline(always)]
-fn run(g: &Conv2dGeom, x: &[f32], wt: &[f32], p: usize, dst: &mut [f32]) {
+fn run<const R: usize>(
+    g: &Conv2dGeom,
+    x: &[f32],
+    wt: &[f32],
+    p: usize,
+    dst: &mut [f32],
+    scratch: &mut [(usize, usize); MAX_TAPS],
+    vector: bool,
+) {
     let (c, hw) = (g.cout, g.oh * g.ow);
     let (img, rest) = (p / hw, p % hw);
     let (oy, ox) = (rest / g.ow, rest % g.ow);
     // The first input column of the run's first pixel (inside the input: see the caller).
     let col0 = ox * g.stride.1 - g.pad.1;
     let full = c / NARROW * NARROW;
-    // Between the run's pixels in the input.
-    let step = g.stride.1 * c;
+    // Between the run's pixels in the input, and between two taps of a filter row.
+    let (step, tap_step) = (g.stride.1 * c, g.dilation.1 * c);
+    // The filter rows inside the input: (offset of the run's first input pixel in that
+    // input row, index of the row's first tap).
+    let rows = &mut *scratch;
+    let mut n = 0;
+    for i in 0..g.kh {
+        let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
+        if (0..g.h as isize).contains(&y) {
+            rows[n] = (((img * g.h + y as usize) * g.w + col0) * c, i * g.kw);
+            n += 1;
+        }
+    }
+    let rows = &rows[..n];
+    // Each row's reads end within `reach` of its offset: checked here once, not per load
+    // (the vector kernel loads without checks).
+    let reach = (R - 1) * step + (g.kw - 1) * tap_step + c;
+    assert!(rows.iter().all(|&(at, _)| at + reach <= x.len()));
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = vector;
     for c0 in (0..full).step_by(NARROW) {
-        let mut sum = [[0.0f32; NARROW]; RUN];
-        for i in 0..g.kh {
-            let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
-            if y < 0 || y >= g.h as isize {
-                continue;
-            }
-            let row = (img * g.h + y as usize) * g.w + col0;
+        #[cfg(target_arch = "x86_64")]
+        if vector {
+            // SAFETY: the CPU has AVX-512F (`vector` is only set then); every input read ends within `reach` of its
+            // row's offset (checked above), every filter read within kh * kw * c <=
+            // wt.len() (depthwise_forward's check), c0 + NARROW <= c, and `dst` holds R
+            // pixels.
+            unsafe {
+                super::depthwise_avx512::run_block::<R>(
+                    x,
+                    wt,
+                    rows,
+                    (g.kw, c, c0),
+                    (step, tap_step),
+                    dst,
+                )
+            };
+            continue;
+        }
+        let mut sum = [[0.0f32; NARROW]; R];
+        for &(row, t0) in rows {
             for j in 0..g.kw {
                 // By value: one register for the whole run, not a reload per multiply-add.
-                let ws: [f32; NARROW] = wt[(i * g.kw + j) * c + c0..][..NARROW]
+                let ws: [f32; NARROW] = wt[(t0 + j) * c + c0..][..NARROW]
                     .try_into()
                     .expect("NARROW channels");
-                let at = (row + j * g.dilation.1) * c + c0;
+                let at = row + j * tap_step + c0;
                 for (r, acc) in sum.iter_mut().enumerate() {
                     let v: &[f32; NARROW] = x[at + r * step..][..NARROW]
                         .try_into()
@@ -125,8 +216,8 @@ fn run(g: &Conv2dGeom, x: &[f32], wt: &[f32], p: usize, dst: &mut [f32]) {
         }
     }
     if full < c {
-        for r in 0..RUN {
-            pixel(g, x, wt, p + r, &mut dst[r * c..(r + 1) * c], full);
+        for r in 0..R {
+            pixel(g, x, wt, p + r, &mut dst[r * c..(r + 1) * c], full, scratch);
         }
     }
 }
@@ -141,7 +232,15 @@ fn fma_into<const B: usize>(acc: &mut [f32; B], v: &[f32; B], w: &[f32; B]) {
 
 /// Writes channels `from..` of output pixel `p` into `acc[from..]`.
 #[inline(always)]
-fn pixel(g: &Conv2dGeom, x: &[f32], wt: &[f32], p: usize, acc: &mut [f32], from: usize) {
+fn pixel(
+    g: &Conv2dGeom,
+    x: &[f32],
+    wt: &[f32],
+    p: usize,
+    acc: &mut [f32],
+    from: usize,
+    taps: &mut [(usize, usize); MAX_TAPS],
+) {
     let (cin, cout) = (g.cin, g.cout);
     let (img, rest) = (p / (g.oh * g.ow), p % (g.oh * g.ow));
     let (oy, ox) = (rest / g.ow, rest % g.ow);
@@ -149,7 +248,6 @@ fn pixel(g: &Conv2dGeom, x: &[f32], wt: &[f32], p: usize, acc: &mut [f32], from:
         return pixel_general(g, x, wt, img, oy, ox, acc);
     }
     // The filter taps inside the input, as (tap index, input pixel offset) pairs.
-    let mut taps = [(0usize, 0usize); MAX_TAPS];
     let mut n = 0;
     for_each_tap(g, img, oy, ox, |tap, src| {
         taps[n] = (tap, src);
@@ -245,6 +343,62 @@ fn for_each_tap(g: &Conv2dGeom, img: usize, oy: usize, ox: usize, mut f: impl Fn
             f(
                 i * g.kw + j,
                 ((img * g.h + y as usize) * g.w + xx as usize) * g.cin,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector run kernel gives exactly the portable kernel's sums (same taps, same
+    /// order, fused multiply-adds in both), over run lengths, channel tails, strides and
+    /// dilations; on a CPU without AVX-512 both sides are the portable kernel.
+    #[test]
+    fn vector_runs_equal_portable_runs() {
+        let cases = [
+            (2, 9, 14, 48, 3, 1, 1),
+            (1, 7, 7, 37, 3, 1, 1),
+            (1, 15, 15, 32, 3, 2, 1),
+            (1, 8, 21, 16, 3, 1, 2),
+            (1, 12, 30, 40, 5, 1, 1),
+        ];
+        for (n, h, w, c, k, s, d) in cases {
+            let pad = (k - 1) * d / 2;
+            let out = |len: usize| (len + 2 * pad - (k - 1) * d - 1) / s + 1;
+            let g = Conv2dGeom {
+                n,
+                h,
+                w,
+                cin: c,
+                kh: k,
+                kw: k,
+                cout: c,
+                groups: c,
+                oh: out(h),
+                ow: out(w),
+                stride: (s, s),
+                dilation: (d, d),
+                pad: (pad, pad),
+            };
+            let x: Vec<f32> = (0..n * h * w * c)
+                .map(|i| ((i * 7919) % 613) as f32 / 97.0 - 3.0)
+                .collect();
+            let wt: Vec<f32> = (0..k * k * c)
+                .map(|i| ((i * 104_729) % 331) as f32 / 57.0 - 2.9)
+                .collect();
+            let pixels = n * g.oh * g.ow;
+            let mut portable = vec![0.0; pixels * c];
+            let mut vector = vec![0.0; pixels * c];
+            pixels_into(&g, &x, &wt, 0, &mut portable, false);
+            with_best_isa(
+                #[inline(always)]
+                || pixels_into(&g, &x, &wt, 0, &mut vector, vector_runs()),
+            );
+            assert_eq!(
+                portable, vector,
+                "{n}x{h}x{w}x{c}, {k}x{k}, stride {s}, dilation {d}"
             );
         }
     }

@@ -12,6 +12,8 @@ pub mod conv_epilogue;
 mod conv_grad;
 pub mod conv_transpose;
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
 pub mod dropout;
 pub mod einsum;
 pub mod gather;

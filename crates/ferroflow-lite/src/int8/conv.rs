@@ -121,9 +121,11 @@ pub(crate) struct Depthwise {
     /// Per channel (see [`Requant::per_channel`]).
     pub(crate) requant: Requant,
     /// The weights as 32-bit lanes with the upper half zero (for `vpmaddwd`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     wide: Vec<i32>,
     /// The bias of a pixel whose taps all lie inside the input: `bias - zp * sum(w)`
     /// (its sums then need no zero point taken from each input).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     interior_bias: Vec<i32>,
 }
 
@@ -172,6 +174,7 @@ impl Depthwise {
 
     /// Whether `x` holds the whole input of `g` and the filter, bias and scales every
     /// channel, as the vector kernel assumes.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn fits_wide(&self, x: &[i8], g: &Geometry) -> bool {
         let c = g.channels;
         let input = g.batch * g.h.input * g.w.input * c;

@@ -69,6 +69,7 @@ impl Axis {
     /// The input position of output `o`'s first tap when every tap of its window lies
     /// inside the input ([`Axis::taps`] then yields all `kernel` of them), else `None`.
     #[inline(always)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn inside_start(&self, o: usize) -> Option<usize> {
         let start = (o * self.stride).checked_sub(self.pad)?;
         (start + self.kernel.saturating_sub(1) * self.dilation < self.input).then_some(start)
