@@ -7,6 +7,10 @@ use rayon::prelude::*;
 /// Multiply-adds from which a product is split across threads.
 const PAR_MIN_MACS: usize = 1 << 20;
 
+/// Rows per thread below which a product is split into one block of rows per thread
+/// (above, into four per thread, for balance).
+const FEW_ROWS: usize = 64;
+
 vectorised!(gemm_rows: PackedWeights => rows_into(rows: &[i8], out: &mut [i8]));
 
 /// Weights `[n, k]` (int8, zero point 0) with their bias folded with the input's zero
@@ -80,7 +84,14 @@ impl PackedWeights {
         let macs = m * self.n * self.k;
         let threads = ferroflow_core::num_threads();
         if macs >= PAR_MIN_MACS && m > 1 && threads > 1 {
-            let per = m.div_ceil(threads * 4).max(1);
+            // Each block of rows streams all the weights: few rows (a late, small feature
+            // map) go one block per thread, so the weights are read once per thread.
+            let blocks = if m < threads * FEW_ROWS {
+                threads
+            } else {
+                threads * 4
+            };
+            let per = m.div_ceil(blocks).max(1);
             out.par_chunks_mut(per * self.n)
                 .zip(rows.par_chunks(per * self.k))
                 .for_each(|(o, r)| gemm_rows(self, r, o));
