@@ -162,13 +162,10 @@ fn run<const R: usize>(
     // input row, index of the row's first tap).
     let rows = &mut *scratch;
     let mut n = 0;
-    for i in 0..g.kh {
-        let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
-        if (0..g.h as isize).contains(&y) {
-            rows[n] = (((img * g.h + y as usize) * g.w + col0) * c, i * g.kw);
-            n += 1;
-        }
-    }
+    for_each_tap_row(g, img, oy, |i, row| {
+        rows[n] = ((row + col0) * c, i * g.kw);
+        n += 1;
+    });
     let rows = &rows[..n];
     // Each row's reads end within `reach` of its offset: checked here once, not per load
     // (the vector kernel loads without checks).
@@ -179,10 +176,10 @@ fn run<const R: usize>(
     for c0 in (0..full).step_by(NARROW) {
         #[cfg(target_arch = "x86_64")]
         if vector {
-            // SAFETY: the CPU has AVX-512F (`vector` is only set then); every input read ends within `reach` of its
-            // row's offset (checked above), every filter read within kh * kw * c <=
-            // wt.len() (depthwise_forward's check), c0 + NARROW <= c, and `dst` holds R
-            // pixels.
+            // SAFETY: the CPU has AVX-512F (`vector` is only set then); every input read
+            // ends within `reach` of its row's offset (checked above), every filter read
+            // within kh * kw * c <= wt.len() (depthwise_forward's check), c0 + NARROW <=
+            // c, and `dst` holds R pixels.
             unsafe {
                 super::depthwise_avx512::run_block::<R>(
                     x,
@@ -330,20 +327,25 @@ fn pixel_general(
 /// reads.
 #[inline(always)]
 fn for_each_tap(g: &Conv2dGeom, img: usize, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
-    for i in 0..g.kh {
-        let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
-        if y < 0 || y >= g.h as isize {
-            continue;
-        }
+    for_each_tap_row(g, img, oy, |i, row| {
         for j in 0..g.kw {
             let xx = (ox * g.stride.1 + j * g.dilation.1) as isize - g.pad.1 as isize;
             if xx < 0 || xx >= g.w as isize {
                 continue;
             }
-            f(
-                i * g.kw + j,
-                ((img * g.h + y as usize) * g.w + xx as usize) * g.cin,
-            );
+            f(i * g.kw + j, (row + xx as usize) * g.cin);
+        }
+    });
+}
+
+/// Calls `f(i, row)` for each filter row `i` of output row `oy` (of image `img`) that
+/// falls inside the input: `row` is the pixel index of the input row's first pixel.
+#[inline(always)]
+fn for_each_tap_row(g: &Conv2dGeom, img: usize, oy: usize, mut f: impl FnMut(usize, usize)) {
+    for i in 0..g.kh {
+        let y = (oy * g.stride.0 + i * g.dilation.0) as isize - g.pad.0 as isize;
+        if (0..g.h as isize).contains(&y) {
+            f(i, (img * g.h + y as usize) * g.w);
         }
     }
 }
