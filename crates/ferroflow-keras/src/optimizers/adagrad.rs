@@ -52,23 +52,16 @@ impl UpdateRule for Adagrad {
 
     fn update_rows(&self, u: RowUpdate<'_>, lr: &Tensor, _: &Tensor) -> Result<()> {
         let (lr, eps) = (lr.to_scalar::<f32>()?, self.epsilon as f32);
-        let (w, slots, g, ranges) = u.split();
-        let [acc] = slots else {
-            return Err(ferroflow_core::Error::invalid("Adagrad", "needs 1 slot"));
-        };
-        ferroflow_core::with_best_isa(
+        u.for_each_row(
+            "Adagrad",
             #[inline(always)]
-            || {
-                for (at, slot, gk) in ranges {
-                    let (w, acc) = (&mut w[at], &mut acc[slot]);
-                    for ((w, a), &g) in w.iter_mut().zip(acc).zip(&g[gk]) {
-                        *a += g * g;
-                        *w -= lr * g / (*a + eps).sqrt();
-                    }
+            |w, [acc], g| {
+                for ((w, a), &g) in w.iter_mut().zip(acc.iter_mut()).zip(g) {
+                    *a += g * g;
+                    *w -= lr * g / (*a + eps).sqrt();
                 }
             },
-        );
-        Ok(())
+        )
     }
 
     fn update(

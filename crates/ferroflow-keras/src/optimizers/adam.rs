@@ -226,25 +226,15 @@ impl UpdateRule for Adam {
 
     fn update_rows(&self, u: RowUpdate<'_>, lr: &Tensor, step: &Tensor) -> Result<()> {
         let step = self.scalars(&self.alpha(lr, step)?)?;
-        let (w, slots, g, ranges) = u.split();
-        let [m, v] = slots else {
-            return Err(ferroflow_core::Error::invalid(
-                "Adam",
-                "lazy rows need 2 slots",
-            ));
-        };
-        ferroflow_core::with_best_isa(
+        u.for_each_row(
+            "Adam",
             #[inline(always)]
-            || {
-                for (at, slot, gk) in ranges {
-                    let (w, m, v) = (&mut w[at], &mut m[slot.clone()], &mut v[slot]);
-                    for (((w, m), v), &g) in w.iter_mut().zip(m).zip(v).zip(&g[gk]) {
-                        (*m, *v, *w) = step.apply(*w, g, *m, *v);
-                    }
+            |w, [m, v], g| {
+                for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                    (*m, *v, *w) = step.apply(*w, g, *m, *v);
                 }
             },
-        );
-        Ok(())
+        )
     }
 
     fn update(

@@ -16,6 +16,6 @@ mod sparse;
 pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use ftrl::Ftrl;
-pub use optimizer::{LearningRate, Optimizer, OptimizerOptions, RowRanges, RowUpdate, UpdateRule};
+pub use optimizer::{LearningRate, Optimizer, OptimizerOptions, RowUpdate, UpdateRule};
 pub use rmsprop::RMSprop;
 pub use sgd::Sgd;

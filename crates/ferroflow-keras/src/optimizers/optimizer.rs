@@ -13,7 +13,6 @@ use ferroflow_core::autodiff::{pause_recording, VariableId};
 use ferroflow_core::{DType, Error, Gradient, IndexedSlices, Result, Tensor, Variable};
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
 /// A constant learning rate or a schedule.
@@ -130,59 +129,126 @@ pub trait UpdateRule: Send + Sync {
 
 /// The f32 buffers of one in-place sparse step: gradient row `k` (of `width` values in
 /// `g`) updates row `rows[k]` of the variable `w` and row `slot_rows[k]` of each slot.
+/// Made only by the optimiser, with distinct rows in bounds: that is what lets
+/// [`RowUpdate::for_each_row`] hand rows to several threads at once.
 pub struct RowUpdate<'a> {
-    /// The variable, `width` values per row.
-    pub w: &'a mut [f32],
-    /// The variable's row for each gradient row.
-    pub rows: &'a [usize],
-    /// The rule's slots, `width` values per row.
-    pub slots: &'a mut [Vec<f32>],
-    /// The slots' row for each gradient row.
-    pub slot_rows: &'a [usize],
-    /// The gradient rows.
-    pub g: &'a [f32],
-    /// Values per row.
-    pub width: usize,
+    w: &'a mut [f32],
+    rows: &'a [usize],
+    slots: &'a mut [Vec<f32>],
+    slot_rows: &'a [usize],
+    g: &'a [f32],
+    width: usize,
 }
 
-/// For each gradient row of a [`RowUpdate`]: its value ranges in the variable, in each
-/// slot and in the gradient.
-pub type RowRanges = (Range<usize>, Range<usize>, Range<usize>);
+/// Gradient values from which a sparse step shares its rows between threads: rows of a
+/// large table are reached at random, and two cores overlap twice as many misses.
+const ROWS_PAR_MIN: usize = 1 << 15;
 
 impl<'a> RowUpdate<'a> {
-    /// The variable, the slots and the gradient, with each gradient row's ranges in them.
-    pub fn split(
+    /// The step of `g` (`rows.len()` rows of `width` values) on rows `rows` of `w` and rows
+    /// `slot_rows` of each slot; an error unless every row lies inside its buffer.
+    ///
+    /// # Safety
+    /// The entries of `rows` are distinct, and so are those of `slot_rows`: threads write
+    /// the rows of different gradient rows at the same time.
+    pub(crate) unsafe fn new(
+        w: &'a mut [f32],
+        rows: &'a [usize],
+        slots: &'a mut [Vec<f32>],
+        slot_rows: &'a [usize],
+        g: &'a [f32],
+        width: usize,
+    ) -> Result<Self> {
+        let fits = |buf: usize, rows: &[usize]| {
+            rows.iter().all(|&r| {
+                r.checked_add(1)
+                    .and_then(|e| e.checked_mul(width))
+                    .is_some_and(|e| e <= buf)
+            })
+        };
+        if rows.len() != slot_rows.len()
+            || Some(g.len()) != rows.len().checked_mul(width)
+            || !fits(w.len(), rows)
+            || !slots.iter().all(|s| fits(s.len(), slot_rows))
+        {
+            return Err(Error::invalid(
+                "apply_gradients",
+                format!(
+                    "sparse step of {} rows of width {width} does not fit a variable of {} \
+                     values",
+                    rows.len(),
+                    w.len()
+                ),
+            ));
+        }
+        Ok(RowUpdate {
+            w,
+            rows,
+            slots,
+            slot_rows,
+            g,
+            width,
+        })
+    }
+
+    /// Calls `f(variable row, [slot rows; N], gradient row)` for every gradient row, the
+    /// rows shared between threads when there are many (in any order: each call touches
+    /// rows of its own). An error naming `rule` unless the rule has `N` slots.
+    ///
+    /// `f` runs compiled for the best instruction set ([`ferroflow_core::with_best_isa`]):
+    /// mark it `#[inline(always)]`.
+    pub fn for_each_row<const N: usize>(
         self,
-    ) -> (
-        &'a mut [f32],
-        &'a mut [Vec<f32>],
-        &'a [f32],
-        impl Iterator<Item = RowRanges> + 'a,
-    ) {
+        rule: &'static str,
+        f: impl Fn(&mut [f32], [&mut [f32]; N], &[f32]) + Sync,
+    ) -> Result<()> {
         use ferroflow_core::prefetch::{prefetch_row, ROWS_AHEAD};
-        let (w, rows, slot_rows) = (self.width, self.rows, self.slot_rows);
-        // Rows of a large variable are reached at random: each is asked for a few rows
-        // before its turn (a hint; the address is never dereferenced).
-        let (base, slot_bases) = (
-            self.w.as_ptr(),
-            self.slots.iter().map(|s| s.as_ptr()).collect::<Vec<_>>(),
-        );
-        let ranges = rows
-            .iter()
-            .zip(slot_rows)
-            .enumerate()
-            .map(move |(k, (&r, &s))| {
-                if let (Some(&ahead), Some(&slot_ahead)) =
-                    (rows.get(k + ROWS_AHEAD), slot_rows.get(k + ROWS_AHEAD))
-                {
-                    prefetch_row(base, ahead, w);
-                    for &b in &slot_bases {
-                        prefetch_row(b, slot_ahead, w);
+        use ferroflow_core::SharedMut;
+        if self.slots.len() != N {
+            return Err(Error::invalid(
+                rule,
+                format!("a row step needs {N} slots, not {}", self.slots.len()),
+            ));
+        }
+        let (width, rows, slot_rows, g) = (self.width, self.rows, self.slot_rows, self.g);
+        let w = SharedMut(self.w.as_mut_ptr());
+        let slots: [SharedMut<f32>; N] =
+            std::array::from_fn(|i| SharedMut(self.slots[i].as_mut_ptr()));
+        let run = |part: std::ops::Range<usize>| {
+            ferroflow_core::with_best_isa(
+                #[inline(always)]
+                || {
+                    for k in part.clone() {
+                        // Rows of a large variable are reached at random: each is asked
+                        // for a few rows before its turn (a hint, never dereferenced).
+                        if let (Some(&ahead), Some(&slot_ahead)) =
+                            (rows.get(k + ROWS_AHEAD), slot_rows.get(k + ROWS_AHEAD))
+                        {
+                            prefetch_row(w.ptr(), ahead, width);
+                            for s in &slots {
+                                prefetch_row(s.ptr(), slot_ahead, width);
+                            }
+                        }
+                        let (r, s) = (rows[k] * width, slot_rows[k] * width);
+                        // SAFETY: `new` checked that every row lies inside its buffer,
+                        // which outlives this call (borrowed by `self`), and its caller
+                        // that rows (and slot rows) are distinct, so no other call, on
+                        // this thread or another, touches these rows meanwhile.
+                        let (wr, sr) = unsafe {
+                            (
+                                w.slice(&(r..r + width)),
+                                std::array::from_fn(|i| slots[i].slice(&(s..s + width))),
+                            )
+                        };
+                        f(wr, sr, &g[k * width..(k + 1) * width]);
                     }
-                }
-                (r * w..(r + 1) * w, s * w..(s + 1) * w, k * w..(k + 1) * w)
-            });
-        (self.w, self.slots, self.g, ranges)
+                },
+            )
+        };
+        ferroflow_core::for_each_row_block(rows.len(), width, ROWS_PAR_MIN, |elems| {
+            run(elems.start / width.max(1)..elems.end / width.max(1))
+        });
+        Ok(())
     }
 }
 
@@ -597,27 +663,17 @@ impl Optimizer {
         let mut w = take(v)?;
         let done = if let Some(reached) = self.row_slots.get_mut(&v.id()) {
             let slot_rows = reached.positions(&rows);
-            let u = RowUpdate {
-                w: &mut w,
-                rows: &rows,
-                slots: reached.buffers(),
-                slot_rows: &slot_rows,
-                g: &g,
-                width,
-            };
-            self.rule.update_rows(u, &lr, &step)
+            // SAFETY: `dedupe` made the rows distinct, and distinct rows have distinct
+            // slot positions.
+            let u =
+                unsafe { RowUpdate::new(&mut w, &rows, reached.buffers(), &slot_rows, &g, width) };
+            u.and_then(|u| self.rule.update_rows(u, &lr, &step))
         } else {
             let slot_vars = &self.slots[&v.id()];
             let mut slots = slot_vars.iter().map(take).collect::<Result<Vec<_>>>()?;
-            let u = RowUpdate {
-                w: &mut w,
-                rows: &rows,
-                slots: &mut slots,
-                slot_rows: &rows,
-                g: &g,
-                width,
-            };
-            let done = self.rule.update_rows(u, &lr, &step);
+            // SAFETY: `dedupe` made the rows distinct; dense slots have the variable's rows.
+            let u = unsafe { RowUpdate::new(&mut w, &rows, &mut slots, &rows, &g, width) };
+            let done = u.and_then(|u| self.rule.update_rows(u, &lr, &step));
             for (var, buf) in slot_vars.iter().zip(slots) {
                 var.assign(&Tensor::from_vec(buf, &shape)?)?;
             }
@@ -700,5 +756,70 @@ mod tests {
         }
         assert_eq!(opt.row_slots[&table.id()].reached(), 3);
         assert!(!opt.slots.contains_key(&table.id()));
+    }
+
+    /// Three sparse steps of `make()` on a 20,000 x 64 table (4,096 rows a step, enough to
+    /// share between threads), on the calling thread alone or on the pool.
+    fn three_steps(make: fn() -> Optimizer, one_thread: bool) -> Vec<f32> {
+        let table = Variable::new(
+            ferroflow_core::random::uniform(&[20_000, 64], -1.0, 1.0, DType::F32, Some(3)).unwrap(),
+        );
+        let mut opt = make();
+        for step in 0..3i64 {
+            let ids: Vec<i64> = (0..4096).map(|i| (i * 7 + step * 1_111) % 20_000).collect();
+            let values =
+                ferroflow_core::random::uniform(&[4096, 64], -1.0, 1.0, DType::F32, Some(9))
+                    .unwrap();
+            let grad = Gradient::Sparse(IndexedSlices {
+                indices: Tensor::from_vec(ids, &[4096]).unwrap(),
+                values,
+                dense_shape: vec![20_000, 64],
+            });
+            let apply = || opt.apply_gradients(&[Some(grad)], &[&table]).unwrap();
+            if one_thread {
+                ferroflow_core::on_calling_thread(apply);
+            } else {
+                apply();
+            }
+        }
+        table.read_untracked().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn row_steps_shared_between_threads_equal_one_thread_steps() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        for make in [|| Optimizer::lazy_adam(0.01), || Optimizer::adagrad(0.1)] {
+            let alone = three_steps(make, true);
+            let shared = pool.install(|| three_steps(make, false));
+            assert_eq!(alone, shared);
+        }
+    }
+
+    #[test]
+    fn row_updates_refuse_rows_outside_their_buffers_and_wrong_slot_counts() {
+        let (mut w, mut slots, g) = (vec![0.0f32; 8], vec![vec![0.0f32; 8]], vec![1.0f32; 4]);
+        // SAFETY (of each `new`): the rows are distinct.
+        let outside = unsafe { RowUpdate::new(&mut w, &[0, 4], &mut slots, &[0, 1], &g, 2) };
+        assert!(outside.is_err());
+        let slot_outside = unsafe { RowUpdate::new(&mut w, &[0, 1], &mut slots, &[0, 4], &g, 2) };
+        assert!(slot_outside.is_err());
+        let short_g = unsafe { RowUpdate::new(&mut w, &[0, 1, 2], &mut slots, &[0, 1, 2], &g, 2) };
+        assert!(short_g.is_err());
+        let u = unsafe { RowUpdate::new(&mut w, &[3, 1], &mut slots, &[0, 2], &g, 2) }.unwrap();
+        let err = u.for_each_row::<2>("Test", |_, _, _| {}).unwrap_err();
+        assert!(err.to_string().contains("needs 2 slots, not 1"), "{err}");
+        let u = unsafe { RowUpdate::new(&mut w, &[3, 1], &mut slots, &[0, 2], &g, 2) }.unwrap();
+        u.for_each_row("Test", |w, [s], g| {
+            for ((w, s), g) in w.iter_mut().zip(s.iter_mut()).zip(g) {
+                *w += g;
+                *s -= g;
+            }
+        })
+        .unwrap();
+        assert_eq!(w, [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(slots[0], [-1.0, -1.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0]);
     }
 }
