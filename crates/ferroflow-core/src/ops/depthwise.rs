@@ -8,8 +8,8 @@ use super::conv_epilogue::Epilogue;
 use crate::parallel::{num_threads, with_best_isa};
 use rayon::prelude::*;
 
-/// Output pixels per task (and per epilogue pass), so small feature maps stay on one
-/// thread and the epilogue finds its rows in cache.
+/// Output pixels per epilogue pass (so the epilogue finds its rows in cache), and the
+/// least a task takes while there are at least as many tasks as threads.
 const PIXELS_PER_TASK: usize = 64;
 
 /// Channels one accumulator block holds in registers across all taps of a pixel.
@@ -47,9 +47,14 @@ pub(crate) fn depthwise_forward(
             ep.apply(rows, cout, first * cout);
         }
     };
-    let work = pixels * cout * g.kh * g.kw;
-    if num_threads() > 1 && work >= 1 << 16 {
-        let per_task = pixels.div_ceil(num_threads() * 4).max(PIXELS_PER_TASK);
+    let (work, threads) = (pixels * cout * g.kh * g.kw, num_threads());
+    if threads > 1 && work >= 1 << 16 && pixels > 1 {
+        // Up to four tasks a thread, and a whole number of them per thread, so that a small
+        // map (49 or 196 pixels at batch 1) still gives every thread an equal share.
+        let tasks = (pixels / PIXELS_PER_TASK)
+            .clamp(1, threads * 4)
+            .next_multiple_of(threads);
+        let per_task = pixels.div_ceil(tasks);
         out.par_chunks_mut(per_task * cout)
             .enumerate()
             .for_each(|(t, dst)| chunk(t * per_task, dst));
@@ -353,6 +358,49 @@ fn for_each_tap_row(g: &Conv2dGeom, img: usize, oy: usize, mut f: impl FnMut(usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 3x3 same-padded depthwise geometry over `[n, h, w, c]`.
+    fn same_3x3(n: usize, h: usize, w: usize, c: usize) -> Conv2dGeom {
+        Conv2dGeom {
+            n,
+            h,
+            w,
+            cin: c,
+            kh: 3,
+            kw: 3,
+            cout: c,
+            groups: c,
+            oh: h,
+            ow: w,
+            stride: (1, 1),
+            dilation: (1, 1),
+            pad: (1, 1),
+        }
+    }
+
+    /// Small maps split between threads (tasks that end inside a row) give the one-thread
+    /// result exactly.
+    #[test]
+    fn maps_split_between_threads_equal_one_thread() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for (n, h, w, c) in [(1, 7, 7, 256), (1, 14, 14, 96), (2, 5, 9, 160)] {
+            let g = same_3x3(n, h, w, c);
+            let x: Vec<f32> = (0..n * h * w * c)
+                .map(|i| ((i * 7919) % 613) as f32 / 97.0 - 3.0)
+                .collect();
+            let wt: Vec<f32> = (0..9 * c)
+                .map(|i| ((i * 104_729) % 331) as f32 / 57.0 - 2.9)
+                .collect();
+            let alone = crate::parallel::on_calling_thread(|| {
+                depthwise_forward(&g, &x, &wt, &Epilogue::NONE)
+            });
+            let split = pool.install(|| depthwise_forward(&g, &x, &wt, &Epilogue::NONE));
+            assert_eq!(alone, split, "{n}x{h}x{w}x{c}");
+        }
+    }
 
     /// The vector run kernel gives exactly the portable kernel's sums (same taps, same
     /// order, fused multiply-adds in both), over run lengths, channel tails, strides and
