@@ -628,6 +628,37 @@ mod tests {
         }
     }
 
+    /// A float64 convolution with a caller's tile runs the tile on f32 values and keeps its
+    /// own dtype.
+    #[test]
+    fn tiled_epilogue_of_another_float_dtype_keeps_the_dtype() {
+        let x = crate::random::normal(&[1, 5, 5, 2], 0.0, 1.0, DType::F64, Some(1)).unwrap();
+        let f = crate::random::normal(&[3, 3, 2, 3], 0.0, 1.0, DType::F64, Some(2)).unwrap();
+        let double = |_: usize, t: &mut [f32]| t.iter_mut().for_each(|v| *v *= 2.0);
+        let got = x
+            .conv2d_fused(
+                &f,
+                (1, 1),
+                Padding::Same,
+                (1, 1),
+                ConvEpilogue::tiled(&double),
+            )
+            .unwrap();
+        assert_eq!(got.dtype(), DType::F64);
+        let want = x.conv2d(&f, (1, 1), Padding::Same, (1, 1)).unwrap();
+        for (g, w) in got
+            .to_vec::<f64>()
+            .unwrap()
+            .iter()
+            .zip(want.to_vec::<f64>().unwrap())
+        {
+            assert!(
+                (g - 2.0 * w).abs() < 1e-5 * (1.0 + w.abs()),
+                "{g} vs 2 x {w}"
+            );
+        }
+    }
+
     /// A bias that broadcasts and a recording tape both take the separate ops: the
     /// result and the gradients are those of conv2d + add + activation.
     #[test]

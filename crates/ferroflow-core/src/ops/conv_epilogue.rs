@@ -83,10 +83,11 @@ impl<'a> ConvEpilogue<'a> {
         let Some(tile) = self.tile else {
             return Ok(y);
         };
-        let shape = y.shape().to_vec();
+        // The tile works on f32 values; the result keeps the convolution's dtype.
+        let (shape, dtype) = (y.shape().to_vec(), y.dtype());
         let mut data = y.cast(DType::F32)?.contiguous().to_vec::<f32>()?;
         tile(0, &mut data);
-        Tensor::from_vec(data, &shape)
+        Tensor::from_vec(data, &shape)?.cast(dtype)
     }
 }
 
