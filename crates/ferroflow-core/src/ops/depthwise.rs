@@ -359,22 +359,25 @@ fn for_each_tap_row(g: &Conv2dGeom, img: usize, oy: usize, mut f: impl FnMut(usi
 mod tests {
     use super::*;
 
-    /// A 3x3 same-padded depthwise geometry over `[n, h, w, c]`.
-    fn same_3x3(n: usize, h: usize, w: usize, c: usize) -> Conv2dGeom {
+    /// A depthwise geometry over `[n, h, w, c]` with a `k`x`k` filter, stride `s` and
+    /// dilation `d`, padded by `(k - 1) * d / 2` on each side.
+    fn geom(n: usize, h: usize, w: usize, c: usize, k: usize, s: usize, d: usize) -> Conv2dGeom {
+        let pad = (k - 1) * d / 2;
+        let out = |len: usize| (len + 2 * pad - (k - 1) * d - 1) / s + 1;
         Conv2dGeom {
             n,
             h,
             w,
             cin: c,
-            kh: 3,
-            kw: 3,
+            kh: k,
+            kw: k,
             cout: c,
             groups: c,
-            oh: h,
-            ow: w,
-            stride: (1, 1),
-            dilation: (1, 1),
-            pad: (1, 1),
+            oh: out(h),
+            ow: out(w),
+            stride: (s, s),
+            dilation: (d, d),
+            pad: (pad, pad),
         }
     }
 
@@ -387,7 +390,7 @@ mod tests {
             .build()
             .unwrap();
         for (n, h, w, c) in [(1, 7, 7, 256), (1, 14, 14, 96), (2, 5, 9, 160)] {
-            let g = same_3x3(n, h, w, c);
+            let g = geom(n, h, w, c, 3, 1, 1);
             let x: Vec<f32> = (0..n * h * w * c)
                 .map(|i| ((i * 7919) % 613) as f32 / 97.0 - 3.0)
                 .collect();
@@ -415,23 +418,7 @@ mod tests {
             (1, 12, 30, 40, 5, 1, 1),
         ];
         for (n, h, w, c, k, s, d) in cases {
-            let pad = (k - 1) * d / 2;
-            let out = |len: usize| (len + 2 * pad - (k - 1) * d - 1) / s + 1;
-            let g = Conv2dGeom {
-                n,
-                h,
-                w,
-                cin: c,
-                kh: k,
-                kw: k,
-                cout: c,
-                groups: c,
-                oh: out(h),
-                ow: out(w),
-                stride: (s, s),
-                dilation: (d, d),
-                pad: (pad, pad),
-            };
+            let g = geom(n, h, w, c, k, s, d);
             let x: Vec<f32> = (0..n * h * w * c)
                 .map(|i| ((i * 7919) % 613) as f32 / 97.0 - 3.0)
                 .collect();
