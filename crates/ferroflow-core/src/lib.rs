@@ -37,6 +37,7 @@ pub use error::{Error, Result, ResultExt};
 pub use layout::Layout;
 pub use ops::binary::BinaryOp;
 pub use ops::compare::{CmpOp, LogicOp};
+pub use ops::conv_packed::PackedConvFilter;
 pub use ops::reduce::{Axes, ReduceOp};
 pub use ops::unary::UnaryOp;
 pub use parallel::{

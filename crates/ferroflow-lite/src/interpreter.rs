@@ -22,7 +22,7 @@ use ferroflow_core::ops::conv::Padding as CorePadding;
 use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::ops::remap::PadMode;
 use ferroflow_core::ops::slice::SliceArg;
-use ferroflow_core::{Axes, DType, Error, Result, ResultExt, Tensor, UnaryOp};
+use ferroflow_core::{Axes, DType, Error, PackedConvFilter, Result, ResultExt, Tensor, UnaryOp};
 use std::path::Path;
 use std::time::Instant;
 
@@ -35,6 +35,9 @@ pub struct Interpreter {
     consts: Vec<Option<Tensor>>,
     /// Per op: its filter in ferroflow's layout, when constant.
     filters: Vec<Option<Tensor>>,
+    /// Per op: a float convolution's constant filter packed for the packed kernel (when
+    /// the CPU has one and the op has no int8 kernel).
+    packed: Vec<Option<PackedConvFilter>>,
     /// Per op: whether it was computed at load (all its inputs are constants).
     folded: Vec<bool>,
     /// Per op: fused into a later op, so it does not run (unless every tensor is kept).
@@ -261,6 +264,7 @@ impl Interpreter {
             model,
             consts,
             filters: Vec::new(),
+            packed: Vec::new(),
             macs_per_row,
             custom: custom.clone(),
             max_op_macs: options.max_op_macs,
@@ -294,6 +298,9 @@ impl Interpreter {
         me.hybrid = (0..me.model.ops.len())
             .map(|k| InputQuantization::of_op(&me.model, k))
             .collect();
+        me.packed = (0..me.model.ops.len())
+            .map(|k| me.pack_filter(k))
+            .collect::<Result<_>>()?;
         Ok(me)
     }
 
@@ -364,6 +371,15 @@ impl Interpreter {
         match &self.consts[w] {
             Some(filter) => self.filter_layout(i, filter),
             None => Ok(None),
+        }
+    }
+
+    /// Op `k`'s constant filter packed, when it is a float convolution that runs.
+    fn pack_filter(&self, k: usize) -> Result<Option<PackedConvFilter>> {
+        let runs_in_float = !self.folded[k] && self.native[k].is_none();
+        match (&self.model.ops[k].op, &self.filters[k]) {
+            (Op::Conv2d { .. }, Some(f)) if runs_in_float => PackedConvFilter::new(f),
+            _ => Ok(None),
         }
     }
 
@@ -927,11 +943,13 @@ impl Interpreter {
                 apply(y, *act)?
             }
             Op::Conv2d { window, act } => {
-                let w = self.filter(k, vals)?;
                 let b = self.input(k, 2, vals)?;
                 let (ep, rest) = epilogue(b.as_ref(), *act, self.epilogue_act[k].filter(|_| fuse));
-                let y =
-                    x.conv2d_fused(&w, window.stride, pad(window.padding), window.dilation, ep)?;
+                let (s, p, d) = (window.stride, pad(window.padding), window.dilation);
+                let y = match self.packed.get(k) {
+                    Some(Some(w)) => x.conv2d_packed(w, s, p, d, ep)?,
+                    _ => x.conv2d_fused(&self.filter(k, vals)?, s, p, d, ep)?,
+                };
                 apply(y, rest)?
             }
             Op::DepthwiseConv2d { window, act, .. } => {

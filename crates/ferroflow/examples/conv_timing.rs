@@ -1,6 +1,8 @@
-//! Times one 2-D convolution (eager, best of 10):
+//! Times one 2-D convolution (eager, best of 50):
 //! `cargo run --release -p ferroflow --example conv_timing -- N H W CIN K COUT STRIDE`;
-//! COUT 0 times a depthwise convolution (channel multiplier 1) instead.
+//! COUT 0 times a depthwise convolution (channel multiplier 1) instead; with
+//! `FERROFLOW_PACKED=1` a convolution runs with its filter packed once
+//! ([`ff::PackedConvFilter`], where this CPU has the packed kernel).
 use ferroflow as ff;
 fn main() -> ff::Result<()> {
     let a: Vec<usize> = std::env::args()
@@ -18,12 +20,18 @@ fn main() -> ff::Result<()> {
         ff::random::normal(&[k, k, cin, cout], 0.0, 0.1, ff::DType::F32, Some(2))?
     };
     let same = ff::ops::conv::Padding::Same;
+    let packed = match std::env::var("FERROFLOW_PACKED").as_deref() {
+        Ok("1") if !depthwise => ff::PackedConvFilter::new(&f)?,
+        _ => None,
+    };
     let mut best = f64::INFINITY;
     let mut out = None;
-    for _ in 0..10 {
+    for _ in 0..50 {
         let t = std::time::Instant::now();
         out = Some(if depthwise {
             x.depthwise_conv2d(&f, (s, s), same, (1, 1))?
+        } else if let Some(p) = &packed {
+            x.conv2d_packed(p, (s, s), same, (1, 1), Default::default())?
         } else {
             x.conv2d(&f, (s, s), same, (1, 1))?
         });

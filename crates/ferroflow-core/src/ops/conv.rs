@@ -88,6 +88,41 @@ pub(crate) struct Conv2dGeom {
 }
 
 impl Conv2dGeom {
+    /// The geometry of an NHWC `input` and an HWIO `filter` (`[kh, kw, cin / groups,
+    /// cout]`, the group count inferred), checked: errors name `op` and both shapes.
+    pub fn new(
+        op: &'static str,
+        s: &[usize],
+        f: &[usize],
+        stride: (usize, usize),
+        padding: Padding,
+        dilation: (usize, usize),
+    ) -> Result<Self> {
+        if s.len() != 4 || f.len() != 4 {
+            return Err(Error::shapes(op, "needs a rank-4 input and filter", s, f));
+        }
+        if f[2] == 0 || !s[3].is_multiple_of(f[2]) || !f[3].is_multiple_of((s[3] / f[2]).max(1)) {
+            return Err(Error::shapes(op, "input channels must be a multiple of the filter's input channels, and output channels of the group count", s, f));
+        }
+        let (oh, pt) = conv_output(op, s[1], f[0], stride.0, dilation.0, padding, 0)?;
+        let (ow, pl) = conv_output(op, s[2], f[1], stride.1, dilation.1, padding, 1)?;
+        Ok(Conv2dGeom {
+            n: s[0],
+            h: s[1],
+            w: s[2],
+            cin: s[3],
+            kh: f[0],
+            kw: f[1],
+            cout: f[3],
+            groups: s[3] / f[2],
+            oh,
+            ow,
+            stride,
+            dilation,
+            pad: (pt, pl),
+        })
+    }
+
     /// Input channels per group (the filter's third dimension).
     pub fn cin_g(&self) -> usize {
         self.cin / self.groups
@@ -213,36 +248,17 @@ impl Tensor {
                 .cast(dt)?;
             return epilogue.apply_separately(y);
         }
-        if self.rank() != 4 || filter.rank() != 4 {
-            return Err(Error::shapes(
-                op,
-                "needs a rank-4 input and filter",
-                self.shape(),
-                filter.shape(),
-            ));
-        }
-        let (s, f) = (self.shape(), filter.shape());
-        if f[2] == 0 || s[3] % f[2] != 0 || f[3] % (s[3] / f[2]).max(1) != 0 {
-            return Err(Error::shapes(op, "input channels must be a multiple of the filter's input channels, and output channels of the group count", s, f));
-        }
-        let groups = s[3] / f[2];
-        let (oh, pt) = conv_output(op, s[1], f[0], strides.0, dilations.0, padding, 0)?;
-        let (ow, pl) = conv_output(op, s[2], f[1], strides.1, dilations.1, padding, 1)?;
-        let g = Conv2dGeom {
-            n: s[0],
-            h: s[1],
-            w: s[2],
-            cin: s[3],
-            kh: f[0],
-            kw: f[1],
-            cout: f[3],
-            groups,
-            oh,
-            ow,
-            stride: strides,
-            dilation: dilations,
-            pad: (pt, pl),
-        };
+        let g = Conv2dGeom::new(
+            op,
+            self.shape(),
+            filter.shape(),
+            strides,
+            padding,
+            dilations,
+        )?;
+        let (s, f, oh, ow) = (self.shape(), filter.shape(), g.oh, g.ow);
+        let (pt, pl) = g.pad;
+        let groups = g.groups;
         let x = self.contiguous_data::<f32>()?;
         let wt = filter.contiguous_data::<f32>()?;
         let observed = crate::trace::is_tracing() || crate::autodiff::is_recording();

@@ -107,6 +107,21 @@ impl Epilogue<'_> {
         tile: None,
     };
 
+    /// The bias, one per output channel.
+    pub(crate) fn bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+
+    /// The activation after the bias.
+    pub(crate) fn activation(&self) -> Option<UnaryOp> {
+        self.act
+    }
+
+    /// The caller's tile function, applied last.
+    pub(crate) fn tile(&self) -> Option<&TileFn<'_>> {
+        self.tile
+    }
+
     /// True when applying it changes nothing.
     pub fn is_identity(&self) -> bool {
         self.bias.is_none() && self.act.is_none() && self.tile.is_none()

@@ -10,6 +10,9 @@ pub mod compare;
 pub mod conv;
 pub mod conv_epilogue;
 mod conv_grad;
+pub mod conv_packed;
+#[cfg(target_arch = "x86_64")]
+mod conv_packed_avx512;
 pub mod conv_transpose;
 mod depthwise;
 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,558 @@
+//! Float convolutions with a filter packed once, for filters that do not change between
+//! calls (the constant filters of a TFLite or ONNX model). The general convolution
+//! lowers each tile to a patch matrix and hands it to a gemm that packs both operands on
+//! every call: at batch 1 the repacking of the filter costs about as much as the
+//! multiply-adds. Here the filter is laid out once in panels of output channels, and
+//! each register tile of output pixels reads its input pixels where they lie (one
+//! address per pixel and tap, a row of zeros for the padding): no patch matrix, no
+//! repacking, the bias and a ReLU/ReLU6 applied in registers. The same plan as XNNPACK's
+//! indirect gemm; on CPUs without AVX-512 the filter is not packed and the general
+//! kernel runs.
+
+use super::conv::{Conv2dGeom, Padding};
+use super::conv_epilogue::{ConvEpilogue, Epilogue};
+use super::unary::{ScalarFn, UnaryOp};
+use crate::parallel::{for_each_part, num_threads, with_best_isa, SharedMut};
+use crate::{DType, Error, Result, Tensor};
+
+#[cfg(target_arch = "x86_64")]
+use super::conv_packed_avx512::{self as kernel, Tile, MR};
+#[cfg(not(target_arch = "x86_64"))]
+const MR: usize = 8;
+
+/// Output channels of a sliver of the packed filter (one vector).
+const SLIVER: usize = 16;
+/// Tiles of output pixels a task computes before moving to the next slivers: their input
+/// rows stay in L2 across the slivers, each pair of slivers in L1 across the tiles.
+const CHUNK_TILES: usize = 16;
+/// A float convolution filter (HWIO, one group) packed for [`Tensor::conv2d_packed`].
+#[derive(Clone)]
+pub struct PackedConvFilter {
+    /// The filter as given, for the general kernel when the packed one cannot run.
+    filter: Tensor,
+    /// Per sliver of [`SLIVER`] output channels (zeros past `cout`): per tap, per input
+    /// channel, the sliver's filter values.
+    slivers: Vec<f32>,
+}
+
+impl std::fmt::Debug for PackedConvFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedConvFilter")
+            .field("shape", &self.filter.shape())
+            .finish()
+    }
+}
+
+impl PackedConvFilter {
+    /// Packs an f32 `[kh, kw, cin, cout]` filter; `None` when this CPU has no packed
+    /// kernel (no AVX-512) or the filter is not f32, in which case
+    /// [`Tensor::conv2d_fused`] is the way to run it.
+    pub fn new(filter: &Tensor) -> Result<Option<Self>> {
+        if filter.rank() != 4 {
+            return Err(Error::invalid(
+                "conv2d",
+                format!(
+                    "a packed filter needs rank 4, got shape {:?}",
+                    filter.shape()
+                ),
+            ));
+        }
+        if filter.dtype() != DType::F32 || !has_kernel() {
+            return Ok(None);
+        }
+        let f = filter.shape();
+        let (rows, cout) = (f[0] * f[1] * f[2], f[3]);
+        let len = rows
+            .checked_mul(cout.next_multiple_of(SLIVER))
+            .ok_or_else(|| Error::invalid("conv2d", format!("filter {f:?} is too large")))?;
+        let w = filter.contiguous_data::<f32>()?;
+        let mut slivers = Vec::new();
+        slivers
+            .try_reserve_exact(len)
+            .map_err(|_| Error::invalid("conv2d", format!("no memory to pack filter {f:?}")))?;
+        for c0 in (0..cout).step_by(SLIVER) {
+            for row in w.chunks_exact(cout) {
+                slivers.extend((c0..c0 + SLIVER).map(|c| row.get(c).copied().unwrap_or(0.0)));
+            }
+        }
+        Ok(Some(PackedConvFilter {
+            filter: filter.clone(),
+            slivers,
+        }))
+    }
+
+    /// The filter as given (`[kh, kw, cin, cout]`).
+    pub fn filter(&self) -> &Tensor {
+        &self.filter
+    }
+}
+
+/// Whether this CPU has the packed kernel.
+fn has_kernel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::parallel::has_avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+impl Tensor {
+    /// [`Tensor::conv2d_fused`] with a packed filter (one group): the same result, faster
+    /// for a filter used on many calls. Under a recording tape or a tracer, and for an
+    /// input that is not f32, it runs as `conv2d_fused` with the filter as given.
+    pub fn conv2d_packed(
+        &self,
+        filter: &PackedConvFilter,
+        strides: (usize, usize),
+        padding: Padding,
+        dilations: (usize, usize),
+        epilogue: ConvEpilogue<'_>,
+    ) -> Result<Tensor> {
+        let op = "conv2d";
+        let f = &filter.filter;
+        let observed = crate::trace::is_tracing() || crate::autodiff::is_recording();
+        let ep = epilogue.kernel_form(f.shape()[3]);
+        let (Some(ep), false, DType::F32) = (ep, observed, self.dtype()) else {
+            return self.conv2d_fused(f, strides, padding, dilations, epilogue);
+        };
+        let g = Conv2dGeom::new(op, self.shape(), f.shape(), strides, padding, dilations)?;
+        if g.groups != 1 {
+            return self.conv2d_fused(f, strides, padding, dilations, epilogue);
+        }
+        let x = self.contiguous_data::<f32>()?;
+        let out = forward(&g, &x, &filter.slivers, &ep);
+        Tensor::from_vec(out, &[g.n, g.oh, g.ow, g.cout])
+    }
+}
+
+/// How the output is cut between threads: tiles of pixels (as even as [`MR`] allows) by
+/// slivers of channels, one block of either per thread.
+struct Plan {
+    /// Output pixels.
+    m: usize,
+    tiles: usize,
+    slivers: usize,
+    /// Blocks of tiles and of slivers.
+    tile_parts: usize,
+    sliver_parts: usize,
+}
+
+impl Plan {
+    fn new(g: &Conv2dGeom, full_rows: bool) -> Plan {
+        let m = g.n * g.oh * g.ow;
+        let tiles = m.div_ceil(MR);
+        let slivers = g.cout.div_ceil(SLIVER);
+        // One block per thread, block `p` on worker `p` ([`for_each_part`]): the pixels a
+        // layer leaves in a core's cache are the ones that core reads next. A block reads
+        // its tiles' input rows and its slivers' filter values: cut the larger of the two
+        // so that each thread reads only its share of it.
+        let threads = num_threads().max(1);
+        let rows = g.kh * g.kw * g.cin;
+        let by_slivers = !full_rows && rows * g.cout > m * rows && slivers >= threads;
+        let (tile_parts, sliver_parts) = if by_slivers {
+            (1, threads)
+        } else {
+            (threads.min(tiles).max(1), 1)
+        };
+        Plan {
+            m,
+            tiles,
+            slivers,
+            tile_parts,
+            sliver_parts,
+        }
+    }
+
+    /// Pixels of tile `t`: the tiles share the pixels as evenly as possible.
+    fn tile_pixels(&self, t: usize) -> std::ops::Range<usize> {
+        t * self.m / self.tiles..(t + 1) * self.m / self.tiles
+    }
+
+    fn parts(&self) -> usize {
+        self.tile_parts * self.sliver_parts
+    }
+
+    /// The tiles and slivers of block `p`.
+    fn block(&self, p: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (t, s) = (p / self.sliver_parts, p % self.sliver_parts);
+        let even = |i: usize, parts: usize, n: usize| i * n / parts..(i + 1) * n / parts;
+        (
+            even(t, self.tile_parts, self.tiles),
+            even(s, self.sliver_parts, self.slivers),
+        )
+    }
+}
+
+/// The convolution into a new `[pixels, cout]` buffer.
+fn forward(g: &Conv2dGeom, x: &[f32], slivers: &[f32], ep: &Epilogue<'_>) -> Vec<f32> {
+    let plan = Plan::new(g, ep.tile().is_some());
+    let mut out = crate::alloc::overwritable::<f32>(plan.m * g.cout);
+    if out.is_empty() {
+        return out;
+    }
+    let mut bias = vec![0.0f32; g.cout.next_multiple_of(SLIVER)];
+    if let Some(b) = ep.bias() {
+        bias[..g.cout].copy_from_slice(b);
+    }
+    let clamp = match ep.activation() {
+        Some(UnaryOp::Relu) => Some((0.0, f32::INFINITY)),
+        Some(UnaryOp::Relu6) => Some((0.0, 6.0)),
+        _ => None,
+    };
+    let zeros = vec![0.0f32; g.kw * g.cin];
+    let run = Run {
+        g,
+        x,
+        slivers,
+        bias: &bias,
+        clamp,
+        zeros: &zeros,
+        ep,
+        plan: &plan,
+        out: SharedMut(out.as_mut_ptr()),
+    };
+    let parts = plan.parts();
+    if parts > 1 {
+        for_each_part(parts, |p| run.block(p));
+    } else {
+        run.block(0);
+    }
+    out
+}
+
+/// One call's operands, shared by its blocks.
+struct Run<'a> {
+    g: &'a Conv2dGeom,
+    x: &'a [f32],
+    slivers: &'a [f32],
+    bias: &'a [f32],
+    clamp: Option<(f32, f32)>,
+    zeros: &'a [f32],
+    ep: &'a Epilogue<'a>,
+    plan: &'a Plan,
+    out: SharedMut<f32>,
+}
+
+/// Where a chunk's input rows come from.
+struct Rows {
+    /// Per tile of the chunk, per tap: one address per pixel.
+    addresses: Vec<[*const f32; MR]>,
+    /// Copies of the taps of pixels whose window crosses the left or right border, with
+    /// zeros in the padding.
+    border: Vec<f32>,
+}
+
+impl Run<'_> {
+    /// The taps a tile reads and the input values per tap. Without dilation along the
+    /// width, a filter row's taps read one contiguous run of `kw * cin` inputs (the
+    /// packed filter's order): a tap per filter row, which spares a small `cin` (the 3
+    /// channels of an image) the loop overhead of a tap per filter position.
+    fn taps_and_depth(&self) -> (usize, usize) {
+        let g = self.g;
+        if g.dilation.1 == 1 {
+            (g.kh, g.kw * g.cin)
+        } else {
+            (g.kh * g.kw, g.cin)
+        }
+    }
+
+    /// Block `p` of the plan.
+    fn block(&self, p: usize) {
+        let (plan, g) = (self.plan, self.g);
+        let (tiles, slivers) = plan.block(p);
+        if tiles.is_empty() || slivers.is_empty() {
+            return;
+        }
+        let cols = slivers.start * SLIVER..(slivers.end * SLIVER).min(g.cout);
+        let (taps, depth) = self.taps_and_depth();
+        let mut rows = Rows {
+            addresses: vec![[std::ptr::null::<f32>(); MR]; taps * CHUNK_TILES],
+            border: Vec::new(),
+        };
+        let mut t0 = tiles.start;
+        while t0 < tiles.end {
+            let chunk = t0..(t0 + CHUNK_TILES).min(tiles.end);
+            let pixels = plan.tile_pixels(chunk.start).start..plan.tile_pixels(chunk.end - 1).end;
+            self.input_rows(chunk.clone(), &mut rows);
+            let mut s = slivers.start;
+            while s < slivers.end {
+                let pair = s + 2 <= slivers.end;
+                for (i, t) in chunk.clone().enumerate() {
+                    let addresses = &rows.addresses[i * taps..(i + 1) * taps];
+                    self.tile(plan.tile_pixels(t), addresses, depth, s, pair);
+                }
+                s += if pair { 2 } else { 1 };
+            }
+            self.finish(pixels, cols.clone());
+            t0 = chunk.end;
+        }
+    }
+
+    /// Fills `rows` for the tiles `chunk`: per tile, per tap, the address of each pixel's `depth` inputs for that tap (the
+    /// zero row in the padding, a copy for a window across the left or right border).
+    fn input_rows(&self, chunk: std::ops::Range<usize>, rows: &mut Rows) {
+        let g = self.g;
+        let (sh, sw) = g.stride;
+        let (dh, dw) = g.dilation;
+        let (pt, pl) = g.pad;
+        let (taps, depth) = self.taps_and_depth();
+        let row_taps = taps == g.kh;
+        // Output columns whose window lies inside the input's width (with row taps).
+        let inside = |ox: usize| ox * sw >= pl && ox * sw - pl + g.kw <= g.w;
+        let borders = if row_taps {
+            (0..g.ow).filter(|&ox| !inside(ox)).count()
+        } else {
+            0
+        };
+        let plan = self.plan;
+        let pixels = plan.tile_pixels(chunk.start).start..plan.tile_pixels(chunk.end - 1).end;
+        rows.border.clear();
+        let most = pixels.len().min(borders * (pixels.len() / g.ow.max(1) + 2));
+        rows.border.resize(most * taps * depth, 0.0);
+        let mut used = 0;
+        for (i, t) in chunk.enumerate() {
+            let tile = plan.tile_pixels(t);
+            let (mut img, rest) = (tile.start / (g.oh * g.ow), tile.start % (g.oh * g.ow));
+            let (mut oy, mut ox) = (rest / g.ow, rest % g.ow);
+            for r in 0..tile.len() {
+                if r > 0 {
+                    ox += 1;
+                    if ox == g.ow {
+                        (ox, oy) = (0, oy + 1);
+                        if oy == g.oh {
+                            (oy, img) = (0, img + 1);
+                        }
+                    }
+                }
+                let copy = row_taps && !inside(ox);
+                for ky in 0..g.kh {
+                    let iy = (oy * sh + ky * dh).checked_sub(pt).filter(|&y| y < g.h);
+                    let row = |ix: usize| ((img * g.h + iy.unwrap_or(0)) * g.w + ix) * g.cin;
+                    if row_taps {
+                        let address = match iy {
+                            None => self.zeros.as_ptr(),
+                            Some(_) if !copy => self.x[row(ox * sw - pl)..].as_ptr(),
+                            Some(_) => {
+                                let dst = &mut rows.border[used * depth..(used + 1) * depth];
+                                for (kx, d) in dst.chunks_exact_mut(g.cin).enumerate() {
+                                    match (ox * sw + kx).checked_sub(pl).filter(|&x| x < g.w) {
+                                        Some(ix) => d.copy_from_slice(&self.x[row(ix)..][..g.cin]),
+                                        None => d.fill(0.0),
+                                    }
+                                }
+                                used += 1;
+                                dst.as_ptr()
+                            }
+                        };
+                        rows.addresses[i * taps + ky][r] = address;
+                    } else {
+                        for kx in 0..g.kw {
+                            let ix = (ox * sw + kx * dw).checked_sub(pl).filter(|&x| x < g.w);
+                            rows.addresses[i * taps + ky * g.kw + kx][r] = match (iy, ix) {
+                                (Some(_), Some(ix)) => self.x[row(ix)..].as_ptr(),
+                                _ => self.zeros.as_ptr(),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Computes the register tile of `pixels` by sliver `s` (and `s + 1` when `pair`).
+    #[allow(unused_variables)]
+    fn tile(
+        &self,
+        pixels: std::ops::Range<usize>,
+        rows: &[[*const f32; MR]],
+        depth: usize,
+        s: usize,
+        pair: bool,
+    ) {
+        let g = self.g;
+        #[cfg(target_arch = "x86_64")]
+        {
+            let sliver_len = g.kh * g.kw * g.cin * SLIVER;
+            let c0 = s * SLIVER;
+            let last = if pair { c0 + SLIVER } else { c0 };
+            let t = Tile {
+                rows,
+                depth,
+                sliver: self.slivers[s * sliver_len..].as_ptr(),
+                sliver_len,
+                bias: self.bias[c0..].as_ptr(),
+                clamp: self.clamp,
+                out: self.out.ptr().wrapping_add(pixels.start * g.cout + c0),
+                out_stride: g.cout,
+                last_lanes: (g.cout - last).min(SLIVER),
+            };
+            macro_rules! dispatch {
+                ($($m:literal)*) => {
+                    match (pixels.len(), pair) {
+                        $(
+                            // SAFETY: the packed kernel exists only on AVX-512 CPUs; every
+                            // row address points at `depth` floats (input pixels, the zero
+                            // row or a copied patch); the slivers hold `sliver_len` values
+                            // each and the bias is padded to whole slivers; the tile's
+                            // outputs lie inside `out`, written by this block alone.
+                            ($m, true) => unsafe { kernel::run::<$m, 2>(&t) },
+                            ($m, false) => unsafe { kernel::run::<$m, 1>(&t) },
+                        )*
+                        _ => unreachable!("a tile has 1 to {MR} pixels"),
+                    }
+                };
+            }
+            dispatch!(1 2 3 4 5 6 7 8);
+        }
+    }
+
+    /// The epilogue steps the kernel does not do in registers, on the finished outputs of
+    /// `pixels` and channels `cols`: an activation other than ReLU/ReLU6, then the tile
+    /// function (the plan gives a block whole rows when there is one).
+    fn finish(&self, pixels: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+        let cout = self.g.cout;
+        if let (Some(act), None) = (self.ep.activation(), self.clamp) {
+            for p in pixels.clone() {
+                // SAFETY: the pixels and channels are this block's, inside the output.
+                let seg = unsafe {
+                    self.out
+                        .slice(&(p * cout + cols.start..p * cout + cols.end))
+                };
+                act.with_fn::<f32, _>(InPlace(seg));
+            }
+        }
+        if let Some(tile) = self.ep.tile() {
+            // SAFETY: with a tile function every block has whole rows (the plan).
+            let rows = unsafe { self.out.slice(&(pixels.start * cout..pixels.end * cout)) };
+            tile(pixels.start * cout, rows);
+        }
+    }
+}
+
+/// Applies an activation's scalar function to a slice in place.
+struct InPlace<'a>(&'a mut [f32]);
+
+impl ScalarFn<f32> for InPlace<'_> {
+    type Output = ();
+
+    fn apply<F: Fn(f32) -> f32 + Send + Sync + Copy>(self, _cost: usize, f: F) {
+        let v = self.0;
+        with_best_isa(
+            #[inline(always)]
+            move || v.iter_mut().for_each(|v| *v = f(*v)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::normal;
+
+    fn close(got: &Tensor, want: &Tensor, what: &str) {
+        assert_eq!(got.shape(), want.shape(), "{what}");
+        let (g, w) = (got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+        for (i, (g, w)) in g.iter().zip(&w).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "{what}: element {i}: {g} vs {w}"
+            );
+        }
+    }
+
+    /// Every geometry (pointwise, strided, padded, dilated; pixel counts that leave short
+    /// tiles; channel counts that leave narrow and masked panels), with each epilogue
+    /// step, on one and three threads, gives the general kernel's result.
+    #[test]
+    fn packed_convolutions_equal_the_general_kernel() {
+        let cases = [
+            ([1, 7, 7, 40], [1, 1, 40, 70], (1, 1), Padding::Same, (1, 1)),
+            ([2, 5, 3, 3], [3, 3, 3, 32], (2, 2), Padding::Same, (1, 1)),
+            ([1, 9, 11, 5], [3, 3, 5, 17], (1, 1), Padding::Valid, (1, 1)),
+            (
+                [1, 10, 9, 4],
+                [3, 2, 4, 48],
+                (2, 1),
+                Padding::Explicit([1, 0, 2, 1]),
+                (1, 1),
+            ),
+            ([1, 12, 12, 6], [3, 3, 6, 1], (1, 1), Padding::Same, (2, 3)),
+            (
+                [3, 1, 1, 16],
+                [1, 1, 16, 96],
+                (1, 1),
+                Padding::Valid,
+                (1, 1),
+            ),
+            (
+                [1, 20, 20, 24],
+                [1, 1, 24, 144],
+                (1, 1),
+                Padding::Valid,
+                (1, 1),
+            ),
+        ];
+        let acts = [
+            None,
+            Some(UnaryOp::Relu),
+            Some(UnaryOp::Relu6),
+            Some(UnaryOp::Tanh),
+        ];
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for (xs, fs, s, p, d) in cases {
+                    let x = normal(&xs, 0.0, 3.0, DType::F32, Some(1)).unwrap();
+                    let f = normal(&fs, 0.0, 1.0, DType::F32, Some(2)).unwrap();
+                    let b = normal(&[fs[3]], 0.0, 1.0, DType::F32, Some(3)).unwrap();
+                    let Some(packed) = PackedConvFilter::new(&f).unwrap() else {
+                        return; // no packed kernel on this CPU
+                    };
+                    for act in acts {
+                        for bias in [None, Some(&b)] {
+                            let ep = ConvEpilogue::new(bias, act);
+                            let got = x.conv2d_packed(&packed, s, p, d, ep).unwrap();
+                            let want = x.conv2d_fused(&f, s, p, d, ep).unwrap();
+                            let what = format!("{xs:?} {fs:?} {act:?} bias {}", bias.is_some());
+                            close(&got, &want, &what);
+                        }
+                    }
+                    let double = |_: usize, t: &mut [f32]| t.iter_mut().for_each(|v| *v *= 2.0);
+                    let ep = ConvEpilogue {
+                        tile: Some(&double),
+                        ..ConvEpilogue::new(Some(&b), Some(UnaryOp::Relu))
+                    };
+                    let got = x.conv2d_packed(&packed, s, p, d, ep).unwrap();
+                    let want = x.conv2d_fused(&f, s, p, d, ep).unwrap();
+                    close(&got, &want, &format!("{xs:?} {fs:?} with a tile"));
+                }
+            });
+        }
+    }
+
+    /// What the packed kernel cannot take runs the general one: grouped inputs, another
+    /// dtype, a recording tape (whose gradients are then those of the filter as given).
+    #[test]
+    fn packed_filters_fall_back_where_the_kernel_does_not_apply() {
+        let f = normal(&[3, 3, 2, 4], 0.0, 1.0, DType::F32, Some(2)).unwrap();
+        let Some(packed) = PackedConvFilter::new(&f).unwrap() else {
+            return;
+        };
+        let grouped = normal(&[1, 6, 6, 4], 0.0, 1.0, DType::F32, Some(1)).unwrap();
+        let ep = ConvEpilogue::default();
+        let got = grouped.conv2d_packed(&packed, (1, 1), Padding::Same, (1, 1), ep);
+        let want = grouped.conv2d(&f, (1, 1), Padding::Same, (1, 1));
+        close(&got.unwrap(), &want.unwrap(), "two groups");
+        let wrong = normal(&[1, 6, 6, 3], 0.0, 1.0, DType::F32, Some(1)).unwrap();
+        let err = wrong.conv2d_packed(&packed, (1, 1), Padding::Same, (1, 1), ep);
+        assert!(err.unwrap_err().to_string().contains("[1, 6, 6, 3]"));
+        assert!(PackedConvFilter::new(&f.cast(DType::F64).unwrap())
+            .unwrap()
+            .is_none());
+        assert!(
+            PackedConvFilter::new(&normal(&[3, 4], 0.0, 1.0, DType::F32, None).unwrap()).is_err()
+        );
+    }
+}
