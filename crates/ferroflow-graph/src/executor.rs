@@ -3,8 +3,10 @@
 //! size reuses them; fused kernels write over a dying input's buffer when they own it.
 
 use crate::graph::{Graph, NodeKind, Value};
+use ferroflow_core::ops::conv::Padding;
 use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
-use ferroflow_core::{Error, Result, Tensor, Variable};
+use ferroflow_core::trace::OpKind;
+use ferroflow_core::{Error, PackedConvFilter, Result, Tensor, Variable};
 
 /// A graph with its liveness precomputed.
 pub struct Plan {
@@ -21,6 +23,9 @@ pub struct Plan {
     donations: Vec<Vec<Variable>>,
     peak_bytes: usize,
     total_bytes: usize,
+    /// For each convolution (alone or a fused node's prologue) of one group whose filter
+    /// is a constant: the filter packed once, for the packed kernel.
+    packed: Vec<Option<PackedConvFilter>>,
 }
 
 impl Plan {
@@ -58,6 +63,7 @@ impl Plan {
             }
         }
         let donations = donations(&graph, &base, &last);
+        let packed = graph.nodes.iter().map(|n| pack_filter(&graph, n)).collect();
         let mut plan = Plan {
             graph,
             base,
@@ -67,6 +73,7 @@ impl Plan {
             donations,
             peak_bytes: 0,
             total_bytes: 0,
+            packed,
         };
         plan.measure();
         plan
@@ -168,13 +175,23 @@ impl Plan {
                     vec![]
                 }
                 NodeKind::Host(f) => vec![f()?],
+                NodeKind::Op {
+                    kind: OpKind::Conv2d(spec),
+                    ..
+                } if self.packed[i].is_some() => {
+                    self.donate(i);
+                    let f = self.packed[i].as_ref().expect("checked");
+                    let padding = Padding::Explicit(spec.pads);
+                    let ep = ConvEpilogue::default();
+                    vec![ins[0].conv2d_packed(f, spec.strides, padding, spec.dilations, ep)?]
+                }
                 NodeKind::Op { replay, .. } => {
                     self.donate(i);
                     replay(ins)?
                 }
                 NodeKind::Fused(k) => {
                     self.donate(i);
-                    vec![run_fused(k, ins)?]
+                    vec![run_fused(k, ins, self.packed[i].as_ref())?]
                 }
             };
             for (k, t) in outs.into_iter().enumerate() {
@@ -202,22 +219,45 @@ impl Plan {
 /// Bytes of intermediates from which a plan runs on a worker thread.
 const HOP_MIN_BYTES: usize = 1 << 20;
 
+/// The filter of convolution node `n` packed, when it has one group and its filter is a
+/// constant (`None` also where this CPU has no packed kernel).
+fn pack_filter(graph: &Graph, n: &crate::graph::Node) -> Option<PackedConvFilter> {
+    let spec = match &n.kind {
+        NodeKind::Op {
+            kind: OpKind::Conv2d(spec),
+            ..
+        } => *spec,
+        NodeKind::Fused(k) => k.prologue.as_ref().and_then(|p| p.conv)?,
+        _ => return None,
+    };
+    let filter = n.inputs.get(1)?;
+    match &graph.nodes[filter.node].kind {
+        NodeKind::Const(f) if spec.groups == 1 && f.rank() == 4 => {
+            PackedConvFilter::new(f).ok().flatten()
+        }
+        _ => None,
+    }
+}
+
 /// Runs a fused node: its prologue first, then the kernel, written over the buffer of a
-/// dying same-shaped input that it solely owns (the prologue's output, or any other).
-fn run_fused(k: &crate::fused::FusedKernel, mut ins: Vec<Tensor>) -> Result<Tensor> {
+/// dying same-shaped input that it solely owns (the prologue's output, or any other). A
+/// convolution prologue runs with `packed`, its filter packed, when there is one.
+fn run_fused(
+    k: &crate::fused::FusedKernel,
+    mut ins: Vec<Tensor>,
+    packed: Option<&PackedConvFilter>,
+) -> Result<Tensor> {
     use crate::fused::Access;
     if let Some(spec) = k.prologue.as_ref().and_then(|p| p.conv) {
         if k.reduce.is_none() && k.access[0] == Access::Same {
             let rest = ins.split_off(2);
-            let padding = ferroflow_core::ops::conv::Padding::Explicit(spec.pads);
+            let (s, padding, d) = (spec.strides, Padding::Explicit(spec.pads), spec.dilations);
             return k.run_as_epilogue(&rest, |tile| {
-                ins[0].conv2d_fused(
-                    &ins[1],
-                    spec.strides,
-                    padding,
-                    spec.dilations,
-                    ConvEpilogue::tiled(tile),
-                )
+                let ep = ConvEpilogue::tiled(tile);
+                match packed {
+                    Some(f) => ins[0].conv2d_packed(f, s, padding, d, ep),
+                    None => ins[0].conv2d_fused(&ins[1], s, padding, d, ep),
+                }
             });
         }
     }

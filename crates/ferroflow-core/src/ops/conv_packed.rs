@@ -14,6 +14,7 @@ use super::conv_epilogue::{ConvEpilogue, Epilogue};
 use super::unary::{ScalarFn, UnaryOp};
 use crate::parallel::{for_each_part, num_threads, with_best_isa, SharedMut};
 use crate::{DType, Error, Result, Tensor};
+use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::conv_packed_avx512::{self as kernel, Tile, MR};
@@ -25,6 +26,12 @@ const SLIVER: usize = 16;
 /// Tiles of output pixels a task computes before moving to the next slivers: their input
 /// rows stay in L2 across the slivers, each pair of slivers in L1 across the tiles.
 const CHUNK_TILES: usize = 16;
+/// Bytes of a pair of slivers up to which a tile computes all its channels before the
+/// next tile (rather than a pair of slivers for all the chunk's tiles before the next).
+const SLIVERS_IN_L1_BYTES: usize = 16 << 10;
+/// Output bytes from which threads take chunks of tiles as they come free instead of one
+/// fixed block each.
+const SHARED_MIN_BYTES: usize = 8 << 20;
 /// A float convolution filter (HWIO, one group) packed for [`Tensor::conv2d_packed`].
 #[derive(Clone)]
 pub struct PackedConvFilter {
@@ -97,8 +104,9 @@ fn has_kernel() -> bool {
 
 impl Tensor {
     /// [`Tensor::conv2d_fused`] with a packed filter (one group): the same result, faster
-    /// for a filter used on many calls. Under a recording tape or a tracer, and for an
-    /// input that is not f32, it runs as `conv2d_fused` with the filter as given.
+    /// for a filter used on many calls. Under a recording tape or a tracer, for an input
+    /// that is not f32 and for a pointwise convolution with an output of more than 8 MiB,
+    /// it runs as `conv2d_fused` with the filter as given.
     pub fn conv2d_packed(
         &self,
         filter: &PackedConvFilter,
@@ -115,7 +123,12 @@ impl Tensor {
             return self.conv2d_fused(f, strides, padding, dilations, epilogue);
         };
         let g = Conv2dGeom::new(op, self.shape(), f.shape(), strides, padding, dilations)?;
-        if g.groups != 1 {
+        // A pointwise convolution needs no patches, and the general kernel's gemm packs
+        // its operands well over many pixels: it was faster for outputs beyond the caches
+        // (batch 16 through MobileNetV2).
+        let out_bytes = 4 * g.n * g.oh * g.ow * g.cout;
+        let general_pointwise = g.is_pointwise() && out_bytes > SHARED_MIN_BYTES;
+        if g.groups != 1 || general_pointwise {
             return self.conv2d_fused(f, strides, padding, dilations, epilogue);
         }
         let x = self.contiguous_data::<f32>()?;
@@ -211,15 +224,29 @@ fn forward(g: &Conv2dGeom, x: &[f32], slivers: &[f32], ep: &Epilogue<'_>) -> Vec
         out: SharedMut(out.as_mut_ptr()),
     };
     let parts = plan.parts();
-    if parts > 1 {
-        for_each_part(parts, |p| run.block(p));
+    let all_slivers = 0..plan.slivers;
+    if parts > 1 && plan.sliver_parts == 1 && 4 * plan.m * g.cout > SHARED_MIN_BYTES {
+        // An output too large for the cores' caches: nothing to keep near a core, so the
+        // threads share chunks as they come free (page faults on a new buffer and other
+        // processes slow one thread more than another).
+        let chunks = plan.tiles.div_ceil(CHUNK_TILES);
+        (0..chunks).into_par_iter().for_each(|c| {
+            let tiles = c * CHUNK_TILES..((c + 1) * CHUNK_TILES).min(plan.tiles);
+            run.tiles(tiles, all_slivers.clone())
+        });
+    } else if parts > 1 {
+        for_each_part(parts, |p| {
+            let (tiles, slivers) = plan.block(p);
+            run.tiles(tiles, slivers)
+        });
     } else {
-        run.block(0);
+        run.tiles(0..plan.tiles, all_slivers);
     }
     out
 }
 
 /// One call's operands, shared by its blocks.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Run<'a> {
     g: &'a Conv2dGeom,
     x: &'a [f32],
@@ -255,10 +282,9 @@ impl Run<'_> {
         }
     }
 
-    /// Block `p` of the plan.
-    fn block(&self, p: usize) {
+    /// Output tiles `tiles` by slivers `slivers`.
+    fn tiles(&self, tiles: std::ops::Range<usize>, slivers: std::ops::Range<usize>) {
         let (plan, g) = (self.plan, self.g);
-        let (tiles, slivers) = plan.block(p);
         if tiles.is_empty() || slivers.is_empty() {
             return;
         }
@@ -273,14 +299,30 @@ impl Run<'_> {
             let chunk = t0..(t0 + CHUNK_TILES).min(tiles.end);
             let pixels = plan.tile_pixels(chunk.start).start..plan.tile_pixels(chunk.end - 1).end;
             self.input_rows(chunk.clone(), &mut rows);
-            let mut s = slivers.start;
-            while s < slivers.end {
-                let pair = s + 2 <= slivers.end;
-                for (i, t) in chunk.clone().enumerate() {
-                    let addresses = &rows.addresses[i * taps..(i + 1) * taps];
-                    self.tile(plan.tile_pixels(t), addresses, depth, s, pair);
+            // Pairs of slivers (a last single one) of the range.
+            let pairs = (slivers.start..slivers.end)
+                .step_by(2)
+                .map(|s| (s, s + 2 <= slivers.end));
+            let spans: [_; CHUNK_TILES] =
+                std::array::from_fn(|i| plan.tile_pixels((chunk.start + i).min(chunk.end - 1)));
+            let tile = |i: usize, _: usize, (s, pair): (usize, bool)| {
+                let addresses = &rows.addresses[i * taps..(i + 1) * taps];
+                self.tile(spans[i].clone(), addresses, depth, s, pair);
+            };
+            if taps * depth * 2 * SLIVER * 4 > SLIVERS_IN_L1_BYTES {
+                // Each pair of slivers stays in cache across the chunk's tiles.
+                for pair in pairs {
+                    chunk
+                        .clone()
+                        .enumerate()
+                        .for_each(|(i, t)| tile(i, t, pair));
                 }
-                s += if pair { 2 } else { 1 };
+            } else {
+                // Every sliver fits in L1: each tile's output rows are written whole,
+                // while they are in L1.
+                for (i, t) in chunk.clone().enumerate() {
+                    pairs.clone().for_each(|pair| tile(i, t, pair));
+                }
             }
             self.finish(pixels, cols.clone());
             t0 = chunk.end;
@@ -530,6 +572,29 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// An output beyond the caches (chunks shared between threads as they come free)
+    /// gives the general kernel's result too.
+    #[test]
+    fn outputs_shared_by_chunks_equal_the_general_kernel() {
+        let x = normal(&[1, 128, 130, 1], 0.0, 1.0, DType::F32, Some(1)).unwrap();
+        let f = normal(&[3, 3, 1, 128], 0.0, 1.0, DType::F32, Some(2)).unwrap();
+        let b = normal(&[128], 0.0, 1.0, DType::F32, Some(3)).unwrap();
+        let Some(packed) = PackedConvFilter::new(&f).unwrap() else {
+            return;
+        };
+        assert!(4 * x.numel() * 128 > SHARED_MIN_BYTES);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let ep = ConvEpilogue::new(Some(&b), Some(UnaryOp::Relu6));
+            let got = x.conv2d_packed(&packed, (1, 1), Padding::Same, (1, 1), ep);
+            let want = x.conv2d_fused(&f, (1, 1), Padding::Same, (1, 1), ep);
+            close(&got.unwrap(), &want.unwrap(), "a large output");
+        });
     }
 
     /// What the packed kernel cannot take runs the general one: grouped inputs, another

@@ -80,7 +80,7 @@ pub(super) unsafe fn run<const M: usize, const V: usize>(t: &Tile<'_>) {
         for (r, acc) in acc.iter().enumerate() {
             let dst = t.out.add(r * t.out_stride);
             for (v, &y) in acc.iter().enumerate() {
-                if v + 1 < V {
+                if v + 1 < V || t.last_lanes >= 16 {
                     _mm512_storeu_ps(dst.add(16 * v), y);
                 } else {
                     _mm512_mask_storeu_ps(dst.add(16 * v), mask, y);
