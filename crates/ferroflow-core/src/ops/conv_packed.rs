@@ -2,9 +2,10 @@
 //! calls (the constant filters of a TFLite or ONNX model). The general convolution
 //! lowers each tile to a patch matrix and hands it to a gemm that packs both operands on
 //! every call: at batch 1 the repacking of the filter costs about as much as the
-//! multiply-adds. Here the filter is laid out once in panels of output channels, and
+//! multiply-adds. Here the filter is laid out once in slivers of 16 output channels, and
 //! each register tile of output pixels reads its input pixels where they lie (one
-//! address per pixel and tap, a row of zeros for the padding): no patch matrix, no
+//! address per pixel and filter row, a row of zeros for the padding, a copy only for a
+//! window across the left or right border): no patch matrix, no
 //! repacking, the bias and a ReLU/ReLU6 applied in registers. The same plan as XNNPACK's
 //! indirect gemm; on CPUs without AVX-512 the filter is not packed and the general
 //! kernel runs.
@@ -160,7 +161,8 @@ impl Plan {
         // so that each thread reads only its share of it.
         let threads = num_threads().max(1);
         let rows = g.kh * g.kw * g.cin;
-        let by_slivers = !full_rows && rows * g.cout > m * rows && slivers >= threads;
+        // (The filter has `rows * cout` values, the tiles' input rows `m * rows`.)
+        let by_slivers = !full_rows && rows > 0 && g.cout > m && slivers >= threads;
         let (tile_parts, sliver_parts) = if by_slivers {
             (1, threads)
         } else {
@@ -219,6 +221,7 @@ fn forward(g: &Conv2dGeom, x: &[f32], slivers: &[f32], ep: &Epilogue<'_>) -> Vec
         bias: &bias,
         clamp,
         zeros: &zeros,
+        border_columns: (0..g.ow).filter(|&ox| !window_inside(g, ox)).count(),
         ep,
         plan: &plan,
         out: SharedMut(out.as_mut_ptr()),
@@ -254,9 +257,18 @@ struct Run<'a> {
     bias: &'a [f32],
     clamp: Option<(f32, f32)>,
     zeros: &'a [f32],
+    /// Output columns whose window crosses the left or right border ([`window_inside`]).
+    border_columns: usize,
     ep: &'a Epilogue<'a>,
     plan: &'a Plan,
     out: SharedMut<f32>,
+}
+
+/// Whether the window row of output column `ox` lies inside the input's width (when the
+/// filter rows are read as contiguous runs: no dilation along the width).
+fn window_inside(g: &Conv2dGeom, ox: usize) -> bool {
+    let start = ox * g.stride.1;
+    start >= g.pad.1 && start - g.pad.1 + g.kw <= g.w
 }
 
 /// Where a chunk's input rows come from.
@@ -297,31 +309,29 @@ impl Run<'_> {
         let mut t0 = tiles.start;
         while t0 < tiles.end {
             let chunk = t0..(t0 + CHUNK_TILES).min(tiles.end);
-            let pixels = plan.tile_pixels(chunk.start).start..plan.tile_pixels(chunk.end - 1).end;
-            self.input_rows(chunk.clone(), &mut rows);
+            let all: [_; CHUNK_TILES] =
+                std::array::from_fn(|i| plan.tile_pixels((chunk.start + i).min(chunk.end - 1)));
+            let spans = &all[..chunk.len()];
+            let pixels = spans[0].start..spans[spans.len() - 1].end;
+            self.input_rows(spans, &mut rows);
             // Pairs of slivers (a last single one) of the range.
             let pairs = (slivers.start..slivers.end)
                 .step_by(2)
                 .map(|s| (s, s + 2 <= slivers.end));
-            let spans: [_; CHUNK_TILES] =
-                std::array::from_fn(|i| plan.tile_pixels((chunk.start + i).min(chunk.end - 1)));
-            let tile = |i: usize, _: usize, (s, pair): (usize, bool)| {
+            let tile = |i: usize, (s, pair): (usize, bool)| {
                 let addresses = &rows.addresses[i * taps..(i + 1) * taps];
                 self.tile(spans[i].clone(), addresses, depth, s, pair);
             };
             if taps * depth * 2 * SLIVER * 4 > SLIVERS_IN_L1_BYTES {
                 // Each pair of slivers stays in cache across the chunk's tiles.
                 for pair in pairs {
-                    chunk
-                        .clone()
-                        .enumerate()
-                        .for_each(|(i, t)| tile(i, t, pair));
+                    (0..spans.len()).for_each(|i| tile(i, pair));
                 }
             } else {
                 // Every sliver fits in L1: each tile's output rows are written whole,
                 // while they are in L1.
-                for (i, t) in chunk.clone().enumerate() {
-                    pairs.clone().for_each(|pair| tile(i, t, pair));
+                for i in 0..spans.len() {
+                    pairs.clone().for_each(|pair| tile(i, pair));
                 }
             }
             self.finish(pixels, cols.clone());
@@ -329,30 +339,23 @@ impl Run<'_> {
         }
     }
 
-    /// Fills `rows` for the tiles `chunk`: per tile, per tap, the address of each pixel's `depth` inputs for that tap (the
-    /// zero row in the padding, a copy for a window across the left or right border).
-    fn input_rows(&self, chunk: std::ops::Range<usize>, rows: &mut Rows) {
+    /// Fills `rows` for the tiles of pixels `spans` (consecutive): per tile, per tap, the
+    /// address of each pixel's `depth` inputs for that tap (the zero row in the padding,
+    /// a copy for a window across the left or right border).
+    fn input_rows(&self, spans: &[std::ops::Range<usize>], rows: &mut Rows) {
         let g = self.g;
         let (sh, sw) = g.stride;
         let (dh, dw) = g.dilation;
         let (pt, pl) = g.pad;
         let (taps, depth) = self.taps_and_depth();
         let row_taps = taps == g.kh;
-        // Output columns whose window lies inside the input's width (with row taps).
-        let inside = |ox: usize| ox * sw >= pl && ox * sw - pl + g.kw <= g.w;
-        let borders = if row_taps {
-            (0..g.ow).filter(|&ox| !inside(ox)).count()
-        } else {
-            0
-        };
-        let plan = self.plan;
-        let pixels = plan.tile_pixels(chunk.start).start..plan.tile_pixels(chunk.end - 1).end;
+        let borders = if row_taps { self.border_columns } else { 0 };
+        let pixels = spans.iter().map(|s| s.len()).sum::<usize>();
         rows.border.clear();
-        let most = pixels.len().min(borders * (pixels.len() / g.ow.max(1) + 2));
+        let most = pixels.min(borders * (pixels / g.ow.max(1) + 2));
         rows.border.resize(most * taps * depth, 0.0);
         let mut used = 0;
-        for (i, t) in chunk.enumerate() {
-            let tile = plan.tile_pixels(t);
+        for (i, tile) in spans.iter().enumerate() {
             let (mut img, rest) = (tile.start / (g.oh * g.ow), tile.start % (g.oh * g.ow));
             let (mut oy, mut ox) = (rest / g.ow, rest % g.ow);
             for r in 0..tile.len() {
@@ -365,7 +368,7 @@ impl Run<'_> {
                         }
                     }
                 }
-                let copy = row_taps && !inside(ox);
+                let copy = row_taps && !window_inside(g, ox);
                 for ky in 0..g.kh {
                     let iy = (oy * sh + ky * dh).checked_sub(pt).filter(|&y| y < g.h);
                     let row = |ix: usize| ((img * g.h + iy.unwrap_or(0)) * g.w + ix) * g.cin;
