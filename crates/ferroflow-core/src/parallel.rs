@@ -328,6 +328,13 @@ pub(crate) fn has_avx512() -> bool {
     detect_isa() == Isa::Avx512
 }
 
+/// Whether kernels run with AVX2 and FMA but not AVX-512 on this CPU: the hand-written
+/// AVX2 kernels that stand in for the AVX-512 ones check it.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_only() -> bool {
+    detect_isa() == Isa::Avx2
+}
+
 /// Runs `f` compiled for the best instruction set this CPU has (AVX-512, AVX2+FMA or the
 /// baseline). `f` and the `#[inline(always)]` code it calls are inlined into a
 /// `target_feature` function, so their loops are vectorised with the wider registers.

@@ -1,4 +1,4 @@
-//! Times one 2-D convolution (eager, best of 50):
+//! Times one 2-D convolution (eager, best and median of 50):
 //! `cargo run --release -p ferroflow --example conv_timing -- N H W CIN K COUT STRIDE`;
 //! COUT 0 times a depthwise convolution (channel multiplier 1) instead; with
 //! `FERROFLOW_PACKED=1` a convolution runs with its filter packed once
@@ -24,7 +24,7 @@ fn main() -> ff::Result<()> {
         Ok("1") if !depthwise => ff::PackedConvFilter::new(&f)?,
         _ => None,
     };
-    let mut best = f64::INFINITY;
+    let mut times = Vec::new();
     let mut out = None;
     for _ in 0..50 {
         let t = std::time::Instant::now();
@@ -35,17 +35,20 @@ fn main() -> ff::Result<()> {
         } else {
             x.conv2d(&f, (s, s), same, (1, 1))?
         });
-        best = best.min(t.elapsed().as_secs_f64());
+        times.push(t.elapsed().as_secs_f64());
     }
     let o = out.expect("ran");
+    times.sort_by(f64::total_cmp);
+    let (best, median) = (times[0], times[times.len() / 2]);
     let per_output = if depthwise { k * k } else { k * k * cin };
     let flops = 2.0 * o.numel() as f64 * per_output as f64;
     println!(
-        "{:?} -> {:?}: {:.2} ms, {:.1} GFLOP/s",
+        "{:?} -> {:?}: best {:.2} ms, {:.1} GFLOP/s; median {:.2} ms",
         x.shape(),
         o.shape(),
         best * 1e3,
-        flops / best / 1e9
+        flops / best / 1e9,
+        median * 1e3
     );
     Ok(())
 }

@@ -7,8 +7,9 @@
 //! address per pixel and filter row, a row of zeros for the padding, a copy only for a
 //! window across the left or right border): no patch matrix, no
 //! repacking, the bias and a ReLU/ReLU6 applied in registers. The same plan as XNNPACK's
-//! indirect gemm; on CPUs without AVX-512 the filter is not packed and the general
-//! kernel runs.
+//! indirect gemm. The register tiles are written for AVX-512 (8 pixels by 32 channels) and
+//! AVX2 + FMA (6 pixels by 16 channels); on other CPUs the filter is not packed and the
+//! general kernel runs.
 
 use super::conv::{Conv2dGeom, Padding};
 use super::conv_epilogue::{ConvEpilogue, Epilogue};
@@ -18,9 +19,12 @@ use crate::{DType, Error, Result, Tensor};
 use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
-use super::conv_packed_avx512::{self as kernel, Tile, MR};
-#[cfg(not(target_arch = "x86_64"))]
-const MR: usize = 8;
+use super::{conv_packed_avx2, conv_packed_avx512};
+
+/// Most output pixels of a tile on any kernel (the capacity of a tile's row addresses).
+const MAX_MR: usize = 8;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(conv_packed_avx512::MR <= MAX_MR && conv_packed_avx2::MR <= MAX_MR);
 
 /// Output channels of a sliver of the packed filter (one vector).
 const SLIVER: usize = 16;
@@ -53,7 +57,7 @@ impl std::fmt::Debug for PackedConvFilter {
 
 impl PackedConvFilter {
     /// Packs an f32 `[kh, kw, cin, cout]` filter; `None` when this CPU has no packed
-    /// kernel (no AVX-512) or the filter is not f32, in which case
+    /// kernel (neither AVX-512 nor AVX2 with FMA) or the filter is not f32, in which case
     /// [`Tensor::conv2d_fused`] is the way to run it.
     pub fn new(filter: &Tensor) -> Result<Option<Self>> {
         if filter.rank() != 4 {
@@ -65,7 +69,7 @@ impl PackedConvFilter {
                 ),
             ));
         }
-        if filter.dtype() != DType::F32 || !has_kernel() {
+        if filter.dtype() != DType::F32 || Kernel::detect().is_none() {
             return Ok(None);
         }
         let f = filter.shape();
@@ -95,12 +99,92 @@ impl PackedConvFilter {
     }
 }
 
-/// Whether this CPU has the packed kernel.
-fn has_kernel() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return crate::parallel::has_avx512();
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+/// The register tile this CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum Kernel {
+    /// Up to 8 pixels by a pair of slivers (`conv_packed_avx512`).
+    Avx512,
+    /// Up to 6 pixels by one sliver (`conv_packed_avx2`).
+    Avx2,
+}
+
+impl Kernel {
+    /// The kernel for this CPU, `None` where there is none.
+    fn detect() -> Option<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::parallel::has_avx512() {
+                return Some(Kernel::Avx512);
+            }
+            if crate::parallel::has_avx2_only() {
+                return Some(Kernel::Avx2);
+            }
+        }
+        None
+    }
+
+    /// Every kernel this CPU can run (the tests run each: an AVX-512 CPU runs the AVX2
+    /// one too).
+    #[cfg(test)]
+    fn runnable() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut all = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::parallel::has_avx512() {
+                all.push(Kernel::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                all.push(Kernel::Avx2);
+            }
+        }
+        all
+    }
+
+    /// Most output pixels of one tile.
+    fn mr(self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        return match self {
+            Kernel::Avx512 => conv_packed_avx512::MR,
+            Kernel::Avx2 => conv_packed_avx2::MR,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        MAX_MR
+    }
+
+    /// Slivers one tile computes.
+    fn slivers(self) -> usize {
+        match self {
+            Kernel::Avx512 => 2,
+            Kernel::Avx2 => 1,
+        }
+    }
+}
+
+/// A tile's operands: where its input rows are and where its output goes.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(super) struct Tile<'a> {
+    /// Per tap: the address of each pixel's `depth` input values for that tap (a row of
+    /// zeros where the tap falls into the padding); entries past the tile's pixels are
+    /// unread.
+    pub rows: &'a [[*const f32; MAX_MR]],
+    /// Input values per tap.
+    pub depth: usize,
+    /// The first sliver: per tap, per input value, 16 filter values; the next sliver
+    /// `sliver_len` values further.
+    pub sliver: *const f32,
+    pub sliver_len: usize,
+    /// 16 values per sliver the sums start from (the bias, zeros past the channels).
+    pub bias: *const f32,
+    /// Lower and upper bound every output is clamped to (a fused ReLU or ReLU6); `None`
+    /// stores the sums as they are (NaN included).
+    pub clamp: Option<(f32, f32)>,
+    /// The first pixel's first output channel of the tile; pixels `out_stride` apart.
+    pub out: *mut f32,
+    pub out_stride: usize,
+    /// Channels of the last sliver written (1 to 16; the rest of it is not stored).
+    pub last_lanes: usize,
 }
 
 impl Tensor {
@@ -116,11 +200,26 @@ impl Tensor {
         dilations: (usize, usize),
         epilogue: ConvEpilogue<'_>,
     ) -> Result<Tensor> {
+        let kernel = Kernel::detect();
+        self.conv2d_packed_on(filter, strides, padding, dilations, epilogue, kernel)
+    }
+
+    /// [`Tensor::conv2d_packed`] on register tile `kernel` (one this CPU has).
+    fn conv2d_packed_on(
+        &self,
+        filter: &PackedConvFilter,
+        strides: (usize, usize),
+        padding: Padding,
+        dilations: (usize, usize),
+        epilogue: ConvEpilogue<'_>,
+        kernel: Option<Kernel>,
+    ) -> Result<Tensor> {
         let op = "conv2d";
         let f = &filter.filter;
         let observed = crate::trace::is_tracing() || crate::autodiff::is_recording();
         let ep = epilogue.kernel_form(f.shape()[3]);
-        let (Some(ep), false, DType::F32) = (ep, observed, self.dtype()) else {
+        let (Some(ep), Some(kernel), false, DType::F32) = (ep, kernel, observed, self.dtype())
+        else {
             return self.conv2d_fused(f, strides, padding, dilations, epilogue);
         };
         let g = Conv2dGeom::new(op, self.shape(), f.shape(), strides, padding, dilations)?;
@@ -133,13 +232,13 @@ impl Tensor {
             return self.conv2d_fused(f, strides, padding, dilations, epilogue);
         }
         let x = self.contiguous_data::<f32>()?;
-        let out = forward(&g, &x, &filter.slivers, &ep);
+        let out = forward(&g, &x, &filter.slivers, &ep, kernel);
         Tensor::from_vec(out, &[g.n, g.oh, g.ow, g.cout])
     }
 }
 
-/// How the output is cut between threads: tiles of pixels (as even as [`MR`] allows) by
-/// slivers of channels, one block of either per thread.
+/// How the output is cut between threads: tiles of pixels (as even as the kernel's tile
+/// height allows) by slivers of channels, one block of either per thread.
 struct Plan {
     /// Output pixels.
     m: usize,
@@ -151,9 +250,9 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(g: &Conv2dGeom, full_rows: bool) -> Plan {
+    fn new(g: &Conv2dGeom, full_rows: bool, kernel: Kernel) -> Plan {
         let m = g.n * g.oh * g.ow;
-        let tiles = m.div_ceil(MR);
+        let tiles = m.div_ceil(kernel.mr());
         let slivers = g.cout.div_ceil(SLIVER);
         // One block per thread, block `p` on worker `p` ([`for_each_part`]): the pixels a
         // layer leaves in a core's cache are the ones that core reads next. A block reads
@@ -198,8 +297,14 @@ impl Plan {
 }
 
 /// The convolution into a new `[pixels, cout]` buffer.
-fn forward(g: &Conv2dGeom, x: &[f32], slivers: &[f32], ep: &Epilogue<'_>) -> Vec<f32> {
-    let plan = Plan::new(g, ep.tile().is_some());
+fn forward(
+    g: &Conv2dGeom,
+    x: &[f32],
+    slivers: &[f32],
+    ep: &Epilogue<'_>,
+    kernel: Kernel,
+) -> Vec<f32> {
+    let plan = Plan::new(g, ep.tile().is_some(), kernel);
     let mut out = crate::alloc::overwritable::<f32>(plan.m * g.cout);
     if out.is_empty() {
         return out;
@@ -215,6 +320,7 @@ fn forward(g: &Conv2dGeom, x: &[f32], slivers: &[f32], ep: &Epilogue<'_>) -> Vec
     };
     let zeros = vec![0.0f32; g.kw * g.cin];
     let run = Run {
+        kernel,
         g,
         x,
         slivers,
@@ -251,6 +357,7 @@ fn forward(g: &Conv2dGeom, x: &[f32], slivers: &[f32], ep: &Epilogue<'_>) -> Vec
 /// One call's operands, shared by its blocks.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Run<'a> {
+    kernel: Kernel,
     g: &'a Conv2dGeom,
     x: &'a [f32],
     slivers: &'a [f32],
@@ -274,7 +381,7 @@ fn window_inside(g: &Conv2dGeom, ox: usize) -> bool {
 /// Where a chunk's input rows come from.
 struct Rows {
     /// Per tile of the chunk, per tap: one address per pixel.
-    addresses: Vec<[*const f32; MR]>,
+    addresses: Vec<[*const f32; MAX_MR]>,
     /// Copies of the taps of pixels whose window crosses the left or right border, with
     /// zeros in the padding.
     border: Vec<f32>,
@@ -303,7 +410,7 @@ impl Run<'_> {
         let cols = slivers.start * SLIVER..(slivers.end * SLIVER).min(g.cout);
         let (taps, depth) = self.taps_and_depth();
         let mut rows = Rows {
-            addresses: vec![[std::ptr::null::<f32>(); MR]; taps * CHUNK_TILES],
+            addresses: vec![[std::ptr::null::<f32>(); MAX_MR]; taps * CHUNK_TILES],
             border: Vec::new(),
         };
         let mut t0 = tiles.start;
@@ -314,16 +421,18 @@ impl Run<'_> {
             let spans = &all[..chunk.len()];
             let pixels = spans[0].start..spans[spans.len() - 1].end;
             self.input_rows(spans, &mut rows);
-            // Pairs of slivers (a last single one) of the range.
+            // The slivers of each tile: pairs (a last single one) on AVX-512, one by one
+            // on AVX2.
+            let per_tile = self.kernel.slivers();
             let pairs = (slivers.start..slivers.end)
-                .step_by(2)
-                .map(|s| (s, s + 2 <= slivers.end));
+                .step_by(per_tile)
+                .map(|s| (s, per_tile == 2 && s + 2 <= slivers.end));
             let tile = |i: usize, (s, pair): (usize, bool)| {
                 let addresses = &rows.addresses[i * taps..(i + 1) * taps];
                 self.tile(spans[i].clone(), addresses, depth, s, pair);
             };
-            if taps * depth * 2 * SLIVER * 4 > SLIVERS_IN_L1_BYTES {
-                // Each pair of slivers stays in cache across the chunk's tiles.
+            if taps * depth * per_tile * SLIVER * 4 > SLIVERS_IN_L1_BYTES {
+                // A tile's slivers stay in cache across the chunk's tiles.
                 for pair in pairs {
                     (0..spans.len()).for_each(|i| tile(i, pair));
                 }
@@ -408,7 +517,7 @@ impl Run<'_> {
     fn tile(
         &self,
         pixels: std::ops::Range<usize>,
-        rows: &[[*const f32; MR]],
+        rows: &[[*const f32; MAX_MR]],
         depth: usize,
         s: usize,
         pair: bool,
@@ -430,19 +539,29 @@ impl Run<'_> {
                 out_stride: g.cout,
                 last_lanes: (g.cout - last).min(SLIVER),
             };
+            // SAFETY (every call below): the kernel was detected on this CPU; every row
+            // address points at `depth` floats (input pixels, the zero row or a copied
+            // patch); the slivers hold `sliver_len` values each and the bias is padded to
+            // whole slivers; the tile's outputs lie inside `out`, written by this block
+            // alone; the plan gives a tile at most the kernel's pixels.
             macro_rules! dispatch {
                 ($($m:literal)*) => {
-                    match (pixels.len(), pair) {
+                    match (self.kernel, pixels.len(), pair) {
                         $(
-                            // SAFETY: the packed kernel exists only on AVX-512 CPUs; every
-                            // row address points at `depth` floats (input pixels, the zero
-                            // row or a copied patch); the slivers hold `sliver_len` values
-                            // each and the bias is padded to whole slivers; the tile's
-                            // outputs lie inside `out`, written by this block alone.
-                            ($m, true) => unsafe { kernel::run::<$m, 2>(&t) },
-                            ($m, false) => unsafe { kernel::run::<$m, 1>(&t) },
+                            (Kernel::Avx512, $m, true) => unsafe {
+                                conv_packed_avx512::run::<$m, 2>(&t)
+                            },
+                            (Kernel::Avx512, $m, false) => unsafe {
+                                conv_packed_avx512::run::<$m, 1>(&t)
+                            },
                         )*
-                        _ => unreachable!("a tile has 1 to {MR} pixels"),
+                        (Kernel::Avx2, 1, false) => unsafe { conv_packed_avx2::run::<1>(&t) },
+                        (Kernel::Avx2, 2, false) => unsafe { conv_packed_avx2::run::<2>(&t) },
+                        (Kernel::Avx2, 3, false) => unsafe { conv_packed_avx2::run::<3>(&t) },
+                        (Kernel::Avx2, 4, false) => unsafe { conv_packed_avx2::run::<4>(&t) },
+                        (Kernel::Avx2, 5, false) => unsafe { conv_packed_avx2::run::<5>(&t) },
+                        (Kernel::Avx2, 6, false) => unsafe { conv_packed_avx2::run::<6>(&t) },
+                        (k, m, pair) => unreachable!("{k:?} has no tile of {m} pixels (pair {pair})"),
                     }
                 };
             }
@@ -555,23 +674,29 @@ mod tests {
                     let Some(packed) = PackedConvFilter::new(&f).unwrap() else {
                         return; // no packed kernel on this CPU
                     };
-                    for act in acts {
-                        for bias in [None, Some(&b)] {
-                            let ep = ConvEpilogue::new(bias, act);
-                            let got = x.conv2d_packed(&packed, s, p, d, ep).unwrap();
-                            let want = x.conv2d_fused(&f, s, p, d, ep).unwrap();
-                            let what = format!("{xs:?} {fs:?} {act:?} bias {}", bias.is_some());
-                            close(&got, &want, &what);
+                    for kernel in Kernel::runnable() {
+                        let packed_on = |ep| {
+                            x.conv2d_packed_on(&packed, s, p, d, ep, Some(kernel))
+                                .unwrap()
+                        };
+                        for act in acts {
+                            for bias in [None, Some(&b)] {
+                                let ep = ConvEpilogue::new(bias, act);
+                                let want = x.conv2d_fused(&f, s, p, d, ep).unwrap();
+                                let bias = bias.is_some();
+                                let what = format!("{kernel:?} {xs:?} {fs:?} {act:?} bias {bias}");
+                                close(&packed_on(ep), &want, &what);
+                            }
                         }
+                        let double = |_: usize, t: &mut [f32]| t.iter_mut().for_each(|v| *v *= 2.0);
+                        let ep = ConvEpilogue {
+                            tile: Some(&double),
+                            ..ConvEpilogue::new(Some(&b), Some(UnaryOp::Relu))
+                        };
+                        let want = x.conv2d_fused(&f, s, p, d, ep).unwrap();
+                        let what = format!("{kernel:?} {xs:?} {fs:?} with a tile");
+                        close(&packed_on(ep), &want, &what);
                     }
-                    let double = |_: usize, t: &mut [f32]| t.iter_mut().for_each(|v| *v *= 2.0);
-                    let ep = ConvEpilogue {
-                        tile: Some(&double),
-                        ..ConvEpilogue::new(Some(&b), Some(UnaryOp::Relu))
-                    };
-                    let got = x.conv2d_packed(&packed, s, p, d, ep).unwrap();
-                    let want = x.conv2d_fused(&f, s, p, d, ep).unwrap();
-                    close(&got, &want, &format!("{xs:?} {fs:?} with a tile"));
                 }
             });
         }
@@ -594,9 +719,13 @@ mod tests {
             .unwrap();
         pool.install(|| {
             let ep = ConvEpilogue::new(Some(&b), Some(UnaryOp::Relu6));
-            let got = x.conv2d_packed(&packed, (1, 1), Padding::Same, (1, 1), ep);
             let want = x.conv2d_fused(&f, (1, 1), Padding::Same, (1, 1), ep);
-            close(&got.unwrap(), &want.unwrap(), "a large output");
+            let want = want.unwrap();
+            for kernel in Kernel::runnable() {
+                let same = Padding::Same;
+                let got = x.conv2d_packed_on(&packed, (1, 1), same, (1, 1), ep, Some(kernel));
+                close(&got.unwrap(), &want, &format!("{kernel:?}: a large output"));
+            }
         });
     }
 

@@ -3,34 +3,11 @@
 //! `M * V` registers. Each step loads `V` vectors of the packed filter once for all `M`
 //! pixels and broadcasts one input value per pixel (folded into the multiply-add).
 
+use super::conv_packed::Tile;
 use std::arch::x86_64::*;
 
 /// Most output pixels of one tile.
 pub(super) const MR: usize = 8;
-
-/// One tile's operands: where its input rows are and where its output goes.
-pub(super) struct Tile<'a> {
-    /// Per tap: the address of each pixel's `depth` input values for that tap (a row of
-    /// zeros where the tap falls into the padding); entries past `M` are unread.
-    pub rows: &'a [[*const f32; MR]],
-    /// Input values per tap.
-    pub depth: usize,
-    /// The first sliver: per tap, per input value, 16 filter values; the next sliver
-    /// `sliver_len` values further.
-    pub sliver: *const f32,
-    pub sliver_len: usize,
-    /// `16 * V` values the sums start from (the bias, zeros past the channels).
-    pub bias: *const f32,
-    /// Lower and upper bound every output is clamped to (a fused ReLU or ReLU6); `None`
-    /// stores the sums as they are (NaN included).
-    pub clamp: Option<(f32, f32)>,
-    /// The first pixel's first output channel of the tile; pixels `out_stride` apart.
-    pub out: *mut f32,
-    pub out_stride: usize,
-    /// Channels of the last vector written (1 to 16; the rest of the vector is not
-    /// stored).
-    pub last_lanes: usize,
-}
 
 /// Computes and stores one tile.
 ///

@@ -42,7 +42,7 @@ pub(crate) fn depthwise_forward(
             let first = p0 + k * PIXELS_PER_TASK;
             with_best_isa(
                 #[inline(always)]
-                || pixels_into(g, x, wt, first, rows, vector_runs()),
+                || pixels_into(g, x, wt, first, rows, RunKernel::detect()),
             );
             ep.apply(rows, cout, first * cout);
         }
@@ -64,13 +64,50 @@ pub(crate) fn depthwise_forward(
     out
 }
 
-/// Whether runs take the hand-written vector kernel (`depthwise_avx512`), else the
-/// portable one.
-fn vector_runs() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return crate::parallel::has_avx512();
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+/// The kernel of a run's channel blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum RunKernel {
+    /// Arrays of [`NARROW`] lanes, vectorised by the compiler.
+    Portable,
+    /// `depthwise_avx512`: one vector per block.
+    Avx512,
+    /// `depthwise_avx2`: two vectors per block, one after the other.
+    Avx2,
+}
+
+impl RunKernel {
+    /// The hand-written kernel for this CPU, else the portable one.
+    fn detect() -> RunKernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::parallel::has_avx512() {
+                return RunKernel::Avx512;
+            }
+            if crate::parallel::has_avx2_only() {
+                return RunKernel::Avx2;
+            }
+        }
+        RunKernel::Portable
+    }
+
+    /// Every hand-written kernel this CPU can run (the tests run each: an AVX-512 CPU
+    /// runs the AVX2 one too).
+    #[cfg(test)]
+    fn runnable() -> Vec<RunKernel> {
+        #[allow(unused_mut)]
+        let mut all = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::parallel::has_avx512() {
+                all.push(RunKernel::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                all.push(RunKernel::Avx2);
+            }
+        }
+        all
+    }
 }
 
 /// Output pixels a run kernel computes together (sharing each weight vector it loads).
@@ -83,7 +120,14 @@ const SHORT_RUN: usize = 4;
 /// Runs of [`RUN`] (else [`SHORT_RUN`]) pixels of one output row whose taps all fall
 /// inside the input's columns (the interior) take [`run`]; the rest, [`pixel`].
 #[inline(always)]
-fn pixels_into(g: &Conv2dGeom, x: &[f32], wt: &[f32], p0: usize, dst: &mut [f32], vector: bool) {
+fn pixels_into(
+    g: &Conv2dGeom,
+    x: &[f32],
+    wt: &[f32],
+    p0: usize,
+    dst: &mut [f32],
+    kernel: RunKernel,
+) {
     let cout = g.cout;
     let count = dst.len() / cout.max(1);
     let runs = g.cin == g.cout && g.kh * g.kw <= MAX_TAPS && cout >= NARROW;
@@ -111,7 +155,7 @@ fn pixels_into(g: &Conv2dGeom, x: &[f32], wt: &[f32], p0: usize, dst: &mut [f32]
                 p,
                 &mut dst[q * cout..(q + RUN) * cout],
                 &mut taps,
-                vector,
+                kernel,
             );
             RUN
         } else if fits(SHORT_RUN) {
@@ -122,7 +166,7 @@ fn pixels_into(g: &Conv2dGeom, x: &[f32], wt: &[f32], p0: usize, dst: &mut [f32]
                 p,
                 &mut dst[q * cout..(q + SHORT_RUN) * cout],
                 &mut taps,
-                vector,
+                kernel,
             );
             SHORT_RUN
         } else {
@@ -153,7 +197,7 @@ fn run<const R: usize>(
     p: usize,
     dst: &mut [f32],
     scratch: &mut [(usize, usize); MAX_TAPS],
-    vector: bool,
+    kernel: RunKernel,
 ) {
     let (c, hw) = (g.cout, g.oh * g.ow);
     let (img, rest) = (p / hw, p % hw);
@@ -177,25 +221,43 @@ fn run<const R: usize>(
     let reach = (R - 1) * step + (g.kw - 1) * tap_step + c;
     assert!(rows.iter().all(|&(at, _)| at + reach <= x.len()));
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = vector;
+    let _ = kernel;
     for c0 in (0..full).step_by(NARROW) {
+        // SAFETY (both kernels): the CPU has the kernel's features (`RunKernel::detect`);
+        // every input read ends within `reach` of its row's offset (checked above), every
+        // filter read within kh * kw * c <= wt.len() (depthwise_forward's check), c0 +
+        // NARROW <= c, and `dst` holds R pixels.
         #[cfg(target_arch = "x86_64")]
-        if vector {
-            // SAFETY: the CPU has AVX-512F (`vector` is only set then); every input read
-            // ends within `reach` of its row's offset (checked above), every filter read
-            // within kh * kw * c <= wt.len() (depthwise_forward's check), c0 + NARROW <=
-            // c, and `dst` holds R pixels.
-            unsafe {
-                super::depthwise_avx512::run_block::<R>(
-                    x,
-                    wt,
-                    rows,
-                    (g.kw, c, c0),
-                    (step, tap_step),
-                    dst,
-                )
-            };
-            continue;
+        match kernel {
+            RunKernel::Avx512 => {
+                unsafe {
+                    super::depthwise_avx512::run_block::<R>(
+                        x,
+                        wt,
+                        rows,
+                        (g.kw, c, c0),
+                        (step, tap_step),
+                        dst,
+                    )
+                };
+                continue;
+            }
+            RunKernel::Avx2 => {
+                for half in [c0, c0 + NARROW / 2] {
+                    unsafe {
+                        super::depthwise_avx2::run_block::<R>(
+                            x,
+                            wt,
+                            rows,
+                            (g.kw, c, half),
+                            (step, tap_step),
+                            dst,
+                        )
+                    };
+                }
+                continue;
+            }
+            RunKernel::Portable => {}
         }
         let mut sum = [[0.0f32; NARROW]; R];
         for &(row, t0) in rows {
@@ -405,9 +467,9 @@ mod tests {
         }
     }
 
-    /// The vector run kernel gives exactly the portable kernel's sums (same taps, same
-    /// order, fused multiply-adds in both), over run lengths, channel tails, strides and
-    /// dilations; on a CPU without AVX-512 both sides are the portable kernel.
+    /// Each vector run kernel this CPU has gives exactly the portable kernel's sums (same
+    /// taps, same order, fused multiply-adds in both), over run lengths, channel tails,
+    /// strides and dilations.
     #[test]
     fn vector_runs_equal_portable_runs() {
         let cases = [
@@ -427,16 +489,18 @@ mod tests {
                 .collect();
             let pixels = n * g.oh * g.ow;
             let mut portable = vec![0.0; pixels * c];
-            let mut vector = vec![0.0; pixels * c];
-            pixels_into(&g, &x, &wt, 0, &mut portable, false);
-            with_best_isa(
-                #[inline(always)]
-                || pixels_into(&g, &x, &wt, 0, &mut vector, vector_runs()),
-            );
-            assert_eq!(
-                portable, vector,
-                "{n}x{h}x{w}x{c}, {k}x{k}, stride {s}, dilation {d}"
-            );
+            pixels_into(&g, &x, &wt, 0, &mut portable, RunKernel::Portable);
+            for kernel in RunKernel::runnable() {
+                let mut vector = vec![0.0; pixels * c];
+                with_best_isa(
+                    #[inline(always)]
+                    || pixels_into(&g, &x, &wt, 0, &mut vector, kernel),
+                );
+                assert_eq!(
+                    portable, vector,
+                    "{kernel:?}: {n}x{h}x{w}x{c}, {k}x{k}, stride {s}, dilation {d}"
+                );
+            }
         }
     }
 }

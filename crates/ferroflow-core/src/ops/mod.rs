@@ -12,9 +12,13 @@ pub mod conv_epilogue;
 mod conv_grad;
 pub mod conv_packed;
 #[cfg(target_arch = "x86_64")]
+mod conv_packed_avx2;
+#[cfg(target_arch = "x86_64")]
 mod conv_packed_avx512;
 pub mod conv_transpose;
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx2;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_avx512;
 pub mod dropout;

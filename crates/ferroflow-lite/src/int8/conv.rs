@@ -191,7 +191,11 @@ impl Depthwise {
         let (cin, m) = (g.channels, self.multiplier);
         let cout = cin * m;
         #[cfg(target_arch = "x86_64")]
-        if m == 1 && super::depthwise_avx512::available() && self.fits_wide(x, g) {
+        if m == 1
+            && (super::depthwise_avx512::available() || super::depthwise_avx2::available())
+            && self.fits_wide(x, g)
+        {
+            let avx512 = super::depthwise_avx512::available();
             let (kh, kw) = self.kernel;
             // The taps of a window inside the input, relative to its top-left pixel.
             let window: Vec<(usize, usize)> = (0..kh)
@@ -226,10 +230,16 @@ impl Depthwise {
                     input_zp,
                     requant: &self.requant,
                 };
-                // SAFETY: `available()` found AVX-512 F and BW on this CPU; every tap
-                // lies in the input, the filter rows, bias and scales hold `cout` values
-                // (`fits_wide`).
-                unsafe { pixel.run(o) };
+                // SAFETY: `available()` found AVX-512 F and BW (else AVX2) on this CPU;
+                // every tap lies in the input, the filter rows, bias and scales hold
+                // `cout` values (`fits_wide`).
+                unsafe {
+                    if avx512 {
+                        pixel.run(o)
+                    } else {
+                        pixel.run_avx2(o)
+                    }
+                };
             }
             return;
         }

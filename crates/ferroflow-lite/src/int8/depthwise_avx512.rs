@@ -122,7 +122,7 @@ impl Pixel<'_> {
     }
 
     /// Channels `c..` one at a time.
-    fn scalar(&self, c: usize, out: &mut [i8]) {
+    pub(super) fn scalar(&self, c: usize, out: &mut [i8]) {
         for (ch, y) in out.iter_mut().enumerate().skip(c) {
             let mut acc = self.bias.get(ch).copied().unwrap_or(0);
             for &(xi, wi) in self.taps {

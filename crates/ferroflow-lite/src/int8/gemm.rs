@@ -28,6 +28,9 @@ pub(crate) struct PackedWeights {
     /// The same weights packed for AVX-512 VNNI, on CPUs that have it.
     #[cfg(target_arch = "x86_64")]
     vnni: Option<super::vnni::VnniWeights>,
+    /// The same weights widened for AVX2, on CPUs that have it but not VNNI.
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<super::madd_avx2::MaddWeights>,
 }
 
 impl PackedWeights {
@@ -65,6 +68,9 @@ impl PackedWeights {
         #[cfg(target_arch = "x86_64")]
         let vnni = super::vnni::available()
             .then(|| super::vnni::VnniWeights::new(&weights, n, k, &offsets, &sums, &requant));
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = (vnni.is_none() && super::madd_avx2::available())
+            .then(|| super::madd_avx2::MaddWeights::new(&weights, n, k, &offsets, &requant));
         Some(PackedWeights {
             weights,
             offsets,
@@ -73,6 +79,8 @@ impl PackedWeights {
             requant,
             #[cfg(target_arch = "x86_64")]
             vnni,
+            #[cfg(target_arch = "x86_64")]
+            avx2,
         })
     }
 
@@ -104,6 +112,11 @@ impl PackedWeights {
     pub(crate) fn rows_into(&self, rows: &[i8], out: &mut [i8]) {
         #[cfg(target_arch = "x86_64")]
         if let Some(v) = &self.vnni {
+            v.multiply(rows, self.k, out, &mut Vec::new());
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v) = &self.avx2 {
             v.multiply(rows, self.k, out, &mut Vec::new());
             return;
         }
@@ -159,8 +172,8 @@ mod tests {
     use super::*;
     use crate::ir::Activation;
 
-    /// The packed product (VNNI where the CPU has it) equals dot products requantised one
-    /// by one, for sizes that leave partial blocks, rows and depth groups.
+    /// The packed product (VNNI or AVX2 where the CPU has them) equals dot products
+    /// requantised one by one, for sizes that leave partial blocks, rows and depth groups.
     #[test]
     fn packed_product_equals_plain_dot_products() {
         let mut seed = 7u32;

@@ -47,8 +47,12 @@ mod amx;
 mod binary;
 mod conv;
 #[cfg(target_arch = "x86_64")]
+mod depthwise_avx2;
+#[cfg(target_arch = "x86_64")]
 mod depthwise_avx512;
 mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod madd_avx2;
 mod mean;
 mod requant;
 pub(crate) mod table;

@@ -132,6 +132,41 @@ pub(crate) unsafe fn round_clamped_x16(
     _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(zero_point))
 }
 
+/// [`round_clamped`] of 8 sums at once on AVX2, with the scales of their 8 channels at
+/// `scales`: the int8 results in int32 lanes, as [`round_clamped_x16`].
+///
+/// # Safety
+/// The CPU has AVX2; `scales` points to 8 readable floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) unsafe fn round_clamped_x8(
+    v: std::arch::x86_64::__m256i,
+    scales: *const f32,
+    lo: f32,
+    hi: f32,
+    zero_point: i32,
+) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    // SAFETY: per the function's contract.
+    let f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), unsafe { _mm256_loadu_ps(scales) });
+    let f = _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+    _mm256_add_epi32(_mm256_cvtps_epi32(f), _mm256_set1_epi32(zero_point))
+}
+
+/// The int8 values of two vectors of 8 int32 lanes, all in int8 range, in order: lanes
+/// of `q[0]` then of `q[1]` (the saturating packs keep them; the permutes undo the packs'
+/// per-128-bit-lane order).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn narrow_x16(q: [std::arch::x86_64::__m256i; 2]) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    let words = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));
+    let bytes = _mm256_permute4x64_epi64::<0b00_00_10_00>(_mm256_packs_epi16(words, words));
+    _mm256_castsi256_si128(bytes)
+}
+
 /// The int8 range `[min, max]` of a tensor with scale `scale` and zero point `zp` after
 /// the fused activation `act` (TFLite's `CalculateActivationRangeQuantized`); `None` for
 /// activations that have no integer form (tanh).
