@@ -19,7 +19,10 @@ fn pow2i(k: i32) -> f32 {
 /// e^x for f32.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    let xc = x.clamp(-104.0, 88.8);
+    // The negated comparison sends NaN to the lower bound (NaN is returned at the end), so
+    // the integer conversion below only ever sees a number.
+    let xc = if x >= -104.0 { x } else { -104.0 };
+    let xc = if xc > 88.8 { 88.8 } else { xc };
     let n = (xc * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_2e-4_f32;
@@ -29,7 +32,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    // SAFETY: `xc` is clamped, so `n` is an integer in [-151, 129]: it fits an i32 and is
+    // SAFETY: `xc` is a number in [-104, 88.8], so `n` is an integer in [-151, 129]: it fits an i32 and is
     // finite. The unchecked conversion avoids the saturating one, which blocks vectorisation.
     let ni: i32 = unsafe { n.to_int_unchecked() };
     let n1 = ni >> 1;
