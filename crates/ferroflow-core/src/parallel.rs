@@ -292,47 +292,62 @@ impl<T> SharedMut<T> {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The instruction sets that kernels are compiled for, widest first. Hand-written kernels
+/// (`conv_packed`, `depthwise`) choose theirs from [`Isa::best`]; their tests run every
+/// one in [`Isa::runnable`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-enum Isa {
+pub(crate) enum Isa {
+    /// AVX-512 F, BW, DQ and VL, with FMA.
     Avx512,
+    /// AVX2 and FMA.
     Avx2,
+    /// What the target guarantees (SSE2 on x86-64, SIMD128 in the browser build).
     Baseline,
 }
 
-fn detect_isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
+impl Isa {
+    /// Whether this CPU runs code compiled for `self`.
+    fn runs_here(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512bw")
-                && std::is_x86_feature_detected!("avx512dq")
-                && std::is_x86_feature_detected!("avx512vl")
-                && std::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx512;
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
+            let fma = std::is_x86_feature_detected!("fma");
+            match self {
+                Isa::Avx512 => {
+                    fma && std::is_x86_feature_detected!("avx512f")
+                        && std::is_x86_feature_detected!("avx512bw")
+                        && std::is_x86_feature_detected!("avx512dq")
+                        && std::is_x86_feature_detected!("avx512vl")
+                }
+                Isa::Avx2 => fma && std::is_x86_feature_detected!("avx2"),
+                Isa::Baseline => true,
             }
         }
-        Isa::Baseline
-    })
-}
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Isa::Baseline
+        }
+    }
 
-/// Whether kernels run with AVX-512 (F, BW, DQ, VL) on this CPU: hand-written AVX-512
-/// kernels check it.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx512() -> bool {
-    detect_isa() == Isa::Avx512
-}
+    /// The widest set this CPU runs.
+    pub(crate) fn best() -> Isa {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            [Isa::Avx512, Isa::Avx2]
+                .into_iter()
+                .find(|isa| isa.runs_here())
+                .unwrap_or(Isa::Baseline)
+        })
+    }
 
-/// Whether kernels run with AVX2 and FMA but not AVX-512 on this CPU: the hand-written
-/// AVX2 kernels that stand in for the AVX-512 ones check it.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx2_only() -> bool {
-    detect_isa() == Isa::Avx2
+    /// Every set this CPU runs, widest first (an AVX-512 CPU runs the AVX2 code too).
+    #[cfg(test)]
+    pub(crate) fn runnable() -> Vec<Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Baseline]
+            .into_iter()
+            .filter(|isa| isa.runs_here())
+            .collect()
+    }
 }
 
 /// Runs `f` compiled for the best instruction set this CPU has (AVX-512, AVX2+FMA or the
@@ -346,7 +361,7 @@ pub(crate) fn has_avx2_only() -> bool {
 pub fn with_best_isa<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        match detect_isa() {
+        match Isa::best() {
             // SAFETY: the features were detected on this CPU above.
             Isa::Avx512 => unsafe { run_avx512(f) },
             // SAFETY: as above.
@@ -356,7 +371,7 @@ pub fn with_best_isa<R>(f: impl FnOnce() -> R) -> R {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = detect_isa;
+        let _ = Isa::best;
         f()
     }
 }

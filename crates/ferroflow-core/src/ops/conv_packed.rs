@@ -14,7 +14,7 @@
 use super::conv::{Conv2dGeom, Padding};
 use super::conv_epilogue::{ConvEpilogue, Epilogue};
 use super::unary::{ScalarFn, UnaryOp};
-use crate::parallel::{for_each_part, num_threads, with_best_isa, SharedMut};
+use crate::parallel::{for_each_part, num_threads, with_best_isa, Isa, SharedMut};
 use crate::{DType, Error, Result, Tensor};
 use rayon::prelude::*;
 
@@ -110,36 +110,27 @@ enum Kernel {
 }
 
 impl Kernel {
-    /// The kernel for this CPU, `None` where there is none.
-    fn detect() -> Option<Kernel> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::parallel::has_avx512() {
-                return Some(Kernel::Avx512);
-            }
-            if crate::parallel::has_avx2_only() {
-                return Some(Kernel::Avx2);
-            }
+    /// The kernel compiled for `isa`, `None` for the baseline (which has none).
+    fn for_isa(isa: Isa) -> Option<Kernel> {
+        match isa {
+            Isa::Avx512 => Some(Kernel::Avx512),
+            Isa::Avx2 => Some(Kernel::Avx2),
+            Isa::Baseline => None,
         }
-        None
     }
 
-    /// Every kernel this CPU can run (the tests run each: an AVX-512 CPU runs the AVX2
-    /// one too).
+    /// The kernel for this CPU, `None` where there is none.
+    fn detect() -> Option<Kernel> {
+        Kernel::for_isa(Isa::best())
+    }
+
+    /// Every kernel this CPU can run (the tests run each).
     #[cfg(test)]
     fn runnable() -> Vec<Kernel> {
-        #[allow(unused_mut)]
-        let mut all = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::parallel::has_avx512() {
-                all.push(Kernel::Avx512);
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                all.push(Kernel::Avx2);
-            }
-        }
-        all
+        Isa::runnable()
+            .into_iter()
+            .filter_map(Kernel::for_isa)
+            .collect()
     }
 
     /// Most output pixels of one tile.
@@ -545,7 +536,7 @@ impl Run<'_> {
             // whole slivers; the tile's outputs lie inside `out`, written by this block
             // alone; the plan gives a tile at most the kernel's pixels.
             macro_rules! dispatch {
-                ($($m:literal)*) => {
+                (avx512: $($m:literal)*; avx2: $($m2:literal)*) => {
                     match (self.kernel, pixels.len(), pair) {
                         $(
                             (Kernel::Avx512, $m, true) => unsafe {
@@ -555,17 +546,16 @@ impl Run<'_> {
                                 conv_packed_avx512::run::<$m, 1>(&t)
                             },
                         )*
-                        (Kernel::Avx2, 1, false) => unsafe { conv_packed_avx2::run::<1>(&t) },
-                        (Kernel::Avx2, 2, false) => unsafe { conv_packed_avx2::run::<2>(&t) },
-                        (Kernel::Avx2, 3, false) => unsafe { conv_packed_avx2::run::<3>(&t) },
-                        (Kernel::Avx2, 4, false) => unsafe { conv_packed_avx2::run::<4>(&t) },
-                        (Kernel::Avx2, 5, false) => unsafe { conv_packed_avx2::run::<5>(&t) },
-                        (Kernel::Avx2, 6, false) => unsafe { conv_packed_avx2::run::<6>(&t) },
+                        $(
+                            (Kernel::Avx2, $m2, false) => unsafe {
+                                conv_packed_avx2::run::<$m2>(&t)
+                            },
+                        )*
                         (k, m, pair) => unreachable!("{k:?} has no tile of {m} pixels (pair {pair})"),
                     }
                 };
             }
-            dispatch!(1 2 3 4 5 6 7 8);
+            dispatch!(avx512: 1 2 3 4 5 6 7 8; avx2: 1 2 3 4 5 6);
         }
     }
 

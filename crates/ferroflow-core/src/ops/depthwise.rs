@@ -5,7 +5,7 @@
 
 use super::conv::Conv2dGeom;
 use super::conv_epilogue::Epilogue;
-use crate::parallel::{num_threads, with_best_isa};
+use crate::parallel::{num_threads, with_best_isa, Isa};
 use rayon::prelude::*;
 
 /// Output pixels per epilogue pass (so the epilogue finds its rows in cache), and the
@@ -77,36 +77,29 @@ enum RunKernel {
 }
 
 impl RunKernel {
-    /// The hand-written kernel for this CPU, else the portable one.
-    fn detect() -> RunKernel {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::parallel::has_avx512() {
-                return RunKernel::Avx512;
-            }
-            if crate::parallel::has_avx2_only() {
-                return RunKernel::Avx2;
-            }
+    /// The kernel compiled for `isa`.
+    fn for_isa(isa: Isa) -> RunKernel {
+        match isa {
+            Isa::Avx512 => RunKernel::Avx512,
+            Isa::Avx2 => RunKernel::Avx2,
+            Isa::Baseline => RunKernel::Portable,
         }
-        RunKernel::Portable
     }
 
-    /// Every hand-written kernel this CPU can run (the tests run each: an AVX-512 CPU
-    /// runs the AVX2 one too).
+    /// The hand-written kernel for this CPU, else the portable one.
+    fn detect() -> RunKernel {
+        RunKernel::for_isa(Isa::best())
+    }
+
+    /// Every hand-written kernel this CPU can run (the tests run each against the
+    /// portable one).
     #[cfg(test)]
     fn runnable() -> Vec<RunKernel> {
-        #[allow(unused_mut)]
-        let mut all = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::parallel::has_avx512() {
-                all.push(RunKernel::Avx512);
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                all.push(RunKernel::Avx2);
-            }
-        }
-        all
+        Isa::runnable()
+            .into_iter()
+            .map(RunKernel::for_isa)
+            .filter(|k| *k != RunKernel::Portable)
+            .collect()
     }
 }
 

@@ -12,12 +12,10 @@ const LANES: usize = 16;
 /// Rows per pass: 12 accumulators, 2 weight vectors and a broadcast input pair fill 15 of
 /// the 16 registers.
 const ROWS: usize = 6;
-/// Input rows widened to 16 bits at a time.
-const TILE: usize = 64;
 
 /// Whether this CPU runs [`MaddWeights`].
 pub(crate) fn available() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    is_x86_feature_detected!("avx2")
 }
 
 /// Weights widened to 16 bits and packed in blocks of 16 channels by pairs of depths,
@@ -86,29 +84,25 @@ impl MaddWeights {
     /// stride `k2` in `buf` a tile at a time.
     pub(crate) fn multiply(&self, input: &[i8], k: usize, out: &mut [i8], buf: &mut Vec<i16>) {
         let m = out.len() / self.n.max(1);
-        let mut r = 0;
-        while r < m {
-            let rows = (m - r).min(TILE);
-            buf.clear();
-            buf.resize(rows * self.k2, 0);
-            for (src, dst) in input[r * k..(r + rows) * k]
-                .chunks_exact(k)
-                .zip(buf.chunks_exact_mut(self.k2))
-            {
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = s as i16;
-                }
-            }
-            // SAFETY: `available()` was checked when these weights were made (the only
-            // constructor's caller does); the slices hold `rows` rows of `k2` and of `n`.
-            unsafe { self.kernel(buf, rows, &mut out[r * self.n..(r + rows) * self.n]) };
-            r += rows;
-        }
+        let n = self.n;
+        super::row_tiles::for_converted_tiles(
+            input,
+            k,
+            m,
+            self.k2,
+            buf,
+            i16::from,
+            |x, r, rows| {
+                // SAFETY: `available()` was checked when these weights were made (the only
+                // constructor's caller does); the slices hold `rows` rows of `k2` and of `n`.
+                unsafe { self.kernel(x, rows, &mut out[r * n..(r + rows) * n]) }
+            },
+        );
     }
 
     /// `out` (`m` rows x n) for the widened rows `x`: per block of 16 channels (its
     /// weights stay in L1), [`ROWS`] rows per pass.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2")]
     unsafe fn kernel(&self, x: &[i16], m: usize, out: &mut [i8]) {
         debug_assert!(x.len() >= m * self.k2 && out.len() >= m * self.n);
         let pairs = self.k2 / 2;
@@ -147,7 +141,7 @@ impl MaddWeights {
     }
 
     /// Requantises the int32 sums `v` (16 channels) of block `jb` of row `row` into `out`.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn store(&self, v: &[__m256i; 2], row: usize, jb: usize, out: &mut [i8]) {
         let ch = jb * LANES;

@@ -55,6 +55,8 @@ mod gemm;
 mod madd_avx2;
 mod mean;
 mod requant;
+#[cfg(target_arch = "x86_64")]
+mod row_tiles;
 pub(crate) mod table;
 #[cfg(target_arch = "x86_64")]
 mod vnni;

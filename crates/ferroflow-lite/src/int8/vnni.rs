@@ -128,14 +128,8 @@ impl VnniWeights {
                 } else {
                     buf.clear();
                     buf.resize(super::amx::ROWS * k64, 0);
-                    for (src, dst) in input[r * k..(r + rows) * k]
-                        .chunks_exact(k)
-                        .zip(buf.chunks_exact_mut(k64))
-                    {
-                        for (d, &s) in dst.iter_mut().zip(src) {
-                            *d = s as u8;
-                        }
-                    }
+                    let rows_in = &input[r * k..(r + rows) * k];
+                    super::row_tiles::convert_rows(rows_in, k, buf, k64, |s| s as u8);
                     (buf.as_ptr() as *const i8, k64)
                 };
                 let out = &mut out[r * self.n..(r + rows) * self.n];
@@ -147,25 +141,21 @@ impl VnniWeights {
             }
             return;
         }
-        const TILE: usize = 64;
-        let mut r = 0;
-        while r < m {
-            let rows = (m - r).min(TILE);
-            buf.clear();
-            buf.resize(rows * self.k4, 0);
-            for (src, dst) in input[r * k..(r + rows) * k]
-                .chunks_exact(k)
-                .zip(buf.chunks_exact_mut(self.k4))
-            {
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = (s as u8) ^ 0x80;
-                }
-            }
-            // SAFETY: `available()` was checked when these weights were made (the only
-            // constructor's caller does), and the slices hold `rows` rows of `k4` and of `n`.
-            unsafe { self.kernel(buf, rows, &mut out[r * self.n..(r + rows) * self.n]) };
-            r += rows;
-        }
+        let n = self.n;
+        super::row_tiles::for_converted_tiles(
+            input,
+            k,
+            m,
+            self.k4,
+            buf,
+            |s| (s as u8) ^ 0x80,
+            |u, r, rows| {
+                // SAFETY: `available()` was checked when these weights were made (the only
+                // constructor's caller does), and the slices hold `rows` rows of `k4` and
+                // of `n`.
+                unsafe { self.kernel(u, rows, &mut out[r * n..(r + rows) * n]) }
+            },
+        );
     }
 
     /// `out` (`m` rows x n) for the unsigned rows `u`: channel blocks in pairs, four
