@@ -32,8 +32,9 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    // SAFETY: `xc` is a number in [-104, 88.8], so `n` is an integer in [-151, 129]: it fits an i32 and is
-    // finite. The unchecked conversion avoids the saturating one, which blocks vectorisation.
+    // SAFETY: `xc` is a number in [-104, 88.8], so `n` is an integer in [-151, 129]: it
+    // fits an i32 and is finite. The unchecked conversion avoids the saturating one, which
+    // blocks vectorisation.
     let ni: i32 = unsafe { n.to_int_unchecked() };
     let n1 = ni >> 1;
     let v = y * pow2i(n1) * pow2i(ni - n1);

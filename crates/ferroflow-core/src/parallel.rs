@@ -307,6 +307,9 @@ pub(crate) enum Isa {
 }
 
 impl Isa {
+    /// Every set, widest first.
+    const ALL: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Baseline];
+
     /// Whether this CPU runs code compiled for `self`.
     fn runs_here(self) -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -333,7 +336,7 @@ impl Isa {
     pub(crate) fn best() -> Isa {
         static ISA: OnceLock<Isa> = OnceLock::new();
         *ISA.get_or_init(|| {
-            [Isa::Avx512, Isa::Avx2]
+            Isa::ALL
                 .into_iter()
                 .find(|isa| isa.runs_here())
                 .unwrap_or(Isa::Baseline)
@@ -343,10 +346,7 @@ impl Isa {
     /// Every set this CPU runs, widest first (an AVX-512 CPU runs the AVX2 code too).
     #[cfg(test)]
     pub(crate) fn runnable() -> Vec<Isa> {
-        [Isa::Avx512, Isa::Avx2, Isa::Baseline]
-            .into_iter()
-            .filter(|isa| isa.runs_here())
-            .collect()
+        Isa::ALL.into_iter().filter(|isa| isa.runs_here()).collect()
     }
 }
 
