@@ -3,11 +3,15 @@
 //! A bandwidth-bound op on a fresh multi-megabyte output pays first-touch page faults that
 //! cost as much as the op itself. Like PyTorch's caching allocator, large buffers released
 //! by dropped tensors are kept in size-keyed bins and handed to the next kernel asking for
-//! that size, already mapped. The cache is bounded (`FERROFLOW_POOL_MB`, default 1024 MiB;
+//! that size or a little less, already mapped. Of the buffers that fit, the one released
+//! last is handed out: its lines are the likeliest to be still in cache, and a chain of
+//! layers of different sizes then cycles through a few buffers (as an interpreter's arena
+//! does) instead of one per size, which keeps the weights in the last-level cache. The
+//! cache is bounded (`FERROFLOW_POOL_MB`, default 1024 MiB;
 //! 0 disables it) so a training loop's resident memory stays flat. Fresh large buffers ask
 //! for transparent huge pages where the kernel offers them (as NumPy does).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -17,18 +21,44 @@ const POOL_MIN_BYTES: usize = 256 << 10;
 const POOL_GRANULE: usize = 4096;
 /// Most buffers kept per size bin.
 const MAX_PER_BIN: usize = 8;
+/// A request takes a cached buffer of up to this many times its size (rounded).
+const MAX_SLACK: usize = 2;
 /// Bytes above which a fresh buffer asks for huge pages.
 const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
 
-/// A released allocation: start address (as an integer so the pool is `Send`) and how
-/// many of its bytes its last owner had initialised.
-struct RawBuf(usize, usize);
+/// A released allocation: start address (as an integer so the pool is `Send`), how many
+/// of its bytes its last owner had initialised, and when it was released (a count of
+/// releases: larger is more recent).
+struct RawBuf(usize, usize, u64);
 
-/// (capacity in bytes, alignment) of a bin.
+/// (alignment, capacity in bytes) of a bin: bins of one alignment are adjacent, in size
+/// order.
 type BinKey = (usize, usize);
 
+/// The bins, and the count of releases so far.
+#[derive(Default)]
+struct Bins {
+    by_size: BTreeMap<BinKey, Vec<RawBuf>>,
+    released: u64,
+}
+
+impl Bins {
+    /// Takes the most recently released buffer of alignment `align` whose capacity is
+    /// from `bytes` to [`MAX_SLACK`] times that; (capacity, buffer).
+    fn take(&mut self, bytes: usize, align: usize) -> Option<(usize, RawBuf)> {
+        let newest = self
+            .by_size
+            .range((align, bytes)..=(align, bytes.saturating_mul(MAX_SLACK)))
+            .filter_map(|(key, bin)| Some((*key, bin.last()?.2)))
+            .max_by_key(|&(_, stamp)| stamp)?
+            .0;
+        let buf = self.by_size.get_mut(&newest)?.pop()?;
+        Some((newest.1, buf))
+    }
+}
+
 struct Pool {
-    bins: Mutex<HashMap<BinKey, Vec<RawBuf>>>,
+    bins: Mutex<Bins>,
     cached_bytes: AtomicUsize,
     limit_bytes: usize,
 }
@@ -41,7 +71,7 @@ fn pool() -> &'static Pool {
             .and_then(|s| s.trim().parse::<usize>().ok())
             .unwrap_or(1024);
         Pool {
-            bins: Mutex::new(HashMap::new()),
+            bins: Mutex::new(Bins::default()),
             cached_bytes: AtomicUsize::new(0),
             limit_bytes: mb << 20,
         }
@@ -56,11 +86,11 @@ pub fn cached_bytes() -> usize {
 /// Frees every cached buffer.
 pub fn clear_cache() {
     let p = pool();
-    let drained: Vec<(BinKey, Vec<RawBuf>)> = match p.bins.lock() {
-        Ok(mut bins) => bins.drain().collect(),
+    let drained = match p.bins.lock() {
+        Ok(mut bins) => std::mem::take(&mut bins.by_size),
         Err(_) => return,
     };
-    for ((bytes, align), bufs) in drained {
+    for ((align, bytes), bufs) in drained {
         for b in bufs {
             p.cached_bytes.fetch_sub(bytes, Ordering::Relaxed);
             // SAFETY: every pooled buffer came from the global allocator with this exact
@@ -90,20 +120,21 @@ fn with_capacity_init<T>(n: usize) -> (Vec<T>, usize) {
         return (Vec::with_capacity(n), 0);
     }
     let rounded = bytes.next_multiple_of(POOL_GRANULE);
-    let key = (rounded, std::mem::align_of::<T>());
     let p = pool();
     let hit = p
         .bins
         .lock()
         .ok()
-        .and_then(|mut bins| bins.get_mut(&key).and_then(|v| v.pop()));
-    if let Some(b) = hit {
-        p.cached_bytes.fetch_sub(rounded, Ordering::Relaxed);
+        .and_then(|mut bins| bins.take(rounded, std::mem::align_of::<T>()));
+    if let Some((capacity, b)) = hit {
+        p.cached_bytes.fetch_sub(capacity, Ordering::Relaxed);
         // SAFETY: the buffer was allocated by the global allocator as a `[T]` of
-        // `rounded / size` elements with `T`'s alignment (the bin key), and its ownership
-        // moved to the pool when released; length 0 means no element is assumed live.
-        let v = unsafe { Vec::from_raw_parts(b.0 as *mut T, 0, rounded / size) };
-        return (v, b.1 / size);
+        // `capacity / size` elements with `T`'s alignment (its bin's key; every pooled
+        // capacity is a multiple of the granule, itself a multiple of `size`), and its
+        // ownership moved to the pool when released; length 0 means no element is
+        // assumed live.
+        let v = unsafe { Vec::from_raw_parts(b.0 as *mut T, 0, capacity / size) };
+        return (v, (b.1 / size).min(capacity / size));
     }
     let v: Vec<T> = Vec::with_capacity(rounded / size);
     advise_huge_pages_if_large(&v);
@@ -227,15 +258,17 @@ pub(crate) fn recycle<T>(v: Vec<T>) {
     if p.cached_bytes.load(Ordering::Relaxed) + bytes > p.limit_bytes {
         return;
     }
-    let key = (bytes, std::mem::align_of::<T>());
+    let key = (std::mem::align_of::<T>(), bytes);
     let Ok(mut bins) = p.bins.lock() else { return };
-    let bin = bins.entry(key).or_default();
+    bins.released += 1;
+    let stamp = bins.released;
+    let bin = bins.by_size.entry(key).or_default();
     if bin.len() >= MAX_PER_BIN {
         return;
     }
     let init = v.len() * size;
     let mut v = std::mem::ManuallyDrop::new(v);
-    bin.push(RawBuf(v.as_mut_ptr() as usize, init));
+    bin.push(RawBuf(v.as_mut_ptr() as usize, init, stamp));
     p.cached_bytes.fetch_add(bytes, Ordering::Relaxed);
 }
 
@@ -274,6 +307,32 @@ fn advise_pages(addr: usize, bytes: usize, advice: libc::c_int) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_buffer_that_fits_is_taken() {
+        let mut bins = Bins::default();
+        let put = |bins: &mut Bins, bytes: usize, addr: usize| {
+            bins.released += 1;
+            let stamp = bins.released;
+            bins.by_size
+                .entry((4, bytes))
+                .or_default()
+                .push(RawBuf(addr, 0, stamp));
+        };
+        put(&mut bins, 8192, 1);
+        put(&mut bins, 16384, 2);
+        put(&mut bins, 12288, 3);
+        put(&mut bins, 32768, 4);
+        let mut take = |bytes| bins.take(bytes, 4).map(|(capacity, b)| (capacity, b.0));
+        // Up to twice the size asked for, newest first; never more than twice.
+        assert_eq!(take(8192), Some((12288, 3)));
+        assert_eq!(take(8192), Some((16384, 2)));
+        assert_eq!(take(8192), Some((8192, 1)));
+        assert_eq!(take(8192), None);
+        assert_eq!(take(20480), Some((32768, 4)));
+        put(&mut bins, 8192, 5);
+        assert!(bins.take(8192, 8).is_none(), "another alignment's bins");
+    }
 
     #[test]
     fn released_buffers_are_reused_and_bounded() {

@@ -41,3 +41,21 @@ pub fn prefetch_row<T>(base: *const T, row: usize, width: usize) {
         width * size,
     );
 }
+
+/// Hints that every cache line of the `bytes` bytes from `at` will be read soon (a span
+/// that a streaming kernel reaches next). Never faults: any address is allowed.
+#[inline(always)]
+pub fn prefetch_span(at: *const u8, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for l in (0..bytes).step_by(64) {
+        #[allow(unused_unsafe)]
+        // SAFETY: as in `prefetch_bytes`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                at.wrapping_add(l) as *const i8,
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, bytes);
+}

@@ -65,6 +65,9 @@ pub struct Interpreter {
     /// Per op: a convolution's epilogue activation in place of its fused one (the swish
     /// of a later MUL).
     epilogue_act: Vec<Option<UnaryOp>>,
+    /// How a large batch runs as chunks of rows, or `None` when some operator may mix
+    /// rows.
+    row_split: Option<crate::row_split::RowSplit>,
     /// Per op: the intermediate tensors it is the last op to read, released once it has
     /// run (so the allocator hands their buffers, still in cache, to the next ops, and a
     /// call holds only the live activations).
@@ -157,6 +160,9 @@ fn err(op: &'static str, msg: impl Into<String>) -> Error {
 }
 
 /// The threads of an interpreter's own (`Interpreter::with_threads`).
+/// The outputs of some chunks of a batch, each with its chunk's index.
+type NumberedOutputs = Vec<(usize, Vec<Tensor>)>;
+
 struct OwnPool {
     threads: rayon::ThreadPool,
     /// Held by the call whose idle threads poll for work (one call at a time).
@@ -257,6 +263,7 @@ impl Interpreter {
         let mut me = Interpreter {
             subgraphs,
             pool: None,
+            row_split: None,
             name: "tflite model".into(),
             folded: vec![false; model.ops.len()],
             fused_away: Vec::new(),
@@ -301,6 +308,7 @@ impl Interpreter {
         me.packed = (0..me.model.ops.len())
             .map(|k| me.pack_filter(k))
             .collect::<Result<_>>()?;
+        me.row_split = crate::row_split::row_split(&me.model, &me.consts, &me.folded);
         Ok(me)
     }
 
@@ -397,6 +405,10 @@ impl Interpreter {
     fn filter_layout(&self, i: usize, filter: &Tensor) -> Result<Option<Tensor>> {
         let op = &self.model.ops[i];
         Ok(match &op.op {
+            // [units, depth] -> [depth, units], for products of many rows
+            Op::FullyConnected { .. } if filter.rank() == 2 && filter.dtype() == DType::F32 => {
+                Some(filter.t()?.contiguous())
+            }
             // [out, kh, kw, in] -> [kh, kw, in, out]
             Op::Conv2d { .. } if filter.rank() == 4 => {
                 Some(filter.transpose(&[1, 2, 3, 0])?.contiguous())
@@ -435,13 +447,107 @@ impl Interpreter {
     /// Runs the model on `inputs` (one per model input, dtype and shape as the model's,
     /// any size where the shape signature has -1) and returns its outputs.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        if let Some(outputs) = self.run_in_chunks(inputs)? {
+            return Ok(outputs);
+        }
         let vals = self.run_on_pool(inputs, false, None)?;
         self.outputs_of(vals)
     }
 
+    /// The rows of each chunk that [`Interpreter::run`] cuts a batch of `batch` rows into
+    /// (when its activations would outgrow the caches, and every operator keeps rows
+    /// apart), or `None` when the batch runs whole.
+    pub fn row_chunks(&self, batch: usize) -> Option<Vec<usize>> {
+        self.row_split?.sizes(batch, self.threads())
+    }
+
+    /// The threads a call runs on: its own pool's, else the shared pool's.
+    fn threads(&self) -> usize {
+        match &self.pool {
+            Some(pool) => pool.threads.current_num_threads(),
+            None => ferroflow_core::num_threads(),
+        }
+    }
+
+    /// Runs a batch whose activations are too large for the caches as chunks of rows
+    /// (`row_split`), one chunk per thread when there are enough of them (else one chunk
+    /// after another, each on all threads), and joins their outputs; `None` when the
+    /// batch runs whole.
+    fn run_in_chunks(&self, inputs: &[Tensor]) -> Result<Option<Vec<Tensor>>> {
+        let (Some(split), Some(batch)) = (
+            self.row_split,
+            inputs.first().and_then(|x| x.shape().first().copied()),
+        ) else {
+            return Ok(None);
+        };
+        if inputs.len() != self.model.inputs.len()
+            || inputs.iter().any(|x| x.shape().first() != Some(&batch))
+        {
+            return Ok(None);
+        }
+        let threads = self.threads();
+        let Some(sizes) = split.sizes(batch, threads) else {
+            return Ok(None);
+        };
+        for (x, &i) in inputs.iter().zip(&self.model.inputs) {
+            check_input(&self.name, &self.model.tensors[i], x)?;
+        }
+        let cuts = inputs
+            .iter()
+            .map(|x| crate::row_split::cut_rows(x, &sizes))
+            .collect::<Result<Vec<_>>>()?;
+        let chunks: Vec<Vec<Tensor>> = (0..sizes.len())
+            .map(|c| cuts.iter().map(|pieces| pieces[c].clone()).collect())
+            .collect();
+        let alone = |chunk: &Vec<Tensor>| {
+            ferroflow_core::on_calling_thread(|| {
+                let vals = self.run_all_here(chunk, self.root(), true, false, None)?;
+                self.outputs_of(vals)
+            })
+        };
+        let outs: Vec<Vec<Tensor>> = if threads < 2 {
+            chunks.iter().map(alone).collect::<Result<_>>()?
+        } else if chunks.len() >= threads {
+            // Chunk j on thread j % threads (`chunk_sizes` balances them so).
+            let across = || -> Result<Vec<NumberedOutputs>> {
+                use rayon::prelude::*;
+                (0..threads)
+                    .into_par_iter()
+                    .map(|t| {
+                        (t..chunks.len())
+                            .step_by(threads)
+                            .map(|j| Ok((j, alone(&chunks[j])?)))
+                            .collect()
+                    })
+                    .collect()
+            };
+            let mut done: Vec<(usize, Vec<Tensor>)> = match &self.pool {
+                Some(pool) => pool.threads.install(across)?,
+                None => across()?,
+            }
+            .into_iter()
+            .flatten()
+            .collect();
+            done.sort_by_key(|&(j, _)| j);
+            done.into_iter().map(|(_, out)| out).collect()
+        } else {
+            chunks
+                .iter()
+                .map(|chunk| self.outputs_of(self.run_on_pool(chunk, false, None)?))
+                .collect::<Result<_>>()?
+        };
+        (0..self.model.outputs.len())
+            .map(|o| {
+                let parts: Vec<Tensor> = outs.iter().map(|out| out[o].clone()).collect();
+                Tensor::concat(&parts, 0)
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
     /// Runs the model like [`Interpreter::run`] and also returns each operator's wall
     /// time and work, in execution order (operators folded at load or fused into a later
-    /// one are left out).
+    /// one are left out). The batch runs whole, never in chunks of rows.
     pub fn run_profiled(&self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, Vec<OpProfile>)> {
         let mut profile = Vec::with_capacity(self.model.ops.len());
         let vals = self.run_on_pool(inputs, false, Some(&mut profile))?;
@@ -923,9 +1029,11 @@ impl Interpreter {
                         w.shape(),
                     ));
                 }
-                let mut y = x
-                    .reshape(&[-1, depth as isize])?
-                    .matmul_t(&w, false, true)?;
+                let x2 = x.reshape(&[-1, depth as isize])?;
+                let mut y = match self.filters.get(k) {
+                    Some(Some(wt)) => x2.matmul_dense(&w, wt)?,
+                    _ => x2.matmul_t(&w, false, true)?,
+                };
                 if let Some(b) = self.input(k, 2, vals)? {
                     y = y.add(&b)?;
                 }

@@ -16,6 +16,7 @@ mod kernels;
 pub mod profile;
 pub mod quantize;
 pub mod read;
+mod row_split;
 mod sparse;
 mod swish;
 pub mod write;

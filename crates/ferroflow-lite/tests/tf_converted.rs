@@ -207,3 +207,27 @@ fn profiled_calls_time_every_operator_and_count_its_work() {
         assert!(heavy >= 2, "{name}: {profile:?}");
     }
 }
+
+/// A batch whose activations outgrow the caches runs as chunks of rows (one per thread
+/// where there are enough), with the outputs of the whole batch run at once.
+#[test]
+fn large_batches_run_in_chunks_with_the_whole_batchs_outputs() {
+    let interp = Interpreter::from_file(fixture("cnn_dynamic.tflite")).unwrap();
+    let rows = 8192;
+    let chunks = interp
+        .row_chunks(rows)
+        .expect("a batch of 8192 runs in chunks");
+    assert!(chunks.len() > 1 && chunks.iter().sum::<usize>() == rows);
+    assert_eq!(interp.row_chunks(4), None);
+    let x =
+        ferroflow_core::random::uniform(&[rows, 12, 12, 3], 0.0, 1.0, DType::F32, Some(5)).unwrap();
+    let chunked = interp.run(std::slice::from_ref(&x)).unwrap().remove(0);
+    let (mut whole, _) = interp.run_profiled(&[x]).unwrap();
+    let whole = whole.remove(0);
+    assert_eq!(chunked.shape(), whole.shape());
+    let d = max_diff(
+        &chunked.to_vec::<f32>().unwrap(),
+        &whole.to_vec::<f32>().unwrap(),
+    );
+    assert!(d <= 1e-5, "chunked and whole runs differ by {d}");
+}

@@ -26,7 +26,11 @@ fn main() -> ff::Result<()> {
     };
     let mut times = Vec::new();
     let mut out = None;
-    for _ in 0..50 {
+    for _ in 0..std::env::var("REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+    {
         let t = std::time::Instant::now();
         out = Some(if depthwise {
             x.depthwise_conv2d(&f, (s, s), same, (1, 1))?

@@ -213,6 +213,13 @@ fn run<const R: usize>(
     // (the vector kernel loads without checks).
     let reach = (R - 1) * step + (g.kw - 1) * tap_step + c;
     assert!(rows.iter().all(|&(at, _)| at + reach <= x.len()));
+    // The input rows this output row is the first to read (the last `stride` filter
+    // rows): ask for the part of them that the run after the next one reads first, so
+    // that their lines arrive from memory while this run and the next compute.
+    for &(at, _) in &rows[n.saturating_sub(g.stride.0)..] {
+        let ahead = at + reach + R * step;
+        crate::prefetch::prefetch_span(x.as_ptr().wrapping_add(ahead) as *const u8, R * step * 4);
+    }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = kernel;
     for c0 in (0..full).step_by(NARROW) {

@@ -278,6 +278,23 @@ impl Tensor {
         self.matmul_t(other, false, false)
     }
 
+    /// `self · wᵀ` for a dense layer's constant weights `w` ([units, depth]: TFLite's and
+    /// PyTorch's layout), given `wt`, the same weights stored transposed ([depth, units],
+    /// contiguous), as an interpreter keeps them from load: a product of few rows reads
+    /// `w` as dot products; one of many reads `wt` as it lies, instead of repacking `w`
+    /// on every call. `self` is `[rows, depth]`.
+    pub fn matmul_dense(&self, w: &Tensor, wt: &Tensor) -> Result<Tensor> {
+        let rows = self.shape().first().copied().unwrap_or(0);
+        if rows >= REPACK_MIN_ROWS
+            && self.rank() == 2
+            && w.shape() == [wt.shape()[1], wt.shape()[0]]
+        {
+            self.matmul(wt)
+        } else {
+            self.matmul_t(w, false, true)
+        }
+    }
+
     /// [`Tensor::matmul`] with either operand transposed (free: only strides change).
     pub fn matmul_t(&self, other: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
         let dt = same_dtype("matmul", self, other)?;
