@@ -36,8 +36,18 @@ pub fn random_input(
     }
 }
 
-/// p50 and p99 in ms of `reps` timed calls of `f` after two warm-up calls.
-fn percentiles(reps: usize, mut f: impl FnMut() -> ff::Result<()>) -> ff::Result<(f64, f64)> {
+/// What the timed calls measured.
+struct Timed {
+    /// p50 and p99 in ms.
+    p50: f64,
+    p99: f64,
+    /// The process's peak resident memory right after them, in MiB (so that the
+    /// profiled calls after them, which run a batch whole, do not count).
+    peak_rss_mib: f64,
+}
+
+/// `reps` timed calls of `f` after two warm-up calls.
+fn percentiles(reps: usize, mut f: impl FnMut() -> ff::Result<()>) -> ff::Result<Timed> {
     f()?;
     f()?;
     let mut times: Vec<f64> = (0..reps.max(1))
@@ -48,20 +58,17 @@ fn percentiles(reps: usize, mut f: impl FnMut() -> ff::Result<()>) -> ff::Result
         .collect::<ff::Result<_>>()?;
     times.sort_by(f64::total_cmp);
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    Ok((at(0.5), at(0.99)))
+    Ok(Timed {
+        p50: at(0.5),
+        p99: at(0.99),
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// Prints `<stem>_b<batch>_p50_ms`, `_p99_ms` and `peak_rss_mib` for `f`, and from
 /// the profiled operators `ops`, the `top` with the most work and the time per builtin
 /// (`layers` and `op_ms` in JSON).
-fn print(
-    stem: &str,
-    batch: usize,
-    p: (f64, f64),
-    json: bool,
-    ops: &[ff::lite::OpProfile],
-    top: usize,
-) {
+fn print(stem: &str, batch: usize, p: Timed, json: bool, ops: &[ff::lite::OpProfile], top: usize) {
     let layers = heaviest(ops, top);
     let by_op = time_by_op(ops);
     let (p50, p99) = (
@@ -69,9 +76,9 @@ fn print(
         format!("{stem}_b{batch}_p99_ms"),
     );
     let rows = [
-        (p50.as_str(), p.0, "ms"),
-        (p99.as_str(), p.1, "ms"),
-        ("peak_rss_mib", peak_rss_mib(), "MiB"),
+        (p50.as_str(), p.p50, "ms"),
+        (p99.as_str(), p.p99, "ms"),
+        ("peak_rss_mib", p.peak_rss_mib, "MiB"),
     ];
     if !json {
         report(&rows, false);
