@@ -11,6 +11,30 @@ use std::sync::OnceLock;
 /// Elements below which an elementwise kernel stays on the calling thread.
 pub(crate) const PAR_MIN_ELEMS: usize = 1 << 17;
 
+/// Multiply-adds from which a product or convolution splits between threads on a worker
+/// of the pool (where the other workers take their parts at the cost of a join).
+pub(crate) const PAR_MACS: usize = 48 * 48 * 48;
+
+/// The same from a thread outside the pool (a server's request thread, a model call too
+/// small to hop onto the pool): the parts are handed over and waited for, two thread
+/// wake-ups that cost more than a product of a few million flops gains. With 2 threads,
+/// splitting the [32, 64] x [64, 128] products of a small MLP made its predict 2.5x
+/// slower.
+const PAR_MACS_OUTSIDE_POOL: usize = 1 << 22;
+
+/// Whether work of `macs` multiply-adds pays for handing parts of it to the pool's
+/// workers from this thread: always on a worker of the pool (the others are at hand),
+/// from outside the pool from [`PAR_MACS_OUTSIDE_POOL`] on.
+pub(crate) fn handoff_pays(macs: usize) -> bool {
+    rayon::current_thread_index().is_some() || macs >= PAR_MACS_OUTSIDE_POOL
+}
+
+/// Whether a product of `macs` multiply-adds gains from splitting between threads when
+/// called from this thread: [`handoff_pays`], and at least [`PAR_MACS`].
+pub(crate) fn split_pays(macs: usize) -> bool {
+    handoff_pays(macs) && macs >= PAR_MACS
+}
+
 thread_local! {
     /// Set while [`on_calling_thread`] runs: kernels then take one thread.
     static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

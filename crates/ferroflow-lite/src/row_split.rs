@@ -109,8 +109,11 @@ fn row_wise(
     computed: &dyn Fn(i32) -> bool,
 ) -> bool {
     let op = &model.ops[k];
+    // The first input and output (-1 where the operator has none).
+    let x = op.inputs.first().copied().unwrap_or(-1);
+    let y = op.outputs.first().copied().unwrap_or(-1);
     let rank = |t: i32| model.tensors.get(t as usize).map_or(0, |d| d.shape.len());
-    let out_rank = op.outputs.first().map_or(0, |&o| rank(o));
+    let out_rank = rank(y);
     let constant = |i: usize| {
         op.inputs
             .get(i)
@@ -119,10 +122,8 @@ fn row_wise(
     let const_ints =
         |i: usize| -> Option<Vec<i64>> { constant(i)?.cast(DType::I64).ok()?.to_vec().ok() };
     // The first input is the rows; the others (weights, biases) constant.
-    let rows_then_constants = || {
-        op.inputs.first().is_some_and(|&t| computed(t))
-            && op.inputs.iter().skip(1).all(|&t| t < 0 || !computed(t))
-    };
+    let rows_then_constants =
+        || computed(x) && op.inputs.iter().skip(1).all(|&t| t < 0 || !computed(t));
     // Every operand is rows of the output's rank or a constant that broadcasts along the
     // first dimension (lower rank, or a first dimension of 1).
     let elementwise = || {
@@ -159,23 +160,20 @@ fn row_wise(
             out_rank >= 1 && elementwise()
         }
         // Rank 2: each input row is one product row (a higher rank is flattened first).
-        Op::FullyConnected { .. } => rows_then_constants() && rank(op.inputs[0]) == 2,
+        Op::FullyConnected { .. } => rows_then_constants() && rank(x) == 2,
         Op::Softmax { .. } => rows_then_constants() && out_rank >= 2,
         Op::Concatenation { axis, .. } => {
             op.inputs.iter().all(|&t| computed(t)) && axis_not_first(*axis as i64, out_rank)
         }
         Op::Reduce { .. } => {
-            let r = rank(op.inputs[0]);
-            computed(op.inputs[0])
-                && const_ints(1).is_some_and(|axes| axes.iter().all(|&a| axis_not_first(a, r)))
+            computed(x)
+                && const_ints(1)
+                    .is_some_and(|axes| axes.iter().all(|&a| axis_not_first(a, rank(x))))
         }
         Op::Pad | Op::MirrorPad { .. } => {
-            computed(op.inputs[0])
-                && const_ints(1).is_some_and(|p| p.len() >= 2 && p[0] == 0 && p[1] == 0)
+            computed(x) && const_ints(1).is_some_and(|p| p.len() >= 2 && p[0] == 0 && p[1] == 0)
         }
-        Op::Transpose => {
-            computed(op.inputs[0]) && const_ints(1).is_some_and(|p| p.first() == Some(&0))
-        }
+        Op::Transpose => computed(x) && const_ints(1).is_some_and(|p| p.first() == Some(&0)),
         // Rows map to rows when both sides carry the batch first and the same static
         // number of elements per row.
         Op::Reshape { .. } => {
@@ -185,7 +183,6 @@ fn row_wise(
                 (sig.first() == Some(&-1) && sig[1..].iter().all(|&v| v >= 0))
                     .then(|| sig[1..].iter().map(|&v| v as i64).product())
             };
-            let (x, y) = (op.inputs[0], op.outputs[0]);
             computed(x) && per_row(x).is_some() && per_row(x) == per_row(y)
         }
         _ => false,

@@ -249,8 +249,13 @@ impl Plan {
         // layer leaves in a core's cache are the ones that core reads next. A block reads
         // its tiles' input rows and its slivers' filter values: cut the larger of the two
         // so that each thread reads only its share of it.
-        let threads = num_threads().max(1);
         let rows = g.kh * g.kw * g.cin;
+        // Called from outside the pool, a small convolution stays on this thread (handing
+        // out its parts would cost more than they gain).
+        let threads = match crate::parallel::handoff_pays(m * rows * g.cout) {
+            true => num_threads().max(1),
+            false => 1,
+        };
         // (The filter has `rows * cout` values, the tiles' input rows `m * rows`.)
         let by_slivers = !full_rows && rows > 0 && g.cout > m && slivers >= threads;
         let (tile_parts, sliver_parts) = if by_slivers {

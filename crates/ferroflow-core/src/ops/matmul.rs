@@ -10,15 +10,9 @@ use crate::transpose_copy::transpose_into_init;
 use crate::{DType, Error, Numeric, Result, Tensor};
 use rayon::prelude::*;
 
-/// Flops (m·n·k) above which one product is split across threads, on a thread of the
-/// pool (where the other workers take their parts at the cost of a join).
-const PAR_GEMM_WORK: usize = 48 * 48 * 48;
-
-/// The same from a thread outside the pool (a server's request thread, a plan too small
-/// to hop onto the pool): the parts are handed over and waited for, two thread wake-ups
-/// that cost more than a product of a few million flops gains. With 2 threads, splitting
-/// the [32, 64] x [64, 128] products of a small MLP made its predict 2.5x slower.
-const PAR_GEMM_WORK_OUTSIDE_POOL: usize = 1 << 22;
+/// Multiply-adds (m·n·k) from which one product is split across threads on a thread of
+/// the pool.
+const PAR_GEMM_WORK: usize = crate::parallel::PAR_MACS;
 
 /// Rows of the product from which a column-major right operand is repacked row-major
 /// (below, the product is close to a matrix-vector one, which reads it well as it is).
@@ -71,12 +65,7 @@ pub(crate) fn gemm_into<T: Numeric>(
             gemm_into(m, n, k, dst, dst_rs, lhs, rhs, accumulate, threads);
             return;
         }
-        let min_work = if rayon::current_thread_index().is_some() {
-            PAR_GEMM_WORK
-        } else {
-            PAR_GEMM_WORK_OUTSIDE_POOL
-        };
-        if threads > 1 && m * n * k >= min_work {
+        if threads > 1 && crate::parallel::split_pays(m * n * k) {
             let p = Product {
                 m,
                 n,
