@@ -3,7 +3,8 @@
 16 on 1 and 2 threads, in ferroflow's interpreter and in LiteRT (XNNPACK, its default
 delegate), each LiteRT run in a process of its own. Prints:
 
-  RATIO <model>_<mode>_b<batch>_t<threads>_vs_litert   LiteRT p50 / ferroflow p50
+  RATIO <model>_<mode>_b<batch>_t<threads>_vs_litert   LiteRT p50 / ferroflow p50 (each the
+                                      median over alternating rounds)
   PEAK <fp32|int8>_t<threads> ...     the machine's peak in this run: the best of a 2048^3
                                       product in ferroflow's and LiteRT's FULLY_CONNECTED,
                                       and (fp32) NumPy and TensorFlow on as many threads
@@ -23,6 +24,14 @@ THREADS = (1, 2)
 PEAK_N = 2048
 # Heaviest layers reported per row.
 TOP_LAYERS = 3
+# Alternating runs of ferroflow and LiteRT per row (BENCH_APP_ROUNDS); each side's p50 is
+# the median of its runs.
+ROUNDS = int(os.environ.get("BENCH_APP_ROUNDS", "3"))
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
 
 
 def convert(model, paths, input_shape):
@@ -180,13 +189,20 @@ def run(exe, directory, reps):
             for batch in (1, 16):
                 n = reps if batch == 1 else max(3, reps // 3)
                 for threads in THREADS:
+                    # Rounds alternate the two, and each side's figure is its median over
+                    # them: on a shared machine a stretch of interference then lands on
+                    # one round of each rather than on one side's only run.
                     ours = ferroflow_bench(exe, path, batch, threads, n, profile=TOP_LAYERS)
-                    ff_ms = p50_ms(ours)
                     lite = litert_latency(path, batch, threads, n)
+                    ff_runs, lite_runs = [p50_ms(ours)], [lite["p50_ms"]]
+                    for _ in range(ROUNDS - 1):
+                        ff_runs.append(p50_ms(ferroflow_bench(exe, path, batch, threads, n)))
+                        lite_runs.append(litert_latency(path, batch, threads, n)["p50_ms"])
+                    ff_ms, lite_ms = median(ff_runs), median(lite_runs)
                     name = f"{model}_{mode}_b{batch}_t{threads}"
-                    print(f"RATIO {name}_vs_litert {lite['p50_ms'] / ff_ms:.3f}", flush=True)
+                    print(f"RATIO {name}_vs_litert {lite_ms / ff_ms:.3f}", flush=True)
                     print_layers(name, ours, peaks[(mode, threads)][0])
-                    rows.append((name, ff_ms, lite["p50_ms"], ours.get("peak_rss_mib"), lite["peak_rss_mib"]))
+                    rows.append((name, ff_ms, lite_ms, ours.get("peak_rss_mib"), lite["peak_rss_mib"]))
     print(f"{'workload':<34} {'ferroflow ms':>12} {'LiteRT ms':>10} {'ff RSS MiB':>11} {'LiteRT RSS MiB':>15}")
     for name, a, b, rss, lrss in rows:
         print(f"{name:<34} {a:>12.2f} {b:>10.2f} {rss:>11.1f} {lrss:>15.1f}")

@@ -44,13 +44,17 @@ struct Bins {
 
 impl Bins {
     /// Takes the most recently released buffer of alignment `align` whose capacity is
-    /// from `bytes` to [`MAX_SLACK`] times that; (capacity, buffer).
+    /// from `bytes` to [`MAX_SLACK`] times that, preferring one whose last owner wrote
+    /// `bytes` or more (the rest of a buffer is zeroed before use); (capacity, buffer).
     fn take(&mut self, bytes: usize, align: usize) -> Option<(usize, RawBuf)> {
         let newest = self
             .by_size
             .range((align, bytes)..=(align, bytes.saturating_mul(MAX_SLACK)))
-            .filter_map(|(key, bin)| Some((*key, bin.last()?.2)))
-            .max_by_key(|&(_, stamp)| stamp)?
+            .filter_map(|(key, bin)| {
+                let b = bin.last()?;
+                Some((*key, (b.1 >= bytes, b.2)))
+            })
+            .max_by_key(|&(_, rank)| rank)?
             .0;
         let buf = self.by_size.get_mut(&newest)?.pop()?;
         Some((newest.1, buf))
@@ -332,6 +336,17 @@ mod tests {
         assert_eq!(take(20480), Some((32768, 4)));
         put(&mut bins, 8192, 5);
         assert!(bins.take(8192, 8).is_none(), "another alignment's bins");
+        // A buffer whose last owner wrote the bytes asked for goes first.
+        bins.released += 1;
+        let stamp = bins.released;
+        bins.by_size
+            .entry((4, 12288))
+            .or_default()
+            .push(RawBuf(6, 8192, stamp));
+        bins.by_size.get_mut(&(4, 8192)).unwrap()[0].2 = stamp + 1;
+        let take = |bins: &mut Bins| bins.take(8192, 4).map(|(capacity, b)| (capacity, b.0));
+        assert_eq!(take(&mut bins), Some((12288, 6)));
+        assert_eq!(take(&mut bins), Some((8192, 5)));
     }
 
     #[test]
