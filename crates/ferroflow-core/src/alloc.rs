@@ -7,9 +7,9 @@
 //! last is handed out: its lines are the likeliest to be still in cache, and a chain of
 //! layers of different sizes then cycles through a few buffers (as an interpreter's arena
 //! does) instead of one per size, which keeps the weights in the last-level cache. The
-//! cache is bounded (`FERROFLOW_POOL_MB`, default 1024 MiB;
-//! 0 disables it) so a training loop's resident memory stays flat. Fresh large buffers ask
-//! for transparent huge pages where the kernel offers them (as NumPy does).
+//! cache is bounded (`FERROFLOW_POOL_MB`, default 1024 MiB; 0 disables it) so a training
+//! loop's resident memory stays flat. Fresh large buffers ask for transparent huge pages
+//! where the kernel offers them (as NumPy does).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

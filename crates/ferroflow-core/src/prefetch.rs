@@ -1,34 +1,20 @@
 //! Software prefetch for loops that visit the rows of a large table in a known, random
 //! order (embedding gathers and sparse optimiser steps): asking for a row a few iterations
-//! before it is used overlaps its cache and TLB misses with the work on earlier rows.
+//! before it is used overlaps its cache and TLB misses with the work on earlier rows. Also
+//! for streaming kernels whose next span the hardware prefetcher does not foresee.
 
 /// How many rows ahead of its current one a random-row loop asks for.
 pub const ROWS_AHEAD: usize = 8;
 
 /// Cache lines of a row asked for (the hardware prefetcher follows a row past them).
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const LINES_PER_ROW: usize = 4;
 
-/// Hints that the `bytes` bytes from `at` will be read soon. Never faults and never
-/// dereferences: any address is allowed.
+/// Hints that the `bytes` bytes from `at` will be read soon, asking for their first
+/// [`LINES_PER_ROW`] cache lines. Never faults and never dereferences: any address is
+/// allowed.
 #[inline(always)]
 pub fn prefetch_bytes(at: *const u8, bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let lines = bytes.div_ceil(64).min(LINES_PER_ROW);
-        for l in 0..lines {
-            #[allow(unused_unsafe)]
-            // SAFETY: a prefetch is a hint that reads nothing architecturally and does not
-            // fault, whatever the address.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    at.wrapping_add(l * 64) as *const i8,
-                );
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (at, bytes);
+    prefetch_span(at, bytes.min(LINES_PER_ROW * 64));
 }
 
 /// [`prefetch_bytes`] on row `row` of a table of rows of `width` elements starting at
@@ -49,7 +35,8 @@ pub fn prefetch_span(at: *const u8, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
     for l in (0..bytes).step_by(64) {
         #[allow(unused_unsafe)]
-        // SAFETY: as in `prefetch_bytes`.
+        // SAFETY: a prefetch is a hint that reads nothing architecturally and does not
+        // fault, whatever the address.
         unsafe {
             std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
                 at.wrapping_add(l) as *const i8,

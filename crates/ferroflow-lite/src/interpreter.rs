@@ -159,10 +159,10 @@ fn err(op: &'static str, msg: impl Into<String>) -> Error {
     Error::invalid(op, msg)
 }
 
-/// The threads of an interpreter's own (`Interpreter::with_threads`).
 /// The outputs of some chunks of a batch, each with its chunk's index.
 type NumberedOutputs = Vec<(usize, Vec<Tensor>)>;
 
+/// The threads of an interpreter's own (`Interpreter::with_threads`).
 struct OwnPool {
     threads: rayon::ThreadPool,
     /// Held by the call whose idle threads poll for work (one call at a time).

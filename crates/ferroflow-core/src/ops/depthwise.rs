@@ -218,7 +218,10 @@ fn run<const R: usize>(
     // that their lines arrive from memory while this run and the next compute.
     for &(at, _) in &rows[n.saturating_sub(g.stride.0)..] {
         let ahead = at + reach + R * step;
-        crate::prefetch::prefetch_span(x.as_ptr().wrapping_add(ahead) as *const u8, R * step * 4);
+        crate::prefetch::prefetch_span(
+            x.as_ptr().wrapping_add(ahead) as *const u8,
+            R * step * std::mem::size_of::<f32>(),
+        );
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = kernel;

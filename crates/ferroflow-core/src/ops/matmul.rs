@@ -274,10 +274,9 @@ impl Tensor {
     /// on every call. `self` is `[rows, depth]`.
     pub fn matmul_dense(&self, w: &Tensor, wt: &Tensor) -> Result<Tensor> {
         let rows = self.shape().first().copied().unwrap_or(0);
-        if rows >= REPACK_MIN_ROWS
-            && self.rank() == 2
-            && w.shape() == [wt.shape()[1], wt.shape()[0]]
-        {
+        let transposed =
+            matches!((w.shape(), wt.shape()), ([u, d], [d2, u2]) if u == u2 && d == d2);
+        if rows >= REPACK_MIN_ROWS && self.rank() == 2 && transposed {
             self.matmul(wt)
         } else {
             self.matmul_t(w, false, true)
