@@ -21,6 +21,7 @@ pub mod ops;
 mod parallel;
 pub mod prefetch;
 pub mod random;
+pub mod row_chunks;
 pub mod shape;
 pub mod storage;
 pub mod strings;

@@ -4,10 +4,12 @@
 use crate::executor::Plan;
 use crate::graph::{Graph, ValueInfo};
 use crate::passes::{optimize, OptLevel, PassStats};
+use crate::row_split::{rows, same_but_rows, Rows};
 use crate::signature::{check, TensorSpec};
 use crate::tracer::GraphTracer;
 use ferroflow_core::{DType, Error, Result, Tensor};
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// One traced and optimised specialisation of a function (`ConcreteFunction`).
 pub struct ConcreteFunction {
@@ -18,6 +20,12 @@ pub struct ConcreteFunction {
     /// Unfused plan used while a gradient tape records, so the tape sees every op.
     tape_plan: Plan,
     stats: PassStats,
+    /// How the traced function treats the rows of its inputs, when it keeps them apart
+    /// (so that a large batch may run as chunks of rows).
+    rows: Option<Rows>,
+    /// For each chunk size tried: whether that chunk's function is this one with only
+    /// the rows changed.
+    chunk_checks: Mutex<HashMap<usize, bool>>,
 }
 
 impl ConcreteFunction {
@@ -42,10 +50,12 @@ impl ConcreteFunction {
         let cf = ConcreteFunction {
             name: name.to_string(),
             inputs: args.iter().map(ValueInfo::of).collect(),
+            rows: rows(&traced),
             traced,
             plan: Plan::new(full),
             tape_plan: Plan::new(basic),
             stats,
+            chunk_checks: Mutex::new(HashMap::new()),
         };
         for (var, before) in tracer.assigned.iter().rev() {
             var.assign(before)?;
@@ -89,6 +99,75 @@ impl ConcreteFunction {
         } else {
             self.plan.run(args)
         }
+    }
+
+    /// The first dimension of the first input this function was traced for.
+    pub fn input_rows(&self) -> Option<usize> {
+        self.inputs.first()?.shape.first().copied()
+    }
+
+    /// The rows of each chunk that a call on `args` (this function's input shapes) may run
+    /// as: when every op keeps the rows of the inputs' first dimension apart and the
+    /// batch's activations would outgrow the caches (`ferroflow_core::row_chunks`).
+    /// `None` when the batch runs whole, and always while a gradient tape records.
+    pub fn row_chunks(&self, args: &[Tensor]) -> Option<Vec<usize>> {
+        let rows = self.rows.as_ref()?;
+        if ferroflow_core::autodiff::is_recording()
+            || args.iter().any(|a| a.shape().first() != Some(&rows.batch))
+        {
+            return None;
+        }
+        let threads = ferroflow_core::num_threads();
+        ferroflow_core::row_chunks::chunk_plan(rows.batch, rows.row_bytes, threads)
+    }
+
+    /// Runs `args` as chunks of `sizes` rows (from [`ConcreteFunction::row_chunks`]),
+    /// chunk `j` by `functions[k]` where `functions[k]` was traced for chunks of
+    /// `sizes[j]` rows, and joins the outputs. Each chunk function is first checked to be
+    /// this one with only the rows changed (once per size); when one is not, or the
+    /// pieces do not fit, the batch runs whole. The results equal a whole call's.
+    pub fn call_in_chunks(
+        &self,
+        args: &[Tensor],
+        sizes: &[usize],
+        functions: &[&ConcreteFunction],
+    ) -> Result<Vec<Tensor>> {
+        let Some(rows) = &self.rows else {
+            return self.call(args);
+        };
+        let function_for = |n: usize| {
+            functions
+                .iter()
+                .copied()
+                .find(|f| f.input_rows() == Some(n))
+        };
+        let fits = sizes.iter().sum::<usize>() == rows.batch
+            && sizes.iter().all(|&n| {
+                function_for(n).is_some_and(|f| {
+                    *self
+                        .chunk_checks
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(n)
+                        .or_insert_with(|| same_but_rows(&self.traced, rows, &f.traced, n))
+                })
+            });
+        if !fits {
+            return self.call(args);
+        }
+        let chunks = ferroflow_core::row_chunks::chunks_of(args, sizes)?;
+        let run = |j: usize| match function_for(sizes[j]) {
+            Some(f) => f.call(&chunks[j]),
+            None => Err(Error::invalid("function", "a chunk lost its function")),
+        };
+        let threads = ferroflow_core::num_threads();
+        let outs = if threads >= 2 && chunks.len() < threads {
+            // Too few chunks for one per thread: each runs on all threads.
+            (0..chunks.len()).map(run).collect::<Result<Vec<_>>>()?
+        } else {
+            ferroflow_core::row_chunks::run_across(chunks.len(), threads, run)?
+        };
+        ferroflow_core::row_chunks::join_rows(&outs)
     }
 
     /// The graph as traced, before optimisation.
@@ -268,13 +347,34 @@ where
             return (self.f)(args);
         }
         let key = cache_key(args);
-        if let Some(cf) = self.cache.get(&key) {
+        let Some(cf) = self.cache.get(&key) else {
+            let (cf, outs) = ConcreteFunction::trace(&self.name, &mut self.f, args, self.level)?;
+            self.tracing_count += 1;
+            self.cache.insert(key, cf);
+            return Ok(outs);
+        };
+        let Some(sizes) = cf.row_chunks(args) else {
             return cf.call(args);
+        };
+        // A large batch runs as chunks of rows: the functions of the chunks' shapes,
+        // traced on first use (internal traces, not counted in `tracing_count`).
+        let mut keys = Vec::new();
+        for chunk in ferroflow_core::row_chunks::chunks_of(args, &sizes)? {
+            let k = cache_key(&chunk);
+            if !self.cache.contains_key(&k) {
+                let (f, _) = ConcreteFunction::trace(&self.name, &mut self.f, &chunk, self.level)?;
+                self.cache.insert(k.clone(), f);
+            }
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
         }
-        let (cf, outs) = ConcreteFunction::trace(&self.name, &mut self.f, args, self.level)?;
-        self.tracing_count += 1;
-        self.cache.insert(key, cf);
-        Ok(outs)
+        let functions: Vec<&ConcreteFunction> =
+            keys.iter().filter_map(|k| self.cache.get(k)).collect();
+        match self.cache.get(&key) {
+            Some(cf) => cf.call_in_chunks(args, &sizes, &functions),
+            None => Err(Error::invalid("function", "no concrete function")),
+        }
     }
 
     /// Runs the closure itself, op by op, without tracing or the cache (what

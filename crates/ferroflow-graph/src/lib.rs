@@ -15,6 +15,7 @@ mod function;
 pub mod fused;
 pub mod graph;
 pub mod passes;
+mod row_split;
 mod signature;
 mod tracer;
 

@@ -159,9 +159,6 @@ fn err(op: &'static str, msg: impl Into<String>) -> Error {
     Error::invalid(op, msg)
 }
 
-/// The outputs of some chunks of a batch, each with its chunk's index.
-type NumberedOutputs = Vec<(usize, Vec<Tensor>)>;
-
 /// The threads of an interpreter's own (`Interpreter::with_threads`).
 struct OwnPool {
     threads: rayon::ThreadPool,
@@ -492,57 +489,25 @@ impl Interpreter {
         for (x, &i) in inputs.iter().zip(&self.model.inputs) {
             check_input(&self.name, &self.model.tensors[i], x)?;
         }
-        let cuts = inputs
-            .iter()
-            .map(|x| crate::row_split::cut_rows(x, &sizes))
-            .collect::<Result<Vec<_>>>()?;
-        let chunks: Vec<Vec<Tensor>> = (0..sizes.len())
-            .map(|c| cuts.iter().map(|pieces| pieces[c].clone()).collect())
-            .collect();
-        let alone = |chunk: &Vec<Tensor>| {
-            ferroflow_core::on_calling_thread(|| {
-                let vals = self.run_all_here(chunk, self.root(), true, false, None)?;
-                self.outputs_of(vals)
-            })
+        let chunks = ferroflow_core::row_chunks::chunks_of(inputs, &sizes)?;
+        let alone = |j: usize| {
+            let vals = self.run_all_here(&chunks[j], self.root(), true, false, None)?;
+            self.outputs_of(vals)
         };
-        let outs: Vec<Vec<Tensor>> = if threads < 2 {
-            chunks.iter().map(alone).collect::<Result<_>>()?
-        } else if chunks.len() >= threads {
-            // Chunk j on thread j % threads (`chunk_sizes` balances them so).
-            let across = || -> Result<Vec<NumberedOutputs>> {
-                use rayon::prelude::*;
-                (0..threads)
-                    .into_par_iter()
-                    .map(|t| {
-                        (t..chunks.len())
-                            .step_by(threads)
-                            .map(|j| Ok((j, alone(&chunks[j])?)))
-                            .collect()
-                    })
-                    .collect()
-            };
-            let mut done: Vec<(usize, Vec<Tensor>)> = match &self.pool {
-                Some(pool) => pool.threads.install(across)?,
-                None => across()?,
-            }
-            .into_iter()
-            .flatten()
-            .collect();
-            done.sort_by_key(|&(j, _)| j);
-            done.into_iter().map(|(_, out)| out).collect()
-        } else {
+        let outs: Vec<Vec<Tensor>> = if threads >= 2 && chunks.len() < threads {
+            // Too few chunks for one per thread: each runs on all threads.
             chunks
                 .iter()
                 .map(|chunk| self.outputs_of(self.run_on_pool(chunk, false, None)?))
                 .collect::<Result<_>>()?
+        } else {
+            let across = || ferroflow_core::row_chunks::run_across(chunks.len(), threads, alone);
+            match &self.pool {
+                Some(pool) => pool.threads.install(across)?,
+                None => across()?,
+            }
         };
-        (0..self.model.outputs.len())
-            .map(|o| {
-                let parts: Vec<Tensor> = outs.iter().map(|out| out[o].clone()).collect();
-                Tensor::concat(&parts, 0)
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        ferroflow_core::row_chunks::join_rows(&outs).map(Some)
     }
 
     /// Runs the model like [`Interpreter::run`] and also returns each operator's wall

@@ -1,23 +1,8 @@
-//! Running a large batch as chunks of rows, one after another or one per thread.
-//!
-//! A vision model's early activations are megabytes per image: at batch 16 each layer's
-//! output leaves the caches before the next layer reads it, and every layer streams from
-//! memory. When every operator treats the first dimension as independent rows, a batch
-//! can run as chunks of a few rows whose activations stay in cache, and on several
-//! threads as one chunk per thread, which needs no synchronisation between layers.
+//! Which TFLite models may run a large batch as chunks of rows
+//! ([`ferroflow_core::row_chunks`]): those whose every operator keeps rows apart.
 
 use crate::ir::{LiteModel, Op};
 use ferroflow_core::{DType, Tensor};
-
-/// The most bytes of one activation a chunk may hold: a chunk's largest activation stays
-/// in a core's share of the last-level cache.
-const CHUNK_ACTIVATION_BYTES: usize = 4 << 20;
-
-/// The bytes of the largest activation from which a batch runs in chunks. Below, the
-/// whole batch's activations stay in the last-level cache, and a whole batch keeps the
-/// kernels' tiles fuller (an int8 MobileNetV2 at batch 16, 18 MiB, ran 12% slower on two
-/// threads in chunks; the float one, 73 MiB, 20% faster).
-const SPLIT_FROM_BYTES: usize = 32 << 20;
 
 /// How a model's batches split into chunks of rows.
 #[derive(Clone, Copy, Debug)]
@@ -28,13 +13,9 @@ pub(crate) struct RowSplit {
 
 impl RowSplit {
     /// The rows of each chunk of a batch of `batch` rows run on `threads` threads (see
-    /// [`chunk_sizes`]), or `None` when the batch is small enough to run whole.
+    /// `ferroflow_core::row_chunks::chunk_sizes`), or `None` when the batch is small enough to run whole.
     pub(crate) fn sizes(self, batch: usize, threads: usize) -> Option<Vec<usize>> {
-        if batch < 2 || batch.saturating_mul(self.row_bytes) < SPLIT_FROM_BYTES {
-            return None;
-        }
-        let rows = (CHUNK_ACTIVATION_BYTES / self.row_bytes.max(1)).max(1);
-        Some(chunk_sizes(batch, rows, threads))
+        ferroflow_core::row_chunks::chunk_plan(batch, self.row_bytes, threads)
     }
 }
 
@@ -186,72 +167,5 @@ fn row_wise(
             computed(x) && per_row(x).is_some() && per_row(x) == per_row(y)
         }
         _ => false,
-    }
-}
-
-/// The rows of each chunk of a batch of `batch` rows: at most `max_rows` each, and as many
-/// chunks as a multiple of `threads` where the rows allow, so that chunk `j` going to
-/// thread `j % threads` gives every thread the same rows within one; larger chunks first.
-pub(crate) fn chunk_sizes(batch: usize, max_rows: usize, threads: usize) -> Vec<usize> {
-    let mut n = batch.div_ceil(max_rows.max(1));
-    if threads > 1 && batch >= threads {
-        n = n.next_multiple_of(threads);
-    }
-    let n = n.clamp(1, batch.max(1));
-    (0..n)
-        .map(|i| batch / n + usize::from(i < batch % n))
-        .collect()
-}
-
-/// `x` cut along its first dimension into consecutive pieces of `sizes` rows.
-pub(crate) fn cut_rows(x: &Tensor, sizes: &[usize]) -> ferroflow_core::Result<Vec<Tensor>> {
-    let mut begin = vec![0usize; x.rank()];
-    let mut size = vec![-1isize; x.rank()];
-    sizes
-        .iter()
-        .map(|&rows| {
-            size[0] = rows as isize;
-            let piece = x.slice(&begin, &size);
-            begin[0] += rows;
-            piece
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_cover_the_batch_evenly_per_thread() {
-        for batch in 1..40 {
-            for max_rows in 1..6 {
-                for threads in 1..4 {
-                    let sizes = chunk_sizes(batch, max_rows, threads);
-                    assert_eq!(sizes.iter().sum::<usize>(), batch);
-                    assert!(sizes.iter().all(|&r| r >= 1 && r <= max_rows.max(1)));
-                    assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
-                    if batch >= threads {
-                        let per: Vec<usize> = (0..threads)
-                            .map(|t| sizes.iter().skip(t).step_by(threads).sum())
-                            .collect();
-                        let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
-                        assert!(hi - lo <= 1, "{batch} rows, {max_rows} per chunk: {per:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn pieces_are_consecutive_rows() {
-        let x = Tensor::from_vec((0..30).map(|v| v as f32).collect(), &[10, 3]).unwrap();
-        let pieces = cut_rows(&x, &[4, 3, 3]).unwrap();
-        let shapes: Vec<Vec<usize>> = pieces.iter().map(|p| p.shape().to_vec()).collect();
-        assert_eq!(shapes, [vec![4, 3], vec![3, 3], vec![3, 3]]);
-        assert_eq!(
-            Tensor::concat(&pieces, 0).unwrap().to_vec::<f32>().unwrap(),
-            x.to_vec::<f32>().unwrap()
-        );
     }
 }

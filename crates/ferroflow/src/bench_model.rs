@@ -231,8 +231,9 @@ pub fn keras(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<(
     Ok(())
 }
 
-/// Times an imported `.onnx` file (compiled with `function`).
-pub fn onnx(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<()> {
+/// Times an imported `.onnx` file (compiled with `function`); with `profile` > 0 also
+/// prints that many of the plan's slowest nodes (the batch run whole).
+pub fn onnx(path: &Path, batch: usize, reps: usize, profile: usize, json: bool) -> ff::Result<()> {
     let model = ff::onnx::load(path)?;
     let inputs = model
         .model()
@@ -243,5 +244,12 @@ pub fn onnx(path: &Path, batch: usize, reps: usize, json: bool) -> ff::Result<()
         .collect::<ff::Result<Vec<_>>>()?;
     let p = percentiles(reps, || model.call(&inputs).map(|_| ()))?;
     print(&stem(path), batch, p, json, &[], 0);
+    if profile > 0 {
+        let table = model.profile(&inputs, reps.max(1))?;
+        table
+            .lines()
+            .take(profile + 2)
+            .for_each(|l| eprintln!("{l}"));
+    }
     Ok(())
 }

@@ -129,7 +129,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
         /// `tflite` with --model: also profile the calls per operator and report the N
-        /// layers with the most multiply-adds (time and achieved GFLOP/s).
+        /// layers with the most multiply-adds (time and achieved GFLOP/s); `onnx`: print
+        /// the N slowest nodes of the compiled plan over the timed calls.
         #[arg(long, default_value_t = 0)]
         profile: usize,
     },
@@ -209,7 +210,7 @@ fn run(command: Command) -> ff::Result<()> {
             }
             (Suite::Tflite, m) => bench_tflite::run(json, reps, m.as_deref()),
             (Suite::Keras, Some(m)) => bench_model::keras(&m, batch, reps, json),
-            (Suite::Onnx, Some(m)) => bench_model::onnx(&m, batch, reps, json),
+            (Suite::Onnx, Some(m)) => bench_model::onnx(&m, batch, reps, profile, json),
             (Suite::Onnx, None) => Err(ff::Error::invalid(
                 "bench",
                 "the onnx suite times a model file: pass --model m.onnx",

@@ -214,6 +214,33 @@ impl Model {
         if self.compiled.as_ref().is_some_and(|c| c.run_eagerly) {
             return self.call(x, false);
         }
+        let (cf, traced_outputs) = self.predict_function(x)?;
+        if let Some(outputs) = traced_outputs {
+            return Ok(outputs);
+        }
+        let Some(sizes) = cf.row_chunks(x) else {
+            return cf.call(x);
+        };
+        // A batch too large for the caches runs as chunks of rows, each through the
+        // function of its own shape.
+        let mut functions: Vec<Arc<ConcreteFunction>> = Vec::new();
+        for chunk in ferroflow_core::row_chunks::chunks_of(x, &sizes)? {
+            let rows = chunk.first().and_then(|t| t.shape().first()).copied();
+            if functions.iter().any(|f| f.input_rows() == rows) {
+                continue;
+            }
+            functions.push(self.predict_function(&chunk)?.0);
+        }
+        let refs: Vec<&ConcreteFunction> = functions.iter().map(|f| &**f).collect();
+        cf.call_in_chunks(x, &sizes, &refs)
+    }
+
+    /// The compiled predict function for `x`'s shapes, and the outputs on `x` when it
+    /// had to be traced now (tracing runs the model once).
+    fn predict_function(
+        &self,
+        x: &[Tensor],
+    ) -> Result<(Arc<ConcreteFunction>, Option<Vec<Tensor>>)> {
         let key: PredictKey = (
             x.iter().map(|t| (t.shape().to_vec(), t.dtype())).collect(),
             self.net.weights().iter().map(|w| w.variable.id()).collect(),
@@ -225,7 +252,7 @@ impl Model {
             .get(&key)
             .cloned();
         if let Some(cf) = cached {
-            return cf.call(x);
+            return Ok((cf, None));
         }
         let (cf, out) = ConcreteFunction::trace(
             "predict_function",
@@ -233,11 +260,12 @@ impl Model {
             x,
             ferroflow_graph::OptLevel::Full,
         )?;
+        let cf = Arc::new(cf);
         self.predict_functions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::new(cf));
-        Ok(out)
+            .insert(key, cf.clone());
+        Ok((cf, Some(out)))
     }
 
     /// Appends a layer to a Sequential model.
