@@ -252,13 +252,19 @@ fn run_fused(
         if k.reduce.is_none() && k.access[0] == Access::Same {
             let rest = ins.split_off(2);
             let (s, padding, d) = (spec.strides, Padding::Explicit(spec.pads), spec.dilations);
-            return k.run_as_epilogue(&rest, |tile| {
-                let ep = ConvEpilogue::tiled(tile);
-                match packed {
-                    Some(f) => ins[0].conv2d_packed(f, s, padding, d, ep),
-                    None => ins[0].conv2d_fused(&ins[1], s, padding, d, ep),
+            let conv = |ep: ConvEpilogue<'_>| match packed {
+                Some(f) => ins[0].conv2d_packed(f, s, padding, d, ep),
+                None => ins[0].conv2d_fused(&ins[1], s, padding, d, ep),
+            };
+            // A bias and an activation go to the convolution's own epilogue.
+            let cout = ins[1].shape().last().copied().unwrap_or(0);
+            if let Some(ba) = k.bias_activation(&rest, cout) {
+                let y = conv(ba.epilogue())?;
+                if y.shape() == k.domain.as_slice() {
+                    return y.reshape_to(&k.out_shape);
                 }
-            });
+            }
+            return k.run_as_epilogue(&rest, |tile| conv(ConvEpilogue::tiled(tile)));
         }
     }
     if let Some(p) = &k.prologue {

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod dump;
+mod epilogue_form;
 mod executor;
 pub mod export;
 mod function;

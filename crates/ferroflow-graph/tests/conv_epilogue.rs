@@ -1,0 +1,77 @@
+//! Elementwise ops after a convolution, fused into it: a bias and a ReLU, a ReLU6 built
+//! from maximum/minimum, another activation, and a residual add all give the eager
+//! results.
+
+use ferroflow_core::ops::conv::Padding;
+use ferroflow_core::{random, BinaryOp, DType, Result, Tensor, UnaryOp};
+use ferroflow_graph::{function, NodeKind};
+
+fn normal(shape: &[usize], seed: u64) -> Tensor {
+    random::normal(shape, 0.0, 2.0, DType::F32, Some(seed)).unwrap()
+}
+
+/// A convolution, then `tail` on its output (with the input for a residual).
+fn check(tail: fn(Tensor, &Tensor) -> Result<Tensor>) {
+    let filter = normal(&[3, 3, 8, 8], 1);
+    let f = move |x: &[Tensor]| -> Result<Vec<Tensor>> {
+        let y = x[0].conv2d(&filter, (1, 1), Padding::Same, (1, 1))?;
+        Ok(vec![tail(y, &x[0])?])
+    };
+    let x = normal(&[2, 9, 7, 8], 2);
+    let want = f(std::slice::from_ref(&x)).unwrap().remove(0);
+    let mut compiled = function(f);
+    let got = compiled.call(std::slice::from_ref(&x)).unwrap().remove(0);
+    let again = compiled.call(std::slice::from_ref(&x)).unwrap().remove(0);
+    let cf = compiled
+        .concrete_function(std::slice::from_ref(&x))
+        .unwrap();
+    assert!(
+        cf.graph()
+            .nodes
+            .iter()
+            .any(|n| matches!(&n.kind, NodeKind::Fused(k) if k.prologue.is_some())),
+        "the tail fuses into the convolution"
+    );
+    for y in [got, again] {
+        assert_eq!(y.shape(), want.shape());
+        for (a, b) in y.to_f64_vec().iter().zip(want.to_f64_vec()) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
+fn bias() -> Tensor {
+    normal(&[8], 3)
+}
+
+#[test]
+fn bias_and_relu() {
+    check(|y, _| y.add(&bias())?.unary(UnaryOp::Relu));
+}
+
+#[test]
+fn relu6_from_maximum_and_minimum() {
+    check(|y, _| {
+        y.add(&bias())?
+            .binary(BinaryOp::Maximum, &Tensor::scalar(0.0f32))?
+            .binary(BinaryOp::Minimum, &Tensor::scalar(6.0f32))
+    });
+}
+
+#[test]
+fn a_clamp_that_is_no_relu() {
+    check(|y, _| {
+        y.binary(BinaryOp::Maximum, &Tensor::scalar(-1.0f32))?
+            .binary(BinaryOp::Minimum, &Tensor::scalar(1.0f32))
+    });
+}
+
+#[test]
+fn bias_and_another_activation() {
+    check(|y, _| y.add(&bias())?.unary(UnaryOp::Sigmoid));
+}
+
+#[test]
+fn residual_add_then_relu() {
+    check(|y, x| y.add(x)?.unary(UnaryOp::Relu));
+}
