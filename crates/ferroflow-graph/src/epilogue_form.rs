@@ -1,62 +1,84 @@
-//! A fused kernel after a convolution that is only a bias and an activation, in the form
-//! the convolution kernels apply themselves ([`ConvEpilogue`]): bias and ReLU/ReLU6 in
-//! registers, other activations on each finished block. The general form, a tile
-//! function that interprets the kernel's program on each tile, also makes the
-//! convolution hand out whole rows of output channels per block.
+//! A fused kernel after a convolution that is only a per-channel affine map and an
+//! activation, in the form the convolution kernels apply themselves ([`ConvEpilogue`]):
+//! scale, bias and ReLU/ReLU6 in registers, other activations on each finished block. An
+//! inference BatchNormalization traces as `sub`, `mul`, `add` with per-channel values
+//! read from its variables, so it folds here, at call time, into one scale and one bias.
+//! The general form, a tile function that interprets the kernel's program on each tile,
+//! also makes the convolution hand out whole rows of output channels per block.
 
 use crate::fused::{Access, FusedKernel, Instr};
 use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::{BinaryOp, DType, Tensor, UnaryOp};
 
-/// A bias tensor and an activation.
-pub(crate) struct BiasActivation {
+/// A scale and a bias per output channel, and an activation.
+pub(crate) struct AffineActivation {
+    scale: Option<Tensor>,
     bias: Option<Tensor>,
     activation: Option<UnaryOp>,
 }
 
-impl BiasActivation {
+impl AffineActivation {
     /// As a convolution's epilogue.
     pub(crate) fn epilogue(&self) -> ConvEpilogue<'_> {
-        ConvEpilogue::new(self.bias.as_ref(), self.activation)
+        ConvEpilogue {
+            scale: self.scale.as_ref(),
+            ..ConvEpilogue::new(self.bias.as_ref(), self.activation)
+        }
     }
 }
 
 impl FusedKernel {
     /// This kernel, run after a convolution of `cout` output channels whose output is
-    /// input 0 (`rest`: inputs 1..), as an optional bias per channel followed by an
+    /// input 0 (`rest`: inputs 1..), as `x * scale + bias` per channel followed by an
     /// optional activation; `None` when it computes anything else.
-    pub(crate) fn bias_activation(&self, rest: &[Tensor], cout: usize) -> Option<BiasActivation> {
-        if self.reduce.is_some() || self.access.first() != Some(&Access::Same) {
+    pub(crate) fn affine_activation(
+        &self,
+        rest: &[Tensor],
+        cout: usize,
+    ) -> Option<AffineActivation> {
+        if self.reduce.is_some() || self.access.first() != Some(&Access::Same) || cout == 0 {
             return None;
         }
         let inputs = self.access.len();
         let mut current = 0;
-        let mut bias = None;
+        let (mut scale, mut shift) = (vec![1.0f32; cout], vec![0.0f32; cout]);
         let mut activation = None;
         // Bounds of a clamp built from maximum/minimum with constants.
         let (mut lo, mut hi) = (f32::NEG_INFINITY, f32::INFINITY);
         for (j, step) in self.program.iter().enumerate() {
-            let clamping = lo > f32::NEG_INFINITY || hi < f32::INFINITY;
+            let affine = activation.is_none() && lo == f32::NEG_INFINITY && hi == f32::INFINITY;
             match *step {
-                Instr::Unary(op, src) if src == current && activation.is_none() && !clamping => {
-                    activation = Some(op);
-                }
+                Instr::Unary(op, src) if src == current && affine => activation = Some(op),
                 Instr::Binary(op, a, b)
                     if activation.is_none() && (a == current) != (b == current) =>
                 {
                     let other = if a == current { b } else { a };
-                    let t = other.checked_sub(1).and_then(|i| rest.get(i))?;
-                    if other == 0 || other >= inputs || t.dtype() != DType::F32 {
+                    if other == 0 || other >= inputs {
                         return None;
                     }
-                    match (op, &self.access[other]) {
-                        (BinaryOp::Add, Access::Periodic(p))
-                            if *p == cout && bias.is_none() && !clamping && t.numel() == cout =>
-                        {
-                            bias = Some(t.reshape(&[cout as isize]).ok()?);
+                    let k = per_channel(rest.get(other - 1)?, &self.access[other], cout)?;
+                    let scalar = || (self.access[other] == Access::Scalar).then_some(k[0]);
+                    match op {
+                        BinaryOp::Add if affine => {
+                            shift.iter_mut().zip(&k).for_each(|(b, k)| *b += k)
                         }
-                        (BinaryOp::Maximum, Access::Scalar) => lo = lo.max(scalar(t)?),
-                        (BinaryOp::Minimum, Access::Scalar) => hi = hi.min(scalar(t)?),
+                        BinaryOp::Sub if affine && a == current => {
+                            shift.iter_mut().zip(&k).for_each(|(b, k)| *b -= k)
+                        }
+                        BinaryOp::Mul if affine => {
+                            for ((s, b), k) in scale.iter_mut().zip(&mut shift).zip(&k) {
+                                *s *= k;
+                                *b *= k;
+                            }
+                        }
+                        BinaryOp::Div if affine && a == current => {
+                            for ((s, b), k) in scale.iter_mut().zip(&mut shift).zip(&k) {
+                                *s /= k;
+                                *b /= k;
+                            }
+                        }
+                        BinaryOp::Maximum => lo = lo.max(scalar()?),
+                        BinaryOp::Minimum => hi = hi.min(scalar()?),
                         _ => return None,
                     }
                 }
@@ -71,11 +93,29 @@ impl FusedKernel {
                 _ => return None,
             });
         }
-        Some(BiasActivation { bias, activation })
+        let channels = |v: Vec<f32>, unit: f32| {
+            (v.iter().any(|&x| x != unit))
+                .then(|| Tensor::from_vec(v, &[cout]).ok())
+                .flatten()
+        };
+        Some(AffineActivation {
+            scale: channels(scale, 1.0),
+            bias: channels(shift, 0.0),
+            activation,
+        })
     }
 }
 
-/// The one value of a scalar operand.
-fn scalar(t: &Tensor) -> Option<f32> {
-    (t.numel() == 1).then(|| t.to_f64_vec()[0] as f32)
+/// The values of a constant operand for each of `cout` channels: one broadcast to all,
+/// or one per channel repeating along the output; `None` for anything else.
+fn per_channel(t: &Tensor, access: &Access, cout: usize) -> Option<Vec<f32>> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    let values = t.contiguous().to_vec::<f32>().ok()?;
+    match access {
+        Access::Scalar if values.len() == 1 => Some(vec![values[0]; cout]),
+        Access::Periodic(p) if *p == cout && values.len() == cout => Some(values),
+        _ => None,
+    }
 }

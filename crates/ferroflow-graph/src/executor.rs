@@ -256,10 +256,11 @@ fn run_fused(
                 Some(f) => ins[0].conv2d_packed(f, s, padding, d, ep),
                 None => ins[0].conv2d_fused(&ins[1], s, padding, d, ep),
             };
-            // A bias and an activation go to the convolution's own epilogue.
+            // A per-channel affine map and an activation go to the convolution's own
+            // epilogue.
             let cout = ins[1].shape().last().copied().unwrap_or(0);
-            if let Some(ba) = k.bias_activation(&rest, cout) {
-                let y = conv(ba.epilogue())?;
+            if let Some(aa) = k.affine_activation(&rest, cout) {
+                let y = conv(aa.epilogue())?;
                 if y.shape() == k.domain.as_slice() {
                     return y.reshape_to(&k.out_shape);
                 }

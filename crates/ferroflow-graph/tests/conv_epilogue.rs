@@ -75,3 +75,27 @@ fn bias_and_another_activation() {
 fn residual_add_then_relu() {
     check(|y, x| y.add(x)?.unary(UnaryOp::Relu));
 }
+
+#[test]
+fn inference_batch_norm_then_swish() {
+    check(|y, _| {
+        let (mean, gamma, beta) = (normal(&[8], 4), normal(&[8], 5), normal(&[8], 6));
+        let inv = normal(&[8], 7).abs()?.add_scalar(0.5)?;
+        y.sub(&mean)?.mul(&inv.mul(&gamma)?)?.add(&beta)?.swish()
+    });
+}
+
+#[test]
+fn scale_divide_and_scalar_shift() {
+    check(|y, _| {
+        y.mul(&normal(&[8], 8))?
+            .div(&Tensor::scalar(3.0f32))?
+            .add_scalar(0.25)?
+            .unary(UnaryOp::Relu6)
+    });
+}
+
+#[test]
+fn constant_minus_the_output_is_left_to_the_tiles() {
+    check(|y, _| Tensor::scalar(1.0f32).sub(&y)?.unary(UnaryOp::Relu));
+}

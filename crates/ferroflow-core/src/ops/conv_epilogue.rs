@@ -1,5 +1,5 @@
 //! What a convolution applies to its output while each tile of it is still in cache: a
-//! bias per output channel, then an activation (TFLite's fused activations, Keras's
+//! scale and a bias per output channel (an inference BatchNormalization), then an activation (TFLite's fused activations, Keras's
 //! `Conv2D(activation=...)` at inference). Applied separately, the bias add and the
 //! activation are two more passes over the whole feature map, each with an allocation.
 
@@ -17,6 +17,9 @@ pub type TileFn<'a> = dyn Fn(usize, &mut [f32]) + Sync + 'a;
 /// The bias and activation [`Tensor::conv2d_fused`] applies to a convolution's output.
 #[derive(Clone, Copy, Default)]
 pub struct ConvEpilogue<'a> {
+    /// Multiplies each output channel first (`[cout]`; another shape broadcasts as `mul`
+    /// does).
+    pub scale: Option<&'a Tensor>,
     /// Added per output channel (`[cout]`; another shape broadcasts as `add` does).
     pub bias: Option<&'a Tensor>,
     /// Applied after the bias.
@@ -28,6 +31,7 @@ pub struct ConvEpilogue<'a> {
 impl std::fmt::Debug for ConvEpilogue<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConvEpilogue")
+            .field("scale", &self.scale.map(|b| b.shape().to_vec()))
             .field("bias", &self.bias.map(|b| b.shape().to_vec()))
             .field("activation", &self.activation)
             .field("tile", &self.tile.is_some())
@@ -39,6 +43,7 @@ impl<'a> ConvEpilogue<'a> {
     /// Bias `bias` (if any), then activation `activation` (if any).
     pub fn new(bias: Option<&'a Tensor>, activation: Option<UnaryOp>) -> Self {
         ConvEpilogue {
+            scale: None,
             bias,
             activation,
             tile: None,
@@ -56,15 +61,16 @@ impl<'a> ConvEpilogue<'a> {
     /// The kernel-side form when the bias is one f32 per channel of `cout`; `None` when the
     /// epilogue has to run as separate ops (another dtype or a broadcasting bias).
     pub(crate) fn kernel_form(&self, cout: usize) -> Option<Epilogue<'a>> {
-        let bias = match self.bias {
-            None => None,
+        let per_channel = |t: Option<&'a Tensor>| match t {
+            None => Some(None),
             Some(b) if b.dtype() == DType::F32 && b.shape() == [cout] => {
-                Some(b.contiguous_data::<f32>().ok()?)
+                Some(Some(b.contiguous_data::<f32>().ok()?))
             }
-            Some(_) => return None,
+            Some(_) => None,
         };
         Some(Epilogue {
-            bias,
+            scale: per_channel(self.scale)?,
+            bias: per_channel(self.bias)?,
             act: self.activation,
             tile: self.tile,
         })
@@ -72,6 +78,10 @@ impl<'a> ConvEpilogue<'a> {
 
     /// The same result by separate ops (recorded by tapes and tracers like any op).
     pub(crate) fn apply_separately(&self, y: Tensor) -> crate::Result<Tensor> {
+        let y = match self.scale {
+            Some(s) => y.mul(s)?,
+            None => y,
+        };
         let y = match self.bias {
             Some(b) => y.add(b)?,
             None => y,
@@ -94,6 +104,7 @@ impl<'a> ConvEpilogue<'a> {
 /// An epilogue as the kernels apply it: the bias as a slice of `cout` floats.
 #[derive(Default)]
 pub(crate) struct Epilogue<'a> {
+    scale: Option<Cow<'a, [f32]>>,
     bias: Option<Cow<'a, [f32]>>,
     act: Option<UnaryOp>,
     tile: Option<&'a TileFn<'a>>,
@@ -102,10 +113,16 @@ pub(crate) struct Epilogue<'a> {
 impl Epilogue<'_> {
     /// Nothing to apply.
     pub const NONE: Epilogue<'static> = Epilogue {
+        scale: None,
         bias: None,
         act: None,
         tile: None,
     };
+
+    /// The scale, one per output channel, applied before the bias.
+    pub(crate) fn scale(&self) -> Option<&[f32]> {
+        self.scale.as_deref()
+    }
 
     /// The bias, one per output channel.
     pub(crate) fn bias(&self) -> Option<&[f32]> {
@@ -124,7 +141,7 @@ impl Epilogue<'_> {
 
     /// True when applying it changes nothing.
     pub fn is_identity(&self) -> bool {
-        self.bias.is_none() && self.act.is_none() && self.tile.is_none()
+        self.scale.is_none() && self.bias.is_none() && self.act.is_none() && self.tile.is_none()
     }
 
     /// Applies it in place to `rows`, consecutive rows of `cout` channels that start at
@@ -133,9 +150,10 @@ impl Epilogue<'_> {
         if self.is_identity() || cout == 0 {
             return;
         }
-        if self.bias.is_some() || self.act.is_some() {
+        if self.scale.is_some() || self.bias.is_some() || self.act.is_some() {
             let rows = Rows {
                 rows: &mut *rows,
+                scale: self.scale.as_deref(),
                 bias: self.bias.as_deref(),
                 cout,
             };
@@ -153,6 +171,7 @@ impl Epilogue<'_> {
 /// Receives the activation's scalar function and runs it over the rows.
 struct Rows<'r, 'b> {
     rows: &'r mut [f32],
+    scale: Option<&'b [f32]>,
     bias: Option<&'b [f32]>,
     cout: usize,
 }
@@ -161,20 +180,41 @@ impl ScalarFn<f32> for Rows<'_, '_> {
     type Output = ();
 
     fn apply<F: Fn(f32) -> f32 + Send + Sync + Copy>(self, _cost: usize, f: F) {
-        let Rows { rows, bias, cout } = self;
+        let Rows {
+            rows,
+            scale,
+            bias,
+            cout,
+        } = self;
         // `move`: the kernel gets its own copy of `f`'s captures, which LLVM then keeps in
         // registers; through a reference it reloads them per element (a masked gather).
         with_best_isa(
             #[inline(always)]
-            move || match bias {
-                Some(b) => {
+            move || match (scale, bias) {
+                (Some(s), b) => {
+                    for row in rows.chunks_exact_mut(cout) {
+                        match b {
+                            Some(b) => {
+                                for ((v, &s), &b) in row.iter_mut().zip(s).zip(b) {
+                                    *v = f(*v * s + b);
+                                }
+                            }
+                            None => {
+                                for (v, &s) in row.iter_mut().zip(s) {
+                                    *v = f(*v * s);
+                                }
+                            }
+                        }
+                    }
+                }
+                (None, Some(b)) => {
                     for row in rows.chunks_exact_mut(cout) {
                         for (v, &b) in row.iter_mut().zip(b) {
                             *v = f(*v + b);
                         }
                     }
                 }
-                None => {
+                (None, None) => {
                     for v in rows.iter_mut() {
                         *v = f(*v);
                     }

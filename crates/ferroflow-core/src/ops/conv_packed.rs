@@ -166,8 +166,11 @@ pub(super) struct Tile<'a> {
     /// `sliver_len` values further.
     pub sliver: *const f32,
     pub sliver_len: usize,
-    /// 16 values per sliver the sums start from (the bias, zeros past the channels).
+    /// 16 values per sliver added to the sums (the bias, zeros past the channels).
     pub bias: *const f32,
+    /// 16 values per sliver the sums are multiplied by before the bias is added; null
+    /// when there is no scale (the sums start from the bias then).
+    pub scale: *const f32,
     /// Lower and upper bound every output is clamped to (a fused ReLU or ReLU6); `None`
     /// stores the sums as they are (NaN included).
     pub clamp: Option<(f32, f32)>,
@@ -309,6 +312,11 @@ fn forward(
     if let Some(b) = ep.bias() {
         bias[..g.cout].copy_from_slice(b);
     }
+    let scale = ep.scale().map(|s| {
+        let mut padded = vec![0.0f32; g.cout.next_multiple_of(SLIVER)];
+        padded[..g.cout].copy_from_slice(s);
+        padded
+    });
     let clamp = match ep.activation() {
         Some(UnaryOp::Relu) => Some((0.0, f32::INFINITY)),
         Some(UnaryOp::Relu6) => Some((0.0, 6.0)),
@@ -321,6 +329,7 @@ fn forward(
         x,
         slivers,
         bias: &bias,
+        scale: scale.as_deref(),
         clamp,
         zeros: &zeros,
         border_columns: (0..g.ow).filter(|&ox| !window_inside(g, ox)).count(),
@@ -358,6 +367,8 @@ struct Run<'a> {
     x: &'a [f32],
     slivers: &'a [f32],
     bias: &'a [f32],
+    /// Per output channel, padded like `bias`.
+    scale: Option<&'a [f32]>,
     clamp: Option<(f32, f32)>,
     zeros: &'a [f32],
     /// Output columns whose window crosses the left or right border ([`window_inside`]).
@@ -530,6 +541,7 @@ impl Run<'_> {
                 sliver: self.slivers[s * sliver_len..].as_ptr(),
                 sliver_len,
                 bias: self.bias[c0..].as_ptr(),
+                scale: self.scale.map_or(std::ptr::null(), |s| s[c0..].as_ptr()),
                 clamp: self.clamp,
                 out: self.out.ptr().wrapping_add(pixels.start * g.cout + c0),
                 out_stride: g.cout,
@@ -666,6 +678,7 @@ mod tests {
                     let x = normal(&xs, 0.0, 3.0, DType::F32, Some(1)).unwrap();
                     let f = normal(&fs, 0.0, 1.0, DType::F32, Some(2)).unwrap();
                     let b = normal(&[fs[3]], 0.0, 1.0, DType::F32, Some(3)).unwrap();
+                    let sc = normal(&[fs[3]], 0.0, 1.0, DType::F32, Some(4)).unwrap();
                     let Some(packed) = PackedConvFilter::new(&f).unwrap() else {
                         return; // no packed kernel on this CPU
                     };
@@ -682,6 +695,17 @@ mod tests {
                                 let what = format!("{kernel:?} {xs:?} {fs:?} {act:?} bias {bias}");
                                 close(&packed_on(ep), &want, &what);
                             }
+                            // A scale per channel before the bias, against separate ops.
+                            let ep = ConvEpilogue {
+                                scale: Some(&sc),
+                                ..ConvEpilogue::new(Some(&b), act)
+                            };
+                            let y = x.conv2d(&f, s, p, d).unwrap().mul(&sc).unwrap();
+                            let y = y.add(&b).unwrap();
+                            let want = act.map_or(Ok(y.clone()), |a| y.unary(a)).unwrap();
+                            let what = format!("{kernel:?} {xs:?} {fs:?} {act:?} scale");
+                            close(&packed_on(ep), &want, &what);
+                            close(&x.conv2d_fused(&f, s, p, d, ep).unwrap(), &want, &what);
                         }
                         let double = |_: usize, t: &mut [f32]| t.iter_mut().for_each(|v| *v *= 2.0);
                         let ep = ConvEpilogue {

@@ -15,14 +15,19 @@ pub(super) const MR: usize = 6;
 /// # Safety
 /// The CPU has AVX2 and FMA. For every tap `t < rows.len()` and pixel `r < M`,
 /// `rows[t][r]` points at `depth` readable floats; `sliver` at `rows.len() * depth * 16`
-/// and `bias` at 16 readable floats; for `r < M`, `out + r * out_stride` at `last_lanes`
+/// and `bias` (and `scale` unless null) at 16 readable floats; for `r < M`, `out + r * out_stride` at `last_lanes`
 /// writable floats that no other thread touches.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn run<const M: usize>(t: &Tile<'_>) {
     // SAFETY: every access below stays within the bounds of the contract.
     unsafe {
         let bias = [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))];
-        let mut acc = [bias; M];
+        // With a scale the sums start from zero and take the bias after it.
+        let mut acc = if t.scale.is_null() {
+            [bias; M]
+        } else {
+            [[_mm256_setzero_ps(); 2]; M]
+        };
         let mut w = t.sliver;
         for rows in t.rows {
             let mut at = [std::ptr::null::<f32>(); M];
@@ -36,6 +41,14 @@ pub(super) unsafe fn run<const M: usize>(t: &Tile<'_>) {
                     at[r] = at[r].add(1);
                 }
                 w = w.add(16);
+            }
+        }
+        if !t.scale.is_null() {
+            let s = [_mm256_loadu_ps(t.scale), _mm256_loadu_ps(t.scale.add(8))];
+            for row in acc.iter_mut() {
+                for v in 0..2 {
+                    row[v] = _mm256_fmadd_ps(row[v], s[v], bias[v]);
+                }
             }
         }
         if let Some((lo, hi)) = t.clamp {

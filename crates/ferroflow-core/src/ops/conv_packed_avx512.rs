@@ -14,7 +14,8 @@ pub(super) const MR: usize = 8;
 /// # Safety
 /// The CPU has AVX-512F. For every tap `t < rows.len()` and pixel `r < M`,
 /// `rows[t][r]` points at `depth` readable floats; `sliver + v * sliver_len` (`v < V`) at
-/// `rows.len() * depth * 16` and `bias` at `16 * V` readable floats; for `r < M`, `out + r * out_stride` at
+/// `rows.len() * depth * 16` and `bias` (and `scale` unless null) at `16 * V` readable
+/// floats; for `r < M`, `out + r * out_stride` at
 /// `16 * (V - 1) + last_lanes` writable floats that no other thread touches.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn run<const M: usize, const V: usize>(t: &Tile<'_>) {
@@ -24,7 +25,12 @@ pub(super) unsafe fn run<const M: usize, const V: usize>(t: &Tile<'_>) {
         for (v, b) in bias.iter_mut().enumerate() {
             *b = _mm512_loadu_ps(t.bias.add(16 * v));
         }
-        let mut acc = [bias; M];
+        // With a scale the sums start from zero and take the bias after it.
+        let mut acc = if t.scale.is_null() {
+            [bias; M]
+        } else {
+            [[_mm512_setzero_ps(); V]; M]
+        };
         let mut w = t.sliver;
         for rows in t.rows {
             for k in 0..t.depth {
@@ -39,6 +45,14 @@ pub(super) unsafe fn run<const M: usize, const V: usize>(t: &Tile<'_>) {
                     }
                 }
                 w = w.add(16);
+            }
+        }
+        if !t.scale.is_null() {
+            for v in 0..V {
+                let s = _mm512_loadu_ps(t.scale.add(16 * v));
+                for row in acc.iter_mut() {
+                    row[v] = _mm512_fmadd_ps(row[v], s, bias[v]);
+                }
             }
         }
         if let Some((lo, hi)) = t.clamp {
