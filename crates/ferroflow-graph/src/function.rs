@@ -9,6 +9,7 @@ use crate::signature::{check, TensorSpec};
 use crate::tracer::GraphTracer;
 use ferroflow_core::{DType, Error, Result, Tensor};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// One traced and optimised specialisation of a function (`ConcreteFunction`).
@@ -26,6 +27,8 @@ pub struct ConcreteFunction {
     /// For each chunk size tried: whether that chunk's function is this one with only
     /// the rows changed.
     chunk_checks: Mutex<HashMap<usize, bool>>,
+    /// Set when a chunk's function could not be traced or differs: batches run whole.
+    chunks_refused: AtomicBool,
 }
 
 impl ConcreteFunction {
@@ -56,6 +59,7 @@ impl ConcreteFunction {
             tape_plan: Plan::new(basic),
             stats,
             chunk_checks: Mutex::new(HashMap::new()),
+            chunks_refused: AtomicBool::new(false),
         };
         for (var, before) in tracer.assigned.iter().rev() {
             var.assign(before)?;
@@ -112,7 +116,8 @@ impl ConcreteFunction {
     /// `None` when the batch runs whole, and always while a gradient tape records.
     pub fn row_chunks(&self, args: &[Tensor]) -> Option<Vec<usize>> {
         let rows = self.rows.as_ref()?;
-        if ferroflow_core::autodiff::is_recording()
+        if self.chunks_refused.load(Ordering::Relaxed)
+            || ferroflow_core::autodiff::is_recording()
             || args.iter().any(|a| a.shape().first() != Some(&rows.batch))
         {
             return None;
@@ -153,6 +158,7 @@ impl ConcreteFunction {
                 })
             });
         if !fits {
+            self.refuse_row_chunks();
             return self.call(args);
         }
         let chunks = ferroflow_core::row_chunks::chunks_of(args, sizes)?;
@@ -168,6 +174,13 @@ impl ConcreteFunction {
             ferroflow_core::row_chunks::run_across(chunks.len(), threads, run)?
         };
         ferroflow_core::row_chunks::join_rows(&outs)
+    }
+
+    /// From now on, runs every batch whole ([`ConcreteFunction::row_chunks`] gives
+    /// `None`): for a caller whose trace of a chunk's shape failed (a closure that fixes
+    /// its batch size).
+    pub fn refuse_row_chunks(&self) {
+        self.chunks_refused.store(true, Ordering::Relaxed);
     }
 
     /// The graph as traced, before optimisation.
@@ -362,8 +375,20 @@ where
         for chunk in ferroflow_core::row_chunks::chunks_of(args, &sizes)? {
             let k = cache_key(&chunk);
             if !self.cache.contains_key(&k) {
-                let (f, _) = ConcreteFunction::trace(&self.name, &mut self.f, &chunk, self.level)?;
-                self.cache.insert(k.clone(), f);
+                match ConcreteFunction::trace(&self.name, &mut self.f, &chunk, self.level) {
+                    Ok((f, _)) => {
+                        self.cache.insert(k.clone(), f);
+                    }
+                    // A closure that only runs at its batch size: the batch runs whole.
+                    Err(_) => {
+                        let cf = self
+                            .cache
+                            .get(&key)
+                            .ok_or_else(|| Error::invalid("function", "no concrete function"))?;
+                        cf.refuse_row_chunks();
+                        return cf.call(args);
+                    }
+                }
             }
             if !keys.contains(&k) {
                 keys.push(k);

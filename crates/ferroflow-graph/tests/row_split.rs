@@ -4,7 +4,7 @@
 
 use ferroflow_core::ops::conv::Padding;
 use ferroflow_core::{random, Axes, DType, Result, Tensor};
-use ferroflow_graph::{function, ConcreteFunction, OptLevel};
+use ferroflow_graph::{function, ConcreteFunction, Function, OptLevel};
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
     random::normal(shape, 0.0, 1.0, DType::F32, Some(seed)).unwrap()
@@ -140,4 +140,29 @@ fn large_batches_split_through_function_call() {
     g.call(std::slice::from_ref(&x)).unwrap();
     let cg = g.concrete_function(std::slice::from_ref(&x)).unwrap();
     assert_eq!(cg.row_chunks(std::slice::from_ref(&x)), None);
+}
+
+#[test]
+fn a_closure_that_fixes_its_batch_runs_whole() {
+    let x = Tensor::full(&[16, 1024, 640], 0.5, DType::F32).unwrap();
+    // A reshape to a fixed first dimension: a chunk's trace gives another graph.
+    let mut f = function(|x: &[Tensor]| Ok(vec![x[0].reshape(&[16, -1])?.mul_scalar(4.0)?]));
+    // Runs at 16 rows only: a chunk's trace fails.
+    let mut g = function(|x: &[Tensor]| match x[0].shape()[0] {
+        16 => Ok(vec![x[0].reshape(&[16, -1])?.mul_scalar(4.0)?]),
+        n => Err(ferroflow_core::Error::invalid("test", format!("{n} rows"))),
+    });
+    runs_whole(&mut f, &x);
+    runs_whole(&mut g, &x);
+}
+
+/// Three calls of `h` on `x` give `x * 4` flattened, and the batch runs whole.
+fn runs_whole(h: &mut Function<impl FnMut(&[Tensor]) -> Result<Vec<Tensor>>>, x: &Tensor) {
+    for _ in 0..3 {
+        let y = h.call(std::slice::from_ref(x)).unwrap().remove(0);
+        assert_eq!(y.shape(), &[16, 1024 * 640]);
+        assert!(y.to_vec::<f32>().unwrap().iter().all(|&v| v == 2.0));
+    }
+    let cf = h.concrete_function(std::slice::from_ref(x)).unwrap();
+    assert_eq!(cf.row_chunks(std::slice::from_ref(x)), None);
 }

@@ -229,7 +229,14 @@ impl Model {
             if functions.iter().any(|f| f.input_rows() == rows) {
                 continue;
             }
-            functions.push(self.predict_function(&chunk)?.0);
+            match self.predict_function(&chunk) {
+                Ok((f, _)) => functions.push(f),
+                // A model that only runs at its batch size: the batch runs whole.
+                Err(_) => {
+                    cf.refuse_row_chunks();
+                    return cf.call(x);
+                }
+            }
         }
         let refs: Vec<&ConcreteFunction> = functions.iter().map(|f| &**f).collect();
         cf.call_in_chunks(x, &sizes, &refs)
