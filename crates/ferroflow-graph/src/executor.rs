@@ -260,10 +260,20 @@ fn run_fused(
             // epilogue.
             let cout = ins[1].shape().last().copied().unwrap_or(0);
             if let Some(aa) = k.affine_activation(&rest, cout) {
+                // The shape check `run_as_epilogue` makes, without running the
+                // convolution a second time through it.
                 let y = conv(aa.epilogue())?;
-                if y.shape() == k.domain.as_slice() {
-                    return y.reshape_to(&k.out_shape);
+                if y.shape() != k.domain.as_slice() {
+                    return Err(Error::invalid(
+                        "fused",
+                        format!(
+                            "the producing op gave shape {:?}, the kernel's domain is {:?}",
+                            y.shape(),
+                            k.domain
+                        ),
+                    ));
                 }
+                return y.reshape_to(&k.out_shape);
             }
             return k.run_as_epilogue(&rest, |tile| conv(ConvEpilogue::tiled(tile)));
         }
