@@ -10,10 +10,12 @@ use crate::fused::{Access, FusedKernel, Instr};
 use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::{BinaryOp, DType, Tensor, UnaryOp};
 
-/// A scale and a bias per output channel, and an activation.
+/// A scale and a bias per output channel, a residual added element by element, and an
+/// activation.
 pub(crate) struct AffineActivation {
     scale: Option<Tensor>,
     bias: Option<Tensor>,
+    residual: Option<Tensor>,
     activation: Option<UnaryOp>,
 }
 
@@ -22,6 +24,7 @@ impl AffineActivation {
     pub(crate) fn epilogue(&self) -> ConvEpilogue<'_> {
         ConvEpilogue {
             scale: self.scale.as_ref(),
+            residual: self.residual.as_ref(),
             ..ConvEpilogue::new(self.bias.as_ref(), self.activation)
         }
     }
@@ -29,8 +32,9 @@ impl AffineActivation {
 
 impl FusedKernel {
     /// This kernel, run after a convolution of `cout` output channels whose output is
-    /// input 0 (`rest`: inputs 1..), as `x * scale + bias` per channel followed by an
-    /// optional activation; `None` when it computes anything else.
+    /// input 0 (`rest`: inputs 1..), as `x * scale + bias` per channel, plus at most one
+    /// input of the output's shape (a residual connection), followed by an optional
+    /// activation; `None` when it computes anything else.
     pub(crate) fn affine_activation(
         &self,
         rest: &[Tensor],
@@ -43,6 +47,7 @@ impl FusedKernel {
         let mut current = 0;
         let (mut scale, mut shift) = (vec![1.0f32; cout], vec![0.0f32; cout]);
         let mut activation = None;
+        let mut residual: Option<Tensor> = None;
         // Bounds of a clamp built from maximum/minimum with constants.
         let (mut lo, mut hi) = (f32::NEG_INFINITY, f32::INFINITY);
         for (j, step) in self.program.iter().enumerate() {
@@ -56,6 +61,17 @@ impl FusedKernel {
                     if other == 0 || other >= inputs {
                         return None;
                     }
+                    if self.access[other] == Access::Same {
+                        let r = rest.get(other - 1)?;
+                        // Added once, and never scaled after (the kernels add it last).
+                        if op != BinaryOp::Add || !affine || residual.is_some() {
+                            return None;
+                        }
+                        residual = Some(r.clone()).filter(|r| r.dtype() == DType::F32);
+                        residual.as_ref()?;
+                        current = inputs + j;
+                        continue;
+                    }
                     let k = per_channel(rest.get(other - 1)?, &self.access[other], cout)?;
                     let scalar = || (self.access[other] == Access::Scalar).then_some(k[0]);
                     match op {
@@ -65,13 +81,13 @@ impl FusedKernel {
                         BinaryOp::Sub if affine && a == current => {
                             shift.iter_mut().zip(&k).for_each(|(b, k)| *b -= k)
                         }
-                        BinaryOp::Mul if affine => {
+                        BinaryOp::Mul if affine && residual.is_none() => {
                             for ((s, b), k) in scale.iter_mut().zip(&mut shift).zip(&k) {
                                 *s *= k;
                                 *b *= k;
                             }
                         }
-                        BinaryOp::Div if affine && a == current => {
+                        BinaryOp::Div if affine && a == current && residual.is_none() => {
                             for ((s, b), k) in scale.iter_mut().zip(&mut shift).zip(&k) {
                                 *s /= k;
                                 *b /= k;
@@ -101,6 +117,7 @@ impl FusedKernel {
         Some(AffineActivation {
             scale: channels(scale, 1.0),
             bias: channels(shift, 0.0),
+            residual,
             activation,
         })
     }

@@ -99,3 +99,22 @@ fn scale_divide_and_scalar_shift() {
 fn constant_minus_the_output_is_left_to_the_tiles() {
     check(|y, _| Tensor::scalar(1.0f32).sub(&y)?.unary(UnaryOp::Relu));
 }
+
+#[test]
+fn batch_norm_then_a_residual_then_relu6() {
+    check(|y, x| {
+        let (gamma, beta) = (normal(&[8], 9), normal(&[8], 10));
+        y.mul(&gamma)?
+            .add(&beta)?
+            .add(x)?
+            .add(&bias())?
+            .unary(UnaryOp::Relu6)
+    });
+}
+
+#[test]
+fn a_residual_scaled_afterwards_or_added_twice() {
+    check(|y, x| y.add(&bias())?.add(x)?.mul(&normal(&[8], 11)));
+    check(|y, x| y.add(x)?.add(x)?.unary(UnaryOp::Relu));
+    check(|y, x| y.sub(x)?.unary(UnaryOp::Relu));
+}

@@ -262,7 +262,10 @@ impl Tensor {
         let x = self.contiguous_data::<f32>()?;
         let wt = filter.contiguous_data::<f32>()?;
         let observed = crate::trace::is_tracing() || crate::autodiff::is_recording();
-        if let Some(ep) = epilogue.kernel_form(g.cout).filter(|_| !observed) {
+        if let Some(ep) = epilogue
+            .kernel_form(&[g.n, oh, ow, g.cout])
+            .filter(|_| !observed)
+        {
             return Tensor::from_vec(
                 conv2d_forward_with(&g, &x, &wt, &ep),
                 &[g.n, oh, ow, g.cout],

@@ -13,8 +13,8 @@
 
 use super::conv::{Conv2dGeom, Padding};
 use super::conv_epilogue::{ConvEpilogue, Epilogue};
-use super::unary::{ScalarFn, UnaryOp};
-use crate::parallel::{for_each_part, num_threads, with_best_isa, Isa, SharedMut};
+use super::unary::UnaryOp;
+use crate::parallel::{for_each_part, num_threads, Isa, SharedMut};
 use crate::{DType, Error, Result, Tensor};
 use rayon::prelude::*;
 
@@ -211,12 +211,12 @@ impl Tensor {
         let op = "conv2d";
         let f = &filter.filter;
         let observed = crate::trace::is_tracing() || crate::autodiff::is_recording();
-        let ep = epilogue.kernel_form(f.shape()[3]);
+        let g = Conv2dGeom::new(op, self.shape(), f.shape(), strides, padding, dilations)?;
+        let ep = epilogue.kernel_form(&[g.n, g.oh, g.ow, g.cout]);
         let (Some(ep), Some(kernel), false, DType::F32) = (ep, kernel, observed, self.dtype())
         else {
             return self.conv2d_fused(f, strides, padding, dilations, epilogue);
         };
-        let g = Conv2dGeom::new(op, self.shape(), f.shape(), strides, padding, dilations)?;
         // A pointwise convolution needs no patches, and the general kernel's gemm packs
         // its operands well over many pixels: it was faster for outputs beyond the caches
         // (batch 16 through MobileNetV2).
@@ -317,7 +317,8 @@ fn forward(
         padded[..g.cout].copy_from_slice(s);
         padded
     });
-    let clamp = match ep.activation() {
+    // A residual comes before the activation, so the activation then runs on the block.
+    let clamp = match ep.activation().filter(|_| !ep.has_residual()) {
         Some(UnaryOp::Relu) => Some((0.0, f32::INFINITY)),
         Some(UnaryOp::Relu6) => Some((0.0, 6.0)),
         _ => None,
@@ -577,18 +578,27 @@ impl Run<'_> {
     }
 
     /// The epilogue steps the kernel does not do in registers, on the finished outputs of
-    /// `pixels` and channels `cols`: an activation other than ReLU/ReLU6, then the tile
-    /// function (the plan gives a block whole rows when there is one).
+    /// `pixels` and channels `cols`: the residual and an activation other than a clamp,
+    /// then the tile function (the plan gives a block whole rows when there is one).
     fn finish(&self, pixels: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
         let cout = self.g.cout;
-        if let (Some(act), None) = (self.ep.activation(), self.clamp) {
-            for p in pixels.clone() {
-                // SAFETY: the pixels and channels are this block's, inside the output.
-                let seg = unsafe {
-                    self.out
-                        .slice(&(p * cout + cols.start..p * cout + cols.end))
+        let unclamped = self.ep.activation().is_some() && self.clamp.is_none();
+        if unclamped || self.ep.has_residual() {
+            // One run when the block has whole rows of channels, else a run per pixel.
+            let whole = cols.len() == cout;
+            let runs = if whole {
+                pixels.start..pixels.start + 1
+            } else {
+                pixels.clone()
+            };
+            for p in runs {
+                let run = match whole {
+                    true => pixels.start * cout..pixels.end * cout,
+                    false => p * cout + cols.start..p * cout + cols.end,
                 };
-                act.with_fn::<f32, _>(InPlace(seg));
+                // SAFETY: the pixels and channels are this block's, inside the output.
+                let seg = unsafe { self.out.slice(&run) };
+                self.ep.apply_after_affine(seg, run.start);
             }
         }
         if let Some(tile) = self.ep.tile() {
@@ -596,21 +606,6 @@ impl Run<'_> {
             let rows = unsafe { self.out.slice(&(pixels.start * cout..pixels.end * cout)) };
             tile(pixels.start * cout, rows);
         }
-    }
-}
-
-/// Applies an activation's scalar function to a slice in place.
-struct InPlace<'a>(&'a mut [f32]);
-
-impl ScalarFn<f32> for InPlace<'_> {
-    type Output = ();
-
-    fn apply<F: Fn(f32) -> f32 + Send + Sync + Copy>(self, _cost: usize, f: F) {
-        let v = self.0;
-        with_best_isa(
-            #[inline(always)]
-            move || v.iter_mut().for_each(|v| *v = f(*v)),
-        )
     }
 }
 
@@ -679,6 +674,9 @@ mod tests {
                     let f = normal(&fs, 0.0, 1.0, DType::F32, Some(2)).unwrap();
                     let b = normal(&[fs[3]], 0.0, 1.0, DType::F32, Some(3)).unwrap();
                     let sc = normal(&[fs[3]], 0.0, 1.0, DType::F32, Some(4)).unwrap();
+                    let conv = x.conv2d(&f, s, p, d).unwrap();
+                    let r = normal(conv.shape(), 0.0, 2.0, DType::F32, Some(5)).unwrap();
+                    let row = normal(&[fs[3]], 0.0, 2.0, DType::F32, Some(6)).unwrap();
                     let Some(packed) = PackedConvFilter::new(&f).unwrap() else {
                         return; // no packed kernel on this CPU
                     };
@@ -695,17 +693,35 @@ mod tests {
                                 let what = format!("{kernel:?} {xs:?} {fs:?} {act:?} bias {bias}");
                                 close(&packed_on(ep), &want, &what);
                             }
-                            // A scale per channel before the bias, against separate ops.
-                            let ep = ConvEpilogue {
-                                scale: Some(&sc),
-                                ..ConvEpilogue::new(Some(&b), act)
-                            };
-                            let y = x.conv2d(&f, s, p, d).unwrap().mul(&sc).unwrap();
-                            let y = y.add(&b).unwrap();
-                            let want = act.map_or(Ok(y.clone()), |a| y.unary(a)).unwrap();
-                            let what = format!("{kernel:?} {xs:?} {fs:?} {act:?} scale");
-                            close(&packed_on(ep), &want, &what);
-                            close(&x.conv2d_fused(&f, s, p, d, ep).unwrap(), &want, &what);
+                            // A scale per channel before the bias, and a residual
+                            // before the activation, against separate ops.
+                            for residual in [None, Some(&r)] {
+                                let ep = ConvEpilogue {
+                                    scale: Some(&sc),
+                                    residual,
+                                    ..ConvEpilogue::new(Some(&b), act)
+                                };
+                                let y = conv.mul(&sc).unwrap().add(&b).unwrap();
+                                let y = residual.map_or(Ok(y.clone()), |r| y.add(r)).unwrap();
+                                let want = act.map_or(Ok(y.clone()), |a| y.unary(a)).unwrap();
+                                let res = residual.is_some();
+                                let what = format!(
+                                    "{kernel:?} {xs:?} {fs:?} {act:?} scale, residual {res}"
+                                );
+                                close(&packed_on(ep), &want, &what);
+                                close(&x.conv2d_fused(&f, s, p, d, ep).unwrap(), &want, &what);
+                            }
+                            // A residual alone, and one that broadcasts (run as ops).
+                            for residual in [&r, &row] {
+                                let ep = ConvEpilogue {
+                                    residual: Some(residual),
+                                    ..ConvEpilogue::new(None, act)
+                                };
+                                let y = conv.add(residual).unwrap();
+                                let want = act.map_or(Ok(y.clone()), |a| y.unary(a)).unwrap();
+                                let what = format!("{kernel:?} {xs:?} {fs:?} {act:?} residual");
+                                close(&packed_on(ep), &want, &what);
+                            }
                         }
                         let double = |_: usize, t: &mut [f32]| t.iter_mut().for_each(|v| *v *= 2.0);
                         let ep = ConvEpilogue {
