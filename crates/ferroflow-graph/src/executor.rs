@@ -6,7 +6,9 @@ use crate::graph::{Graph, NodeKind, Value};
 use ferroflow_core::ops::conv::Padding;
 use ferroflow_core::ops::conv_epilogue::ConvEpilogue;
 use ferroflow_core::trace::OpKind;
-use ferroflow_core::{Error, PackedConvFilter, Result, Tensor, Variable};
+use ferroflow_core::{DType, Error, PackedConvFilter, Result, Tensor, TensorId, Variable};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// A graph with its liveness precomputed.
 pub struct Plan {
@@ -24,8 +26,8 @@ pub struct Plan {
     peak_bytes: usize,
     total_bytes: usize,
     /// For each convolution (alone or a fused node's prologue) of one group whose filter
-    /// is a constant: the filter packed once, for the packed kernel.
-    packed: Vec<Option<PackedConvFilter>>,
+    /// is a constant or a variable: the filter packed for the packed kernel.
+    packed: Vec<Packing>,
 }
 
 impl Plan {
@@ -63,7 +65,11 @@ impl Plan {
             }
         }
         let donations = donations(&graph, &base, &last);
-        let packed = graph.nodes.iter().map(|n| pack_filter(&graph, n)).collect();
+        let packed = graph
+            .nodes
+            .iter()
+            .map(|n| Packing::new(&graph, n))
+            .collect();
         let mut plan = Plan {
             graph,
             base,
@@ -177,13 +183,19 @@ impl Plan {
                 NodeKind::Host(f) => vec![f()?],
                 NodeKind::Op {
                     kind: OpKind::Conv2d(spec),
+                    replay,
                     ..
-                } if self.packed[i].is_some() => {
+                } => {
                     self.donate(i);
-                    let f = self.packed[i].as_ref().expect("checked");
-                    let padding = Padding::Explicit(spec.pads);
-                    let ep = ConvEpilogue::default();
-                    vec![ins[0].conv2d_packed(f, spec.strides, padding, spec.dilations, ep)?]
+                    match self.packed[i].filter(ins.get(1))? {
+                        Some(f) => {
+                            let padding = Padding::Explicit(spec.pads);
+                            let ep = ConvEpilogue::default();
+                            let (s, d) = (spec.strides, spec.dilations);
+                            vec![ins[0].conv2d_packed(&f, s, padding, d, ep)?]
+                        }
+                        None => replay(ins)?,
+                    }
                 }
                 NodeKind::Op { replay, .. } => {
                     self.donate(i);
@@ -191,7 +203,8 @@ impl Plan {
                 }
                 NodeKind::Fused(k) => {
                     self.donate(i);
-                    vec![run_fused(k, ins, self.packed[i].as_ref())?]
+                    let packed = self.packed[i].filter(ins.get(1))?;
+                    vec![run_fused(k, ins, packed.as_deref())?]
                 }
             };
             for (k, t) in outs.into_iter().enumerate() {
@@ -219,24 +232,95 @@ impl Plan {
 /// Bytes of intermediates from which a plan runs on a worker thread.
 const HOP_MIN_BYTES: usize = 1 << 20;
 
-/// The filter of convolution node `n` packed, when it has one group and its filter is a
-/// constant (`None` also where this CPU has no packed kernel).
-fn pack_filter(graph: &Graph, n: &crate::graph::Node) -> Option<PackedConvFilter> {
-    let spec = match &n.kind {
-        NodeKind::Op {
-            kind: OpKind::Conv2d(spec),
-            ..
-        } => *spec,
-        NodeKind::Fused(k) => k.prologue.as_ref().and_then(|p| p.conv)?,
-        _ => return None,
-    };
-    let filter = n.inputs.get(1)?;
-    match &graph.nodes[filter.node].kind {
-        NodeKind::Const(f) if spec.groups == 1 && f.rank() == 4 => {
-            PackedConvFilter::new(f).ok().flatten()
+/// How a convolution node's filter reaches the packed kernel.
+enum Packing {
+    /// Not at all: no convolution, several groups, or no packed kernel on this CPU.
+    None,
+    /// A constant filter, packed once when the plan is made.
+    Const(Arc<PackedConvFilter>),
+    /// A variable's value, packed at the first call that reads it and kept while the
+    /// variable holds that value (a tensor's contents never change under its id). Only in
+    /// plans that assign no variables (inference): a kept value would stop a training
+    /// step's update from writing over the variable's buffer.
+    Variable(Mutex<Option<(TensorId, Arc<PackedConvFilter>)>>),
+}
+
+impl Packing {
+    /// The packing for node `n` of `graph`.
+    fn new(graph: &Graph, n: &crate::graph::Node) -> Packing {
+        let spec = match &n.kind {
+            NodeKind::Op {
+                kind: OpKind::Conv2d(spec),
+                ..
+            } => Some(*spec),
+            NodeKind::Fused(k) => k.prologue.as_ref().and_then(|p| p.conv),
+            _ => None,
+        };
+        let Some(filter) = n
+            .inputs
+            .get(1)
+            .filter(|_| spec.is_some_and(|s| s.groups == 1))
+        else {
+            return Packing::None;
+        };
+        let assigns = || {
+            graph
+                .nodes
+                .iter()
+                .any(|n| matches!(n.kind, NodeKind::AssignVariable(_)))
+        };
+        match &graph.nodes[filter.node].kind {
+            NodeKind::Const(f) if f.rank() == 4 => match packed(f) {
+                Ok(Some(p)) => Packing::Const(p),
+                _ => Packing::None,
+            },
+            NodeKind::ReadVariable(v)
+                if v.shape().len() == 4 && v.dtype() == DType::F32 && !assigns() =>
+            {
+                Packing::Variable(Mutex::new(None))
+            }
+            _ => Packing::None,
         }
-        _ => None,
     }
+
+    /// The packed form of `filter`, the node's filter operand at this call.
+    fn filter(&self, filter: Option<&Tensor>) -> Result<Option<Arc<PackedConvFilter>>> {
+        let (Packing::Variable(kept), Some(f)) = (self, filter) else {
+            return Ok(match self {
+                Packing::Const(p) => Some(p.clone()),
+                _ => None,
+            });
+        };
+        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, p)) = kept.as_ref().filter(|(id, _)| *id == f.id()) {
+            return Ok(Some(p.clone()));
+        }
+        let p = packed(f)?;
+        *kept = p.clone().map(|p| (f.id(), p));
+        Ok(p)
+    }
+}
+
+/// `filter` packed, shared by every plan that runs it (the plans for each batch size of a
+/// function, or of a chunk of rows): packed once while any of them keeps it.
+fn packed(filter: &Tensor) -> Result<Option<Arc<PackedConvFilter>>> {
+    type Shared = HashMap<TensorId, Weak<PackedConvFilter>>;
+    static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
+    let shared = SHARED.get_or_init(Default::default);
+    let found = {
+        let map = shared.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&filter.id()).and_then(Weak::upgrade)
+    };
+    if found.is_some() {
+        return Ok(found);
+    }
+    let Some(p) = PackedConvFilter::new(filter)?.map(Arc::new) else {
+        return Ok(None);
+    };
+    let mut map = shared.lock().unwrap_or_else(|e| e.into_inner());
+    map.retain(|_, w| w.strong_count() > 0);
+    map.insert(filter.id(), Arc::downgrade(&p));
+    Ok(Some(p))
 }
 
 /// Runs a fused node: its prologue first, then the kernel, written over the buffer of a

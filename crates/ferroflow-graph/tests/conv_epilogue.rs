@@ -118,3 +118,32 @@ fn a_residual_scaled_afterwards_or_added_twice() {
     check(|y, x| y.add(x)?.add(x)?.unary(UnaryOp::Relu));
     check(|y, x| y.sub(x)?.unary(UnaryOp::Relu));
 }
+
+/// A filter read from a variable runs packed too, and a new value of the variable is
+/// packed again: the compiled result follows the value, as eager does.
+#[test]
+fn a_variable_filter_follows_its_value() {
+    let filter = ferroflow_core::Variable::new(normal(&[3, 3, 8, 8], 1));
+    let v = filter.clone();
+    let f = move |x: &[Tensor]| -> Result<Vec<Tensor>> {
+        let y = x[0].conv2d(&v.value(), (1, 1), Padding::Same, (1, 1))?;
+        Ok(vec![y.add(&bias())?.unary(UnaryOp::Relu)?])
+    };
+    let x = normal(&[2, 9, 7, 8], 2);
+    let mut compiled = function(f.clone());
+    for step in 0..3 {
+        if step > 0 {
+            filter.assign(&normal(&[3, 3, 8, 8], 10 + step)).unwrap();
+        }
+        let want = f(std::slice::from_ref(&x)).unwrap().remove(0);
+        for _ in 0..2 {
+            let got = compiled.call(std::slice::from_ref(&x)).unwrap().remove(0);
+            for (a, b) in got.to_f64_vec().iter().zip(want.to_f64_vec()) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "step {step}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}
