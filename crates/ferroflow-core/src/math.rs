@@ -16,6 +16,22 @@ fn pow2i(k: i32) -> f32 {
     f32::from_bits(((k + 127) as u32) << 23)
 }
 
+/// `(n, y)` with `e^x = 2^n · y`: `n` the integer nearest `x · log2(e)` (as an f32) and
+/// `y` the minimax polynomial for `e^r` on the reduced `r = x - n · ln 2`. `x` must be a
+/// number whose `n` fits an i32.
+#[inline(always)]
+fn exp_reduced(x: f32) -> (f32, f32) {
+    let n = (x * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_2e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    (n, p * r * r + r + 1.0)
+}
+
 /// e^x for f32.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
@@ -23,15 +39,7 @@ pub fn exp_f32(x: f32) -> f32 {
     // the integer conversion below only ever sees a number.
     let xc = if x >= -104.0 { x } else { -104.0 };
     let xc = if xc > 88.8 { 88.8 } else { xc };
-    let n = (xc * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
-    let r = xc - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_2e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
+    let (n, y) = exp_reduced(xc);
     // SAFETY: `xc` is a number in [-104, 88.8], so `n` is an integer in [-151, 129]: it
     // fits an i32 and is finite. The unchecked conversion avoids the saturating one, which
     // blocks vectorisation.
@@ -124,15 +132,7 @@ pub fn tanh_f32(x: f32) -> f32 {
 pub fn sigmoid_f32(x: f32) -> f32 {
     // `min` sends NaN to the bound, so the integer conversion below only sees a number.
     let a = x.abs().min(87.0);
-    let n = (a * -LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
-    let r = -a - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_2e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
+    let (n, y) = exp_reduced(-a);
     // SAFETY: `a` is a number in [0, 87], so `n` is an integer in [-126, 0].
     let ni: i32 = unsafe { n.to_int_unchecked() };
     let e = y * pow2i(ni);

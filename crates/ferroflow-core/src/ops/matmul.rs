@@ -82,9 +82,18 @@ pub(crate) fn gemm_into<T: Numeric>(
             // gemm packs a column-major right operand on every call, which for a few rows
             // (a small batch through a dense layer stored [units, depth]) costs more than
             // the product: dot products read it once, as it lies.
+            let p = Product {
+                m,
+                n,
+                k,
+                lhs,
+                rhs,
+                dst_rs,
+                accumulate,
+            };
             crate::parallel::with_best_isa(
                 #[inline(always)]
-                || few_rows_by_columns(m, n, k, dst, dst_rs, lhs, rhs, accumulate),
+                || few_rows_by_columns(p, dst),
             );
             return;
         }
@@ -136,18 +145,17 @@ const DOT_LANES: usize = 16;
 /// `dst[m×n] = lhs[m×k] · rhs[k×n]` (plus `dst` when `accumulate`) as dot products, for
 /// at most [`REPACK_MIN_ROWS`] rows of a row-major `lhs` and a column-major `rhs`: each
 /// column of `rhs` is read once, for all the rows.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn few_rows_by_columns<T: Numeric>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_rs: usize,
-    lhs: MatRef<'_, T>,
-    rhs: MatRef<'_, T>,
-    accumulate: bool,
-) {
+fn few_rows_by_columns<T: Numeric>(p: Product<'_, T>, dst: &mut [T]) {
+    let Product {
+        m,
+        n,
+        k,
+        lhs,
+        rhs,
+        dst_rs,
+        accumulate,
+    } = p;
     debug_assert!(m <= REPACK_MIN_ROWS && lhs.cs == 1 && rhs.rs == 1);
     for j in 0..n {
         // The column stays in L1 for the rows.
