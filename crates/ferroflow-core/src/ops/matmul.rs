@@ -78,25 +78,6 @@ pub(crate) fn gemm_into<T: Numeric>(
             split_gemm(p, dst, threads);
             return;
         }
-        if rhs.rs == 1 && rhs.cs > 1 && lhs.cs == 1 && m < REPACK_MIN_ROWS {
-            // gemm packs a column-major right operand on every call, which for a few rows
-            // (a small batch through a dense layer stored [units, depth]) costs more than
-            // the product: dot products read it once, as it lies.
-            let p = Product {
-                m,
-                n,
-                k,
-                lhs,
-                rhs,
-                dst_rs,
-                accumulate,
-            };
-            crate::parallel::with_best_isa(
-                #[inline(always)]
-                || few_rows_by_columns(p, dst),
-            );
-            return;
-        }
         // SAFETY: the operands' extents were validated by the callers from tensor layouts
         // (checked by the debug assertions above); `T` is f32 or f64, which gemm supports.
         unsafe {
@@ -137,50 +118,6 @@ pub(crate) fn gemm_into<T: Numeric>(
             }
         }
     }
-}
-
-/// Lanes of each dot product's partial sums (one AVX-512 register of f32).
-const DOT_LANES: usize = 16;
-
-/// `dst[m×n] = lhs[m×k] · rhs[k×n]` (plus `dst` when `accumulate`) as dot products, for
-/// at most [`REPACK_MIN_ROWS`] rows of a row-major `lhs` and a column-major `rhs`: each
-/// column of `rhs` is read once, for all the rows.
-#[inline(always)]
-fn few_rows_by_columns<T: Numeric>(p: Product<'_, T>, dst: &mut [T]) {
-    let Product {
-        m,
-        n,
-        k,
-        lhs,
-        rhs,
-        dst_rs,
-        accumulate,
-    } = p;
-    debug_assert!(m <= REPACK_MIN_ROWS && lhs.cs == 1 && rhs.rs == 1);
-    for j in 0..n {
-        // The column stays in L1 for the rows.
-        let col = &rhs.data[rhs.offset + j * rhs.cs..][..k];
-        for i in 0..m {
-            let sum = dot(&lhs.data[lhs.offset + i * lhs.rs..][..k], col);
-            let d = &mut dst[i * dst_rs + j];
-            *d = if accumulate { *d + sum } else { sum };
-        }
-    }
-}
-
-/// `Σ a[p]·b[p]`, in [`DOT_LANES`] partial sums.
-#[inline(always)]
-fn dot<T: Numeric>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::ZERO; DOT_LANES];
-    let (ac, bc) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
-    let tail = ac.remainder().iter().zip(bc.remainder());
-    let tail = tail.fold(T::ZERO, |s, (&x, &y)| s + x * y);
-    for (x, y) in ac.zip(bc) {
-        for l in 0..DOT_LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().fold(tail, |s, &v| s + v)
 }
 
 impl<'a, T> MatRef<'a, T> {
@@ -593,50 +530,6 @@ mod tests {
             repacked.to_vec::<f32>().unwrap(),
             plain.to_vec::<f32>().unwrap()
         );
-    }
-
-    #[test]
-    fn few_rows_by_column_major_operands_are_dot_products() {
-        // Under REPACK_MIN_ROWS rows: every row count, depths with and without a tail of
-        // lanes, a batch of views at nonzero offsets, f64 (exact) and f32.
-        for m in 1..REPACK_MIN_ROWS {
-            for k in [1, 16, 37, 300] {
-                let n = 23;
-                let av: Vec<f64> = (0..2 * m * k)
-                    .map(|i| ((i * 7) % 11) as f64 - 5.0)
-                    .collect();
-                let bv: Vec<f64> = (0..2 * k * n)
-                    .map(|i| ((i * 3) % 13) as f64 - 6.0)
-                    .collect();
-                let a = Tensor::from_vec(av.clone(), &[2, m, k]).unwrap();
-                let bt = Tensor::from_vec(bv, &[2, n, k]).unwrap();
-                let b = bt.transpose(&[0, 2, 1]).unwrap().contiguous();
-                let b_rows = b.to_vec::<f64>().unwrap();
-                let got = a.matmul_t(&bt, false, true).unwrap();
-                assert_eq!(got.shape(), &[2, m, n]);
-                let got = got.to_vec::<f64>().unwrap();
-                for i in 0..2 {
-                    let want = naive(
-                        &av[i * m * k..(i + 1) * m * k],
-                        &b_rows[i * k * n..(i + 1) * k * n],
-                        m,
-                        k,
-                        n,
-                    );
-                    assert_eq!(&got[i * m * n..(i + 1) * m * n], want, "{m}x{k}x{n}");
-                }
-                let (af, btf) = (a.cast(DType::F32).unwrap(), bt.cast(DType::F32).unwrap());
-                let gf = af
-                    .matmul_t(&btf, false, true)
-                    .unwrap()
-                    .to_vec::<f32>()
-                    .unwrap();
-                assert!(gf
-                    .iter()
-                    .zip(&got)
-                    .all(|(x, y)| (*x as f64 - y).abs() < 1e-3));
-            }
-        }
     }
 
     #[test]
