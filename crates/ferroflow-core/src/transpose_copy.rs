@@ -13,6 +13,9 @@ const TILE: usize = 32;
 /// Elements from which a copy is split across threads.
 const PAR_MIN: usize = 1 << 16;
 
+/// Fewest elements in a band of a matrix at most one tile wide (a band per task).
+const BAND_MIN: usize = 1 << 13;
+
 /// Writes `dst[i * cols + j] = src[offset + i + j * col_stride]` for every `i < rows`,
 /// `j < cols`: the `rows × cols` matrix stored with unit row stride (column-major, columns
 /// `col_stride` apart) becomes row-major. Every element of `dst[..rows * cols]` is written.
@@ -38,11 +41,26 @@ pub(crate) fn transpose_into<T: Copy + Send + Sync>(
         offset + (rows - 1) + (cols - 1) * col_stride < src.len(),
         "transpose_into: view reaches past its buffer"
     );
-    // Bands of TILE rows; large copies split their bands across threads.
-    let band = TILE * cols;
+    // Bands of TILE rows, or for a narrow matrix (one tile wide) of at least BAND_MIN
+    // elements, whose source columns stay in cache as whole runs; large copies split their
+    // bands across threads.
+    let band_rows = if cols <= TILE {
+        TILE.max(BAND_MIN / cols)
+    } else {
+        TILE
+    };
+    let band = band_rows * cols;
     let copy_band = |start: usize, out: &mut [MaybeUninit<T>]| {
         let i0 = start / cols;
         let i1 = i0 + out.len() / cols;
+        let at = offset + i0;
+        match cols {
+            // Image planes (channels first to channels last): one pass that interleaves.
+            2 => return interleave::<T, 2>(src, at, col_stride, out),
+            3 => return interleave::<T, 3>(src, at, col_stride, out),
+            4 => return interleave::<T, 4>(src, at, col_stride, out),
+            _ => {}
+        }
         for j0 in (0..cols).step_by(TILE) {
             let j1 = (j0 + TILE).min(cols);
             for i in i0..i1 {
@@ -55,7 +73,9 @@ pub(crate) fn transpose_into<T: Copy + Send + Sync>(
         }
     };
     let dst = &mut dst[..rows * cols];
-    if rows * cols >= PAR_MIN && rows > TILE && crate::parallel::num_threads() > 1 {
+    // An interleaving pass runs at memory speed: it pays to split only when large.
+    let par_min = if cols <= 4 { 16 * PAR_MIN } else { PAR_MIN };
+    if rows * cols >= par_min && rows > band_rows && crate::parallel::num_threads() > 1 {
         use rayon::prelude::*;
         dst.par_chunks_mut(band)
             .enumerate()
@@ -63,6 +83,24 @@ pub(crate) fn transpose_into<T: Copy + Send + Sync>(
     } else {
         for (b, out) in dst.chunks_mut(band).enumerate() {
             copy_band(b * band, out);
+        }
+    }
+}
+
+/// `out[i * C + j] = src[at + i + j * col_stride]` for the rows of `out`: `C` source
+/// columns read as runs and written interleaved.
+#[inline]
+fn interleave<T: Copy, const C: usize>(
+    src: &[T],
+    at: usize,
+    col_stride: usize,
+    out: &mut [MaybeUninit<T>],
+) {
+    let rows = out.len() / C;
+    let columns: [&[T]; C] = std::array::from_fn(|j| &src[at + j * col_stride..][..rows]);
+    for (i, d) in out.chunks_exact_mut(C).enumerate() {
+        for (d, column) in d.iter_mut().zip(&columns) {
+            d.write(column[i]);
         }
     }
 }
@@ -88,7 +126,11 @@ mod tests {
 
     #[test]
     fn matches_a_naive_transpose_for_ragged_tiles() {
-        for (rows, cols, extra) in [(1, 1, 0), (3, 70, 2), (33, 65, 0), (64, 31, 5)] {
+        let narrow = [(1000, 2, 1), (50_000, 3, 7), (9000, 4, 0), (70_000, 5, 3)];
+        for (rows, cols, extra) in [(1, 1, 0), (3, 70, 2), (33, 65, 0), (64, 31, 5)]
+            .into_iter()
+            .chain(narrow)
+        {
             let stride = rows + extra;
             let src: Vec<u32> = (0..(stride * cols + 3) as u32).collect();
             let mut dst = vec![u32::MAX; rows * cols];
