@@ -64,11 +64,11 @@ impl FusedKernel {
                     if self.access[other] == Access::Same {
                         let r = rest.get(other - 1)?;
                         // Added once, and never scaled after (the kernels add it last).
-                        if op != BinaryOp::Add || !affine || residual.is_some() {
+                        let once = op == BinaryOp::Add && affine && residual.is_none();
+                        if !once || r.dtype() != DType::F32 {
                             return None;
                         }
-                        residual = Some(r.clone()).filter(|r| r.dtype() == DType::F32);
-                        residual.as_ref()?;
+                        residual = Some(r.clone());
                         current = inputs + j;
                         continue;
                     }

@@ -65,10 +65,14 @@ impl Plan {
             }
         }
         let donations = donations(&graph, &base, &last);
+        let assigns = graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::AssignVariable(_)));
         let packed = graph
             .nodes
             .iter()
-            .map(|n| Packing::new(&graph, n))
+            .map(|n| Packing::new(&graph, n, assigns))
             .collect();
         let mut plan = Plan {
             graph,
@@ -246,8 +250,9 @@ enum Packing {
 }
 
 impl Packing {
-    /// The packing for node `n` of `graph`.
-    fn new(graph: &Graph, n: &crate::graph::Node) -> Packing {
+    /// The packing for node `n` of `graph` (`assigns`: whether the graph assigns any
+    /// variable).
+    fn new(graph: &Graph, n: &crate::graph::Node, assigns: bool) -> Packing {
         let spec = match &n.kind {
             NodeKind::Op {
                 kind: OpKind::Conv2d(spec),
@@ -263,19 +268,13 @@ impl Packing {
         else {
             return Packing::None;
         };
-        let assigns = || {
-            graph
-                .nodes
-                .iter()
-                .any(|n| matches!(n.kind, NodeKind::AssignVariable(_)))
-        };
         match &graph.nodes[filter.node].kind {
             NodeKind::Const(f) if f.rank() == 4 => match packed(f) {
                 Ok(Some(p)) => Packing::Const(p),
                 _ => Packing::None,
             },
             NodeKind::ReadVariable(v)
-                if v.shape().len() == 4 && v.dtype() == DType::F32 && !assigns() =>
+                if v.shape().len() == 4 && v.dtype() == DType::F32 && !assigns =>
             {
                 Packing::Variable(Mutex::new(None))
             }
@@ -285,11 +284,10 @@ impl Packing {
 
     /// The packed form of `filter`, the node's filter operand at this call.
     fn filter(&self, filter: Option<&Tensor>) -> Result<Option<Arc<PackedConvFilter>>> {
-        let (Packing::Variable(kept), Some(f)) = (self, filter) else {
-            return Ok(match self {
-                Packing::Const(p) => Some(p.clone()),
-                _ => None,
-            });
+        let (kept, f) = match (self, filter) {
+            (Packing::Const(p), _) => return Ok(Some(p.clone())),
+            (Packing::Variable(kept), Some(f)) => (kept, f),
+            _ => return Ok(None),
         };
         let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, p)) = kept.as_ref().filter(|(id, _)| *id == f.id()) {
@@ -344,20 +342,7 @@ fn run_fused(
             // epilogue.
             let cout = ins[1].shape().last().copied().unwrap_or(0);
             if let Some(aa) = k.affine_activation(&rest, cout) {
-                // The shape check `run_as_epilogue` makes, without running the
-                // convolution a second time through it.
-                let y = conv(aa.epilogue())?;
-                if y.shape() != k.domain.as_slice() {
-                    return Err(Error::invalid(
-                        "fused",
-                        format!(
-                            "the producing op gave shape {:?}, the kernel's domain is {:?}",
-                            y.shape(),
-                            k.domain
-                        ),
-                    ));
-                }
-                return y.reshape_to(&k.out_shape);
+                return k.produced(conv(aa.epilogue())?);
             }
             return k.run_as_epilogue(&rest, |tile| conv(ConvEpilogue::tiled(tile)));
         }

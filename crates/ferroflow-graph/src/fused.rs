@@ -507,7 +507,12 @@ impl FusedKernel {
                 )
             })
         };
-        let y = produce(&tile)?;
+        self.produced(produce(&tile)?)
+    }
+
+    /// The output of the op this kernel ran as the epilogue of, which must have the
+    /// kernel's domain, in the kernel's output shape.
+    pub(crate) fn produced(&self, y: Tensor) -> Result<Tensor> {
         if y.shape() != self.domain.as_slice() {
             return Err(Error::invalid(
                 "fused",
