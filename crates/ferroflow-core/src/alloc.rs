@@ -230,12 +230,13 @@ fn map_range(addr: usize, bytes: usize) {
     let _ = (addr, bytes);
 }
 
-/// A kernel's temporary buffer that returns to the cache when dropped.
-pub(crate) struct Scratch<T: Copy>(pub Vec<T>);
+/// A temporary buffer (a kernel's, or a message packed for a collective) that returns to
+/// the cache when dropped, so the next one of its size is already mapped.
+pub struct Scratch<T: Copy>(pub Vec<T>);
 
 impl<T: Copy + Default> Scratch<T> {
     /// `n` default-valued elements.
-    pub(crate) fn zeroed(n: usize) -> Self {
+    pub fn zeroed(n: usize) -> Self {
         Scratch(zeroed(n))
     }
 }

@@ -92,9 +92,12 @@ impl Tensor {
         Ok(Tensor::from_storage(T::into_storage(data), shape))
     }
 
-    /// Builds a tensor by copying a slice.
+    /// Builds a tensor by copying a slice (into a cached buffer when a large one is free,
+    /// so a copy made every step does not fault in fresh pages every step).
     pub fn from_slice<T: Stored>(data: &[T], shape: &[usize]) -> Result<Tensor> {
-        Tensor::from_vec(data.to_vec(), shape)
+        let mut v = crate::alloc::with_capacity(data.len());
+        v.extend_from_slice(data);
+        Tensor::from_vec(v, shape)
     }
 
     /// A rank-0 tensor.

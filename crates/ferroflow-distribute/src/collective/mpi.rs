@@ -21,12 +21,11 @@ pub struct MpiCollective {
 
 struct Comm {
     world: SimpleCommunicator,
-    /// Send and receive buffers kept from call to call: MPI moves large messages far
-    /// faster between pages it has seen before (fresh pages cost faults and mappings
-    /// every step, several times the transfer itself).
-    /// (Held as 8-byte words, so that they are aligned for every element type.)
+    /// The send buffer, kept from call to call: MPI moves large messages far faster
+    /// between pages it has seen before (fresh pages cost faults and mappings every step,
+    /// several times the transfer itself). The sums arrive in the caller's buffer.
+    /// (Held as 8-byte words, so that it is aligned for every element type.)
     send: Vec<f64>,
-    recv: Vec<f64>,
     // Never dropped (dropping it would finalise MPI); `finalize_at_exit` does that.
     _universe: std::mem::ManuallyDrop<Universe>,
 }
@@ -107,7 +106,6 @@ impl MpiCollective {
             comm: Mutex::new(Comm {
                 world,
                 send: Vec::new(),
-                recv: Vec::new(),
                 _universe: std::mem::ManuallyDrop::new(universe),
             }),
             rank,
@@ -129,26 +127,18 @@ impl MpiCollective {
         f(&comm.world)
     }
 
-    /// Sums `buf` over the ranks through the kept buffers.
+    /// Sums `buf` over the ranks, sending from the kept buffer.
     fn all_reduce_sum<T: Equivalence + bytemuck::Pod>(&self, buf: &mut [T]) -> Result<()> {
         count(buf.len())?;
         let mut comm = self.comm.lock().unwrap_or_else(|e| e.into_inner());
-        let Comm {
-            world, send, recv, ..
-        } = &mut *comm;
-        let bytes = std::mem::size_of_val(buf);
-        let words = bytes.div_ceil(8);
-        for b in [&mut *send, &mut *recv] {
-            if b.len() < words {
-                b.resize(words, 0.0);
-            }
+        let Comm { world, send, .. } = &mut *comm;
+        let words = std::mem::size_of_val(buf).div_ceil(8);
+        if send.len() < words {
+            send.resize(words, 0.0);
         }
         let s: &mut [T] = &mut bytemuck::cast_slice_mut(&mut send[..words])[..buf.len()];
         s.copy_from_slice(buf);
-        let s: &[T] = s;
-        let r: &mut [T] = &mut bytemuck::cast_slice_mut(&mut recv[..words])[..buf.len()];
-        world.all_reduce_into(s, r, SystemOperation::sum());
-        buf.copy_from_slice(r);
+        world.all_reduce_into(&*s, buf, SystemOperation::sum());
         Ok(())
     }
 

@@ -147,11 +147,29 @@ fn reduce_bucket_as<T: ferroflow_core::Element>(
     reduce: impl FnOnce(&mut [T]) -> Result<()>,
 ) -> Result<()> {
     let total = ids.iter().map(|&i| numel(&vars[i])).sum();
-    let mut buf: Vec<T> = Vec::with_capacity(total);
+    // A cached buffer: a fresh one would fault in its pages at every step.
+    let mut scratch = ferroflow_core::alloc::Scratch::<T>::zeroed(total);
+    let buf = &mut scratch.0;
+    let mut at = 0;
     for &i in ids {
-        buf.extend_from_slice(&dense_or_zeros(&grads[i], &vars[i], dtype)?.data::<T>()?);
+        let t = dense_or_zeros(&grads[i], &vars[i], dtype)?;
+        let g = t.data::<T>()?;
+        let n = numel(&vars[i]);
+        if g.len() != n {
+            return Err(Error::invalid(
+                "all_reduce_gradients",
+                format!(
+                    "gradient of shape {:?} for variable '{}' of shape {:?}",
+                    t.shape(),
+                    vars[i].name(),
+                    vars[i].shape()
+                ),
+            ));
+        }
+        buf[at..at + n].copy_from_slice(&g);
+        at += n;
     }
-    reduce(&mut buf)?;
+    reduce(buf)?;
     let mut at = 0;
     for &i in ids {
         let n = numel(&vars[i]);

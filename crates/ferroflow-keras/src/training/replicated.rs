@@ -247,11 +247,22 @@ impl Model {
     }
 
     /// The background buckets for this step: with several workers of one replica each,
-    /// when every replica has rows (so that all of them start the same sums).
-    fn overlap_for(&self, rows: usize) -> Option<(Arc<dyn Replicas>, usize)> {
+    /// when every replica has rows (so that all of them start the same sums), and when the
+    /// f32 gradients of `vars` fill more than one bucket. A single bucket could only start
+    /// when the backward pass ends, so it is summed right after the pass instead, without
+    /// the hand-offs to and from the communication thread.
+    fn overlap_for(&self, rows: usize, vars: &[Variable]) -> Option<(Arc<dyn Replicas>, usize)> {
         let r = self.replicated()?;
         let cap = r.overlap_bucket_bytes()?;
-        (r.num_workers() > 1 && r.local_replicas() == 1 && rows >= r.num_replicas_in_sync())
+        let bytes: usize = vars
+            .iter()
+            .filter(|v| v.dtype() == ferroflow_core::DType::F32)
+            .map(|v| v.shape().iter().product::<usize>() * 4)
+            .sum();
+        (r.num_workers() > 1
+            && r.local_replicas() == 1
+            && rows >= r.num_replicas_in_sync()
+            && bytes > cap)
             .then_some((r, cap))
     }
 
@@ -267,7 +278,7 @@ impl Model {
     ) -> Result<ReplicaGrads> {
         let compiled = self.compiled_ref()?;
         let scale = Tensor::scalar(scale as f32);
-        let overlap = self.overlap_for(global_rows);
+        let overlap = self.overlap_for(global_rows, vars);
         let overlapped = overlap.is_some();
         let buckets = || overlap.clone().map(|(r, cap)| Overlap::new(r, cap));
         if compiled.run_eagerly {
