@@ -42,6 +42,11 @@ pub struct Interpreter {
     folded: Vec<bool>,
     /// Per op: fused into a later op, so it does not run (unless every tensor is kept).
     fused_away: Vec<bool>,
+    /// Per op: the depthwise convolution this pointwise one runs with, band by band
+    /// (`bands::find`); that op then does not run (unless every tensor is kept).
+    banded: Vec<Option<usize>>,
+    /// Per op: a depthwise convolution run by an earlier pointwise one (`banded`).
+    band_tail: Vec<bool>,
     /// Kernels of custom ops.
     custom: CustomOps,
     /// Most multiply-adds one operator may do (`InterpreterBuilder::max_op_macs`).
@@ -264,6 +269,8 @@ impl Interpreter {
             name: "tflite model".into(),
             folded: vec![false; model.ops.len()],
             fused_away: Vec::new(),
+            banded: Vec::new(),
+            band_tail: Vec::new(),
             folded_float: vec![false; model.tensors.len()],
             model,
             consts,
@@ -305,6 +312,18 @@ impl Interpreter {
         me.packed = (0..me.model.ops.len())
             .map(|k| me.pack_filter(k))
             .collect::<Result<_>>()?;
+        let packed: Vec<bool> = me.packed.iter().map(Option::is_some).collect();
+        let const_filter: Vec<bool> = me.filters.iter().map(Option::is_some).collect();
+        let skip: Vec<bool> = (0..n_ops)
+            .map(|k| {
+                me.folded[k] || me.fused_away[k] || me.native[k].is_some() || me.hybrid[k].is_some()
+            })
+            .collect();
+        me.banded = crate::bands::find(&me.model, &packed, &const_filter, &skip);
+        me.band_tail = vec![false; n_ops];
+        for &j in me.banded.iter().flatten() {
+            me.band_tail[j] = true;
+        }
         me.row_split = crate::row_split::row_split(&me.model, &me.consts, &me.folded);
         Ok(me)
     }
@@ -619,7 +638,7 @@ impl Interpreter {
             vals[i] = Some(x.clone());
         }
         for (k, op) in m.ops.iter().enumerate() {
-            if self.folded[k] || (ctx.fuse && self.fused_away[k]) {
+            if self.folded[k] || (ctx.fuse && (self.fused_away[k] || self.band_tail[k])) {
                 continue;
             }
             let context = || {
@@ -636,7 +655,10 @@ impl Interpreter {
                 None => self.run_native(k, &vals).with_context(context)?,
             };
             let int8 = native.as_ref().is_some_and(|y| y.dtype() == DType::I8);
-            if let Some(y) = native {
+            if let Some(j) = self.banded[k].filter(|_| ctx.fuse && native.is_none()) {
+                let y = self.run_banded(k, j, &vals).with_context(context)?;
+                self.store(j, vec![y], &mut vals)?;
+            } else if let Some(y) = native {
                 vals[op.outputs[0] as usize] = Some(y);
             } else {
                 let ys = self.run_op(k, &vals, ctx).with_context(context)?;
@@ -688,6 +710,42 @@ impl Interpreter {
                 .map_or_else(Vec::new, |y| y.shape().to_vec()),
             int8,
         }
+    }
+
+    /// The output of depthwise op `j`, computed with pointwise op `k` band by band.
+    fn run_banded(&self, k: usize, j: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
+        let (
+            Op::Conv2d { act: a1, .. },
+            Op::DepthwiseConv2d {
+                window, act: a2, ..
+            },
+        ) = (&self.model.ops[k].op, &self.model.ops[j].op)
+        else {
+            return Err(err(
+                "tflite",
+                format!("operators {k} and {j} are not a band pair"),
+            ));
+        };
+        let (Some(Some(pw)), Some(Some(dw))) = (self.packed.get(k), self.filters.get(j)) else {
+            return Err(err(
+                "tflite",
+                format!("operators {k} and {j} lost their filters"),
+            ));
+        };
+        let x = self.required(k, 0, vals)?;
+        let (b1, b2) = (self.input(k, 2, vals)?, self.input(j, 2, vals)?);
+        let (ep1, _) = epilogue(b1.as_ref(), *a1, self.epilogue_act[k]);
+        let (ep2, rest) = epilogue(b2.as_ref(), *a2, self.epilogue_act[j]);
+        let y = x.pointwise_then_depthwise(
+            pw,
+            ep1,
+            dw,
+            window.stride,
+            pad(window.padding),
+            window.dilation,
+            ep2,
+        )?;
+        apply(y, rest)
     }
 
     /// The output of a MUL that computes swish `sw` (in the tensor's own type).

@@ -5,6 +5,7 @@
 //! `.tflite` files from TensorFlow's converter run in [`Interpreter`].
 #![warn(missing_docs)]
 
+mod bands;
 pub mod convert;
 pub mod custom;
 mod hybrid;

@@ -97,6 +97,23 @@ impl PackedConvFilter {
     pub fn filter(&self) -> &Tensor {
         &self.filter
     }
+
+    /// Writes the convolution of `x` (geometry `g`, this filter's) and `ep` into `out`
+    /// (`n * oh * ow * cout` elements) with the packed kernel; false (and `out` untouched)
+    /// when this CPU has none.
+    pub(super) fn forward_into(
+        &self,
+        g: &Conv2dGeom,
+        x: &[f32],
+        ep: &Epilogue<'_>,
+        out: &mut [f32],
+    ) -> bool {
+        let Some(kernel) = Kernel::detect() else {
+            return false;
+        };
+        forward_into(g, x, &self.slivers, ep, kernel, out);
+        true
+    }
 }
 
 /// The register tile this CPU runs.
@@ -303,10 +320,28 @@ fn forward(
     ep: &Epilogue<'_>,
     kernel: Kernel,
 ) -> Vec<f32> {
+    let mut out = crate::alloc::overwritable::<f32>(g.n * g.oh * g.ow * g.cout);
+    forward_into(g, x, slivers, ep, kernel, &mut out);
+    out
+}
+
+/// [`forward`] into `out` (`n * oh * ow * cout` elements).
+fn forward_into(
+    g: &Conv2dGeom,
+    x: &[f32],
+    slivers: &[f32],
+    ep: &Epilogue<'_>,
+    kernel: Kernel,
+    out: &mut [f32],
+) {
     let plan = Plan::new(g, ep.tile().is_some(), kernel);
-    let mut out = crate::alloc::overwritable::<f32>(plan.m * g.cout);
+    assert_eq!(
+        out.len(),
+        plan.m * g.cout,
+        "conv2d: output of the wrong size"
+    );
     if out.is_empty() {
-        return out;
+        return;
     }
     let mut bias = vec![0.0f32; g.cout.next_multiple_of(SLIVER)];
     if let Some(b) = ep.bias() {
@@ -357,7 +392,6 @@ fn forward(
     } else {
         run.tiles(0..plan.tiles, all_slivers);
     }
-    out
 }
 
 /// One call's operands, shared by its blocks.

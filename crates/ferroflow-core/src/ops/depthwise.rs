@@ -34,8 +34,31 @@ pub(crate) fn depthwise_forward(
         "depthwise: input or filter shorter than its geometry"
     );
     let mut out = crate::alloc::overwritable::<f32>(pixels * cout);
+    depthwise_forward_into(g, x, wt, ep, &mut out);
+    out
+}
+
+/// [`depthwise_forward`] into `out` (`n * oh * ow * cout` elements).
+pub(crate) fn depthwise_forward_into(
+    g: &Conv2dGeom,
+    x: &[f32],
+    wt: &[f32],
+    ep: &Epilogue<'_>,
+    out: &mut [f32],
+) {
+    let cout = g.cout;
+    let pixels = g.n * g.oh * g.ow;
+    assert!(
+        x.len() >= g.n * g.h * g.w * g.cin && wt.len() >= g.kh * g.kw * cout,
+        "depthwise: input or filter shorter than its geometry"
+    );
+    assert_eq!(
+        out.len(),
+        pixels * cout,
+        "depthwise: output of the wrong size"
+    );
     if pixels == 0 || cout == 0 {
-        return out;
+        return;
     }
     let chunk = |p0: usize, dst: &mut [f32]| {
         for (k, rows) in dst.chunks_mut(PIXELS_PER_TASK * cout).enumerate() {
@@ -59,9 +82,8 @@ pub(crate) fn depthwise_forward(
             .enumerate()
             .for_each(|(t, dst)| chunk(t * per_task, dst));
     } else {
-        chunk(0, &mut out);
+        chunk(0, out);
     }
-    out
 }
 
 /// The kernel of a run's channel blocks.

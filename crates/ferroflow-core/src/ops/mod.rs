@@ -8,6 +8,7 @@ mod binary_grad;
 pub mod cast;
 pub mod compare;
 pub mod conv;
+mod conv_bands;
 pub mod conv_epilogue;
 mod conv_grad;
 pub mod conv_packed;
