@@ -4,21 +4,11 @@
 //! apart); when the expanded tensor is also a model output, the two run apart.
 
 use ferroflow_core::Tensor;
-use ferroflow_lite::ir::{
-    Activation, ElementType, LiteModel, LiteOp, LiteTensor, Op, Padding, Window,
-};
+use ferroflow_lite::ir::{Activation, LiteModel, Op, Padding, Window};
 use ferroflow_lite::Interpreter;
 
-fn tensor(name: &str, shape: &[i32], data: Option<Vec<f32>>) -> LiteTensor {
-    LiteTensor {
-        name: name.into(),
-        shape: shape.to_vec(),
-        signature: Vec::new(),
-        dtype: ElementType::F32,
-        data: data.map(|d| d.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        quant: None,
-    }
-}
+mod common;
+use common::{op, tensor};
 
 /// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -45,11 +35,6 @@ fn model(stride: usize, t_is_output: bool) -> Vec<u8> {
     let s = stride as i32;
     let (oh, ow) = ((h + s - 1) / s, (w + s - 1) / s);
     let y = m.add_tensor(tensor("y", &[1, oh, ow, c], None));
-    let op = |op, inputs: &[usize], output: usize| LiteOp {
-        op,
-        inputs: inputs.iter().map(|&i| i as i32).collect(),
-        outputs: vec![output as i32],
-    };
     m.ops.push(op(
         Op::Conv2d {
             window: Window {

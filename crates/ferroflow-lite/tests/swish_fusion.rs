@@ -3,22 +3,11 @@
 //! `run_all`, which keeps every tensor, still gives each tensor its own value.
 
 use ferroflow_core::Tensor;
-use ferroflow_lite::ir::{
-    Activation, BinaryKind, ElementType, LiteModel, LiteOp, LiteTensor, Op, Padding, UnaryKind,
-    Window,
-};
+use ferroflow_lite::ir::{Activation, BinaryKind, LiteModel, Op, Padding, UnaryKind, Window};
 use ferroflow_lite::Interpreter;
 
-fn tensor(name: &str, shape: &[i32], data: Option<Vec<f32>>) -> LiteTensor {
-    LiteTensor {
-        name: name.into(),
-        shape: shape.to_vec(),
-        signature: Vec::new(),
-        dtype: ElementType::F32,
-        data: data.map(|d| d.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        quant: None,
-    }
-}
+mod common;
+use common::{op, tensor};
 
 /// x -> CONV_2D (1x1, 2 -> 3 channels) -> t; y = t * LOGISTIC(t) (`sigmoid_first`: the
 /// operands swapped); with `t_is_output`, t is a model output too (then the convolution
@@ -36,11 +25,6 @@ fn model(sigmoid_first: bool, t_is_output: bool) -> Vec<u8> {
         padding: Padding::Valid,
         stride: (1, 1),
         dilation: (1, 1),
-    };
-    let op = |op, inputs: &[usize], output: usize| LiteOp {
-        op,
-        inputs: inputs.iter().map(|&i| i as i32).collect(),
-        outputs: vec![output as i32],
     };
     m.ops.push(op(
         Op::Conv2d {
