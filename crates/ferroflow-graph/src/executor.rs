@@ -28,11 +28,35 @@ pub struct Plan {
     /// For each convolution (alone or a fused node's prologue) of one group whose filter
     /// is a constant or a variable: the filter packed for the packed kernel.
     packed: Vec<Packing>,
+    /// For each depthwise convolution that runs together with the 1x1 convolution before
+    /// it (see [`crate::bands`]), that convolution's node; the node itself is skipped.
+    band_head: Vec<Option<usize>>,
+    /// Whether the node is skipped: a 1x1 convolution run with its depthwise reader.
+    in_band: Vec<bool>,
 }
 
 impl Plan {
     /// Plans `graph`.
     pub fn new(graph: Graph) -> Plan {
+        let assigns = graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::AssignVariable(_)));
+        let packed: Vec<Packing> = graph
+            .nodes
+            .iter()
+            .map(|n| Packing::new(&graph, n, assigns))
+            .collect();
+        let band_head = if assigns {
+            vec![None; graph.nodes.len()]
+        } else {
+            let is_packed: Vec<bool> = packed.iter().map(|p| !matches!(p, Packing::None)).collect();
+            crate::bands::find(&graph, &is_packed)
+        };
+        let mut in_band = vec![false; graph.nodes.len()];
+        for &h in band_head.iter().flatten() {
+            in_band[h] = true;
+        }
         let mut base = Vec::with_capacity(graph.nodes.len());
         let mut slots = 0;
         for n in &graph.nodes {
@@ -43,7 +67,9 @@ impl Plan {
         let mut last = vec![usize::MAX; slots];
         let mut read = vec![false; slots];
         for (i, n) in graph.nodes.iter().enumerate() {
-            for &v in &n.inputs {
+            // A banded pair's tail reads its head's inputs.
+            let head = band_head[i].map(|h| &graph.nodes[h].inputs);
+            for &v in n.inputs.iter().chain(head.into_iter().flatten()) {
                 last[slot(v)] = i;
                 read[slot(v)] = true;
             }
@@ -65,15 +91,6 @@ impl Plan {
             }
         }
         let donations = donations(&graph, &base, &last);
-        let assigns = graph
-            .nodes
-            .iter()
-            .any(|n| matches!(n.kind, NodeKind::AssignVariable(_)));
-        let packed = graph
-            .nodes
-            .iter()
-            .map(|n| Packing::new(&graph, n, assigns))
-            .collect();
         let mut plan = Plan {
             graph,
             base,
@@ -84,6 +101,8 @@ impl Plan {
             peak_bytes: 0,
             total_bytes: 0,
             packed,
+            band_head,
+            in_band,
         };
         plan.measure();
         plan
@@ -95,7 +114,8 @@ impl Plan {
         let mut live = 0usize;
         let mut size = vec![0usize; self.slots];
         for (i, n) in self.graph.nodes.iter().enumerate() {
-            let computed = matches!(n.kind, NodeKind::Op { .. } | NodeKind::Fused(_));
+            let computed =
+                matches!(n.kind, NodeKind::Op { .. } | NodeKind::Fused(_)) && !self.in_band[i];
             for (k, info) in n.outputs.iter().enumerate() {
                 if computed {
                     size[self.base[i] + k] = info.bytes();
@@ -124,6 +144,14 @@ impl Plan {
     /// (peak live bytes of intermediates with buffer reuse, bytes without any reuse).
     pub fn memory(&self) -> (usize, usize) {
         (self.peak_bytes, self.total_bytes)
+    }
+
+    /// The (1x1 convolution, depthwise convolution) node pairs that run as one step, band
+    /// by band of output rows (see [`crate::bands`]); each pair's time counts at its
+    /// depthwise node.
+    pub fn banded_pairs(&self) -> Vec<(usize, usize)> {
+        let heads = self.band_head.iter().enumerate();
+        heads.filter_map(|(t, h)| h.map(|h| (h, t))).collect()
     }
 
     /// Runs the plan on `args` (already checked against the graph's input facts).
@@ -161,12 +189,25 @@ impl Plan {
         let mut vals: Vec<Option<Tensor>> = vec![None; self.slots];
         let slot = |v: Value| self.base[v.node] + v.output;
         for (i, node) in self.graph.nodes.iter().enumerate() {
+            if self.in_band[i] {
+                continue;
+            }
             let start = times.as_ref().map(|_| std::time::Instant::now());
             let dying = &self.last_reads[i];
-            let mut ins = Vec::with_capacity(node.inputs.len());
-            for (k, &v) in node.inputs.iter().enumerate() {
+            // A banded pair's tail reads its head's inputs, then its own after the image.
+            let inputs: std::borrow::Cow<[Value]> = match self.band_head[i] {
+                Some(h) => self.graph.nodes[h]
+                    .inputs
+                    .iter()
+                    .chain(&node.inputs[1..])
+                    .copied()
+                    .collect(),
+                None => (&node.inputs).into(),
+            };
+            let mut ins = Vec::with_capacity(inputs.len());
+            for (k, &v) in inputs.iter().enumerate() {
                 let s = slot(v);
-                let last_here = dying.contains(&s) && !node.inputs[k + 1..].contains(&v);
+                let last_here = dying.contains(&s) && !inputs[k + 1..].contains(&v);
                 let t = if last_here {
                     vals[s].take()
                 } else {
@@ -176,40 +217,9 @@ impl Plan {
                     Error::invalid("function", "value read before it was computed")
                 })?);
             }
-            let outs: Vec<Tensor> = match &node.kind {
-                NodeKind::Input(k) => vec![args[*k].clone()],
-                NodeKind::Const(t) => vec![t.clone()],
-                NodeKind::ReadVariable(v) => vec![v.value()],
-                NodeKind::AssignVariable(v) => {
-                    v.assign(&ins[0])?;
-                    vec![]
-                }
-                NodeKind::Host(f) => vec![f()?],
-                NodeKind::Op {
-                    kind: OpKind::Conv2d(spec),
-                    replay,
-                    ..
-                } => {
-                    self.donate(i);
-                    match self.packed[i].filter(ins.get(1))? {
-                        Some(f) => {
-                            let padding = Padding::Explicit(spec.pads);
-                            let ep = ConvEpilogue::default();
-                            let (s, d) = (spec.strides, spec.dilations);
-                            vec![ins[0].conv2d_packed(&f, s, padding, d, ep)?]
-                        }
-                        None => replay(ins)?,
-                    }
-                }
-                NodeKind::Op { replay, .. } => {
-                    self.donate(i);
-                    replay(ins)?
-                }
-                NodeKind::Fused(k) => {
-                    self.donate(i);
-                    let packed = self.packed[i].filter(ins.get(1))?;
-                    vec![run_fused(k, ins, packed.as_deref())?]
-                }
+            let outs = match self.band_head[i] {
+                Some(h) => self.run_band(h, i, ins)?,
+                None => self.compute(i, args, ins)?,
             };
             for (k, t) in outs.into_iter().enumerate() {
                 vals[self.base[i] + k] = Some(t);
@@ -230,6 +240,59 @@ impl Plan {
                     .ok_or_else(|| Error::invalid("function", "output was not computed"))
             })
             .collect()
+    }
+
+    /// Runs node `i` on its inputs `ins`.
+    fn compute(&self, i: usize, args: &[Tensor], ins: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        Ok(match &self.graph.nodes[i].kind {
+            NodeKind::Input(k) => vec![args[*k].clone()],
+            NodeKind::Const(t) => vec![t.clone()],
+            NodeKind::ReadVariable(v) => vec![v.value()],
+            NodeKind::AssignVariable(v) => {
+                v.assign(&ins[0])?;
+                vec![]
+            }
+            NodeKind::Host(f) => vec![f()?],
+            NodeKind::Op {
+                kind: OpKind::Conv2d(spec),
+                replay,
+                ..
+            } => {
+                self.donate(i);
+                match self.packed[i].filter(ins.get(1))? {
+                    Some(f) => {
+                        let padding = Padding::Explicit(spec.pads);
+                        let ep = ConvEpilogue::default();
+                        let (s, d) = (spec.strides, spec.dilations);
+                        vec![ins[0].conv2d_packed(&f, s, padding, d, ep)?]
+                    }
+                    None => replay(ins)?,
+                }
+            }
+            NodeKind::Op { replay, .. } => {
+                self.donate(i);
+                replay(ins)?
+            }
+            NodeKind::Fused(k) => {
+                self.donate(i);
+                let packed = self.packed[i].filter(ins.get(1))?;
+                vec![run_fused(k, ins, packed.as_deref())?]
+            }
+        })
+    }
+
+    /// Runs the banded pair of the 1x1 convolution `head` and the depthwise convolution
+    /// `tail` on `ins`: the head's inputs, then the tail's after the image.
+    fn run_band(&self, head: usize, tail: usize, mut ins: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let tail_ins = ins.split_off(self.graph.nodes[head].inputs.len());
+        if let Some(packed) = self.packed[head].filter(ins.get(1))? {
+            let (h, t) = (&self.graph.nodes[head], &self.graph.nodes[tail]);
+            if let Some(y) = crate::bands::run(h, t, &ins, &tail_ins, &packed)? {
+                return Ok(vec![y]);
+            }
+        }
+        let mid = self.compute(head, &[], ins)?.remove(0);
+        self.compute(tail, &[], std::iter::once(mid).chain(tail_ins).collect())
     }
 }
 

@@ -203,6 +203,12 @@ impl ConcreteFunction {
         self.plan.memory()
     }
 
+    /// The (1x1 convolution, depthwise convolution) node pairs of the optimised graph
+    /// that run as one step, band by band (their time counts at the depthwise node).
+    pub fn banded_pairs(&self) -> Vec<(usize, usize)> {
+        self.plan.banded_pairs()
+    }
+
     /// Runs the optimised plan `runs` times on `args` and returns a table of its nodes by
     /// mean time (microseconds), slowest first, with their share of the total.
     pub fn profile(&self, args: &[Tensor], runs: usize) -> Result<String> {
@@ -212,10 +218,15 @@ impl ConcreteFunction {
         let mut rows: Vec<(usize, f64)> = times.iter().copied().enumerate().collect();
         rows.sort_by(|a, b| b.1.total_cmp(&a.1));
         let mut s = format!("profile of '{}': {total:.1} us per call\n", self.name);
+        let pairs = self.plan.banded_pairs();
         for (i, t) in rows.into_iter().filter(|r| r.1 > 0.0) {
             let pct = 100.0 * t / total.max(1e-12);
+            let with = match pairs.iter().find(|p| p.1 == i) {
+                Some((h, _)) => format!(" (banded with %{h})"),
+                None => String::new(),
+            };
             s.push_str(&format!(
-                "{t:>10.1} us {pct:>5.1}%  %{i} {}\n",
+                "{t:>10.1} us {pct:>5.1}%  %{i} {}{with}\n",
                 g.nodes[i].kind.name()
             ));
         }

@@ -8,6 +8,7 @@
 //! each buffer after its last use and writes fused results over dying inputs.
 #![warn(missing_docs)]
 
+mod bands;
 pub mod dump;
 mod epilogue_form;
 mod executor;
