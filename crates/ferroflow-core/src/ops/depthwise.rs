@@ -255,16 +255,14 @@ fn run<const R: usize>(
         #[cfg(target_arch = "x86_64")]
         match kernel {
             RunKernel::Avx512 => {
-                unsafe {
-                    super::depthwise_avx512::run_block::<R>(
-                        x,
-                        wt,
-                        rows,
-                        (g.kw, c, c0),
-                        (step, tap_step),
-                        dst,
-                    )
-                };
+                use super::depthwise_avx512::{run_block, run_block_strided};
+                match (g.kw, g.dilation.1, g.stride.1) {
+                    (3, 1, 1) => unsafe { run_block_strided::<R, 1, 3>(x, wt, rows, (c, c0), dst) },
+                    (3, 1, 2) => unsafe { run_block_strided::<R, 2, 3>(x, wt, rows, (c, c0), dst) },
+                    _ => unsafe {
+                        run_block::<R>(x, wt, rows, (g.kw, c, c0), (step, tap_step), dst)
+                    },
+                }
                 continue;
             }
             RunKernel::Avx2 => {

@@ -52,3 +52,47 @@ pub(super) unsafe fn run_block<const R: usize>(
         unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * c + c0), a) };
     }
 }
+
+/// [`run_block`] for a filter row of `KW` taps without dilation at stride `S` (a 3x3
+/// depthwise convolution at stride 1 or 2): the `S * (R - 1) + KW` input vectors a filter
+/// row reaches are loaded once each and kept in registers for all `KW * R` multiply-adds,
+/// where [`run_block`] loads one per multiply-add (the run's neighbouring pixels share
+/// their inputs). The same sums in the same order.
+///
+/// # Safety
+/// As [`run_block`] with `step = S * c`, `tap_step = c` and `kw = KW`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn run_block_strided<const R: usize, const S: usize, const KW: usize>(
+    x: &[f32],
+    wt: &[f32],
+    rows: &[(usize, usize)],
+    (c, c0): (usize, usize),
+    out: &mut [f32],
+) {
+    const { assert!(S * (R - 1) + KW <= 24) };
+    debug_assert!(c0 + 16 <= c && out.len() >= R * c);
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut v = [_mm512_setzero_ps(); 24];
+    for &(row, t0) in rows {
+        debug_assert!(row + (S * (R - 1) + KW - 1) * c + c0 + 16 <= x.len());
+        debug_assert!((t0 + KW) * c <= wt.len());
+        // SAFETY: every load below stays within the bounds of the contract.
+        unsafe {
+            let xp = x.as_ptr().add(row + c0);
+            let wp = wt.as_ptr().add(t0 * c + c0);
+            for (q, v) in v.iter_mut().enumerate().take(S * (R - 1) + KW) {
+                *v = _mm512_loadu_ps(xp.add(q * c));
+            }
+            for j in 0..KW {
+                let w = _mm512_loadu_ps(wp.add(j * c));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(v[S * r + j], w, *a);
+                }
+            }
+        }
+    }
+    for (r, a) in acc.into_iter().enumerate() {
+        // SAFETY: r * c + c0 + 16 <= R * c <= out.len() (the contract).
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * c + c0), a) };
+    }
+}
