@@ -259,6 +259,8 @@ fn run<const R: usize>(
                 match (g.kw, g.dilation.1, g.stride.1) {
                     (3, 1, 1) => unsafe { run_block_strided::<R, 1, 3>(x, wt, rows, (c, c0), dst) },
                     (3, 1, 2) => unsafe { run_block_strided::<R, 2, 3>(x, wt, rows, (c, c0), dst) },
+                    (5, 1, 1) => unsafe { run_block_strided::<R, 1, 5>(x, wt, rows, (c, c0), dst) },
+                    (5, 1, 2) => unsafe { run_block_strided::<R, 2, 5>(x, wt, rows, (c, c0), dst) },
                     _ => unsafe {
                         run_block::<R>(x, wt, rows, (g.kw, c, c0), (step, tap_step), dst)
                     },
@@ -501,6 +503,8 @@ mod tests {
             (1, 15, 15, 32, 3, 2, 1),
             (1, 8, 21, 16, 3, 1, 2),
             (1, 12, 30, 40, 5, 1, 1),
+            (1, 13, 27, 32, 5, 2, 1),
+            (1, 11, 40, 16, 5, 1, 1),
         ];
         for (n, h, w, c, k, s, d) in cases {
             let g = geom(n, h, w, c, k, s, d);

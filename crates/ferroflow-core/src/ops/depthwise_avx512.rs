@@ -53,8 +53,8 @@ pub(super) unsafe fn run_block<const R: usize>(
     }
 }
 
-/// [`run_block`] for a filter row of `KW` taps without dilation at stride `S` (a 3x3
-/// depthwise convolution at stride 1 or 2): the `S * (R - 1) + KW` input vectors a filter
+/// [`run_block`] for a filter row of `KW` taps without dilation at stride `S` (a 3x3 or
+/// 5x5 depthwise convolution at stride 1 or 2): the `S * (R - 1) + KW` input vectors a filter
 /// row reaches are loaded once each and kept in registers for all `KW * R` multiply-adds,
 /// where [`run_block`] loads one per multiply-add (the run's neighbouring pixels share
 /// their inputs). The same sums in the same order.
