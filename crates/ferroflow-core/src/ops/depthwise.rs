@@ -25,15 +25,7 @@ pub(crate) fn depthwise_forward(
     wt: &[f32],
     ep: &Epilogue<'_>,
 ) -> Vec<f32> {
-    let cout = g.cout;
-    let pixels = g.n * g.oh * g.ow;
-    // What the kernels below read without checking each access: every input pixel a tap
-    // reaches and every filter tap (the geometry comes from these two tensors' shapes).
-    assert!(
-        x.len() >= g.n * g.h * g.w * g.cin && wt.len() >= g.kh * g.kw * cout,
-        "depthwise: input or filter shorter than its geometry"
-    );
-    let mut out = crate::alloc::overwritable::<f32>(pixels * cout);
+    let mut out = crate::alloc::overwritable::<f32>(g.n * g.oh * g.ow * g.cout);
     depthwise_forward_into(g, x, wt, ep, &mut out);
     out
 }
@@ -48,6 +40,8 @@ pub(crate) fn depthwise_forward_into(
 ) {
     let cout = g.cout;
     let pixels = g.n * g.oh * g.ow;
+    // What the kernels below read without checking each access: every input pixel a tap
+    // reaches and every filter tap (the geometry comes from these two tensors' shapes).
     assert!(
         x.len() >= g.n * g.h * g.w * g.cin && wt.len() >= g.kh * g.kw * cout,
         "depthwise: input or filter shorter than its geometry"
