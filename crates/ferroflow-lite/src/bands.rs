@@ -6,12 +6,14 @@
 use crate::ir::{Activation, ElementType, LiteModel, Op};
 
 /// Per operator: for a 1x1, stride-1 float CONV_2D whose filter is packed (`packed[k]`)
-/// and whose float output only a DEPTHWISE_CONV_2D with channel multiplier 1 and a
+/// and whose float output only a DEPTHWISE_CONV_2D (reading it as its first input,
+/// `first_inputs[j]`: through a PAD folded into it, `pad_fold`) with channel multiplier 1 and a
 /// constant filter (`const_filter[j]`) and bias reads, that operator. `skip[k]`:
 /// operators that do not run or do not run as plain float convolutions (int8 kernels,
 /// dynamic-range inputs).
 pub(crate) fn find(
     m: &LiteModel,
+    first_inputs: &[Option<usize>],
     packed: &[bool],
     const_filter: &[bool],
     skip: &[bool],
@@ -19,11 +21,9 @@ pub(crate) fn find(
     let readers = m.readers();
     // The (last) operator that reads each tensor as its first input.
     let mut first_input_of = vec![None; m.tensors.len()];
-    for (j, op) in m.ops.iter().enumerate() {
-        if let Some(t) = op.inputs.first().and_then(|&t| usize::try_from(t).ok()) {
-            if let Some(r) = first_input_of.get_mut(t) {
-                *r = Some(j);
-            }
+    for (j, t) in first_inputs.iter().enumerate() {
+        if let Some(r) = t.and_then(|t| first_input_of.get_mut(t)) {
+            *r = Some(j);
         }
     }
     let float = |t: usize| {

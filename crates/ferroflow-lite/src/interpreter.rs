@@ -16,6 +16,7 @@ use crate::ir::{
     Quantization, ReduceKind, UnaryKind,
 };
 use crate::kernels;
+use crate::pad_fold::PadFold;
 use crate::profile::OpProfile;
 use crate::swish::Swish;
 use ferroflow_core::ops::conv::Padding as CorePadding;
@@ -47,6 +48,9 @@ pub struct Interpreter {
     banded: Vec<Option<usize>>,
     /// Per op: a depthwise convolution run by an earlier pointwise one (`banded`).
     band_tail: Vec<bool>,
+    /// Per op: the zero PAD folded into this VALID convolution as explicit padding (that
+    /// PAD then does not run, unless every tensor is kept).
+    pad_fold: Vec<Option<PadFold>>,
     /// Kernels of custom ops.
     custom: CustomOps,
     /// Most multiply-adds one operator may do (`InterpreterBuilder::max_op_macs`).
@@ -271,6 +275,7 @@ impl Interpreter {
             fused_away: Vec::new(),
             banded: Vec::new(),
             band_tail: Vec::new(),
+            pad_fold: Vec::new(),
             folded_float: vec![false; model.tensors.len()],
             model,
             consts,
@@ -295,7 +300,6 @@ impl Interpreter {
                 me.epilogue_act[p] = Some(UnaryOp::Silu);
             }
         }
-        me.release = me.last_reads();
         me.filters = (0..me.model.ops.len())
             .map(|i| me.prepare_filter(i))
             .collect::<Result<_>>()?;
@@ -319,7 +323,19 @@ impl Interpreter {
                 me.folded[k] || me.fused_away[k] || me.native[k].is_some() || me.hybrid[k].is_some()
             })
             .collect();
-        me.banded = crate::bands::find(&me.model, &packed, &const_filter, &skip);
+        me.pad_fold = crate::pad_fold::find(&me.model, &me.consts, &skip);
+        for fold in me.pad_fold.iter().flatten() {
+            me.fused_away[fold.pad_op] = true;
+        }
+        let first_inputs: Vec<Option<usize>> = (0..n_ops)
+            .map(|k| {
+                (!me.fused_away[k])
+                    .then(|| me.first_input(k, true))
+                    .flatten()
+            })
+            .collect();
+        me.banded = crate::bands::find(&me.model, &first_inputs, &packed, &const_filter, &skip);
+        me.release = me.last_reads();
         me.band_tail = vec![false; n_ops];
         for &j in me.banded.iter().flatten() {
             me.band_tail[j] = true;
@@ -347,7 +363,8 @@ impl Interpreter {
         }
         let mut last = vec![None; m.tensors.len()];
         for (k, op) in m.ops.iter().enumerate() {
-            for &t in &op.inputs {
+            let folded = self.pad_fold[k].map(|f| f.input as i32);
+            for &t in op.inputs.iter().chain(&folded) {
                 if t >= 0 && computed.get(t as usize) == Some(&true) {
                     last[t as usize] = Some(k);
                 }
@@ -676,11 +693,43 @@ impl Interpreter {
         Ok(vals)
     }
 
-    /// Multiply-adds op `k` does on the inputs it has in `vals`.
+    /// Multiply-adds op `k` does on the inputs it has in `vals` (a folded PAD's output
+    /// counted with the shape it would have).
     fn call_macs(&self, k: usize, vals: &[Option<Tensor>]) -> usize {
-        crate::profile::op_macs(&self.model, k, |t| {
-            vals.get(t)?.as_ref().map(|v| v.shape().to_vec())
+        let fold = self.folded_pad(k, true);
+        crate::profile::op_macs(&self.model, k, |t| match (vals.get(t)?, fold) {
+            (Some(v), _) => Some(v.shape().to_vec()),
+            (None, Some(f)) if f.output == t => {
+                f.padded_shape(vals.get(f.input)?.as_ref()?.shape())
+            }
+            _ => None,
         })
+    }
+
+    /// The PAD folded into op `k`, when fusions run (`fuse`).
+    fn folded_pad(&self, k: usize, fuse: bool) -> Option<PadFold> {
+        self.pad_fold.get(k).copied().flatten().filter(|_| fuse)
+    }
+
+    /// The tensor op `k` reads as its first input: a folded PAD's input in place of its
+    /// output when fusions run (`fuse`).
+    fn first_input(&self, k: usize, fuse: bool) -> Option<usize> {
+        match self.folded_pad(k, fuse) {
+            Some(f) => Some(f.input),
+            None => self.model.ops[k]
+                .inputs
+                .first()
+                .and_then(|&t| usize::try_from(t).ok()),
+        }
+    }
+
+    /// The padding convolution `k` runs with: a folded PAD's as explicit padding when
+    /// fusions run (`fuse`), else its own.
+    fn conv_padding(&self, k: usize, own: Padding, fuse: bool) -> CorePadding {
+        match self.folded_pad(k, fuse) {
+            Some(f) => CorePadding::Explicit(f.pads),
+            None => pad(own),
+        }
     }
 
     /// An error if op `k` would do more multiply-adds on `vals` than the interpreter allows.
@@ -741,7 +790,7 @@ impl Interpreter {
             ep1,
             dw,
             window.stride,
-            pad(window.padding),
+            self.conv_padding(j, window.padding, true),
             window.dilation,
             ep2,
         )?;
@@ -1028,7 +1077,15 @@ impl Interpreter {
     /// The result of op `k`, which has one output (`fuse`: as [`Ctx::fuse`]).
     fn run_single(&self, k: usize, vals: &[Option<Tensor>], fuse: bool) -> Result<Tensor> {
         let op = &self.model.ops[k];
-        let mut x = self.required(k, 0, vals)?;
+        let mut x = match self.folded_pad(k, fuse) {
+            Some(f) => vals[f.input].clone().ok_or_else(|| {
+                err(
+                    "tflite",
+                    format!("tensor {} is read before it is written", f.input),
+                )
+            })?,
+            None => self.required(k, 0, vals)?,
+        };
         if let Some(Some(q)) = self.hybrid.get(k) {
             x = q.apply(&x)?;
         }
@@ -1076,7 +1133,8 @@ impl Interpreter {
             Op::Conv2d { window, act } => {
                 let b = self.input(k, 2, vals)?;
                 let (ep, rest) = epilogue(b.as_ref(), *act, self.epilogue_act[k].filter(|_| fuse));
-                let (s, p, d) = (window.stride, pad(window.padding), window.dilation);
+                let p = self.conv_padding(k, window.padding, fuse);
+                let (s, d) = (window.stride, window.dilation);
                 let y = match self.packed.get(k) {
                     Some(Some(w)) => x.conv2d_packed(w, s, p, d, ep)?,
                     _ => x.conv2d_fused(&self.filter(k, vals)?, s, p, d, ep)?,
@@ -1090,7 +1148,7 @@ impl Interpreter {
                 let y = x.depthwise_conv2d_fused(
                     &w,
                     window.stride,
-                    pad(window.padding),
+                    self.conv_padding(k, window.padding, fuse),
                     window.dilation,
                     ep,
                 )?;

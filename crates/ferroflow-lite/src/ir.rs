@@ -682,6 +682,20 @@ impl LiteModel {
         self.tensors.len() - 1
     }
 
+    /// The operator that writes each tensor (the last one, should several), `None` for
+    /// constants and inputs.
+    pub fn writers(&self) -> Vec<Option<usize>> {
+        let mut writer = vec![None; self.tensors.len()];
+        for (k, op) in self.ops.iter().enumerate() {
+            for &o in &op.outputs {
+                if let Some(w) = usize::try_from(o).ok().and_then(|o| writer.get_mut(o)) {
+                    *w = Some(k);
+                }
+            }
+        }
+        writer
+    }
+
     /// How many times each tensor is read by an op (a model output counts as a read).
     pub fn readers(&self) -> Vec<usize> {
         let mut n = vec![0; self.tensors.len()];

@@ -14,6 +14,7 @@ mod int8;
 mod interpreter;
 pub mod ir;
 mod kernels;
+mod pad_fold;
 pub mod profile;
 pub mod quantize;
 pub mod read;

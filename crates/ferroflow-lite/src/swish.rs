@@ -29,15 +29,7 @@ pub(crate) struct Swish {
 /// (or both operators run on int8). `skip[k]`: operators that do not run.
 pub(crate) fn find(m: &LiteModel, skip: &[bool]) -> Vec<Option<Swish>> {
     let readers = m.readers();
-    // The operator that writes each tensor.
-    let mut writer = vec![None; m.tensors.len()];
-    for (k, op) in m.ops.iter().enumerate() {
-        for &o in &op.outputs {
-            if let Some(w) = usize::try_from(o).ok().and_then(|o| writer.get_mut(o)) {
-                *w = Some(k);
-            }
-        }
-    }
+    let writer = m.writers();
     let float = |t: usize| {
         m.tensors
             .get(t)

@@ -8,14 +8,7 @@ use ferroflow_lite::ir::{Activation, LiteModel, Op, Padding, Window};
 use ferroflow_lite::Interpreter;
 
 mod common;
-use common::{op, tensor};
-
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    (0..n as u32)
-        .map(|i| ((i.wrapping_mul(2654435761) ^ seed) % 2000) as f32 / 1000.0 - 1.0)
-        .collect()
-}
+use common::{op, pointwise, tensor, values};
 
 /// x [1, 96, 80, 8] -> CONV_2D 1x1 to 64 channels, RELU6 -> t -> DEPTHWISE_CONV_2D 3x3
 /// with `stride`, SAME -> y; t is a model output too when `t_is_output`.
@@ -35,18 +28,8 @@ fn model(stride: usize, t_is_output: bool) -> Vec<u8> {
     let s = stride as i32;
     let (oh, ow) = ((h + s - 1) / s, (w + s - 1) / s);
     let y = m.add_tensor(tensor("y", &[1, oh, ow, c], None));
-    m.ops.push(op(
-        Op::Conv2d {
-            window: Window {
-                padding: Padding::Valid,
-                stride: (1, 1),
-                dilation: (1, 1),
-            },
-            act: Activation::Relu6,
-        },
-        &[x, pw, pb],
-        t,
-    ));
+    m.ops
+        .push(op(pointwise(Activation::Relu6), &[x, pw, pb], t));
     m.ops.push(op(
         Op::DepthwiseConv2d {
             window: Window {
