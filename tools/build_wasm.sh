@@ -23,7 +23,8 @@ fi
 
 # SIMD128 comes from .cargo/config.toml ([target.wasm32-unknown-unknown] rustflags).
 cargo build -q --profile wasm-release --target wasm32-unknown-unknown -p ferroflow-wasm
-wasm-bindgen --target web --no-typescript --out-dir "$OUT" \
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+  --out-dir "$OUT" \
   "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/ferroflow_wasm.wasm"
 # binaryen before version 116 breaks wasm-bindgen's externref table: older ones are skipped.
 # (Without wasm-opt the pipeline fails; `|| true` keeps `set -e` from ending the build.)

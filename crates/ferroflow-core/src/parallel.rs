@@ -26,7 +26,7 @@ const PAR_MACS_OUTSIDE_POOL: usize = 1 << 22;
 /// workers from this thread: always on a worker of the pool (the others are at hand),
 /// from outside the pool from [`PAR_MACS_OUTSIDE_POOL`] on.
 pub(crate) fn handoff_pays(macs: usize) -> bool {
-    rayon::current_thread_index().is_some() || macs >= PAR_MACS_OUTSIDE_POOL
+    THREADED && (rayon::current_thread_index().is_some() || macs >= PAR_MACS_OUTSIDE_POOL)
 }
 
 /// Whether a product of `macs` multiply-adds gains from splitting between threads when
@@ -40,10 +40,17 @@ thread_local! {
     static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Whether kernels may split work between threads at all. The browser build
+/// (`wasm32-unknown-unknown` without the atomics feature: no threads) runs every kernel
+/// on the calling thread; with this a constant, the compiler drops the parallel paths
+/// (and most of rayon: a fifth of the module's code) from that module.
+const THREADED: bool = !cfg!(all(target_arch = "wasm32", not(target_feature = "atomics")));
+
 /// Number of threads a kernel may split its work across: the current rayon pool's (the
-/// global pool outside any), or 1 inside [`on_calling_thread`].
+/// global pool outside any), or 1 inside [`on_calling_thread`] (and in the browser build,
+/// [`THREADED`]).
 pub fn num_threads() -> usize {
-    if ONE_THREAD.with(std::cell::Cell::get) {
+    if !THREADED || ONE_THREAD.with(std::cell::Cell::get) {
         1
     } else {
         rayon::current_num_threads()
@@ -126,6 +133,10 @@ pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync) {
     if parts == 0 {
         return;
     }
+    if !THREADED {
+        (0..parts).for_each(f);
+        return;
+    }
     let me = rayon::current_thread_index().unwrap_or(0) % parts;
     run(me, me + parts, parts, &f);
 }
@@ -159,7 +170,7 @@ pub fn with_workers_spinning<R>(claim: &AtomicBool, f: impl FnOnce() -> R) -> R 
             self.0.store(self.1, Ordering::Release);
         }
     }
-    let Some(me) = rayon::current_thread_index() else {
+    let Some(me) = rayon::current_thread_index().filter(|_| THREADED) else {
         return f();
     };
     if num_threads() < 2 || claim.swap(true, Ordering::AcqRel) {
@@ -199,7 +210,7 @@ static GLOBAL_POOL_CLAIM: AtomicBool = AtomicBool::new(false);
 /// with one thread) `f` runs here. The handover costs two thread wake-ups, so callers use
 /// it for calls that take far longer than that.
 pub fn on_pool_spinning<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() || num_threads() < 2 {
+    if !THREADED || rayon::current_thread_index().is_some() || num_threads() < 2 {
         return f();
     }
     rayon::scope(|_| with_workers_spinning(&GLOBAL_POOL_CLAIM, f))
