@@ -5,6 +5,7 @@ mod cse;
 mod dce;
 mod fold;
 mod fuse;
+mod pad_fold;
 
 use crate::graph::Graph;
 
@@ -13,6 +14,7 @@ pub use cse::eliminate_common_subexpressions;
 pub use dce::eliminate_dead_code;
 pub use fold::fold_constants;
 pub use fuse::fuse_elementwise;
+pub use pad_fold::fold_pads_into_convs;
 
 /// How much optimisation a function gets (`jit_compile=true` is [`OptLevel::Full`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -32,7 +34,7 @@ pub enum OptLevel {
 pub struct PassStats {
     /// Ops evaluated at trace time.
     pub folded: usize,
-    /// Nodes replaced by simpler ones or bypassed.
+    /// Nodes replaced by simpler ones or bypassed (pads folded into convolutions too).
     pub simplified: usize,
     /// Duplicate nodes merged.
     pub merged: usize,
@@ -55,6 +57,7 @@ pub fn optimize(mut g: Graph, level: OptLevel) -> (Graph, PassStats) {
         let before = stats.clone();
         stats.folded += fold_constants(&mut g);
         stats.simplified += simplify(&mut g);
+        stats.simplified += fold_pads_into_convs(&mut g);
         stats.merged += eliminate_common_subexpressions(&mut g);
         stats.removed += eliminate_dead_code(&mut g);
         if stats == before {
