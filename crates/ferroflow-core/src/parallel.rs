@@ -170,7 +170,7 @@ pub fn with_workers_spinning<R>(claim: &AtomicBool, f: impl FnOnce() -> R) -> R 
             self.0.store(self.1, Ordering::Release);
         }
     }
-    let Some(me) = rayon::current_thread_index().filter(|_| THREADED) else {
+    let Some(me) = rayon::current_thread_index() else {
         return f();
     };
     if num_threads() < 2 || claim.swap(true, Ordering::AcqRel) {
@@ -210,7 +210,7 @@ static GLOBAL_POOL_CLAIM: AtomicBool = AtomicBool::new(false);
 /// with one thread) `f` runs here. The handover costs two thread wake-ups, so callers use
 /// it for calls that take far longer than that.
 pub fn on_pool_spinning<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if !THREADED || rayon::current_thread_index().is_some() || num_threads() < 2 {
+    if rayon::current_thread_index().is_some() || num_threads() < 2 {
         return f();
     }
     rayon::scope(|_| with_workers_spinning(&GLOBAL_POOL_CLAIM, f))

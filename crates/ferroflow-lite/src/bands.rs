@@ -7,8 +7,8 @@ use crate::ir::{Activation, ElementType, LiteModel, Op};
 
 /// Per operator: for a 1x1, stride-1 float CONV_2D whose filter is packed (`packed[k]`)
 /// and whose float output only a DEPTHWISE_CONV_2D (reading it as its first input,
-/// `first_inputs[j]`: through a PAD folded into it, `pad_fold`) with channel multiplier 1 and a
-/// constant filter (`const_filter[j]`) and bias reads, that operator. `skip[k]`:
+/// `first_inputs[j]`, perhaps through a PAD folded into it: `pad_fold`) with channel
+/// multiplier 1 and a constant filter (`const_filter[j]`) and bias reads, that operator. `skip[k]`:
 /// operators that do not run or do not run as plain float convolutions (int8 kernels,
 /// dynamic-range inputs).
 pub(crate) fn find(

@@ -328,11 +328,7 @@ impl Interpreter {
             me.fused_away[fold.pad_op] = true;
         }
         let first_inputs: Vec<Option<usize>> = (0..n_ops)
-            .map(|k| {
-                (!me.fused_away[k])
-                    .then(|| me.first_input(k, true))
-                    .flatten()
-            })
+            .map(|k| (!me.fused_away[k]).then(|| me.first_input(k)).flatten())
             .collect();
         me.banded = crate::bands::find(&me.model, &first_inputs, &packed, &const_filter, &skip);
         me.release = me.last_reads();
@@ -711,10 +707,10 @@ impl Interpreter {
         self.pad_fold.get(k).copied().flatten().filter(|_| fuse)
     }
 
-    /// The tensor op `k` reads as its first input: a folded PAD's input in place of its
-    /// output when fusions run (`fuse`).
-    fn first_input(&self, k: usize, fuse: bool) -> Option<usize> {
-        match self.folded_pad(k, fuse) {
+    /// The tensor op `k` reads as its first input when fusions run: a folded PAD's input
+    /// in place of its output.
+    fn first_input(&self, k: usize) -> Option<usize> {
+        match self.folded_pad(k, true) {
             Some(f) => Some(f.input),
             None => self.model.ops[k]
                 .inputs
@@ -943,15 +939,20 @@ impl Interpreter {
         if t < 0 {
             return Ok(None);
         }
-        let t = t as usize;
+        self.value(t as usize, vals).map(Some)
+    }
+
+    /// Tensor `t`'s value in `vals`, dequantised when the tensor is quantised (and not
+    /// kept as float).
+    fn value(&self, t: usize, vals: &[Option<Tensor>]) -> Result<Tensor> {
         let v = vals[t]
             .clone()
             .ok_or_else(|| err("tflite", format!("tensor {t} is read before it is written")))?;
         let meta = &self.model.tensors[t];
         if meta.data.is_none() && is_quantized(meta) && !self.folded_float[t] {
-            return dequantize(&v, meta).map(Some);
+            return dequantize(&v, meta);
         }
-        Ok(Some(v))
+        Ok(v)
     }
 
     /// Every input of op `k` (concatenations, packs).
@@ -1078,12 +1079,7 @@ impl Interpreter {
     fn run_single(&self, k: usize, vals: &[Option<Tensor>], fuse: bool) -> Result<Tensor> {
         let op = &self.model.ops[k];
         let mut x = match self.folded_pad(k, fuse) {
-            Some(f) => vals[f.input].clone().ok_or_else(|| {
-                err(
-                    "tflite",
-                    format!("tensor {} is read before it is written", f.input),
-                )
-            })?,
+            Some(f) => self.value(f.input, vals)?,
             None => self.required(k, 0, vals)?,
         };
         if let Some(Some(q)) = self.hybrid.get(k) {

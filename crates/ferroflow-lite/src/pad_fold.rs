@@ -7,6 +7,7 @@
 //! (`bands`).
 
 use crate::ir::{ElementType, LiteModel, Op, Padding};
+use ferroflow_core::ops::conv::explicit_pad_fits;
 use ferroflow_core::Tensor;
 
 /// A PAD folded into the convolution that reads its output.
@@ -92,23 +93,22 @@ pub(crate) fn find(
             let [0, 0, top, bottom, left, right, 0, 0] = pairs[..] else {
                 return None;
             };
-            // The (dilated) window's extent along spatial axis `axis` of the filter.
-            let extent = |axis: usize, dilation: usize| {
-                let k = usize::try_from(filter.shape[axis]).ok()?.checked_sub(1)?;
-                k.checked_mul(dilation)?.checked_add(1)
+            let size = |axis: usize| usize::try_from(filter.shape[axis]).ok().filter(|&k| k > 0);
+            let (kh, kw) = (size(1)?, size(2)?);
+            let pads = [top, left, bottom, right].map(|v| usize::try_from(v).ok());
+            let [Some(top), Some(left), Some(bottom), Some(right)] = pads else {
+                return None;
             };
-            let window_h = extent(1, window.dilation.0)?;
-            let window_w = extent(2, window.dilation.1)?;
-            let fits = |v: i64, window: usize| usize::try_from(v).is_ok_and(|v| v < window);
-            (fits(top, window_h)
-                && fits(bottom, window_h)
-                && fits(left, window_w)
-                && fits(right, window_w))
-            .then(|| PadFold {
+            let (dh, dw) = window.dilation;
+            (explicit_pad_fits(top, kh, dh)
+                && explicit_pad_fits(bottom, kh, dh)
+                && explicit_pad_fits(left, kw, dw)
+                && explicit_pad_fits(right, kw, dw))
+            .then_some(PadFold {
                 pad_op: p,
                 input,
                 output,
-                pads: [top, left, bottom, right].map(|v| v as usize),
+                pads: [top, left, bottom, right],
             })
         })
         .collect()

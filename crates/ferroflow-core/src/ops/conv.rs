@@ -24,6 +24,15 @@ pub enum Padding {
     Explicit([usize; 4]),
 }
 
+/// Whether an explicitly padded convolution takes `pad` zeros on one side of an axis whose
+/// window has `kernel` taps `dilation` apart: fewer than the (dilated) window spans.
+pub fn explicit_pad_fits(pad: usize, kernel: usize, dilation: usize) -> bool {
+    pad < kernel
+        .saturating_sub(1)
+        .saturating_mul(dilation)
+        .saturating_add(1)
+}
+
 /// Output size and leading pad of spatial axis `axis` (0: height, 1: width).
 pub(crate) fn conv_output(
     op: &'static str,
@@ -56,7 +65,8 @@ pub(crate) fn conv_output(
         Padding::Explicit(p) => {
             let (before, after) = (p[axis], p[axis + 2]);
             let padded = input.saturating_add(before).saturating_add(after);
-            if padded < eff || before >= eff || after >= eff {
+            let fit = |pad| explicit_pad_fits(pad, kernel, dilation);
+            if padded < eff || !fit(before) || !fit(after) {
                 return Err(Error::invalid(
                     op,
                     format!(

@@ -5,7 +5,7 @@
 //! pad node is then unused and dead-code elimination drops it.
 
 use crate::graph::{Graph, NodeKind};
-use ferroflow_core::ops::conv::Padding;
+use ferroflow_core::ops::conv::{explicit_pad_fits, Padding};
 use ferroflow_core::trace::{ConvSpec, OpKind};
 use std::sync::Arc;
 
@@ -76,19 +76,10 @@ pub fn fold_pads_into_convs(g: &mut Graph) -> usize {
             spec.pads[2] + bottom,
             spec.pads[3] + right,
         ];
-        // An explicitly padded convolution takes pads narrower than its (dilated) window.
-        let window = |k: usize, d: usize| k.saturating_sub(1) * d + 1;
-        let (wh, ww) = (
-            window(filter[0], spec.dilations.0),
-            window(filter[1], spec.dilations.1),
-        );
-        if !identity(0)
-            || !identity(3)
-            || pads[0] >= wh
-            || pads[2] >= wh
-            || pads[1] >= ww
-            || pads[3] >= ww
-        {
+        // Pads in the order top, left, bottom, right: height, width, height, width.
+        let dilations = [spec.dilations.0, spec.dilations.1];
+        let fit = |i: usize| explicit_pad_fits(pads[i], filter[i % 2], dilations[i % 2]);
+        if !identity(0) || !identity(3) || !(0..4).all(fit) {
             continue;
         }
         let spec = ConvSpec { pads, ..*spec };
